@@ -1,0 +1,49 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Strata: a Swift training backend for CNNs that reuse what was already trained.
+// `swift build` is CPU-only (OpenBLAS). The GPU backend comes with the `CUDA` trait.
+let package = Package(
+    name: "Strata",
+    products: [
+        .library(name: "GPUTensor", targets: ["GPUTensor"]),
+        .library(name: "Trainer", targets: ["Trainer"]),
+        .executable(name: "strata", targets: ["CLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(
+            name: "GPUTensor",
+            dependencies: ["CBLAS"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .target(
+            name: "Trainer",
+            dependencies: ["GPUTensor", "CZlib"]
+        ),
+        .executableTarget(
+            name: "CLI",
+            dependencies: [
+                "GPUTensor", "Trainer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "GPUTensorTests", dependencies: ["GPUTensor"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPUTensor"]),
+    ],
+    // Swift 5 mode: kernels hand raw pointers to worker threads, which strict Sendable
+    // checking would reject; thread safety is by construction (disjoint ranges per thread).
+    swiftLanguageModes: [.v5]
+)

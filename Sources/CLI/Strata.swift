@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct Strata: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "strata",
+        abstract: "Train convolutional networks that reuse what was already trained.",
+        subcommands: [])
+}

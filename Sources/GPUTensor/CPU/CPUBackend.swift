@@ -1,0 +1,103 @@
+import CBLAS
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The reference backend: OpenBLAS for GEMM-shaped work, Swift loops over all cores for the rest.
+/// It computes what `CUDABackend` computes, on machines without a GPU.
+///
+/// Kernels run synchronously on the calling thread (spreading work over `threads` cores), so
+/// `synchronize` has nothing to wait for. Buffers are 64-byte aligned host memory.
+public final class CPUBackend: Backend, @unchecked Sendable {
+    public let device: Device = .cpu
+    /// Worker threads used by the Swift loops (and by OpenBLAS).
+    public let threads: Int
+    /// Reused scratch memory (im2col columns and the like), grown on demand, never shrunk,
+    /// so a steady-state training step allocates nothing.
+    let workspace = Workspace()
+
+    public init(threads: Int? = nil) {
+        let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        self.threads = max(1, threads ?? online)
+        openblas_set_num_threads(Int32(self.threads))
+    }
+
+    public var name: String { "cpu (OpenBLAS, \(threads) thread\(threads == 1 ? "" : "s"))" }
+
+    // MARK: Memory
+
+    public func allocate(_ shape: [Int]) throws -> Tensor {
+        let count = shape.reduce(1, *)
+        let bytes = max(1, count) * MemoryLayout<Float>.stride
+        let base = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        base.initializeMemory(as: Float.self, repeating: 0, count: max(1, count))
+        let storage = Storage(device: .cpu, count: count, base: base, release: { $0.deallocate() })
+        return Tensor(storage: storage, shape: shape)
+    }
+
+    public func upload(_ source: UnsafeBufferPointer<Float>, to destination: Tensor) {
+        precondition(source.count == destination.count, "upload of \(source.count) values into \(destination)")
+        guard let src = source.baseAddress else { return }
+        destination.hostPointer.update(from: src, count: source.count)
+    }
+
+    public func download(_ source: Tensor, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        precondition(destination.count == source.count, "download of \(source) into \(destination.count) values")
+        guard let dst = destination.baseAddress else { return }
+        dst.update(from: source.hostPointer, count: source.count)
+    }
+
+    public func copy(_ source: Tensor, to destination: Tensor) {
+        precondition(source.count == destination.count, "copy \(source) to \(destination)")
+        destination.hostPointer.update(from: source.hostPointer, count: source.count)
+    }
+
+    public func synchronize() throws {}
+
+    // MARK: Threading
+
+    /// Splits `0..<count` into at most `threads` contiguous ranges of at least `grain` items and
+    /// runs `body` on each in parallel. Small work runs inline on the caller.
+    @inline(__always)
+    func parallelFor(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+        let parts = min(threads, max(1, count / max(1, grain)))
+        if parts <= 1 {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            let lo = count * p / parts, hi = count * (p + 1) / parts
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+}
+
+/// Per-thread scratch buffers keyed by slot, grown on demand and kept for reuse.
+final class Workspace: @unchecked Sendable {
+    private var buffers: [Int: (UnsafeMutablePointer<Float>, Int)] = [:]
+    private let lock = HostMutex()
+
+    /// A buffer of at least `count` floats for `slot` (use one slot per concurrent user).
+    /// Contents are unspecified.
+    func buffer(slot: Int, count: Int) -> UnsafeMutablePointer<Float> {
+        lock.lock(); defer { lock.unlock() }
+        if let (p, n) = buffers[slot], n >= count { return p }
+        if let (p, _) = buffers[slot] { p.deallocate() }
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
+        let p = raw.bindMemory(to: Float.self, capacity: max(1, count))
+        buffers[slot] = (p, count)
+        return p
+    }
+
+    deinit { for (p, _) in buffers.values { p.deallocate() } }
+}
+
+/// A pthread mutex, so GPUTensor does not need Foundation.
+final class HostMutex: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    init() { pthread_mutex_init(mutex, nil) }
+    deinit { pthread_mutex_destroy(mutex); mutex.deallocate() }
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+}

@@ -1,0 +1,82 @@
+/// Shapes of the convolution and pooling kernels: plain values, hashable so a backend can cache
+/// per-shape plans (cuDNN algorithms, im2col workspaces) under them.
+
+/// A 2-D convolution over NCHW input with (Cout, Cin, KH, KW) weights and zero padding.
+public struct ConvGeometry: Hashable, Sendable, CustomStringConvertible {
+    public var batch: Int
+    public var inChannels: Int
+    public var height: Int
+    public var width: Int
+    public var outChannels: Int
+    public var kernelH: Int
+    public var kernelW: Int
+    public var strideH: Int
+    public var strideW: Int
+    public var padH: Int
+    public var padW: Int
+
+    public init(batch: Int, inChannels: Int, height: Int, width: Int, outChannels: Int,
+                kernelH: Int, kernelW: Int, strideH: Int = 1, strideW: Int = 1, padH: Int = 0, padW: Int = 0) {
+        precondition(batch > 0 && inChannels > 0 && outChannels > 0 && kernelH > 0 && kernelW > 0)
+        precondition(strideH > 0 && strideW > 0 && padH >= 0 && padW >= 0)
+        self.batch = batch; self.inChannels = inChannels; self.height = height; self.width = width
+        self.outChannels = outChannels; self.kernelH = kernelH; self.kernelW = kernelW
+        self.strideH = strideH; self.strideW = strideW; self.padH = padH; self.padW = padW
+        precondition(outHeight > 0 && outWidth > 0, "convolution \(self) has an empty output")
+    }
+
+    /// Square kernel, equal stride and padding in both directions.
+    public init(batch: Int, inChannels: Int, height: Int, width: Int, outChannels: Int,
+                kernel: Int, stride: Int = 1, padding: Int = 0) {
+        self.init(batch: batch, inChannels: inChannels, height: height, width: width, outChannels: outChannels,
+                  kernelH: kernel, kernelW: kernel, strideH: stride, strideW: stride, padH: padding, padW: padding)
+    }
+
+    public var outHeight: Int { (height + 2 * padH - kernelH) / strideH + 1 }
+    public var outWidth: Int { (width + 2 * padW - kernelW) / strideW + 1 }
+    public var inputShape: [Int] { [batch, inChannels, height, width] }
+    public var outputShape: [Int] { [batch, outChannels, outHeight, outWidth] }
+    public var weightShape: [Int] { [outChannels, inChannels, kernelH, kernelW] }
+
+    /// Multiply-adds x2 of one pass (forward, backward-data and backward-filter cost the same).
+    public var flops: Double {
+        2.0 * Double(batch * outChannels * outHeight * outWidth) * Double(inChannels * kernelH * kernelW)
+    }
+
+    /// The same convolution for another batch size.
+    public func withBatch(_ n: Int) -> ConvGeometry { var g = self; g.batch = n; return g }
+
+    public var description: String {
+        "conv \(inChannels)->\(outChannels) \(kernelH)x\(kernelW)/\(strideH) pad \(padH) on \(batch)x\(height)x\(width)"
+    }
+}
+
+/// Max or average pooling with a square window over NCHW input; padding is implicit
+/// (-infinity for max, zeros counted in the divisor for average, as PyTorch's count_include_pad).
+public struct PoolGeometry: Hashable, Sendable {
+    public var batch: Int
+    public var channels: Int
+    public var height: Int
+    public var width: Int
+    public var window: Int
+    public var stride: Int
+    public var padding: Int
+
+    public init(batch: Int, channels: Int, height: Int, width: Int, window: Int, stride: Int, padding: Int = 0) {
+        precondition(window > 0 && stride > 0 && padding >= 0 && padding * 2 <= window)
+        self.batch = batch; self.channels = channels; self.height = height; self.width = width
+        self.window = window; self.stride = stride; self.padding = padding
+        precondition(outHeight > 0 && outWidth > 0, "pooling has an empty output")
+    }
+
+    public var outHeight: Int { (height + 2 * padding - window) / stride + 1 }
+    public var outWidth: Int { (width + 2 * padding - window) / stride + 1 }
+    public var inputShape: [Int] { [batch, channels, height, width] }
+    public var outputShape: [Int] { [batch, channels, outHeight, outWidth] }
+}
+
+/// Whether a gradient kernel overwrites its destination or adds into it.
+public enum GradMode: Sendable {
+    case overwrite
+    case accumulate
+}

@@ -1,0 +1,4 @@
+extension KernelChecks {
+    /// GEMM (all transposes), convolution forward / backward-data / backward-filter, bias.
+    static var gemmAndConvolution: [KernelCheck] { [] }
+}

@@ -1,0 +1,3 @@
+import XCTest
+@testable import Trainer
+final class TrainerSmokeTests: XCTestCase { func testVersion() { XCTAssertFalse(TrainerVersion.string.isEmpty) } }
