@@ -26,8 +26,7 @@ let package = Package(
         ),
         .target(
             name: "GPUTensor",
-            dependencies: ["CBLAS"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+            dependencies: ["CBLAS"]
         ),
         .target(
             name: "Trainer",
