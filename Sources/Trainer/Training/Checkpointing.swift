@@ -1,0 +1,73 @@
+import GPUTensor
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// What a checkpoint's metadata records besides the tensors.
+struct CheckpointInfo: Codable {
+    var format = "strata-checkpoint-1"
+    var epoch: Int
+    var optimizerSteps: Int
+    var dropoutCounter: UInt64
+    var seed: UInt64
+    var normalizationMean: [Float]
+    var normalizationStd: [Float]
+    var bestEpoch: Int?
+    var bestValidationAccuracy: Double?
+    var cumulativeTrainingFlops: Double
+    var skippedFlops: Double
+}
+
+extension TrainingRun {
+    /// The run's state as safetensors: the model under PyTorch names, optimizer state under
+    /// `optimizer.<parameter>.<slot>`, and metadata `strata` (epoch, RNG, normalisation),
+    /// `config` (the TrainConfig) and `model` (the ModelSpec), each a JSON string.
+    public func checkpoint() throws -> SafeTensors {
+        var file = SafeTensors()
+        try ModelState.append(model, to: &file, batchesTracked: optimizer.stepCount)
+        for (name, tensor) in optimizer.namedState() {
+            file.append("optimizer." + name, shape: tensor.shape, floats: try backend.download(tensor))
+        }
+        let info = CheckpointInfo(epoch: epoch, optimizerSteps: optimizer.stepCount, dropoutCounter: model.dropoutCounter,
+                                  seed: config.seed, normalizationMean: normalization.mean,
+                                  normalizationStd: normalization.std, bestEpoch: bestEpoch,
+                                  bestValidationAccuracy: bestValidationAccuracy,
+                                  cumulativeTrainingFlops: cumulativeFlops, skippedFlops: skippedFlops)
+        file.metadata = [
+            "strata": try jsonString(info),
+            "config": try jsonString(config),
+            "model": try jsonString(config.model),
+        ]
+        return file
+    }
+
+    /// Writes `checkpoint()` to `path` atomically.
+    public func saveCheckpoint(to path: String) throws {
+        try checkpoint().write(to: path)
+    }
+
+    /// Restores model, optimizer, epoch and RNG counters from a checkpoint written by `saveCheckpoint`.
+    public func restore(from path: String) throws {
+        let file = try SafeTensors.read(from: path)
+        let info = try decodeJSON(CheckpointInfo.self, file.metadata["strata"], file: path, key: "strata")
+        try ModelState.load(model, from: file, path: path)
+        let params = model.trainableParameters.map { (name: $0.name, value: $0.value) }
+        try optimizer.restore(stepCount: info.optimizerSteps, parameters: params) { name in
+            file["optimizer." + name] == nil ? nil : try file.floats("optimizer." + name, file: path)
+        }
+        model.dropoutCounter = info.dropoutCounter
+        epoch = info.epoch
+        bestEpoch = info.bestEpoch
+        bestValidationAccuracy = info.bestValidationAccuracy
+        cumulativeFlops = info.cumulativeTrainingFlops
+        skippedFlops = info.skippedFlops
+    }
+
+    /// Normalisation statistics stored in a checkpoint (for evaluating it on other data).
+    public static func normalization(in file: SafeTensors, path: String) throws -> (mean: [Float], std: [Float]) {
+        let info = try decodeJSON(CheckpointInfo.self, file.metadata["strata"], file: path, key: "strata")
+        return (info.normalizationMean, info.normalizationStd)
+    }
+}
