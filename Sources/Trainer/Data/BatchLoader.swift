@@ -163,7 +163,10 @@ private final class Pipeline: @unchecked Sendable {
         background = loader.prefetch > 0
         let slotCount = background ? min(loader.prefetch + 1, max(end - first, 1)) : 1
         slots = (0..<slotCount).map { _ in Slot(capacity: loader.batchSize, imageSize: loader.dataset.imageSize) }
-        free = DispatchSemaphore(value: slotCount)
+        // Created at 0 and raised: libdispatch traps when a semaphore is freed below its
+        // initial value, which a cancelled epoch leaves it.
+        free = DispatchSemaphore(value: 0)
+        for _ in 0..<slotCount { free.signal() }
     }
 
     var isCancelled: Bool {
