@@ -44,7 +44,7 @@ public struct CheckpointError: Error, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        if let tensor { return "\(file): tensor \(JSONWriter.quoted(tensor)): \(detail)" }
+        if let tensor { return "\(file): tensor \(HeaderJSON.quoted(tensor)): \(detail)" }
         return "\(file): \(detail)"
     }
 }

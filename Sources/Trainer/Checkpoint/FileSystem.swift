@@ -20,7 +20,7 @@ struct SystemCallError: Error, Equatable {
 
     /// "open failed: No such file or directory (errno 2)".
     var message: String {
-        let reason = strerror(errno).map { String(cString: $0) } ?? "unknown error"
+        let reason = String(cString: strerror(errno))
         return "\(call) failed: \(reason) (errno \(errno))"
     }
 }
@@ -87,10 +87,15 @@ enum FileSystem {
         guard (st.st_mode & S_IFMT) != S_IFDIR else { throw SystemCallError(call: "read", errno: EISDIR) }
         var bytes = [UInt8](repeating: 0, count: max(Int(st.st_size), 0))
         var filled = 0
+        // Read the size fstat gave; then probe for more in case the file grew meanwhile.
+        var probe = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            if filled == bytes.count { bytes.append(contentsOf: repeatElement(0, count: max(4096, bytes.count / 2))) }
-            let n = bytes.withUnsafeMutableBytes { buf in
-                posixRead(fd, buf.baseAddress! + filled, buf.count - filled)
+            let n: Int
+            if filled < bytes.count {
+                n = bytes.withUnsafeMutableBytes { posixRead(fd, $0.baseAddress! + filled, $0.count - filled) }
+            } else {
+                n = probe.withUnsafeMutableBytes { posixRead(fd, $0.baseAddress!, $0.count) }
+                if n > 0 { bytes.append(contentsOf: probe[..<n]) }
             }
             if n < 0 {
                 if errno == EINTR { continue }
@@ -99,7 +104,7 @@ enum FileSystem {
             if n == 0 { break }
             filled += n
         }
-        bytes.removeSubrange(filled...)
+        if filled < bytes.count { bytes.removeSubrange(filled...) }   // the file shrank
         return bytes
     }
 

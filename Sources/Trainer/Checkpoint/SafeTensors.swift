@@ -128,9 +128,9 @@ public struct SafeTensors: Equatable, Sendable {
         var names = Set<String>()
         var header = "{"
         if !metadata.isEmpty {
-            header += JSONWriter.quoted(SafeTensors.metadataKey) + ":{"
+            header += HeaderJSON.quoted(SafeTensors.metadataKey) + ":{"
             header += metadata.sorted { $0.key < $1.key }
-                .map { JSONWriter.quoted($0.key) + ":" + JSONWriter.quoted($0.value) }
+                .map { HeaderJSON.quoted($0.key) + ":" + HeaderJSON.quoted($0.value) }
                 .joined(separator: ",")
             header += "}"
         }
@@ -148,7 +148,7 @@ public struct SafeTensors: Equatable, Sendable {
             }
             let size = t.values.count * TensorValues.elementSize(dtype: t.values.dtype)!
             if i > 0 || !metadata.isEmpty { header += "," }
-            header += JSONWriter.quoted(t.name) + ":{\"dtype\":\"\(t.values.dtype)\",\"shape\":["
+            header += HeaderJSON.quoted(t.name) + ":{\"dtype\":\"\(t.values.dtype)\",\"shape\":["
                 + t.shape.map(String.init).joined(separator: ",")
                 + "],\"data_offsets\":[\(offset),\(offset + size)]}"
             offset += size
@@ -232,10 +232,10 @@ public struct SafeTensors: Equatable, Sendable {
             throw CheckpointError(.badHeaderLength, file: file,
                                   "header length \(headerLength) exceeds the \(bytes.count - 8) bytes after the length field (file truncated?)")
         }
-        let root: JSONValue
+        let root: HeaderJSON.Value
         do {
-            root = try JSONParser.parse(UnsafeBufferPointer(rebasing: bytes[8..<(8 + headerLength)]))
-        } catch let error as JSONParseError {
+            root = try HeaderJSON.Parser.parse(UnsafeBufferPointer(rebasing: bytes[8..<(8 + headerLength)]))
+        } catch let error as HeaderJSON.ParseError {
             throw CheckpointError(.badHeader, file: file,
                                   "header is not valid JSON: \(error.message) at byte \(8 + error.offset)")
         }
@@ -256,7 +256,7 @@ public struct SafeTensors: Equatable, Sendable {
                 for (key, v) in pairs {
                     guard case .string(let s) = v else {
                         throw CheckpointError(.badMetadata, file: file,
-                                              "__metadata__ value for key \(JSONWriter.quoted(key)) is \(v.typeName), expected a string")
+                                              "__metadata__ value for key \(HeaderJSON.quoted(key)) is \(v.typeName), expected a string")
                     }
                     metadata[key] = s
                 }
@@ -268,7 +268,7 @@ public struct SafeTensors: Equatable, Sendable {
             guard case .object(let fields) = value else {
                 throw bad(.badEntry, "entry is \(value.typeName), expected an object with dtype, shape, data_offsets")
             }
-            func field(_ key: String) throws -> JSONValue {
+            func field(_ key: String) throws -> HeaderJSON.Value {
                 guard let f = fields.first(where: { $0.key == key }) else { throw bad(.badEntry, "entry has no \"\(key)\"") }
                 return f.value
             }
@@ -276,7 +276,7 @@ public struct SafeTensors: Equatable, Sendable {
                 throw bad(.badEntry, "\"dtype\" is \(try field("dtype").typeName), expected a string")
             }
             guard let elementSize = TensorValues.elementSize(dtype: dtype) else {
-                throw bad(.unsupportedDtype, "dtype \(JSONWriter.quoted(dtype)) is not supported (F32, I64)")
+                throw bad(.unsupportedDtype, "dtype \(HeaderJSON.quoted(dtype)) is not supported (F32, I64)")
             }
             guard case .array(let dims) = try field("shape") else {
                 throw bad(.badEntry, "\"shape\" is \(try field("shape").typeName), expected an array of dimensions")
@@ -319,7 +319,7 @@ public struct SafeTensors: Equatable, Sendable {
             if e.begin < expected {
                 let previous = entries[k - 1]
                 throw CheckpointError(.badOffsets, file: file, tensor: e.name,
-                                      "data_offsets [\(e.begin), \(e.end)] overlap those of tensor \(JSONWriter.quoted(previous.name)) [\(previous.begin), \(previous.end)]")
+                                      "data_offsets [\(e.begin), \(e.end)] overlap those of tensor \(HeaderJSON.quoted(previous.name)) [\(previous.begin), \(previous.end)]")
             }
             if e.begin > expected {
                 throw CheckpointError(.badOffsets, file: file, tensor: e.name,

@@ -11,7 +11,7 @@ public enum PartialBatchPolicy: Sendable {
 
 /// One batch, valid only inside the closure it is handed to (its memory is reused for a later
 /// batch afterwards). Upload it with `backend.upload(batch.images, to: x.slice(0..<batch.count))`.
-public struct Batch {
+public struct ImageBatch {
     /// Epoch and batch number within the epoch (to derive augmentation counters from).
     public let epoch: Int
     public let index: Int
@@ -35,7 +35,7 @@ public struct Batch {
 ///
 /// The order of epoch `e` is `Shuffle.permutation(count:seed:counter: Shuffle.epochStreamBase + e)`:
 /// it depends on (seed, epoch) only, so a run resumed at epoch `e`, batch `b` sees exactly the
-/// batches the interrupted run would have seen. Batch contents never depend on timing: the
+/// batches the interrupted run would have seen. ImageBatch contents never depend on timing: the
 /// background queue only decides *when* a batch is ready, never *what* it holds.
 ///
 ///     let loader = BatchLoader(dataset: train, batchSize: 128, seed: 7, partialBatch: .drop)
@@ -96,7 +96,7 @@ public final class BatchLoader {
 
     /// Calls `body` with each batch of `epoch` from batch `startingAt`, in order. If `body`
     /// throws, the rest of the epoch is skipped and the error rethrown.
-    public func forEachBatch(epoch: Int, startingAt first: Int = 0, _ body: (Batch) throws -> Void) rethrows {
+    public func forEachBatch(epoch: Int, startingAt first: Int = 0, _ body: (ImageBatch) throws -> Void) rethrows {
         let iterator = batches(epoch: epoch, startingAt: first)
         while try iterator.next(body) != nil {}
     }
@@ -124,7 +124,7 @@ public final class BatchIterator {
 
     /// Hands the next batch to `body` and returns its result, or returns nil at the end of the
     /// epoch. The batch's memory is reused once `body` returns.
-    public func next<R>(_ body: (Batch) throws -> R) rethrows -> R? {
+    public func next<R>(_ body: (ImageBatch) throws -> R) rethrows -> R? {
         guard nextIndex < pipeline.end else { return nil }
         let index = nextIndex
         nextIndex += 1
@@ -249,8 +249,8 @@ private final class Slot {
         indices.deallocate()
     }
 
-    func batch(epoch: Int, index: Int, shape: (channels: Int, height: Int, width: Int)) -> Batch {
-        Batch(epoch: epoch, index: index, count: count,
+    func batch(epoch: Int, index: Int, shape: (channels: Int, height: Int, width: Int)) -> ImageBatch {
+        ImageBatch(epoch: epoch, index: index, count: count,
               images: UnsafeBufferPointer(rebasing: images[..<(count * imageSize)]),
               labels: UnsafeBufferPointer(rebasing: labels[..<count]),
               indices: UnsafeBufferPointer(rebasing: indices[..<count]),

@@ -103,7 +103,7 @@ public enum CIFAR10 {
     }
 }
 
-extension Substring {
+private extension Substring {
     func trimmingWhitespace() -> String {
         var s = self[...]
         while let f = s.first, f.isWhitespace { s.removeFirst() }
