@@ -35,7 +35,7 @@ public struct ImageBatch {
 ///
 /// The order of epoch `e` is `Shuffle.permutation(count:seed:counter: Shuffle.epochStreamBase + e)`:
 /// it depends on (seed, epoch) only, so a run resumed at epoch `e`, batch `b` sees exactly the
-/// batches the interrupted run would have seen. ImageBatch contents never depend on timing: the
+/// batches the interrupted run would have seen. Batch contents never depend on timing: the
 /// background queue only decides *when* a batch is ready, never *what* it holds.
 ///
 ///     let loader = BatchLoader(dataset: train, batchSize: 128, seed: 7, partialBatch: .drop)
