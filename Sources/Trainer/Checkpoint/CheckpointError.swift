@@ -25,8 +25,9 @@ public struct CheckpointError: Error, Equatable, CustomStringConvertible {
         case badMetadata
         /// Tensors given to the writer are inconsistent (duplicate or reserved name, count != shape).
         case invalidTensors
-        /// A tensor asked for is absent, or has another dtype or shape than expected.
+        /// A tensor asked for is absent.
         case missingTensor
+        /// A tensor asked for has another dtype or shape than expected.
         case mismatch
     }
 

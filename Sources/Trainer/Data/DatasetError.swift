@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A dataset that cannot be read: names the file and, where it applies, the byte offset.
 ///
 ///     /data/cifar/data_batch_2.bin at byte 6146: label 12 is out of range 0...9
@@ -58,11 +66,3 @@ extension DatasetError {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
