@@ -18,7 +18,7 @@ extension TrainingRun {
         }
         try directory.truncateMetrics(toEpochs: epoch)
         if epoch == 0, directory.exists(directory.metricsPath) {
-            try writeAtomically([], to: directory.metricsPath)
+            try FileSystem.writeAtomically([], to: directory.metricsPath)
         }
         let start = monotonicNow()
         while !isFinished {

@@ -123,7 +123,7 @@ public final class TrainingRun {
     // MARK: Steps
 
     /// Uploads a host batch and prepares the network input on the device.
-    func stage(_ batch: Batch, augment: Bool) -> (x: Tensor, y: Tensor) {
+    func stage(_ batch: ImageBatch, augment: Bool) -> (x: Tensor, y: Tensor) {
         let n = batch.count
         let raw = rawImages.slice(0..<n), x = images.slice(0..<n), y = labels.slice(0..<n)
         backend.upload(batch.images, to: raw)
