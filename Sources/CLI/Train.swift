@@ -26,19 +26,8 @@ struct OptimizerOptions: ParsableArguments {
     var warmup: Double = 0
 
     func config() throws -> OptimizerConfig {
-        switch optimizer {
-        case "sgd":
-            return .sgd(learningRate: learningRate ?? 0.1, momentum: momentum, nesterov: nesterov,
-                        weightDecay: weightDecay ?? 1e-4)
-        case "rmsprop":
-            return .rmsprop(learningRate: learningRate ?? 1e-4, momentum: momentum, weightDecay: weightDecay ?? 1e-4)
-        case "adam":
-            return .adam(learningRate: learningRate ?? 1e-3, weightDecay: weightDecay ?? 0)
-        case "adamw":
-            return .adam(learningRate: learningRate ?? 1e-3, weightDecay: weightDecay ?? 1e-2, decoupled: true)
-        default:
-            throw ValidationError("--optimizer must be sgd, rmsprop, adam or adamw, not '\(optimizer)'")
-        }
+        try optimizerConfig(optimizer, learningRate: learningRate, momentum: momentum, nesterov: nesterov,
+                            weightDecay: weightDecay)
     }
 
     func scheduleConfig(epochs: Int) throws -> LearningRateSchedule {
@@ -46,6 +35,24 @@ struct OptimizerOptions: ParsableArguments {
             throw ValidationError("--schedule must be constant, steps:E1,E2[@GAMMA] or cosine[:MIN], not '\(schedule)'")
         }
         return s
+    }
+}
+
+/// An optimizer by name with the defaults each one's users expect.
+func optimizerConfig(_ name: String, learningRate: Float? = nil, momentum: Float = 0.9, nesterov: Bool = false,
+                     weightDecay: Float? = nil) throws -> OptimizerConfig {
+    switch name {
+    case "sgd":
+        return .sgd(learningRate: learningRate ?? 0.1, momentum: momentum, nesterov: nesterov,
+                    weightDecay: weightDecay ?? 1e-4)
+    case "rmsprop":
+        return .rmsprop(learningRate: learningRate ?? 1e-4, momentum: momentum, weightDecay: weightDecay ?? 1e-4)
+    case "adam":
+        return .adam(learningRate: learningRate ?? 1e-3, weightDecay: weightDecay ?? 0)
+    case "adamw":
+        return .adam(learningRate: learningRate ?? 1e-3, weightDecay: weightDecay ?? 1e-2, decoupled: true)
+    default:
+        throw ValidationError("--optimizer must be sgd, rmsprop, adam or adamw, not '\(name)'")
     }
 }
 

@@ -71,3 +71,30 @@ extension TrainingRun {
         return (info.normalizationMean, info.normalizationStd)
     }
 }
+
+extension TrainingRun {
+    /// A run that holds a checkpoint's model, ready to `evaluate` the test set of `dataPath`
+    /// (default: the dataset it was trained on), normalised with the checkpoint's statistics.
+    public static func forEvaluation(checkpoint path: String, dataPath: String?, backend: Backend,
+                                     batchSize: Int) throws -> TrainingRun {
+        let file = try SafeTensors.read(from: path)
+        var config = try decodeJSON(TrainConfig.self, file.metadata["config"], file: path, key: "config")
+        if let dataPath {
+            config.data.path = dataPath
+            config.data.kind = nil
+        }
+        config.evalBatchSize = batchSize
+        config.batchSize = min(config.batchSize, batchSize)
+        let kind = try config.data.kind.flatMap(DatasetKind.init(rawValue:)) ?? DatasetLoader.detectKind(path: config.data.path)
+        let (_, test) = try DatasetLoader.load(kind: kind, path: config.data.path)
+        guard test.imageShape == config.model.input.dims, test.classes == config.model.classes else {
+            throw TrainingError("\(config.data.path) has \(test.imageShape) images in \(test.classes) classes; "
+                                + "the checkpoint's model takes \(config.model.input.dims) in \(config.model.classes)")
+        }
+        let run = try TrainingRun(config: config, backend: backend,
+                                  data: RunData(train: test, validation: nil, test: test),
+                                  normalization: normalization(in: file, path: path))
+        try ModelState.load(run.model, from: file, path: path)
+        return run
+    }
+}
