@@ -20,7 +20,7 @@ struct Eval: ParsableCommand {
     func run() throws {
         let backend = try orExit { try deviceOptions.makeBackend() }
         let result = try orExit { () throws -> (String, Evaluation) in
-            let path = resolveCheckpoint(checkpoint)
+            let path = RunDirectory.resolveCheckpoint(checkpoint)
             let run = try TrainingRun.forEvaluation(checkpoint: path, dataPath: data, backend: backend,
                                                     batchSize: batchSize)
             guard let test = run.data.test else { throw TrainingError("no test set") }
@@ -29,12 +29,4 @@ struct Eval: ParsableCommand {
         print("\(result.0): test accuracy \(formatFixed(result.1.accuracy * 100, digits: 2))%, "
               + "loss \(formatFixed(result.1.loss, digits: 4)) on \(result.1.count) images")
     }
-}
-
-/// A run directory stands for its best checkpoint (or its last, when there is no best).
-func resolveCheckpoint(_ path: String) -> String {
-    let dir = RunDirectory(path: path)
-    if dir.exists(dir.bestCheckpointPath) { return dir.bestCheckpointPath }
-    if dir.exists(dir.lastCheckpointPath) { return dir.lastCheckpointPath }
-    return path
 }

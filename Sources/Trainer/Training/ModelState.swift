@@ -22,10 +22,12 @@ public enum ModelState {
 
     /// Loads every tensor of the model's state dict from `file`; a missing tensor or a shape that
     /// differs is an error naming it. Tensors the model does not have are ignored.
+    /// With `only`, loads just those names; all shapes are checked before anything is written.
     public static func load(_ model: Model, from file: SafeTensors, path: String,
                             only names: Set<String>? = nil) throws {
         guard let backend = model.backend else { preconditionFailure("ModelState.load before prepare") }
-        for (name, tensor) in model.stateDict where names?.contains(name) ?? true {
+        let wanted = model.stateDict.filter { names?.contains($0.name) ?? true }
+        for (name, tensor) in wanted {
             guard let entry = file[name] else {
                 throw CheckpointError(.missingTensor, file: path, tensor: name,
                                       "the model needs \(name) \(tensor.shape), the checkpoint has no such tensor")
@@ -34,6 +36,8 @@ public enum ModelState {
                 throw CheckpointError(.mismatch, file: path, tensor: name,
                                       "\(name) has shape \(entry.shape) in the checkpoint, the model needs \(tensor.shape)")
             }
+        }
+        for (name, tensor) in wanted {
             backend.upload(try file.floats(name, shape: tensor.shape, file: path), to: tensor)
         }
     }

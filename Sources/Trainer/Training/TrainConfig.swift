@@ -14,10 +14,12 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var seed: UInt64
     /// The device asked for (`cpu`, `cuda`, `auto`); a resumed run may pick another.
     public var device: String
+    /// Layer reuse from a trained model (prefix copied, frozen or fine-tuned).
+    public var reuse: ReuseConfig?
 
     public init(modelName: String, model: ModelSpec, data: DataConfig, epochs: Int, batchSize: Int,
                 evalBatchSize: Int? = nil, optimizer: OptimizerConfig, schedule: LearningRateSchedule = .init(),
-                seed: UInt64 = 0, device: String = "auto") {
+                seed: UInt64 = 0, device: String = "auto", reuse: ReuseConfig? = nil) {
         self.modelName = modelName
         self.model = model
         self.data = data
@@ -28,6 +30,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         self.schedule = schedule
         self.seed = seed
         self.device = device
+        self.reuse = reuse
     }
 }
 

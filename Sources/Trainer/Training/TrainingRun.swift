@@ -82,6 +82,11 @@ public final class TrainingRun {
     let gradLogits: Tensor     // (N, K)
     let predictions: Tensor    // (N)
     var hostPredictions: [Float]
+    /// Outputs of the frozen prefix across epochs, when it can be cached (see `ActivationCache`).
+    let cache: ActivationCache?
+    let cachedFeatures: Tensor?   // (N, featureShape...)
+    /// Why the prefix is not cached, when it is frozen but not cached (for the log).
+    public let cacheNote: String?
 
     /// Seeds of the run's random streams, derived from `config.seed`.
     var augmentSeed: UInt64 { config.seed ^ 0x4155_474D_454E_5400 }
@@ -101,6 +106,7 @@ public final class TrainingRun {
         let fresh = model.backend == nil
         try model.prepare(on: backend, maxBatch: maxBatch)
         if fresh { model.initialize(seed: config.seed) }
+        if fresh, let reuse = config.reuse { try PrefixReuse.apply(reuse, to: model) }
         optimizer = Optimizer(config.optimizer, backend: backend)
         self.normalization = normalization ?? data.train.channelStatistics()
         trainLoader = BatchLoader(dataset: data.train, batchSize: config.batchSize, seed: config.seed,
@@ -113,6 +119,8 @@ public final class TrainingRun {
         gradLogits = try backend.allocate([maxBatch, data.train.classes])
         predictions = try backend.allocate([maxBatch])
         hostPredictions = [Float](repeating: 0, count: maxBatch)
+        (cache, cachedFeatures, cacheNote) = try TrainingRun.makeCache(config: config, model: model, backend: backend,
+                                                                       images: data.train.count, maxBatch: maxBatch)
         guard trainLoader.batchesPerEpoch > 0 else {
             throw TrainingError("the training set has \(data.train.count) images, fewer than one batch of \(config.batchSize)")
         }
@@ -125,9 +133,9 @@ public final class TrainingRun {
     /// Uploads a host batch and prepares the network input on the device.
     func stage(_ batch: ImageBatch, augment: Bool) -> (x: Tensor, y: Tensor) {
         let n = batch.count
-        let raw = rawImages.slice(0..<n), x = images.slice(0..<n), y = labels.slice(0..<n)
+        let raw = rawImages.slice(0..<n), x = images.slice(0..<n)
+        let y = stageLabels(batch)
         backend.upload(batch.images, to: raw)
-        backend.upload(batch.labels, to: y)
         if augment {
             // One Philox counter per (epoch, batch): a resumed run draws the same crops.
             let counter = UInt64(batch.epoch) << 32 | UInt64(batch.index)
@@ -137,6 +145,12 @@ public final class TrainingRun {
             backend.normalizeChannels(raw, output: x, mean: normalization.mean, std: normalization.std)
         }
         return (x, y)
+    }
+
+    func stageLabels(_ batch: ImageBatch) -> Tensor {
+        let y = labels.slice(0..<batch.count)
+        backend.upload(batch.labels, to: y)
+        return y
     }
 
     /// Counts correct predictions of the last forward's logits against host labels.
@@ -159,6 +173,7 @@ public final class TrainingRun {
         let start = monotonicNow()
         let batches = trainLoader.batchesPerEpoch
         let perImage = model.stepCost
+        let prefixForward = cache.map { c in model.blockCosts[0..<c.blocks].reduce(0) { $0 + $1.forward } } ?? 0
         let trainable = model.trainableParameters.map { (name: $0.name, value: $0.value, grad: $0.grad) }
         let trainableCount = model.trainableParameterCount
         var lossSum = 0.0, correct = 0, seen = 0, flops = 0.0, skipped = 0.0
@@ -167,8 +182,25 @@ public final class TrainingRun {
             let n = batch.count
             lr = config.schedule.rate(base: config.optimizer.learningRate,
                                       progress: Double(e) + Double(batch.index) / Double(batches))
-            let (x, y) = stage(batch, augment: config.data.augment)
-            let logits = model.forward(x, mode: .training)
+            let logits: Tensor, y: Tensor
+            var cacheHit = false
+            if let cache, let features = cachedFeatures?.slice(0..<n), cache.contains(all: batch.indices) {
+                // The frozen prefix already ran on these images: start after it.
+                cache.gather(batch.indices, into: features, backend: backend)
+                y = stageLabels(batch)
+                logits = model.forward(features: features, fromBlock: cache.blocks, mode: .training)
+                cacheHit = true
+            } else if let cache {
+                let staged = stage(batch, augment: false)
+                y = staged.y
+                let features = model.forwardPrefix(staged.x, blocks: cache.blocks)
+                try cache.store(features, for: batch.indices, backend: backend)
+                logits = model.forward(features: features, fromBlock: cache.blocks, mode: .training)
+            } else {
+                let staged = stage(batch, augment: config.data.augment)
+                y = staged.y
+                logits = model.forward(staged.x, mode: .training)
+            }
             let l = losses.slice(0..<n), g = gradLogits.slice(0..<n)
             backend.softmaxCrossEntropy(logits: logits, labels: y, losses: l, gradLogits: g, gradScale: 1 / Float(n))
             lossSum += Double(try backend.sum(l))
@@ -177,9 +209,10 @@ public final class TrainingRun {
             try optimizer.step(trainable, learningRate: lr)
             seen += n
             let p = perImage.performed, s = perImage.skipped
-            flops += Double(n) * (p.forward + p.backwardData + p.backwardWeight)
+            let saved = cacheHit ? prefixForward : 0
+            flops += Double(n) * (p.forward - saved + p.backwardData + p.backwardWeight)
                 + optimizer.flops(parameterCount: trainableCount)
-            skipped += Double(n) * (s.forward + s.backwardData + s.backwardWeight)
+            skipped += Double(n) * (s.forward + saved + s.backwardData + s.backwardWeight)
             observer.batch(e + 1, batch.index + 1, batches, lossSum / Double(seen), Double(correct) / Double(seen))
         }
         try backend.synchronize()
@@ -219,6 +252,26 @@ public final class TrainingRun {
         }
         let count = max(dataset.count, 1)
         return Evaluation(loss: lossSum / Double(count), accuracy: Double(correct) / Double(count), count: dataset.count)
+    }
+}
+
+extension TrainingRun {
+    /// An activation cache for the frozen prefix when training can use one: prefix frozen and
+    /// reused with caching asked for, no augmentation in front of it, and within the budget.
+    static func makeCache(config: TrainConfig, model: Model, backend: Backend, images: Int,
+                          maxBatch: Int) throws -> (ActivationCache?, Tensor?, String?) {
+        let frozen = model.frozenBlockCount
+        guard frozen > 0, let reuse = config.reuse, reuse.cache else { return (nil, nil, nil) }
+        guard !config.data.augment else {
+            return (nil, nil, "frozen prefix not cached: random augmentation changes its input every epoch")
+        }
+        let shape = model.inputShape(ofBlock: frozen)
+        guard let cache = ActivationCache(images: images, blocks: frozen, featureShape: shape, maxBatch: maxBatch,
+                                          budget: reuse.cacheBudget) else {
+            let need = images * shape.reduce(1, *) * 4
+            return (nil, nil, "frozen prefix not cached: \(need >> 20) MiB of outputs exceed the \(reuse.cacheBudget >> 20) MiB budget")
+        }
+        return (cache, try backend.allocate([maxBatch] + shape), nil)
     }
 }
 
