@@ -83,6 +83,16 @@ public final class BasicBlock: Layer {
         return c
     }
 
+    public func stepCost(input: [Int], computeInputGradient: Bool, ignoreFreezing: Bool) -> LayerCost {
+        let mid = conv1.outputShape(input: input)
+        func leaf(_ l: any Layer, _ shape: [Int], _ wantInput: Bool) -> LayerCost {
+            l.stepCost(input: shape, computeInputGradient: wantInput, ignoreFreezing: ignoreFreezing)
+        }
+        var c = leaf(conv1, input, computeInputGradient) + leaf(bn1, mid, true) + leaf(conv2, mid, true) + leaf(bn2, mid, true)
+        if let d = downsample { c += leaf(d.conv, input, computeInputGradient) + leaf(d.bn, mid, true) }
+        return c
+    }
+
     public func prepare(input: [Int], maxBatch: Int, backend: Backend) throws {
         self.backend = backend
         let mid = conv1.outputShape(input: input)

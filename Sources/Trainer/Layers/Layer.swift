@@ -189,12 +189,23 @@ public protocol Layer: AnyObject {
     /// parameters (frozen ones are not touched); returns dx (N, input...) when
     /// `computeInputGradient`, else nil without computing it.
     func backward(_ dy: Tensor, computeInputGradient: Bool) -> Tensor?
+    /// The work one image costs in a training step run through `backward(_:computeInputGradient:)`
+    /// with the current freezing (or as if nothing were frozen, for `ignoreFreezing`). Leaves use
+    /// the default; containers follow their own backward logic.
+    func stepCost(input: [Int], computeInputGradient: Bool, ignoreFreezing: Bool) -> LayerCost
 }
 
 public extension Layer {
     var ownParameters: [Parameter] { [] }
     var ownBuffers: [NamedBuffer] { [] }
     var children: [any Layer] { [] }
+
+    func stepCost(input: [Int], computeInputGradient: Bool, ignoreFreezing: Bool) -> LayerCost {
+        var c = cost(input: input)
+        if !computeInputGradient { c.backwardData = 0 }
+        if !ignoreFreezing && !hasTrainableParameters { c.backwardWeight = 0 }
+        return c
+    }
 
     /// All parameters of this layer and its children, in PyTorch `named_parameters()` order.
     var parameters: [Parameter] { ownParameters + children.flatMap { $0.parameters } }
@@ -276,6 +287,31 @@ func costChain(_ layers: [any Layer], input: [Int]) -> LayerCost {
     var total = LayerCost.zero
     for layer in layers {
         total += layer.cost(input: shape)
+        shape = layer.outputShape(input: shape)
+    }
+    return total
+}
+
+/// The step cost of a chain run through `backwardChain`: layers before the one where backward
+/// stops cost their forward only.
+func stepCostChain(_ layers: [any Layer], input: [Int], computeInputGradient: Bool, ignoreFreezing: Bool) -> LayerCost {
+    let stop: Int
+    if computeInputGradient {
+        stop = 0
+    } else {
+        stop = layers.firstIndex(where: { ignoreFreezing ? !$0.parameters.isEmpty : $0.hasTrainableParameters })
+            ?? layers.count
+    }
+    var shape = input
+    var total = LayerCost.zero
+    for (i, layer) in layers.enumerated() {
+        if i < stop {
+            let c = layer.cost(input: shape)
+            total += LayerCost(parameters: c.parameters, forward: c.forward)
+        } else {
+            total += layer.stepCost(input: shape, computeInputGradient: computeInputGradient || i > stop,
+                                    ignoreFreezing: ignoreFreezing)
+        }
         shape = layer.outputShape(input: shape)
     }
     return total

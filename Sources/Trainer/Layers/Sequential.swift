@@ -18,6 +18,10 @@ public final class Sequential: Layer {
     public func outputShape(input: [Int]) -> [Int] { outputShapeChain(layers, input: input) }
     public func cost(input: [Int]) -> LayerCost { costChain(layers, input: input) }
 
+    public func stepCost(input: [Int], computeInputGradient: Bool, ignoreFreezing: Bool) -> LayerCost {
+        stepCostChain(layers, input: input, computeInputGradient: computeInputGradient, ignoreFreezing: ignoreFreezing)
+    }
+
     public func prepare(input: [Int], maxBatch: Int, backend: Backend) throws {
         try prepareChain(layers, input: input, maxBatch: maxBatch, backend: backend)
     }
