@@ -62,13 +62,13 @@ public protocol Backend: AnyObject {
     func maxPoolBackward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gradInput dx: Tensor)
     func avgPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor)
     func avgPoolBackward(_ g: PoolGeometry, gradOutput dy: Tensor, gradInput dx: Tensor)
-    /// x (N, C, H, W) -> y (N, C), the mean over H x W.
+    /// x (N, C, H, W) -> y (N, C) or (N, C, 1, 1), the mean over H x W.
     func globalAvgPoolForward(input x: Tensor, output y: Tensor)
     func globalAvgPoolBackward(gradOutput dy: Tensor, gradInput dx: Tensor)
 
     // MARK: Batch normalisation (per channel over N, H, W; x is (N, C) or (N, C, H, W))
 
-    /// Normalises with the batch statistics, saves mean and 1/sqrt(var + eps) (biased variance)
+    /// Needs more than one value per channel. Normalises with the batch statistics, saves mean and 1/sqrt(var + eps) (biased variance)
     /// for backward, and updates running stats PyTorch's way:
     /// `running = (1 - momentum) * running + momentum * batch` with the unbiased variance.
     func batchNormForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
@@ -84,7 +84,7 @@ public protocol Backend: AnyObject {
     // MARK: Loss
 
     /// Fused log-softmax + negative log-likelihood over logits (N, K) with labels (N) holding
-    /// class indices. Writes the per-sample loss (N) and, if given,
+    /// whole class indices in 0..<K. Writes the per-sample loss (N) and, if given,
     /// `gradLogits = (softmax(logits) - onehot(label)) * gradScale` (N, K) (use 1/N for a mean loss).
     func softmaxCrossEntropy(logits: Tensor, labels: Tensor, losses: Tensor, gradLogits: Tensor?, gradScale: Float)
 
@@ -111,7 +111,7 @@ public protocol Backend: AnyObject {
 
     // MARK: Random fills (element i from Philox stream (seed, counter), see `Philox`)
 
-    /// Uniform in [low, high).
+    /// `low + (high - low) * u` with u uniform in [0, 1) (float rounding may reach `high`).
     func fillUniform(_ x: Tensor, low: Float, high: Float, seed: UInt64, counter: UInt64)
     /// Normal(mean, std) by Box-Muller.
     func fillNormal(_ x: Tensor, mean: Float, std: Float, seed: UInt64, counter: UInt64)
@@ -134,12 +134,13 @@ public protocol Backend: AnyObject {
 
     // MARK: Data augmentation (x, y: (N, C, H, W))
 
-    /// Random crop of the image zero-padded by `padding` pixels, then optional horizontal flip.
+    /// Random crop of the image zero-padded by `padding` pixels, then optional horizontal flip
+    /// (x and y must not overlap).
     /// For image n, with `u_k = Philox.uniform(seed, counter, 3n + k)`:
     /// `oy = floor(u_0 * (2p+1)) - p`, `ox = floor(u_1 * (2p+1)) - p`, `flip = allowFlip && u_2 < 0.5`;
     /// `y[n, c, i, j] = x[n, c, i + oy, j' + ox]` (0 outside the image) with `j' = flip ? W-1-j : j`.
     func randomCropFlip(_ x: Tensor, output y: Tensor, padding: Int, allowFlip: Bool, seed: UInt64, counter: UInt64)
-    /// `y[n, c, ...] = (x[n, c, ...] - mean[c]) / std[c]`.
+    /// `y[n, c, ...] = (x[n, c, ...] - mean[c]) / std[c]` for (N, C) or (N, C, H, W).
     func normalizeChannels(_ x: Tensor, output y: Tensor, mean: [Float], std: [Float])
 
     // MARK: Residual shortcut, option A (He et al. 2016, CIFAR)

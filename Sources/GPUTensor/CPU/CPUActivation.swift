@@ -1,9 +1,31 @@
 extension CPUBackend {
+    /// Elements per thread below which a loop is not worth splitting (a dispatch costs a few µs,
+    /// about what 32K float loads and stores cost).
+    @inline(__always)
+    static var minWorkPerThread: Int { 1 << 15 }
+
+    /// The `parallelFor` grain for items that each cost about `itemCost` elements of work.
+    @inline(__always)
+    static func grain(itemCost: Int) -> Int { max(1, minWorkPerThread / max(1, itemCost)) }
+
+    /// `y = max(x, 0)`. NaN propagates (as in PyTorch), so a diverging run stays visible.
     public func reluForward(_ x: Tensor, output y: Tensor) {
-        fatalError("not implemented")
+        precondition(x.count == y.count, "reluForward \(x) -> \(y)")
+        let xp = x.hostPointer, yp = y.hostPointer
+        parallelFor(x.count, grain: Self.minWorkPerThread) { r in
+            for i in r {
+                let v = xp[i]
+                yp[i] = v < 0 ? 0 : v
+            }
+        }
     }
 
+    /// `dx = dy * (y > 0)`.
     public func reluBackward(output y: Tensor, gradOutput dy: Tensor, gradInput dx: Tensor) {
-        fatalError("not implemented")
+        precondition(y.count == dy.count && y.count == dx.count, "reluBackward \(y), \(dy), \(dx)")
+        let yp = y.hostPointer, dyp = dy.hostPointer, dxp = dx.hostPointer
+        parallelFor(y.count, grain: Self.minWorkPerThread) { r in
+            for i in r { dxp[i] = yp[i] > 0 ? dyp[i] : 0 }
+        }
     }
 }

@@ -1,13 +1,98 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// PyTorch's update rules (torch.optim, foreach=False, dampening 0), elementwise in float32.
+// Each element's state lives at the same index as the parameter, so threads split the range.
 extension CPUBackend {
+    /// `g = grad + wd*p; v = momentum*v + g; p -= lr * (nesterov ? g + momentum*v : v)`;
+    /// without momentum (or velocity) `p -= lr * g`.
     public func sgdUpdate(parameter p: Tensor, gradient grad: Tensor, velocity: Tensor?, learningRate lr: Float, momentum: Float, weightDecay wd: Float, nesterov: Bool) {
-        fatalError("not implemented")
+        precondition(p.count == grad.count, "sgdUpdate: parameter \(p), gradient \(grad)")
+        let pp = p.hostPointer, gp = grad.hostPointer
+        guard momentum != 0 else {
+            parallelFor(p.count, grain: Self.minWorkPerThread) { r in
+                for i in r { pp[i] -= lr * (gp[i] + wd * pp[i]) }
+            }
+            return
+        }
+        guard let velocity else { preconditionFailure("sgdUpdate: momentum \(momentum) needs a velocity tensor") }
+        precondition(velocity.count == p.count, "sgdUpdate: velocity \(velocity) for parameter \(p)")
+        let vp = velocity.hostPointer
+        parallelFor(p.count, grain: Self.minWorkPerThread) { r in
+            if nesterov {
+                for i in r {
+                    let g = gp[i] + wd * pp[i]
+                    let v = momentum * vp[i] + g
+                    vp[i] = v
+                    pp[i] -= lr * (g + momentum * v)
+                }
+            } else {
+                for i in r {
+                    let v = momentum * vp[i] + (gp[i] + wd * pp[i])
+                    vp[i] = v
+                    pp[i] -= lr * v
+                }
+            }
+        }
     }
 
+    /// `g = grad + wd*p; sq = alpha*sq + (1-alpha)*g^2; d = g / (sqrt(sq) + eps)`;
+    /// with momentum `buf = momentum*buf + d; p -= lr*buf`, else `p -= lr*d`.
     public func rmspropUpdate(parameter p: Tensor, gradient grad: Tensor, squareAverage sq: Tensor, momentumBuffer buf: Tensor?, learningRate lr: Float, alpha: Float, epsilon eps: Float, momentum: Float, weightDecay wd: Float) {
-        fatalError("not implemented")
+        precondition(p.count == grad.count && p.count == sq.count, "rmspropUpdate: parameter \(p), gradient \(grad), square average \(sq)")
+        let pp = p.hostPointer, gp = grad.hostPointer, sp = sq.hostPointer
+        let oneMinusAlpha = 1 - alpha
+        if momentum != 0 {
+            guard let buf else { preconditionFailure("rmspropUpdate: momentum \(momentum) needs a momentum buffer") }
+            precondition(buf.count == p.count, "rmspropUpdate: momentum buffer \(buf) for parameter \(p)")
+            let bp = buf.hostPointer
+            parallelFor(p.count, grain: Self.minWorkPerThread) { r in
+                for i in r {
+                    let g = gp[i] + wd * pp[i]
+                    let s = alpha * sp[i] + oneMinusAlpha * g * g
+                    sp[i] = s
+                    let b = momentum * bp[i] + g / (s.squareRoot() + eps)
+                    bp[i] = b
+                    pp[i] -= lr * b
+                }
+            }
+        } else {
+            parallelFor(p.count, grain: Self.minWorkPerThread) { r in
+                for i in r {
+                    let g = gp[i] + wd * pp[i]
+                    let s = alpha * sp[i] + oneMinusAlpha * g * g
+                    sp[i] = s
+                    pp[i] -= lr * (g / (s.squareRoot() + eps))
+                }
+            }
+        }
     }
 
+    /// `m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
+    /// p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`, with `g = grad + wd*p` (Adam)
+    /// or `p *= 1 - lr*wd` first and `g = grad` (AdamW). Bias corrections are computed in Double.
     public func adamUpdate(parameter p: Tensor, gradient grad: Tensor, firstMoment m: Tensor, secondMoment v: Tensor, learningRate lr: Float, beta1: Float, beta2: Float, epsilon eps: Float, weightDecay wd: Float, decoupled: Bool, step: Int) {
-        fatalError("not implemented")
+        precondition(p.count == grad.count && p.count == m.count && p.count == v.count,
+                     "adamUpdate: parameter \(p), gradient \(grad), moments \(m), \(v)")
+        precondition(step >= 1, "adamUpdate: step \(step) must count from 1")
+        let pp = p.hostPointer, gp = grad.hostPointer, mp = m.hostPointer, vp = v.hostPointer
+        let bc1 = pow(Double(beta1), Double(step)), bc2 = pow(Double(beta2), Double(step))
+        let stepSize = Float(Double(lr) / (1 - bc1))
+        let invSqrtBc2 = Float(1 / (1 - bc2).squareRoot())
+        let l2: Float = decoupled ? 0 : wd
+        let shrink: Float = decoupled ? 1 - lr * wd : 1
+        let oneMinusB1 = 1 - beta1, oneMinusB2 = 1 - beta2
+        parallelFor(p.count, grain: Self.minWorkPerThread) { r in
+            for i in r {
+                let param = pp[i] * shrink
+                let g = gp[i] + l2 * param
+                let mi = beta1 * mp[i] + oneMinusB1 * g
+                let vi = beta2 * vp[i] + oneMinusB2 * g * g
+                mp[i] = mi
+                vp[i] = vi
+                pp[i] = param - stepSize * (mi / (vi.squareRoot() * invSqrtBc2 + eps))
+            }
+        }
     }
 }

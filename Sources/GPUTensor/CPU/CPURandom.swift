@@ -1,17 +1,79 @@
+// Philox kernels: one 10-round block yields elements 4b ..< 4b+4, so loops run over blocks.
+// Element i depends only on (seed, counter, i): results do not depend on thread count.
 extension CPUBackend {
+    /// Calls `body(i, u_i)` for every element `i` of `0..<count`, in parallel over Philox blocks.
+    @inline(__always)
+    private func forEachUniform(_ count: Int, seed: UInt64, counter: UInt64, _ body: (Int, Float) -> Void) {
+        parallelFor((count + 3) / 4, grain: Self.minWorkPerThread / 16) { blocks in
+            for b in blocks {
+                let i = 4 * b
+                if i + 4 > count {   // the last, partial block
+                    for j in i..<count { body(j, Philox.uniform(seed: seed, counter: counter, index: j)) }
+                    continue
+                }
+                let w = Philox.block(seed: seed, counter: counter, index: UInt64(b))
+                body(i, Philox.unit(w.0)); body(i + 1, Philox.unit(w.1))
+                body(i + 2, Philox.unit(w.2)); body(i + 3, Philox.unit(w.3))
+            }
+        }
+    }
+
+    /// `mask_i = u_i >= p ? 1/(1-p) : 0` (the scale rounded to float once), `y = x * mask`.
     public func dropoutForward(_ x: Tensor, output y: Tensor, mask: Tensor, probability p: Float, seed: UInt64, counter: UInt64) {
-        fatalError("not implemented")
+        precondition(x.count == y.count && x.count == mask.count, "dropoutForward \(x) -> \(y), mask \(mask)")
+        precondition(p >= 0 && p < 1, "dropout probability \(p) outside [0, 1)")
+        let xp = x.hostPointer, yp = y.hostPointer, mp = mask.hostPointer
+        let keep: Float = 1 / (1 - p)
+        forEachUniform(x.count, seed: seed, counter: counter) { i, u in
+            let m: Float = u >= p ? keep : 0
+            mp[i] = m
+            yp[i] = xp[i] * m
+        }
     }
 
     public func dropoutBackward(gradOutput dy: Tensor, mask: Tensor, gradInput dx: Tensor) {
-        fatalError("not implemented")
+        precondition(dy.count == mask.count && dy.count == dx.count, "dropoutBackward \(dy), mask \(mask) -> \(dx)")
+        let dyp = dy.hostPointer, mp = mask.hostPointer, dxp = dx.hostPointer
+        parallelFor(dy.count, grain: Self.minWorkPerThread) { r in
+            for i in r { dxp[i] = dyp[i] * mp[i] }
+        }
     }
 
+    /// `x_i = low + (high - low) * u_i` in float32 (no fused multiply-add).
     public func fillUniform(_ x: Tensor, low: Float, high: Float, seed: UInt64, counter: UInt64) {
-        fatalError("not implemented")
+        let xp = x.hostPointer
+        let width = high - low
+        forEachUniform(x.count, seed: seed, counter: counter) { i, u in
+            xp[i] = low + width * u
+        }
     }
 
+    /// `x_i = mean + std * Philox.normal(seed, counter, i)` in float32; each block's two
+    /// Box-Muller pairs are computed once.
     public func fillNormal(_ x: Tensor, mean: Float, std: Float, seed: UInt64, counter: UInt64) {
-        fatalError("not implemented")
+        let count = x.count, xp = x.hostPointer
+        parallelFor((count + 3) / 4, grain: Self.minWorkPerThread / 64) { blocks in
+            for b in blocks {
+                let i = 4 * b
+                if i + 4 > count {
+                    for j in i..<count { xp[j] = mean + std * Philox.normal(seed: seed, counter: counter, index: j) }
+                    continue
+                }
+                let w = Philox.block(seed: seed, counter: counter, index: UInt64(b))
+                let (z0, z1) = Self.boxMuller(w.0, w.1), (z2, z3) = Self.boxMuller(w.2, w.3)
+                xp[i] = mean + std * z0; xp[i + 1] = mean + std * z1
+                xp[i + 2] = mean + std * z2; xp[i + 3] = mean + std * z3
+            }
+        }
+    }
+
+    /// The pair `Philox.normal` gives for words (a, c): same arithmetic, rounded once.
+    @inline(__always)
+    private static func boxMuller(_ a: UInt32, _ c: UInt32) -> (Float, Float) {
+        let u1 = (Double(a) + 1.0) * (1.0 / 4_294_967_296.0)
+        let u2 = Double(c) * (1.0 / 4_294_967_296.0)
+        let r = (-2.0 * _log(u1)).squareRoot()
+        let theta = 2.0 * Double.pi * u2
+        return (Float(r * _cos(theta)), Float(r * _sin(theta)))
     }
 }

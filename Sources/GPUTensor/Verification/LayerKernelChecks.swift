@@ -1,4 +1,374 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Checks for ReLU, pooling, batch norm and softmax cross-entropy.
+//
+// Forwards are compared with naive float64 references written straight from the `Backend` doc
+// comments; backwards with float64 central differences of `L = dot(reference(x), r)` for a random
+// upstream gradient r. Every backward writes into a tensor pre-filled with garbage, so "overwrite"
+// is checked too. Tolerances are float32 rounding of the kernel's arithmetic with a margin
+// (FD error is ~1e-9 at these sizes, far below them).
+
 extension KernelChecks {
     /// ReLU, pooling, batch norm, softmax cross-entropy.
-    static var layerKernels: [KernelCheck] { [] }
+    static var layerKernels: [KernelCheck] {
+        [
+            KernelCheck("relu", run: LayerChecks.relu),
+            KernelCheck("pool2d max", run: LayerChecks.maxPool),
+            KernelCheck("pool2d avg", run: LayerChecks.avgPool),
+            KernelCheck("global pool avg", run: LayerChecks.globalAvgPool),
+            KernelCheck("batchnorm", run: LayerChecks.batchNorm),
+            KernelCheck("softmax cross-entropy", run: LayerChecks.softmaxCrossEntropy),
+        ]
+    }
+}
+
+/// Helpers shared by the layer and utility checks.
+enum CheckFixtures {
+    /// Bitwise equality (for copies, selections and exact integer results).
+    static let exact = Tolerance(atol: 1e-30, rtol: 0)
+
+    static func shapeName(_ shape: [Int]) -> String { shape.map(String.init).joined(separator: "x") }
+
+    static func poolName(_ g: PoolGeometry) -> String {
+        "\(shapeName(g.inputShape)) \(g.window)x\(g.window)/\(g.stride) pad \(g.padding)"
+    }
+
+    /// A constant garbage fill, to show that an output is overwritten.
+    static func garbage(_ b: Backend, _ shape: [Int]) throws -> Tensor {
+        let t = try b.allocate(shape)
+        b.fill(t, value: 7.25)
+        return t
+    }
+
+    static func download(_ b: Backend, _ t: Tensor) throws -> [Float] { try b.download(t) }
+
+    /// Values in [-1, 1) at least 2/n apart (a shuffled ramp), so that no max-pool window has a
+    /// near tie a finite-difference step could flip.
+    static func distinctInput(_ n: Int, seed: UInt64) -> [Double] {
+        let u = checkInput(n, seed: seed)
+        let order = (0..<n).sorted { u[$0] < u[$1] || (u[$0] == u[$1] && $0 < $1) }
+        var x = [Double](repeating: 0, count: n)
+        for (rank, i) in order.enumerated() { x[i] = Double(Float(-1 + 2 * Double(rank) / Double(n))) }
+        return x
+    }
+
+    /// (N, C, HW) view of a rank-2 or rank-4 shape.
+    static func nchw(_ shape: [Int]) -> (n: Int, c: Int, hw: Int) {
+        shape.count == 2 ? (shape[0], shape[1], 1) : (shape[0], shape[1], shape[2] * shape[3])
+    }
+}
+
+enum LayerChecks {
+    typealias F = CheckFixtures
+
+    // MARK: ReLU
+
+    static func relu(_ b: Backend) throws -> [CheckResult] {
+        var out: [CheckResult] = []
+        let gradTol = Tolerance(atol: 1e-6, rtol: 1e-6)   // dx is dy or 0: exact up to FD error
+        for (k, shape) in [[1, 1, 3, 5], [2, 3, 5, 7], [4, 9]].enumerated() {
+            let n = shape.reduce(1, *), name = F.shapeName(shape)
+            let x = checkInput(n, seed: 100 + UInt64(k), awayFromZero: 0.05)
+            let r = checkInput(n, seed: 110 + UInt64(k))
+            func ref(_ x: [Double]) -> [Double] { x.map { max($0, 0) } }
+            let xt = try b.tensor(x, shape: shape), yt = try F.garbage(b, shape)
+            b.reluForward(xt, output: yt)
+            out.append(compare("reluForward \(name)", actual: try b.download(yt), expected: ref(x), tolerance: F.exact))
+            let inPlace = try b.tensor(x, shape: shape)
+            b.reluForward(inPlace, output: inPlace)
+            out.append(compare("reluForward in-place \(name)", actual: try b.download(inPlace), expected: ref(x),
+                               tolerance: F.exact))
+
+            let fd = finiteDifferenceGradient(at: x) { dot(ref($0), r) }
+            let dy = try b.tensor(r, shape: shape), dx = try F.garbage(b, shape)
+            b.reluBackward(output: yt, gradOutput: dy, gradInput: dx)
+            out.append(compare("reluBackward dx \(name)", actual: try b.download(dx), expected: fd, tolerance: gradTol))
+            b.reluBackward(output: yt, gradOutput: dy, gradInput: dy)
+            out.append(compare("reluBackward dx aliasing dy \(name)", actual: try b.download(dy), expected: fd,
+                               tolerance: gradTol))
+        }
+        return out
+    }
+
+    // MARK: Pooling
+
+    static let poolGeometries = [
+        PoolGeometry(batch: 1, channels: 1, height: 5, width: 5, window: 3, stride: 1, padding: 1),
+        PoolGeometry(batch: 2, channels: 3, height: 7, width: 7, window: 3, stride: 2, padding: 1),
+        PoolGeometry(batch: 2, channels: 2, height: 8, width: 8, window: 2, stride: 2, padding: 0),
+        PoolGeometry(batch: 1, channels: 3, height: 7, width: 5, window: 3, stride: 2, padding: 0),
+        PoolGeometry(batch: 3, channels: 1, height: 6, width: 6, window: 2, stride: 1, padding: 1),
+    ]
+
+    /// Max (padding = -inf) or average (padding counted as zeros, divisor window²) pooling.
+    static func poolReference(_ g: PoolGeometry, _ x: [Double], max isMax: Bool) -> [Double] {
+        let (h, w, oh, ow, k) = (g.height, g.width, g.outHeight, g.outWidth, g.window)
+        var y = [Double](repeating: 0, count: g.batch * g.channels * oh * ow)
+        for plane in 0..<(g.batch * g.channels) {
+            for i in 0..<oh {
+                for j in 0..<ow {
+                    var acc = isMax ? -Double.infinity : 0
+                    for di in 0..<k {
+                        for dj in 0..<k {
+                            let r = i * g.stride - g.padding + di, c = j * g.stride - g.padding + dj
+                            guard r >= 0 && r < h && c >= 0 && c < w else { continue }
+                            let v = x[plane * h * w + r * w + c]
+                            acc = isMax ? Swift.max(acc, v) : acc + v
+                        }
+                    }
+                    y[plane * oh * ow + i * ow + j] = isMax ? acc : acc / Double(k * k)
+                }
+            }
+        }
+        return y
+    }
+
+    /// Max-pool backward by the documented rule (first maximum in row-major window order), for ties.
+    static func maxPoolBackwardReference(_ g: PoolGeometry, _ x: [Double], _ dy: [Double]) -> [Double] {
+        let (h, w, oh, ow, k) = (g.height, g.width, g.outHeight, g.outWidth, g.window)
+        var dx = [Double](repeating: 0, count: x.count)
+        for plane in 0..<(g.batch * g.channels) {
+            for i in 0..<oh {
+                for j in 0..<ow {
+                    var best = -Double.infinity, at = -1
+                    for di in 0..<k {
+                        for dj in 0..<k {
+                            let r = i * g.stride - g.padding + di, c = j * g.stride - g.padding + dj
+                            guard r >= 0 && r < h && c >= 0 && c < w else { continue }
+                            let index = plane * h * w + r * w + c
+                            if x[index] > best { best = x[index]; at = index }
+                        }
+                    }
+                    dx[at] += dy[plane * oh * ow + i * ow + j]
+                }
+            }
+        }
+        return dx
+    }
+
+    static func maxPool(_ b: Backend) throws -> [CheckResult] {
+        var out: [CheckResult] = []
+        let gradTol = Tolerance(atol: 1e-6, rtol: 1e-5)   // dx: sums of up to 9 float dy values
+        for (k, g) in poolGeometries.enumerated() {
+            let name = F.poolName(g), n = g.inputShape.reduce(1, *), m = g.outputShape.reduce(1, *)
+            let x = F.distinctInput(n, seed: 200 + UInt64(k))
+            let r = checkInput(m, seed: 210 + UInt64(k))
+            let xt = try b.tensor(x, shape: g.inputShape), yt = try F.garbage(b, g.outputShape)
+            b.maxPoolForward(g, input: xt, output: yt)
+            out.append(compare("maxPoolForward \(name)", actual: try b.download(yt),
+                               expected: poolReference(g, x, max: true), tolerance: F.exact))
+            let dy = try b.tensor(r, shape: g.outputShape), dx = try F.garbage(b, g.inputShape)
+            b.maxPoolBackward(g, input: xt, output: yt, gradOutput: dy, gradInput: dx)
+            let fd = finiteDifferenceGradient(at: x) { dot(poolReference(g, $0, max: true), r) }
+            out.append(compare("maxPoolBackward dx \(name)", actual: try b.download(dx), expected: fd, tolerance: gradTol))
+
+            // Ties: a constant negative image. Forward must not pick the padding; backward must
+            // route every dy to the first element of its window.
+            let tie = [Double](repeating: -0.5, count: n)
+            let tt = try b.tensor(tie, shape: g.inputShape)
+            b.maxPoolForward(g, input: tt, output: yt)
+            out.append(compare("maxPoolForward constant -0.5 \(name)", actual: try b.download(yt),
+                               expected: poolReference(g, tie, max: true), tolerance: F.exact))
+            b.maxPoolBackward(g, input: tt, output: yt, gradOutput: dy, gradInput: dx)
+            out.append(compare("maxPoolBackward ties route to first max \(name)", actual: try b.download(dx),
+                               expected: maxPoolBackwardReference(g, tie, r), tolerance: gradTol))
+        }
+        return out
+    }
+
+    static func avgPool(_ b: Backend) throws -> [CheckResult] {
+        var out: [CheckResult] = []
+        let tol = Tolerance(atol: 1e-6, rtol: 2e-6)   // float sums of up to 9 terms of size <= 1
+        for (k, g) in poolGeometries.enumerated() {
+            let name = F.poolName(g), n = g.inputShape.reduce(1, *), m = g.outputShape.reduce(1, *)
+            let x = checkInput(n, seed: 300 + UInt64(k))
+            let r = checkInput(m, seed: 310 + UInt64(k))
+            let xt = try b.tensor(x, shape: g.inputShape), yt = try F.garbage(b, g.outputShape)
+            b.avgPoolForward(g, input: xt, output: yt)
+            out.append(compare("avgPoolForward \(name)", actual: try b.download(yt),
+                               expected: poolReference(g, x, max: false), tolerance: tol))
+            let dy = try b.tensor(r, shape: g.outputShape), dx = try F.garbage(b, g.inputShape)
+            b.avgPoolBackward(g, gradOutput: dy, gradInput: dx)
+            let fd = finiteDifferenceGradient(at: x) { dot(poolReference(g, $0, max: false), r) }
+            out.append(compare("avgPoolBackward dx \(name)", actual: try b.download(dx), expected: fd, tolerance: tol))
+        }
+        return out
+    }
+
+    static func globalAvgPool(_ b: Backend) throws -> [CheckResult] {
+        var out: [CheckResult] = []
+        let tol = Tolerance(atol: 1e-6, rtol: 1e-5)
+        for (k, shape) in [[2, 3, 5, 5], [1, 1, 4, 4], [3, 4, 1, 1], [2, 2, 3, 7]].enumerated() {
+            let name = F.shapeName(shape), n = shape.reduce(1, *)
+            let planes = shape[0] * shape[1], hw = shape[2] * shape[3]
+            let x = checkInput(n, seed: 400 + UInt64(k))
+            let r = checkInput(planes, seed: 410 + UInt64(k))
+            func ref(_ x: [Double]) -> [Double] {
+                (0..<planes).map { p in x[(p * hw)..<((p + 1) * hw)].reduce(0, +) / Double(hw) }
+            }
+            let xt = try b.tensor(x, shape: shape), yt = try F.garbage(b, [shape[0], shape[1]])
+            b.globalAvgPoolForward(input: xt, output: yt)
+            out.append(compare("globalAvgPoolForward \(name)", actual: try b.download(yt), expected: ref(x), tolerance: tol))
+            let dy = try b.tensor(r, shape: [shape[0], shape[1]]), dx = try F.garbage(b, shape)
+            b.globalAvgPoolBackward(gradOutput: dy, gradInput: dx)
+            let fd = finiteDifferenceGradient(at: x) { dot(ref($0), r) }
+            out.append(compare("globalAvgPoolBackward dx \(name)", actual: try b.download(dx), expected: fd, tolerance: tol))
+        }
+        return out
+    }
+
+    // MARK: Batch norm
+
+    /// Training-mode batch norm in float64: output, batch mean, biased and unbiased variance.
+    static func batchNormReference(_ x: [Double], shape: [Int], gamma: [Double], beta: [Double], epsilon: Double)
+        -> (y: [Double], mean: [Double], biased: [Double], unbiased: [Double]) {
+        let (n, ch, hw) = F.nchw(shape)
+        let m = Double(n * hw)
+        var y = x, mean = [Double](repeating: 0, count: ch)
+        var biased = mean, unbiased = mean
+        for c in 0..<ch {
+            var s = 0.0
+            for i in 0..<n { for k in 0..<hw { s += x[(i * ch + c) * hw + k] } }
+            let mu = s / m
+            var q = 0.0
+            for i in 0..<n { for k in 0..<hw { let d = x[(i * ch + c) * hw + k] - mu; q += d * d } }
+            mean[c] = mu; biased[c] = q / m; unbiased[c] = q / (m - 1)
+            let inv = 1 / (biased[c] + epsilon).squareRoot()
+            for i in 0..<n {
+                for k in 0..<hw {
+                    let idx = (i * ch + c) * hw + k
+                    y[idx] = (x[idx] - mu) * inv * gamma[c] + beta[c]
+                }
+            }
+        }
+        return (y, mean, biased, unbiased)
+    }
+
+    static func batchNorm(_ b: Backend) throws -> [CheckResult] {
+        var out: [CheckResult] = []
+        let eps = 1e-5, momentum = 0.1
+        // y is (x - mean) * gamma/std + beta with |y| up to ~3: a few float32 roundings.
+        let forwardTol = Tolerance(atol: 2e-6, rtol: 1e-5)
+        let statTol = Tolerance(atol: 1e-7, rtol: 2e-6)
+        // dx cancels three terms of size ~gamma*invStd*|dy|; dgamma and dbeta are sums of <= 50 terms.
+        let dxTol = Tolerance(atol: 2e-6, rtol: 1e-5)
+        let paramGradTol = Tolerance(atol: 2e-6, rtol: 1e-5)
+        for (k, shape) in [[2, 3, 5, 5], [1, 2, 3, 3], [3, 1, 4, 4], [5, 4], [2, 3]].enumerated() {
+            let s = UInt64(500 + 10 * k), name = F.shapeName(shape)
+            let count = shape.reduce(1, *), ch = shape[1]
+            // Mean ~1 and spread ~1.2: a one-pass E[x^2] - E[x]^2 in float32 would already show.
+            let x = checkInput(count, seed: s, low: -1, high: 3)
+            let gamma = checkInput(ch, seed: s + 1, low: 0.5, high: 1.5)
+            let beta = checkInput(ch, seed: s + 2, low: -0.5, high: 0.5)
+            let rm0 = checkInput(ch, seed: s + 3, low: -0.2, high: 0.2)
+            let rv0 = checkInput(ch, seed: s + 4, low: 0.5, high: 1.5)
+            let r = checkInput(count, seed: s + 5)
+            let ref = batchNormReference(x, shape: shape, gamma: gamma, beta: beta, epsilon: eps)
+
+            let xt = try b.tensor(x, shape: shape), yt = try F.garbage(b, shape)
+            let gt = try b.tensor(gamma, shape: [ch]), bt = try b.tensor(beta, shape: [ch])
+            let rmt = try b.tensor(rm0, shape: [ch]), rvt = try b.tensor(rv0, shape: [ch])
+            let smt = try F.garbage(b, [ch]), sit = try F.garbage(b, [ch])
+            b.batchNormForwardTraining(input: xt, output: yt, gamma: gt, beta: bt, runningMean: rmt, runningVar: rvt,
+                                       saveMean: smt, saveInvStd: sit, momentum: Float(momentum), epsilon: Float(eps))
+            out.append(compare("batchNormForwardTraining y \(name)", actual: try b.download(yt), expected: ref.y,
+                               tolerance: forwardTol))
+            out.append(compare("batchNormForwardTraining saveMean \(name)", actual: try b.download(smt),
+                               expected: ref.mean, tolerance: statTol))
+            out.append(compare("batchNormForwardTraining saveInvStd (biased var) \(name)", actual: try b.download(sit),
+                               expected: ref.biased.map { 1 / ($0 + eps).squareRoot() }, tolerance: statTol))
+            out.append(compare("batchNormForwardTraining runningMean \(name)", actual: try b.download(rmt),
+                               expected: (0..<ch).map { (1 - momentum) * rm0[$0] + momentum * ref.mean[$0] },
+                               tolerance: statTol))
+            out.append(compare("batchNormForwardTraining runningVar (unbiased) \(name)", actual: try b.download(rvt),
+                               expected: (0..<ch).map { (1 - momentum) * rv0[$0] + momentum * ref.unbiased[$0] },
+                               tolerance: statTol))
+
+            // Inference with the running statistics the training call did not touch (rm0, rv0).
+            let irm = try b.tensor(rm0, shape: [ch]), irv = try b.tensor(rv0, shape: [ch]), iy = try F.garbage(b, shape)
+            b.batchNormForwardInference(input: xt, output: iy, gamma: gt, beta: bt, runningMean: irm, runningVar: irv,
+                                        epsilon: Float(eps))
+            let (_, _, hw) = F.nchw(shape)
+            let inferRef = (0..<count).map { idx -> Double in
+                let c = (idx / hw) % ch
+                return (x[idx] - rm0[c]) / (rv0[c] + eps).squareRoot() * gamma[c] + beta[c]
+            }
+            out.append(compare("batchNormForwardInference y \(name)", actual: try b.download(iy), expected: inferRef,
+                               tolerance: forwardTol))
+
+            // Backward of the training forward, against FD of dot(reference y, r).
+            let loss = { (x: [Double], g: [Double], be: [Double]) in
+                dot(batchNormReference(x, shape: shape, gamma: g, beta: be, epsilon: eps).y, r)
+            }
+            let fdX = finiteDifferenceGradient(at: x) { loss($0, gamma, beta) }
+            let fdGamma = finiteDifferenceGradient(at: gamma) { loss(x, $0, beta) }
+            let fdBeta = finiteDifferenceGradient(at: beta) { loss(x, gamma, $0) }
+            let dy = try b.tensor(r, shape: shape), dx = try F.garbage(b, shape)
+            let dg = try F.garbage(b, [ch]), db = try F.garbage(b, [ch])
+            b.batchNormBackward(input: xt, gradOutput: dy, gamma: gt, saveMean: smt, saveInvStd: sit,
+                                gradInput: dx, gradGamma: dg, gradBeta: db, mode: .overwrite)
+            out.append(compare("batchNormBackward dx \(name)", actual: try b.download(dx), expected: fdX, tolerance: dxTol))
+            out.append(compare("batchNormBackward dgamma overwrite \(name)", actual: try b.download(dg),
+                               expected: fdGamma, tolerance: paramGradTol))
+            out.append(compare("batchNormBackward dbeta overwrite \(name)", actual: try b.download(db),
+                               expected: fdBeta, tolerance: paramGradTol))
+
+            let g0 = checkInput(ch, seed: s + 6), b0 = checkInput(ch, seed: s + 7)
+            let dga = try b.tensor(g0, shape: [ch]), dba = try b.tensor(b0, shape: [ch]), dx2 = try F.garbage(b, shape)
+            b.batchNormBackward(input: xt, gradOutput: dy, gamma: gt, saveMean: smt, saveInvStd: sit,
+                                gradInput: dx2, gradGamma: dga, gradBeta: dba, mode: .accumulate)
+            out.append(compare("batchNormBackward dx (accumulate call) \(name)", actual: try b.download(dx2),
+                               expected: fdX, tolerance: dxTol))
+            out.append(compare("batchNormBackward dgamma accumulate \(name)", actual: try b.download(dga),
+                               expected: zip(g0, fdGamma).map(+), tolerance: paramGradTol))
+            out.append(compare("batchNormBackward dbeta accumulate \(name)", actual: try b.download(dba),
+                               expected: zip(b0, fdBeta).map(+), tolerance: paramGradTol))
+        }
+        return out
+    }
+
+    // MARK: Softmax cross-entropy
+
+    /// Per-row `logsumexp(z) - z[label]`, with the max subtracted (exact in float64 at these sizes).
+    static func crossEntropyReference(_ z: [Double], labels: [Int], k: Int) -> [Double] {
+        labels.indices.map { i in
+            let row = z[(i * k)..<((i + 1) * k)]
+            let m = row.max()!
+            return m + log(row.reduce(0) { $0 + exp($1 - m) }) - z[i * k + labels[i]]
+        }
+    }
+
+    static func softmaxCrossEntropy(_ b: Backend) throws -> [CheckResult] {
+        var out: [CheckResult] = []
+        // Losses up to ~120 (spread 60): float32 rounding of the logit differences and log-sum-exp.
+        let lossTol = Tolerance(atol: 1e-5, rtol: 1e-5)
+        let gradTol = Tolerance(atol: 1e-6, rtol: 1e-5)
+        // (N, K, logit offset, half spread, gradScale): the offsets of +-1000 and -500 overflow
+        // or underflow exp() unless the maximum is subtracted.
+        let cases: [(Int, Int, Double, Double, Double)] = [
+            (1, 1, 0, 1, 1), (1, 10, 0, 3, 1), (4, 7, 0, 3, 0.25), (6, 3, 1000, 30, 1.0 / 6), (3, 5, -500, 60, 0.5),
+        ]
+        for (c, (n, k, offset, spread, scale)) in cases.enumerated() {
+            let s = UInt64(600 + 10 * c)
+            let name = "\(n)x\(k)" + (offset == 0 ? "" : " logits \(Int(offset))+-\(Int(spread))")
+            let z = checkInput(n * k, seed: s, low: offset - spread, high: offset + spread)
+            let labels = (0..<n).map { Int(Philox.uniform(seed: s + 1, counter: 0, index: $0) * Float(k)) }
+            let ref = crossEntropyReference(z, labels: labels, k: k)
+            let zt = try b.tensor(z, shape: [n, k]), lt = try b.tensor(labels.map { Float($0) }, shape: [n])
+            let losses = try F.garbage(b, [n]), grad = try F.garbage(b, [n, k])
+            b.softmaxCrossEntropy(logits: zt, labels: lt, losses: losses, gradLogits: grad, gradScale: Float(scale))
+            out.append(compare("softmaxCrossEntropy losses \(name)", actual: try b.download(losses), expected: ref,
+                               tolerance: lossTol))
+            let fd = finiteDifferenceGradient(at: z) { scale * crossEntropyReference($0, labels: labels, k: k).reduce(0, +) }
+            out.append(compare("softmaxCrossEntropy gradLogits (scale \(scale)) \(name)", actual: try b.download(grad),
+                               expected: fd, tolerance: gradTol))
+            let lossesOnly = try F.garbage(b, [n])
+            b.softmaxCrossEntropy(logits: zt, labels: lt, losses: lossesOnly, gradLogits: nil, gradScale: 1)
+            out.append(compare("softmaxCrossEntropy losses without gradient \(name)", actual: try b.download(lossesOnly),
+                               expected: ref, tolerance: lossTol))
+        }
+        return out
+    }
 }

@@ -1,0 +1,40 @@
+import ArgumentParser
+import GPUTensor
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `--device` and `--threads`, shared by every command that computes.
+struct DeviceOptions: ParsableArguments {
+    @Option(help: "cpu, cuda, cuda:N or auto (CUDA when built with it and a GPU answers).")
+    var device: String = "auto"
+
+    @Option(help: "CPU threads (default: all online cores).")
+    var threads: Int?
+
+    func validate() throws {
+        guard DeviceChoice(parsing: device) != nil else {
+            throw ValidationError("--device must be cpu, cuda, cuda:N or auto, not '\(device)'")
+        }
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    /// Several devices for comparisons: `--device cpu,cuda`.
+    var choices: [DeviceChoice] { device.split(separator: ",").compactMap { DeviceChoice(parsing: String($0)) } }
+
+    func makeBackend() throws -> Backend {
+        try BackendFactory.make(DeviceChoice(parsing: device)!, threads: threads, notice: printError)
+    }
+}
+
+func printError(_ line: String) {
+    fputs(line + "\n", stderr)
+}
+
+/// Makes thrown library errors end the command with their message and exit status 1.
+func orExit<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as ValidationError { throw error } catch {
+        printError("strata: error: \(error)")
+        throw ExitCode.failure
+    }
+}

@@ -1,0 +1,27 @@
+import ArgumentParser
+import GPUTensor
+
+/// Runs the kernel verification suite on a device: the check a GPU machine without XCTest gets.
+struct SelfTest: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "selftest",
+        abstract: "Check every kernel of a backend against float64 references and finite differences.")
+
+    @OptionGroup var deviceOptions: DeviceOptions
+
+    @Option(help: "Run only checks whose family name contains this text (e.g. conv, batchnorm).")
+    var filter: String?
+
+    @Flag(help: "Print only failures and the summary.")
+    var quiet = false
+
+    func run() throws {
+        let backend = try orExit { try deviceOptions.makeBackend() }
+        print("selftest on \(backend.name)")
+        let (passed, failed) = KernelChecks.run(on: backend, filter: filter) { result in
+            if !quiet || !result.passed { print(result.summary) }
+        }
+        print("\(passed) passed, \(failed) failed")
+        if failed > 0 || passed == 0 { throw ExitCode.failure }
+    }
+}

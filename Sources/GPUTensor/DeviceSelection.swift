@@ -1,0 +1,63 @@
+/// Turns a `--device` choice into a backend, with errors a user can act on.
+
+public enum DeviceChoice: Sendable, Equatable {
+    case cpu
+    case cuda(Int)
+    /// CUDA when this binary has it and a GPU answers, else the CPU.
+    case auto
+
+    /// Parses `cpu`, `cuda`, `cuda:N` or `auto`.
+    public init?(parsing text: String) {
+        if text == "auto" { self = .auto; return }
+        guard let device = Device(parsing: text) else { return nil }
+        switch device {
+        case .cpu: self = .cpu
+        case .cuda(let n): self = .cuda(n)
+        }
+    }
+}
+
+public struct DeviceUnavailable: Error, CustomStringConvertible {
+    public let device: String
+    public let reason: String
+    public var description: String { "device \(device) is not usable: \(reason)" }
+}
+
+public enum BackendFactory {
+    /// Whether this binary was built with the CUDA trait.
+    public static var hasCUDA: Bool {
+        #if CUDA
+        return true
+        #else
+        return false
+        #endif
+    }
+
+    /// The backend for `choice`; `notice` receives a one-line message when `auto` falls back.
+    public static func make(_ choice: DeviceChoice, threads: Int? = nil,
+                            notice: (String) -> Void = { _ in }) throws -> Backend {
+        switch choice {
+        case .cpu:
+            return CPUBackend(threads: threads)
+        case .cuda(let n):
+            #if CUDA
+            return try CUDABackend(deviceIndex: n)
+            #else
+            throw DeviceUnavailable(device: "cuda:\(n)",
+                                    reason: "this strata was built without the CUDA trait (rebuild with `swift build --traits CUDA`, see README)")
+            #endif
+        case .auto:
+            #if CUDA
+            do {
+                return try CUDABackend(deviceIndex: 0)
+            } catch {
+                notice("strata: no usable GPU (\(error)); using the CPU")
+                return CPUBackend(threads: threads)
+            }
+            #else
+            notice("strata: this build has no CUDA; using the CPU")
+            return CPUBackend(threads: threads)
+            #endif
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import GPUTensor
+
+/// Applies one optimizer to named parameters, keeping its per-parameter state on the device.
+///
+/// State is created on the first step a parameter takes part in (so frozen parameters, which
+/// are never passed, cost no memory), and is saved and restored by name for resumable runs.
+public final class Optimizer {
+    public let config: OptimizerConfig
+    let backend: Backend
+    /// Updates taken so far (Adam's bias correction uses it; saved in checkpoints).
+    public private(set) var stepCount = 0
+    /// Parameter name -> state tensors in `config.stateSlots` order.
+    public private(set) var state: [String: [Tensor]] = [:]
+
+    public init(_ config: OptimizerConfig, backend: Backend) {
+        self.config = config
+        self.backend = backend
+    }
+
+    /// One update of every `(name, value, grad)` with learning rate `lr` (from the schedule).
+    public func step(_ parameters: [(name: String, value: Tensor, grad: Tensor)], learningRate lr: Float) throws {
+        stepCount += 1
+        let c = config
+        for p in parameters {
+            let slots = try stateTensors(for: p.name, like: p.value)
+            switch c.kind {
+            case .sgd:
+                backend.sgdUpdate(parameter: p.value, gradient: p.grad, velocity: slots.first,
+                                  learningRate: lr, momentum: c.momentum, weightDecay: c.weightDecay,
+                                  nesterov: c.nesterov)
+            case .rmsprop:
+                backend.rmspropUpdate(parameter: p.value, gradient: p.grad, squareAverage: slots[0],
+                                      momentumBuffer: slots.count > 1 ? slots[1] : nil, learningRate: lr,
+                                      alpha: c.alpha, epsilon: c.epsilon, momentum: c.momentum,
+                                      weightDecay: c.weightDecay)
+            case .adam, .adamw:
+                backend.adamUpdate(parameter: p.value, gradient: p.grad, firstMoment: slots[0], secondMoment: slots[1],
+                                   learningRate: lr, beta1: c.beta1, beta2: c.beta2, epsilon: c.epsilon,
+                                   weightDecay: c.weightDecay, decoupled: c.kind == .adamw, step: stepCount)
+            }
+        }
+    }
+
+    private func stateTensors(for name: String, like value: Tensor) throws -> [Tensor] {
+        if let s = state[name] { return s }
+        let s = try config.stateSlots.map { _ in try backend.allocate(value.shape) }
+        state[name] = s
+        return s
+    }
+
+    /// FLOPs of one update of `count` parameters (a few per element; for the ledger).
+    public func flops(parameterCount count: Int) -> Double {
+        let perElement: Double
+        switch config.kind {
+        case .sgd: perElement = config.momentum != 0 ? 6 : 3
+        case .rmsprop: perElement = config.momentum != 0 ? 10 : 8
+        case .adam, .adamw: perElement = 14
+        }
+        return perElement * Double(count)
+    }
+
+    // MARK: Checkpoint state
+
+    /// State tensors named `<parameter>.<slot>` (e.g. `layer1.0.conv1.weight.momentum_buffer`).
+    public func namedState() -> [(name: String, tensor: Tensor)] {
+        state.keys.sorted().flatMap { key in
+            zip(config.stateSlots, state[key]!).map { (name: "\(key).\($0)", tensor: $1) }
+        }
+    }
+
+    /// Restores state saved by `namedState`; `lookup` returns the saved values of a name, if any.
+    public func restore(stepCount: Int, parameters: [(name: String, value: Tensor)],
+                        lookup: (String) throws -> [Float]?) throws {
+        self.stepCount = stepCount
+        state = [:]
+        for p in parameters {
+            var tensors: [Tensor] = []
+            for slot in config.stateSlots {
+                guard let values = try lookup("\(p.name).\(slot)") else { break }
+                let t = try backend.allocate(p.value.shape)
+                guard values.count == t.count else {
+                    throw CheckpointStateError(tensor: "\(p.name).\(slot)",
+                                               reason: "has \(values.count) values, parameter has \(t.count)")
+                }
+                backend.upload(values, to: t)
+                tensors.append(t)
+            }
+            if tensors.count == config.stateSlots.count && !tensors.isEmpty { state[p.name] = tensors }
+        }
+    }
+}
+
+/// Optimizer state in a checkpoint that does not fit the model.
+public struct CheckpointStateError: Error, CustomStringConvertible {
+    public let tensor: String
+    public let reason: String
+    public var description: String { "optimizer state \(tensor) \(reason)" }
+}

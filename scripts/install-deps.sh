@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what Strata needs from Debian's archive, if it is missing:
+#   build: OpenBLAS (libopenblas-dev), zlib (zlib1g-dev), pkg-config
+#   demo:  Fashion-MNIST (dataset-fashion-mnist), with `--dataset`
+# As root it runs apt-get; otherwise it prints the exact command and fails.
+set -euo pipefail
+
+packages=()
+pkg-config --exists openblas 2>/dev/null || packages+=(libopenblas-dev)
+pkg-config --exists zlib 2>/dev/null || packages+=(zlib1g-dev)
+command -v pkg-config >/dev/null 2>&1 || packages+=(pkg-config)
+if [[ "${1:-}" == "--dataset" && ! -d /usr/share/datasets/fashion-mnist ]]; then
+    packages+=(dataset-fashion-mnist)
+fi
+
+if ((${#packages[@]} == 0)); then
+    exit 0
+fi
+
+# pkg-config itself missing makes the first two checks fail too; that is fine: apt skips what is there.
+if [[ $(id -u) -ne 0 ]]; then
+    echo "Strata needs: ${packages[*]}" >&2
+    echo "Install them with:  sudo apt-get update && sudo apt-get install -y ${packages[*]}" >&2
+    exit 1
+fi
+echo "Installing ${packages[*]} with apt-get..."
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}"
