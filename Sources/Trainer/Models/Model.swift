@@ -25,7 +25,7 @@ public struct StepCost: Hashable, Sendable {
 /// backend.softmaxCrossEntropy(logits: logits, labels: labels, losses: losses,
 ///                             gradLogits: dLogits, gradScale: 1 / Float(n))
 /// model.backward(dLogits)                                  // overwrites trainable .grad
-/// for p in model.trainableParameters { optimizer.update(p.value, p.grad) }
+/// try optimizer.step(model.trainableTensors, learningRate: lr)
 /// ```
 public final class Model {
     /// The configuration this model was built from (nil for hand-assembled models).
@@ -81,6 +81,11 @@ public final class Model {
     public var stateDict: [(name: String, tensor: Tensor)] { layers.flatMap { $0.stateDict } }
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
     public var trainableParameterCount: Int { trainableParameters.reduce(0) { $0 + $1.count } }
+
+    /// What `Optimizer.step` takes: the trainable parameters with their gradients.
+    public var trainableTensors: [(name: String, value: Tensor, grad: Tensor)] {
+        trainableParameters.map { ($0.name, $0.value, $0.grad) }
+    }
 
     public func parameter(named name: String) -> Parameter? { parameters.first { $0.name == name } }
 
