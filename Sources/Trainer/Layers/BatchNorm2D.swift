@@ -1,0 +1,112 @@
+import GPUTensor
+
+/// Batch normalisation per channel, PyTorch `nn.BatchNorm2d` for (N, C, H, W) and, with a
+/// per-image input shape (C), `nn.BatchNorm1d` for (N, C) after a dense layer.
+///
+/// Parameters `weight` (gamma, ones) and `bias` (beta, zeros); buffers `running_mean` (zeros) and
+/// `running_var` (ones), updated in training mode with PyTorch's momentum convention.
+/// PyTorch's `num_batches_tracked` is not kept (it only matters for momentum=None); PyTorch fills
+/// it in when loading a state dict without it.
+///
+/// A frozen batch norm always normalises with the running statistics; its backward is then the
+/// per-channel scale `dx = dy * gamma / sqrt(running_var + eps)`.
+public final class BatchNorm2D: Layer {
+    public let name: String
+    public let channels: Int
+    public let momentum: Float
+    public let epsilon: Float
+    public let gamma: Parameter        // (C), PyTorch `weight`
+    public let beta: Parameter         // (C), PyTorch `bias`
+    public let runningMean: NamedBuffer  // (C)
+    public let runningVar: NamedBuffer   // (C)
+    public var isFrozen = false
+
+    private var backend: Backend!
+    private var inputShape: [Int] = []    // (C, H, W) or (C)
+    private var maxBatch = 0
+    private var output: Tensor!           // (maxBatch, C, ...)
+    private var gradInput: Tensor!        // (maxBatch, C, ...)
+    private var saveMean: Tensor!         // (C)
+    private var saveInvStd: Tensor!       // (C)
+    private var zeros: Tensor!            // (C), for the inference-mode backward
+    private var input: Tensor?
+    private var lastForwardTrained = false
+
+    public init(name: String, channels: Int, momentum: Float = 0.1, epsilon: Float = 1e-5) {
+        precondition(channels > 0)
+        self.name = name
+        self.channels = channels
+        self.momentum = momentum
+        self.epsilon = epsilon
+        gamma = Parameter(name: name + ".weight", shape: [channels], initializer: .constant(1))
+        beta = Parameter(name: name + ".bias", shape: [channels], initializer: .constant(0))
+        runningMean = NamedBuffer(name: name + ".running_mean", shape: [channels], initializer: .constant(0))
+        runningVar = NamedBuffer(name: name + ".running_var", shape: [channels], initializer: .constant(1))
+    }
+
+    public var ownParameters: [Parameter] { [gamma, beta] }
+    public var ownBuffers: [NamedBuffer] { [runningMean, runningVar] }
+
+    public func outputShape(input: [Int]) -> [Int] {
+        precondition((input.count == 3 || input.count == 1) && input[0] == channels,
+                     "\(name): expected (\(channels), H, W) or (\(channels)), got \(input)")
+        return input
+    }
+
+    public func cost(input: [Int]) -> LayerCost {
+        _ = outputShape(input: input)
+        return LayerCost(parameters: parameterCount)
+    }
+
+    public func prepare(input: [Int], maxBatch: Int, backend: Backend) throws {
+        _ = outputShape(input: input)
+        try allocateOwnState(on: backend)
+        self.backend = backend
+        inputShape = input
+        self.maxBatch = maxBatch
+        output = try backend.allocate(batched(maxBatch, input))
+        gradInput = try backend.allocate(batched(maxBatch, input))
+        saveMean = try backend.allocate([channels])
+        saveInvStd = try backend.allocate([channels])
+        zeros = try backend.allocate([channels])
+        self.input = nil
+    }
+
+    public func forward(_ x: Tensor, mode: ForwardMode) -> Tensor {
+        checkBatch(x, inputShape, maxBatch, name)
+        let y = output.slice(0..<x.shape[0])
+        if mode == .training && !isFrozen {
+            backend.batchNormForwardTraining(input: x, output: y, gamma: gamma.value, beta: beta.value,
+                                             runningMean: runningMean.value, runningVar: runningVar.value,
+                                             saveMean: saveMean, saveInvStd: saveInvStd,
+                                             momentum: momentum, epsilon: epsilon)
+            lastForwardTrained = true
+        } else {
+            backend.batchNormForwardInference(input: x, output: y, gamma: gamma.value, beta: beta.value,
+                                              runningMean: runningMean.value, runningVar: runningVar.value,
+                                              epsilon: epsilon)
+            lastForwardTrained = false
+        }
+        input = x
+        return y
+    }
+
+    public func backward(_ dy: Tensor, computeInputGradient: Bool) -> Tensor? {
+        guard let x = input else { preconditionFailure("\(name): backward before forward") }
+        let dx = gradInput.slice(0..<x.shape[0])
+        if lastForwardTrained {
+            // One kernel writes dx, dgamma and dbeta; dx is free when not wanted.
+            backend.batchNormBackward(input: x, gradOutput: dy, gamma: gamma.value, saveMean: saveMean,
+                                      saveInvStd: saveInvStd, gradInput: dx, gradGamma: gamma.grad,
+                                      gradBeta: beta.grad, mode: .overwrite)
+            return computeInputGradient ? dx : nil
+        }
+        precondition(isFrozen, "\(name): backward through a trainable batch norm run in inference mode")
+        guard computeInputGradient else { return nil }
+        // The inference forward is affine per channel; its adjoint is the scale gamma/sqrt(var+eps),
+        // which is the inference kernel itself applied to dy with zero mean and zero shift.
+        backend.batchNormForwardInference(input: dy, output: dx, gamma: gamma.value, beta: zeros,
+                                          runningMean: zeros, runningVar: runningVar.value, epsilon: epsilon)
+        return dx
+    }
+}
