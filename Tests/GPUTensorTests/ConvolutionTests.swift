@@ -6,20 +6,37 @@ final class ConvolutionTests: XCTestCase {
     /// with one and two worker threads (the per-thread partial sums of backward-filter differ).
     func testKernelChecksPassOnCPU() throws {
         for threads in [1, 2] {
-            let backend = CPUBackend(threads: threads)
-            var failures = [String]()
-            var count = 0
-            for check in KernelChecks.gemmAndConvolution {
-                for result in try check.run(backend) {
-                    count += 1
-                    if threads == 2 { print(result.summary) }
-                    if !result.passed { failures.append(result.summary) }
-                }
-            }
-            XCTAssertGreaterThan(count, 40)
-            XCTAssertTrue(failures.isEmpty, "\(threads) thread(s): \(failures.count) of \(count) failed:\n" +
-                          failures.joined(separator: "\n"))
+            try assertChecksPass(CPUBackend(threads: threads), label: "\(threads) thread(s)", verbose: threads == 2)
         }
+    }
+
+    /// The convolution checks again with every GEMM cutting the CPU kernels can choose, whichever
+    /// OpenBLAS core this machine has: whole images or row chunks, with or without the
+    /// small-matrix-kernel formulation of backward-filter.
+    func testConvolutionChecksPassWithEveryTuning() throws {
+        let saved = ConvolutionTuning.current
+        defer { ConvolutionTuning.current = saved }
+        for (small, rows) in [(false, nil), (true, nil), (false, 2), (true, 1), (true, 3)] as [(Bool, Int?)] {
+            ConvolutionTuning.current = ConvolutionTuning(smallMatrixKernels: small, rowsPerChunk: rows)
+            try assertChecksPass(CPUBackend(threads: 2), label: "small-matrix kernels \(small), rows \(rows.map(String.init) ?? "auto")",
+                                 only: "conv2d")
+        }
+    }
+
+    private func assertChecksPass(_ backend: CPUBackend, label: String, only: String? = nil, verbose: Bool = false,
+                                  file: StaticString = #filePath, line: UInt = #line) throws {
+        var failures = [String]()
+        var count = 0
+        for check in KernelChecks.gemmAndConvolution where only.map({ check.name == $0 }) ?? true {
+            for result in try check.run(backend) {
+                count += 1
+                if verbose { print(result.summary) }
+                if !result.passed { failures.append(result.summary) }
+            }
+        }
+        XCTAssertGreaterThan(count, 30, label, file: file, line: line)
+        XCTAssertTrue(failures.isEmpty, "\(label): \(failures.count) of \(count) failed:\n" +
+                      failures.joined(separator: "\n"), file: file, line: line)
     }
 
     // Values from numpy:

@@ -30,6 +30,7 @@ private enum ConvSlot {
     static let partialGrad = 0xC1_00
     static let flippedWeight = 0xC2_00
     static let ones = 0xC3_00
+    static let transposedGrad = 0xC4_00
 }
 
 /// The geometry of one unfolding: image (channels, height, width) -> columns
@@ -68,52 +69,55 @@ struct Unfold {
     }
 }
 
-/// Unfolds one image x (C, H, W) into col (C*R*S, P*Q):
-/// `col[(c*R + i)*S + j, p*Q + q] = x[c, p*strideH - padH + i, q*strideW - padW + j]`, 0 outside.
-func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ u: Unfold) {
-    let plane = u.height * u.width, pq = u.columns
+/// Unfolds output rows `rows` of one image x (C, H, W) into col (C*R*S, rows.count*Q):
+/// `col[(c*R + i)*S + j, (p - rows.lowerBound)*Q + q] = x[c, p*strideH - padH + i, q*strideW - padW + j]`,
+/// 0 outside the image.
+func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ u: Unfold, rows: Range<Int>) {
+    let plane = u.height * u.width, q = u.outWidth, n = rows.count * q
     // Stride 1 with outWidth == width: each column row is the image plane shifted by a constant
     // offset, so it is one memcpy plus zeroing of the wrapped-around border columns.
     let flat = u.strideH == 1 && u.strideW == 1 && u.outWidth == u.width
     for c in 0..<u.channels {
         let xc = x + c * plane
         for i in 0..<u.kernelH {
-            let (pLo, pHi) = Unfold.validRange(k: i, size: u.height, stride: u.strideH, pad: u.padH, out: u.outHeight)
+            var (pLo, pHi) = Unfold.validRange(k: i, size: u.height, stride: u.strideH, pad: u.padH, out: u.outHeight)
+            pLo = max(pLo, rows.lowerBound) - rows.lowerBound
+            pHi = min(pHi, rows.upperBound) - rows.lowerBound
             for j in 0..<u.kernelW {
-                let row = col + ((c * u.kernelH + i) * u.kernelW + j) * pq
-                let (qLo, qHi) = Unfold.validRange(k: j, size: u.width, stride: u.strideW, pad: u.padW, out: u.outWidth)
+                let row = col + ((c * u.kernelH + i) * u.kernelW + j) * n
+                let (qLo, qHi) = Unfold.validRange(k: j, size: u.width, stride: u.strideW, pad: u.padW, out: q)
                 if pLo >= pHi || qLo >= qHi {
-                    row.update(repeating: 0, count: pq)
+                    row.update(repeating: 0, count: n)
                     continue
                 }
                 if flat {
-                    let first = pLo * u.outWidth + qLo, end = (pHi - 1) * u.outWidth + qHi
-                    let shift = (i - u.padH) * u.width + (j - u.padW)
+                    let first = pLo * q + qLo, end = (pHi - 1) * q + qHi
+                    let shift = (rows.lowerBound + i - u.padH) * u.width + (j - u.padW)
                     row.update(repeating: 0, count: first)
                     memcpy(row + first, xc + first + shift, (end - first) * MemoryLayout<Float>.stride)
-                    (row + end).update(repeating: 0, count: pq - end)
-                    if qLo > 0 || qHi < u.outWidth {
+                    (row + end).update(repeating: 0, count: n - end)
+                    if qLo > 0 || qHi < q {
                         for p in pLo..<pHi {
-                            let r = row + p * u.outWidth
-                            for q in 0..<qLo { r[q] = 0 }
-                            for q in qHi..<u.outWidth { r[q] = 0 }
+                            let r = row + p * q
+                            for t in 0..<qLo { r[t] = 0 }
+                            for t in qHi..<q { r[t] = 0 }
                         }
                     }
                     continue
                 }
-                row.update(repeating: 0, count: pLo * u.outWidth)
+                row.update(repeating: 0, count: pLo * q)
                 for p in pLo..<pHi {
-                    let r = row + p * u.outWidth
-                    let src = xc + (p * u.strideH - u.padH + i) * u.width + (qLo * u.strideW - u.padW + j)
-                    for q in 0..<qLo { r[q] = 0 }
+                    let r = row + p * q
+                    let src = xc + ((p + rows.lowerBound) * u.strideH - u.padH + i) * u.width + (qLo * u.strideW - u.padW + j)
+                    for t in 0..<qLo { r[t] = 0 }
                     if u.strideW == 1 {
                         (r + qLo).update(from: src, count: qHi - qLo)
                     } else {
                         for t in 0..<(qHi - qLo) { r[qLo + t] = src[t * u.strideW] }
                     }
-                    for q in qHi..<u.outWidth { r[q] = 0 }
+                    for t in qHi..<q { r[t] = 0 }
                 }
-                (row + pHi * u.outWidth).update(repeating: 0, count: (u.outHeight - pHi) * u.outWidth)
+                (row + pHi * q).update(repeating: 0, count: n - pHi * q)
             }
         }
     }
@@ -157,6 +161,37 @@ extension ConvGeometry {
     }
 }
 
+/// How the CPU convolution cuts its GEMMs: decided once from the OpenBLAS core; tests override it
+/// to reach every code path on any machine.
+struct ConvolutionTuning {
+    /// Whether OpenBLAS runs small GEMMs (M*N*K <= 1e6, not transposed on the left) with its
+    /// unpacked small-matrix kernels, which it has for AVX-512 cores only. Those kernels read the
+    /// operands in place, so many small GEMMs on an L1-resident column chunk beat one large GEMM
+    /// that packs a copy of the whole column matrix (16->16 forward per image, one core: 58 us
+    /// in 2-row chunks vs 93 us whole). The AVX2 kernels always pack and prefer whole images
+    /// (32->32: 96 us whole vs 117 us in 2-row chunks). Measurements: bench/NOTES.md.
+    var smallMatrixKernels: Bool
+    /// Output rows per GEMM; nil chooses from `smallMatrixKernels`.
+    var rowsPerChunk: Int?
+
+    static var current = ConvolutionTuning(smallMatrixKernels: openBLASHasSmallMatrixKernels(), rowsPerChunk: nil)
+
+    static func openBLASHasSmallMatrixKernels() -> Bool {
+        guard let name = openblas_get_corename() else { return false }
+        let core = String(cString: name).lowercased()
+        return ["skylakex", "cooperlake", "sapphirerapids"].contains { core.contains($0) }
+    }
+
+    /// Output rows per GEMM: whole images, or with small-matrix kernels, chunks whose column
+    /// matrix fits in L1 (48 KB) and whose GEMM (m x columns x K) stays under the 1e6 limit.
+    func rowsPerChunk(_ u: Unfold, gemmRows m: Int) -> Int {
+        if let rowsPerChunk { return max(1, min(u.outHeight, rowsPerChunk)) }
+        guard smallMatrixKernels else { return u.outHeight }
+        let rowColumns = u.rows * u.outWidth   // one output row's share of the column matrix
+        return max(1, min(u.outHeight, 49_152 / (4 * rowColumns), 1_000_000 / (m * rowColumns)))
+    }
+}
+
 extension CPUBackend {
     /// How many workers share a batch (one contiguous range of images each).
     private func imageParts(_ batch: Int) -> Int { max(1, min(threads, batch)) }
@@ -182,30 +217,35 @@ extension CPUBackend {
         precondition(y == g.outputShape, "\(g): output \(y), expected \(g.outputShape)")
     }
 
-    public func conv2dForward(_ g: ConvGeometry, input x: Tensor, weight w: Tensor, bias: Tensor?, output y: Tensor) {
-        checkShapes(g, x: x.shape, w: w.shape, y: y.shape)
-        if let bias { precondition(bias.count == g.outChannels, "\(g): bias \(bias.shape)") }
-        let u = Unfold(input: g)
-        let f = g.outChannels, k = u.rows, pq = u.columns, imageSize = g.inChannels * g.height * g.width
-        let xp = x.hostPointer   // (N, C, H, W)
-        let wp = w.hostPointer   // (F, K)
-        let yp = y.hostPointer   // (N, F, P*Q)
-        let bp = bias?.hostPointer   // (F)
-        let parts = imageParts(g.batch), pointwise = g.isPointwise
-        forEachImageRange(g.batch, parts: parts) { part, images in
-            let col = pointwise ? nil : workspace.buffer(slot: ConvSlot.column + part, count: k * pq)   // (K, PQ)
+    /// y_n (M, P*Q) = A (M, K) . col(x_n) (K, P*Q) for every image n, in row chunks of col;
+    /// shared by forward and the stride-1 backward-data.
+    private func unfoldedProduct(_ u: Unfold, batch: Int, a: UnsafePointer<Float>, m: Int,
+                                 input x: UnsafePointer<Float>, output y: UnsafeMutablePointer<Float>, pointwise: Bool) {
+        let k = u.rows, pq = u.columns, q = u.outWidth, imageSize = u.channels * u.height * u.width
+        let chunk = ConvolutionTuning.current.rowsPerChunk(u, gemmRows: m)
+        forEachImageRange(batch, parts: imageParts(batch)) { part, images in
+            let col = pointwise ? nil : workspace.buffer(slot: ConvSlot.column + part, count: k * chunk * q)
             for n in images {
-                let xn = xp + n * imageSize, yn = yp + n * f * pq
-                if let col { im2col(xn, col, u) }
-                sgemmRowMajor(false, false, f, pq, k, wp, k, col ?? xn, pq, 0, yn, pq)
-                if let bp {
-                    for o in 0..<f {
-                        let v = bp[o], r = yn + o * pq
-                        for t in 0..<pq { r[t] += v }
+                let xn = x + n * imageSize, yn = y + n * m * pq
+                for r0 in stride(from: 0, to: u.outHeight, by: chunk) {
+                    let rows = r0..<min(u.outHeight, r0 + chunk), columns = rows.count * q
+                    if let col {
+                        im2col(xn, col, u, rows: rows)   // (K, columns)
+                        sgemmRowMajor(false, false, m, columns, k, a, k, col, columns, 0, yn + r0 * q, pq)
+                    } else {
+                        sgemmRowMajor(false, false, m, columns, k, a, k, xn + r0 * q, pq, 0, yn + r0 * q, pq)
                     }
                 }
             }
         }
+    }
+
+    public func conv2dForward(_ g: ConvGeometry, input x: Tensor, weight w: Tensor, bias: Tensor?, output y: Tensor) {
+        checkShapes(g, x: x.shape, w: w.shape, y: y.shape)
+        if let bias { precondition(bias.count == g.outChannels, "\(g): bias \(bias.shape)") }
+        unfoldedProduct(Unfold(input: g), batch: g.batch, a: w.hostPointer, m: g.outChannels,
+                        input: x.hostPointer, output: y.hostPointer, pointwise: g.isPointwise)
+        if let bias { addBias(y, bias: bias) }
     }
 
     public func conv2dBackwardData(_ g: ConvGeometry, gradOutput dy: Tensor, weight w: Tensor, gradInput dx: Tensor) {
@@ -215,35 +255,28 @@ extension CPUBackend {
         let dyp = dy.hostPointer   // (N, F, P*Q)
         let wp = w.hostPointer     // (F, C, R, S)
         let dxp = dx.hostPointer   // (N, C, H*W)
-        let parts = imageParts(g.batch)
 
         if g.isPointwise {
             // dx_n (C, HW) = W^T (C, F) . dy_n (F, HW)
-            forEachImageRange(g.batch, parts: parts) { _, images in
+            forEachImageRange(g.batch, parts: imageParts(g.batch)) { _, images in
                 for n in images {
                     sgemmRowMajor(true, false, c, hw, f, wp, c, dyp + n * f * pq, pq, 0, dxp + n * c * hw, hw)
                 }
             }
         } else if g.strideH == 1 && g.strideW == 1 && g.padH < g.kernelH && g.padW < g.kernelW {
-            // Full correlation of dy with wf[c, f, r, s] = w[f, c, R-1-r, S-1-s]: (C, F*R*S).
-            let u = Unfold(flippedGradOutput: g)
+            // The full correlation of dy with wf[c, f, r, s] = w[f, c, R-1-r, S-1-s]: (C, F*R*S).
             let wf = workspace.buffer(slot: ConvSlot.flippedWeight, count: c * f * rs)
             for o in 0..<f {
                 for i in 0..<c {
                     for t in 0..<rs { wf[(i * f + o) * rs + t] = wp[(o * c + i) * rs + (rs - 1 - t)] }
                 }
             }
-            forEachImageRange(g.batch, parts: parts) { part, images in
-                let col = workspace.buffer(slot: ConvSlot.column + part, count: u.rows * u.columns)   // (F*R*S, HW)
-                for n in images {
-                    im2col(dyp + n * f * pq, col, u)
-                    sgemmRowMajor(false, false, c, hw, u.rows, wf, u.rows, col, hw, 0, dxp + n * c * hw, hw)
-                }
-            }
+            unfoldedProduct(Unfold(flippedGradOutput: g), batch: g.batch, a: wf, m: c,
+                            input: dyp, output: dxp, pointwise: false)
         } else {
             // col (K, PQ) = W^T (K, F) . dy_n (F, PQ), then scatter-add into dx_n.
             let u = Unfold(input: g)
-            forEachImageRange(g.batch, parts: parts) { part, images in
+            forEachImageRange(g.batch, parts: imageParts(g.batch)) { part, images in
                 let col = workspace.buffer(slot: ConvSlot.column + part, count: u.rows * pq)
                 for n in images {
                     sgemmRowMajor(true, false, u.rows, pq, f, wp, u.rows, dyp + n * f * pq, pq, 0, col, pq)
@@ -257,30 +290,47 @@ extension CPUBackend {
                                      gradWeight dw: Tensor, mode: GradMode) {
         checkShapes(g, x: x.shape, w: dw.shape, y: dy.shape)
         let u = Unfold(input: g)
-        let f = g.outChannels, k = u.rows, pq = u.columns, imageSize = g.inChannels * g.height * g.width
+        let f = g.outChannels, k = u.rows, pq = u.columns, q = u.outWidth
+        let imageSize = g.inChannels * g.height * g.width
         let xp = x.hostPointer     // (N, C, H, W)
         let dyp = dy.hostPointer   // (N, F, P*Q)
         let dwp = dw.hostPointer   // (F, K)
         let parts = imageParts(g.batch), pointwise = g.isPointwise
-        var partials = [UnsafeMutablePointer<Float>]()   // per worker (F, K)
-        for p in 0..<parts { partials.append(workspace.buffer(slot: ConvSlot.partialGrad + p, count: f * k)) }
+        let tuning = ConvolutionTuning.current
+        let chunk = tuning.rowsPerChunk(u, gemmRows: f)
+        // Each worker sums dW^T (K, F) over its images: col (K, columns) . dy^T (columns, F). With
+        // small-matrix kernels dy's chunk is transposed first, so that the GEMM is not transposed
+        // on the left (which those kernels do not take at this size).
         forEachImageRange(g.batch, parts: parts) { part, images in
-            let col = pointwise ? nil : workspace.buffer(slot: ConvSlot.column + part, count: k * pq)   // (K, PQ)
-            let dwPart = partials[part]
-            var beta: Float = 0
+            let col = pointwise ? nil : workspace.buffer(slot: ConvSlot.column + part, count: k * chunk * q)
+            let dyT = tuning.smallMatrixKernels ? workspace.buffer(slot: ConvSlot.transposedGrad + part, count: chunk * q * f) : nil
+            let dwT = workspace.buffer(slot: ConvSlot.partialGrad + part, count: k * f)   // (K, F)
+            dwT.update(repeating: 0, count: k * f)
             for n in images {
-                let xn = xp + n * imageSize
-                if let col { im2col(xn, col, u) }
-                // dW_part (F, K) (+)= dy_n (F, PQ) . col^T (PQ, K)
-                sgemmRowMajor(false, true, f, k, pq, dyp + n * f * pq, pq, col ?? xn, pq, beta, dwPart, k)
-                beta = 1
+                let xn = xp + n * imageSize, dyn = dyp + n * f * pq
+                for r0 in stride(from: 0, to: u.outHeight, by: chunk) {
+                    let rows = r0..<min(u.outHeight, r0 + chunk), columns = rows.count * q
+                    let b: UnsafePointer<Float>, ldb: Int
+                    if let col { im2col(xn, col, u, rows: rows); b = UnsafePointer(col); ldb = columns } else { b = UnsafePointer(xn + r0 * q); ldb = pq }
+                    if let dyT {
+                        for o in 0..<f {
+                            let src = dyn + o * pq + r0 * q
+                            for t in 0..<columns { dyT[t * f + o] = src[t] }
+                        }
+                        sgemmRowMajor(false, false, k, f, columns, b, ldb, dyT, f, 1, dwT, f)
+                    } else {
+                        sgemmRowMajor(false, true, k, f, columns, b, ldb, dyn + r0 * q, pq, 1, dwT, f)
+                    }
+                }
             }
-            if images.isEmpty { dwPart.update(repeating: 0, count: f * k) }
         }
-        for i in 0..<(f * k) {
-            var s: Float = mode == .accumulate ? dwp[i] : 0
-            for p in 0..<parts { s += partials[p][i] }
-            dwp[i] = s
+        let partials = (0..<parts).map { workspace.buffer(slot: ConvSlot.partialGrad + $0, count: k * f) }
+        for o in 0..<f {
+            for t in 0..<k {
+                var s: Float = mode == .accumulate ? dwp[o * k + t] : 0
+                for p in partials { s += p[t * f + o] }
+                dwp[o * k + t] = s
+            }
         }
     }
 
