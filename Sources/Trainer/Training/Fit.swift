@@ -44,7 +44,7 @@ extension TrainingRun {
             bestValidationAccuracy: bestValidationAccuracy, finalTrainLoss: last?.trainLoss ?? .nan,
             finalTrainAccuracy: last?.trainAccuracy ?? .nan, testLoss: test?.loss, testAccuracy: test?.accuracy,
             totalSeconds: history.reduce(0) { $0 + $1.seconds }, cumulativeTrainingFlops: cumulativeFlops,
-            skippedFlops: skippedFlops)
+            skippedFlops: skippedFlops, flops: ledger.snapshot())
     }
 
     /// Reopens a run directory written by `fit`: its config, data and last checkpoint.
