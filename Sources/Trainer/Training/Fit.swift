@@ -17,9 +17,7 @@ extension TrainingRun {
             try directory.writeJSON(config, to: directory.configPath)
         }
         try directory.truncateMetrics(toEpochs: epoch)
-        if epoch == 0, directory.exists(directory.metricsPath) {
-            try FileSystem.writeAtomically([], to: directory.metricsPath)
-        }
+        if epoch == 0, directory.exists(directory.metricsPath) { try directory.clearMetrics() }
         let start = monotonicNow()
         while !isFinished {
             let metrics = try trainEpoch(observer: observer)
