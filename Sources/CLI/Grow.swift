@@ -131,7 +131,7 @@ func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, direct
         series.append(GrowthReport.baselineSeries(run.history, inferenceFlops: run.model.cost.forward))
     }
     let report = GrowthReport(config: config, grow: summary, baseline: baselineSummary)
-    try report.write(to: directory, series: series, title: "\(config.train.modelName) incremental training on \(data.train.name)")
+    try report.write(to: directory, series: series, title: "\(config.train.modelName) incremental training on \(config.train.data.kind ?? data.train.name)")
 
     print("\n" + pad("sub-nets", 10) + pad("epochs", 9) + pad("params", 10) + pad("inf FLOPs", 11)
           + pad("cum train FLOPs", 17) + pad("val acc", 9) + pad("test acc", 10) + "ended by")

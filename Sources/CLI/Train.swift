@@ -114,7 +114,25 @@ struct Train: ParsableCommand {
     @Option(help: "Continue the run in this directory from its last checkpoint.")
     var resume: String?
 
+    @Option(help: "Copy the first --reuse-layers blocks from this checkpoint or run directory.")
+    var reuseFrom: String?
+
+    @Option(help: "Blocks to reuse (cnn: conv layers; resnet: stem + basic blocks; vgg: conv units).")
+    var reuseLayers: Int?
+
+    @Flag(help: "Keep the reused prefix frozen (default) or fine-tune it with the rest.")
+    var reuseMode: ReuseConfig.Mode = .freeze
+
+    @Flag(inversion: .prefixedNo, help: "Cache the frozen prefix's outputs across epochs (only without augmentation).")
+    var cache: Bool = true
+
+    @Option(help: "Host memory for the activation cache, in MiB.")
+    var cacheBudget: Int = 4096
+
     func validate() throws {
+        if (reuseFrom == nil) != (reuseLayers == nil) {
+            throw ValidationError("--reuse-from and --reuse-layers go together")
+        }
         guard epochs > 0 else { throw ValidationError("--epochs must be at least 1") }
         guard batchSize > 1 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two images)") }
     }
@@ -132,16 +150,24 @@ struct Train: ParsableCommand {
                 let dataConfig = try dataOptions.config()
                 let data = try RunData.load(dataConfig, seed: seed)
                 let shape = ImageShape(channels: data.train.channels, height: data.train.height, width: data.train.width)
+                let reuse = reuseFrom.map {
+                    ReuseConfig(source: $0, blocks: reuseLayers!, mode: reuseMode, cache: cache, cacheBudget: cacheBudget << 20)
+                }
                 let config = TrainConfig(modelName: modelOptions.model,
                                          model: try modelOptions.spec(input: shape, classes: data.train.classes),
                                          data: dataConfig, epochs: epochs, batchSize: batchSize,
                                          optimizer: try optimizerOptions.config(),
                                          schedule: try optimizerOptions.scheduleConfig(epochs: epochs),
-                                         seed: seed, device: deviceOptions.device)
+                                         seed: seed, device: deviceOptions.device, reuse: reuse)
                 return (config, data)
             }
             directory = RunDirectory(path: output ?? "runs/\(modelOptions.model)-s\(seed)")
             run = try orExit { try TrainingRun(config: config, backend: backend, data: data) }
+            if let note = run.cacheNote { print(note) }
+            if let r = config.reuse {
+                print("reusing \(r.blocks) blocks from \(r.source) (\(r.mode.rawValue))"
+                      + (run.cachesPrefix ? ", prefix outputs cached after epoch 1" : ""))
+            }
             print("training \(config.modelName) on \(data.train.name) (\(data.train.count) train, "
                   + "\(data.validation?.count ?? 0) validation, \(data.test?.count ?? 0) test) on \(backend.name)")
         }
@@ -181,3 +207,5 @@ func fitAndReport(_ run: TrainingRun, directory: RunDirectory) throws {
     print("  training         \(summary.epochs) epochs, \(formatFixed(summary.totalSeconds, digits: 1))s, \(formatCount(summary.cumulativeTrainingFlops))FLOP")
     print("  checkpoints      \(directory.lastCheckpointPath), \(directory.bestCheckpointPath)")
 }
+
+extension ReuseConfig.Mode: EnumerableFlag {}

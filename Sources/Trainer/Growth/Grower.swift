@@ -129,6 +129,8 @@ public final class Grower {
             if run.epoch >= config.maxEpochs { break }
             // Insert S(k+1) between the trained part and the classifier.
             try closePhase(run: run, model: model, stages: k, firstEpoch: stageStart, reason: reason)
+            finishedLedger.merge(run.ledger)
+            seconds += run.history.reduce(0) { $0 + $1.seconds }
             let next = try Model(spec: spec(stages: k + 1))
             try next.prepare(on: backend, maxBatch: max(config.train.batchSize, config.train.evalBatchSize))
             next.initialize(seed: config.train.seed &+ UInt64(k))
@@ -149,8 +151,6 @@ public final class Grower {
                 epochs = look.epoch
                 next.freezePrefix(blocks: 0)
             }
-            finishedLedger.merge(run.ledger)
-            seconds += run.history.reduce(0) { $0 + $1.seconds }
             model = next
             k += 1
             run = try makeRun(model: model, epochsSoFar: epochs)

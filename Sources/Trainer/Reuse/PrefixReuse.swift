@@ -4,7 +4,7 @@ import GPUTensor
 /// parameters and running statistics) are copied into a new, usually deeper, model, and either
 /// kept frozen (no backward through them) or fine-tuned with the rest.
 public struct ReuseConfig: Codable, Equatable, Sendable {
-    public enum Mode: String, Codable, Sendable {
+    public enum Mode: String, Codable, CaseIterable, Sendable {
         case freeze, finetune
     }
 

@@ -87,6 +87,8 @@ public final class TrainingRun {
     /// Outputs of the frozen prefix across epochs, when it can be cached (see `ActivationCache`).
     let cache: ActivationCache?
     let cachedFeatures: Tensor?   // (N, featureShape...)
+    /// Whether the frozen prefix's outputs are cached across epochs.
+    public var cachesPrefix: Bool { cache != nil }
     /// Why the prefix is not cached, when it is frozen but not cached (for the log).
     public let cacheNote: String?
 
