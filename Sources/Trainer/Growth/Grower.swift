@@ -21,10 +21,12 @@ public struct GrowConfig: Codable, Equatable, Sendable {
     public var maxEpochs: Int
     /// Stop once validation accuracy reaches this fraction.
     public var targetAccuracy: Double?
+    /// Insert the next sub-network after this many epochs of a stage even if the angle has not fallen.
+    public var maxEpochsPerStage: Int?
 
     public init(train: TrainConfig, startStages: Int, window: Int = 3, gamma: Double = 0.5,
                 initialization: Initialization = .lookahead, lookaheadEpochs: Int = 2, maxEpochs: Int,
-                targetAccuracy: Double? = nil) {
+                targetAccuracy: Double? = nil, maxEpochsPerStage: Int? = nil) {
         self.train = train
         self.startStages = startStages
         self.window = window
@@ -33,6 +35,7 @@ public struct GrowConfig: Codable, Equatable, Sendable {
         self.lookaheadEpochs = lookaheadEpochs
         self.maxEpochs = maxEpochs
         self.targetAccuracy = targetAccuracy
+        self.maxEpochsPerStage = maxEpochsPerStage
     }
 }
 
@@ -114,7 +117,8 @@ public final class Grower {
         var k = config.startStages
         var model = try Model(spec: spec(stages: k))
         var run = try makeRun(model: model, epochsSoFar: 0)
-        var criterion = AngleCriterion(window: config.window, gamma: config.gamma)
+        var criterion = AngleCriterion(window: config.window, gamma: config.gamma,
+                                       maxEpochsPerStage: config.maxEpochsPerStage)
         var stageStart = 1
         var endReason = "budget of \(config.maxEpochs) epochs spent"
         while run.epoch < config.maxEpochs {
@@ -131,25 +135,18 @@ public final class Grower {
             try closePhase(run: run, model: model, stages: k, firstEpoch: stageStart, reason: reason)
             finishedLedger.merge(run.ledger)
             seconds += run.history.reduce(0) { $0 + $1.seconds }
-            let next = try Model(spec: spec(stages: k + 1))
-            try next.prepare(on: backend, maxBatch: max(config.train.batchSize, config.train.evalBatchSize))
-            next.initialize(seed: config.train.seed &+ UInt64(k))
-            let copied = try copyMatchingState(from: model, to: next)
+            let (next, copied) = try insertStage(after: model, stages: k)
             event("epoch \(run.epoch): inserting sub-network \(k + 1) of \(total) (\(reason)); "
                   + "\(copied) tensors carried over, \(config.initialization == .lookahead ? "look-ahead for \(config.lookaheadEpochs) epochs" : "random init")")
             var epochs = run.epoch
             stageStart = epochs + 1
             if config.initialization == .lookahead && config.lookaheadEpochs > 0 {
-                next.freezeStages(upTo: k)
-                let look = try makeRun(model: next, epochsSoFar: epochs)
-                for _ in 0..<config.lookaheadEpochs where look.epoch < config.maxEpochs {
-                    let lm = try look.trainEpoch(observer: observer)
+                let look = try lookAhead(next, trainedStages: k, epochsSoFar: epochs, observer: observer) { lm, look in
                     record(lm, model: next, stages: k + 1, phase: "lookahead", run: look, epochDone: epochDone)
                 }
                 finishedLedger.merge(look.ledger)
                 seconds += look.history.reduce(0) { $0 + $1.seconds }
                 epochs = look.epoch
-                next.freezePrefix(blocks: 0)
             }
             model = next
             k += 1
@@ -166,6 +163,31 @@ public final class Grower {
                                   cumulativeTrainingFlops: finishedLedger.executedTotal,
                                   skippedFlops: finishedLedger.skippedTotal, seconds: seconds)
         return (summary, model)
+    }
+
+    /// The model with sub-network k+1 inserted between the trained part and the classifier:
+    /// tensors of `model` carried over by name and shape, the rest (the new sub-network, and the
+    /// classifier when its input changed) freshly initialised. Returns it and the tensors copied.
+    public func insertStage(after model: Model, stages k: Int) throws -> (Model, Int) {
+        let next = try Model(spec: spec(stages: k + 1))
+        try next.prepare(on: backend, maxBatch: max(config.train.batchSize, config.train.evalBatchSize))
+        next.initialize(seed: config.train.seed &+ UInt64(k))
+        let copied = try copyMatchingState(from: model, to: next)
+        return (next, copied)
+    }
+
+    /// Look-ahead: trains only the new sub-network and the classifier for `lookaheadEpochs`
+    /// (budget permitting) over the frozen first `trainedStages`, then unfreezes everything.
+    public func lookAhead(_ model: Model, trainedStages k: Int, epochsSoFar: Int,
+                          observer: TrainingObserver = TrainingObserver(),
+                          epochDone: (EpochMetrics, TrainingRun) -> Void = { _, _ in }) throws -> TrainingRun {
+        model.freezeStages(upTo: k)
+        defer { model.freezePrefix(blocks: 0) }
+        let look = try makeRun(model: model, epochsSoFar: epochsSoFar)
+        for _ in 0..<config.lookaheadEpochs where look.epoch < config.maxEpochs {
+            epochDone(try look.trainEpoch(observer: observer), look)
+        }
+        return look
     }
 
     private func makeRun(model: Model, epochsSoFar: Int) throws -> TrainingRun {
