@@ -13,7 +13,8 @@ import Glibc
 // core; each worker unfolds one image at a time into its own column buffer (K, P*Q), which stays
 // in L2 (576 KB for ResNet-20's 16->16 at 32x32), and calls a single-threaded sgemm on it.
 // Folding the whole batch into the GEMM's N dimension instead needs a 75 MB column buffer and
-// runs at DRAM speed.
+// runs at DRAM speed. Where OpenBLAS has small-matrix kernels (AVX-512 cores), each image is cut
+// into row chunks small enough for them (`ConvolutionTuning`).
 //
 // - forward:          y_n (F, PQ)  = W (F, K) . col(x_n) (K, PQ)
 // - backward-data:    stride 1: the "full" convolution of dy with the flipped, transposed filter,
@@ -62,6 +63,10 @@ struct Unfold {
     /// Output positions `lo..<hi` along one axis whose input index `o*stride - pad + k` is in `0..<size`.
     @inline(__always)
     static func validRange(k: Int, size: Int, stride: Int, pad: Int, out: Int) -> (lo: Int, hi: Int) {
+        if stride == 1 {   // no integer division (it showed in profiles of the chunked im2col)
+            let lo = min(out, max(0, pad - k))
+            return (lo, max(lo, min(out, size + pad - k)))
+        }
         let lo = pad - k > 0 ? (pad - k + stride - 1) / stride : 0
         let last = size - 1 + pad - k
         let hi = last < 0 ? 0 : min(out, last / stride + 1)
@@ -81,8 +86,8 @@ func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ u: 
         let xc = x + c * plane
         for i in 0..<u.kernelH {
             var (pLo, pHi) = Unfold.validRange(k: i, size: u.height, stride: u.strideH, pad: u.padH, out: u.outHeight)
-            pLo = max(pLo, rows.lowerBound) - rows.lowerBound
-            pHi = min(pHi, rows.upperBound) - rows.lowerBound
+            pLo = min(max(pLo, rows.lowerBound), rows.upperBound) - rows.lowerBound
+            pHi = max(min(pHi, rows.upperBound) - rows.lowerBound, pLo)
             for j in 0..<u.kernelW {
                 let row = col + ((c * u.kernelH + i) * u.kernelW + j) * n
                 let (qLo, qHi) = Unfold.validRange(k: j, size: u.width, stride: u.strideW, pad: u.padW, out: q)
@@ -166,10 +171,10 @@ extension ConvGeometry {
 struct ConvolutionTuning {
     /// Whether OpenBLAS runs small GEMMs (M*N*K <= 1e6, not transposed on the left) with its
     /// unpacked small-matrix kernels, which it has for AVX-512 cores only. Those kernels read the
-    /// operands in place, so many small GEMMs on an L1-resident column chunk beat one large GEMM
-    /// that packs a copy of the whole column matrix (16->16 forward per image, one core: 58 us
-    /// in 2-row chunks vs 93 us whole). The AVX2 kernels always pack and prefer whole images
-    /// (32->32: 96 us whole vs 117 us in 2-row chunks). Measurements: bench/NOTES.md.
+    /// operands in place, so GEMMs over row chunks of the column matrix, each under the limit,
+    /// beat one GEMM over the whole image that packs a copy of it (one thread, of sgemm 1024^3:
+    /// 16->16 59% in 13-row chunks vs 42% whole; 32->32 59% in 6-row chunks vs 51%). The AVX2
+    /// kernels always pack and run best on whole images. Measurements: bench/NOTES.md.
     var smallMatrixKernels: Bool
     /// Output rows per GEMM; nil chooses from `smallMatrixKernels`.
     var rowsPerChunk: Int?
@@ -182,13 +187,14 @@ struct ConvolutionTuning {
         return ["skylakex", "cooperlake", "sapphirerapids"].contains { core.contains($0) }
     }
 
-    /// Output rows per GEMM: whole images, or with small-matrix kernels, chunks whose column
-    /// matrix fits in L1 (48 KB) and whose GEMM (m x columns x K) stays under the 1e6 limit.
+    /// Output rows per GEMM: whole images, or with small-matrix kernels, the most rows whose
+    /// GEMM (m x columns x K) stays under their limit, when that is at least 64 columns (fewer
+    /// ran slower than whole images: 64->64 on 8x8 in 3-row chunks, 44% vs 50%).
     func rowsPerChunk(_ u: Unfold, gemmRows m: Int) -> Int {
         if let rowsPerChunk { return max(1, min(u.outHeight, rowsPerChunk)) }
         guard smallMatrixKernels else { return u.outHeight }
-        let rowColumns = u.rows * u.outWidth   // one output row's share of the column matrix
-        return max(1, min(u.outHeight, 49_152 / (4 * rowColumns), 1_000_000 / (m * rowColumns)))
+        let rows = min(u.outHeight, 1_000_000 / (m * u.rows * u.outWidth))
+        return rows * u.outWidth >= 64 ? rows : u.outHeight
     }
 }
 
