@@ -447,12 +447,12 @@ extension CPUBackend {
                 }
             }
         }
-        let partials = (0..<parts).map { workspace.buffer(slot: ConvSlot.partialGrad + $0, count: k * f) }
-        for o in 0..<f {
-            for t in 0..<k {
-                var s: Float = mode == .accumulate ? dwp[o * k + t] : 0
-                for p in partials { s += p[t * f + o] }
-                dwp[o * k + t] = s
+        // dw (F, K) (+)= the sum of the workers' dW^T parts, in worker order (deterministic).
+        for p in 0..<parts {
+            let dwT = workspace.buffer(slot: ConvSlot.partialGrad + p, count: k * f)
+            let keep = p > 0 || mode == .accumulate
+            for o in 0..<f {
+                for t in 0..<k { dwp[o * k + t] = (keep ? dwp[o * k + t] : 0) + dwT[t * f + o] }
             }
         }
     }
@@ -509,16 +509,18 @@ extension CPUBackend {
                 }
             }
         }
-        let partials = (0..<parts).map { workspace.buffer(slot: ConvSlot.partialGrad + $0, count: r * k * f) }
-        for o in 0..<f {
-            for ci in 0..<c {
-                for i in 0..<r {
-                    for j in 0..<sw {
-                        let d = ((o * c + ci) * r + i) * sw + j
-                        let e = transposed ? (i * k + ci * sw + j) * f + o : (i * f + o) * k + ci * sw + j
-                        var acc: Float = mode == .accumulate ? dwp[d] : 0
-                        for part in partials { acc += part[e] }
-                        dwp[d] = acc
+        // dw (+)= the sum of the workers' parts, in worker order (deterministic).
+        for p in 0..<parts {
+            let part = workspace.buffer(slot: ConvSlot.partialGrad + p, count: r * k * f)
+            let keep = p > 0 || mode == .accumulate
+            for o in 0..<f {
+                for ci in 0..<c {
+                    for i in 0..<r {
+                        for j in 0..<sw {
+                            let d = ((o * c + ci) * r + i) * sw + j
+                            let e = transposed ? (i * k + ci * sw + j) * f + o : (i * f + o) * k + ci * sw + j
+                            dwp[d] = (keep ? dwp[d] : 0) + part[e]
+                        }
                     }
                 }
             }
