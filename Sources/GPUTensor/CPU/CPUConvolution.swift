@@ -22,8 +22,9 @@ import Glibc
 //                     dx_n (C, HW) = Wflip (C, F*R*S) . col(dy_n) (F*R*S, HW), which keeps the
 //                     GEMM depth at F*R*S instead of F and needs no scatter-add;
 //                     otherwise col = W^T (K, F) . dy_n (F, PQ), then col2im (scatter-add).
-// - backward-filter:  each worker accumulates dW_part (F, K) += dy_n (F, PQ) . col(x_n)^T, then
-//                     the parts are summed into dw.
+// - backward-filter:  each worker accumulates dW_part^T (K, F) += col(x_n) (K, PQ) . dy_n^T, then
+//                     the parts are summed into dw in worker order (deterministic for a given
+//                     thread count).
 // 1x1 stride-1 unpadded convolutions skip im2col: the image itself is the column matrix.
 
 /// Workspace slots used by the convolution kernels (`+ part` for per-worker buffers).
