@@ -1,21 +1,368 @@
+import CBLAS
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Convolution as per-image im2col + OpenBLAS sgemm.
+//
+// Legend: N batch, C/Cin input channels, F/Cout output channels, H x W input, P x Q output,
+// R x S kernel, K = Cin*R*S (the GEMM depth of forward and backward-filter).
+//
+// Scheme (measured in bench/NOTES.md): the batch is split into one contiguous range of images per
+// core; each worker unfolds one image at a time into its own column buffer (K, P*Q), which stays
+// in L2 (576 KB for ResNet-20's 16->16 at 32x32), and calls a single-threaded sgemm on it.
+// Folding the whole batch into the GEMM's N dimension instead needs a 75 MB column buffer and
+// runs at DRAM speed.
+//
+// - forward:          y_n (F, PQ)  = W (F, K) . col(x_n) (K, PQ)
+// - backward-data:    stride 1: the "full" convolution of dy with the flipped, transposed filter,
+//                     dx_n (C, HW) = Wflip (C, F*R*S) . col(dy_n) (F*R*S, HW), which keeps the
+//                     GEMM depth at F*R*S instead of F and needs no scatter-add;
+//                     otherwise col = W^T (K, F) . dy_n (F, PQ), then col2im (scatter-add).
+// - backward-filter:  each worker accumulates dW_part (F, K) += dy_n (F, PQ) . col(x_n)^T, then
+//                     the parts are summed into dw.
+// 1x1 stride-1 unpadded convolutions skip im2col: the image itself is the column matrix.
+
+/// Workspace slots used by the convolution kernels (`+ part` for per-worker buffers).
+private enum ConvSlot {
+    static let column = 0xC0_00
+    static let partialGrad = 0xC1_00
+    static let flippedWeight = 0xC2_00
+    static let ones = 0xC3_00
+    static let transposedGrad = 0xC4_00
+}
+
+/// The geometry of one unfolding: image (channels, height, width) -> columns
+/// (channels*kernelH*kernelW, outHeight*outWidth).
+struct Unfold {
+    var channels, height, width: Int
+    var kernelH, kernelW, strideH, strideW, padH, padW: Int
+    var outHeight, outWidth: Int
+
+    /// The forward unfolding of the input.
+    init(input g: ConvGeometry) {
+        channels = g.inChannels; height = g.height; width = g.width
+        kernelH = g.kernelH; kernelW = g.kernelW; strideH = g.strideH; strideW = g.strideW
+        padH = g.padH; padW = g.padW; outHeight = g.outHeight; outWidth = g.outWidth
+    }
+
+    /// The unfolding of dy for backward-data of a stride-1 convolution, as the "full" correlation
+    /// with the flipped kernel (padding kernel-1-pad, output H x W).
+    init(flippedGradOutput g: ConvGeometry) {
+        channels = g.outChannels; height = g.outHeight; width = g.outWidth
+        kernelH = g.kernelH; kernelW = g.kernelW; strideH = 1; strideW = 1
+        padH = g.kernelH - 1 - g.padH; padW = g.kernelW - 1 - g.padW
+        outHeight = g.height; outWidth = g.width
+    }
+
+    var rows: Int { channels * kernelH * kernelW }
+    var columns: Int { outHeight * outWidth }
+
+    /// Output positions `lo..<hi` along one axis whose input index `o*stride - pad + k` is in `0..<size`.
+    @inline(__always)
+    static func validRange(k: Int, size: Int, stride: Int, pad: Int, out: Int) -> (lo: Int, hi: Int) {
+        let lo = pad - k > 0 ? (pad - k + stride - 1) / stride : 0
+        let last = size - 1 + pad - k
+        let hi = last < 0 ? 0 : min(out, last / stride + 1)
+        return (min(lo, out), max(hi, min(lo, out)))
+    }
+}
+
+/// Unfolds output rows `rows` of one image x (C, H, W) into col (C*R*S, rows.count*Q):
+/// `col[(c*R + i)*S + j, (p - rows.lowerBound)*Q + q] = x[c, p*strideH - padH + i, q*strideW - padW + j]`,
+/// 0 outside the image.
+func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ u: Unfold, rows: Range<Int>) {
+    let plane = u.height * u.width, q = u.outWidth, n = rows.count * q
+    // Stride 1 with outWidth == width: each column row is the image plane shifted by a constant
+    // offset, so it is one memcpy plus zeroing of the wrapped-around border columns.
+    let flat = u.strideH == 1 && u.strideW == 1 && u.outWidth == u.width
+    for c in 0..<u.channels {
+        let xc = x + c * plane
+        for i in 0..<u.kernelH {
+            var (pLo, pHi) = Unfold.validRange(k: i, size: u.height, stride: u.strideH, pad: u.padH, out: u.outHeight)
+            pLo = max(pLo, rows.lowerBound) - rows.lowerBound
+            pHi = min(pHi, rows.upperBound) - rows.lowerBound
+            for j in 0..<u.kernelW {
+                let row = col + ((c * u.kernelH + i) * u.kernelW + j) * n
+                let (qLo, qHi) = Unfold.validRange(k: j, size: u.width, stride: u.strideW, pad: u.padW, out: q)
+                if pLo >= pHi || qLo >= qHi {
+                    row.update(repeating: 0, count: n)
+                    continue
+                }
+                if flat {
+                    let first = pLo * q + qLo, end = (pHi - 1) * q + qHi
+                    let shift = (rows.lowerBound + i - u.padH) * u.width + (j - u.padW)
+                    row.update(repeating: 0, count: first)
+                    memcpy(row + first, xc + first + shift, (end - first) * MemoryLayout<Float>.stride)
+                    (row + end).update(repeating: 0, count: n - end)
+                    if qLo > 0 || qHi < q {
+                        for p in pLo..<pHi {
+                            let r = row + p * q
+                            for t in 0..<qLo { r[t] = 0 }
+                            for t in qHi..<q { r[t] = 0 }
+                        }
+                    }
+                    continue
+                }
+                row.update(repeating: 0, count: pLo * q)
+                for p in pLo..<pHi {
+                    let r = row + p * q
+                    let src = xc + ((p + rows.lowerBound) * u.strideH - u.padH + i) * u.width + (qLo * u.strideW - u.padW + j)
+                    for t in 0..<qLo { r[t] = 0 }
+                    if u.strideW == 1 {
+                        (r + qLo).update(from: src, count: qHi - qLo)
+                    } else {
+                        for t in 0..<(qHi - qLo) { r[qLo + t] = src[t * u.strideW] }
+                    }
+                    for t in qHi..<q { r[t] = 0 }
+                }
+                (row + pHi * q).update(repeating: 0, count: n - pHi * q)
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2col`: dx (C, H, W) = sum of col's entries at the positions they were read from.
+func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ u: Unfold) {
+    let plane = u.height * u.width, pq = u.columns
+    dx.update(repeating: 0, count: u.channels * plane)
+    for c in 0..<u.channels {
+        let dxc = dx + c * plane
+        for i in 0..<u.kernelH {
+            let (pLo, pHi) = Unfold.validRange(k: i, size: u.height, stride: u.strideH, pad: u.padH, out: u.outHeight)
+            for j in 0..<u.kernelW {
+                let row = col + ((c * u.kernelH + i) * u.kernelW + j) * pq
+                let (qLo, qHi) = Unfold.validRange(k: j, size: u.width, stride: u.strideW, pad: u.padW, out: u.outWidth)
+                if qLo >= qHi { continue }
+                for p in pLo..<pHi {
+                    let r = row + p * u.outWidth
+                    let dst = dxc + (p * u.strideH - u.padH + i) * u.width + (qLo * u.strideW - u.padW + j)
+                    for t in 0..<(qHi - qLo) { dst[t * u.strideW] += r[qLo + t] }
+                }
+            }
+        }
+    }
+}
+
+/// Row-major sgemm on raw pointers: `c (m, n) = alpha * op(a) * op(b) + beta * c`.
+@inline(__always)
+func sgemmRowMajor(_ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int,
+                   _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                   _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+extension ConvGeometry {
+    /// 1x1, stride 1, no padding: the input image is already the column matrix.
+    var isPointwise: Bool {
+        kernelH == 1 && kernelW == 1 && strideH == 1 && strideW == 1 && padH == 0 && padW == 0
+    }
+}
+
+/// How the CPU convolution cuts its GEMMs: decided once from the OpenBLAS core; tests override it
+/// to reach every code path on any machine.
+struct ConvolutionTuning {
+    /// Whether OpenBLAS runs small GEMMs (M*N*K <= 1e6, not transposed on the left) with its
+    /// unpacked small-matrix kernels, which it has for AVX-512 cores only. Those kernels read the
+    /// operands in place, so many small GEMMs on an L1-resident column chunk beat one large GEMM
+    /// that packs a copy of the whole column matrix (16->16 forward per image, one core: 58 us
+    /// in 2-row chunks vs 93 us whole). The AVX2 kernels always pack and prefer whole images
+    /// (32->32: 96 us whole vs 117 us in 2-row chunks). Measurements: bench/NOTES.md.
+    var smallMatrixKernels: Bool
+    /// Output rows per GEMM; nil chooses from `smallMatrixKernels`.
+    var rowsPerChunk: Int?
+
+    static var current = ConvolutionTuning(smallMatrixKernels: openBLASHasSmallMatrixKernels(), rowsPerChunk: nil)
+
+    static func openBLASHasSmallMatrixKernels() -> Bool {
+        guard let name = openblas_get_corename() else { return false }
+        let core = String(cString: name).lowercased()
+        return ["skylakex", "cooperlake", "sapphirerapids"].contains { core.contains($0) }
+    }
+
+    /// Output rows per GEMM: whole images, or with small-matrix kernels, chunks whose column
+    /// matrix fits in L1 (48 KB) and whose GEMM (m x columns x K) stays under the 1e6 limit.
+    func rowsPerChunk(_ u: Unfold, gemmRows m: Int) -> Int {
+        if let rowsPerChunk { return max(1, min(u.outHeight, rowsPerChunk)) }
+        guard smallMatrixKernels else { return u.outHeight }
+        let rowColumns = u.rows * u.outWidth   // one output row's share of the column matrix
+        return max(1, min(u.outHeight, 49_152 / (4 * rowColumns), 1_000_000 / (m * rowColumns)))
+    }
+}
+
 extension CPUBackend {
+    /// How many workers share a batch (one contiguous range of images each).
+    private func imageParts(_ batch: Int) -> Int { max(1, min(threads, batch)) }
+
+    /// Runs `body(part, images)` for `parts` contiguous ranges of `0..<batch` in parallel.
+    /// Inside, OpenBLAS is single-threaded: every worker calls sgemm on its own images, and a
+    /// multi-threaded OpenBLAS called from several threads at once would oversubscribe the cores.
+    private func forEachImageRange(_ batch: Int, parts: Int, _ body: (_ part: Int, _ images: Range<Int>) -> Void) {
+        if parts <= 1 {
+            body(0, 0..<batch)   // one range: OpenBLAS may use all cores inside the GEMM
+            return
+        }
+        openblas_set_num_threads(1)
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            body(p, (batch * p / parts)..<(batch * (p + 1) / parts))
+        }
+        openblas_set_num_threads(Int32(threads))
+    }
+
+    private func checkShapes(_ g: ConvGeometry, x: [Int], w: [Int], y: [Int]) {
+        precondition(x == g.inputShape, "\(g): input \(x), expected \(g.inputShape)")
+        precondition(w == g.weightShape, "\(g): weight \(w), expected \(g.weightShape)")
+        precondition(y == g.outputShape, "\(g): output \(y), expected \(g.outputShape)")
+    }
+
+    /// y_n (M, P*Q) = A (M, K) . col(x_n) (K, P*Q) for every image n, in row chunks of col;
+    /// shared by forward and the stride-1 backward-data.
+    private func unfoldedProduct(_ u: Unfold, batch: Int, a: UnsafePointer<Float>, m: Int,
+                                 input x: UnsafePointer<Float>, output y: UnsafeMutablePointer<Float>, pointwise: Bool) {
+        let k = u.rows, pq = u.columns, q = u.outWidth, imageSize = u.channels * u.height * u.width
+        let chunk = ConvolutionTuning.current.rowsPerChunk(u, gemmRows: m)
+        forEachImageRange(batch, parts: imageParts(batch)) { part, images in
+            let col = pointwise ? nil : workspace.buffer(slot: ConvSlot.column + part, count: k * chunk * q)
+            for n in images {
+                let xn = x + n * imageSize, yn = y + n * m * pq
+                for r0 in stride(from: 0, to: u.outHeight, by: chunk) {
+                    let rows = r0..<min(u.outHeight, r0 + chunk), columns = rows.count * q
+                    if let col {
+                        im2col(xn, col, u, rows: rows)   // (K, columns)
+                        sgemmRowMajor(false, false, m, columns, k, a, k, col, columns, 0, yn + r0 * q, pq)
+                    } else {
+                        sgemmRowMajor(false, false, m, columns, k, a, k, xn + r0 * q, pq, 0, yn + r0 * q, pq)
+                    }
+                }
+            }
+        }
+    }
+
     public func conv2dForward(_ g: ConvGeometry, input x: Tensor, weight w: Tensor, bias: Tensor?, output y: Tensor) {
-        fatalError("not implemented")
+        checkShapes(g, x: x.shape, w: w.shape, y: y.shape)
+        if let bias { precondition(bias.count == g.outChannels, "\(g): bias \(bias.shape)") }
+        unfoldedProduct(Unfold(input: g), batch: g.batch, a: w.hostPointer, m: g.outChannels,
+                        input: x.hostPointer, output: y.hostPointer, pointwise: g.isPointwise)
+        if let bias { addBias(y, bias: bias) }
     }
 
     public func conv2dBackwardData(_ g: ConvGeometry, gradOutput dy: Tensor, weight w: Tensor, gradInput dx: Tensor) {
-        fatalError("not implemented")
+        checkShapes(g, x: dx.shape, w: w.shape, y: dy.shape)
+        let c = g.inChannels, f = g.outChannels, rs = g.kernelH * g.kernelW
+        let hw = g.height * g.width, pq = g.outHeight * g.outWidth
+        let dyp = dy.hostPointer   // (N, F, P*Q)
+        let wp = w.hostPointer     // (F, C, R, S)
+        let dxp = dx.hostPointer   // (N, C, H*W)
+
+        if g.isPointwise {
+            // dx_n (C, HW) = W^T (C, F) . dy_n (F, HW)
+            forEachImageRange(g.batch, parts: imageParts(g.batch)) { _, images in
+                for n in images {
+                    sgemmRowMajor(true, false, c, hw, f, wp, c, dyp + n * f * pq, pq, 0, dxp + n * c * hw, hw)
+                }
+            }
+        } else if g.strideH == 1 && g.strideW == 1 && g.padH < g.kernelH && g.padW < g.kernelW {
+            // The full correlation of dy with wf[c, f, r, s] = w[f, c, R-1-r, S-1-s]: (C, F*R*S).
+            let wf = workspace.buffer(slot: ConvSlot.flippedWeight, count: c * f * rs)
+            for o in 0..<f {
+                for i in 0..<c {
+                    for t in 0..<rs { wf[(i * f + o) * rs + t] = wp[(o * c + i) * rs + (rs - 1 - t)] }
+                }
+            }
+            unfoldedProduct(Unfold(flippedGradOutput: g), batch: g.batch, a: wf, m: c,
+                            input: dyp, output: dxp, pointwise: false)
+        } else {
+            // col (K, PQ) = W^T (K, F) . dy_n (F, PQ), then scatter-add into dx_n.
+            let u = Unfold(input: g)
+            forEachImageRange(g.batch, parts: imageParts(g.batch)) { part, images in
+                let col = workspace.buffer(slot: ConvSlot.column + part, count: u.rows * pq)
+                for n in images {
+                    sgemmRowMajor(true, false, u.rows, pq, f, wp, u.rows, dyp + n * f * pq, pq, 0, col, pq)
+                    col2im(col, dxp + n * c * hw, u)
+                }
+            }
+        }
     }
 
-    public func conv2dBackwardFilter(_ g: ConvGeometry, input x: Tensor, gradOutput dy: Tensor, gradWeight dw: Tensor, mode: GradMode) {
-        fatalError("not implemented")
+    public func conv2dBackwardFilter(_ g: ConvGeometry, input x: Tensor, gradOutput dy: Tensor,
+                                     gradWeight dw: Tensor, mode: GradMode) {
+        checkShapes(g, x: x.shape, w: dw.shape, y: dy.shape)
+        let u = Unfold(input: g)
+        let f = g.outChannels, k = u.rows, pq = u.columns, q = u.outWidth
+        let imageSize = g.inChannels * g.height * g.width
+        let xp = x.hostPointer     // (N, C, H, W)
+        let dyp = dy.hostPointer   // (N, F, P*Q)
+        let dwp = dw.hostPointer   // (F, K)
+        let parts = imageParts(g.batch), pointwise = g.isPointwise
+        let tuning = ConvolutionTuning.current
+        let chunk = tuning.rowsPerChunk(u, gemmRows: f)
+        // Each worker sums dW^T (K, F) over its images: col (K, columns) . dy^T (columns, F). With
+        // small-matrix kernels dy's chunk is transposed first, so that the GEMM is not transposed
+        // on the left (which those kernels do not take at this size).
+        forEachImageRange(g.batch, parts: parts) { part, images in
+            let col = pointwise ? nil : workspace.buffer(slot: ConvSlot.column + part, count: k * chunk * q)
+            let dyT = tuning.smallMatrixKernels ? workspace.buffer(slot: ConvSlot.transposedGrad + part, count: chunk * q * f) : nil
+            let dwT = workspace.buffer(slot: ConvSlot.partialGrad + part, count: k * f)   // (K, F)
+            dwT.update(repeating: 0, count: k * f)
+            for n in images {
+                let xn = xp + n * imageSize, dyn = dyp + n * f * pq
+                for r0 in stride(from: 0, to: u.outHeight, by: chunk) {
+                    let rows = r0..<min(u.outHeight, r0 + chunk), columns = rows.count * q
+                    let b: UnsafePointer<Float>, ldb: Int
+                    if let col { im2col(xn, col, u, rows: rows); b = UnsafePointer(col); ldb = columns } else { b = UnsafePointer(xn + r0 * q); ldb = pq }
+                    if let dyT {
+                        for o in 0..<f {
+                            let src = dyn + o * pq + r0 * q
+                            for t in 0..<columns { dyT[t * f + o] = src[t] }
+                        }
+                        sgemmRowMajor(false, false, k, f, columns, b, ldb, dyT, f, 1, dwT, f)
+                    } else {
+                        sgemmRowMajor(false, true, k, f, columns, b, ldb, dyn + r0 * q, pq, 1, dwT, f)
+                    }
+                }
+            }
+        }
+        let partials = (0..<parts).map { workspace.buffer(slot: ConvSlot.partialGrad + $0, count: k * f) }
+        for o in 0..<f {
+            for t in 0..<k {
+                var s: Float = mode == .accumulate ? dwp[o * k + t] : 0
+                for p in partials { s += p[t * f + o] }
+                dwp[o * k + t] = s
+            }
+        }
     }
 
     public func addBias(_ y: Tensor, bias: Tensor) {
-        fatalError("not implemented")
+        let (n, c, h, w) = y.nchw
+        precondition(bias.count == c, "addBias: bias \(bias.shape) for \(y.shape)")
+        let yp = y.hostPointer, bp = bias.hostPointer, hw = h * w
+        parallelFor(n * c, grain: max(1, 32768 / max(1, hw))) { rows in
+            for r in rows {
+                let v = bp[r % c], row = yp + r * hw
+                for t in 0..<hw { row[t] += v }
+            }
+        }
     }
 
     public func biasBackward(gradOutput dy: Tensor, gradBias db: Tensor, mode: GradMode) {
-        fatalError("not implemented")
+        let (n, c, h, w) = dy.nchw
+        precondition(db.count == c, "biasBackward: bias \(db.shape) for \(dy.shape)")
+        let dyp = dy.hostPointer, dbp = db.hostPointer, hw = h * w
+        if mode == .overwrite { dbp.update(repeating: 0, count: c) }
+        guard n > 0 && c > 0 && hw > 0 else { return }
+        // Row sums by sgemv against a vector of ones: db (C) += dy_n (C, HW) . 1 for each image,
+        // or db (C) += dy^T (C, N) . 1 when there is no spatial extent.
+        let ones = workspace.buffer(slot: ConvSlot.ones, count: max(n, hw))
+        ones.update(repeating: 1, count: max(n, hw))
+        if hw == 1 {
+            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(n), Int32(c), 1, dyp, Int32(c), ones, 1, 1, dbp, 1)
+        } else {
+            for i in 0..<n {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(c), Int32(hw), 1, dyp + i * c * hw, Int32(hw),
+                            ones, 1, 1, dbp, 1)
+            }
+        }
     }
 }

@@ -1,4 +1,184 @@
+// GEMM, convolution and bias checks against float64 references.
+//
+// Tolerances (float32 kernels vs float64 references, inputs in [-1, 1)):
+// - gemm: atol 1e-5, rtol 1e-4 (k <= 37: float32 rounding is about sqrt(k) * 6e-8 * sum|terms|).
+// - conv forward / backward-data / backward-filter, bias: atol 1e-5, rtol 1e-4 against the direct
+//   float64 convolution resp. float64 central finite differences (step 1e-6) of
+//   L = dot(reference_forward(x, w), r). L is linear in x and in w, so the finite differences
+//   are exact up to float64 rounding (about 1e-9); the allowance is all float32 rounding.
+
+/// The reference: a direct float64 convolution, `y[n, f, p, q] = b[f] + sum x[n, c, p*sh - ph + i, q*sw - pw + j] * w[f, c, i, j]`.
+func referenceConvolution(_ g: ConvGeometry, x: [Double], w: [Double], bias: [Double]?) -> [Double] {
+    let (c, h, wd, f, r, s) = (g.inChannels, g.height, g.width, g.outChannels, g.kernelH, g.kernelW)
+    let (p, q) = (g.outHeight, g.outWidth)
+    var y = [Double](repeating: 0, count: g.batch * f * p * q)
+    for n in 0..<g.batch {
+        for o in 0..<f {
+            for oh in 0..<p {
+                for ow in 0..<q {
+                    var acc = bias?[o] ?? 0
+                    for ci in 0..<c {
+                        for i in 0..<r {
+                            let ih = oh * g.strideH - g.padH + i
+                            if ih < 0 || ih >= h { continue }
+                            for j in 0..<s {
+                                let iw = ow * g.strideW - g.padW + j
+                                if iw < 0 || iw >= wd { continue }
+                                acc += x[((n * c + ci) * h + ih) * wd + iw] * w[((o * c + ci) * r + i) * s + j]
+                            }
+                        }
+                    }
+                    y[((n * f + o) * p + oh) * q + ow] = acc
+                }
+            }
+        }
+    }
+    return y
+}
+
+/// `c = alpha * op(a) * op(b) + beta * c` in float64, row-major.
+func referenceGemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+                   alpha: Double, a: [Double], b: [Double], beta: Double, c: [Double]) -> [Double] {
+    var out = c
+    for i in 0..<m {
+        for j in 0..<n {
+            var acc = 0.0
+            for t in 0..<k {
+                let av = transposeA ? a[t * m + i] : a[i * k + t]
+                let bv = transposeB ? b[j * k + t] : b[t * n + j]
+                acc += av * bv
+            }
+            out[i * n + j] = alpha * acc + beta * c[i * n + j]
+        }
+    }
+    return out
+}
+
+/// A tensor full of NaN, so a kernel that fails to overwrite its output is caught.
+/// (Uploaded rather than `fill`ed, to depend on no other kernel.)
+private func nanTensor(_ backend: Backend, _ shape: [Int]) throws -> Tensor {
+    try backend.tensor([Float](repeating: .nan, count: shape.reduce(1, *)), shape: shape)
+}
+
 extension KernelChecks {
     /// GEMM (all transposes), convolution forward / backward-data / backward-filter, bias.
-    static var gemmAndConvolution: [KernelCheck] { [] }
+    static var gemmAndConvolution: [KernelCheck] {
+        [KernelCheck("gemm", run: gemmChecks),
+         KernelCheck("conv2d", run: convolutionChecks),
+         KernelCheck("bias", run: biasChecks)]
+    }
+
+    static let gemmTolerance = Tolerance(atol: 1e-5, rtol: 1e-4)
+    static let convTolerance = Tolerance(atol: 1e-5, rtol: 1e-4)
+
+    /// The shapes the convolution checks cover: odd and non-square sizes, stride 1 and 2,
+    /// padding 0, 1, 2, kernels 1x1, 3x3, 5x5 and 3x2, batch 1 and 2, 1 to 4 channels.
+    /// Between them they exercise every code path of the CPU kernels (pointwise, flat and
+    /// row-wise im2col, flipped-filter and col2im backward-data).
+    static var convolutionCheckShapes: [ConvGeometry] {
+        [ConvGeometry(batch: 2, inChannels: 3, height: 7, width: 7, outChannels: 4, kernel: 3, stride: 1, padding: 1),
+         ConvGeometry(batch: 1, inChannels: 2, height: 5, width: 6, outChannels: 3, kernel: 3, stride: 2, padding: 1),
+         ConvGeometry(batch: 2, inChannels: 3, height: 5, width: 5, outChannels: 2, kernel: 1),
+         ConvGeometry(batch: 2, inChannels: 3, height: 5, width: 5, outChannels: 2, kernel: 1, stride: 2),
+         ConvGeometry(batch: 1, inChannels: 2, height: 4, width: 3, outChannels: 2, kernel: 1, stride: 1, padding: 1),
+         ConvGeometry(batch: 1, inChannels: 2, height: 7, width: 7, outChannels: 3, kernel: 5, stride: 1, padding: 2),
+         ConvGeometry(batch: 1, inChannels: 1, height: 7, width: 7, outChannels: 1, kernel: 3, stride: 1, padding: 0),
+         ConvGeometry(batch: 2, inChannels: 1, height: 6, width: 5, outChannels: 2,
+                      kernelH: 3, kernelW: 2, strideH: 2, strideW: 1, padH: 1, padW: 0),
+         ConvGeometry(batch: 1, inChannels: 4, height: 6, width: 5, outChannels: 2, kernel: 3, stride: 2, padding: 0)]
+    }
+
+    static func gemmChecks(_ backend: Backend) throws -> [CheckResult] {
+        var results = [CheckResult]()
+        let (m, n, k) = (5, 7, 37)
+        var seed: UInt64 = 100
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            for (alpha, beta) in [(1.0, 0.0), (-0.5, 1.5)] {
+                seed += 1
+                let a = checkInput(m * k, seed: seed), b = checkInput(k * n, seed: seed + 50)
+                let c = checkInput(m * n, seed: seed + 90)
+                let at = try backend.tensor(a, shape: ta ? [k, m] : [m, k])
+                let bt = try backend.tensor(b, shape: tb ? [n, k] : [k, n])
+                let ct = try backend.tensor(c, shape: [m, n])
+                backend.gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k,
+                             alpha: Float(alpha), a: at, b: bt, beta: Float(beta), c: ct)
+                let expected = referenceGemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k,
+                                             alpha: alpha, a: a, b: b, beta: beta, c: c)
+                let ops = "\(ta ? "T" : "N")\(tb ? "T" : "N")"
+                results.append(compare("gemm \(ops) \(m)x\(n)x\(k) alpha \(alpha) beta \(beta)",
+                                       actual: try backend.download(ct), expected: expected, tolerance: gemmTolerance))
+            }
+        }
+        return results
+    }
+
+    static func convolutionChecks(_ backend: Backend) throws -> [CheckResult] {
+        var results = [CheckResult]()
+        for (index, g) in convolutionCheckShapes.enumerated() {
+            let seed = UInt64(200 + 10 * index)
+            let xCount = g.inputShape.reduce(1, *), wCount = g.weightShape.reduce(1, *)
+            let yCount = g.outputShape.reduce(1, *)
+            let x = checkInput(xCount, seed: seed), w = checkInput(wCount, seed: seed + 1)
+            let bias = index % 2 == 0 ? checkInput(g.outChannels, seed: seed + 2) : nil
+            let r = checkInput(yCount, seed: seed + 3)   // upstream gradient dL/dy
+            let xt = try backend.tensor(x, shape: g.inputShape)
+            let wt = try backend.tensor(w, shape: g.weightShape)
+            let bt = try bias.map { try backend.tensor($0, shape: [g.outChannels]) }
+            let rt = try backend.tensor(r, shape: g.outputShape)
+
+            let yt = try nanTensor(backend, g.outputShape)
+            backend.conv2dForward(g, input: xt, weight: wt, bias: bt, output: yt)
+            results.append(compare("conv2d forward\(bias == nil ? "" : " +bias") \(g)", actual: try backend.download(yt),
+                                   expected: referenceConvolution(g, x: x, w: w, bias: bias), tolerance: convTolerance))
+
+            let dxt = try nanTensor(backend, g.inputShape)   // backward-data must overwrite
+            backend.conv2dBackwardData(g, gradOutput: rt, weight: wt, gradInput: dxt)
+            let dxExpected = finiteDifferenceGradient(at: x) { dot(referenceConvolution(g, x: $0, w: w, bias: nil), r) }
+            results.append(compare("conv2d backward-data \(g)", actual: try backend.download(dxt),
+                                   expected: dxExpected, tolerance: convTolerance))
+
+            let dwExpected = finiteDifferenceGradient(at: w) { dot(referenceConvolution(g, x: x, w: $0, bias: nil), r) }
+            let dwt = try nanTensor(backend, g.weightShape)
+            backend.conv2dBackwardFilter(g, input: xt, gradOutput: rt, gradWeight: dwt, mode: .overwrite)
+            results.append(compare("conv2d backward-filter \(g)", actual: try backend.download(dwt),
+                                   expected: dwExpected, tolerance: convTolerance))
+
+            let dw0 = checkInput(wCount, seed: seed + 4)
+            let dwAccumulated = try backend.tensor(dw0, shape: g.weightShape)
+            backend.conv2dBackwardFilter(g, input: xt, gradOutput: rt, gradWeight: dwAccumulated, mode: .accumulate)
+            results.append(compare("conv2d backward-filter accumulate \(g)", actual: try backend.download(dwAccumulated),
+                                   expected: zip(dw0, dwExpected).map { $0 + $1 }, tolerance: convTolerance))
+        }
+        return results
+    }
+
+    static func biasChecks(_ backend: Backend) throws -> [CheckResult] {
+        var results = [CheckResult]()
+        for (index, shape) in [[3, 4, 5, 7], [2, 3, 1, 1], [6, 5]].enumerated() {
+            let seed = UInt64(300 + 10 * index)
+            let count = shape.reduce(1, *), c = shape[1], inner = count / (shape[0] * c)
+            let y = checkInput(count, seed: seed), b = checkInput(c, seed: seed + 1)
+            let r = checkInput(count, seed: seed + 2)
+            let yt = try backend.tensor(y, shape: shape), bt = try backend.tensor(b, shape: [c])
+            backend.addBias(yt, bias: bt)
+            func reference(_ bias: [Double]) -> [Double] {
+                (0..<count).map { i in y[i] + bias[(i / inner) % c] }
+            }
+            results.append(compare("addBias \(shape)", actual: try backend.download(yt), expected: reference(b),
+                                   tolerance: convTolerance))
+
+            let dbExpected = finiteDifferenceGradient(at: b) { dot(reference($0), r) }
+            let rt = try backend.tensor(r, shape: shape)
+            let dbt = try nanTensor(backend, [c])
+            backend.biasBackward(gradOutput: rt, gradBias: dbt, mode: .overwrite)
+            results.append(compare("biasBackward \(shape)", actual: try backend.download(dbt), expected: dbExpected,
+                                   tolerance: convTolerance))
+            let db0 = checkInput(c, seed: seed + 3)
+            let dbAccumulated = try backend.tensor(db0, shape: [c])
+            backend.biasBackward(gradOutput: rt, gradBias: dbAccumulated, mode: .accumulate)
+            results.append(compare("biasBackward accumulate \(shape)", actual: try backend.download(dbAccumulated),
+                                   expected: zip(db0, dbExpected).map { $0 + $1 }, tolerance: convTolerance))
+        }
+        return results
+    }
 }

@@ -34,7 +34,7 @@ public struct RunDirectory: Sendable {
     /// Writes a JSON document atomically (temporary file, then rename).
     public func writeJSON<T: Encodable>(_ value: T, to file: String) throws {
         let data = try Self.encoder.encode(value)
-        try writeAtomically(Array(data) + [0x0A], to: file)
+        try FileSystem.writeAtomically(Array(data) + [0x0A], to: file)
     }
 
     public func readJSON<T: Decodable>(_ type: T.Type, from file: String) throws -> T {
@@ -76,7 +76,7 @@ public struct RunDirectory: Sendable {
             if lines == epochs { end = i + 1; break }
         }
         if lines < epochs { return }
-        try writeAtomically(Array(data.prefix(end)), to: metricsPath)
+        try FileSystem.writeAtomically(Array(data.prefix(end)), to: metricsPath)
     }
 
     static var encoder: JSONEncoder {
@@ -90,27 +90,4 @@ public struct RunDirectoryError: Error, CustomStringConvertible {
     public let path: String
     public let reason: String
     public var description: String { "\(path) \(reason)" }
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder, fsync and rename, so
-/// readers see the old or the new file, never a torn one.
-public func writeAtomically(_ bytes: [UInt8], to path: String) throws {
-    let tmp = path + ".tmp-\(getpid())"
-    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { throw RunDirectoryError(path: path, reason: "cannot be written (errno \(errno))") }
-    var ok = true
-    bytes.withUnsafeBytes { raw in
-        var done = 0
-        while done < raw.count {
-            let n = write(fd, raw.baseAddress! + done, raw.count - done)
-            if n <= 0 { ok = false; break }
-            done += n
-        }
-    }
-    if fsync(fd) != 0 { ok = false }
-    close(fd)
-    guard ok, rename(tmp, path) == 0 else {
-        unlink(tmp)
-        throw RunDirectoryError(path: path, reason: "could not be written completely (errno \(errno)); the previous file is unchanged")
-    }
 }

@@ -1,0 +1,59 @@
+import ArgumentParser
+import GPUTensor
+import Trainer
+
+/// `strata bench train`: images/s of full training steps (upload, augmentation, forward, loss,
+/// backward, update) on synthetic data, after one warm-up pass.
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Training-step images/s for a model, batch size and device (synthetic data).")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var deviceOptions: DeviceOptions
+
+    @Option(help: "Batch size.")
+    var batchSize: Int = 128
+
+    @Option(help: "Timed steps.")
+    var steps: Int = 10
+
+    @Option(help: "Input: cifar (3x32x32) or fashion (1x28x28).")
+    var input: String = "cifar"
+
+    @Option(help: "sgd, rmsprop, adam or adamw.")
+    var optimizer: String = "sgd"
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func run() throws {
+        let shape: ImageShape
+        switch input {
+        case "cifar": shape = .cifar
+        case "fashion", "fashion-mnist", "mnist": shape = .fashionMNIST
+        default: throw ValidationError("--input must be cifar or fashion")
+        }
+        let backend = try orExit { try deviceOptions.makeBackend() }
+        let config = TrainConfig(modelName: modelOptions.model,
+                                 model: try modelOptions.spec(input: shape, classes: 10),
+                                 data: DataConfig(path: "<synthetic>", validationFraction: 0, augment: shape == .cifar),
+                                 epochs: 2, batchSize: batchSize, evalBatchSize: batchSize,
+                                 optimizer: try optimizerConfig(optimizer), seed: 1, device: deviceOptions.device)
+        let dataset = ImageDataset.synthetic(count: batchSize * steps, shape: shape, classes: 10, seed: 1)
+        let run = try orExit { try TrainingRun(config: config, backend: backend,
+                                               data: RunData(train: dataset, validation: nil, test: nil)) }
+        try orExit { try run.trainEpoch() }           // warm-up: first-touch of buffers, plans
+        let m = try orExit { try run.trainEpoch() }
+        let stepMs = 1000 * Double(batchSize) / m.imagesPerSecond
+        if json {
+            print("{\"model\": \"\(modelOptions.model)\", \"device\": \"\(backend.device)\", \"batch_size\": \(batchSize), "
+                  + "\"images_per_second\": \(m.imagesPerSecond), \"step_ms\": \(stepMs), "
+                  + "\"training_gflops\": \(m.trainingFlops / (m.seconds * 1e9))}")
+        } else {
+            print("\(modelOptions.model) batch \(batchSize) on \(backend.name): "
+                  + "\(formatFixed(m.imagesPerSecond, digits: 1)) images/s, \(formatFixed(stepMs, digits: 1)) ms/step, "
+                  + "\(formatFixed(m.trainingFlops / (m.seconds * 1e9), digits: 1)) GFLOP/s")
+        }
+    }
+}

@@ -1,0 +1,183 @@
+import ArgumentParser
+import GPUTensor
+import Trainer
+
+/// Optimizer and schedule flags.
+struct OptimizerOptions: ParsableArguments {
+    @Option(help: "sgd, rmsprop, adam or adamw.")
+    var optimizer: String = "adam"
+
+    @Option(name: .customLong("lr"), help: "Base learning rate (default: 0.1 sgd, 1e-4 rmsprop, 1e-3 adam).")
+    var learningRate: Float?
+
+    @Option(help: "Momentum (sgd, rmsprop). Default 0.9.")
+    var momentum: Float = 0.9
+
+    @Flag(help: "Nesterov momentum (sgd).")
+    var nesterov = false
+
+    @Option(help: "Weight decay (default 1e-4 for sgd and rmsprop, 0 for adam, 1e-2 for adamw).")
+    var weightDecay: Float?
+
+    @Option(help: "constant, steps:E1,E2[@GAMMA] or cosine[:MIN_LR].")
+    var schedule: String = "constant"
+
+    @Option(help: "Linear warm-up epochs (may be fractional).")
+    var warmup: Double = 0
+
+    func config() throws -> OptimizerConfig {
+        try optimizerConfig(optimizer, learningRate: learningRate, momentum: momentum, nesterov: nesterov,
+                            weightDecay: weightDecay)
+    }
+
+    func scheduleConfig(epochs: Int) throws -> LearningRateSchedule {
+        guard let s = LearningRateSchedule.parse(schedule, totalEpochs: epochs, warmupEpochs: warmup) else {
+            throw ValidationError("--schedule must be constant, steps:E1,E2[@GAMMA] or cosine[:MIN], not '\(schedule)'")
+        }
+        return s
+    }
+}
+
+/// An optimizer by name with the defaults each one's users expect.
+func optimizerConfig(_ name: String, learningRate: Float? = nil, momentum: Float = 0.9, nesterov: Bool = false,
+                     weightDecay: Float? = nil) throws -> OptimizerConfig {
+    switch name {
+    case "sgd":
+        return .sgd(learningRate: learningRate ?? 0.1, momentum: momentum, nesterov: nesterov,
+                    weightDecay: weightDecay ?? 1e-4)
+    case "rmsprop":
+        return .rmsprop(learningRate: learningRate ?? 1e-4, momentum: momentum, weightDecay: weightDecay ?? 1e-4)
+    case "adam":
+        return .adam(learningRate: learningRate ?? 1e-3, weightDecay: weightDecay ?? 0)
+    case "adamw":
+        return .adam(learningRate: learningRate ?? 1e-3, weightDecay: weightDecay ?? 1e-2, decoupled: true)
+    default:
+        throw ValidationError("--optimizer must be sgd, rmsprop, adam or adamw, not '\(name)'")
+    }
+}
+
+/// Dataset flags.
+struct DataOptions: ParsableArguments {
+    @Option(help: "Dataset directory: CIFAR-10 binary batches or MNIST/Fashion-MNIST IDX files.")
+    var data: String = "/usr/share/datasets/fashion-mnist"
+
+    @Option(help: "cifar10, mnist or fashion-mnist (default: detected from the files).")
+    var datasetKind: String?
+
+    @Option(help: "Fraction of the training images held out for validation.")
+    var validationFraction: Double = 0.1
+
+    @Option(help: "Train on at most this many images (quick runs).")
+    var trainLimit: Int?
+
+    @Flag(inversion: .prefixedNo, help: "Random 4-pixel shifts and horizontal flips (default: on for CIFAR-10, off otherwise).")
+    var augment: Bool?
+
+    func config() throws -> DataConfig {
+        let kind = try datasetKind.map { k -> String in
+            guard DatasetKind(rawValue: k) != nil else { throw ValidationError("--dataset-kind must be cifar10, mnist or fashion-mnist") }
+            return k
+        } ?? DatasetLoader.detectKind(path: data).rawValue
+        guard (0..<1).contains(validationFraction) else { throw ValidationError("--validation-fraction must be in [0, 1)") }
+        return DataConfig(kind: kind, path: data, validationFraction: validationFraction,
+                          augment: augment ?? (kind == DatasetKind.cifar10.rawValue), trainLimit: trainLimit)
+    }
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model; writes a run directory (config, metrics, checkpoints, summary).",
+        discussion: """
+        Examples:
+          strata train --model cnn --filters 32,64 --hidden 128 --epochs 5
+          strata train --model resnet20 --data ~/cifar-10-batches-bin --optimizer sgd --schedule steps:100,150 --epochs 180
+          strata train --resume runs/resnet20    # continue a killed run
+        """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var optimizerOptions: OptimizerOptions
+    @OptionGroup var deviceOptions: DeviceOptions
+
+    @Option(help: "Epochs to train.")
+    var epochs: Int = 5
+
+    @Option(help: "Training batch size.")
+    var batchSize: Int = 128
+
+    @Option(help: "Random seed (init, split, shuffling, augmentation, dropout).")
+    var seed: UInt64 = 0
+
+    @Option(help: "Run directory (default runs/<model>-s<seed>).")
+    var output: String?
+
+    @Option(help: "Continue the run in this directory from its last checkpoint.")
+    var resume: String?
+
+    func validate() throws {
+        guard epochs > 0 else { throw ValidationError("--epochs must be at least 1") }
+        guard batchSize > 1 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two images)") }
+    }
+
+    func run() throws {
+        let backend = try orExit { try deviceOptions.makeBackend() }
+        let run: TrainingRun
+        let directory: RunDirectory
+        if let resume {
+            directory = RunDirectory(path: resume)
+            run = try orExit { try TrainingRun.resume(from: directory, backend: backend, epochs: epochs) }
+            print("resuming \(resume) at epoch \(run.epoch + 1) of \(run.config.epochs) on \(backend.name)")
+        } else {
+            let (config, data) = try orExit { () throws -> (TrainConfig, RunData) in
+                let dataConfig = try dataOptions.config()
+                let data = try RunData.load(dataConfig, seed: seed)
+                let shape = ImageShape(channels: data.train.channels, height: data.train.height, width: data.train.width)
+                let config = TrainConfig(modelName: modelOptions.model,
+                                         model: try modelOptions.spec(input: shape, classes: data.train.classes),
+                                         data: dataConfig, epochs: epochs, batchSize: batchSize,
+                                         optimizer: try optimizerOptions.config(),
+                                         schedule: try optimizerOptions.scheduleConfig(epochs: epochs),
+                                         seed: seed, device: deviceOptions.device)
+                return (config, data)
+            }
+            directory = RunDirectory(path: output ?? "runs/\(modelOptions.model)-s\(seed)")
+            run = try orExit { try TrainingRun(config: config, backend: backend, data: data) }
+            print("training \(config.modelName) on \(data.train.name) (\(data.train.count) train, "
+                  + "\(data.validation?.count ?? 0) validation, \(data.test?.count ?? 0) test) on \(backend.name)")
+        }
+        try orExit { try fitAndReport(run, directory: directory) }
+    }
+}
+
+/// Runs `fit` with a progress display and prints the final summary.
+func fitAndReport(_ run: TrainingRun, directory: RunDirectory) throws {
+    print(run.model.summary)
+    let progress = ProgressDisplay()
+    var observer = TrainingObserver()
+    let epochs = run.config.epochs
+    observer.batch = { epoch, done, total, loss, acc in
+        progress.batch(prefix: "epoch \(epoch)/\(epochs)", done: done, total: total,
+                       fields: "loss \(formatFixed(loss, digits: 4)) acc \(formatFixed(acc * 100, digits: 2))%")
+    }
+    observer.epoch = { m in
+        var line = "epoch \(m.epoch)/\(epochs)  loss \(formatFixed(m.trainLoss, digits: 4))  acc \(formatFixed(m.trainAccuracy * 100, digits: 2))%"
+        if let vl = m.validationLoss, let va = m.validationAccuracy {
+            line += "  val_loss \(formatFixed(vl, digits: 4))  val_acc \(formatFixed(va * 100, digits: 2))%"
+        }
+        line += "  \(formatFixed(m.seconds, digits: 1))s  \(formatFixed(m.imagesPerSecond, digits: 0)) img/s"
+        line += "  lr \(m.learningRate)  \(formatCount(m.cumulativeTrainingFlops))FLOP"
+        progress.line(line)
+    }
+    let summary = try run.fit(in: directory, observer: observer)
+    print("")
+    print("summary (\(directory.summaryPath))")
+    print("  model            \(summary.modelName): \(summary.parameters) parameters, \(formatCount(summary.forwardFlopsPerImage))FLOP forward per image")
+    if let best = summary.bestValidationAccuracy, let e = summary.bestEpoch {
+        print("  best validation  \(formatFixed(best * 100, digits: 2))% (epoch \(e))")
+    }
+    if let t = summary.testAccuracy, let l = summary.testLoss {
+        print("  test             \(formatFixed(t * 100, digits: 2))% accuracy, loss \(formatFixed(l, digits: 4))")
+    }
+    print("  training         \(summary.epochs) epochs, \(formatFixed(summary.totalSeconds, digits: 1))s, \(formatCount(summary.cumulativeTrainingFlops))FLOP")
+    print("  checkpoints      \(directory.lastCheckpointPath), \(directory.bestCheckpointPath)")
+}

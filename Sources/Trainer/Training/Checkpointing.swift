@@ -1,0 +1,100 @@
+import GPUTensor
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// What a checkpoint's metadata records besides the tensors.
+struct CheckpointInfo: Codable {
+    var format = "strata-checkpoint-1"
+    var epoch: Int
+    var optimizerSteps: Int
+    var dropoutCounter: UInt64
+    var seed: UInt64
+    var normalizationMean: [Float]
+    var normalizationStd: [Float]
+    var bestEpoch: Int?
+    var bestValidationAccuracy: Double?
+    var cumulativeTrainingFlops: Double
+    var skippedFlops: Double
+}
+
+extension TrainingRun {
+    /// The run's state as safetensors: the model under PyTorch names, optimizer state under
+    /// `optimizer.<parameter>.<slot>`, and metadata `strata` (epoch, RNG, normalisation),
+    /// `config` (the TrainConfig) and `model` (the ModelSpec), each a JSON string.
+    public func checkpoint() throws -> SafeTensors {
+        var file = SafeTensors()
+        try ModelState.append(model, to: &file, batchesTracked: optimizer.stepCount)
+        for (name, tensor) in optimizer.namedState() {
+            file.append("optimizer." + name, shape: tensor.shape, floats: try backend.download(tensor))
+        }
+        let info = CheckpointInfo(epoch: epoch, optimizerSteps: optimizer.stepCount, dropoutCounter: model.dropoutCounter,
+                                  seed: config.seed, normalizationMean: normalization.mean,
+                                  normalizationStd: normalization.std, bestEpoch: bestEpoch,
+                                  bestValidationAccuracy: bestValidationAccuracy,
+                                  cumulativeTrainingFlops: cumulativeFlops, skippedFlops: skippedFlops)
+        file.metadata = [
+            "strata": try jsonString(info),
+            "config": try jsonString(config),
+            "model": try jsonString(config.model),
+        ]
+        return file
+    }
+
+    /// Writes `checkpoint()` to `path` atomically.
+    public func saveCheckpoint(to path: String) throws {
+        try checkpoint().write(to: path)
+    }
+
+    /// Restores model, optimizer, epoch and RNG counters from a checkpoint written by `saveCheckpoint`.
+    public func restore(from path: String) throws {
+        let file = try SafeTensors.read(from: path)
+        let info = try decodeJSON(CheckpointInfo.self, file.metadata["strata"], file: path, key: "strata")
+        try ModelState.load(model, from: file, path: path)
+        let params = model.trainableParameters.map { (name: $0.name, value: $0.value) }
+        try optimizer.restore(stepCount: info.optimizerSteps, parameters: params) { name in
+            file["optimizer." + name] == nil ? nil : try file.floats("optimizer." + name, file: path)
+        }
+        model.dropoutCounter = info.dropoutCounter
+        epoch = info.epoch
+        bestEpoch = info.bestEpoch
+        bestValidationAccuracy = info.bestValidationAccuracy
+        cumulativeFlops = info.cumulativeTrainingFlops
+        skippedFlops = info.skippedFlops
+    }
+
+    /// Normalisation statistics stored in a checkpoint (for evaluating it on other data).
+    public static func normalization(in file: SafeTensors, path: String) throws -> (mean: [Float], std: [Float]) {
+        let info = try decodeJSON(CheckpointInfo.self, file.metadata["strata"], file: path, key: "strata")
+        return (info.normalizationMean, info.normalizationStd)
+    }
+}
+
+extension TrainingRun {
+    /// A run that holds a checkpoint's model, ready to `evaluate` the test set of `dataPath`
+    /// (default: the dataset it was trained on), normalised with the checkpoint's statistics.
+    public static func forEvaluation(checkpoint path: String, dataPath: String?, backend: Backend,
+                                     batchSize: Int) throws -> TrainingRun {
+        let file = try SafeTensors.read(from: path)
+        var config = try decodeJSON(TrainConfig.self, file.metadata["config"], file: path, key: "config")
+        if let dataPath {
+            config.data.path = dataPath
+            config.data.kind = nil
+        }
+        config.evalBatchSize = batchSize
+        config.batchSize = min(config.batchSize, batchSize)
+        let kind = try config.data.kind.flatMap(DatasetKind.init(rawValue:)) ?? DatasetLoader.detectKind(path: config.data.path)
+        let (_, test) = try DatasetLoader.load(kind: kind, path: config.data.path)
+        guard test.imageShape == config.model.input.dims, test.classes == config.model.classes else {
+            throw TrainingError("\(config.data.path) has \(test.imageShape) images in \(test.classes) classes; "
+                                + "the checkpoint's model takes \(config.model.input.dims) in \(config.model.classes)")
+        }
+        let run = try TrainingRun(config: config, backend: backend,
+                                  data: RunData(train: test, validation: nil, test: test),
+                                  normalization: normalization(in: file, path: path))
+        try ModelState.load(run.model, from: file, path: path)
+        return run
+    }
+}

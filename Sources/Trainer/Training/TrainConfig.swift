@@ -1,0 +1,98 @@
+/// Everything needed to rerun a training job; written to `config.json` in the run directory and
+/// into every checkpoint's metadata.
+public struct TrainConfig: Codable, Equatable, Sendable {
+    /// The name the model was asked for (`resnet20`, `cnn`, ...), for display.
+    public var modelName: String
+    public var model: ModelSpec
+    public var data: DataConfig
+    public var epochs: Int
+    public var batchSize: Int
+    /// Batch size for validation and test passes.
+    public var evalBatchSize: Int
+    public var optimizer: OptimizerConfig
+    public var schedule: LearningRateSchedule
+    public var seed: UInt64
+    /// The device asked for (`cpu`, `cuda`, `auto`); a resumed run may pick another.
+    public var device: String
+    /// Layer reuse from a trained model (prefix copied, frozen or fine-tuned).
+    public var reuse: ReuseConfig?
+
+    public init(modelName: String, model: ModelSpec, data: DataConfig, epochs: Int, batchSize: Int,
+                evalBatchSize: Int? = nil, optimizer: OptimizerConfig, schedule: LearningRateSchedule = .init(),
+                seed: UInt64 = 0, device: String = "auto", reuse: ReuseConfig? = nil) {
+        self.modelName = modelName
+        self.model = model
+        self.data = data
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.evalBatchSize = evalBatchSize ?? max(batchSize, 256)
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.seed = seed
+        self.device = device
+        self.reuse = reuse
+    }
+}
+
+/// Where the images come from and how they are prepared.
+public struct DataConfig: Codable, Equatable, Sendable {
+    /// `cifar10` or `fashion-mnist`/`mnist` (IDX); nil: detected from the directory.
+    public var kind: String?
+    public var path: String
+    /// Fraction of the training set held out for validation (seeded split; 0 disables it).
+    public var validationFraction: Double
+    /// Random crop from a 4-pixel zero-padded image plus horizontal flip, on the device.
+    public var augment: Bool
+    /// Drop the last training batch when it is smaller than the batch size (batch norm needs
+    /// more than one image, and full batches keep its statistics stable).
+    public var dropLastBatch: Bool
+    /// Use only this many training images (quick runs); nil: all.
+    public var trainLimit: Int?
+
+    public init(kind: String? = nil, path: String, validationFraction: Double = 0.1, augment: Bool = true,
+                dropLastBatch: Bool = true, trainLimit: Int? = nil) {
+        self.kind = kind
+        self.path = path
+        self.validationFraction = validationFraction
+        self.augment = augment
+        self.dropLastBatch = dropLastBatch
+        self.trainLimit = trainLimit
+    }
+}
+
+/// One line of `metrics.jsonl`.
+public struct EpochMetrics: Codable, Equatable, Sendable {
+    /// 1-based epoch number.
+    public var epoch: Int
+    public var learningRate: Double
+    public var trainLoss: Double
+    public var trainAccuracy: Double
+    public var validationLoss: Double?
+    public var validationAccuracy: Double?
+    public var seconds: Double
+    public var imagesPerSecond: Double
+    /// FLOPs executed by this epoch's training steps and the running total since the run began.
+    public var trainingFlops: Double
+    public var cumulativeTrainingFlops: Double
+    /// FLOPs not executed thanks to freezing (relative to training every layer).
+    public var skippedFlops: Double
+}
+
+/// `summary.json`.
+public struct RunSummary: Codable, Equatable, Sendable {
+    public var modelName: String
+    public var parameters: Int
+    public var trainableParameters: Int
+    public var forwardFlopsPerImage: Double
+    public var epochs: Int
+    public var device: String
+    public var bestEpoch: Int?
+    public var bestValidationAccuracy: Double?
+    public var finalTrainLoss: Double
+    public var finalTrainAccuracy: Double
+    public var testLoss: Double?
+    public var testAccuracy: Double?
+    public var totalSeconds: Double
+    public var cumulativeTrainingFlops: Double
+    public var skippedFlops: Double
+}

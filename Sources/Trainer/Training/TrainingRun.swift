@@ -1,0 +1,287 @@
+import GPUTensor
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Train and evaluation data of a run, already split.
+public struct RunData {
+    public var train: ImageDataset
+    public var validation: ImageDataset?
+    public var test: ImageDataset?
+
+    public init(train: ImageDataset, validation: ImageDataset?, test: ImageDataset?) {
+        self.train = train
+        self.validation = validation
+        self.test = test
+    }
+
+    /// Reads `config.path`, holds out the seeded validation split and applies `trainLimit`.
+    public static func load(_ config: DataConfig, seed: UInt64) throws -> RunData {
+        let kind = try config.kind.map { name -> DatasetKind in
+            guard let k = DatasetKind(rawValue: name) else {
+                throw DatasetError(.unrecognizedLayout, file: config.path,
+                                   "unknown dataset kind '\(name)' (use \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            return k
+        }
+        var (train, test) = try DatasetLoader.load(kind: kind, path: config.path)
+        if let limit = config.trainLimit, limit < train.count {
+            train = train.subset(Array(Shuffle.permutation(count: train.count, seed: seed, counter: 0x4C49_4D49_54)
+                .prefix(limit)).sorted(), name: train.name)
+        }
+        guard config.validationFraction > 0 else { return RunData(train: train, validation: nil, test: test) }
+        let (t, v) = train.split(validationFraction: config.validationFraction, seed: seed)
+        return RunData(train: t, validation: v, test: test)
+    }
+}
+
+/// Callbacks for progress display; all optional.
+public struct TrainingObserver {
+    /// (epoch (1-based), batch done, batches per epoch, running mean loss, running accuracy).
+    public var batch: (Int, Int, Int, Double, Double) -> Void = { _, _, _, _, _ in }
+    public var epoch: (EpochMetrics) -> Void = { _ in }
+    public init() {}
+}
+
+/// Loss and accuracy over a dataset.
+public struct Evaluation: Codable, Equatable, Sendable {
+    public var loss: Double
+    public var accuracy: Double
+    public var count: Int
+}
+
+/// One training job: a model, its optimizer and data on a backend, and the epoch loop.
+///
+/// A step is explicit (ARCHITECTURE.md, decision 1): upload the batch, augment and normalise on
+/// the device, forward, fused softmax cross-entropy, backward down to the first trainable layer,
+/// optimizer update. All device buffers are allocated once, in `init`.
+public final class TrainingRun {
+    public let config: TrainConfig
+    public let backend: Backend
+    public let model: Model
+    public let optimizer: Optimizer
+    public let data: RunData
+    /// Per-channel statistics of the training images (saved with checkpoints for evaluation).
+    public let normalization: (mean: [Float], std: [Float])
+
+    /// Completed epochs.
+    public internal(set) var epoch = 0
+    public internal(set) var cumulativeFlops = 0.0
+    public internal(set) var skippedFlops = 0.0
+    public internal(set) var bestValidationAccuracy: Double?
+    public internal(set) var bestEpoch: Int?
+    public internal(set) var history: [EpochMetrics] = []
+
+    let trainLoader: BatchLoader
+    let maxBatch: Int
+    // Device buffers, (maxBatch, ...) each; smaller batches use slices.
+    let rawImages: Tensor      // (N, C, H, W) as uploaded, in [0, 1]
+    let images: Tensor         // (N, C, H, W) augmented and normalised
+    let labels: Tensor         // (N)
+    let losses: Tensor         // (N)
+    let gradLogits: Tensor     // (N, K)
+    let predictions: Tensor    // (N)
+    var hostPredictions: [Float]
+    /// Outputs of the frozen prefix across epochs, when it can be cached (see `ActivationCache`).
+    let cache: ActivationCache?
+    let cachedFeatures: Tensor?   // (N, featureShape...)
+    /// Why the prefix is not cached, when it is frozen but not cached (for the log).
+    public let cacheNote: String?
+
+    /// Seeds of the run's random streams, derived from `config.seed`.
+    var augmentSeed: UInt64 { config.seed ^ 0x4155_474D_454E_5400 }
+
+    /// Builds the model (initialised from `config.seed`) or takes `model` as it is (reuse and
+    /// growth pass prepared models), and allocates every buffer.
+    public init(config: TrainConfig, backend: Backend, data: RunData, model: Model? = nil,
+                normalization: (mean: [Float], std: [Float])? = nil) throws {
+        self.config = config
+        self.backend = backend
+        self.data = data
+        let model = try model ?? Model(spec: config.model)
+        self.model = model
+        precondition(model.inputShape == data.train.imageShape,
+                     "model input \(model.inputShape) vs images \(data.train.imageShape)")
+        maxBatch = max(config.batchSize, config.evalBatchSize)
+        let fresh = model.backend == nil
+        try model.prepare(on: backend, maxBatch: maxBatch)
+        if fresh { model.initialize(seed: config.seed) }
+        if fresh, let reuse = config.reuse { try PrefixReuse.apply(reuse, to: model) }
+        optimizer = Optimizer(config.optimizer, backend: backend)
+        self.normalization = normalization ?? data.train.channelStatistics()
+        trainLoader = BatchLoader(dataset: data.train, batchSize: config.batchSize, seed: config.seed,
+                                  shuffle: true, partialBatch: config.data.dropLastBatch ? .drop : .keep)
+        let shape = [maxBatch] + data.train.imageShape
+        rawImages = try backend.allocate(shape)
+        images = try backend.allocate(shape)
+        labels = try backend.allocate([maxBatch])
+        losses = try backend.allocate([maxBatch])
+        gradLogits = try backend.allocate([maxBatch, data.train.classes])
+        predictions = try backend.allocate([maxBatch])
+        hostPredictions = [Float](repeating: 0, count: maxBatch)
+        (cache, cachedFeatures, cacheNote) = try TrainingRun.makeCache(config: config, model: model, backend: backend,
+                                                                       images: data.train.count, maxBatch: maxBatch)
+        guard trainLoader.batchesPerEpoch > 0 else {
+            throw TrainingError("the training set has \(data.train.count) images, fewer than one batch of \(config.batchSize)")
+        }
+    }
+
+    public var isFinished: Bool { epoch >= config.epochs }
+
+    // MARK: Steps
+
+    /// Uploads a host batch and prepares the network input on the device.
+    func stage(_ batch: ImageBatch, augment: Bool) -> (x: Tensor, y: Tensor) {
+        let n = batch.count
+        let raw = rawImages.slice(0..<n), x = images.slice(0..<n)
+        let y = stageLabels(batch)
+        backend.upload(batch.images, to: raw)
+        if augment {
+            // One Philox counter per (epoch, batch): a resumed run draws the same crops.
+            let counter = UInt64(batch.epoch) << 32 | UInt64(batch.index)
+            backend.randomCropFlip(raw, output: x, padding: 4, allowFlip: true, seed: augmentSeed, counter: counter)
+            backend.normalizeChannels(x, output: x, mean: normalization.mean, std: normalization.std)
+        } else {
+            backend.normalizeChannels(raw, output: x, mean: normalization.mean, std: normalization.std)
+        }
+        return (x, y)
+    }
+
+    func stageLabels(_ batch: ImageBatch) -> Tensor {
+        let y = labels.slice(0..<batch.count)
+        backend.upload(batch.labels, to: y)
+        return y
+    }
+
+    /// Counts correct predictions of the last forward's logits against host labels.
+    func countCorrect(logits: Tensor, labels host: UnsafeBufferPointer<Float>) throws -> Int {
+        let n = logits.shape[0]
+        let p = predictions.slice(0..<n)
+        backend.argmax(rows: logits, output: p)
+        try hostPredictions.withUnsafeMutableBufferPointer { buf in
+            try backend.download(p, into: UnsafeMutableBufferPointer(rebasing: buf[0..<n]))
+        }
+        var correct = 0
+        for i in 0..<n where hostPredictions[i] == host[i] { correct += 1 }
+        return correct
+    }
+
+    /// Trains one epoch and evaluates on the validation set; appends to `history`.
+    @discardableResult
+    public func trainEpoch(observer: TrainingObserver = TrainingObserver()) throws -> EpochMetrics {
+        let e = epoch
+        let start = monotonicNow()
+        let batches = trainLoader.batchesPerEpoch
+        let perImage = model.stepCost
+        let prefixForward = cache.map { c in model.blockCosts[0..<c.blocks].reduce(0) { $0 + $1.forward } } ?? 0
+        let trainable = model.trainableParameters.map { (name: $0.name, value: $0.value, grad: $0.grad) }
+        let trainableCount = model.trainableParameterCount
+        var lossSum = 0.0, correct = 0, seen = 0, flops = 0.0, skipped = 0.0
+        var lr: Float = 0
+        try trainLoader.forEachBatch(epoch: e) { batch in
+            let n = batch.count
+            lr = config.schedule.rate(base: config.optimizer.learningRate,
+                                      progress: Double(e) + Double(batch.index) / Double(batches))
+            let logits: Tensor, y: Tensor
+            var cacheHit = false
+            if let cache, let features = cachedFeatures?.slice(0..<n), cache.contains(all: batch.indices) {
+                // The frozen prefix already ran on these images: start after it.
+                cache.gather(batch.indices, into: features, backend: backend)
+                y = stageLabels(batch)
+                logits = model.forward(features: features, fromBlock: cache.blocks, mode: .training)
+                cacheHit = true
+            } else if let cache {
+                let staged = stage(batch, augment: false)
+                y = staged.y
+                let features = model.forwardPrefix(staged.x, blocks: cache.blocks)
+                try cache.store(features, for: batch.indices, backend: backend)
+                logits = model.forward(features: features, fromBlock: cache.blocks, mode: .training)
+            } else {
+                let staged = stage(batch, augment: config.data.augment)
+                y = staged.y
+                logits = model.forward(staged.x, mode: .training)
+            }
+            let l = losses.slice(0..<n), g = gradLogits.slice(0..<n)
+            backend.softmaxCrossEntropy(logits: logits, labels: y, losses: l, gradLogits: g, gradScale: 1 / Float(n))
+            lossSum += Double(try backend.sum(l))
+            correct += try countCorrect(logits: logits, labels: batch.labels)
+            model.backward(g)
+            try optimizer.step(trainable, learningRate: lr)
+            seen += n
+            let p = perImage.performed, s = perImage.skipped
+            let saved = cacheHit ? prefixForward : 0
+            flops += Double(n) * (p.forward - saved + p.backwardData + p.backwardWeight)
+                + optimizer.flops(parameterCount: trainableCount)
+            skipped += Double(n) * (s.forward + saved + s.backwardData + s.backwardWeight)
+            observer.batch(e + 1, batch.index + 1, batches, lossSum / Double(seen), Double(correct) / Double(seen))
+        }
+        try backend.synchronize()
+        let trainSeconds = monotonicNow() - start
+        let validation = try data.validation.map { try evaluate($0) }
+        cumulativeFlops += flops
+        skippedFlops += skipped
+        epoch = e + 1
+        let metrics = EpochMetrics(
+            epoch: epoch, learningRate: Double(lr), trainLoss: lossSum / Double(max(seen, 1)),
+            trainAccuracy: Double(correct) / Double(max(seen, 1)),
+            validationLoss: validation?.loss, validationAccuracy: validation?.accuracy,
+            seconds: monotonicNow() - start, imagesPerSecond: Double(seen) / trainSeconds,
+            trainingFlops: flops, cumulativeTrainingFlops: cumulativeFlops, skippedFlops: skipped)
+        if let acc = validation?.accuracy, acc > (bestValidationAccuracy ?? -1) {
+            bestValidationAccuracy = acc
+            bestEpoch = epoch
+        }
+        history.append(metrics)
+        observer.epoch(metrics)
+        return metrics
+    }
+
+    /// Mean loss and accuracy of the current model on `dataset` (inference mode, no augmentation).
+    public func evaluate(_ dataset: ImageDataset) throws -> Evaluation {
+        let loader = BatchLoader(dataset: dataset, batchSize: config.evalBatchSize, shuffle: false,
+                                 partialBatch: .keep)
+        var lossSum = 0.0, correct = 0
+        try loader.forEachBatch(epoch: 0) { batch in
+            let n = batch.count
+            let (x, y) = stage(batch, augment: false)
+            let logits = model.forward(x, mode: .inference)
+            let l = losses.slice(0..<n)
+            backend.softmaxCrossEntropy(logits: logits, labels: y, losses: l, gradLogits: nil, gradScale: 0)
+            lossSum += Double(try backend.sum(l))
+            correct += try countCorrect(logits: logits, labels: batch.labels)
+        }
+        let count = max(dataset.count, 1)
+        return Evaluation(loss: lossSum / Double(count), accuracy: Double(correct) / Double(count), count: dataset.count)
+    }
+}
+
+extension TrainingRun {
+    /// An activation cache for the frozen prefix when training can use one: prefix frozen and
+    /// reused with caching asked for, no augmentation in front of it, and within the budget.
+    static func makeCache(config: TrainConfig, model: Model, backend: Backend, images: Int,
+                          maxBatch: Int) throws -> (ActivationCache?, Tensor?, String?) {
+        let frozen = model.frozenBlockCount
+        guard frozen > 0, let reuse = config.reuse, reuse.cache else { return (nil, nil, nil) }
+        guard !config.data.augment else {
+            return (nil, nil, "frozen prefix not cached: random augmentation changes its input every epoch")
+        }
+        let shape = model.inputShape(ofBlock: frozen)
+        guard let cache = ActivationCache(images: images, blocks: frozen, featureShape: shape, maxBatch: maxBatch,
+                                          budget: reuse.cacheBudget) else {
+            let need = images * shape.reduce(1, *) * 4
+            return (nil, nil, "frozen prefix not cached: \(need >> 20) MiB of outputs exceed the \(reuse.cacheBudget >> 20) MiB budget")
+        }
+        return (cache, try backend.allocate([maxBatch] + shape), nil)
+    }
+}
+
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+func monotonicNow() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
