@@ -67,6 +67,11 @@ public struct RunDirectory: Sendable {
         fsync(fd)
     }
 
+    /// Empties `metrics.jsonl` (a new run in an old directory).
+    public func clearMetrics() throws {
+        try FileSystem.writeAtomically([], to: metricsPath)
+    }
+
     /// Keeps only the first `epochs` lines of `metrics.jsonl` (a resumed run rewrites later epochs).
     public func truncateMetrics(toEpochs epochs: Int) throws {
         guard let data = FileManager.default.contents(atPath: metricsPath) else { return }

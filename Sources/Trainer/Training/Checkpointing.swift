@@ -16,8 +16,7 @@ struct CheckpointInfo: Codable {
     var normalizationStd: [Float]
     var bestEpoch: Int?
     var bestValidationAccuracy: Double?
-    var cumulativeTrainingFlops: Double
-    var skippedFlops: Double
+    var flops: FlopSnapshot
 }
 
 extension TrainingRun {
@@ -34,7 +33,7 @@ extension TrainingRun {
                                   seed: config.seed, normalizationMean: normalization.mean,
                                   normalizationStd: normalization.std, bestEpoch: bestEpoch,
                                   bestValidationAccuracy: bestValidationAccuracy,
-                                  cumulativeTrainingFlops: cumulativeFlops, skippedFlops: skippedFlops)
+                                  flops: ledger.snapshot())
         file.metadata = [
             "strata": try jsonString(info),
             "config": try jsonString(config),
@@ -61,8 +60,7 @@ extension TrainingRun {
         epoch = info.epoch
         bestEpoch = info.bestEpoch
         bestValidationAccuracy = info.bestValidationAccuracy
-        cumulativeFlops = info.cumulativeTrainingFlops
-        skippedFlops = info.skippedFlops
+        ledger = FlopLedger(restoring: info.flops)
     }
 
     /// Normalisation statistics stored in a checkpoint (for evaluating it on other data).

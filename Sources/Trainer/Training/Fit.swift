@@ -17,9 +17,7 @@ extension TrainingRun {
             try directory.writeJSON(config, to: directory.configPath)
         }
         try directory.truncateMetrics(toEpochs: epoch)
-        if epoch == 0, directory.exists(directory.metricsPath) {
-            try FileSystem.writeAtomically([], to: directory.metricsPath)
-        }
+        if epoch == 0, directory.exists(directory.metricsPath) { try directory.clearMetrics() }
         let start = monotonicNow()
         while !isFinished {
             let metrics = try trainEpoch(observer: observer)
@@ -44,7 +42,7 @@ extension TrainingRun {
             bestValidationAccuracy: bestValidationAccuracy, finalTrainLoss: last?.trainLoss ?? .nan,
             finalTrainAccuracy: last?.trainAccuracy ?? .nan, testLoss: test?.loss, testAccuracy: test?.accuracy,
             totalSeconds: history.reduce(0) { $0 + $1.seconds }, cumulativeTrainingFlops: cumulativeFlops,
-            skippedFlops: skippedFlops)
+            skippedFlops: skippedFlops, flops: ledger.snapshot())
     }
 
     /// Reopens a run directory written by `fit`: its config, data and last checkpoint.

@@ -20,6 +20,18 @@ public enum ModelState {
         }
     }
 
+    /// Writes a model alone (no optimizer state) with its config, loadable by `strata eval` and reuse.
+    public static func save(_ model: Model, config: TrainConfig, normalization: (mean: [Float], std: [Float]),
+                            epoch: Int, to path: String) throws {
+        var file = SafeTensors()
+        try append(model, to: &file, batchesTracked: 0)
+        let info = CheckpointInfo(epoch: epoch, optimizerSteps: 0, dropoutCounter: model.dropoutCounter, seed: config.seed,
+                                  normalizationMean: normalization.mean, normalizationStd: normalization.std,
+                                  flops: FlopSnapshot(byKey: [:]))
+        file.metadata = ["strata": try jsonString(info), "config": try jsonString(config), "model": try jsonString(config.model)]
+        try file.write(to: path)
+    }
+
     /// Loads every tensor of the model's state dict from `file`; a missing tensor or a shape that
     /// differs is an error naming it. Tensors the model does not have are ignored.
     /// With `only`, loads just those names; all shapes are checked before anything is written.

@@ -74,8 +74,10 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     /// FLOPs executed by this epoch's training steps and the running total since the run began.
     public var trainingFlops: Double
     public var cumulativeTrainingFlops: Double
-    /// FLOPs not executed thanks to freezing (relative to training every layer).
+    /// FLOPs not executed this epoch thanks to freezing and the activation cache.
     public var skippedFlops: Double
+    /// This epoch's FLOPs by stage (and `optimizer`) and phase, executed and skipped.
+    public var flops: FlopSnapshot?
 }
 
 /// `summary.json`.
@@ -95,4 +97,6 @@ public struct RunSummary: Codable, Equatable, Sendable {
     public var totalSeconds: Double
     public var cumulativeTrainingFlops: Double
     public var skippedFlops: Double
+    /// The whole run's FLOPs by stage and phase, executed and skipped.
+    public var flops: FlopSnapshot?
 }

@@ -66,8 +66,10 @@ public final class TrainingRun {
 
     /// Completed epochs.
     public internal(set) var epoch = 0
-    public internal(set) var cumulativeFlops = 0.0
-    public internal(set) var skippedFlops = 0.0
+    /// FLOPs executed and skipped since the run began, by stage and phase.
+    public internal(set) var ledger = FlopLedger()
+    public var cumulativeFlops: Double { ledger.executedTotal }
+    public var skippedFlops: Double { ledger.skippedTotal }
     public internal(set) var bestValidationAccuracy: Double?
     public internal(set) var bestEpoch: Int?
     public internal(set) var history: [EpochMetrics] = []
@@ -172,11 +174,18 @@ public final class TrainingRun {
         let e = epoch
         let start = monotonicNow()
         let batches = trainLoader.batchesPerEpoch
-        let perImage = model.stepCost
-        let prefixForward = cache.map { c in model.blockCosts[0..<c.blocks].reduce(0) { $0 + $1.forward } } ?? 0
+        let stageCosts = model.stageStepCosts()
+        let slots = stageCosts.map { ledger.slot(for: $0.key) }
+        let optimizerSlot = ledger.slot(for: "optimizer")
+        // Per stage, the forward work of its blocks inside the cached prefix (skipped on a cache hit).
+        let blockCosts = model.blockCosts
+        let cachedForward = model.stages.map { stage in
+            stage.blocks.filter { $0 < (cache?.blocks ?? 0) }.reduce(0.0) { $0 + blockCosts[$1].forward }
+        } + [0]
+        let before = ledger.snapshot()
         let trainable = model.trainableParameters.map { (name: $0.name, value: $0.value, grad: $0.grad) }
         let trainableCount = model.trainableParameterCount
-        var lossSum = 0.0, correct = 0, seen = 0, flops = 0.0, skipped = 0.0
+        var lossSum = 0.0, correct = 0, seen = 0
         var lr: Float = 0
         try trainLoader.forEachBatch(epoch: e) { batch in
             let n = batch.count
@@ -208,25 +217,30 @@ public final class TrainingRun {
             model.backward(g)
             try optimizer.step(trainable, learningRate: lr)
             seen += n
-            let p = perImage.performed, s = perImage.skipped
-            let saved = cacheHit ? prefixForward : 0
-            flops += Double(n) * (p.forward - saved + p.backwardData + p.backwardWeight)
-                + optimizer.flops(parameterCount: trainableCount)
-            skipped += Double(n) * (s.forward + saved + s.backwardData + s.backwardWeight)
+            let images = Double(n)
+            for (k, c) in stageCosts.enumerated() {
+                let saved = cacheHit ? cachedForward[k] : 0
+                ledger.add(.forward, images * (c.performed.forward - saved), slot: slots[k])
+                if saved > 0 { ledger.skip(.cachedForward, images * saved, slot: slots[k]) }
+                ledger.add(.backwardData, images * c.performed.backwardData, slot: slots[k])
+                ledger.add(.backwardWeights, images * c.performed.backwardWeight, slot: slots[k])
+                ledger.skip(.frozenBackward, images * (c.skipped.backwardData + c.skipped.backwardWeight), slot: slots[k])
+            }
+            ledger.add(.optimizer, optimizer.flops(parameterCount: trainableCount), slot: optimizerSlot)
             observer.batch(e + 1, batch.index + 1, batches, lossSum / Double(seen), Double(correct) / Double(seen))
         }
         try backend.synchronize()
         let trainSeconds = monotonicNow() - start
         let validation = try data.validation.map { try evaluate($0) }
-        cumulativeFlops += flops
-        skippedFlops += skipped
+        let flops = EpochFlops(from: before, to: ledger.snapshot())
         epoch = e + 1
         let metrics = EpochMetrics(
             epoch: epoch, learningRate: Double(lr), trainLoss: lossSum / Double(max(seen, 1)),
             trainAccuracy: Double(correct) / Double(max(seen, 1)),
             validationLoss: validation?.loss, validationAccuracy: validation?.accuracy,
             seconds: monotonicNow() - start, imagesPerSecond: Double(seen) / trainSeconds,
-            trainingFlops: flops, cumulativeTrainingFlops: cumulativeFlops, skippedFlops: skipped)
+            trainingFlops: flops.epoch.executed, cumulativeTrainingFlops: cumulativeFlops,
+            skippedFlops: flops.epoch.skipped, flops: flops.epoch)
         if let acc = validation?.accuracy, acc > (bestValidationAccuracy ?? -1) {
             bestValidationAccuracy = acc
             bestEpoch = epoch

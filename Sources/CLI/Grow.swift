@@ -1,0 +1,158 @@
+import ArgumentParser
+import GPUTensor
+import Trainer
+
+struct Grow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Incremental training: insert sub-networks as validation accuracy flattens.",
+        discussion: """
+        Training starts with the first sub-network(s) and the classifier. Every --window epochs a line
+        is fitted to the last validation accuracies; when its angle falls to gamma times the previous
+        one, the next sub-network is inserted, initialised by look-ahead (trained alone over the
+        frozen prefix for --lookahead-epochs) or at random. --baseline also trains the full network
+        from scratch under the same epoch budget. Writes metrics.jsonl, summary.json and growth.svg.
+
+        Example (the paper's settings):
+          strata grow --model resnet20 --data ~/cifar-10-batches-bin --optimizer rmsprop --max-epochs 60 --baseline
+        """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var optimizerOptions: OptimizerOptions
+    @OptionGroup var deviceOptions: DeviceOptions
+
+    @Option(help: "Epochs per angle window (ws).")
+    var window: Int = 3
+
+    @Option(help: "Insert the next sub-network when alpha_i <= gamma * alpha_(i-1).")
+    var gamma: Double = 0.5
+
+    @Option(name: .customLong("init"), help: "lookahead or random.")
+    var initialization: String = "lookahead"
+
+    @Option(help: "Look-ahead epochs for a new sub-network.")
+    var lookaheadEpochs: Int = 2
+
+    @Option(help: "Budget: epochs in all, look-ahead included.")
+    var maxEpochs: Int = 30
+
+    @Option(help: "Stop when validation accuracy reaches this fraction (e.g. 0.9).")
+    var targetAccuracy: Double?
+
+    @Option(help: "Sub-networks in the first phase (default: 2 for ResNet, whose stem is its own stage; else 1).")
+    var startStages: Int?
+
+    @Flag(help: "Also train the full network from scratch under the same budget.")
+    var baseline = false
+
+    @Option(help: "Training batch size.")
+    var batchSize: Int = 128
+
+    @Option(help: "Random seed.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Run directory (default runs/grow-<model>-s<seed>).")
+    var output: String?
+
+    func validate() throws {
+        if let problem = AngleCriterion.validationError(window: window, gamma: gamma, accuracyScale: 100, maxEpochsPerStage: nil) {
+            throw ValidationError(problem)
+        }
+        guard GrowConfig.Initialization(rawValue: initialization) != nil else {
+            throw ValidationError("--init must be lookahead or random")
+        }
+        guard maxEpochs > 0, lookaheadEpochs >= 0 else { throw ValidationError("--max-epochs must be positive, --lookahead-epochs not negative") }
+    }
+
+    func run() throws {
+        let backend = try orExit { try deviceOptions.makeBackend() }
+        let (config, data) = try orExit { () throws -> (GrowConfig, RunData) in
+            let dataConfig = try dataOptions.config()
+            let data = try RunData.load(dataConfig, seed: seed)
+            guard data.validation != nil else { throw TrainingError("grow needs a validation split (--validation-fraction > 0)") }
+            let shape = ImageShape(channels: data.train.channels, height: data.train.height, width: data.train.width)
+            let spec = try modelOptions.spec(input: shape, classes: data.train.classes)
+            let train = TrainConfig(modelName: modelOptions.model, model: spec, data: dataConfig, epochs: maxEpochs,
+                                    batchSize: batchSize, optimizer: try optimizerOptions.config(),
+                                    schedule: try optimizerOptions.scheduleConfig(epochs: maxEpochs),
+                                    seed: seed, device: deviceOptions.device)
+            let config = GrowConfig(train: train, startStages: startStages ?? (spec.family == .resnet ? 2 : 1),
+                                    window: window, gamma: gamma,
+                                    initialization: GrowConfig.Initialization(rawValue: initialization)!,
+                                    lookaheadEpochs: lookaheadEpochs, maxEpochs: maxEpochs, targetAccuracy: targetAccuracy)
+            return (config, data)
+        }
+        let directory = RunDirectory(path: output ?? "runs/grow-\(modelOptions.model)-s\(seed)")
+        try orExit { try growAndReport(config, data: data, backend: backend, directory: directory, baseline: baseline) }
+    }
+}
+
+/// Runs a grow (and optionally its baseline), printing progress, and writes the run directory.
+func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, directory: RunDirectory, baseline: Bool) throws {
+    try directory.create()
+    try directory.writeJSON(config, to: directory.configPath)
+    try directory.clearMetrics()
+    let full = try Model(spec: config.train.model)
+    print("growing \(config.train.modelName) (\(full.stages.count) sub-networks: \(full.stages.map(\.name).joined(separator: ", "))) "
+          + "on \(data.train.name): \(data.train.count) train, \(data.validation?.count ?? 0) validation, "
+          + "\(data.test?.count ?? 0) test, on \(backend.name)")
+    print("window \(config.window), gamma \(config.gamma), init \(config.initialization.rawValue), budget \(config.maxEpochs) epochs")
+
+    let progress = ProgressDisplay()
+    var observer = TrainingObserver()
+    observer.batch = { epoch, done, total, loss, acc in
+        progress.batch(prefix: "epoch \(epoch)", done: done, total: total,
+                       fields: "loss \(formatFixed(loss, digits: 4)) acc \(formatFixed(acc * 100, digits: 2))%")
+    }
+    let grower = Grower(config: config, backend: backend, data: data)
+    var writeError: Error?
+    let (summary, model) = try grower.run(epochDone: { e in
+        do { try directory.appendMetrics(e) } catch { writeError = error }
+        progress.line(epochLine(e.metrics, prefix: "[\(e.stages) sub-net\(e.stages == 1 ? "" : "s"), \(e.phase)]"))
+    }, event: { progress.line($0) }, observer: observer)
+    if let writeError { throw writeError }
+    var finalConfig = config.train
+    finalConfig.model = model.spec ?? finalConfig.model
+    try ModelState.save(model, config: finalConfig, normalization: data.train.channelStatistics(),
+                        epoch: grower.history.count, to: directory.lastCheckpointPath)
+
+    var series = [GrowthReport.series(summary, history: grower.history)]
+    var baselineSummary: RunSummary?
+    var baselineValidation: Double?
+    if baseline {
+        print("\nbaseline: the full network from scratch for \(config.maxEpochs) epochs")
+        var c = config.train
+        c.epochs = config.maxEpochs
+        let run = try TrainingRun(config: c, backend: backend, data: data)
+        var baseObserver = observer
+        baseObserver.epoch = { m in progress.line(epochLine(m, prefix: "[baseline]")) }
+        baselineSummary = try run.fit(in: RunDirectory(path: directory.path + "/baseline"), observer: baseObserver)
+        baselineValidation = run.history.last?.validationAccuracy
+        series.append(GrowthReport.baselineSeries(run.history, inferenceFlops: run.model.cost.forward))
+    }
+    let report = GrowthReport(config: config, grow: summary, baseline: baselineSummary)
+    try report.write(to: directory, series: series, title: "\(config.train.modelName) incremental training on \(data.train.name)")
+
+    print("\n" + pad("sub-nets", 10) + pad("epochs", 9) + pad("params", 10) + pad("inf FLOPs", 11)
+          + pad("cum train FLOPs", 17) + pad("val acc", 9) + pad("test acc", 10) + "ended by")
+    for s in summary.stages {
+        print(pad("\(s.stages)", 10) + pad("\(s.firstEpoch)-\(s.firstEpoch + s.epochs - 1)", 9) + pad("\(s.parameters)", 10)
+              + pad(formatCount(s.inferenceFlopsPerImage), 11) + pad(formatCount(s.cumulativeTrainingFlops), 17)
+              + pad(percent(s.validationAccuracy), 9) + pad(percent(s.testAccuracy), 10) + s.endReason)
+    }
+    if let b = baselineSummary {
+        print(pad("baseline", 10) + pad("1-\(b.epochs)", 9) + pad("\(b.parameters)", 10)
+              + pad(formatCount(b.forwardFlopsPerImage), 11) + pad(formatCount(b.cumulativeTrainingFlops), 17)
+              + pad(percent(baselineValidation), 9) + pad(percent(b.testAccuracy), 10) + "budget")
+    }
+    print("\nfigure: \(directory.figurePath)\nsummary: \(directory.summaryPath)")
+}
+
+func percent(_ x: Double?) -> String { x.map { formatFixed($0 * 100, digits: 2) + "%" } ?? "-" }
+
+func epochLine(_ m: EpochMetrics, prefix: String) -> String {
+    var line = "epoch \(m.epoch) \(prefix) loss \(formatFixed(m.trainLoss, digits: 4)) acc \(formatFixed(m.trainAccuracy * 100, digits: 2))%"
+    if let va = m.validationAccuracy { line += " val_acc \(formatFixed(va * 100, digits: 2))%" }
+    line += " \(formatFixed(m.seconds, digits: 1))s \(formatCount(m.cumulativeTrainingFlops))FLOP"
+    return line
+}

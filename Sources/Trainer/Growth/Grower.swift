@@ -1,0 +1,219 @@
+import GPUTensor
+
+/// Settings of an incremental-training run (`strata grow`).
+public struct GrowConfig: Codable, Equatable, Sendable {
+    public enum Initialization: String, Codable, Sendable {
+        /// The new sub-network is trained alone for a few epochs over the frozen, trained prefix.
+        case lookahead
+        /// The new sub-network starts from He init.
+        case random
+    }
+
+    /// The full model (all K sub-networks), data, optimizer, batch size, seed. `epochs` is unused.
+    public var train: TrainConfig
+    /// Sub-networks the first phase trains (ResNet: 2, the stem with layer1; others: 1).
+    public var startStages: Int
+    public var window: Int
+    public var gamma: Double
+    public var initialization: Initialization
+    public var lookaheadEpochs: Int
+    /// Budget: epochs in all (look-ahead epochs included).
+    public var maxEpochs: Int
+    /// Stop once validation accuracy reaches this fraction.
+    public var targetAccuracy: Double?
+
+    public init(train: TrainConfig, startStages: Int, window: Int = 3, gamma: Double = 0.5,
+                initialization: Initialization = .lookahead, lookaheadEpochs: Int = 2, maxEpochs: Int,
+                targetAccuracy: Double? = nil) {
+        self.train = train
+        self.startStages = startStages
+        self.window = window
+        self.gamma = gamma
+        self.initialization = initialization
+        self.lookaheadEpochs = lookaheadEpochs
+        self.maxEpochs = maxEpochs
+        self.targetAccuracy = targetAccuracy
+    }
+}
+
+/// One epoch of a grow run, as written to `metrics.jsonl`.
+public struct GrowEpoch: Codable, Equatable, Sendable {
+    /// 1-based epoch over the whole run.
+    public var epoch: Int
+    /// Sub-networks in the model this epoch (1-based).
+    public var stages: Int
+    /// `train` (the whole current network) or `lookahead` (only the new sub-network and classifier).
+    public var phase: String
+    public var inferenceFlopsPerImage: Double
+    public var parameters: Int
+    public var metrics: EpochMetrics
+}
+
+/// The per-stage table of `summary.json`.
+public struct GrowStage: Codable, Equatable, Sendable {
+    public var stages: Int
+    public var firstEpoch: Int
+    public var epochs: Int
+    public var parameters: Int
+    public var inferenceFlopsPerImage: Double
+    public var cumulativeTrainingFlops: Double
+    public var validationAccuracy: Double?
+    public var testAccuracy: Double?
+    /// Why the next sub-network was inserted (angle values), or why the run stopped.
+    public var endReason: String
+}
+
+public struct GrowSummary: Codable, Equatable, Sendable {
+    public var label: String
+    public var stages: [GrowStage]
+    public var epochs: Int
+    public var finalValidationAccuracy: Double?
+    public var testAccuracy: Double?
+    public var cumulativeTrainingFlops: Double
+    public var skippedFlops: Double
+    public var seconds: Double
+}
+
+/// Incremental training (the angle criterion with look-ahead initialisation) as a driver over
+/// the ordinary training loop: each phase is a `TrainingRun` on a model with more sub-networks.
+public final class Grower {
+    public let config: GrowConfig
+    public let backend: Backend
+    public let data: RunData
+    public private(set) var history: [GrowEpoch] = []
+    public private(set) var stageTable: [GrowStage] = []
+    /// FLOPs of finished phases; the current phase's run holds the rest.
+    private var finishedLedger = FlopLedger()
+    private var seconds = 0.0
+
+    public init(config: GrowConfig, backend: Backend, data: RunData) {
+        self.config = config
+        self.backend = backend
+        self.data = data
+    }
+
+    /// Number of sub-networks of the full model.
+    public var totalStages: Int {
+        get throws { try Model(spec: config.train.model).stages.count }
+    }
+
+    func spec(stages k: Int) -> ModelSpec {
+        var s = config.train.model
+        s.activeStages = k
+        return s
+    }
+
+    /// Runs the whole schedule. `epochDone` sees every epoch (for progress lines); `event` gets
+    /// one line per insertion.
+    public func run(epochDone: (GrowEpoch) -> Void = { _ in }, event: (String) -> Void = { _ in },
+                    observer: TrainingObserver = TrainingObserver()) throws -> (summary: GrowSummary, model: Model) {
+        let total = try totalStages
+        guard (1...total).contains(config.startStages) else {
+            throw TrainingError("--start-stages \(config.startStages) not in 1...\(total)")
+        }
+        var k = config.startStages
+        var model = try Model(spec: spec(stages: k))
+        var run = try makeRun(model: model, epochsSoFar: 0)
+        var criterion = AngleCriterion(window: config.window, gamma: config.gamma)
+        var stageStart = 1
+        var endReason = "budget of \(config.maxEpochs) epochs spent"
+        while run.epoch < config.maxEpochs {
+            let m = try run.trainEpoch(observer: observer)
+            record(m, model: model, stages: k, phase: "train", run: run, epochDone: epochDone)
+            if let target = config.targetAccuracy, let acc = m.validationAccuracy, acc >= target {
+                endReason = "target validation accuracy \(target) reached"
+                break
+            }
+            guard k < total, let acc = m.validationAccuracy ?? Optional(m.trainAccuracy),
+                  case .grow(let reason) = criterion.record(acc) else { continue }
+            if run.epoch >= config.maxEpochs { break }
+            // Insert S(k+1) between the trained part and the classifier.
+            try closePhase(run: run, model: model, stages: k, firstEpoch: stageStart, reason: reason)
+            let next = try Model(spec: spec(stages: k + 1))
+            try next.prepare(on: backend, maxBatch: max(config.train.batchSize, config.train.evalBatchSize))
+            next.initialize(seed: config.train.seed &+ UInt64(k))
+            let copied = try copyMatchingState(from: model, to: next)
+            event("epoch \(run.epoch): inserting sub-network \(k + 1) of \(total) (\(reason)); "
+                  + "\(copied) tensors carried over, \(config.initialization == .lookahead ? "look-ahead for \(config.lookaheadEpochs) epochs" : "random init")")
+            var epochs = run.epoch
+            stageStart = epochs + 1
+            if config.initialization == .lookahead && config.lookaheadEpochs > 0 {
+                next.freezeStages(upTo: k)
+                let look = try makeRun(model: next, epochsSoFar: epochs)
+                for _ in 0..<config.lookaheadEpochs where look.epoch < config.maxEpochs {
+                    let lm = try look.trainEpoch(observer: observer)
+                    record(lm, model: next, stages: k + 1, phase: "lookahead", run: look, epochDone: epochDone)
+                }
+                finishedLedger.merge(look.ledger)
+                seconds += look.history.reduce(0) { $0 + $1.seconds }
+                epochs = look.epoch
+                next.freezePrefix(blocks: 0)
+            }
+            finishedLedger.merge(run.ledger)
+            seconds += run.history.reduce(0) { $0 + $1.seconds }
+            model = next
+            k += 1
+            run = try makeRun(model: model, epochsSoFar: epochs)
+            criterion.startStage()
+        }
+        try closePhase(run: run, model: model, stages: k, firstEpoch: stageStart, reason: endReason)
+        finishedLedger.merge(run.ledger)
+        seconds += run.history.reduce(0) { $0 + $1.seconds }
+        let label = "grow (\(config.initialization == .lookahead ? "look-ahead" : "random"))"
+        let summary = GrowSummary(label: label, stages: stageTable, epochs: history.count,
+                                  finalValidationAccuracy: history.last?.metrics.validationAccuracy,
+                                  testAccuracy: stageTable.last?.testAccuracy,
+                                  cumulativeTrainingFlops: finishedLedger.executedTotal,
+                                  skippedFlops: finishedLedger.skippedTotal, seconds: seconds)
+        return (summary, model)
+    }
+
+    private func makeRun(model: Model, epochsSoFar: Int) throws -> TrainingRun {
+        var c = config.train
+        c.model = model.spec ?? c.model
+        c.epochs = config.maxEpochs
+        let run = try TrainingRun(config: c, backend: backend, data: data, model: model)
+        run.epoch = epochsSoFar
+        return run
+    }
+
+    private func record(_ m: EpochMetrics, model: Model, stages: Int, phase: String, run: TrainingRun,
+                        epochDone: (GrowEpoch) -> Void) {
+        var metrics = m
+        metrics.cumulativeTrainingFlops = finishedLedger.executedTotal + run.ledger.executedTotal
+        let e = GrowEpoch(epoch: m.epoch, stages: stages, phase: phase, inferenceFlopsPerImage: model.cost.forward,
+                          parameters: model.parameterCount, metrics: metrics)
+        history.append(e)
+        epochDone(e)
+    }
+
+    private func closePhase(run: TrainingRun, model: Model, stages: Int, firstEpoch: Int, reason: String) throws {
+        let test = try data.test.map { try run.evaluate($0) }
+        stageTable.append(GrowStage(
+            stages: stages, firstEpoch: firstEpoch, epochs: run.epoch - firstEpoch + 1,
+            parameters: model.parameterCount, inferenceFlopsPerImage: model.cost.forward,
+            cumulativeTrainingFlops: finishedLedger.executedTotal + run.ledger.executedTotal,
+            validationAccuracy: run.history.last?.validationAccuracy, testAccuracy: test?.accuracy, endReason: reason))
+    }
+}
+
+/// Copies every tensor of `source` whose name and shape `destination` has too (the trained
+/// prefix; the classifier when its shapes still fit). Returns how many were copied.
+@discardableResult
+public func copyMatchingState(from source: Model, to destination: Model) throws -> Int {
+    guard let backend = destination.backend, let sourceBackend = source.backend else {
+        preconditionFailure("copyMatchingState needs prepared models")
+    }
+    let have = Dictionary(source.stateDict.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+    var copied = 0
+    for (name, tensor) in destination.stateDict {
+        guard let s = have[name], s.shape == tensor.shape else { continue }
+        if sourceBackend === backend {
+            backend.copy(s, to: tensor)
+        } else {
+            backend.upload(try sourceBackend.download(s), to: tensor)
+        }
+        copied += 1
+    }
+    return copied
+}
