@@ -16,10 +16,12 @@ final class ConvolutionTests: XCTestCase {
     func testConvolutionChecksPassWithEveryTuning() throws {
         let saved = ConvolutionTuning.current
         defer { ConvolutionTuning.current = saved }
-        for (small, rows) in [(false, nil), (true, nil), (false, 2), (true, 1), (true, 3)] as [(Bool, Int?)] {
-            ConvolutionTuning.current = ConvolutionTuning(smallMatrixKernels: small, rowsPerChunk: rows)
-            try assertChecksPass(CPUBackend(threads: 2), label: "small-matrix kernels \(small), rows \(rows.map(String.init) ?? "auto")",
-                                 only: "conv2d")
+        for (small, rows, limit) in [(false, nil, 1200), (true, nil, 1200), (true, nil, 0), (false, 2, 1200),
+                                     (true, 1, 1200), (true, 3, 0)] as [(Bool, Int?, Int)] {
+            ConvolutionTuning.current = ConvolutionTuning(smallMatrixKernels: small, rowsPerChunk: rows,
+                                                          smallTransposedGEMMLimit: limit)
+            try assertChecksPass(CPUBackend(threads: 2), label: "small-matrix kernels \(small), rows " +
+                                 "\(rows.map(String.init) ?? "auto"), transposed-GEMM limit \(limit)", only: "conv2d")
         }
     }
 

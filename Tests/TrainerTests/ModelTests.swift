@@ -274,3 +274,265 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(blockB.children.count, 6)
     }
 }
+
+/// Whole models through the CPU backend: gradient checks of the softmax cross-entropy loss,
+/// frozen prefixes, memory planning and initialisation.
+final class ModelNumericTests: XCTestCase {
+    /// ResNet-8 at width 4 on 3x8x8 images: stem, one block per stage (8x8, 4x4, 2x2), 5 classes.
+    func tinyResNet(_ shortcut: ResidualShortcut) -> ModelSpec {
+        ModelSpec(family: .resnet, input: ImageShape(channels: 3, height: 8, width: 8), classes: 5,
+                  resnet: ResNetOptions(depth: 8, shortcut: shortcut, width: 4))
+    }
+
+    func testTinyResNetOptionAGradients() throws {
+        try checkModelGradients(Model(spec: tinyResNet(.a)), batch: 3)
+    }
+
+    func testTinyResNetOptionBGradients() throws {
+        try checkModelGradients(Model(spec: tinyResNet(.b)), batch: 3)
+    }
+
+    func testTinyCNNGradients() throws {
+        let spec = ModelSpec.cnn(CNNOptions(filters: [4, 6], kernel: 3, hidden: [8]),
+                                 input: ImageShape(channels: 1, height: 8, width: 8), classes: 3)
+        try checkModelGradients(Model(spec: spec), batch: 3)
+    }
+
+    func testTinyVGGGradients() throws {
+        let spec = ModelSpec.vgg(VGGOptions(groups: [[4], [6, 6]], head: .paper, hidden: 8),
+                                 input: ImageShape(channels: 2, height: 4, width: 4), classes: 3)
+        try checkModelGradients(Model(spec: spec), batch: 4)
+    }
+
+    /// The frozen prefix (stem + layer1): no gradient written to it, its BN in inference mode (running
+    /// statistics untouched by a training forward), no input gradient for the first trainable conv
+    /// (layer2.0.conv1), and the trainable part still matches finite differences.
+    func testFrozenPrefix() throws {
+        let recorder = RecordingBackend(CPUBackend(threads: 2))
+        let model = try Model(spec: tinyResNet(.a))
+        model.freezeStages(upTo: 2)
+        XCTAssertEqual(model.frozenBlockCount, 2)
+        try model.prepare(on: recorder, maxBatch: 3)
+        model.initialize(seed: 3)
+        let frozen = model.parameters.filter(\.isFrozen)
+        XCTAssertEqual(frozen.map(\.name), ["conv1.weight", "bn1.weight", "bn1.bias", "layer1.0.conv1.weight",
+                                            "layer1.0.bn1.weight", "layer1.0.bn1.bias", "layer1.0.conv2.weight",
+                                            "layer1.0.bn2.weight", "layer1.0.bn2.bias"])
+        for p in model.parameters { recorder.fill(p.grad, value: 12345) }
+        let bn1 = model.buffers.first { $0.name == "layer1.0.bn1.running_mean" }!
+        let meanBefore = try recorder.download(bn1.value)
+
+        recorder.reset()
+        let x = try recorder.tensor(randomValues(3 * 3 * 64, seed: 4), shape: [3, 3, 8, 8])
+        let logits = model.forward(x, mode: .training)
+        let dLogits = try recorder.tensor(randomValues(15, seed: 5), shape: [3, 5])
+        XCTAssertNil(model.backward(dLogits))
+
+        XCTAssertEqual(try recorder.download(bn1.value), meanBefore, "frozen BN running stats changed")
+        for p in model.parameters {
+            let g = try recorder.download(p.grad)
+            if p.isFrozen {
+                XCTAssertTrue(g.allSatisfy { $0 == 12345 }, "\(p.name): frozen gradient written")
+                XCTAssertEqual(recorder.calls("conv2dBackwardFilter", touching: p.grad), 0, p.name)
+                XCTAssertEqual(recorder.calls("conv2dBackwardData", touching: p.value), 0, "\(p.name): dx through frozen conv")
+                XCTAssertEqual(recorder.calls("batchNormBackward", touching: p.value), 0, p.name)
+                XCTAssertEqual(recorder.calls("batchNormForwardTraining", touching: p.value), 0, "\(p.name): BN in training mode")
+            } else {
+                XCTAssertFalse(g.contains(12345), "\(p.name): trainable gradient not written")
+            }
+        }
+        let first = model.parameter(named: "layer2.0.conv1.weight")!
+        XCTAssertEqual(recorder.calls("conv2dBackwardFilter", touching: first.grad), 1)
+        XCTAssertEqual(recorder.calls("conv2dBackwardData", touching: first.value), 0, "first trainable layer computed dx")
+        // Input gradients only above it: layer2.0.conv2, layer3.0.conv1, layer3.0.conv2.
+        XCTAssertEqual(recorder.count("conv2dBackwardData"), 3)
+        XCTAssertEqual(recorder.count("shortcutPadBackward"), 1, "layer3.0 only")
+        _ = logits
+
+        // The trainable part against finite differences (frozen BN stays in inference mode there).
+        try checkModelGradients(model, batch: 3, checkInput: false, randomizeParameters: false)
+    }
+
+    /// After the first step, steps at the prepared batch, a smaller last batch and an evaluation
+    /// pass allocate nothing, and the logits live in the same buffer.
+    func testSteadyStateStepAllocatesNothing() throws {
+        let recorder = RecordingBackend(CPUBackend(threads: 2))
+        let model = try Model(spec: tinyResNet(.b))
+        try model.prepare(on: recorder, maxBatch: 4)
+        model.initialize(seed: 1)
+        let x = try recorder.tensor(randomValues(4 * 192, seed: 2), shape: [4, 3, 8, 8])
+        let dLogits = try recorder.tensor(randomValues(20, seed: 3), shape: [4, 5])
+        let first = model.forward(x, mode: .training)
+        model.backward(dLogits)
+        recorder.reset()
+        for n in [4, 3, 4] {
+            let logits = model.forward(x.slice(0..<n), mode: .training)
+            XCTAssertTrue(logits.storage === first.storage && logits.shape == [n, 5])
+            model.backward(dLogits.slice(0..<n))
+        }
+        _ = model.forward(x.slice(0..<2), mode: .inference)
+        XCTAssertEqual(recorder.allocations, 0)
+    }
+
+    /// Evaluation results do not depend on the batch an image is in.
+    func testInferenceIsPerImage() throws {
+        let backend = CPUBackend(threads: 2)
+        let model = try Model(spec: tinyResNet(.a))
+        try model.prepare(on: backend, maxBatch: 3)
+        model.initialize(seed: 1)
+        let x = try backend.tensor(randomValues(3 * 192, seed: 2), shape: [3, 3, 8, 8])
+        _ = model.forward(x, mode: .training)   // move the running statistics off their initial values
+        let all = try backend.download(model.forward(x, mode: .inference))
+        let one = try backend.download(model.forward(x.slice(1..<2), mode: .inference))
+        for (a, b) in zip(all[5..<10], one) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+    }
+
+    /// Initial values depend on the seed and the tensor name only: the same tensor of a deeper
+    /// model starts equal. He-normal std sqrt(2 / fan-in); BN 1, 0; running stats 0, 1.
+    func testInitializationPerName() throws {
+        let backend = CPUBackend(threads: 2)
+        let small = try Model(spec: .resnet(depth: 20))
+        let deep = try Model(spec: .resnet(depth: 32))
+        for m in [small, deep] {
+            try m.prepare(on: backend, maxBatch: 1)
+            m.initialize(seed: 42)
+        }
+        for name in ["conv1.weight", "layer1.0.conv1.weight", "layer3.2.conv2.weight", "fc.weight"] {
+            XCTAssertEqual(try backend.download(small.parameter(named: name)!.value),
+                           try backend.download(deep.parameter(named: name)!.value), name)
+        }
+        let w = try backend.download(small.parameter(named: "layer3.1.conv2.weight")!.value)   // fan-in 576
+        let std = (w.reduce(0) { $0 + Double($1 * $1) } / Double(w.count)).squareRoot()
+        XCTAssertEqual(std, (2.0 / 576).squareRoot(), accuracy: 0.05 * (2.0 / 576).squareRoot())
+        XCTAssertNotEqual(try backend.download(small.parameter(named: "layer1.0.conv1.weight")!.value),
+                          try backend.download(small.parameter(named: "layer1.0.conv2.weight")!.value))
+        XCTAssertTrue(try backend.download(small.parameter(named: "layer2.1.bn1.weight")!.value).allSatisfy { $0 == 1 })
+        XCTAssertTrue(try backend.download(small.parameter(named: "fc.bias")!.value).allSatisfy { $0 == 0 })
+        let rv = small.buffers.first { $0.name == "layer2.1.bn1.running_var" }!
+        XCTAssertTrue(try backend.download(rv.value).allSatisfy { $0 == 1 })
+        let other = try Model(spec: .resnet(depth: 20))
+        try other.prepare(on: backend, maxBatch: 1)
+        other.initialize(seed: 43)
+        XCTAssertNotEqual(try backend.download(other.parameter(named: "conv1.weight")!.value),
+                          try backend.download(small.parameter(named: "conv1.weight")!.value))
+    }
+
+    /// A few SGD steps on one batch through the Optimizer lower the loss.
+    func testSGDStepsLowerTheLoss() throws {
+        let backend = CPUBackend(threads: 2)
+        let model = try Model(spec: tinyResNet(.a))
+        try model.prepare(on: backend, maxBatch: 8)
+        model.initialize(seed: 7)
+        let x = try backend.tensor(randomValues(8 * 192, seed: 8), shape: [8, 3, 8, 8])
+        let labels = try backend.tensor([Float]([0, 1, 2, 3, 4, 0, 1, 2]), shape: [8])
+        let losses = try backend.allocate([8])
+        let dLogits = try backend.allocate([8, 5])
+        let optimizer = Optimizer(OptimizerConfig(kind: .sgd, learningRate: 0.1, momentum: 0.9), backend: backend)
+        var history: [Float] = []
+        for _ in 0..<15 {
+            let logits = model.forward(x, mode: .training)
+            backend.softmaxCrossEntropy(logits: logits, labels: labels, losses: losses, gradLogits: dLogits, gradScale: 1 / 8)
+            history.append(try backend.sum(losses) / 8)
+            model.backward(dLogits)
+            try optimizer.step(model.trainableTensors, learningRate: 0.1)
+        }
+        XCTAssertLessThan(history.last!, 0.5 * history.first!, "\(history)")
+    }
+
+    // MARK: Harness
+
+    /// Mean softmax cross-entropy over the batch (Double, from the float32 logits) against central
+    /// differences for `samples` entries of every trainable parameter tensor (and of the input),
+    /// each labelled with the tensor name. Pass: |a - f| <= 3e-4 + 3e-2 |f| for the central, forward
+    /// or backward difference at any of h = 1e-3, 1e-4, 1e-2 (a kink lies on one side of the entry;
+    /// the one-sided difference on the other side is smooth). One step is not enough with ReLU after batch norm over
+    /// 12-48 values per channel: a 1e-3 perturbation of an early tensor moves some ReLU input
+    /// across 0 almost every time (see LayerGradientTests), while at 1e-4 float32 rounding of the
+    /// loss (~1e-7) over 2h is ~5e-4, too coarse for the smallest gradients alone.
+    func checkModelGradients(_ model: Model, batch n: Int, samples: Int = 4, checkInput: Bool = true,
+                             randomizeParameters: Bool = true,
+                             file: StaticString = #filePath, line: UInt = #line) throws {
+        let backend: Backend
+        if let b = model.backend {
+            backend = b
+        } else {
+            backend = CPUBackend(threads: 2)
+            try model.prepare(on: backend, maxBatch: n)
+            model.initialize(seed: 11)
+        }
+        if randomizeParameters {
+            // Move BN away from the identity so gamma and beta matter in every direction.
+            for (k, p) in model.parameters.enumerated() where p.shape.count == 1 {
+                let v = randomValues(p.count, seed: 300 + UInt64(k), std: 0.2)
+                backend.upload(p.name.hasSuffix("bias") ? v : v.map { 1 + $0 }, to: p.value)
+            }
+        }
+        let k = model.outputShape[0]
+        let xCount = n * model.inputShape.reduce(1, *)
+        var xHost = randomValues(xCount, seed: 21)
+        let labels = (0..<n).map { ($0 * 2 + 1) % k }
+        let x = try backend.allocate([n] + model.inputShape)
+
+        func loss() throws -> (Double, [Double]) {
+            backend.upload(xHost, to: x)
+            let z = try backend.download(model.forward(x, mode: .training))
+            var total = 0.0
+            var grad = [Double](repeating: 0, count: n * k)
+            for i in 0..<n {
+                let row = z[i * k..<(i + 1) * k].map(Double.init)
+                let m = row.max()!
+                let e = row.map { _exp($0 - m) }
+                let s = e.reduce(0, +)
+                total += _log(s) + m - row[labels[i]]
+                for j in 0..<k { grad[i * k + j] = (e[j] / s - (j == labels[i] ? 1 : 0)) / Double(n) }
+            }
+            return (total / Double(n), grad)
+        }
+
+        let (_, g) = try loss()
+        let dLogits = try backend.tensor(g.map { Float($0) }, shape: [n, k])
+        let dx = model.backward(dLogits, computeInputGradient: checkInput)
+        let grads = try model.trainableParameters.map { try backend.download($0.grad) }
+
+        func check(_ label: String, _ i: Int, analytic a: Float, perturb: (Float) throws -> Void) throws {
+            var tried: [String] = []
+            let base = try loss().0
+            for h: Float in [1e-3, 1e-4, 1e-2] {
+                try perturb(h)
+                let plus = try loss().0
+                try perturb(-h)
+                let minus = try loss().0
+                try perturb(0)
+                let differences = [(plus - minus) / (2 * Double(h)), (plus - base) / Double(h), (base - minus) / Double(h)]
+                if differences.contains(where: { abs(Double(a) - $0) <= 3e-4 + 3e-2 * abs($0) }) { return }
+                tried.append("h \(h): \(differences)")
+            }
+            XCTFail("\(label)[\(i)]: analytic \(a), numeric central/forward/backward \(tried.joined(separator: "; "))",
+                    file: file, line: line)
+        }
+
+        if checkInput, let dx {
+            let dxHost = try backend.download(dx)
+            for i in sampleIndices(xCount, samples) {
+                let saved = xHost[i]
+                try check("input", i, analytic: dxHost[i]) { xHost[i] = saved + $0 }
+            }
+        }
+        for (p, grad) in zip(model.trainableParameters, grads) {
+            var values = try backend.download(p.value)
+            for i in sampleIndices(p.count, samples) {
+                let saved = values[i]
+                try check(p.name, i, analytic: grad[i]) { d in
+                    values[i] = saved + d
+                    backend.upload(values, to: p.value)
+                }
+            }
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+private func _exp(_ x: Double) -> Double { Glibc.exp(x) }
+private func _log(_ x: Double) -> Double { Glibc.log(x) }
+#endif

@@ -13,15 +13,18 @@ import Glibc
 // core; each worker unfolds one image at a time into its own column buffer (K, P*Q), which stays
 // in L2 (576 KB for ResNet-20's 16->16 at 32x32), and calls a single-threaded sgemm on it.
 // Folding the whole batch into the GEMM's N dimension instead needs a 75 MB column buffer and
-// runs at DRAM speed.
+// runs at DRAM speed. Where OpenBLAS has small-matrix kernels (AVX-512 cores), stride-1
+// convolutions use `ShiftedRows` instead of im2col, and im2col is cut into row chunks
+// (`ConvolutionTuning`).
 //
 // - forward:          y_n (F, PQ)  = W (F, K) . col(x_n) (K, PQ)
 // - backward-data:    stride 1: the "full" convolution of dy with the flipped, transposed filter,
 //                     dx_n (C, HW) = Wflip (C, F*R*S) . col(dy_n) (F*R*S, HW), which keeps the
 //                     GEMM depth at F*R*S instead of F and needs no scatter-add;
 //                     otherwise col = W^T (K, F) . dy_n (F, PQ), then col2im (scatter-add).
-// - backward-filter:  each worker accumulates dW_part (F, K) += dy_n (F, PQ) . col(x_n)^T, then
-//                     the parts are summed into dw.
+// - backward-filter:  each worker accumulates dW_part^T (K, F) += col(x_n) (K, PQ) . dy_n^T, then
+//                     the parts are summed into dw in worker order (deterministic for a given
+//                     thread count).
 // 1x1 stride-1 unpadded convolutions skip im2col: the image itself is the column matrix.
 
 /// Workspace slots used by the convolution kernels (`+ part` for per-worker buffers).
@@ -31,6 +34,8 @@ private enum ConvSlot {
     static let flippedWeight = 0xC2_00
     static let ones = 0xC3_00
     static let transposedGrad = 0xC4_00
+    static let wideOutput = 0xC5_00
+    static let rowWeights = 0xC6_00
 }
 
 /// The geometry of one unfolding: image (channels, height, width) -> columns
@@ -62,6 +67,10 @@ struct Unfold {
     /// Output positions `lo..<hi` along one axis whose input index `o*stride - pad + k` is in `0..<size`.
     @inline(__always)
     static func validRange(k: Int, size: Int, stride: Int, pad: Int, out: Int) -> (lo: Int, hi: Int) {
+        if stride == 1 {   // no integer division (it showed in profiles of the chunked im2col)
+            let lo = min(out, max(0, pad - k))
+            return (lo, max(lo, min(out, size + pad - k)))
+        }
         let lo = pad - k > 0 ? (pad - k + stride - 1) / stride : 0
         let last = size - 1 + pad - k
         let hi = last < 0 ? 0 : min(out, last / stride + 1)
@@ -81,8 +90,8 @@ func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ u: 
         let xc = x + c * plane
         for i in 0..<u.kernelH {
             var (pLo, pHi) = Unfold.validRange(k: i, size: u.height, stride: u.strideH, pad: u.padH, out: u.outHeight)
-            pLo = max(pLo, rows.lowerBound) - rows.lowerBound
-            pHi = min(pHi, rows.upperBound) - rows.lowerBound
+            pLo = min(max(pLo, rows.lowerBound), rows.upperBound) - rows.lowerBound
+            pHi = max(min(pHi, rows.upperBound) - rows.lowerBound, pLo)
             for j in 0..<u.kernelW {
                 let row = col + ((c * u.kernelH + i) * u.kernelW + j) * n
                 let (qLo, qHi) = Unfold.validRange(k: j, size: u.width, stride: u.strideW, pad: u.padW, out: q)
@@ -145,6 +154,57 @@ func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ u:
     }
 }
 
+/// Stride-1 convolution as R GEMMs over S column-shifted copies of the zero-padded image
+/// ("shifted rows"): with `xs[c*S + j, r*Wp + t] = xpad[c, r, t + j]` (Hp x Wp padded planes),
+/// kernel row i adds `W_i (F, C*S) . xs[:, i*Wp ..< i*Wp + P*Wp]` (row stride Hp*Wp) into a wide
+/// output (F, P*Wp), whose last S-1 columns per row are dropped. The copies are S times the image
+/// (3x for 3x3) instead of im2col's R*S times, and for ResNet-20 each GEMM stays under OpenBLAS's
+/// small-matrix limit, so it reads xs in place instead of packing it.
+struct ShiftedRows {
+    var channels, height, width, kernelH, kernelW, padH, padW: Int
+
+    init(input g: ConvGeometry) {
+        channels = g.inChannels; height = g.height; width = g.width
+        kernelH = g.kernelH; kernelW = g.kernelW; padH = g.padH; padW = g.padW
+    }
+
+    /// dy of a stride-1 convolution, for the full correlation with the flipped filter (output H x W).
+    init(flippedGradOutput g: ConvGeometry) {
+        channels = g.outChannels; height = g.outHeight; width = g.outWidth
+        kernelH = g.kernelH; kernelW = g.kernelW; padH = g.kernelH - 1 - g.padH; padW = g.kernelW - 1 - g.padW
+    }
+
+    var paddedWidth: Int { width + 2 * padW }
+    var paddedHeight: Int { height + 2 * padH }
+    var plane: Int { paddedWidth * paddedHeight }
+    /// The GEMM depth C*S.
+    var depth: Int { channels * kernelW }
+    var outHeight: Int { paddedHeight - kernelH + 1 }
+    var outWidth: Int { paddedWidth - kernelW + 1 }
+    /// Columns of the wide output: P rows of Wp.
+    var wideColumns: Int { outHeight * paddedWidth }
+}
+
+/// Writes xs (C*S, Hp*Wp) for one image x (C, H, W): `xs[c*S + j, r*Wp + t] = xpad[c, r, t + j]`,
+/// 0 where that is padding or past the padded width.
+func shiftedCopies(_ x: UnsafePointer<Float>, _ xs: UnsafeMutablePointer<Float>, _ s: ShiftedRows) {
+    let wp = s.paddedWidth, hw = s.height * s.width
+    for c in 0..<s.channels {
+        for j in 0..<s.kernelW {
+            let d = xs + (c * s.kernelW + j) * s.plane
+            d.update(repeating: 0, count: s.padH * wp)
+            (d + (s.padH + s.height) * wp).update(repeating: 0, count: s.padH * wp)
+            let t0 = min(wp, max(0, s.padW - j)), t1 = max(t0, min(wp, s.width + s.padW - j))
+            for r in 0..<s.height {
+                let dr = d + (r + s.padH) * wp
+                for t in 0..<t0 { dr[t] = 0 }
+                if t1 > t0 { (dr + t0).update(from: x + c * hw + r * s.width + (t0 + j - s.padW), count: t1 - t0) }
+                for t in t1..<wp { dr[t] = 0 }
+            }
+        }
+    }
+}
+
 /// Row-major sgemm on raw pointers: `c (m, n) = alpha * op(a) * op(b) + beta * c`.
 @inline(__always)
 func sgemmRowMajor(_ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int,
@@ -164,15 +224,19 @@ extension ConvGeometry {
 /// How the CPU convolution cuts its GEMMs: decided once from the OpenBLAS core; tests override it
 /// to reach every code path on any machine.
 struct ConvolutionTuning {
-    /// Whether OpenBLAS runs small GEMMs (M*N*K <= 1e6, not transposed on the left) with its
-    /// unpacked small-matrix kernels, which it has for AVX-512 cores only. Those kernels read the
-    /// operands in place, so many small GEMMs on an L1-resident column chunk beat one large GEMM
-    /// that packs a copy of the whole column matrix (16->16 forward per image, one core: 58 us
-    /// in 2-row chunks vs 93 us whole). The AVX2 kernels always pack and prefer whole images
-    /// (32->32: 96 us whole vs 117 us in 2-row chunks). Measurements: bench/NOTES.md.
+    /// Whether OpenBLAS runs small GEMMs (M*N*K <= 1e6; transposed on the left only while
+    /// M*N <= 1200) with its unpacked small-matrix kernels, which it has for AVX-512 cores only.
+    /// Those read the operands in place instead of packing them, so with them stride-1
+    /// convolutions use `ShiftedRows` (one thread, of sgemm 1024^3, 16->16 / 32->32 fwd+bwd:
+    /// 62% / 62%, vs 42% / 51% for whole-image im2col) and other strides cut im2col into row chunks
+    /// under the limit. The AVX2 kernels always pack; there whole-image im2col is best (57% / 66%;
+    /// shifted rows measured the same or worse). Measurements: bench/NOTES.md.
     var smallMatrixKernels: Bool
     /// Output rows per GEMM; nil chooses from `smallMatrixKernels`.
     var rowsPerChunk: Int?
+    /// OpenBLAS's limit on M*N for a small-matrix GEMM transposed on the left (column-major
+    /// view), which shifted-rows backward-filter checks; tests lower it to reach the other form.
+    var smallTransposedGEMMLimit = 1200
 
     static var current = ConvolutionTuning(smallMatrixKernels: openBLASHasSmallMatrixKernels(), rowsPerChunk: nil)
 
@@ -182,13 +246,14 @@ struct ConvolutionTuning {
         return ["skylakex", "cooperlake", "sapphirerapids"].contains { core.contains($0) }
     }
 
-    /// Output rows per GEMM: whole images, or with small-matrix kernels, chunks whose column
-    /// matrix fits in L1 (48 KB) and whose GEMM (m x columns x K) stays under the 1e6 limit.
+    /// Output rows per GEMM: whole images, or with small-matrix kernels, the most rows whose
+    /// GEMM (m x columns x K) stays under their limit, when that is at least 64 columns (fewer
+    /// ran slower than whole images: 64->64 on 8x8 in 3-row chunks, 44% vs 50%).
     func rowsPerChunk(_ u: Unfold, gemmRows m: Int) -> Int {
         if let rowsPerChunk { return max(1, min(u.outHeight, rowsPerChunk)) }
         guard smallMatrixKernels else { return u.outHeight }
-        let rowColumns = u.rows * u.outWidth   // one output row's share of the column matrix
-        return max(1, min(u.outHeight, 49_152 / (4 * rowColumns), 1_000_000 / (m * rowColumns)))
+        let rows = min(u.outHeight, 1_000_000 / (m * u.rows * u.outWidth))
+        return rows * u.outWidth >= 64 ? rows : u.outHeight
     }
 }
 
@@ -240,11 +305,49 @@ extension CPUBackend {
         }
     }
 
+    /// y_n (M, P*Q) = the stride-1 convolution of x_n with the filter given per kernel row,
+    /// `rowWeights` (R, M, C*S), for every image n (see `ShiftedRows`).
+    private func shiftedRowsProduct(_ s: ShiftedRows, batch: Int, rowWeights a: UnsafePointer<Float>, m: Int,
+                                    input x: UnsafePointer<Float>, output y: UnsafeMutablePointer<Float>) {
+        let wp = s.paddedWidth, n = s.wideColumns, k = s.depth, p = s.outHeight, q = s.outWidth
+        let imageSize = s.channels * s.height * s.width
+        forEachImageRange(batch, parts: imageParts(batch)) { part, images in
+            let xs = workspace.buffer(slot: ConvSlot.column + part, count: k * s.plane)   // (C*S, Hp*Wp)
+            let wide = workspace.buffer(slot: ConvSlot.wideOutput + part, count: m * n)    // (M, P*Wp)
+            for image in images {
+                shiftedCopies(x + image * imageSize, xs, s)
+                for i in 0..<s.kernelH {
+                    sgemmRowMajor(false, false, m, n, k, a + i * m * k, k, xs + i * wp, s.plane, i == 0 ? 0 : 1, wide, n)
+                }
+                let yn = y + image * m * p * q
+                for o in 0..<m {
+                    for r in 0..<p { (yn + (o * p + r) * q).update(from: wide + o * n + r * wp, count: q) }
+                }
+            }
+        }
+    }
+
     public func conv2dForward(_ g: ConvGeometry, input x: Tensor, weight w: Tensor, bias: Tensor?, output y: Tensor) {
         checkShapes(g, x: x.shape, w: w.shape, y: y.shape)
         if let bias { precondition(bias.count == g.outChannels, "\(g): bias \(bias.shape)") }
-        unfoldedProduct(Unfold(input: g), batch: g.batch, a: w.hostPointer, m: g.outChannels,
-                        input: x.hostPointer, output: y.hostPointer, pointwise: g.isPointwise)
+        if !g.isPointwise && g.strideH == 1 && g.strideW == 1 && ConvolutionTuning.current.smallMatrixKernels {
+            // wr[i, f, c*S + j] = w[f, c, i, j]
+            let (c, f, r, sw) = (g.inChannels, g.outChannels, g.kernelH, g.kernelW)
+            let wp = w.hostPointer
+            let wr = workspace.buffer(slot: ConvSlot.rowWeights, count: w.count)
+            for o in 0..<f {
+                for ci in 0..<c {
+                    for i in 0..<r {
+                        for j in 0..<sw { wr[(i * f + o) * c * sw + ci * sw + j] = wp[((o * c + ci) * r + i) * sw + j] }
+                    }
+                }
+            }
+            shiftedRowsProduct(ShiftedRows(input: g), batch: g.batch, rowWeights: wr, m: f,
+                               input: x.hostPointer, output: y.hostPointer)
+        } else {
+            unfoldedProduct(Unfold(input: g), batch: g.batch, a: w.hostPointer, m: g.outChannels,
+                            input: x.hostPointer, output: y.hostPointer, pointwise: g.isPointwise)
+        }
         if let bias { addBias(y, bias: bias) }
     }
 
@@ -263,6 +366,23 @@ extension CPUBackend {
                     sgemmRowMajor(true, false, c, hw, f, wp, c, dyp + n * f * pq, pq, 0, dxp + n * c * hw, hw)
                 }
             }
+        } else if g.strideH == 1 && g.strideW == 1 && g.padH < g.kernelH && g.padW < g.kernelW
+                    && ConvolutionTuning.current.smallMatrixKernels {
+            // The full correlation of dy with the flipped filter, per kernel row:
+            // wr[i, c, f*S + j] = w[f, c, R-1-i, S-1-j].
+            let (r, sw) = (g.kernelH, g.kernelW)
+            let wr = workspace.buffer(slot: ConvSlot.rowWeights, count: w.count)
+            for o in 0..<f {
+                for ci in 0..<c {
+                    for i in 0..<r {
+                        for j in 0..<sw {
+                            wr[(i * c + ci) * f * sw + o * sw + j] = wp[((o * c + ci) * r + (r - 1 - i)) * sw + (sw - 1 - j)]
+                        }
+                    }
+                }
+            }
+            shiftedRowsProduct(ShiftedRows(flippedGradOutput: g), batch: g.batch, rowWeights: wr, m: c,
+                               input: dyp, output: dxp)
         } else if g.strideH == 1 && g.strideW == 1 && g.padH < g.kernelH && g.padW < g.kernelW {
             // The full correlation of dy with wf[c, f, r, s] = w[f, c, R-1-r, S-1-s]: (C, F*R*S).
             let wf = workspace.buffer(slot: ConvSlot.flippedWeight, count: c * f * rs)
@@ -289,6 +409,10 @@ extension CPUBackend {
     public func conv2dBackwardFilter(_ g: ConvGeometry, input x: Tensor, gradOutput dy: Tensor,
                                      gradWeight dw: Tensor, mode: GradMode) {
         checkShapes(g, x: x.shape, w: dw.shape, y: dy.shape)
+        if !g.isPointwise && g.strideH == 1 && g.strideW == 1 && ConvolutionTuning.current.smallMatrixKernels {
+            shiftedRowsBackwardFilter(g, input: x, gradOutput: dy, gradWeight: dw, mode: mode)
+            return
+        }
         let u = Unfold(input: g)
         let f = g.outChannels, k = u.rows, pq = u.columns, q = u.outWidth
         let imageSize = g.inChannels * g.height * g.width
@@ -324,12 +448,82 @@ extension CPUBackend {
                 }
             }
         }
-        let partials = (0..<parts).map { workspace.buffer(slot: ConvSlot.partialGrad + $0, count: k * f) }
-        for o in 0..<f {
-            for t in 0..<k {
-                var s: Float = mode == .accumulate ? dwp[o * k + t] : 0
-                for p in partials { s += p[t * f + o] }
-                dwp[o * k + t] = s
+        // dw (F, K) (+)= the sum of the workers' dW^T parts, in worker order (deterministic).
+        for p in 0..<parts {
+            let dwT = workspace.buffer(slot: ConvSlot.partialGrad + p, count: k * f)
+            let keep = p > 0 || mode == .accumulate
+            for o in 0..<f {
+                for t in 0..<k { dwp[o * k + t] = (keep ? dwp[o * k + t] : 0) + dwT[t * f + o] }
+            }
+        }
+    }
+
+    /// Backward-filter of a stride-1 convolution on shifted rows: each worker sums, per kernel
+    /// row i, the product of dy in the wide layout (F, P*Wp, zeros in the Wp - Q extra columns of
+    /// each row) with xs[:, i*Wp ..< i*Wp + P*Wp]^T. OpenBLAS's small-matrix kernels take that
+    /// product transposed on the left only while (C*S)*F <= 1200; above, dy is transposed first
+    /// so the GEMM is plain (16->16: 59% vs 45% of sgemm with the transpose; 32->32: 59% vs 37%
+    /// without it, packed).
+    private func shiftedRowsBackwardFilter(_ g: ConvGeometry, input x: Tensor, gradOutput dy: Tensor,
+                                           gradWeight dw: Tensor, mode: GradMode) {
+        let s = ShiftedRows(input: g)
+        let wp = s.paddedWidth, n = s.wideColumns, k = s.depth, p = s.outHeight, q = s.outWidth
+        let (c, f, r, sw) = (g.inChannels, g.outChannels, g.kernelH, g.kernelW)
+        let xp = x.hostPointer     // (N, C, H, W)
+        let dyp = dy.hostPointer   // (N, F, P, Q)
+        let dwp = dw.hostPointer   // (F, C, R, S)
+        let parts = imageParts(g.batch), imageSize = c * g.height * g.width
+        let transposed = k * f > ConvolutionTuning.current.smallTransposedGEMMLimit
+        forEachImageRange(g.batch, parts: parts) { part, images in
+            let xs = workspace.buffer(slot: ConvSlot.column + part, count: k * s.plane)     // (C*S, Hp*Wp)
+            // transposed: (P*Wp, F), partial (R, C*S, F); else (F, P*Wp), partial (R, F, C*S)
+            let wide = workspace.buffer(slot: ConvSlot.transposedGrad + part, count: n * f)
+            let partial = workspace.buffer(slot: ConvSlot.partialGrad + part, count: r * k * f)
+            partial.update(repeating: 0, count: r * k * f)
+            if transposed {
+                for row in 0..<p {
+                    for t in q..<wp { (wide + (row * wp + t) * f).update(repeating: 0, count: f) }
+                }
+            }
+            for image in images {
+                shiftedCopies(xp + image * imageSize, xs, s)
+                let dyn = dyp + image * f * p * q
+                for o in 0..<f {
+                    for row in 0..<p {
+                        let src = dyn + (o * p + row) * q
+                        if transposed {
+                            let dst = wide + row * wp * f + o
+                            for t in 0..<q { dst[t * f] = src[t] }
+                        } else {
+                            let dst = wide + o * n + row * wp
+                            dst.update(from: src, count: q)
+                            (dst + q).update(repeating: 0, count: wp - q)
+                        }
+                    }
+                }
+                for i in 0..<r {
+                    if transposed {
+                        sgemmRowMajor(false, false, k, f, n, xs + i * wp, s.plane, wide, f, 1, partial + i * k * f, f)
+                    } else {
+                        sgemmRowMajor(false, true, f, k, n, wide, n, xs + i * wp, s.plane, 1, partial + i * f * k, k)
+                    }
+                }
+            }
+        }
+        // dw (+)= the sum of the workers' parts, in worker order (deterministic).
+        for p in 0..<parts {
+            let part = workspace.buffer(slot: ConvSlot.partialGrad + p, count: r * k * f)
+            let keep = p > 0 || mode == .accumulate
+            for o in 0..<f {
+                for ci in 0..<c {
+                    for i in 0..<r {
+                        for j in 0..<sw {
+                            let d = ((o * c + ci) * r + i) * sw + j
+                            let e = transposed ? (i * k + ci * sw + j) * f + o : (i * f + o) * k + ci * sw + j
+                            dwp[d] = (keep ? dwp[d] : 0) + part[e]
+                        }
+                    }
+                }
             }
         }
     }
