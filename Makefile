@@ -31,9 +31,14 @@ selftest: build
 bench: build
 	$(BIN) bench ops --device cpu
 
+# Incremental training of the seed CNN family (3 conv sub-networks) on Fashion-MNIST, with
+# look-ahead, against the full network trained from scratch under the same budget.
+DEMO_FLAGS ?= --model cnn --filters 16,32,64 --hidden 128 --optimizer adam \
+	--train-limit 12000 --max-epochs 10 --window 2 --gamma 0.8 --lookahead-epochs 1 --baseline
+
 demo: build
 	@scripts/install-deps.sh --dataset
-	$(BIN) demo --output $(DEMO_DIR)
+	$(BIN) grow --data /usr/share/datasets/fashion-mnist $(DEMO_FLAGS) --output $(DEMO_DIR)
 
 clean:
 	rm -rf .build runs
