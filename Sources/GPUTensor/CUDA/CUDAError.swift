@@ -48,10 +48,10 @@ public struct CUDAError: Error, CustomStringConvertible, Equatable {
     public var reason: String {
         let text: UnsafePointer<CChar>?
         switch library {
-        case .cudart: text = cudaGetErrorString(cudaError_t(rawValue: numericCast(status.rawValue)))
-        case .cublas: text = cublasGetStatusString(cublasStatus_t(rawValue: numericCast(status.rawValue)))
-        case .cudnn: text = cudnnGetErrorString(cudnnStatus_t(rawValue: numericCast(status.rawValue)))
-        case .nvrtc: text = nvrtcGetErrorString(nvrtcResult(rawValue: numericCast(status.rawValue)))
+        case .cudart: text = cudaGetErrorString(cudaError_t(rawValue: .init(truncatingIfNeeded: status.rawValue)))
+        case .cublas: text = cublasGetStatusString(cublasStatus_t(rawValue: .init(truncatingIfNeeded: status.rawValue)))
+        case .cudnn: text = cudnnGetErrorString(cudnnStatus_t(rawValue: .init(truncatingIfNeeded: status.rawValue)))
+        case .nvrtc: text = nvrtcGetErrorString(nvrtcResult(rawValue: .init(truncatingIfNeeded: status.rawValue)))
         }
         return text.map { String(cString: $0) } ?? "unknown status"
     }
