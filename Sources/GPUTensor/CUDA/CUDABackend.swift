@@ -63,17 +63,15 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         }
         let index = Int32(deviceIndex)
         var major: Int32 = 0, minor: Int32 = 0, sms: Int32 = 0
-        var properties = cudaDeviceProp()
+        var nameBytes = [CChar](repeating: 0, count: 256)
         do {
             try CUDACalls.cudart("cudaSetDevice(\(deviceIndex))") { cudaSetDevice(index) }
             try CUDACalls.cudart("cudaDeviceGetAttribute") { cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, index) }
             try CUDACalls.cudart("cudaDeviceGetAttribute") { cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, index) }
             try CUDACalls.cudart("cudaDeviceGetAttribute") { cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, index) }
-            try CUDACalls.cudart("cudaGetDeviceProperties") { cudaGetDeviceProperties(&properties, index) }
+            try CUDACalls.cudart("cudaGetDeviceProperties") { strata_cudaDeviceName(index, &nameBytes, 256) }
         } catch { throw unavailable(error) }
-        deviceName = withUnsafeBytes(of: properties.name) { raw in
-            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-        }
+        deviceName = String(cString: nameBytes)
         self.deviceIndex = deviceIndex
         self.device = .cuda(deviceIndex)
         self.computeCapability = (Int(major), Int(minor))
