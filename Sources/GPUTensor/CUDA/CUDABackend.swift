@@ -23,10 +23,13 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// Compute capability, e.g. (9, 0).
     public let computeCapability: (major: Int, minor: Int)
     let multiprocessors: Int
-    /// Full FP32 in GEMM and convolutions (no TF32). Set before the first convolution of a
-    /// shape: algorithm choices are cached per shape.
+    /// Full FP32 in GEMM and convolutions (no TF32). Changing it drops the cached convolution
+    /// plans, whose algorithms were chosen for the other math mode.
     public var strictFP32: Bool {
-        didSet { recordFailure { try applyMathMode() } }
+        didSet {
+            convPlans.removeAll()
+            recordFailure { try applyMathMode() }
+        }
     }
 
     let stream: cudaStream_t?
