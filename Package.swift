@@ -10,6 +10,11 @@ let package = Package(
         .library(name: "Trainer", targets: ["Trainer"]),
         .executable(name: "strata", targets: ["CLI"]),
     ],
+    // `swift build --traits CUDA` adds CUDABackend (cudart, cuBLAS, cuDNN, NVRTC found through
+    // pkg-config `ccuda`, see scripts/install-cuda.sh); without the trait nothing CUDA is needed.
+    traits: [
+        .trait(name: "CUDA", description: "The CUDA backend (needs scripts/install-cuda.sh and PKG_CONFIG_PATH)"),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
@@ -24,9 +29,16 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        .systemLibrary(
+            name: "CCuda",
+            pkgConfig: "ccuda"
+        ),
         .target(
             name: "GPUTensor",
-            dependencies: ["CBLAS"]
+            dependencies: [
+                "CBLAS",
+                .target(name: "CCuda", condition: .when(traits: ["CUDA"])),
+            ]
         ),
         .target(
             name: "Trainer",

@@ -1,0 +1,233 @@
+#if CUDA
+import CCuda
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The GPU backend: cuDNN for convolutions and batch norm, cuBLAS for GEMM, and NVRTC-compiled
+/// kernels (`CUDAKernelSource`) for everything else. It computes what `CPUBackend` computes.
+///
+/// All work goes to one stream; cuBLAS and cuDNN are bound to it. Kernels are asynchronous:
+/// a failing launch or library call is kept as a sticky error and thrown by the next
+/// `synchronize` or `download` (the `Backend` contract). TF32 tensor cores are used for GEMM
+/// and convolutions unless `strictFP32` is set.
+///
+/// ```
+/// let gpu = try CUDABackend(deviceIndex: 0)          // throws DeviceUnavailable with the reason
+/// let x = try gpu.tensor([1, 2, 3], shape: [3])
+/// ```
+public final class CUDABackend: Backend, @unchecked Sendable {
+    public let device: Device
+    public let deviceIndex: Int
+    public let deviceName: String
+    /// Compute capability, e.g. (9, 0).
+    public let computeCapability: (major: Int, minor: Int)
+    let multiprocessors: Int
+    /// Full FP32 in GEMM and convolutions (no TF32). Changing it drops the cached convolution
+    /// plans, whose algorithms were chosen for the other math mode.
+    public var strictFP32: Bool {
+        didSet {
+            convPlans.removeAll()
+            recordFailure { try applyMathMode() }
+        }
+    }
+
+    let stream: cudaStream_t?
+    let blas: cublasHandle_t?
+    let dnn: cudnnHandle_t?
+    let allocator: CUDAAllocator
+    let kernels: CUDAKernelLibrary
+    let uploadStaging = PinnedBuffer()
+    let downloadStaging = PinnedBuffer()
+    /// Marks the end of the last upload's copy out of `uploadStaging`.
+    let uploadDone: cudaEvent_t?
+    /// cuDNN plans and descriptors, keyed by shape (see CUDAConvolution.swift).
+    var convPlans: [ConvGeometry: ConvolutionPlan] = [:]
+    var tensorDescriptors: [[Int]: TensorDescriptor] = [:]
+    let workspace = DeviceWorkspace()
+    /// The first failure of an asynchronous call, thrown by the next `synchronize`/`download`.
+    private var stickyError: Error?
+
+    /// Opens GPU `deviceIndex`: checks driver and device, creates the stream, the cuBLAS and
+    /// cuDNN handles, and compiles the kernels for the device's architecture (NVRTC, ~1 s).
+    /// Throws `DeviceUnavailable` with the reason (no driver, no such device, a library failing).
+    public init(deviceIndex: Int, strictFP32: Bool = false) throws {
+        let name = "cuda:\(deviceIndex)"
+        func unavailable(_ error: Error) -> DeviceUnavailable {
+            DeviceUnavailable(device: name, reason: "\(error)")
+        }
+        var count: Int32 = 0
+        do {
+            try CUDACalls.cudart("cudaGetDeviceCount") { cudaGetDeviceCount(&count) }
+        } catch { throw unavailable(error) }
+        guard count > 0 else { throw DeviceUnavailable(device: name, reason: "the driver sees no CUDA GPU") }
+        guard deviceIndex >= 0 && deviceIndex < Int(count) else {
+            throw DeviceUnavailable(device: name, reason: "there \(count == 1 ? "is 1 GPU" : "are \(count) GPUs") (cuda:0\(count > 1 ? "...cuda:\(count - 1)" : ""))")
+        }
+        let index = Int32(deviceIndex)
+        var major: Int32 = 0, minor: Int32 = 0, sms: Int32 = 0
+        var nameBytes = [CChar](repeating: 0, count: 256)
+        do {
+            try CUDACalls.cudart("cudaSetDevice(\(deviceIndex))") { cudaSetDevice(index) }
+            try CUDACalls.cudart("cudaDeviceGetAttribute") { cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, index) }
+            try CUDACalls.cudart("cudaDeviceGetAttribute") { cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, index) }
+            try CUDACalls.cudart("cudaDeviceGetAttribute") { cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, index) }
+            try CUDACalls.cudart("cudaGetDeviceProperties") { strata_cudaDeviceName(index, &nameBytes, 256) }
+        } catch { throw unavailable(error) }
+        deviceName = String(cString: nameBytes)
+        self.deviceIndex = deviceIndex
+        self.device = .cuda(deviceIndex)
+        self.computeCapability = (Int(major), Int(minor))
+        self.multiprocessors = Int(sms)
+        self.strictFP32 = strictFP32
+
+        var s: cudaStream_t?, b: cublasHandle_t?, d: cudnnHandle_t?, e: cudaEvent_t?
+        do {
+            try CUDACalls.cudart("cudaStreamCreateWithFlags") { cudaStreamCreateWithFlags(&s, UInt32(cudaStreamNonBlocking)) }
+            try CUDACalls.cudart("cudaEventCreateWithFlags") { cudaEventCreateWithFlags(&e, UInt32(cudaEventDisableTiming)) }
+            try CUDACalls.cublas("cublasCreate") { cublasCreate_v2(&b) }
+            try CUDACalls.cublas("cublasSetStream") { cublasSetStream_v2(b, s) }
+            try CUDACalls.cudnn("cudnnCreate") { cudnnCreate(&d) }
+            try CUDACalls.cudnn("cudnnSetStream") { cudnnSetStream(d, s) }
+        } catch {
+            if let d { cudnnDestroy(d) }
+            if let b { cublasDestroy_v2(b) }
+            if let e { cudaEventDestroy(e) }
+            if let s { cudaStreamDestroy(s) }
+            throw unavailable(error)
+        }
+        stream = s; blas = b; dnn = d; uploadDone = e
+        allocator = CUDAAllocator(device: index)
+        do {
+            let cubin = try CUDAKernelCompiler.compile(architecture: "sm_\(major)\(minor)")
+            kernels = try CUDAKernelLibrary(cubin: cubin)
+            try applyMathMode()
+        } catch {
+            cudnnDestroy(d); cublasDestroy_v2(b); cudaEventDestroy(e); cudaStreamDestroy(s)
+            throw unavailable(error)
+        }
+    }
+
+    deinit {
+        cudaStreamSynchronize(stream)
+        convPlans.removeAll()
+        tensorDescriptors.removeAll()
+        if let dnn { cudnnDestroy(dnn) }
+        if let blas { cublasDestroy_v2(blas) }
+        if let uploadDone { cudaEventDestroy(uploadDone) }
+        if let stream { cudaStreamDestroy(stream) }
+    }
+
+    public var name: String {
+        "cuda:\(deviceIndex) (\(deviceName), sm_\(computeCapability.major)\(computeCapability.minor), \(strictFP32 ? "strict FP32" : "TF32"))"
+    }
+
+    private func applyMathMode() throws {
+        try CUDACalls.cublas("cublasSetMathMode") {
+            cublasSetMathMode(blas, strictFP32 ? CUBLAS_DEFAULT_MATH : CUBLAS_TF32_TENSOR_OP_MATH)
+        }
+    }
+
+    // MARK: Errors
+
+    /// Keeps the first failure of a call whose `Backend` method cannot throw.
+    @inline(__always)
+    func recordFailure(_ body: () throws -> Void) {
+        do { try body() } catch { if stickyError == nil { stickyError = error } }
+    }
+
+    /// Throws (once) the first failure since the last check.
+    private func throwSticky() throws {
+        if let error = stickyError { stickyError = nil; throw error }
+    }
+
+    // MARK: Memory
+
+    public func allocate(_ shape: [Int]) throws -> Tensor {
+        let count = shape.reduce(1, *)
+        let (base, size) = try allocator.allocate(bytes: max(1, count) * MemoryLayout<Float>.stride)
+        let allocator = self.allocator
+        let storage = Storage(device: device, count: count, base: base,
+                              release: { allocator.recycle($0, size: size) })
+        try CUDACalls.cudart("cudaMemsetAsync") { cudaMemsetAsync(base, 0, max(1, count) * 4, stream) }
+        return Tensor(storage: storage, shape: shape)
+    }
+
+    /// Copies through pinned staging memory; returns once `source` may be reused (the copy into
+    /// staging is synchronous, the transfer to the device is not).
+    public func upload(_ source: UnsafeBufferPointer<Float>, to destination: Tensor) {
+        precondition(source.count == destination.count, "upload of \(source.count) values into \(destination)")
+        precondition(destination.device == device, "upload into \(destination) on \(device)")
+        guard let src = source.baseAddress, source.count > 0 else { return }
+        let bytes = source.count * MemoryLayout<Float>.stride
+        recordFailure {
+            // The previous upload must have left the staging buffer before it is overwritten.
+            try CUDACalls.cudart("cudaEventSynchronize") { cudaEventSynchronize(uploadDone) }
+            let staging = try uploadStaging.reserve(bytes)
+            staging.copyMemory(from: src, byteCount: bytes)
+            try CUDACalls.cudart("cudaMemcpyAsync(host to device)") {
+                cudaMemcpyAsync(destination.rawAddress, staging, bytes, cudaMemcpyHostToDevice, stream)
+            }
+            try CUDACalls.cudart("cudaEventRecord") { cudaEventRecord(uploadDone, stream) }
+        }
+    }
+
+    public func download(_ source: Tensor, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        precondition(destination.count == source.count, "download of \(source) into \(destination.count) values")
+        precondition(source.device == device, "download of \(source) from \(device)")
+        try throwSticky()
+        guard let dst = destination.baseAddress, source.count > 0 else { return try synchronize() }
+        let bytes = source.count * MemoryLayout<Float>.stride
+        let staging = try downloadStaging.reserve(bytes)
+        try CUDACalls.cudart("cudaMemcpyAsync(device to host)") {
+            cudaMemcpyAsync(staging, source.rawAddress, bytes, cudaMemcpyDeviceToHost, stream)
+        }
+        try synchronize()
+        UnsafeMutableRawPointer(dst).copyMemory(from: staging, byteCount: bytes)
+    }
+
+    public func copy(_ source: Tensor, to destination: Tensor) {
+        precondition(source.count == destination.count, "copy \(source) to \(destination)")
+        guard source.count > 0 else { return }
+        recordFailure {
+            try CUDACalls.cudart("cudaMemcpyAsync(device to device)") {
+                cudaMemcpyAsync(destination.rawAddress, source.rawAddress, source.count * 4, cudaMemcpyDeviceToDevice, stream)
+            }
+        }
+    }
+
+    public func synchronize() throws {
+        try throwSticky()
+        try CUDACalls.cudart("cudaStreamSynchronize") { cudaStreamSynchronize(stream) }
+        // Asynchronous launch failures surface here.
+        try CUDACalls.cudart("cudaGetLastError") { cudaGetLastError() }
+    }
+
+    /// A device scratch tensor holding `values` (small per-call parameters such as channel means).
+    func scratch(_ values: [Float]) throws -> Tensor {
+        let t = try allocate([values.count])
+        upload(values, to: t)
+        return t
+    }
+}
+
+/// Device memory for cuDNN workspaces and reduction partials, grown on demand and never
+/// shrunk, so a steady state allocates nothing.
+final class DeviceWorkspace {
+    private var block: UnsafeMutableRawPointer?
+    private(set) var capacity = 0
+
+    func reserve(_ bytes: Int) throws -> UnsafeMutableRawPointer? {
+        guard bytes > 0 else { return block }
+        if capacity >= bytes { return block }
+        if let block { cudaDeviceSynchronize(); cudaFree(block); self.block = nil; capacity = 0 }
+        var raw: UnsafeMutableRawPointer?
+        try CUDACalls.cudart("cudaMalloc(workspace \(bytes) bytes)") { cudaMalloc(&raw, bytes) }
+        block = raw
+        capacity = bytes
+        return raw
+    }
+
+    deinit { if let block { cudaFree(block) } }
+}
+#endif

@@ -1,0 +1,72 @@
+#if CUDA
+import CCuda
+
+// Batch norm through cuDNN in SPATIAL mode (per channel over N, H, W); (N, C) reads as (N, C, 1, 1).
+// cuDNN's conventions match the Backend contract: exponentialAverageFactor is PyTorch's momentum,
+// the running variance is updated with the unbiased batch variance (this is what PyTorch relies on
+// when it hands running_var to cuDNN), and the saved statistics are the mean and 1/sqrt(var + eps)
+// with the biased variance. CrossDeviceChecks compares all of it with the CPU backend.
+extension CUDABackend {
+    private func checkChannels(_ ts: [Tensor], _ ch: Int, _ what: StaticString) {
+        for t in ts { precondition(t.count == ch, "\(what): \(t) for \(ch) channels") }
+    }
+
+    public func batchNormForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                         runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                         momentum: Float, epsilon: Float) {
+        let (n, ch, h, w) = x.nchw
+        precondition(y.shape == x.shape, "batchNormForwardTraining: y \(y.shape) for x \(x.shape)")
+        checkChannels([gamma, beta, runningMean, runningVar, saveMean, saveInvStd], ch, "batchNormForwardTraining")
+        precondition(n * h * w > 1, "batchNormForwardTraining needs more than one value per channel, x \(x.shape)")
+        recordFailure {
+            let xd = try descriptor(x), pd = try biasDescriptor(ch)
+            var one: Float = 1, zero: Float = 0
+            try CUDACalls.cudnn("cudnnBatchNormalizationForwardTraining") {
+                cudnnBatchNormalizationForwardTraining(
+                    dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, xd.handle, x.rawAddress, xd.handle, y.rawAddress,
+                    pd.handle, gamma.rawAddress, beta.rawAddress, Double(momentum),
+                    runningMean.rawAddress, runningVar.rawAddress, Double(epsilon),
+                    saveMean.rawAddress, saveInvStd.rawAddress)
+            }
+        }
+    }
+
+    public func batchNormForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                          runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
+        let ch = x.nchw.c
+        precondition(y.shape == x.shape, "batchNormForwardInference: y \(y.shape) for x \(x.shape)")
+        checkChannels([gamma, beta, runningMean, runningVar], ch, "batchNormForwardInference")
+        recordFailure {
+            let xd = try descriptor(x), pd = try biasDescriptor(ch)
+            var one: Float = 1, zero: Float = 0
+            try CUDACalls.cudnn("cudnnBatchNormalizationForwardInference") {
+                cudnnBatchNormalizationForwardInference(
+                    dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, xd.handle, x.rawAddress, xd.handle, y.rawAddress,
+                    pd.handle, gamma.rawAddress, beta.rawAddress, runningMean.rawAddress, runningVar.rawAddress,
+                    Double(epsilon))
+            }
+        }
+    }
+
+    /// dgamma/dbeta are written or added (`betaParamDiff` 0 or 1); dx is overwritten.
+    public func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor,
+                                  saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
+                                  mode: GradMode) {
+        let ch = x.nchw.c
+        precondition(dy.shape == x.shape && dx.shape == x.shape,
+                     "batchNormBackward: dy \(dy.shape), dx \(dx.shape) for x \(x.shape)")
+        checkChannels([gamma, saveMean, saveInvStd, gradGamma, gradBeta], ch, "batchNormBackward")
+        recordFailure {
+            let xd = try descriptor(x), pd = try biasDescriptor(ch)
+            var one: Float = 1, zero: Float = 0, paramBeta: Float = mode == .accumulate ? 1 : 0
+            // epsilon is unused when the saved statistics are given; cuDNN still checks it is valid.
+            try CUDACalls.cudnn("cudnnBatchNormalizationBackward") {
+                cudnnBatchNormalizationBackward(
+                    dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &paramBeta, xd.handle, x.rawAddress,
+                    xd.handle, dy.rawAddress, xd.handle, dx.rawAddress, pd.handle, gamma.rawAddress,
+                    gradGamma.rawAddress, gradBeta.rawAddress, 1e-5, saveMean.rawAddress, saveInvStd.rawAddress)
+            }
+        }
+    }
+}
+#endif

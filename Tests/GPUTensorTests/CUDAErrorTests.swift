@@ -1,0 +1,139 @@
+#if CUDA
+import XCTest
+@testable import GPUTensor
+
+/// The CUDA backend's error paths and its kernel source, on a machine without a GPU (CI): the
+/// libraries load and explain statuses, NVRTC compiles with no device, and the seam in
+/// `CUDACalls` makes any named call fail. Checks that need a GPU are `strata selftest --device cuda`.
+final class CUDAErrorTests: XCTestCase {
+    override func tearDown() {
+        CUDACalls.injectFailure = nil
+        super.tearDown()
+    }
+
+    // MARK: Formatting
+
+    func testKnownStatusesReadWell() {
+        let noDriver = CUDAError(library: .cudart, status: .cudaErrorInsufficientDriver, call: "cudaGetDeviceCount")
+        XCTAssertTrue(noDriver.description.hasPrefix("cudaGetDeviceCount failed: "), noDriver.description)
+        XCTAssertTrue(noDriver.description.contains("insufficient"), noDriver.description)
+        XCTAssertTrue(noDriver.description.contains("cudart status 35"), noDriver.description)
+        XCTAssertTrue(noDriver.description.contains("no NVIDIA driver"), noDriver.description)
+
+        // cuDNN 9: CUDNN_STATUS_NOT_INITIALIZED = 1001; cuBLAS: CUBLAS_STATUS_NOT_INITIALIZED = 1;
+        // NVRTC: NVRTC_ERROR_COMPILATION = 6.
+        let dnn = CUDAError(library: .cudnn, status: .init(rawValue: 1001), call: "cudnnCreate")
+        XCTAssertTrue(dnn.reason.contains("NOT_INITIALIZED"), dnn.description)
+        let blas = CUDAError(library: .cublas, status: .init(rawValue: 1), call: "cublasCreate")
+        XCTAssertFalse(blas.reason.isEmpty)
+        XCTAssertTrue(blas.description.contains("cublas status 1"), blas.description)
+        let rtc = CUDAError(library: .nvrtc, status: .init(rawValue: 6), call: "nvrtcCompileProgram", detail: "log line")
+        XCTAssertTrue(rtc.reason.uppercased().contains("COMPILATION"), rtc.description)
+        XCTAssertTrue(rtc.description.hasSuffix("\nlog line"), rtc.description)
+    }
+
+    /// A status no header knows (a newer library) is carried and printed, never trapped on.
+    func testUnknownStatusesDoNotTrap() {
+        for library in [CUDAError.Library.cudart, .cublas, .cudnn, .nvrtc] {
+            let e = CUDAError(library: library, status: .init(rawValue: 987_654), call: "someCall")
+            XCTAssertTrue(e.description.contains("\(library.rawValue) status 987654"), e.description)
+            XCTAssertFalse(e.reason.isEmpty)
+            let negative = CUDAError(library: library, status: .init(rawValue: -3), call: "someCall")
+            XCTAssertTrue(negative.description.contains("status -3"), negative.description)
+        }
+    }
+
+    // MARK: The seam
+
+    func testInjectedFailureNamesTheCallAndSkipsIt() {
+        CUDACalls.injectFailure = { library, call in
+            library == .cudart && call == "cudaMalloc" ? 2 : nil
+        }
+        var called = false
+        XCTAssertThrowsError(try CUDACalls.check(.cudart, "cudaMalloc") { called = true; return 0 }) { error in
+            let e = error as? CUDAError
+            XCTAssertEqual(e?.call, "cudaMalloc")
+            XCTAssertEqual(e?.status, .cudaErrorMemoryAllocation)
+            XCTAssertTrue("\(error)".contains("out of memory"), "\(error)")
+        }
+        XCTAssertFalse(called, "an injected failure must not call the C function")
+        // Other calls go through.
+        XCTAssertNoThrow(try CUDACalls.check(.cudart, "cudaFree") { 0 })
+    }
+
+    func testInjectedNoDeviceReachesTheFactory() throws {
+        CUDACalls.injectFailure = { _, call in call == "cudaGetDeviceCount" ? 100 : nil }
+        XCTAssertThrowsError(try BackendFactory.make(.cuda(0))) { error in
+            XCTAssertTrue(error is DeviceUnavailable, "\(error)")
+            XCTAssertTrue("\(error)".contains("cuda:0"), "\(error)")
+            XCTAssertTrue("\(error)".contains("sees no CUDA GPU"), "\(error)")
+        }
+    }
+
+    func testInjectedNVRTCFailureNamesTheCall() {
+        CUDACalls.injectFailure = { library, call in library == .nvrtc && call == "nvrtcCreateProgram" ? 3 : nil }
+        XCTAssertThrowsError(try CUDAKernelCompiler.compile(architecture: "sm_90")) { error in
+            XCTAssertEqual((error as? CUDAError)?.call, "nvrtcCreateProgram")
+        }
+    }
+
+    // MARK: This machine (no GPU in CI)
+
+    func testCUDAOnAMachineWithoutDriverSaysWhy() throws {
+        do {
+            _ = try BackendFactory.make(.cuda(0))
+            throw XCTSkip("a GPU answered: this test is for machines without one")
+        } catch let error as DeviceUnavailable {
+            let text = "\(error)"
+            XCTAssertTrue(text.hasPrefix("device cuda:0 is not usable: "), text)
+            XCTAssertTrue(text.contains("driver") || text.contains("no CUDA GPU"), text)
+        }
+    }
+
+    func testAutoFallsBackToCPUWithOneLineNotice() throws {
+        var notices: [String] = []
+        let backend = try BackendFactory.make(.auto) { notices.append($0) }
+        if backend.device != .cpu { throw XCTSkip("a GPU answered: this test is for machines without one") }
+        XCTAssertEqual(notices.count, 1)
+        XCTAssertFalse(notices[0].contains("\n"), notices[0])
+        XCTAssertTrue(notices[0].contains("using the CPU"), notices[0])
+    }
+
+    // MARK: Kernel source (NVRTC works without a GPU)
+
+    func testKernelSourceCompilesForOldAndNewGPUs() throws {
+        let version = try CUDAKernelCompiler.nvrtcVersion()
+        // CUDA 13 dropped Pascal and Volta; CUDA 12 still builds them.
+        let architectures = version.major >= 13 ? ["sm_75", "sm_90"] : ["sm_60", "sm_70", "sm_90"]
+        for arch in architectures {
+            let cubin = try CUDAKernelCompiler.compile(architecture: arch)
+            XCTAssertGreaterThan(cubin.count, 1000, arch)
+            XCTAssertEqual(Array(cubin.prefix(4)), [0x7F, 0x45, 0x4C, 0x46], "\(arch): a CUBIN is an ELF file")
+        }
+    }
+
+    func testCompileErrorCarriesTheLog() {
+        XCTAssertThrowsError(try CUDAKernelCompiler.compile("extern \"C\" __global__ void k() { undefined_thing(); }",
+                                                            architecture: "sm_90")) { error in
+            let e = error as? CUDAError
+            XCTAssertEqual(e?.library, .nvrtc)
+            XCTAssertTrue(e?.detail?.contains("undefined_thing") ?? false, "\(error)")
+        }
+    }
+
+    /// Every kernel the backend looks up by name is defined in the source.
+    func testEveryKernelNameIsDefined() {
+        for kernel in CUDAKernelSource.Kernel.allCases {
+            XCTAssertTrue(CUDAKernelSource.text.contains("__global__ void \(kernel.rawValue)("), kernel.rawValue)
+        }
+    }
+
+    func testAllocatorBuckets() {
+        XCTAssertEqual(CUDAAllocator.bucket(1), 512)
+        XCTAssertEqual(CUDAAllocator.bucket(513), 1024)
+        XCTAssertEqual(CUDAAllocator.bucket(1 << 20), 1 << 20)
+        XCTAssertEqual(CUDAAllocator.bucket((1 << 20) + 1), 2 << 20)
+        XCTAssertEqual(CUDAAllocator.bucket(5 << 20), 5 << 20)
+    }
+}
+#endif
