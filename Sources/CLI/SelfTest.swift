@@ -18,8 +18,16 @@ struct SelfTest: ParsableCommand {
     func run() throws {
         let backend = try orExit { try deviceOptions.makeBackend() }
         print("selftest on \(backend.name)")
-        let (passed, failed) = KernelChecks.run(on: backend, filter: filter) { result in
-            if !quiet || !result.passed { print(result.summary) }
+        let show = { (result: CheckResult) in if !quiet || !result.passed { print(result.summary) } }
+        var (passed, failed) = KernelChecks.run(on: backend, filter: filter, report: show)
+        if backend.device != .cpu {
+            // The same random inputs through this device and the CPU backend, kernel by kernel,
+            // plus a few training steps of a small network.
+            print("cross-device checks against \(CPUBackend().name)")
+            let cross = KernelChecks.run(KernelChecks.crossDevice(reference: CPUBackend()), on: backend,
+                                         filter: filter, report: show)
+            passed += cross.passed
+            failed += cross.failed
         }
         print("\(passed) passed, \(failed) failed")
         if failed > 0 || passed == 0 { throw ExitCode.failure }

@@ -58,8 +58,14 @@ public enum KernelChecks {
     /// comes. A check that throws counts as one failure.
     public static func run(on backend: Backend, filter: String? = nil,
                            report: (CheckResult) -> Void) -> (passed: Int, failed: Int) {
+        run(all, on: backend, filter: filter, report: report)
+    }
+
+    /// Runs `checks` (e.g. `crossDevice(reference:)`) the same way.
+    public static func run(_ checks: [KernelCheck], on backend: Backend, filter: String? = nil,
+                           report: (CheckResult) -> Void) -> (passed: Int, failed: Int) {
         var passed = 0, failed = 0
-        for check in all where filter.map({ check.name.contains($0) }) ?? true {
+        for check in checks where filter.map({ check.name.contains($0) }) ?? true {
             do {
                 for r in try check.run(backend) {
                     if r.passed { passed += 1 } else { failed += 1 }
