@@ -191,7 +191,7 @@ func fitAndReport(_ run: TrainingRun, directory: RunDirectory) throws {
             line += "  val_loss \(formatFixed(vl, digits: 4))  val_acc \(formatFixed(va * 100, digits: 2))%"
         }
         line += "  \(formatFixed(m.seconds, digits: 1))s  \(formatFixed(m.imagesPerSecond, digits: 0)) img/s"
-        line += "  lr \(m.learningRate)  \(formatCount(m.cumulativeTrainingFlops))FLOP"
+        line += "  lr \(Float(m.learningRate))  \(formatCount(m.cumulativeTrainingFlops))FLOP"
         progress.line(line)
     }
     let summary = try run.fit(in: directory, observer: observer)
