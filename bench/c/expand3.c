@@ -21,11 +21,11 @@ static void im2col(const float*x,float*col){
 }
 int main(){
   openblas_set_num_threads(1);
-  int shapes[][3]={{16,16,32},{32,32,16}};
+  int shapes[][3]={{16,16,32},{32,32,16},{64,64,8},{64,64,16},{32,32,32}};
   int n=1024;float*a=buf(n*n),*b=buf(n*n),*c=buf(n*n);double best=1e9;
   for(int r=0;r<6;r++){double t=cpu();cblas_sgemm(CblasRowMajor,CblasNoTrans,CblasNoTrans,n,n,n,1,a,n,b,n,0,c,n);t=cpu()-t;if(t<best)best=t;}
   double sg=2.0*n*n*n/best/1e9;printf("sgemm 1024^3 one thread %.1f GFLOP/s\n",sg);
-  for(int s=0;s<2;s++){C=shapes[s][0];F=shapes[s][1];H=W=shapes[s][2];K=C*9;PQ=H*W;
+  for(int s=0;s<5;s++){C=shapes[s][0];F=shapes[s][1];H=W=shapes[s][2];K=C*9;PQ=H*W;
     int Wp=W+2,Hp=H+2,P3=Hp*Wp;
     float*x=buf(C*PQ),*w=buf(F*K),*y=buf(F*PQ),*col=buf(K*PQ),*x3=buf(3*C*P3+8),*wi=buf(3*F*3*C),*yw=buf(F*H*Wp);
     for(int i=0;i<3;i++)for(int f=0;f<F;f++)for(int cc=0;cc<C;cc++)for(int j=0;j<3;j++)wi[(i*F+f)*3*C+cc*3+j]=w[((f*C+cc)*3+i)*3+j];
