@@ -23,7 +23,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         openblas_set_num_threads(Int32(self.threads))
     }
 
-    public var name: String { "cpu (OpenBLAS, \(threads) thread\(threads == 1 ? "" : "s"))" }
+    public var name: String { "cpu (OpenBLAS \(OpenBLASCore.name), \(threads) thread\(threads == 1 ? "" : "s"))" }
 
     // MARK: Memory
 
