@@ -13,8 +13,9 @@ struct DeviceOptions: ParsableArguments {
     var threads: Int?
 
     func validate() throws {
-        guard DeviceChoice(parsing: device) != nil else {
-            throw ValidationError("--device must be cpu, cuda, cuda:N or auto, not '\(device)'")
+        let parts = device.split(separator: ",")
+        guard !parts.isEmpty, choices.count == parts.count else {
+            throw ValidationError("--device must be cpu, cuda, cuda:N or auto (bench ops also takes a list: cpu,cuda), not '\(device)'")
         }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
     }
@@ -23,7 +24,8 @@ struct DeviceOptions: ParsableArguments {
     var choices: [DeviceChoice] { device.split(separator: ",").compactMap { DeviceChoice(parsing: String($0)) } }
 
     func makeBackend() throws -> Backend {
-        try BackendFactory.make(DeviceChoice(parsing: device)!, threads: threads, notice: printError)
+        guard choices.count == 1 else { throw ValidationError("--device takes one device for this command") }
+        return try BackendFactory.make(choices[0], threads: threads, notice: printError)
     }
 }
 
