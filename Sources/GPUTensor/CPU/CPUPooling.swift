@@ -14,6 +14,17 @@ extension CPUBackend {
                      "\(what): x \(x.shape), y \(y.shape) for pool \(g.inputShape) -> \(g.outputShape)")
     }
 
+    /// Whether max pooling replaces the window's running maximum `best` by `v`: when v is
+    /// larger, or v is the window's first NaN. Written without short-circuit branches so the
+    /// callers compile to selects: on real activations `v > best` is a coin flip, and the
+    /// branchy `if v > best || (v != v && best == best)` mispredicted about every other element.
+    @inline(__always)
+    private static func maxPoolPick(_ best: Float, _ v: Float) -> Bool {
+        // best is NaN: keep it. Otherwise take v unless v <= best (so a NaN v is taken).
+        // Same decisions as `v > best || (v != v && best == best)`.
+        best == best && !(v <= best)
+    }
+
     /// Padding is -infinity; NaN wins (as in PyTorch); ties keep the first (row-major) maximum.
     public func maxPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
         checkPool(g, input: x, output: y, "maxPoolForward")
@@ -31,7 +42,7 @@ extension CPUBackend {
                         for r in r0..<r1 {
                             for c in c0..<c1 {
                                 let v = xin[r * w + c]
-                                if v > best || (v != v && best == best) { best = v }
+                                best = Self.maxPoolPick(best, v) ? v : best
                             }
                         }
                         yout[i * ow + j] = best
@@ -60,8 +71,9 @@ extension CPUBackend {
                         var best = -Float.infinity, at = r0 * w + c0
                         for r in r0..<r1 {
                             for c in c0..<c1 {
-                                let v = xin[r * w + c]
-                                if v > best || (v != v && best == best) { best = v; at = r * w + c }
+                                let v = xin[r * w + c], take = Self.maxPoolPick(best, v)
+                                best = take ? v : best
+                                at = take ? r * w + c : at
                             }
                         }
                         din[at] += dout[i * ow + j]
