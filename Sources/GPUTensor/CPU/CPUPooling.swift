@@ -34,6 +34,20 @@ extension CPUBackend {
         parallelFor(g.batch * g.channels, grain: Self.grain(itemCost: oh * ow * k * k)) { planes in
             for plane in planes {
                 let xin = xp + plane * h * w, yout = yp + plane * oh * ow
+                if k == 2 && s == 2 && pad == 0 {
+                    // The common 2x2/2 pool, unrolled: the same picks in the same order.
+                    for i in 0..<oh {
+                        let a = xin + 2 * i * w, b = a + w, o = yout + i * ow
+                        for j in 0..<ow {
+                            var best = a[2 * j]
+                            best = Self.maxPoolPick(best, a[2 * j + 1]) ? a[2 * j + 1] : best
+                            best = Self.maxPoolPick(best, b[2 * j]) ? b[2 * j] : best
+                            best = Self.maxPoolPick(best, b[2 * j + 1]) ? b[2 * j + 1] : best
+                            o[j] = best
+                        }
+                    }
+                    continue
+                }
                 for i in 0..<oh {
                     let r0 = max(i * s - pad, 0), r1 = min(i * s - pad + k, h)
                     for j in 0..<ow {
@@ -64,6 +78,24 @@ extension CPUBackend {
             for plane in planes {
                 let xin = xp + plane * h * w, din = dxp + plane * h * w, dout = dyp + plane * oh * ow
                 din.update(repeating: 0, count: h * w)
+                if k == 2 && s == 2 && pad == 0 {
+                    // The common 2x2/2 pool, unrolled: the same picks in the same order.
+                    for i in 0..<oh {
+                        let r = 2 * i * w
+                        for j in 0..<ow {
+                            let p = r + 2 * j
+                            var best = xin[p], at = p
+                            var take = Self.maxPoolPick(best, xin[p + 1])
+                            best = take ? xin[p + 1] : best; at = take ? p + 1 : at
+                            take = Self.maxPoolPick(best, xin[p + w])
+                            best = take ? xin[p + w] : best; at = take ? p + w : at
+                            take = Self.maxPoolPick(best, xin[p + w + 1])
+                            at = take ? p + w + 1 : at
+                            din[at] += dout[i * ow + j]     // onto 0, as the general path (keeps -0 as +0)
+                        }
+                    }
+                    continue
+                }
                 for i in 0..<oh {
                     let r0 = max(i * s - pad, 0), r1 = min(i * s - pad + k, h)
                     for j in 0..<ow {
