@@ -27,6 +27,9 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    @Flag(help: "Time every backend kernel of the measured epoch and print a per-kernel table (waits for the device after each kernel, so GPU steps get slower).")
+    var profile = false
+
     func run() throws {
         let shape: ImageShape
         switch input {
@@ -34,7 +37,9 @@ struct BenchTrain: ParsableCommand {
         case "fashion", "fashion-mnist", "mnist": shape = .fashionMNIST
         default: throw ValidationError("--input must be cifar or fashion")
         }
-        let backend = try orExit { try deviceOptions.makeBackend() }
+        let unwrapped = try orExit { try deviceOptions.makeBackend() }
+        let profiler = profile ? ProfilingBackend(wrapping: unwrapped) : nil
+        let backend: Backend = profiler ?? unwrapped
         let config = TrainConfig(modelName: modelOptions.model,
                                  model: try modelOptions.spec(input: shape, classes: 10),
                                  data: DataConfig(path: "<synthetic>", validationFraction: 0, augment: shape == .cifar),
@@ -44,16 +49,28 @@ struct BenchTrain: ParsableCommand {
         let run = try orExit { try TrainingRun(config: config, backend: backend,
                                                data: RunData(train: dataset, validation: nil, test: nil)) }
         try orExit { try run.trainEpoch() }           // warm-up: first-touch of buffers, plans
+        profiler?.reset()
         let m = try orExit { try run.trainEpoch() }
         let stepMs = 1000 * Double(batchSize) / m.imagesPerSecond
         if json {
             print("{\"model\": \"\(modelOptions.model)\", \"device\": \"\(backend.device)\", \"batch_size\": \(batchSize), "
                   + "\"images_per_second\": \(m.imagesPerSecond), \"step_ms\": \(stepMs), "
-                  + "\"training_gflops\": \(m.trainingFlops / (m.seconds * 1e9))}")
+                  + "\"training_gflops\": \(m.trainingFlops / (m.seconds * 1e9))"
+                  + (profiler.map { ", \"epoch_seconds\": \(m.seconds), \"profile\": " + profileJSON($0.report()) } ?? "") + "}")
         } else {
             print("\(modelOptions.model) batch \(batchSize) on \(backend.name): "
                   + "\(formatFixed(m.imagesPerSecond, digits: 1)) images/s, \(formatFixed(stepMs, digits: 1)) ms/step, "
                   + "\(formatFixed(m.trainingFlops / (m.seconds * 1e9), digits: 1)) GFLOP/s")
+            if let profiler {
+                print("profile of the measured epoch (\(steps) steps, \(formatFixed(m.seconds * 1000, digits: 1)) ms):")
+                print(profiler.table(totalSeconds: m.seconds))
+            }
         }
     }
+}
+
+/// The profile as a JSON array of {name, calls, seconds, flops}.
+private func profileJSON(_ rows: [KernelProfile]) -> String {
+    "[" + rows.map { "{\"name\": \"\($0.name)\", \"calls\": \($0.calls), \"seconds\": \($0.seconds), \"flops\": \($0.flops)}" }
+        .joined(separator: ", ") + "]"
 }

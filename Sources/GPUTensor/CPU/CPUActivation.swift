@@ -25,7 +25,13 @@ extension CPUBackend {
         precondition(y.count == dy.count && y.count == dx.count, "reluBackward \(y), \(dy), \(dx)")
         let yp = y.hostPointer, dyp = dy.hostPointer, dxp = dx.hostPointer
         parallelFor(y.count, grain: Self.minWorkPerThread) { r in
-            for i in r { dxp[i] = yp[i] > 0 ? dyp[i] : 0 }
+            // Both loads unconditional: `y > 0 ? dy[i] : 0` would load dy only on the taken
+            // side, which keeps LLVM from vectorising and costs a mispredicted branch per
+            // element on real activations (about half positive). This form is a vector select.
+            for i in r {
+                let g = dyp[i]
+                dxp[i] = yp[i] > 0 ? g : 0
+            }
         }
     }
 }

@@ -1,7 +1,10 @@
 // Batch norm per channel c over N and H*W; x is (N, C) or (N, C, H, W), read as (N, C, HW).
 // Threads split channels, so each thread owns its channels' statistics and outputs.
 // Statistics are two-pass and accumulated in Double: inputs with a large mean relative to their
-// spread (common after a ReLU) lose nothing to cancellation.
+// spread (common after a ReLU) lose nothing to cancellation. Each sum runs in four interleaved
+// lanes (`Lanes`): one Double accumulator is a chain of dependent adds, 4 cycles each, which
+// made the statistics passes latency-bound. The lane of an element depends only on its
+// position in its row, so results do not depend on the thread count.
 extension CPUBackend {
     @inline(__always)
     private func checkChannels(_ t: Tensor, _ ch: Int, _ what: StaticString) {
@@ -27,17 +30,18 @@ extension CPUBackend {
         let mom = Double(momentum), eps = Double(epsilon)
         parallelFor(ch, grain: Self.grain(itemCost: 3 * m)) { channels in
             for c in channels {
-                var s = 0.0
+                var s = Lanes()
                 for i in 0..<n {
                     let p = xp + (i * ch + c) * hw
-                    for k in 0..<hw { s += Double(p[k]) }
+                    s.add(hw) { Double(p[$0]) }
                 }
-                let mean = s / Double(m)
-                var q = 0.0
+                let mean = s.total / Double(m)
+                var qs = Lanes()
                 for i in 0..<n {
                     let p = xp + (i * ch + c) * hw
-                    for k in 0..<hw { let d = Double(p[k]) - mean; q += d * d }
+                    qs.add(hw) { let d = Double(p[$0]) - mean; return d * d }
                 }
+                let q = qs.total
                 let variance = q / Double(m)
                 let invStd = 1 / (variance + eps).squareRoot()
                 let meanF = Float(mean), scale = Float(Double(gp[c]) * invStd), shift = bp[c]
@@ -95,15 +99,15 @@ extension CPUBackend {
         parallelFor(ch, grain: Self.grain(itemCost: 3 * m)) { channels in
             for c in channels {
                 let mean = smp[c], invStd = sip[c]
-                var sumDy = 0.0, sumDyXhat = 0.0
+                var dySums = Lanes(), dyXhatSums = Lanes()
                 for i in 0..<n {
                     let p = xp + (i * ch + c) * hw, d = dyp + (i * ch + c) * hw
-                    for k in 0..<hw {
+                    Lanes.add(hw, &dySums, &dyXhatSums) { k in
                         let g = Double(d[k])
-                        sumDy += g
-                        sumDyXhat += g * Double((p[k] - mean) * invStd)
+                        return (g, g * Double((p[k] - mean) * invStd))
                     }
                 }
+                let sumDy = dySums.total, sumDyXhat = dyXhatSums.total
                 let meanDy = Float(sumDy / Double(m)), meanDyXhat = Float(sumDyXhat / Double(m))
                 let scale = gp[c] * invStd
                 for i in 0..<n {
@@ -121,6 +125,41 @@ extension CPUBackend {
                     dbp[c] = Float(sumDy)
                 }
             }
+        }
+    }
+}
+
+/// Four Double accumulators for a sum over rows of `count` terms: term k of a row goes to lane
+/// k % 4 (the last count % 4 terms to lane 0), and `total` adds the lanes in a fixed order.
+private struct Lanes {
+    var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+
+    var total: Double { (s0 + s1) + (s2 + s3) }
+
+    @inline(__always)
+    mutating func add(_ count: Int, _ term: (Int) -> Double) {
+        var k = 0
+        while k + 4 <= count {
+            s0 += term(k); s1 += term(k + 1); s2 += term(k + 2); s3 += term(k + 3)
+            k += 4
+        }
+        while k < count { s0 += term(k); k += 1 }
+    }
+
+    /// Two sums in one pass over the row.
+    @inline(__always)
+    static func add(_ count: Int, _ a: inout Lanes, _ b: inout Lanes, _ terms: (Int) -> (Double, Double)) {
+        var k = 0
+        while k + 4 <= count {
+            let t0 = terms(k), t1 = terms(k + 1), t2 = terms(k + 2), t3 = terms(k + 3)
+            a.s0 += t0.0; a.s1 += t1.0; a.s2 += t2.0; a.s3 += t3.0
+            b.s0 += t0.1; b.s1 += t1.1; b.s2 += t2.1; b.s3 += t3.1
+            k += 4
+        }
+        while k < count {
+            let t = terms(k)
+            a.s0 += t.0; b.s0 += t.1
+            k += 1
         }
     }
 }

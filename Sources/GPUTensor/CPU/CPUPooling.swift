@@ -14,6 +14,17 @@ extension CPUBackend {
                      "\(what): x \(x.shape), y \(y.shape) for pool \(g.inputShape) -> \(g.outputShape)")
     }
 
+    /// Whether max pooling replaces the window's running maximum `best` by `v`: when v is
+    /// larger, or v is the window's first NaN. Written without short-circuit branches so the
+    /// callers compile to selects: on real activations `v > best` is a coin flip, and the
+    /// branchy `if v > best || (v != v && best == best)` mispredicted about every other element.
+    @inline(__always)
+    private static func maxPoolPick(_ best: Float, _ v: Float) -> Bool {
+        // best is NaN: keep it. Otherwise take v unless v <= best (so a NaN v is taken).
+        // Same decisions as `v > best || (v != v && best == best)`.
+        best == best && !(v <= best)
+    }
+
     /// Padding is -infinity; NaN wins (as in PyTorch); ties keep the first (row-major) maximum.
     public func maxPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
         checkPool(g, input: x, output: y, "maxPoolForward")
@@ -23,6 +34,20 @@ extension CPUBackend {
         parallelFor(g.batch * g.channels, grain: Self.grain(itemCost: oh * ow * k * k)) { planes in
             for plane in planes {
                 let xin = xp + plane * h * w, yout = yp + plane * oh * ow
+                if k == 2 && s == 2 && pad == 0 {
+                    // The common 2x2/2 pool, unrolled: the same picks in the same order.
+                    for i in 0..<oh {
+                        let a = xin + 2 * i * w, b = a + w, o = yout + i * ow
+                        for j in 0..<ow {
+                            var best = a[2 * j]
+                            best = Self.maxPoolPick(best, a[2 * j + 1]) ? a[2 * j + 1] : best
+                            best = Self.maxPoolPick(best, b[2 * j]) ? b[2 * j] : best
+                            best = Self.maxPoolPick(best, b[2 * j + 1]) ? b[2 * j + 1] : best
+                            o[j] = best
+                        }
+                    }
+                    continue
+                }
                 for i in 0..<oh {
                     let r0 = max(i * s - pad, 0), r1 = min(i * s - pad + k, h)
                     for j in 0..<ow {
@@ -31,7 +56,7 @@ extension CPUBackend {
                         for r in r0..<r1 {
                             for c in c0..<c1 {
                                 let v = xin[r * w + c]
-                                if v > best || (v != v && best == best) { best = v }
+                                best = Self.maxPoolPick(best, v) ? v : best
                             }
                         }
                         yout[i * ow + j] = best
@@ -53,6 +78,24 @@ extension CPUBackend {
             for plane in planes {
                 let xin = xp + plane * h * w, din = dxp + plane * h * w, dout = dyp + plane * oh * ow
                 din.update(repeating: 0, count: h * w)
+                if k == 2 && s == 2 && pad == 0 {
+                    // The common 2x2/2 pool, unrolled: the same picks in the same order.
+                    for i in 0..<oh {
+                        let r = 2 * i * w
+                        for j in 0..<ow {
+                            let p = r + 2 * j
+                            var best = xin[p], at = p
+                            var take = Self.maxPoolPick(best, xin[p + 1])
+                            best = take ? xin[p + 1] : best; at = take ? p + 1 : at
+                            take = Self.maxPoolPick(best, xin[p + w])
+                            best = take ? xin[p + w] : best; at = take ? p + w : at
+                            take = Self.maxPoolPick(best, xin[p + w + 1])
+                            at = take ? p + w + 1 : at
+                            din[at] += dout[i * ow + j]     // onto 0, as the general path (keeps -0 as +0)
+                        }
+                    }
+                    continue
+                }
                 for i in 0..<oh {
                     let r0 = max(i * s - pad, 0), r1 = min(i * s - pad + k, h)
                     for j in 0..<ow {
@@ -60,8 +103,9 @@ extension CPUBackend {
                         var best = -Float.infinity, at = r0 * w + c0
                         for r in r0..<r1 {
                             for c in c0..<c1 {
-                                let v = xin[r * w + c]
-                                if v > best || (v != v && best == best) { best = v; at = r * w + c }
+                                let v = xin[r * w + c], take = Self.maxPoolPick(best, v)
+                                best = take ? v : best
+                                at = take ? r * w + c : at
                             }
                         }
                         din[at] += dout[i * ow + j]
