@@ -99,8 +99,8 @@ struct Train: ParsableCommand {
     @OptionGroup var optimizerOptions: OptimizerOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
-    @Option(help: "Epochs to train.")
-    var epochs: Int = 5
+    @Option(help: "Epochs to train (default 5; with --resume: the run's own, or this many in all).")
+    var epochs: Int?
 
     @Option(help: "Training batch size.")
     var batchSize: Int = 128
@@ -133,7 +133,7 @@ struct Train: ParsableCommand {
         if (reuseFrom == nil) != (reuseLayers == nil) {
             throw ValidationError("--reuse-from and --reuse-layers go together")
         }
-        guard epochs > 0 else { throw ValidationError("--epochs must be at least 1") }
+        guard (epochs ?? 1) > 0 else { throw ValidationError("--epochs must be at least 1") }
         guard batchSize > 1 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two images)") }
     }
 
@@ -155,9 +155,9 @@ struct Train: ParsableCommand {
                 }
                 let config = TrainConfig(modelName: modelOptions.model,
                                          model: try modelOptions.spec(input: shape, classes: data.train.classes),
-                                         data: dataConfig, epochs: epochs, batchSize: batchSize,
+                                         data: dataConfig, epochs: epochs ?? 5, batchSize: batchSize,
                                          optimizer: try optimizerOptions.config(),
-                                         schedule: try optimizerOptions.scheduleConfig(epochs: epochs),
+                                         schedule: try optimizerOptions.scheduleConfig(epochs: epochs ?? 5),
                                          seed: seed, device: deviceOptions.device, reuse: reuse)
                 return (config, data)
             }
