@@ -144,7 +144,8 @@ struct Train: ParsableCommand {
         if let resume {
             directory = RunDirectory(path: resume)
             run = try orExit { try TrainingRun.resume(from: directory, backend: backend, epochs: epochs) }
-            print("resuming \(resume) at epoch \(run.epoch + 1) of \(run.config.epochs) on \(backend.name)")
+            print(run.isFinished ? "\(resume) already has all \(run.config.epochs) epochs (pass --epochs to train longer)"
+                  : "resuming \(resume) at epoch \(run.epoch + 1) of \(run.config.epochs) on \(backend.name)")
         } else {
             let (config, data) = try orExit { () throws -> (TrainConfig, RunData) in
                 let dataConfig = try dataOptions.config()
