@@ -114,6 +114,9 @@ struct Train: ParsableCommand {
     @Option(help: "Continue the run in this directory from its last checkpoint.")
     var resume: String?
 
+    @Option(help: "Rerun the job a config.json describes (a run directory's); other flags but --output and --device are ignored.")
+    var config: String?
+
     @Option(help: "Copy the first --reuse-layers blocks from this checkpoint or run directory.")
     var reuseFrom: String?
 
@@ -146,6 +149,14 @@ struct Train: ParsableCommand {
             run = try orExit { try TrainingRun.resume(from: directory, backend: backend, epochs: epochs) }
             print(run.isFinished ? "\(resume) already has all \(run.config.epochs) epochs (pass --epochs to train longer)"
                   : "resuming \(resume) at epoch \(run.epoch + 1) of \(run.config.epochs) on \(backend.name)")
+        } else if let configPath = config {
+            let (config, data) = try orExit { () throws -> (TrainConfig, RunData) in
+                let config = try RunDirectory(path: ".").readJSON(TrainConfig.self, from: configPath)
+                return (config, try RunData.load(config.data, seed: config.seed))
+            }
+            directory = RunDirectory(path: output ?? "runs/\(config.modelName)-s\(config.seed)-rerun")
+            run = try orExit { try TrainingRun(config: config, backend: backend, data: data) }
+            print("rerunning \(configPath): \(config.modelName), \(config.epochs) epochs, seed \(config.seed)")
         } else {
             let (config, data) = try orExit { () throws -> (TrainConfig, RunData) in
                 let dataConfig = try dataOptions.config()
