@@ -140,6 +140,7 @@ public final class Grower {
                   + "\(copied) tensors carried over, \(config.initialization == .lookahead ? "look-ahead for \(config.lookaheadEpochs) epochs" : "random init")")
             var epochs = run.epoch
             stageStart = epochs + 1
+            var lookRun: TrainingRun?
             if config.initialization == .lookahead && config.lookaheadEpochs > 0 {
                 let look = try lookAhead(next, trainedStages: k, epochsSoFar: epochs, observer: observer) { lm, look in
                     record(lm, model: next, stages: k + 1, phase: "lookahead", run: look, epochDone: epochDone)
@@ -147,10 +148,16 @@ public final class Grower {
                 finishedLedger.merge(look.ledger)
                 seconds += look.history.reduce(0) { $0 + $1.seconds }
                 epochs = look.epoch
+                lookRun = look
             }
+            let previous = run
             model = next
             k += 1
             run = try makeRun(model: model, epochsSoFar: epochs)
+            // Optimizer moments follow the tensors that were carried over (look-ahead's are newer).
+            let params = model.parameters.map { (name: $0.name, value: $0.value) }
+            try run.optimizer.adoptState(from: previous.optimizer, parameters: params)
+            if let lookRun { try run.optimizer.adoptState(from: lookRun.optimizer, parameters: params) }
             criterion.startStage()
         }
         try closePhase(run: run, model: model, stages: k, firstEpoch: stageStart, reason: endReason)

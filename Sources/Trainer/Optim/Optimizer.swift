@@ -59,6 +59,19 @@ public final class Optimizer {
         return perElement * Double(count)
     }
 
+    /// Takes over `other`'s state for the parameters that have the same name and shape (a grown
+    /// network keeps the moments of the layers it carried over, instead of restarting RMSProp or
+    /// Adam from zero, whose first steps are large). The step count follows `other`.
+    public func adoptState(from other: Optimizer, parameters: [(name: String, value: Tensor)]) throws {
+        precondition(other.config.kind == config.kind, "adoptState across optimizer kinds")
+        stepCount = max(stepCount, other.stepCount)
+        for p in parameters {
+            guard let theirs = other.state[p.name], theirs.allSatisfy({ $0.shape == p.value.shape }) else { continue }
+            let mine = try stateTensors(for: p.name, like: p.value)
+            for (src, dst) in zip(theirs, mine) { backend.copy(src, to: dst) }
+        }
+    }
+
     // MARK: Checkpoint state
 
     /// State tensors named `<parameter>.<slot>` (e.g. `layer1.0.conv1.weight.momentum_buffer`).
