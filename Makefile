@@ -10,9 +10,12 @@ BIN = .build/$(CONFIG)/strata
 DEMO_DIR ?= runs/demo
 
 # CUDA comes from NVIDIA's PyPI wheels into a prefix outside the tree (scripts/install-cuda.sh).
-CUDA_PREFIX ?= $(or $(STRATA_CUDA_PREFIX),$(HOME)/.cache/strata/cuda13)
+# CUDA_VERSION=12 builds against the -cu12 wheels (Pascal/Volta) in a build folder of its own.
+CUDA_VERSION ?= 13
+CUDA_PREFIX ?= $(or $(STRATA_CUDA_PREFIX),$(HOME)/.cache/strata/cuda$(CUDA_VERSION))
+CUDA_BUILD = .build-cuda$(filter-out 13,$(CUDA_VERSION))
 CUDA_ENV = PKG_CONFIG_PATH=$(CUDA_PREFIX)/lib/pkgconfig
-CUDA_FLAGS = --traits CUDA --build-path .build-cuda -Xlinker -rpath -Xlinker $(CUDA_PREFIX)/lib
+CUDA_FLAGS = --traits CUDA --build-path $(CUDA_BUILD) -Xlinker -rpath -Xlinker $(CUDA_PREFIX)/lib
 
 .PHONY: all deps build test selftest bench demo clean cuda build-cuda test-cuda dist-cuda
 
@@ -46,7 +49,7 @@ demo: build
 	$(BIN) grow --data /usr/share/datasets/fashion-mnist $(DEMO_FLAGS) --output $(DEMO_DIR)
 
 cuda:
-	scripts/install-cuda.sh --prefix $(CUDA_PREFIX)
+	scripts/install-cuda.sh --cuda $(CUDA_VERSION) --prefix $(CUDA_PREFIX)
 
 # Compiles and links the CUDA backend and runs the tests that need no GPU (error paths, NVRTC
 # compiling every kernel, the cross-device harness).
@@ -55,16 +58,14 @@ test-cuda: deps cuda
 	LD_LIBRARY_PATH=$(CUDA_PREFIX)/lib $(SWIFT) test $(CUDA_FLAGS) --skip-build --filter 'CUDAErrorTests|CrossDeviceTests'
 
 # A stripped binary with the CUDA trait and a static Swift runtime, for a GPU machine without
-# Swift: dist/cuda/strata is a wrapper that finds the CUDA libraries there (see README).
+# Swift: dist/cuda/strata is a wrapper that finds the CUDA libraries there (scripts/dist-cuda-wrapper.sh).
 dist-cuda: deps cuda
 	$(CUDA_ENV) $(SWIFT) build -c release --static-swift-stdlib $(CUDA_FLAGS) --product strata
 	mkdir -p dist/cuda/bin dist/cuda/lib
-	cp .build-cuda/release/strata dist/cuda/bin/ && strip dist/cuda/bin/strata
+	cp $(CUDA_BUILD)/release/strata dist/cuda/bin/ && strip dist/cuda/bin/strata
 	cp -L $$(pkg-config --variable=libdir openblas)/libopenblas.so.0 dist/cuda/lib/
-	printf '%s\n' '#!/bin/sh' 'here=$$(dirname "$$(readlink -f "$$0")")' \
-	  'cu=$${STRATA_CUDA_LIBS:-$$(find / \( -name libcudnn.so.9 -o -name libcublas.so.13 -o -name libnvrtc.so.13 -o -name libcudart.so.13 \) 2>/dev/null | xargs -r -n1 dirname | sort -u | paste -sd:)}' \
-	  'export LD_LIBRARY_PATH="$$here/lib:$$cu$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"' \
-	  'exec "$$here/bin/strata" "$$@"' > dist/cuda/strata && chmod +x dist/cuda/strata
+	major=$$(sed -n 's/^Version: \([0-9]*\)\..*/\1/p' $(CUDA_PREFIX)/lib/pkgconfig/ccuda.pc); \
+	  sed "s/@MAJOR@/$$major/g" scripts/dist-cuda-wrapper.sh > dist/cuda/strata && chmod +x dist/cuda/strata
 
 clean:
-	rm -rf .build .build-cuda runs dist
+	rm -rf .build .build-cuda .build-cuda12 runs dist

@@ -10,8 +10,9 @@ let package = Package(
         .library(name: "Trainer", targets: ["Trainer"]),
         .executable(name: "strata", targets: ["CLI"]),
     ],
-    // `swift build --traits CUDA` adds CUDABackend (cudart, cuBLAS, cuDNN, NVRTC found through
-    // pkg-config `ccuda`, see scripts/install-cuda.sh); without the trait nothing CUDA is needed.
+    // `swift build --traits CUDA` adds CUDABackend (headers of cudart, cuBLAS, cuDNN and NVRTC
+    // found through pkg-config `ccuda`, see scripts/install-cuda.sh; the libraries themselves are
+    // opened at run time); without the trait nothing CUDA is needed.
     traits: [
         .trait(name: "CUDA", description: "The CUDA backend (needs scripts/install-cuda.sh and PKG_CONFIG_PATH)"),
     ],
@@ -33,11 +34,20 @@ let package = Package(
             name: "CCuda",
             pkgConfig: "ccuda"
         ),
+        // Defines the CUDA functions Strata calls as forwarders into libraries opened with dlopen
+        // on first use, so a CUDA build starts (and runs on the CPU) where they are missing.
+        .target(
+            name: "CCudaLoader",
+            dependencies: [.target(name: "CCuda", condition: .when(traits: ["CUDA"]))],
+            cSettings: [.define("STRATA_CUDA", .when(traits: ["CUDA"]))],
+            linkerSettings: [.linkedLibrary("dl", .when(traits: ["CUDA"]))]
+        ),
         .target(
             name: "GPUTensor",
             dependencies: [
                 "CBLAS",
                 .target(name: "CCuda", condition: .when(traits: ["CUDA"])),
+                .target(name: "CCudaLoader", condition: .when(traits: ["CUDA"])),
             ]
         ),
         .target(

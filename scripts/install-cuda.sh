@@ -69,9 +69,26 @@ if top=$(git -C "$(dirname "$prefix")" rev-parse --show-toplevel 2>/dev/null); t
     esac
 fi
 
+# Headers only: Strata opens the libraries at run time (Sources/CCudaLoader), so the binary
+# starts without them. Rewritten on every run, so an older prefix gets the current file.
+write_pkgconfig() {
+    cat > "$prefix/lib/pkgconfig/ccuda.pc" <<EOF
+prefix=$prefix
+includedir=\${prefix}/include
+libdir=\${prefix}/lib
+
+Name: ccuda
+Description: CUDA $cuda runtime, cuBLAS, cuDNN 9 and NVRTC headers from NVIDIA's wheels, for Strata
+Version: ${wheels[0]#*==}
+Cflags: -I\${includedir}
+Libs:
+EOF
+}
+
 marker="$prefix/.strata-cuda-wheels"
 want=$(printf '%s\n' "${wheels[@]}")
 if [[ -f "$marker" && "$(cat "$marker")" == "$want" && -f "$prefix/lib/pkgconfig/ccuda.pc" ]]; then
+    write_pkgconfig
     echo "CUDA $cuda already installed in $prefix"
     echo "export PKG_CONFIG_PATH=$prefix/lib/pkgconfig"
     exit 0
@@ -119,17 +136,7 @@ for header in cuda_runtime.h crt/host_config.h nv/target cublas_v2.h nvrtc.h cud
     [[ -e "$prefix/include/$header" ]] || { echo "install-cuda.sh: $header missing after unpacking" >&2; exit 1; }
 done
 
-cat > "$prefix/lib/pkgconfig/ccuda.pc" <<EOF
-prefix=$prefix
-includedir=\${prefix}/include
-libdir=\${prefix}/lib
-
-Name: ccuda
-Description: CUDA $cuda runtime, cuBLAS, cuDNN 9 and NVRTC from NVIDIA's wheels, for Strata
-Version: ${wheels[0]#*==}
-Cflags: -I\${includedir}
-Libs: -L\${libdir} -lcudart -lcublas -lcudnn -lnvrtc
-EOF
+write_pkgconfig
 printf '%s\n' "${wheels[@]}" > "$marker"
 
 echo "CUDA $cuda installed in $prefix ($(du -sh "$prefix" | cut -f1) with the wheels)"

@@ -48,7 +48,7 @@ struct BenchTrain: ParsableCommand {
         let dataset = ImageDataset.synthetic(count: batchSize * steps, shape: shape, classes: 10, seed: 1)
         let run = try orExit { try TrainingRun(config: config, backend: backend,
                                                data: RunData(train: dataset, validation: nil, test: nil)) }
-        try orExit { try run.trainEpoch() }           // warm-up: first-touch of buffers, plans
+        _ = try orExit { try run.trainEpoch() }       // warm-up: first-touch of buffers, plans
         profiler?.reset()
         let m = try orExit { try run.trainEpoch() }
         let stepMs = 1000 * Double(batchSize) / m.imagesPerSecond

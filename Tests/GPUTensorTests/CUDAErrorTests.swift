@@ -135,5 +135,45 @@ final class CUDAErrorTests: XCTestCase {
         XCTAssertEqual(CUDAAllocator.bucket((1 << 20) + 1), 2 << 20)
         XCTAssertEqual(CUDAAllocator.bucket(5 << 20), 5 << 20)
     }
+
+    // MARK: Libraries opened at run time
+
+    /// Where the CUDA libraries are in this test run: `make test-cuda` puts the prefix first
+    /// in LD_LIBRARY_PATH.
+    private var libraryDirectory: String? {
+        guard let path = ProcessInfo.processInfo.environment["LD_LIBRARY_PATH"] else { return nil }
+        return path.split(separator: ":").map(String.init).first {
+            FileManager.default.fileExists(atPath: "\($0)/libcudart.so.\(CUDALibraries.sonames.split(separator: " ")[0].split(separator: ".").last!)")
+        }
+    }
+
+    func testMissingLibrariesAreNamedWithTheirDirectory() throws {
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("strata-no-cuda-\(getpid())")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: empty) }
+        let (ok, message) = CUDALibraries.probe(directories: empty.path)
+        XCTAssertFalse(ok)
+        for soname in CUDALibraries.sonames.split(separator: " ") {
+            XCTAssertTrue(message.contains("\(soname) (not in \(empty.path))"), message)
+        }
+        XCTAssertTrue(message.contains("STRATA_CUDA_LIBS"), message)
+
+        // With only the runtime there, the other three are named and the runtime is not.
+        guard let directory = libraryDirectory else { throw XCTSkip("no CUDA library directory in LD_LIBRARY_PATH") }
+        let runtime = String(CUDALibraries.sonames.split(separator: " ")[0])
+        try FileManager.default.createSymbolicLink(atPath: empty.appendingPathComponent(runtime).path,
+                                                   withDestinationPath: "\(directory)/\(runtime)")
+        let partial = CUDALibraries.probe(directories: "/nonexistent:" + empty.path)
+        XCTAssertFalse(partial.ok)
+        XCTAssertFalse(partial.message.contains("\(runtime) ("), partial.message)
+        XCTAssertTrue(partial.message.contains("libcudnn.so.9 (not in /nonexistent:\(empty.path))"), partial.message)
+    }
+
+    func testLibrariesLoadFromTheirDirectory() throws {
+        guard let directory = libraryDirectory else { throw XCTSkip("no CUDA library directory in LD_LIBRARY_PATH") }
+        let (ok, message) = CUDALibraries.probe(directories: directory)
+        XCTAssertTrue(ok, message)
+        XCTAssertTrue(CUDALibraries.probe(directories: nil).ok, "the dynamic loader's own search finds them too")
+    }
 }
 #endif

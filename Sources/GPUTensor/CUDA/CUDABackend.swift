@@ -1,5 +1,6 @@
 #if CUDA
 import CCuda
+import CCudaLoader
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,6 +57,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         func unavailable(_ error: Error) -> DeviceUnavailable {
             DeviceUnavailable(device: name, reason: "\(error)")
         }
+        try CUDALibraries.load(device: name)
         var count: Int32 = 0
         do {
             try CUDACalls.cudart("cudaGetDeviceCount") { cudaGetDeviceCount(&count) }
