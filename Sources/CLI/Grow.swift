@@ -12,8 +12,12 @@ struct Grow: ParsableCommand {
         frozen prefix for --lookahead-epochs) or at random. --baseline also trains the full network
         from scratch under the same epoch budget. Writes metrics.jsonl, summary.json and growth.svg.
 
+        A killed run continues with --resume RUN_DIR (from its last epoch, baseline included) and
+        ends with the same numbers as an uninterrupted one on the CPU.
+
         Example (the paper's settings):
           strata grow --model resnet20 --data ~/cifar-10-batches-bin --optimizer rmsprop --max-epochs 60 --baseline
+          strata grow --resume runs/grow-resnet20-s0
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -54,6 +58,10 @@ struct Grow: ParsableCommand {
     @Option(help: "Run directory (default runs/grow-<model>-s<seed>).")
     var output: String?
 
+    @Option(help: ArgumentHelp("Continue the grow run in this directory; its config.json gives every setting.",
+                               valueName: "run-dir"))
+    var resume: String?
+
     func validate() throws {
         if let problem = AngleCriterion.validationError(window: window, gamma: gamma, accuracyScale: 100, maxEpochsPerStage: nil) {
             throw ValidationError(problem)
@@ -66,6 +74,18 @@ struct Grow: ParsableCommand {
 
     func run() throws {
         let backend = try orExit { try deviceOptions.makeBackend() }
+        if let resume {
+            let directory = RunDirectory(path: resume)
+            let (config, data) = try orExit { () throws -> (GrowConfig, RunData) in
+                guard directory.exists(directory.configPath) else {
+                    throw TrainingError("\(directory.configPath) is missing: not a strata grow directory")
+                }
+                let config = try directory.readJSON(GrowConfig.self, from: directory.configPath)
+                return (config, try RunData.load(config.train.data, seed: config.train.seed))
+            }
+            try orExit { try growAndReport(config, data: data, backend: backend, directory: directory, resuming: true) }
+            return
+        }
         let (config, data) = try orExit { () throws -> (GrowConfig, RunData) in
             let dataConfig = try dataOptions.config()
             let data = try RunData.load(dataConfig, seed: seed)
@@ -79,19 +99,24 @@ struct Grow: ParsableCommand {
             let config = GrowConfig(train: train, startStages: startStages ?? (spec.family == .resnet ? 2 : 1),
                                     window: window, gamma: gamma,
                                     initialization: GrowConfig.Initialization(rawValue: initialization)!,
-                                    lookaheadEpochs: lookaheadEpochs, maxEpochs: maxEpochs, targetAccuracy: targetAccuracy)
+                                    lookaheadEpochs: lookaheadEpochs, maxEpochs: maxEpochs, targetAccuracy: targetAccuracy,
+                                    baseline: baseline)
             return (config, data)
         }
         let directory = RunDirectory(path: output ?? "runs/grow-\(modelOptions.model)-s\(seed)")
-        try orExit { try growAndReport(config, data: data, backend: backend, directory: directory, baseline: baseline) }
+        try orExit { try growAndReport(config, data: data, backend: backend, directory: directory, resuming: false) }
     }
 }
 
-/// Runs a grow (and optionally its baseline), printing progress, and writes the run directory.
-func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, directory: RunDirectory, baseline: Bool) throws {
+/// Runs a grow (and optionally its baseline), printing progress, and writes the run directory:
+/// `last.safetensors` after every epoch, so that `resuming` continues from the last one.
+func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, directory: RunDirectory, resuming: Bool) throws {
     try directory.create()
-    try directory.writeJSON(config, to: directory.configPath)
-    try directory.clearMetrics()
+    let resumeFrom = resuming && directory.exists(directory.lastCheckpointPath) ? directory.lastCheckpointPath : nil
+    if resumeFrom == nil {
+        try directory.writeJSON(config, to: directory.configPath)
+        try directory.clearMetrics()
+    }
     let full = try Model(spec: config.train.model)
     print("growing \(config.train.modelName) (\(full.stages.count) sub-networks: \(full.stages.map(\.name).joined(separator: ", "))) "
           + "on \(data.train.name): \(data.train.count) train, \(data.validation?.count ?? 0) validation, "
@@ -106,27 +131,38 @@ func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, direct
     }
     let grower = Grower(config: config, backend: backend, data: data)
     var writeError: Error?
-    let (summary, model) = try grower.run(epochDone: { e in
+    // metrics.jsonl gets each epoch as it ends; a checkpoint is written after training epochs only,
+    // so after a resume the file is rewritten to the checkpoint's epochs and continues from there.
+    let (summary, _) = try grower.run(epochDone: { e in
         do { try directory.appendMetrics(e) } catch { writeError = error }
         progress.line(epochLine(e.metrics, prefix: "[\(e.stages) sub-net\(e.stages == 1 ? "" : "s"), \(e.phase)]"))
-    }, event: { progress.line($0) }, observer: observer)
+    }, event: { progress.line($0) }, observer: observer, resume: resumeFrom, save: { file in
+        if let writeError { throw writeError }
+        try file.write(to: directory.lastCheckpointPath)
+    }, resumed: { history, done in
+        try directory.clearMetrics()
+        for e in history { try directory.appendMetrics(e) }
+        let epochs = history.last?.epoch ?? 0
+        progress.line(done ? "\(directory.path): the grow run is complete (\(epochs) epochs)"
+                           : "resuming \(directory.path) after epoch \(epochs) of \(config.maxEpochs) on \(backend.name)")
+    })
     if let writeError { throw writeError }
-    var finalConfig = config.train
-    finalConfig.model = model.spec ?? finalConfig.model
-    try ModelState.save(model, config: finalConfig, normalization: data.train.channelStatistics(),
-                        epoch: grower.history.count, to: directory.lastCheckpointPath)
 
     var series = [GrowthReport.series(summary, history: grower.history)]
     var baselineSummary: RunSummary?
     var baselineValidation: Double?
-    if baseline {
+    if config.baseline == true {
         print("\nbaseline: the full network from scratch for \(config.maxEpochs) epochs")
         var c = config.train
         c.epochs = config.maxEpochs
-        let run = try TrainingRun(config: c, backend: backend, data: data)
+        let baseDirectory = RunDirectory(path: directory.path + "/baseline")
+        let run = resumeFrom != nil && baseDirectory.exists(baseDirectory.configPath)
+            ? try TrainingRun.resume(from: baseDirectory, backend: backend)
+            : try TrainingRun(config: c, backend: backend, data: data)
+        if run.epoch > 0 { progress.line("resuming the baseline after epoch \(run.epoch)") }
         var baseObserver = observer
         baseObserver.epoch = { m in progress.line(epochLine(m, prefix: "[baseline]")) }
-        baselineSummary = try run.fit(in: RunDirectory(path: directory.path + "/baseline"), observer: baseObserver)
+        baselineSummary = try run.fit(in: baseDirectory, observer: baseObserver)
         baselineValidation = run.history.last?.validationAccuracy
         series.append(GrowthReport.baselineSeries(run.history, inferenceFlops: run.model.cost.forward))
     }

@@ -77,4 +77,55 @@ final class GrowerTests: XCTestCase {
         XCTAssertFalse(grower.history.contains { $0.phase == "lookahead" })
         XCTAssertEqual(summary.stages.map(\.firstEpoch), [1, 3, 5])
     }
+
+    /// A grow run killed after any epoch and resumed from its last checkpoint ends with the same
+    /// weights, stage table and per-epoch numbers as the uninterrupted run: through insertions,
+    /// look-ahead and the end of the run.
+    func testResumeFromEveryCheckpointEndsLikeTheUninterruptedRun() throws {
+        let config = growConfig(maxEpochs: 8)
+        let backend = CPUBackend()
+        let data = try RunData.load(config.train.data, seed: 11)
+        let directory = try makeTemporaryDirectory(self)
+        var paths: [String] = []
+        let grower = Grower(config: config, backend: backend, data: data)
+        let (summary, model) = try grower.run(save: { file in
+            let path = "\(directory)/checkpoint-\(paths.count).safetensors"
+            try file.write(to: path)
+            paths.append(path)
+        })
+        // One checkpoint per training epoch (look-ahead epochs have none) and one at the end.
+        XCTAssertEqual(paths.count, grower.history.filter { $0.phase == "train" }.count + 1)
+        let weights = try model.stateDict.map { ($0.name, try backend.download($0.tensor)) }
+
+        func numbers(_ h: [GrowEpoch]) -> [String] {
+            h.map { "\($0.epoch) \($0.stages) \($0.phase) \($0.metrics.trainLoss) \($0.metrics.validationAccuracy ?? -1) "
+                + "\($0.metrics.cumulativeTrainingFlops) \($0.metrics.learningRate)" }
+        }
+        for (i, path) in paths.enumerated() {
+            let again = Grower(config: config, backend: backend, data: data)
+            var restored = -1
+            let (s, m) = try again.run(resume: path, resumed: { history, _ in restored = history.count })
+            XCTAssertGreaterThan(restored, 0, "checkpoint \(i)")
+            XCTAssertEqual(s.stages, summary.stages, "checkpoint \(i)")
+            XCTAssertEqual(s.cumulativeTrainingFlops, summary.cumulativeTrainingFlops, "checkpoint \(i)")
+            XCTAssertEqual(s.testAccuracy, summary.testAccuracy, "checkpoint \(i)")
+            if i < paths.count - 1 { XCTAssertEqual(numbers(again.history), numbers(grower.history), "checkpoint \(i)") }
+            let w = try m.stateDict.map { ($0.name, try backend.download($0.tensor)) }
+            XCTAssertEqual(w.map(\.0), weights.map(\.0), "checkpoint \(i)")
+            for (a, b) in zip(w, weights) { XCTAssertEqual(a.1, b.1, "checkpoint \(i): \(a.0)") }
+        }
+    }
+
+    func testResumeRejectsACheckpointWithoutGrowProgress() throws {
+        let config = growConfig(maxEpochs: 2)
+        let data = try RunData.load(config.train.data, seed: 11)
+        let directory = try makeTemporaryDirectory(self)
+        let run = try TrainingRun(config: config.train, backend: CPUBackend(), data: data)
+        try run.saveCheckpoint(to: "\(directory)/plain.safetensors")
+        let grower = Grower(config: config, backend: CPUBackend(), data: data)
+        XCTAssertThrowsError(try grower.run(resume: "\(directory)/plain.safetensors")) { error in
+            XCTAssertTrue("\(error)".contains("plain.safetensors"), "\(error)")
+            XCTAssertTrue("\(error)".contains("grow"), "\(error)")
+        }
+    }
 }

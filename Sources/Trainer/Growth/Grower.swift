@@ -23,10 +23,12 @@ public struct GrowConfig: Codable, Equatable, Sendable {
     public var targetAccuracy: Double?
     /// Insert the next sub-network after this many epochs of a stage even if the angle has not fallen.
     public var maxEpochsPerStage: Int?
+    /// Also train the full network from scratch under the same budget (`--baseline`).
+    public var baseline: Bool?
 
     public init(train: TrainConfig, startStages: Int, window: Int = 3, gamma: Double = 0.5,
                 initialization: Initialization = .lookahead, lookaheadEpochs: Int = 2, maxEpochs: Int,
-                targetAccuracy: Double? = nil, maxEpochsPerStage: Int? = nil) {
+                targetAccuracy: Double? = nil, maxEpochsPerStage: Int? = nil, baseline: Bool = false) {
         self.train = train
         self.startStages = startStages
         self.window = window
@@ -36,6 +38,7 @@ public struct GrowConfig: Codable, Equatable, Sendable {
         self.maxEpochs = maxEpochs
         self.targetAccuracy = targetAccuracy
         self.maxEpochsPerStage = maxEpochsPerStage
+        self.baseline = baseline
     }
 }
 
@@ -77,6 +80,29 @@ public struct GrowSummary: Codable, Equatable, Sendable {
     public var seconds: Double
 }
 
+/// Where a grow run stands after an epoch, saved as checkpoint metadata `grow`: with the
+/// checkpoint's model and optimizer, everything needed to continue it exactly.
+public struct GrowProgress: Codable, Equatable, Sendable {
+    /// What the run does next.
+    public enum Next: Codable, Equatable, Sendable {
+        case train
+        case insert(reason: String)
+        case finish(reason: String)
+        case done
+    }
+    public var stages: Int
+    public var stageStart: Int
+    public var criterion: AngleCriterion
+    public var history: [GrowEpoch]
+    public var stageTable: [GrowStage]
+    /// FLOPs of the finished phases (the checkpoint's own ledger holds the current one's).
+    public var finishedLedger: FlopSnapshot
+    public var seconds: Double
+    public var next: Next
+    /// When `next` is `done`.
+    public var summary: GrowSummary?
+}
+
 /// Incremental training (the angle criterion with look-ahead initialisation) as a driver over
 /// the ordinary training loop: each phase is a `TrainingRun` on a model with more sub-networks.
 public final class Grower {
@@ -107,58 +133,91 @@ public final class Grower {
     }
 
     /// Runs the whole schedule. `epochDone` sees every epoch (for progress lines); `event` gets
-    /// one line per insertion.
+    /// one line per insertion. `save` gets a checkpoint after every training epoch and at the end
+    /// (the model, its optimizer and the run's progress as metadata `grow`); `resume` continues
+    /// from one of those checkpoints (`resumed` sees the epochs it restored), and ends exactly
+    /// where the uninterrupted run would.
     public func run(epochDone: (GrowEpoch) -> Void = { _ in }, event: (String) -> Void = { _ in },
-                    observer: TrainingObserver = TrainingObserver()) throws -> (summary: GrowSummary, model: Model) {
+                    observer: TrainingObserver = TrainingObserver(),
+                    resume: String? = nil, save: ((SafeTensors) throws -> Void)? = nil,
+                    resumed: (_ history: [GrowEpoch], _ done: Bool) throws -> Void = { _, _ in }) throws -> (summary: GrowSummary, model: Model) {
         let total = try totalStages
         guard (1...total).contains(config.startStages) else {
             throw TrainingError("--start-stages \(config.startStages) not in 1...\(total)")
         }
+        let budgetReason = "budget of \(config.maxEpochs) epochs spent"
         var k = config.startStages
-        var model = try Model(spec: spec(stages: k))
-        var run = try makeRun(model: model, epochsSoFar: 0)
+        var model: Model
+        var run: TrainingRun
         var criterion = AngleCriterion(window: config.window, gamma: config.gamma,
                                        maxEpochsPerStage: config.maxEpochsPerStage)
         var stageStart = 1
-        var endReason = "budget of \(config.maxEpochs) epochs spent"
-        while run.epoch < config.maxEpochs {
-            let m = try run.trainEpoch(observer: observer)
-            record(m, model: model, stages: k, phase: "train", run: run, epochDone: epochDone)
-            if let target = config.targetAccuracy, let acc = m.validationAccuracy, acc >= target {
-                endReason = "target validation accuracy \(target) reached"
-                break
+        var next = GrowProgress.Next.train
+        if let path = resume {
+            let file = try SafeTensors.read(from: path)
+            let p = try decodeJSON(GrowProgress.self, file.metadata["grow"], file: path, key: "grow")
+            guard (1...total).contains(p.stages) else {
+                throw TrainingError("\(path): the checkpoint has \(p.stages) sub-networks, the model \(total)")
             }
-            guard k < total, let acc = m.validationAccuracy ?? Optional(m.trainAccuracy),
-                  case .grow(let reason) = criterion.record(acc) else { continue }
-            if run.epoch >= config.maxEpochs { break }
-            // Insert S(k+1) between the trained part and the classifier.
-            try closePhase(run: run, model: model, stages: k, firstEpoch: stageStart, reason: reason)
-            finishedLedger.merge(run.ledger)
-            seconds += run.history.reduce(0) { $0 + $1.seconds }
-            let (next, copied) = try insertStage(after: model, stages: k)
-            event("epoch \(run.epoch): inserting sub-network \(k + 1) of \(total) (\(reason)); "
-                  + "\(copied) tensors carried over, \(config.initialization == .lookahead ? "look-ahead for \(config.lookaheadEpochs) epochs" : "random init")")
-            var epochs = run.epoch
-            stageStart = epochs + 1
-            var lookRun: TrainingRun?
-            if config.initialization == .lookahead && config.lookaheadEpochs > 0 {
-                let look = try lookAhead(next, trainedStages: k, epochsSoFar: epochs, observer: observer) { lm, look in
-                    record(lm, model: next, stages: k + 1, phase: "lookahead", run: look, epochDone: epochDone)
+            k = p.stages
+            model = try Model(spec: spec(stages: k))
+            run = try makeRun(model: model, epochsSoFar: 0)
+            try run.restore(from: path)
+            history = p.history
+            stageTable = p.stageTable
+            finishedLedger = FlopLedger(restoring: p.finishedLedger)
+            seconds = p.seconds
+            // The current phase's own epochs (its run's history), as an uninterrupted run has them.
+            run.history = history.filter { $0.stages == k && $0.phase == "train" && $0.epoch >= p.stageStart }.map(\.metrics)
+            criterion = p.criterion
+            stageStart = p.stageStart
+            next = p.next
+            try resumed(history, next == .done)
+            if next == .done {
+                guard let summary = p.summary else { throw TrainingError("\(path): a finished grow checkpoint without its summary") }
+                return (summary, model)
+            }
+        } else {
+            model = try Model(spec: spec(stages: k))
+            run = try makeRun(model: model, epochsSoFar: 0)
+        }
+        func checkpoint(_ next: GrowProgress.Next, summary: GrowSummary? = nil) throws {
+            guard let save else { return }
+            var file = try run.checkpoint()
+            file.metadata["grow"] = try jsonString(GrowProgress(
+                stages: k, stageStart: stageStart, criterion: criterion, history: history, stageTable: stageTable,
+                finishedLedger: finishedLedger.snapshot(), seconds: seconds, next: next, summary: summary))
+            try save(file)
+        }
+
+        var endReason = budgetReason
+        phases: while true {
+            if next == .train {
+                guard run.epoch < config.maxEpochs else { endReason = budgetReason; break phases }
+                let m = try run.trainEpoch(observer: observer)
+                record(m, model: model, stages: k, phase: "train", run: run, epochDone: epochDone)
+                if let target = config.targetAccuracy, let acc = m.validationAccuracy, acc >= target {
+                    next = .finish(reason: "target validation accuracy \(target) reached")
+                } else if k < total, let acc = m.validationAccuracy ?? Optional(m.trainAccuracy),
+                          case .grow(let reason) = criterion.record(acc) {
+                    next = run.epoch >= config.maxEpochs ? .finish(reason: budgetReason) : .insert(reason: reason)
                 }
-                finishedLedger.merge(look.ledger)
-                seconds += look.history.reduce(0) { $0 + $1.seconds }
-                epochs = look.epoch
-                lookRun = look
+                try checkpoint(next)
             }
-            let previous = run
-            model = next
-            k += 1
-            run = try makeRun(model: model, epochsSoFar: epochs)
-            // Optimizer moments follow the tensors that were carried over (look-ahead's are newer).
-            let params = model.parameters.map { (name: $0.name, value: $0.value) }
-            try run.optimizer.adoptState(from: previous.optimizer, parameters: params)
-            if let lookRun { try run.optimizer.adoptState(from: lookRun.optimizer, parameters: params) }
-            criterion.startStage()
+            switch next {
+            case .train, .done: continue
+            case .finish(let reason):
+                endReason = reason
+                break phases
+            case .insert(let reason):
+                let insertedAt = run.epoch   // the new stage's epochs include its look-ahead
+                (model, run) = try insert(after: model, run: run, stages: k, firstEpoch: stageStart, reason: reason,
+                                          observer: observer, epochDone: epochDone, event: event)
+                k += 1
+                stageStart = insertedAt + 1
+                criterion.startStage()
+                next = .train
+            }
         }
         try closePhase(run: run, model: model, stages: k, firstEpoch: stageStart, reason: endReason)
         finishedLedger.merge(run.ledger)
@@ -169,7 +228,39 @@ public final class Grower {
                                   testAccuracy: stageTable.last?.testAccuracy,
                                   cumulativeTrainingFlops: finishedLedger.executedTotal,
                                   skippedFlops: finishedLedger.skippedTotal, seconds: seconds)
+        try checkpoint(.done, summary: summary)
         return (summary, model)
+    }
+
+    /// Ends the phase of `run` (stage table, ledger), inserts sub-network k+1, runs look-ahead
+    /// when configured, and returns the bigger model with the run that trains it next, whose
+    /// optimizer carries the moments of every tensor carried over.
+    private func insert(after model: Model, run: TrainingRun, stages k: Int, firstEpoch: Int, reason: String,
+                        observer: TrainingObserver, epochDone: (GrowEpoch) -> Void,
+                        event: (String) -> Void) throws -> (Model, TrainingRun) {
+        try closePhase(run: run, model: model, stages: k, firstEpoch: firstEpoch, reason: reason)
+        finishedLedger.merge(run.ledger)
+        seconds += run.history.reduce(0) { $0 + $1.seconds }
+        let (next, copied) = try insertStage(after: model, stages: k)
+        event("epoch \(run.epoch): inserting sub-network \(k + 1) of \(try totalStages) (\(reason)); "
+              + "\(copied) tensors carried over, \(config.initialization == .lookahead ? "look-ahead for \(config.lookaheadEpochs) epochs" : "random init")")
+        var epochs = run.epoch
+        var lookRun: TrainingRun?
+        if config.initialization == .lookahead && config.lookaheadEpochs > 0 {
+            let look = try lookAhead(next, trainedStages: k, epochsSoFar: epochs, observer: observer) { lm, look in
+                record(lm, model: next, stages: k + 1, phase: "lookahead", run: look, epochDone: epochDone)
+            }
+            finishedLedger.merge(look.ledger)
+            seconds += look.history.reduce(0) { $0 + $1.seconds }
+            epochs = look.epoch
+            lookRun = look
+        }
+        let nextRun = try makeRun(model: next, epochsSoFar: epochs)
+        // Optimizer moments follow the tensors that were carried over (look-ahead's are newer).
+        let params = next.parameters.map { (name: $0.name, value: $0.value) }
+        try nextRun.optimizer.adoptState(from: run.optimizer, parameters: params)
+        if let lookRun { try nextRun.optimizer.adoptState(from: lookRun.optimizer, parameters: params) }
+        return (next, nextRun)
     }
 
     /// The model with sub-network k+1 inserted between the trained part and the classifier:
