@@ -24,7 +24,8 @@ struct BenchOps: ParsableCommand {
     func run() throws {
         var reports: [(String, OpsReport)] = []
         for choice in deviceOptions.choices {
-            let backend = try orExit { try BackendFactory.make(choice, threads: deviceOptions.threads, notice: printError) }
+            let backend = try orExit { try BackendFactory.make(choice, threads: deviceOptions.threads,
+                                                                         strictFP32: deviceOptions.strictFP32, notice: printError) }
             if !json { print("bench ops on \(backend.name)") }
             let report = try orExit { try OpsBenchmark.run(on: backend, repeats: repeats) }
             reports.append((backend.device.description, report))

@@ -4,13 +4,16 @@ import GPUTensor
 import Glibc
 #endif
 
-/// `--device` and `--threads`, shared by every command that computes.
+/// `--device`, `--threads` and `--strict-fp32`, shared by every command that computes.
 struct DeviceOptions: ParsableArguments {
     @Option(help: "cpu, cuda, cuda:N or auto (CUDA when built with it and a GPU answers).")
     var device: String = "auto"
 
     @Option(help: "CPU threads (default: all online cores).")
     var threads: Int?
+
+    @Flag(name: .customLong("strict-fp32"), help: "On CUDA, full FP32 in GEMM and convolutions (default: TF32 tensor cores).")
+    var strictFP32 = false
 
     func validate() throws {
         let parts = device.split(separator: ",")
@@ -25,7 +28,7 @@ struct DeviceOptions: ParsableArguments {
 
     func makeBackend() throws -> Backend {
         guard choices.count == 1 else { throw ValidationError("--device takes one device for this command") }
-        return try BackendFactory.make(choices[0], threads: threads, notice: printError)
+        return try BackendFactory.make(choices[0], threads: threads, strictFP32: strictFP32, notice: printError)
     }
 }
 

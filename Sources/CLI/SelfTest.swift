@@ -1,5 +1,6 @@
 import ArgumentParser
 import GPUTensor
+import Trainer
 
 /// Runs the kernel verification suite on a device: the check a GPU machine without XCTest gets.
 struct SelfTest: ParsableCommand {
@@ -22,10 +23,12 @@ struct SelfTest: ParsableCommand {
         var (passed, failed) = KernelChecks.run(on: backend, filter: filter, report: show)
         if backend.device != .cpu {
             // The same random inputs through this device and the CPU backend, kernel by kernel,
-            // plus a few training steps of a small network.
+            // plus a few training steps of a small network and of a ResNet through the trainer.
             print("cross-device checks against \(CPUBackend().name)")
-            let cross = KernelChecks.run(KernelChecks.crossDevice(reference: CPUBackend()), on: backend,
-                                         filter: filter, report: show)
+            let reference = CPUBackend()
+            let cross = KernelChecks.run(KernelChecks.crossDevice(reference: reference)
+                                         + ModelCrossDevice.checks(reference: reference),
+                                         on: backend, filter: filter, report: show)
             passed += cross.passed
             failed += cross.failed
         }

@@ -34,14 +34,15 @@ public enum BackendFactory {
     }
 
     /// The backend for `choice`; `notice` receives a one-line message when `auto` falls back.
-    public static func make(_ choice: DeviceChoice, threads: Int? = nil,
+    /// `strictFP32` turns TF32 tensor-core math off on CUDA (the CPU always computes in FP32).
+    public static func make(_ choice: DeviceChoice, threads: Int? = nil, strictFP32: Bool = false,
                             notice: (String) -> Void = { _ in }) throws -> Backend {
         switch choice {
         case .cpu:
             return CPUBackend(threads: threads)
         case .cuda(let n):
             #if CUDA
-            return try CUDABackend(deviceIndex: n)
+            return try CUDABackend(deviceIndex: n, strictFP32: strictFP32)
             #else
             throw DeviceUnavailable(device: "cuda:\(n)",
                                     reason: "this strata was built without the CUDA trait (rebuild with `swift build --traits CUDA`, see README)")
@@ -49,7 +50,7 @@ public enum BackendFactory {
         case .auto:
             #if CUDA
             do {
-                return try CUDABackend(deviceIndex: 0)
+                return try CUDABackend(deviceIndex: 0, strictFP32: strictFP32)
             } catch {
                 notice("strata: no usable GPU (\(error)); using the CPU")
                 return CPUBackend(threads: threads)

@@ -7,6 +7,8 @@ final class RecordingBackend: Backend {
     let base: Backend
     private(set) var calls: [(kernel: String, tensors: [Tensor])] = []
     private(set) var allocations = 0
+    /// Scales SGD's learning rate: a deliberately wrong backend for checks that must fail.
+    var sgdLearningRateScale: Float = 1
 
     init(_ base: Backend) { self.base = base }
 
@@ -124,7 +126,7 @@ final class RecordingBackend: Backend {
     func sgdUpdate(parameter p: Tensor, gradient grad: Tensor, velocity: Tensor?, learningRate lr: Float, momentum: Float,
                    weightDecay wd: Float, nesterov: Bool) {
         record("sgdUpdate", [p])
-        base.sgdUpdate(parameter: p, gradient: grad, velocity: velocity, learningRate: lr, momentum: momentum,
+        base.sgdUpdate(parameter: p, gradient: grad, velocity: velocity, learningRate: lr * sgdLearningRateScale, momentum: momentum,
                        weightDecay: wd, nesterov: nesterov)
     }
     func rmspropUpdate(parameter p: Tensor, gradient grad: Tensor, squareAverage sq: Tensor, momentumBuffer buf: Tensor?,
