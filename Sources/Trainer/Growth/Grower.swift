@@ -205,14 +205,15 @@ public final class Grower {
                 try checkpoint(next)
             }
             switch next {
-            case .train, .done: continue
+            case .train: continue
+            case .done: preconditionFailure("a finished run returns before its loop")
             case .finish(let reason):
                 endReason = reason
                 break phases
             case .insert(let reason):
                 let insertedAt = run.epoch   // the new stage's epochs include its look-ahead
-                (model, run) = try insert(after: model, run: run, stages: k, firstEpoch: stageStart, reason: reason,
-                                          observer: observer, epochDone: epochDone, event: event)
+                (model, run) = try insert(after: model, run: run, stages: k, of: total, firstEpoch: stageStart,
+                                          reason: reason, observer: observer, epochDone: epochDone, event: event)
                 k += 1
                 stageStart = insertedAt + 1
                 criterion.startStage()
@@ -220,8 +221,6 @@ public final class Grower {
             }
         }
         try closePhase(run: run, model: model, stages: k, firstEpoch: stageStart, reason: endReason)
-        finishedLedger.merge(run.ledger)
-        seconds += run.history.reduce(0) { $0 + $1.seconds }
         let label = "grow (\(config.initialization == .lookahead ? "look-ahead" : "random"))"
         let summary = GrowSummary(label: label, stages: stageTable, epochs: history.count,
                                   finalValidationAccuracy: history.last?.metrics.validationAccuracy,
@@ -235,14 +234,12 @@ public final class Grower {
     /// Ends the phase of `run` (stage table, ledger), inserts sub-network k+1, runs look-ahead
     /// when configured, and returns the bigger model with the run that trains it next, whose
     /// optimizer carries the moments of every tensor carried over.
-    private func insert(after model: Model, run: TrainingRun, stages k: Int, firstEpoch: Int, reason: String,
+    private func insert(after model: Model, run: TrainingRun, stages k: Int, of total: Int, firstEpoch: Int, reason: String,
                         observer: TrainingObserver, epochDone: (GrowEpoch) -> Void,
                         event: (String) -> Void) throws -> (Model, TrainingRun) {
         try closePhase(run: run, model: model, stages: k, firstEpoch: firstEpoch, reason: reason)
-        finishedLedger.merge(run.ledger)
-        seconds += run.history.reduce(0) { $0 + $1.seconds }
         let (next, copied) = try insertStage(after: model, stages: k)
-        event("epoch \(run.epoch): inserting sub-network \(k + 1) of \(try totalStages) (\(reason)); "
+        event("epoch \(run.epoch): inserting sub-network \(k + 1) of \(total) (\(reason)); "
               + "\(copied) tensors carried over, \(config.initialization == .lookahead ? "look-ahead for \(config.lookaheadEpochs) epochs" : "random init")")
         var epochs = run.epoch
         var lookRun: TrainingRun?
@@ -307,12 +304,16 @@ public final class Grower {
         epochDone(e)
     }
 
+    /// Ends the training phase of `run`: its row of the stage table (with a test evaluation),
+    /// and its FLOPs and seconds added to the finished phases'.
     private func closePhase(run: TrainingRun, model: Model, stages: Int, firstEpoch: Int, reason: String) throws {
         let test = try data.test.map { try run.evaluate($0) }
+        finishedLedger.merge(run.ledger)
+        seconds += run.history.reduce(0) { $0 + $1.seconds }
         stageTable.append(GrowStage(
             stages: stages, firstEpoch: firstEpoch, epochs: run.epoch - firstEpoch + 1,
             parameters: model.parameterCount, inferenceFlopsPerImage: model.cost.forward,
-            cumulativeTrainingFlops: finishedLedger.executedTotal + run.ledger.executedTotal,
+            cumulativeTrainingFlops: finishedLedger.executedTotal,
             validationAccuracy: run.history.last?.validationAccuracy, testAccuracy: test?.accuracy, endReason: reason))
     }
 }

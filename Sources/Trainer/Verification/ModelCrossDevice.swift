@@ -33,8 +33,10 @@ public enum ModelCrossDevice {
         let tolerance = Tolerance(atol: 2e-2, rtol: 2e-2)
         var results = [compare("resnet8 3 SGD steps: mean loss", actual: [Float(actualLoss)], expected: [expectedLoss],
                                tolerance: tolerance)]
-        let expectedState = expectedRun.model.stateDict + expectedRun.optimizer.namedState().map { (name: "optimizer." + $0.0, tensor: $0.1) }
-        let actualState = actualRun.model.stateDict + actualRun.optimizer.namedState().map { (name: "optimizer." + $0.0, tensor: $0.1) }
+        func state(_ run: TrainingRun) -> [(name: String, tensor: Tensor)] {
+            run.model.stateDict + run.optimizer.namedState().map { (name: "optimizer." + $0.name, tensor: $0.tensor) }
+        }
+        let expectedState = state(expectedRun), actualState = state(actualRun)
         guard expectedState.map(\.name) == actualState.map(\.name) else {
             // Cannot happen with one spec; fails loudly rather than comparing the wrong tensors.
             return results + [compare("resnet8: both backends name the same tensors", actual: [0], expected: [1],
