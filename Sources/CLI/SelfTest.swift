@@ -6,7 +6,12 @@ import Trainer
 struct SelfTest: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "selftest",
-        abstract: "Check every kernel of a backend against float64 references and finite differences.")
+        abstract: "Check every kernel of a backend against float64 references and finite differences.",
+        discussion: """
+            On a GPU the float64 checks run with strict FP32 math (TF32 would fail them falsely), and \
+            the checks against the CPU backend run in the math mode asked for (TF32 unless --strict-fp32) \
+            with TF32 tolerances. Every line names its suite.
+            """)
 
     @OptionGroup var deviceOptions: DeviceOptions
 
@@ -19,18 +24,24 @@ struct SelfTest: ParsableCommand {
     func run() throws {
         let backend = try orExit { try deviceOptions.makeBackend() }
         print("selftest on \(backend.name)")
-        let show = { (result: CheckResult) in if !quiet || !result.passed { print(result.summary) } }
-        var (passed, failed) = KernelChecks.run(on: backend, filter: filter, report: show)
-        if backend.device != .cpu {
-            // The same random inputs through this device and the CPU backend, kernel by kernel,
-            // plus a few training steps of a small network and of a ResNet through the trainer.
-            print("cross-device checks against \(CPUBackend().name)")
-            let reference = CPUBackend()
-            let cross = KernelChecks.run(KernelChecks.crossDevice(reference: reference)
-                                         + ModelCrossDevice.checks(reference: reference),
-                                         on: backend, filter: filter, report: show)
-            passed += cross.passed
-            failed += cross.failed
+        let reference = CPUBackend()
+        // The same random inputs through this device and the CPU backend, kernel by kernel,
+        // plus a few training steps of a small network and of a ResNet through the trainer.
+        let cross = KernelChecks.crossDevice(reference: reference) + ModelCrossDevice.checks(reference: reference)
+        let suites = try orExit {
+            try SelfTestSuite.plan(for: backend, strictFP32: deviceOptions.strictFP32, makeStrict: {
+                guard case .cuda(let n) = backend.device else { return backend }
+                return try BackendFactory.make(.cuda(n), threads: deviceOptions.threads, strictFP32: true)
+            }, crossDevice: cross)
+        }
+        var passed = 0, failed = 0
+        for suite in suites {
+            print("\(suite.label): \(suite.backend.name)")
+            let counts = KernelChecks.run(suite.checks, on: suite.backend, filter: filter) { result in
+                if !quiet || !result.passed { print(suite.line(result)) }
+            }
+            passed += counts.passed
+            failed += counts.failed
         }
         print("\(passed) passed, \(failed) failed")
         if failed > 0 || passed == 0 { throw ExitCode.failure }

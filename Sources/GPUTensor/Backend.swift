@@ -78,8 +78,9 @@ public protocol Backend: AnyObject {
     func batchNormForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
                                    runningMean: Tensor, runningVar: Tensor, epsilon: Float)
     /// Backward of the training forward: overwrites dx, and writes or adds dgamma, dbeta per `mode`.
+    /// `epsilon` is the forward's (cuDNN asks for the same value in both directions).
     func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor,
-                           gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode)
+                           gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float)
 
     // MARK: Loss
 

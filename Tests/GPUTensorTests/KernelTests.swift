@@ -85,7 +85,7 @@ final class ThreadedKernelTests: XCTestCase {
             b.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: rm, runningVar: rv,
                                        saveMean: sm, saveInvStd: si, momentum: 0.1, epsilon: 1e-5)
             b.batchNormBackward(input: x, gradOutput: y, gamma: gamma, saveMean: sm, saveInvStd: si, gradInput: dx,
-                                gradGamma: dg, gradBeta: db, mode: .accumulate)
+                                gradGamma: dg, gradBeta: db, mode: .accumulate, epsilon: 1e-5)
             b.batchNormForwardInference(input: x, output: yi, gamma: gamma, beta: beta, runningMean: rm, runningVar: rv,
                                         epsilon: 1e-5)
             return [y, rm, rv, sm, si, dx, dg, db, yi]

@@ -59,6 +59,39 @@ final class SelfTestTests: XCTestCase {
     func testHealthyForwardingBackendPasses() {
         XCTAssertEqual(run(.none, "batchnorm").failed, 0)
     }
+
+    // MARK: Which backend runs which suite
+
+    /// On a GPU the float64 suite runs on a strict-FP32 backend (TF32 would fail it falsely) and
+    /// the cross-device suite on the backend as asked for; every line names its suite.
+    func testOnAGPUTheFloat64SuiteRunsStrict() throws {
+        let gpu = BrokenBackend(.none, claiming: .cuda(0))
+        let strict = BrokenBackend(.none, claiming: .cuda(0))
+        let cross = [KernelCheck("cross") { _ in [] }]
+        var opened = 0
+        let suites = try SelfTestSuite.plan(for: gpu, strictFP32: false, makeStrict: { opened += 1; return strict },
+                                            crossDevice: cross)
+        XCTAssertEqual(opened, 1)
+        XCTAssertEqual(suites.count, 2)
+        XCTAssertTrue(suites[0].backend === strict, "float64 suite on the strict backend")
+        XCTAssertEqual(suites[0].checks.count, KernelChecks.all.count)
+        XCTAssertEqual(suites[0].label, "float64 ref, strict FP32")
+        XCTAssertTrue(suites[1].backend === gpu, "cross-device suite on the backend as asked for")
+        XCTAssertEqual(suites[1].label, "vs cpu, TF32 math, TF32 tolerance")
+        let line = suites[0].line(compare("x", actual: [1], expected: [1], tolerance: Tolerance(atol: 1e-6, rtol: 0)))
+        XCTAssertTrue(line.hasPrefix("[float64 ref, strict FP32] ok"), line)
+
+        // --strict-fp32: the backend itself is strict, no second one is opened.
+        let strictOnly = try SelfTestSuite.plan(for: strict, strictFP32: true, makeStrict: { opened += 1; return gpu },
+                                                crossDevice: cross)
+        XCTAssertEqual(opened, 1)
+        XCTAssertTrue(strictOnly.allSatisfy { $0.backend === strict })
+        XCTAssertEqual(strictOnly[1].label, "vs cpu, strict FP32 math, TF32 tolerance")
+
+        let cpu = try SelfTestSuite.plan(for: CPUBackend(), strictFP32: false, makeStrict: { XCTFail(); return gpu },
+                                         crossDevice: cross)
+        XCTAssertEqual(cpu.map(\.label), ["float64 ref, FP32"])
+    }
 }
 
 /// A backend that forwards every call to a `CPUBackend` but, depending on `fault`, corrupts one
@@ -67,9 +100,11 @@ final class BrokenBackend: Backend {
     enum Fault { case none, reluBackwardOffset, batchNormDxScaled, batchNormIgnoresAccumulate, cropFlipWrongStream }
     let base = CPUBackend()
     let fault: Fault
-    init(_ fault: Fault) { self.fault = fault }
+    /// The device it claims to be (a GPU, for tests of what selftest does on one).
+    let claimedDevice: Device?
+    init(_ fault: Fault, claiming device: Device? = nil) { self.fault = fault; self.claimedDevice = device }
 
-    var device: Device { base.device }
+    var device: Device { claimedDevice ?? base.device }
     var name: String { base.name }
     func allocate(_ shape: [Int]) throws -> Tensor { try base.allocate(shape) }
     func upload(_ source: UnsafeBufferPointer<Float>, to destination: Tensor) { base.upload(source, to: destination) }
@@ -95,9 +130,9 @@ final class BrokenBackend: Backend {
     func globalAvgPoolBackward(gradOutput dy: Tensor, gradInput dx: Tensor) { base.globalAvgPoolBackward(gradOutput: dy, gradInput: dx) }
     func batchNormForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float) { base.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon) }
     func batchNormForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, epsilon: Float) { base.batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar, epsilon: epsilon) }
-    func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode) {
+    func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float) {
         let mode = fault == .batchNormIgnoresAccumulate ? .overwrite : mode
-        base.batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode)
+        base.batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode, epsilon: epsilon)
         if fault == .batchNormDxScaled {
             for i in 0..<dx.count { dx.hostPointer[i] *= 1.001 }
         }

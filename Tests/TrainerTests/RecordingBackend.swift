@@ -7,6 +7,8 @@ final class RecordingBackend: Backend {
     let base: Backend
     private(set) var calls: [(kernel: String, tensors: [Tensor])] = []
     private(set) var allocations = 0
+    /// The epsilon of every batch-norm training forward and backward, in call order.
+    private(set) var batchNormEpsilons: [(kernel: String, epsilon: Float)] = []
     /// Scales SGD's learning rate: a deliberately wrong backend for checks that must fail.
     var sgdLearningRateScale: Float = 1
 
@@ -83,6 +85,7 @@ final class RecordingBackend: Backend {
     }
     func batchNormForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor,
                                   saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float) {
+        batchNormEpsilons.append(("batchNormForwardTraining", epsilon))
         record("batchNormForwardTraining", [gamma, runningMean])
         base.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
                                       saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon)
@@ -92,10 +95,11 @@ final class RecordingBackend: Backend {
         base.batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar, epsilon: epsilon)
     }
     func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor,
-                           gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode) {
+                           gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float) {
         record("batchNormBackward", [gamma, gradGamma, gradBeta])
+        batchNormEpsilons.append(("batchNormBackward", epsilon))
         base.batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
-                               gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode)
+                               gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode, epsilon: epsilon)
     }
     func softmaxCrossEntropy(logits: Tensor, labels: Tensor, losses: Tensor, gradLogits: Tensor?, gradScale: Float) {
         record("softmaxCrossEntropy")

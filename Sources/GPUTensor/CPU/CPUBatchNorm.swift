@@ -82,7 +82,7 @@ extension CPUBackend {
 
     /// With xhat = (x - mean) * invStd over the channel's M = N*H*W values:
     /// `dbeta = sum dy`, `dgamma = sum dy*xhat`, `dx = gamma*invStd * (dy - dbeta/M - xhat*dgamma/M)`.
-    public func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode) {
+    public func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float) {
         let (n, ch, h, w) = x.nchw
         let hw = h * w, m = n * hw
         precondition(dy.shape == x.shape && dx.shape == x.shape,

@@ -10,12 +10,12 @@ import CCuda
 final class CUDAAllocator: @unchecked Sendable {
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private let lock = HostMutex()
-    private let device: Int32
+    let runtime: CUDARuntime
     /// Bytes held by live blocks and by the cache.
     private(set) var bytesInUse = 0
     private(set) var bytesCached = 0
 
-    init(device: Int32) { self.device = device }
+    init(runtime: CUDARuntime = .real) { self.runtime = runtime }
 
     /// Buckets: powers of two up to 1 MiB (at least 512 bytes), then multiples of 1 MiB, so large
     /// activations waste at most 1 MiB.
@@ -25,8 +25,7 @@ final class CUDAAllocator: @unchecked Sendable {
         return (b + (1 << 20) - 1) & ~((1 << 20) - 1)
     }
 
-    /// A block of at least `bytes`, from the cache or `cudaMalloc` (which, when out of memory, is
-    /// retried once after the cache is given back to the driver).
+    /// A block of at least `bytes`, from the cache or `cudaMalloc`.
     func allocate(bytes: Int) throws -> (UnsafeMutableRawPointer, Int) {
         let size = Self.bucket(bytes)
         lock.lock()
@@ -38,18 +37,30 @@ final class CUDAAllocator: @unchecked Sendable {
             return (p, size)
         }
         lock.unlock()
-        var raw: UnsafeMutableRawPointer?
-        do {
-            try CUDACalls.cudart("cudaMalloc(\(size) bytes)") { cudaMalloc(&raw, size) }
-        } catch let error as CUDAError where error.status == .cudaErrorMemoryAllocation {
-            releaseCache()
-            try CUDACalls.cudart("cudaMalloc(\(size) bytes)") { cudaMalloc(&raw, size) }
-        }
-        guard let p = raw else {
-            throw CUDAError(library: .cudart, status: .cudaErrorMemoryAllocation, call: "cudaMalloc(\(size) bytes)")
-        }
+        let p = try deviceMalloc(size, what: "")
         lock.lock(); bytesInUse += size; lock.unlock()
         return (p, size)
+    }
+
+    /// `cudaMalloc(bytes)`; when the device is out of memory, the cache is given back to the
+    /// driver and the call retried once. The recovered failure is cleared from the runtime's
+    /// last-error state. Also used for the cuDNN workspace, which lives outside the buckets.
+    func deviceMalloc(_ bytes: Int, what: @autoclosure () -> String) throws -> UnsafeMutableRawPointer {
+        func attempt() throws -> UnsafeMutableRawPointer {
+            let (status, p) = runtime.malloc(bytes)
+            try CUDACalls.cudart("cudaMalloc(\(what())\(bytes) bytes)") { status }
+            guard let p else {
+                throw CUDAError(library: .cudart, status: .cudaErrorMemoryAllocation, call: "cudaMalloc(\(what())\(bytes) bytes)")
+            }
+            return p
+        }
+        do {
+            return try attempt()
+        } catch let error as CUDAError where error.status == .cudaErrorMemoryAllocation && bytesCached > 0 {
+            runtime.clearLastError()
+            try releaseCache()
+            return try attempt()
+        }
     }
 
     /// Returns a block to its bucket (the `Storage` release path).
@@ -60,18 +71,29 @@ final class CUDAAllocator: @unchecked Sendable {
         bytesCached += size
     }
 
-    /// Frees every cached block (waits for the device first, since a block may still be in use
-    /// by queued work of a tensor that was just released).
-    func releaseCache() {
+    /// Frees every cached block. Waits for the device first, since a block may still be in use
+    /// by queued work of a tensor that was just released; if that wait fails (a kernel faulted),
+    /// nothing is freed and the fault is thrown.
+    func releaseCache() throws {
         lock.lock(); defer { lock.unlock() }
         guard bytesCached > 0 else { return }
-        cudaDeviceSynchronize()
-        for list in free.values { for p in list { cudaFree(p) } }
+        try runtime.synchronizeDevice(before: "releasing \(bytesCached) cached bytes")
+        for list in free.values { for p in list { _ = runtime.free(p) } }
         free.removeAll()
         bytesCached = 0
     }
 
-    deinit { releaseCache() }
+    /// Frees a block that is not in the cache (the workspace), after a checked device wait.
+    func freeNow(_ p: UnsafeMutableRawPointer, what: @autoclosure () -> String) throws {
+        try runtime.synchronizeDevice(before: "freeing \(what())")
+        _ = runtime.free(p)
+    }
+
+    deinit {
+        // At teardown a failed wait has nowhere to go; the blocks are freed regardless.
+        _ = runtime.deviceSynchronize()
+        for list in free.values { for p in list { _ = runtime.free(p) } }
+    }
 }
 
 /// Page-locked host memory for staging uploads and downloads, so `cudaMemcpyAsync` really is
@@ -93,5 +115,30 @@ final class PinnedBuffer {
     }
 
     deinit { if let base { cudaFreeHost(base) } }
+}
+
+/// Device memory for cuDNN workspaces and reduction partials, grown on demand and never
+/// shrunk, so a steady state allocates nothing. Allocated through the allocator's
+/// `deviceMalloc`, so that a large workspace under memory pressure gets the cache's memory.
+final class DeviceWorkspace {
+    private var block: UnsafeMutableRawPointer?
+    private(set) var capacity = 0
+    let allocator: CUDAAllocator
+
+    init(allocator: CUDAAllocator) { self.allocator = allocator }
+
+    func reserve(_ bytes: Int) throws -> UnsafeMutableRawPointer? {
+        guard bytes > 0 else { return block }
+        if capacity >= bytes { return block }
+        if let old = block {
+            try allocator.freeNow(old, what: "the \(capacity)-byte workspace")
+            block = nil; capacity = 0
+        }
+        block = try allocator.deviceMalloc(bytes, what: "workspace ")
+        capacity = bytes
+        return block
+    }
+
+    deinit { if let block { _ = allocator.runtime.free(block) } }
 }
 #endif

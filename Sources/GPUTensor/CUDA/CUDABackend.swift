@@ -11,7 +11,8 @@ import Glibc
 /// All work goes to one stream; cuBLAS and cuDNN are bound to it. Kernels are asynchronous:
 /// a failing launch or library call is kept as a sticky error and thrown by the next
 /// `synchronize` or `download` (the `Backend` contract). TF32 tensor cores are used for GEMM
-/// and convolutions unless `strictFP32` is set.
+/// and convolutions unless `strictFP32` is set. With `STRATA_CUDA_SYNC=1` in the environment
+/// every launch and library call is followed by a stream wait, so a fault names its call.
 ///
 /// ```
 /// let gpu = try CUDABackend(deviceIndex: 0)          // throws DeviceUnavailable with the reason
@@ -45,7 +46,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// cuDNN plans and descriptors, keyed by shape (see CUDAConvolution.swift).
     var convPlans: [ConvGeometry: ConvolutionPlan] = [:]
     var tensorDescriptors: [[Int]: TensorDescriptor] = [:]
-    let workspace = DeviceWorkspace()
+    let workspace: DeviceWorkspace
+    /// `STRATA_CUDA_SYNC=1`: wait after every launch and library call (see `CUDADebug`).
+    let syncEveryCall: Bool
     /// The first failure of an asynchronous call, thrown by the next `synchronize`/`download`.
     private var stickyError: Error?
 
@@ -99,7 +102,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             throw unavailable(error)
         }
         stream = s; blas = b; dnn = d; uploadDone = e
-        allocator = CUDAAllocator(device: index)
+        allocator = CUDAAllocator()
+        workspace = DeviceWorkspace(allocator: allocator)
+        syncEveryCall = CUDADebug.syncEveryCall(getenv("STRATA_CUDA_SYNC").map { String(cString: $0) })
         do {
             let cubin = try CUDAKernelCompiler.compile(architecture: "sm_\(major)\(minor)")
             kernels = try CUDAKernelLibrary(cubin: cubin)
@@ -138,6 +143,30 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         do { try body() } catch { if stickyError == nil { stickyError = error } }
     }
 
+    /// A call that queues work on the stream (a library call, a copy): its status is checked,
+    /// and under `STRATA_CUDA_SYNC=1` the stream is waited for, so that an asynchronous fault
+    /// is thrown naming this call.
+    @inline(__always)
+    func queued(_ library: CUDAError.Library, _ call: @autoclosure () -> String, _ body: () -> Int32) throws {
+        try CUDACalls.check(library, call(), body)
+        if syncEveryCall { try allocator.runtime.synchronize(stream, after: call()) }
+    }
+
+    @inline(__always)
+    func queuedCUDNN(_ call: @autoclosure () -> String, _ body: () -> cudnnStatus_t) throws {
+        try queued(.cudnn, call()) { Int32(truncatingIfNeeded: body().rawValue) }
+    }
+
+    @inline(__always)
+    func queuedCUBLAS(_ call: @autoclosure () -> String, _ body: () -> cublasStatus_t) throws {
+        try queued(.cublas, call()) { Int32(truncatingIfNeeded: body().rawValue) }
+    }
+
+    @inline(__always)
+    func queuedCUDART(_ call: @autoclosure () -> String, _ body: () -> cudaError_t) throws {
+        try queued(.cudart, call()) { Int32(truncatingIfNeeded: body().rawValue) }
+    }
+
     /// Throws (once) the first failure since the last check.
     private func throwSticky() throws {
         if let error = stickyError { stickyError = nil; throw error }
@@ -151,7 +180,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         let allocator = self.allocator
         let storage = Storage(device: device, count: count, base: base,
                               release: { allocator.recycle($0, size: size) })
-        try CUDACalls.cudart("cudaMemsetAsync") { cudaMemsetAsync(base, 0, max(1, count) * 4, stream) }
+        try queuedCUDART("cudaMemsetAsync") { cudaMemsetAsync(base, 0, max(1, count) * 4, stream) }
         return Tensor(storage: storage, shape: shape)
     }
 
@@ -167,7 +196,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             try CUDACalls.cudart("cudaEventSynchronize") { cudaEventSynchronize(uploadDone) }
             let staging = try uploadStaging.reserve(bytes)
             staging.copyMemory(from: src, byteCount: bytes)
-            try CUDACalls.cudart("cudaMemcpyAsync(host to device)") {
+            try queuedCUDART("cudaMemcpyAsync(host to device)") {
                 cudaMemcpyAsync(destination.rawAddress, staging, bytes, cudaMemcpyHostToDevice, stream)
             }
             try CUDACalls.cudart("cudaEventRecord") { cudaEventRecord(uploadDone, stream) }
@@ -192,17 +221,17 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         precondition(source.count == destination.count, "copy \(source) to \(destination)")
         guard source.count > 0 else { return }
         recordFailure {
-            try CUDACalls.cudart("cudaMemcpyAsync(device to device)") {
+            try queuedCUDART("cudaMemcpyAsync(device to device)") {
                 cudaMemcpyAsync(destination.rawAddress, source.rawAddress, source.count * 4, cudaMemcpyDeviceToDevice, stream)
             }
         }
     }
 
+    /// Asynchronous failures (a kernel fault) surface in the stream wait's own status; see
+    /// `CUDARuntime.synchronize` for why this does not read `cudaGetLastError`.
     public func synchronize() throws {
         try throwSticky()
-        try CUDACalls.cudart("cudaStreamSynchronize") { cudaStreamSynchronize(stream) }
-        // Asynchronous launch failures surface here.
-        try CUDACalls.cudart("cudaGetLastError") { cudaGetLastError() }
+        try allocator.runtime.synchronize(stream)
     }
 
     /// A device scratch tensor holding `values` (small per-call parameters such as channel means).
@@ -211,25 +240,5 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         upload(values, to: t)
         return t
     }
-}
-
-/// Device memory for cuDNN workspaces and reduction partials, grown on demand and never
-/// shrunk, so a steady state allocates nothing.
-final class DeviceWorkspace {
-    private var block: UnsafeMutableRawPointer?
-    private(set) var capacity = 0
-
-    func reserve(_ bytes: Int) throws -> UnsafeMutableRawPointer? {
-        guard bytes > 0 else { return block }
-        if capacity >= bytes { return block }
-        if let block { cudaDeviceSynchronize(); cudaFree(block); self.block = nil; capacity = 0 }
-        var raw: UnsafeMutableRawPointer?
-        try CUDACalls.cudart("cudaMalloc(workspace \(bytes) bytes)") { cudaMalloc(&raw, bytes) }
-        block = raw
-        capacity = bytes
-        return raw
-    }
-
-    deinit { if let block { cudaFree(block) } }
 }
 #endif

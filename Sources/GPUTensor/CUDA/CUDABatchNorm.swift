@@ -21,7 +21,7 @@ extension CUDABackend {
         recordFailure {
             let xd = try descriptor(x), pd = try biasDescriptor(ch)
             var one: Float = 1, zero: Float = 0
-            try CUDACalls.cudnn("cudnnBatchNormalizationForwardTraining") {
+            try queuedCUDNN("cudnnBatchNormalizationForwardTraining") {
                 cudnnBatchNormalizationForwardTraining(
                     dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, xd.handle, x.rawAddress, xd.handle, y.rawAddress,
                     pd.handle, gamma.rawAddress, beta.rawAddress, Double(momentum),
@@ -39,7 +39,7 @@ extension CUDABackend {
         recordFailure {
             let xd = try descriptor(x), pd = try biasDescriptor(ch)
             var one: Float = 1, zero: Float = 0
-            try CUDACalls.cudnn("cudnnBatchNormalizationForwardInference") {
+            try queuedCUDNN("cudnnBatchNormalizationForwardInference") {
                 cudnnBatchNormalizationForwardInference(
                     dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, xd.handle, x.rawAddress, xd.handle, y.rawAddress,
                     pd.handle, gamma.rawAddress, beta.rawAddress, runningMean.rawAddress, runningVar.rawAddress,
@@ -51,7 +51,7 @@ extension CUDABackend {
     /// dgamma/dbeta are written or added (`betaParamDiff` 0 or 1); dx is overwritten.
     public func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor,
                                   saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
-                                  mode: GradMode) {
+                                  mode: GradMode, epsilon: Float) {
         let ch = x.nchw.c
         precondition(dy.shape == x.shape && dx.shape == x.shape,
                      "batchNormBackward: dy \(dy.shape), dx \(dx.shape) for x \(x.shape)")
@@ -59,12 +59,12 @@ extension CUDABackend {
         recordFailure {
             let xd = try descriptor(x), pd = try biasDescriptor(ch)
             var one: Float = 1, zero: Float = 0, paramBeta: Float = mode == .accumulate ? 1 : 0
-            // epsilon is unused when the saved statistics are given; cuDNN still checks it is valid.
-            try CUDACalls.cudnn("cudnnBatchNormalizationBackward") {
+            // cuDNN uses the saved statistics, but asks for the forward's epsilon in both directions.
+            try queuedCUDNN("cudnnBatchNormalizationBackward") {
                 cudnnBatchNormalizationBackward(
                     dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &paramBeta, xd.handle, x.rawAddress,
                     xd.handle, dy.rawAddress, xd.handle, dx.rawAddress, pd.handle, gamma.rawAddress,
-                    gradGamma.rawAddress, gradBeta.rawAddress, 1e-5, saveMean.rawAddress, saveInvStd.rawAddress)
+                    gradGamma.rawAddress, gradBeta.rawAddress, Double(epsilon), saveMean.rawAddress, saveInvStd.rawAddress)
             }
         }
     }

@@ -57,18 +57,95 @@ final class ConvolutionDescriptor {
     deinit { cudnnDestroyConvolutionDescriptor(handle) }
 }
 
-/// Everything cuDNN needs for one convolution shape, chosen once.
+/// The three directions of a convolution, each with its own cuDNN algorithm search.
+enum ConvolutionDirection: Int, CaseIterable, CustomStringConvertible {
+    case forward, backwardData, backwardFilter
+
+    var description: String {
+        switch self {
+        case .forward: "forward"
+        case .backwardData: "backward-data"
+        case .backwardFilter: "backward-filter"
+        }
+    }
+}
+
+/// One row of a cudnnFind* answer, whatever the direction.
+struct ConvolutionAlgorithm: Equatable {
+    var algorithm: Int32
+    var status: cudnnStatus_t
+    var mathType: cudnnMathType_t
+    var memory: Int
+
+    init(algorithm: Int32, status: cudnnStatus_t, mathType: cudnnMathType_t, memory: Int) {
+        self.algorithm = algorithm; self.status = status; self.mathType = mathType; self.memory = memory
+    }
+    init(_ p: cudnnConvolutionFwdAlgoPerf_t) {
+        self.init(algorithm: Int32(bitPattern: p.algo.rawValue), status: p.status, mathType: p.mathType, memory: p.memory)
+    }
+    init(_ p: cudnnConvolutionBwdDataAlgoPerf_t) {
+        self.init(algorithm: Int32(bitPattern: p.algo.rawValue), status: p.status, mathType: p.mathType, memory: p.memory)
+    }
+    init(_ p: cudnnConvolutionBwdFilterAlgoPerf_t) {
+        self.init(algorithm: Int32(bitPattern: p.algo.rawValue), status: p.status, mathType: p.mathType, memory: p.memory)
+    }
+
+    /// Whether a measured result may be used. Strict FP32 takes only `CUDNN_FMA_MATH`: both the
+    /// tensor-op types and `CUDNN_DEFAULT_MATH` (which allows TF32 on sm_80 and newer) would
+    /// round inputs to TF32.
+    func usable(strictFP32: Bool) -> Bool {
+        status == CUDNN_STATUS_SUCCESS && (!strictFP32 || mathType == CUDNN_FMA_MATH)
+    }
+}
+
+/// The algorithm of each direction of one convolution shape, searched on the direction's first
+/// use only: an evaluation batch size (or a last partial batch) runs forward alone and pays for
+/// one search, not three. Before each search the allocator's cache is given back to the driver,
+/// because cudnnFind* allocates its own trial workspaces: with every freed block still cached,
+/// fast algorithms that need a large workspace would fail the trial and a slow one would be
+/// kept for the rest of the run.
+final class ConvolutionAlgorithms {
+    let strictFP32: Bool
+    let allocator: CUDAAllocator
+    /// Measures a direction: cudnnFind*'s results, best first.
+    let search: (ConvolutionDirection) throws -> [ConvolutionAlgorithm]
+    private var chosen: [ConvolutionAlgorithm?] = [nil, nil, nil]
+
+    init(strictFP32: Bool, allocator: CUDAAllocator,
+         search: @escaping (ConvolutionDirection) throws -> [ConvolutionAlgorithm]) {
+        self.strictFP32 = strictFP32
+        self.allocator = allocator
+        self.search = search
+    }
+
+    /// The direction's algorithm, searched now if this is its first use; `isNew` says so (the
+    /// caller then sets the algorithm's math type on the direction's descriptor).
+    func choice(_ direction: ConvolutionDirection, what: @autoclosure () -> String) throws -> (ConvolutionAlgorithm, isNew: Bool) {
+        if let c = chosen[direction.rawValue] { return (c, false) }
+        try allocator.releaseCache()
+        let results = try search(direction)
+        guard let c = results.first(where: { $0.usable(strictFP32: strictFP32) }) else {
+            throw CUDAError(library: .cudnn, status: .init(rawValue: Int32(CUDNN_STATUS_NOT_SUPPORTED.rawValue)),
+                            call: "cudnnFind \(direction) algorithm (\(what()))",
+                            detail: "no usable algorithm among \(results.count)\(strictFP32 ? " (strict FP32 takes FMA math only)" : "")")
+        }
+        chosen[direction.rawValue] = c
+        return (c, true)
+    }
+}
+
+/// Everything cuDNN needs for one convolution shape: descriptors made once, algorithms chosen
+/// per direction on first use (`ConvolutionAlgorithms`).
 final class ConvolutionPlan {
+    let geometry: ConvGeometry
     let x: TensorDescriptor, y: TensorDescriptor
     let w: FilterDescriptor
     /// One descriptor per direction: each carries the math type of the algorithm chosen for it.
     let forwardConv: ConvolutionDescriptor, dataConv: ConvolutionDescriptor, filterConv: ConvolutionDescriptor
-    var forward = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM
-    var backwardData = CUDNN_CONVOLUTION_BWD_DATA_ALGO_0
-    var backwardFilter = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0
-    var forwardBytes = 0, backwardDataBytes = 0, backwardFilterBytes = 0
+    private(set) var algorithms: ConvolutionAlgorithms!
 
-    init(_ g: ConvGeometry, dnn: cudnnHandle_t?, strictFP32: Bool) throws {
+    init(_ g: ConvGeometry, dnn: cudnnHandle_t?, strictFP32: Bool, allocator: CUDAAllocator) throws {
+        geometry = g
         x = try TensorDescriptor(n: g.batch, c: g.inChannels, h: g.height, w: g.width)
         y = try TensorDescriptor(n: g.batch, c: g.outChannels, h: g.outHeight, w: g.outWidth)
         w = try FilterDescriptor(g)
@@ -77,49 +154,50 @@ final class ConvolutionPlan {
         filterConv = try ConvolutionDescriptor(g)
         let math = strictFP32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH
         for d in [forwardConv, dataConv, filterConv] { try d.setMathType(math) }
-        /// Tensor-op results are skipped in strict mode: they would round inputs to TF32.
-        func allowed(_ status: cudnnStatus_t, _ type: cudnnMathType_t) -> Bool {
-            status == CUDNN_STATUS_SUCCESS
-                && !(strictFP32 && (type == CUDNN_TENSOR_OP_MATH || type == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
+        let (x, y, w) = (x, y, w)
+        let (forwardConv, dataConv, filterConv) = (forwardConv, dataConv, filterConv)
+        algorithms = ConvolutionAlgorithms(strictFP32: strictFP32, allocator: allocator) { direction in
+            let requested: Int32 = 8
+            var returned: Int32 = 0
+            switch direction {
+            case .forward:
+                var r = [cudnnConvolutionFwdAlgoPerf_t](repeating: .init(), count: Int(requested))
+                try CUDACalls.cudnn("cudnnFindConvolutionForwardAlgorithm(\(g))") {
+                    cudnnFindConvolutionForwardAlgorithm(dnn, x.handle, w.handle, forwardConv.handle, y.handle,
+                                                         requested, &returned, &r)
+                }
+                return r.prefix(Int(returned)).map(ConvolutionAlgorithm.init)
+            case .backwardData:
+                var r = [cudnnConvolutionBwdDataAlgoPerf_t](repeating: .init(), count: Int(requested))
+                try CUDACalls.cudnn("cudnnFindConvolutionBackwardDataAlgorithm(\(g))") {
+                    cudnnFindConvolutionBackwardDataAlgorithm(dnn, w.handle, y.handle, dataConv.handle, x.handle,
+                                                              requested, &returned, &r)
+                }
+                return r.prefix(Int(returned)).map(ConvolutionAlgorithm.init)
+            case .backwardFilter:
+                var r = [cudnnConvolutionBwdFilterAlgoPerf_t](repeating: .init(), count: Int(requested))
+                try CUDACalls.cudnn("cudnnFindConvolutionBackwardFilterAlgorithm(\(g))") {
+                    cudnnFindConvolutionBackwardFilterAlgorithm(dnn, x.handle, y.handle, filterConv.handle, w.handle,
+                                                                requested, &returned, &r)
+                }
+                return r.prefix(Int(returned)).map(ConvolutionAlgorithm.init)
+            }
         }
-        let requested: Int32 = 8
-        var returned: Int32 = 0
+    }
 
-        var fwd = [cudnnConvolutionFwdAlgoPerf_t](repeating: .init(), count: Int(requested))
-        try CUDACalls.cudnn("cudnnFindConvolutionForwardAlgorithm(\(g))") {
-            cudnnFindConvolutionForwardAlgorithm(dnn, x.handle, w.handle, forwardConv.handle, y.handle,
-                                                 requested, &returned, &fwd)
+    func descriptor(_ direction: ConvolutionDirection) -> ConvolutionDescriptor {
+        switch direction {
+        case .forward: forwardConv
+        case .backwardData: dataConv
+        case .backwardFilter: filterConv
         }
-        guard let f = fwd.prefix(Int(returned)).first(where: { allowed($0.status, $0.mathType) }) else {
-            throw CUDAError(library: .cudnn, status: .init(rawValue: Int32(CUDNN_STATUS_NOT_SUPPORTED.rawValue)),
-                            call: "cudnnFindConvolutionForwardAlgorithm(\(g))", detail: "no usable algorithm")
-        }
-        forward = f.algo; forwardBytes = f.memory
-        try forwardConv.setMathType(f.mathType)
+    }
 
-        var bwd = [cudnnConvolutionBwdDataAlgoPerf_t](repeating: .init(), count: Int(requested))
-        try CUDACalls.cudnn("cudnnFindConvolutionBackwardDataAlgorithm(\(g))") {
-            cudnnFindConvolutionBackwardDataAlgorithm(dnn, w.handle, y.handle, dataConv.handle, x.handle,
-                                                      requested, &returned, &bwd)
-        }
-        guard let bd = bwd.prefix(Int(returned)).first(where: { allowed($0.status, $0.mathType) }) else {
-            throw CUDAError(library: .cudnn, status: .init(rawValue: Int32(CUDNN_STATUS_NOT_SUPPORTED.rawValue)),
-                            call: "cudnnFindConvolutionBackwardDataAlgorithm(\(g))", detail: "no usable algorithm")
-        }
-        backwardData = bd.algo; backwardDataBytes = bd.memory
-        try dataConv.setMathType(bd.mathType)
-
-        var bwf = [cudnnConvolutionBwdFilterAlgoPerf_t](repeating: .init(), count: Int(requested))
-        try CUDACalls.cudnn("cudnnFindConvolutionBackwardFilterAlgorithm(\(g))") {
-            cudnnFindConvolutionBackwardFilterAlgorithm(dnn, x.handle, y.handle, filterConv.handle, w.handle,
-                                                        requested, &returned, &bwf)
-        }
-        guard let bf = bwf.prefix(Int(returned)).first(where: { allowed($0.status, $0.mathType) }) else {
-            throw CUDAError(library: .cudnn, status: .init(rawValue: Int32(CUDNN_STATUS_NOT_SUPPORTED.rawValue)),
-                            call: "cudnnFindConvolutionBackwardFilterAlgorithm(\(g))", detail: "no usable algorithm")
-        }
-        backwardFilter = bf.algo; backwardFilterBytes = bf.memory
-        try filterConv.setMathType(bf.mathType)
+    /// The direction's algorithm (searched on first use; its math type then set on the descriptor).
+    func algorithm(_ direction: ConvolutionDirection) throws -> ConvolutionAlgorithm {
+        let (a, isNew) = try algorithms.choice(direction, what: "\(geometry)")
+        if isNew { try descriptor(direction).setMathType(a.mathType) }
+        return a
     }
 }
 
@@ -129,10 +207,11 @@ extension CUDABackend {
                      "\(g): x \(x.shape), w \(w.shape), y \(y.shape)")
     }
 
-    /// The plan for `g`, measured by cudnnFind* the first time the shape is seen.
+    /// The plan for `g` (descriptors made the first time the shape is seen; algorithms measured
+    /// per direction on first use).
     func plan(_ g: ConvGeometry) throws -> ConvolutionPlan {
         if let p = convPlans[g] { return p }
-        let p = try ConvolutionPlan(g, dnn: dnn, strictFP32: strictFP32)
+        let p = try ConvolutionPlan(g, dnn: dnn, strictFP32: strictFP32, allocator: allocator)
         convPlans[g] = p
         return p
     }
@@ -159,11 +238,13 @@ extension CUDABackend {
         if let bias { precondition(bias.count == g.outChannels, "\(g): bias \(bias.shape)") }
         recordFailure {
             let p = try plan(g)
-            let ws = try workspace.reserve(p.forwardBytes)
+            let a = try p.algorithm(.forward)
+            let ws = try workspace.reserve(a.memory)
             var alpha: Float = 1, beta: Float = 0
-            try CUDACalls.cudnn("cudnnConvolutionForward(\(g))") {
-                cudnnConvolutionForward(dnn, &alpha, p.x.handle, x.rawAddress, p.w.handle, w.rawAddress,
-                                        p.forwardConv.handle, p.forward, ws, p.forwardBytes, &beta, p.y.handle, y.rawAddress)
+            try queuedCUDNN("cudnnConvolutionForward(\(g))") {
+                cudnnConvolutionForward(dnn, &alpha, p.x.handle, x.rawAddress, p.w.handle, w.rawAddress, p.forwardConv.handle,
+                                        cudnnConvolutionFwdAlgo_t(rawValue: UInt32(bitPattern: a.algorithm)), ws, a.memory,
+                                        &beta, p.y.handle, y.rawAddress)
             }
         }
         if let bias { addBias(y, bias: bias) }
@@ -173,11 +254,12 @@ extension CUDABackend {
         checkShapes(g, x: dx, w: w, y: dy)
         recordFailure {
             let p = try plan(g)
-            let ws = try workspace.reserve(p.backwardDataBytes)
+            let a = try p.algorithm(.backwardData)
+            let ws = try workspace.reserve(a.memory)
             var alpha: Float = 1, beta: Float = 0
-            try CUDACalls.cudnn("cudnnConvolutionBackwardData(\(g))") {
-                cudnnConvolutionBackwardData(dnn, &alpha, p.w.handle, w.rawAddress, p.y.handle, dy.rawAddress,
-                                             p.dataConv.handle, p.backwardData, ws, p.backwardDataBytes,
+            try queuedCUDNN("cudnnConvolutionBackwardData(\(g))") {
+                cudnnConvolutionBackwardData(dnn, &alpha, p.w.handle, w.rawAddress, p.y.handle, dy.rawAddress, p.dataConv.handle,
+                                             cudnnConvolutionBwdDataAlgo_t(rawValue: UInt32(bitPattern: a.algorithm)), ws, a.memory,
                                              &beta, p.x.handle, dx.rawAddress)
             }
         }
@@ -188,11 +270,12 @@ extension CUDABackend {
         checkShapes(g, x: x, w: dw, y: dy)
         recordFailure {
             let p = try plan(g)
-            let ws = try workspace.reserve(p.backwardFilterBytes)
+            let a = try p.algorithm(.backwardFilter)
+            let ws = try workspace.reserve(a.memory)
             var alpha: Float = 1, beta: Float = mode == .accumulate ? 1 : 0
-            try CUDACalls.cudnn("cudnnConvolutionBackwardFilter(\(g))") {
-                cudnnConvolutionBackwardFilter(dnn, &alpha, p.x.handle, x.rawAddress, p.y.handle, dy.rawAddress,
-                                               p.filterConv.handle, p.backwardFilter, ws, p.backwardFilterBytes,
+            try queuedCUDNN("cudnnConvolutionBackwardFilter(\(g))") {
+                cudnnConvolutionBackwardFilter(dnn, &alpha, p.x.handle, x.rawAddress, p.y.handle, dy.rawAddress, p.filterConv.handle,
+                                               cudnnConvolutionBwdFilterAlgo_t(rawValue: UInt32(bitPattern: a.algorithm)), ws, a.memory,
                                                &beta, p.w.handle, dw.rawAddress)
             }
         }
@@ -205,7 +288,7 @@ extension CUDABackend {
         recordFailure {
             let yd = try descriptor(y), bd = try biasDescriptor(c)
             var alpha: Float = 1, beta: Float = 1
-            try CUDACalls.cudnn("cudnnAddTensor") {
+            try queuedCUDNN("cudnnAddTensor") {
                 cudnnAddTensor(dnn, &alpha, bd.handle, bias.rawAddress, &beta, yd.handle, y.rawAddress)
             }
         }
@@ -218,7 +301,7 @@ extension CUDABackend {
         recordFailure {
             let yd = try descriptor(dy), bd = try biasDescriptor(c)
             var alpha: Float = 1, beta: Float = mode == .accumulate ? 1 : 0
-            try CUDACalls.cudnn("cudnnConvolutionBackwardBias") {
+            try queuedCUDNN("cudnnConvolutionBackwardBias") {
                 cudnnConvolutionBackwardBias(dnn, &alpha, yd.handle, dy.rawAddress, &beta, bd.handle, db.rawAddress)
             }
         }

@@ -8,22 +8,22 @@ import Glibc
 // for the NVRTC kernels of CUDAKernelSource (same formulas as the CPU backend, see there).
 extension CUDABackend {
     public func fill(_ x: Tensor, value: Float) {
-        launch(.fill_f32, count: x.count, [.tensor(x), .int(x.count), .float(value)])
+        launch(.fill_f32, count: x.count, .tensor(x), .int(x.count), .float(value))
     }
 
     public func add(_ a: Tensor, _ b: Tensor, output out: Tensor) {
         precondition(a.count == b.count && a.count == out.count, "add \(a) + \(b) -> \(out)")
-        launch(.add_f32, count: a.count, [.tensor(a), .tensor(b), .tensor(out), .int(a.count)])
+        launch(.add_f32, count: a.count, .tensor(a), .tensor(b), .tensor(out), .int(a.count))
     }
 
     public func scale(_ x: Tensor, by alpha: Float, output out: Tensor) {
         precondition(x.count == out.count, "scale \(x) -> \(out)")
-        launch(.scale_f32, count: x.count, [.tensor(x), .tensor(out), .int(x.count), .float(alpha)])
+        launch(.scale_f32, count: x.count, .tensor(x), .tensor(out), .int(x.count), .float(alpha))
     }
 
     public func axpy(alpha: Float, x: Tensor, y: Tensor) {
         precondition(x.count == y.count, "axpy \(x) into \(y)")
-        launch(.axpy_f32, count: x.count, [.tensor(x), .tensor(y), .int(x.count), .float(alpha)])
+        launch(.axpy_f32, count: x.count, .tensor(x), .tensor(y), .int(x.count), .float(alpha))
     }
 
     /// Block partials in double on the device, added in order on the host.
@@ -32,7 +32,7 @@ extension CUDABackend {
         guard n > 0 else { try synchronize(); return 0 }
         let parts = min(blocks(n), 1024)
         let partials = try workspace.reserve(parts * MemoryLayout<Double>.stride)
-        launch(.sum_partials, count: n, blocks: parts, [.tensor(x), .int(n), .pointer(partials)])
+        launch(.sum_partials, count: n, blocks: parts, .tensor(x), .int(n), .pointer(partials))
         var host = [Double](repeating: 0, count: parts)
         try synchronize()
         try host.withUnsafeMutableBytes { raw in
@@ -51,12 +51,12 @@ extension CUDABackend {
 
     public func reluForward(_ x: Tensor, output y: Tensor) {
         precondition(x.count == y.count, "reluForward \(x) -> \(y)")
-        launch(.relu_forward, count: x.count, [.tensor(x), .tensor(y), .int(x.count)])
+        launch(.relu_forward, count: x.count, .tensor(x), .tensor(y), .int(x.count))
     }
 
     public func reluBackward(output y: Tensor, gradOutput dy: Tensor, gradInput dx: Tensor) {
         precondition(y.count == dy.count && y.count == dx.count, "reluBackward \(y), \(dy), \(dx)")
-        launch(.relu_backward, count: y.count, [.tensor(y), .tensor(dy), .tensor(dx), .int(y.count)])
+        launch(.relu_backward, count: y.count, .tensor(y), .tensor(dy), .tensor(dx), .int(y.count))
     }
 
     /// A label that is not a class index gives a NaN loss (the CPU backend stops on a precondition).
@@ -67,8 +67,8 @@ extension CUDABackend {
                      "softmaxCrossEntropy: logits \(logits.shape), labels \(labels.shape), losses \(losses.shape)")
         if let g = gradLogits { precondition(g.count == logits.count, "softmaxCrossEntropy: gradLogits \(g.shape)") }
         launch(.softmax_cross_entropy, count: rows,
-               [.tensor(logits), .tensor(labels), .tensor(losses), .tensor(gradLogits), .int(rows), .int(k),
-                .float(gradScale)])
+               .tensor(logits), .tensor(labels), .tensor(losses), .tensor(gradLogits), .int(rows), .int(k),
+                .float(gradScale))
     }
 
     // MARK: Random (Philox, same counters as the CPU)
@@ -78,22 +78,22 @@ extension CUDABackend {
         precondition(p >= 0 && p < 1, "dropout probability \(p) outside [0, 1)")
         let keep: Float = 1 / (1 - p)
         launch(.dropout_forward, count: x.count,
-               [.tensor(x), .tensor(y), .tensor(mask), .int(x.count), .float(p), .float(keep), .uint64(seed), .uint64(counter)])
+               .tensor(x), .tensor(y), .tensor(mask), .int(x.count), .float(p), .float(keep), .uint64(seed), .uint64(counter))
     }
 
     public func dropoutBackward(gradOutput dy: Tensor, mask: Tensor, gradInput dx: Tensor) {
         precondition(dy.count == mask.count && dy.count == dx.count, "dropoutBackward \(dy), mask \(mask) -> \(dx)")
-        launch(.multiply_f32, count: dy.count, [.tensor(dy), .tensor(mask), .tensor(dx), .int(dy.count)])
+        launch(.multiply_f32, count: dy.count, .tensor(dy), .tensor(mask), .tensor(dx), .int(dy.count))
     }
 
     public func fillUniform(_ x: Tensor, low: Float, high: Float, seed: UInt64, counter: UInt64) {
         launch(.fill_uniform, count: x.count,
-               [.tensor(x), .int(x.count), .float(low), .float(high - low), .uint64(seed), .uint64(counter)])
+               .tensor(x), .int(x.count), .float(low), .float(high - low), .uint64(seed), .uint64(counter))
     }
 
     public func fillNormal(_ x: Tensor, mean: Float, std: Float, seed: UInt64, counter: UInt64) {
         launch(.fill_normal, count: x.count,
-               [.tensor(x), .int(x.count), .float(mean), .float(std), .uint64(seed), .uint64(counter)])
+               .tensor(x), .int(x.count), .float(mean), .float(std), .uint64(seed), .uint64(counter))
     }
 
     // MARK: Optimizers (scalars derived on the host exactly as CPUOptimizers.swift does)
@@ -102,14 +102,14 @@ extension CUDABackend {
                           momentum: Float, weightDecay wd: Float, nesterov: Bool) {
         precondition(p.count == grad.count, "sgdUpdate: parameter \(p), gradient \(grad)")
         guard momentum != 0 else {
-            launch(.sgd_plain, count: p.count, [.tensor(p), .tensor(grad), .int(p.count), .float(lr), .float(wd)])
+            launch(.sgd_plain, count: p.count, .tensor(p), .tensor(grad), .int(p.count), .float(lr), .float(wd))
             return
         }
         guard let velocity else { preconditionFailure("sgdUpdate: momentum \(momentum) needs a velocity tensor") }
         precondition(velocity.count == p.count, "sgdUpdate: velocity \(velocity) for parameter \(p)")
         launch(.sgd_momentum, count: p.count,
-               [.tensor(p), .tensor(grad), .tensor(velocity), .int(p.count), .float(lr), .float(momentum), .float(wd),
-                .int32(nesterov ? 1 : 0)])
+               .tensor(p), .tensor(grad), .tensor(velocity), .int(p.count), .float(lr), .float(momentum), .float(wd),
+                .int32(Int32(nesterov ? 1 : 0)))
     }
 
     public func rmspropUpdate(parameter p: Tensor, gradient grad: Tensor, squareAverage sq: Tensor, momentumBuffer buf: Tensor?,
@@ -122,8 +122,8 @@ extension CUDABackend {
             buffer = buf
         }
         launch(.rmsprop_update, count: p.count,
-               [.tensor(p), .tensor(grad), .tensor(sq), .tensor(buffer), .int(p.count), .float(lr), .float(alpha),
-                .float(1 - alpha), .float(eps), .float(momentum), .float(wd)])
+               .tensor(p), .tensor(grad), .tensor(sq), .tensor(buffer), .int(p.count), .float(lr), .float(alpha),
+                .float(1 - alpha), .float(eps), .float(momentum), .float(wd))
     }
 
     public func adamUpdate(parameter p: Tensor, gradient grad: Tensor, firstMoment m: Tensor, secondMoment v: Tensor,
@@ -138,9 +138,9 @@ extension CUDABackend {
         let l2: Float = decoupled ? 0 : wd
         let shrink: Float = decoupled ? 1 - lr * wd : 1
         launch(.adam_update, count: p.count,
-               [.tensor(p), .tensor(grad), .tensor(m), .tensor(v), .int(p.count), .float(beta1), .float(beta2),
+               .tensor(p), .tensor(grad), .tensor(m), .tensor(v), .int(p.count), .float(beta1), .float(beta2),
                 .float(1 - beta1), .float(1 - beta2), .float(eps), .float(stepSize), .float(invSqrtBc2),
-                .float(l2), .float(shrink)])
+                .float(l2), .float(shrink))
     }
 }
 #endif

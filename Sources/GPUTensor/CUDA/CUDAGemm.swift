@@ -14,12 +14,12 @@ extension CUDABackend {
         precondition(c.count == m * n, "gemm: c \(c.shape) is not (m, n) = (\(m), \(n))")
         guard m > 0 && n > 0 else { return }
         guard k > 0 else {
-            launch(.scale_or_zero_f32, count: m * n, [.tensor(c), .int(m * n), .float(beta)])
+            launch(.scale_or_zero_f32, count: m * n, .tensor(c), .int(m * n), .float(beta))
             return
         }
         var alpha = alpha, beta = beta
         recordFailure {
-            try CUDACalls.cublas("cublasSgemm(\(m)x\(n)x\(k))") {
+            try queuedCUBLAS("cublasSgemm(\(m)x\(n)x\(k))") {
                 cublasSgemm_v2(blas, transposeB ? CUBLAS_OP_T : CUBLAS_OP_N, transposeA ? CUBLAS_OP_T : CUBLAS_OP_N,
                                Int32(n), Int32(m), Int32(k), &alpha,
                                b.rawAddress.assumingMemoryBound(to: Float.self), Int32(transposeB ? k : n),

@@ -74,11 +74,67 @@ enum KernelArgument {
 
     static func tensor(_ t: Tensor) -> KernelArgument { .pointer(t.rawAddress) }
     static func tensor(_ t: Tensor?) -> KernelArgument { .pointer(t?.rawAddress) }
+
+    /// Writes the value into its zeroed 8-byte slot.
+    @inline(__always)
+    func store(in slot: UnsafeMutableRawPointer) {
+        slot.storeBytes(of: 0, as: UInt64.self)
+        switch self {
+        case .pointer(let p): slot.storeBytes(of: p, as: UnsafeMutableRawPointer?.self)
+        case .int(let v): slot.storeBytes(of: Int64(v), as: Int64.self)
+        case .uint64(let v): slot.storeBytes(of: v, as: UInt64.self)
+        case .int32(let v): slot.storeBytes(of: v, as: Int32.self)
+        case .float(let v): slot.storeBytes(of: v, as: Float.self)
+        }
+    }
+}
+
+/// What `launch` takes as arguments: single values (`KernelValue`, written `.tensor(x)`,
+/// `.int(n)`, ...), or an array of `KernelArgument`. Launching with a parameter pack of single
+/// values allocates nothing.
+protocol KernelArguments {
+    var argumentCount: Int { get }
+    func store(into slots: UnsafeMutablePointer<UInt64>)
+}
+
+/// One argument of a parameter-pack launch.
+struct KernelValue: KernelArguments {
+    let argument: KernelArgument
+    var argumentCount: Int { 1 }
+    @inline(__always)
+    func store(into slots: UnsafeMutablePointer<UInt64>) { argument.store(in: UnsafeMutableRawPointer(slots)) }
+}
+
+extension KernelArguments where Self == KernelValue {
+    // So that `launch(k, count: n, .tensor(x), .int(n))` reads like `KernelArgument`'s cases.
+    static func pointer(_ p: UnsafeMutableRawPointer?) -> KernelValue { KernelValue(argument: .pointer(p)) }
+    static func int(_ v: Int) -> KernelValue { KernelValue(argument: .int(v)) }
+    static func uint64(_ v: UInt64) -> KernelValue { KernelValue(argument: .uint64(v)) }
+    static func int32(_ v: Int32) -> KernelValue { KernelValue(argument: .int32(v)) }
+    static func float(_ v: Float) -> KernelValue { KernelValue(argument: .float(v)) }
+    static func tensor(_ t: Tensor) -> KernelValue { KernelValue(argument: .pointer(t.rawAddress)) }
+    static func tensor(_ t: Tensor?) -> KernelValue { KernelValue(argument: .pointer(t?.rawAddress)) }
+}
+
+extension Array: KernelArguments where Element == KernelArgument {
+    var argumentCount: Int { count }
+    func store(into slots: UnsafeMutablePointer<UInt64>) {
+        for (i, a) in enumerated() { a.store(in: UnsafeMutableRawPointer(slots + i)) }
+    }
+}
+
+extension CUDAKernelSource.Kernel {
+    /// The case's position in `allCases` (its declaration order), without building `allCases`:
+    /// a payload-free enum is stored as its case index. `testKernelOrdinalsMatchAllCases`
+    /// checks this against `allCases` for every kernel.
+    @inline(__always)
+    var ordinal: Int { Int(unsafeBitCast(self, to: UInt8.self)) }
 }
 
 /// The loaded kernels of one device, looked up once by name.
 final class CUDAKernelLibrary {
     private var library: cudaLibrary_t?
+    /// Indexed by `Kernel.ordinal`.
     private var kernels: [cudaKernel_t?]
 
     init(cubin: [UInt8]) throws {
@@ -99,9 +155,8 @@ final class CUDAKernelLibrary {
         }
     }
 
-    subscript(_ kernel: CUDAKernelSource.Kernel) -> cudaKernel_t? {
-        kernels[CUDAKernelSource.Kernel.allCases.firstIndex(of: kernel)!]
-    }
+    @inline(__always)
+    subscript(_ kernel: CUDAKernelSource.Kernel) -> cudaKernel_t? { kernels[kernel.ordinal] }
 
     deinit { if let library { cudaLibraryUnload(library) } }
 }
@@ -109,6 +164,8 @@ final class CUDAKernelLibrary {
 extension CUDABackend {
     /// Threads per block of every 1-D launch (`sum_partials` relies on 256).
     static let blockSize = 256
+    /// The most argument slots a launch may fill.
+    static let maxKernelArguments = 24
 
     /// Blocks for `count` elements with grid-stride loops: enough to fill the GPU, never zero.
     @inline(__always)
@@ -117,27 +174,30 @@ extension CUDABackend {
     }
 
     /// Queues `kernel` over `count` elements on the backend's stream; a failure becomes the
-    /// sticky error reported by the next `synchronize` or `download`.
-    func launch(_ kernel: CUDAKernelSource.Kernel, count: Int, blocks: Int? = nil, _ arguments: [KernelArgument]) {
+    /// sticky error reported by the next `synchronize` or `download`. The arguments go into
+    /// slots on the stack: no per-launch allocation (unless an array is passed), and the
+    /// call's name is formatted only if it fails.
+    ///
+    /// ```
+    /// launch(.add_f32, count: n, .tensor(a), .tensor(b), .tensor(out), .int(n))
+    /// ```
+    func launch<each A: KernelArguments>(_ kernel: CUDAKernelSource.Kernel, count: Int, blocks: Int? = nil,
+                                         _ arguments: repeat each A) {
         guard count > 0 else { return }
         let grid = blocks ?? self.blocks(count)
-        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: max(1, arguments.count)) { slots in
-            withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(1, arguments.count)) { pointers in
-                for (i, argument) in arguments.enumerated() {
-                    let slot = UnsafeMutableRawPointer(slots.baseAddress! + i)
-                    slot.storeBytes(of: 0, as: UInt64.self)
-                    switch argument {
-                    case .pointer(let p): slot.storeBytes(of: p, as: UnsafeMutableRawPointer?.self)
-                    case .int(let v): slot.storeBytes(of: Int64(v), as: Int64.self)
-                    case .uint64(let v): slot.storeBytes(of: v, as: UInt64.self)
-                    case .int32(let v): slot.storeBytes(of: v, as: Int32.self)
-                    case .float(let v): slot.storeBytes(of: v, as: Float.self)
-                    }
-                    pointers[i] = slot
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: Self.maxKernelArguments) { slots in
+            withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: Self.maxKernelArguments) { pointers in
+                var n = 0
+                for argument in repeat each arguments {
+                    let k = argument.argumentCount
+                    precondition(n + k <= Self.maxKernelArguments, "\(kernel.rawValue): more than \(Self.maxKernelArguments) arguments")
+                    argument.store(into: slots.baseAddress! + n)
+                    n += k
                 }
+                for i in 0..<n { pointers[i] = UnsafeMutableRawPointer(slots.baseAddress! + i) }
                 let function = UnsafeRawPointer(kernels[kernel])
                 recordFailure {
-                    try CUDACalls.cudart("cudaLaunchKernel(\(kernel.rawValue))") {
+                    try queuedCUDART("cudaLaunchKernel(\(kernel.rawValue))") {
                         cudaLaunchKernel(function, dim3(x: UInt32(grid), y: 1, z: 1),
                                          dim3(x: UInt32(Self.blockSize), y: 1, z: 1),
                                          pointers.baseAddress, 0, stream)

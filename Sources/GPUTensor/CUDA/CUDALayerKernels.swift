@@ -9,39 +9,47 @@ extension CUDABackend {
                      "\(what): x \(x.shape), y \(y.shape) for pool \(g.inputShape) -> \(g.outputShape)")
     }
 
-    private func poolArguments(_ g: PoolGeometry) -> [KernelArgument] {
-        [.int(g.batch * g.channels), .int(g.height), .int(g.width), .int(g.outHeight), .int(g.outWidth),
-         .int(g.window), .int(g.stride), .int(g.padding)]
+    /// The pooling kernels' shared geometry arguments, as slots without an array.
+    private struct PoolArguments: KernelArguments {
+        let g: PoolGeometry
+        var argumentCount: Int { 8 }
+        func store(into slots: UnsafeMutablePointer<UInt64>) {
+            func put(_ i: Int, _ v: Int) { KernelArgument.int(v).store(in: UnsafeMutableRawPointer(slots + i)) }
+            put(0, g.batch * g.channels); put(1, g.height); put(2, g.width); put(3, g.outHeight)
+            put(4, g.outWidth); put(5, g.window); put(6, g.stride); put(7, g.padding)
+        }
     }
+
+    private func poolArguments(_ g: PoolGeometry) -> PoolArguments { PoolArguments(g: g) }
 
     public func maxPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
         checkPool(g, input: x, output: y, "maxPoolForward")
-        launch(.maxpool_forward, count: y.count, [.tensor(x), .tensor(y)] + poolArguments(g))
+        launch(.maxpool_forward, count: y.count, .tensor(x), .tensor(y), poolArguments(g))
     }
 
     public func maxPoolBackward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gradInput dx: Tensor) {
         checkPool(g, input: x, output: y, "maxPoolBackward")
         checkPool(g, input: dx, output: dy, "maxPoolBackward")
-        launch(.maxpool_backward, count: dx.count, [.tensor(x), .tensor(dy), .tensor(dx)] + poolArguments(g))
+        launch(.maxpool_backward, count: dx.count, .tensor(x), .tensor(dy), .tensor(dx), poolArguments(g))
     }
 
     public func avgPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
         checkPool(g, input: x, output: y, "avgPoolForward")
         launch(.avgpool_forward, count: y.count,
-               [.tensor(x), .tensor(y)] + poolArguments(g) + [.float(1 / Float(g.window * g.window))])
+               .tensor(x), .tensor(y), poolArguments(g), .float(1 / Float(g.window * g.window)))
     }
 
     public func avgPoolBackward(_ g: PoolGeometry, gradOutput dy: Tensor, gradInput dx: Tensor) {
         checkPool(g, input: dx, output: dy, "avgPoolBackward")
         launch(.avgpool_backward, count: dx.count,
-               [.tensor(dy), .tensor(dx)] + poolArguments(g) + [.float(1 / Float(g.window * g.window))])
+               .tensor(dy), .tensor(dx), poolArguments(g), .float(1 / Float(g.window * g.window)))
     }
 
     public func globalAvgPoolForward(input x: Tensor, output y: Tensor) {
         precondition(x.rank == 4, "globalAvgPoolForward: x \(x.shape) must be (N, C, H, W)")
         let (n, c, h, w) = x.nchw
         precondition(y.count == n * c, "globalAvgPoolForward: y \(y.shape) for x \(x.shape)")
-        launch(.global_avgpool_forward, count: n * c, [.tensor(x), .tensor(y), .int(n * c), .int(h * w)])
+        launch(.global_avgpool_forward, count: n * c, .tensor(x), .tensor(y), .int(n * c), .int(h * w))
     }
 
     public func globalAvgPoolBackward(gradOutput dy: Tensor, gradInput dx: Tensor) {
@@ -49,7 +57,7 @@ extension CUDABackend {
         let (n, c, h, w) = dx.nchw
         precondition(dy.count == n * c, "globalAvgPoolBackward: dy \(dy.shape) for dx \(dx.shape)")
         launch(.global_avgpool_backward, count: dx.count,
-               [.tensor(dy), .tensor(dx), .int(n * c), .int(h * w), .float(1 / Float(h * w))])
+               .tensor(dy), .tensor(dx), .int(n * c), .int(h * w), .float(1 / Float(h * w)))
     }
 
     public func randomCropFlip(_ x: Tensor, output y: Tensor, padding: Int, allowFlip: Bool, seed: UInt64, counter: UInt64) {
@@ -59,8 +67,8 @@ extension CUDABackend {
                      "randomCropFlip: input and output overlap")
         let (n, c, h, w) = x.nchw
         launch(.random_crop_flip, count: x.count,
-               [.tensor(x), .tensor(y), .int(n), .int(c), .int(h), .int(w), .int(padding), .int32(allowFlip ? 1 : 0),
-                .uint64(seed), .uint64(counter)])
+               .tensor(x), .tensor(y), .int(n), .int(c), .int(h), .int(w), .int(padding), .int32(Int32(allowFlip ? 1 : 0)),
+                .uint64(seed), .uint64(counter))
     }
 
     public func normalizeChannels(_ x: Tensor, output y: Tensor, mean: [Float], std: [Float]) {
@@ -71,7 +79,7 @@ extension CUDABackend {
         recordFailure {
             let meanStd = try scratch(mean + std)   // freed (recycled) after the queued kernel, stream order
             launch(.normalize_channels, count: x.count,
-                   [.tensor(x), .tensor(y), .tensor(meanStd), .int(x.count), .int(ch), .int(h * w)])
+                   .tensor(x), .tensor(y), .tensor(meanStd), .int(x.count), .int(ch), .int(h * w))
         }
     }
 
@@ -88,16 +96,16 @@ extension CUDABackend {
         checkShortcut(x, y, stride, channelOffset, "shortcutPadForward")
         let (_, cin, h, w) = x.nchw, (n, cout, oh, ow) = y.nchw
         launch(.shortcut_forward, count: y.count,
-               [.tensor(x), .tensor(y), .int(n), .int(cin), .int(h), .int(w), .int(cout), .int(oh), .int(ow),
-                .int(stride), .int(channelOffset)])
+               .tensor(x), .tensor(y), .int(n), .int(cin), .int(h), .int(w), .int(cout), .int(oh), .int(ow),
+                .int(stride), .int(channelOffset))
     }
 
     public func shortcutPadBackward(gradOutput dy: Tensor, gradInput dx: Tensor, stride: Int, channelOffset: Int) {
         checkShortcut(dx, dy, stride, channelOffset, "shortcutPadBackward")
         let (_, cin, h, w) = dx.nchw, (n, cout, oh, ow) = dy.nchw
         launch(.shortcut_backward, count: dx.count,
-               [.tensor(dy), .tensor(dx), .int(n), .int(cin), .int(h), .int(w), .int(cout), .int(oh), .int(ow),
-                .int(stride), .int(channelOffset)])
+               .tensor(dy), .tensor(dx), .int(n), .int(cin), .int(h), .int(w), .int(cout), .int(oh), .int(ow),
+                .int(stride), .int(channelOffset))
     }
 }
 #endif

@@ -243,10 +243,10 @@ public final class ProfilingBackend: Backend {
         }
     }
     public func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor,
-                                  gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode) {
+                                  gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float) {
         timed(.batchNormBackward) {
             base.batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
-                                   gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode)
+                                   gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode, epsilon: epsilon)
         }
     }
 

@@ -142,7 +142,7 @@ enum CrossDevice {
                 be.batchNormForwardTraining(input: t[0], output: y, gamma: t[1], beta: t[2], runningMean: rm,
                                             runningVar: rv, saveMean: sm, saveInvStd: si, momentum: 0.1, epsilon: 1e-5)
                 be.batchNormBackward(input: t[0], gradOutput: t[3], gamma: t[1], saveMean: sm, saveInvStd: si,
-                                     gradInput: o[0], gradGamma: o[1], gradBeta: o[2], mode: .accumulate)
+                                     gradInput: o[0], gradGamma: o[1], gradBeta: o[2], mode: .accumulate, epsilon: 1e-5)
             }
         }
         return out
@@ -323,7 +323,7 @@ enum CrossDevice {
                 be.reluBackward(output: act, gradOutput: dAct, gradInput: dAct)
                 be.batchNormBackward(input: conv, gradOutput: dAct, gamma: params[2], saveMean: saveMean,
                                      saveInvStd: saveInvStd, gradInput: dConv, gradGamma: grads[2], gradBeta: grads[3],
-                                     mode: .overwrite)
+                                     mode: .overwrite, epsilon: 1e-5)
                 be.conv2dBackwardFilter(g, input: xt, gradOutput: dConv, gradWeight: grads[0], mode: .overwrite)
                 be.biasBackward(gradOutput: dConv, gradBias: grads[1], mode: .overwrite)
                 be.conv2dBackwardData(g, gradOutput: dConv, weight: params[0], gradInput: dx)

@@ -308,7 +308,7 @@ enum LayerChecks {
             let dy = try b.tensor(r, shape: shape), dx = try F.garbage(b, shape)
             let dg = try F.garbage(b, [ch]), db = try F.garbage(b, [ch])
             b.batchNormBackward(input: xt, gradOutput: dy, gamma: gt, saveMean: smt, saveInvStd: sit,
-                                gradInput: dx, gradGamma: dg, gradBeta: db, mode: .overwrite)
+                                gradInput: dx, gradGamma: dg, gradBeta: db, mode: .overwrite, epsilon: Float(eps))
             out.append(compare("batchNormBackward dx \(name)", actual: try b.download(dx), expected: fdX, tolerance: dxTol))
             out.append(compare("batchNormBackward dgamma overwrite \(name)", actual: try b.download(dg),
                                expected: fdGamma, tolerance: paramGradTol))
@@ -318,7 +318,7 @@ enum LayerChecks {
             let g0 = checkInput(ch, seed: s + 6), b0 = checkInput(ch, seed: s + 7)
             let dga = try b.tensor(g0, shape: [ch]), dba = try b.tensor(b0, shape: [ch]), dx2 = try F.garbage(b, shape)
             b.batchNormBackward(input: xt, gradOutput: dy, gamma: gt, saveMean: smt, saveInvStd: sit,
-                                gradInput: dx2, gradGamma: dga, gradBeta: dba, mode: .accumulate)
+                                gradInput: dx2, gradGamma: dga, gradBeta: dba, mode: .accumulate, epsilon: Float(eps))
             out.append(compare("batchNormBackward dx (accumulate call) \(name)", actual: try b.download(dx2),
                                expected: fdX, tolerance: dxTol))
             out.append(compare("batchNormBackward dgamma accumulate \(name)", actual: try b.download(dga),

@@ -98,7 +98,7 @@ public final class BatchNorm2D: Layer {
             // One kernel writes dx, dgamma and dbeta; dx is free when not wanted.
             backend.batchNormBackward(input: x, gradOutput: dy, gamma: gamma.value, saveMean: saveMean,
                                       saveInvStd: saveInvStd, gradInput: dx, gradGamma: gamma.grad,
-                                      gradBeta: beta.grad, mode: .overwrite)
+                                      gradBeta: beta.grad, mode: .overwrite, epsilon: epsilon)
             return computeInputGradient ? dx : nil
         }
         precondition(isFrozen, "\(name): backward through a trainable batch norm run in inference mode")
