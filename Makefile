@@ -17,7 +17,7 @@ CUDA_BUILD = .build-cuda$(filter-out 13,$(CUDA_VERSION))
 CUDA_ENV = PKG_CONFIG_PATH=$(CUDA_PREFIX)/lib/pkgconfig
 CUDA_FLAGS = --traits CUDA --build-path $(CUDA_BUILD) -Xlinker -rpath -Xlinker $(CUDA_PREFIX)/lib
 
-.PHONY: all deps build test selftest bench demo clean cuda build-cuda test-cuda dist-cuda
+.PHONY: all deps build test selftest bench demo clean cuda build-cuda test-cuda dist-cuda gpu-check
 
 all: build
 
@@ -66,6 +66,11 @@ dist-cuda: deps cuda
 	cp -L $$(pkg-config --variable=libdir openblas)/libopenblas.so.0 dist/cuda/lib/
 	major=$$(sed -n 's/^Version: \([0-9]*\)\..*/\1/p' $(CUDA_PREFIX)/lib/pkgconfig/ccuda.pc); \
 	  sed "s/@MAJOR@/$$major/g" scripts/dist-cuda-wrapper.sh > dist/cuda/strata && chmod +x dist/cuda/strata
+
+# The one-command GPU check (README): run on the GPU machine, with dist/cuda from `make dist-cuda`
+# carried over; needs no Swift. OUT and STRATA_CHECK_DATA are passed through the environment.
+gpu-check:
+	scripts/gpu-check.sh
 
 clean:
 	rm -rf .build .build-cuda .build-cuda12 runs dist

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Loads a Strata checkpoint into its PyTorch twin (models.py) with strict=True.
+
+    python3 bench/torch/check_load.py runs/x/last.safetensors [--data DIR] [--json OUT.json]
+
+Always: reads the safetensors header (pure Python), builds the twin from the checkpoint's own
+model spec and compares every name and shape (optimizer state excluded). With PyTorch: also
+`load_state_dict(strict=True)` and, given --data (CIFAR-10 binary batches) and the run's
+summary.json next to the checkpoint, the twin's test accuracy in eval mode against Strata's.
+Exit status 0 when everything that could be checked matched, 1 otherwise.
+"""
+import argparse
+import json
+import os
+import struct
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import models  # noqa: E402
+
+DTYPES = {"F32": ("f", 4), "I64": ("q", 8), "F64": ("d", 8), "I32": ("i", 4)}
+
+
+def read_safetensors(path):
+    """(metadata, {name: (dtype, shape, bytes)}) without the safetensors package."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    meta = header.pop("__metadata__", {})
+    tensors = {k: (v["dtype"], tuple(v["shape"]), data[v["data_offsets"][0]:v["data_offsets"][1]])
+               for k, v in header.items()}
+    return meta, tensors
+
+
+def read_cifar_test(directory, limit=None):
+    """(images uint8 N*3072 as bytes rows, labels) from test_batch.bin."""
+    path = os.path.join(directory, "test_batch.bin")
+    with open(path, "rb") as f:
+        raw = f.read()
+    rows = len(raw) // 3073
+    if limit:
+        rows = min(rows, limit)
+    return [raw[i * 3073 + 1:(i + 1) * 3073] for i in range(rows)], [raw[i * 3073] for i in range(rows)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint")
+    ap.add_argument("--data", help="CIFAR-10 binary directory for the accuracy comparison (torch only)")
+    ap.add_argument("--json", help="write the result here")
+    args = ap.parse_args()
+
+    meta, tensors = read_safetensors(args.checkpoint)
+    spec = json.loads(meta["model"])
+    result = {"checkpoint": args.checkpoint, "model": spec, "torch": models.HAVE_TORCH}
+    twin = models.build(spec)
+    expected = models.state_dict_shapes(twin)
+    saved = {k: v[1] for k, v in tensors.items() if not k.startswith("optimizer.")}
+    missing = sorted(set(expected) - set(saved))
+    unexpected = sorted(set(saved) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(saved) if tuple(expected[k]) != tuple(saved[k]))
+    result.update(names=len(expected), missing=missing, unexpected=unexpected,
+                  wrong_shape={k: [list(expected[k]), list(saved[k])] for k in wrong})
+    ok = not (missing or unexpected or wrong)
+    print(f"{'ok  ' if ok else 'FAIL'} names and shapes: {len(expected)} twin tensors, "
+          f"{len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} wrong shape")
+    for k in missing[:5] + unexpected[:5] + wrong[:5]:
+        print(f"     {k}")
+
+    if not models.HAVE_TORCH:
+        print("SKIP load_state_dict(strict=True): torch is not installed for " + sys.executable)
+    elif ok:
+        import torch
+        state = {}
+        for k, (dtype, shape, raw) in tensors.items():
+            if k.startswith("optimizer."):
+                continue
+            code, _ = DTYPES[dtype]
+            t = torch.frombuffer(bytearray(raw), dtype={"f": torch.float32, "q": torch.int64,
+                                                       "d": torch.float64, "i": torch.int32}[code])
+            state[k] = t.reshape(shape) if shape else t.reshape(())
+        twin.load_state_dict(state, strict=True)
+        print("ok   load_state_dict(strict=True)")
+        result["strict_load"] = True
+        summary_path = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "summary.json")
+        strata_meta = json.loads(meta.get("strata", "{}"))
+        if args.data and os.path.exists(summary_path) and "normalizationMean" in strata_meta:
+            images, labels = read_cifar_test(args.data)
+            x = torch.tensor(list(b"".join(images)), dtype=torch.float32).reshape(-1, 3, 32, 32) / 255
+            mean = torch.tensor(strata_meta["normalizationMean"]).reshape(1, 3, 1, 1)
+            std = torch.tensor(strata_meta["normalizationStd"]).reshape(1, 3, 1, 1)
+            x = (x - mean) / std
+            y = torch.tensor(labels)
+            twin.eval()
+            with torch.no_grad():
+                correct = sum(int((twin(x[i:i + 256]).argmax(1) == y[i:i + 256]).sum()) for i in range(0, len(y), 256))
+            accuracy = correct / len(y)
+            with open(summary_path) as f:
+                strata_accuracy = json.load(f).get("testAccuracy")
+            result.update(torch_test_accuracy=accuracy, strata_test_accuracy=strata_accuracy)
+            same = strata_accuracy is not None and abs(accuracy - strata_accuracy) <= 2 / len(y)
+            print(f"{'ok  ' if same else 'FAIL'} test accuracy: twin {accuracy:.4f}, strata {strata_accuracy}")
+            ok = ok and same
+    result["ok"] = ok
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

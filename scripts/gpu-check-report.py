@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Assembles $OUT/gpu-check.json from the files scripts/gpu-check.sh wrote (standard library only).
+
+    python3 scripts/gpu-check-report.py OUT_DIR gpu|no-gpu
+
+Prints the Strata/PyTorch table (images/s per model and batch; Strata TF32 and strict against
+PyTorch TF32 NCHW and channels-last) and the loss curves.
+"""
+import glob
+import json
+import os
+import re
+import sys
+
+
+def last_json(path):
+    """The last line of a text file that parses as a JSON object, or None."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                pass
+    return None
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def curve(directory):
+    rows = []
+    try:
+        with open(os.path.join(directory, "metrics.jsonl")) as f:
+            for line in f:
+                m = json.loads(line)
+                rows.append({k: m.get(k) for k in ("epoch", "trainLoss", "trainAccuracy", "validationLoss",
+                                                   "validationAccuracy", "seconds", "imagesPerSecond")})
+    except (OSError, ValueError):
+        return None
+    summary = load(os.path.join(directory, "summary.json")) or {}
+    return {"epochs": rows, "testAccuracy": summary.get("testAccuracy"), "testLoss": summary.get("testLoss")}
+
+
+def main():
+    out, mode = sys.argv[1], sys.argv[2]
+    report = {"gpu": mode == "gpu", "steps": []}
+    try:
+        with open(os.path.join(out, "steps.jsonl")) as f:
+            report["steps"] = [json.loads(line) for line in f if line.strip()]
+    except OSError:
+        pass
+    try:
+        with open(os.path.join(out, "info.txt")) as f:
+            report["info"] = f.read()
+    except OSError:
+        pass
+    if mode != "gpu":
+        report["stopped"] = next((s.get("reason") for s in report["steps"] if s.get("status") == "unavailable"), None)
+        with open(os.path.join(out, "gpu-check.json"), "w") as f:
+            json.dump(report, f, indent=1)
+        return 0
+
+    selftest = os.path.join(out, "selftest.txt")
+    if os.path.exists(selftest):
+        text = open(selftest).read()
+        m = re.search(r"(\d+) passed, (\d+) failed", text)
+        report["selftest"] = {"passed": int(m.group(1)), "failed": int(m.group(2))} if m else None
+        report["selftest_failures"] = [l for l in text.splitlines() if "FAIL" in l][:50]
+
+    strata = []
+    for path in sorted(glob.glob(os.path.join(out, "bench-train", "*.txt"))):
+        name = os.path.basename(path)[:-4]
+        model, batch, math = re.match(r"(.+)-b(\d+)-(tf32|strict)$", name).groups()
+        r = last_json(path) or {"error": "no result"}
+        r.update(model=model, batch_size=int(batch), math=math)
+        strata.append(r)
+    report["strata_bench_train"] = strata
+
+    torch_results = []
+    for name in ("torch-bench.json", "torch-bench-cnn.json"):
+        t = load(os.path.join(out, name))
+        if t:
+            report.setdefault("torch", {k: v for k, v in t.items() if k != "results"})
+            torch_results += t.get("results", [])
+    report["torch_bench_train"] = torch_results
+
+    def ips(rows, **key):
+        for r in rows:
+            if all(r.get(k) == v for k, v in key.items()) and "images_per_second" in r:
+                return r["images_per_second"]
+        return None
+
+    ratios = []
+    print(f"{'model':10} {'batch':>5} {'strata tf32':>12} {'strata strict':>14} {'torch nchw':>11} {'torch cl':>9} "
+          f"{'tf32/nchw':>9} {'tf32/cl':>8} {'strict/nchw':>11}")
+    for model in ("resnet20", "resnet56", "vgg16", "cnn"):
+        for batch in (32, 128):
+            s_tf32 = ips(strata, model=model, batch_size=batch, math="tf32")
+            s_strict = ips(strata, model=model, batch_size=batch, math="strict")
+            t_nchw = ips(torch_results, model=model, batch_size=batch, layout="nchw")
+            t_cl = ips(torch_results, model=model, batch_size=batch, layout="channels_last")
+            ratio = lambda a, b: a / b if a and b else None
+            row = {"model": model, "batch_size": batch, "strata_tf32": s_tf32, "strata_strict": s_strict,
+                   "torch_tf32_nchw": t_nchw, "torch_tf32_channels_last": t_cl,
+                   "strata_tf32_over_torch_nchw": ratio(s_tf32, t_nchw),
+                   "strata_tf32_over_torch_channels_last": ratio(s_tf32, t_cl),
+                   "strata_strict_over_torch_tf32_nchw": ratio(s_strict, t_nchw)}
+            ratios.append(row)
+            f = lambda v, d=1: "-" if v is None else f"{v:.{d}f}"
+            print(f"{model:10} {batch:>5} {f(s_tf32):>12} {f(s_strict):>14} {f(t_nchw):>11} {f(t_cl):>9} "
+                  f"{f(row['strata_tf32_over_torch_nchw'], 2):>9} {f(row['strata_tf32_over_torch_channels_last'], 2):>8} "
+                  f"{f(row['strata_strict_over_torch_tf32_nchw'], 2):>11}")
+    report["ratios"] = ratios
+
+    report["training"] = {d: curve(os.path.join(out, f"train-{d}")) for d in ("cuda", "cpu")}
+    for d, c in report["training"].items():
+        if c:
+            losses = ", ".join(f"{e['trainLoss']:.4f}" for e in c["epochs"])
+            print(f"resnet20 on {d}: train loss per epoch {losses}; test accuracy {c['testAccuracy']}")
+    report["check_load"] = load(os.path.join(out, "check-load.json"))
+    grow_log = os.path.join(out, "grow-cuda.txt")
+    report["grow"] = {
+        "insertions": sum("inserting sub-network" in l for l in open(grow_log)) if os.path.exists(grow_log) else None,
+        "summary": load(os.path.join(out, "grow-cuda", "summary.json")),
+        "curve": curve(os.path.join(out, "grow-cuda")),
+    }
+    report["bench_ops"] = last_json(os.path.join(out, "bench-ops.txt"))
+    with open(os.path.join(out, "gpu-check.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# The one-command GPU check: everything worth knowing about Strata on a GPU machine, in one call
+# of at most 8 minutes, on a machine without Swift (NVIDIA driver, CUDA 13 libraries, PyTorch in
+# a Python venv) with the static binary of `make dist-cuda` carried over in dist/cuda.
+#
+#   scripts/gpu-check.sh [--data DIR] [--out DIR]       (or: make gpu-check)
+#
+# Steps, each time-boxed with `timeout` (one failing step does not stop the others; the whole
+# stays under GPU_CHECK_BUDGET seconds, default 470):
+#   1. strata info (+ nvidia-smi)             -- stops here, exit 3, when no GPU is usable
+#   2. strata selftest --device cuda
+#   3. strata bench train --device cuda: resnet20, resnet56, vgg16 (single head), cnn at batch 32
+#      and 128, TF32 and --strict-fp32
+#   4. PyTorch on the same card: the twins (bench/torch/models.py) at the same batches, eager
+#      NCHW and channels-last, TF32 (a SKIP line when torch is missing)
+#   5. ResNet-20 on the CIFAR-10 subset, 3 epochs, on cuda, then the same on cpu (loss curves)
+#   6. the cuda run's checkpoint loaded into the PyTorch twin with strict=True
+#   7. strata grow on cuda (ResNet-20, small budget; aims at two insertions)
+#   8. strata bench ops --device cpu,cuda
+# Writes to $OUT (default runs/gpu-check): log.txt (everything), one .txt per step, JSON per
+# figure, and gpu-check.json (all figures, step statuses, Strata/PyTorch ratios).
+#
+# Environment: STRATA (the binary; default dist/cuda/strata), STRATA_CHECK_DATA (the dataset;
+# default ../shared/datasets/cifar10-subset or shared/datasets/cifar10-subset when present),
+# PYTHON (a python with torch; default: the first of python3/python on PATH and the venvs found
+# under /opt, /root, /home, /venv that imports torch), GPU_CHECK_BUDGET (seconds).
+#
+# Exit status: 0 every step ran and passed; 1 a step failed or timed out (see gpu-check.json);
+# 2 setup problem (no strata binary, bad arguments); 3 no usable GPU (stopped after `strata info`
+# at the first GPU step, with the reason).
+set -u
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+start=$(date +%s)
+budget=${GPU_CHECK_BUDGET:-470}
+deadline=$((start + budget))
+OUT=${OUT:-runs/gpu-check}
+data=${STRATA_CHECK_DATA:-}
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --data) data=$2; shift 2 ;;
+        --out) OUT=$2; shift 2 ;;
+        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+        *) echo "gpu-check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+mkdir -p "$OUT" || { echo "gpu-check: cannot create $OUT" >&2; exit 2; }
+OUT=$(cd "$OUT" && pwd)
+log="$OUT/log.txt"
+steps="$OUT/steps.jsonl"
+: > "$log"; : > "$steps"
+work=$(mktemp -d "${TMPDIR:-/tmp}/strata-gpu-check.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+say() { echo "$*"; echo "$*" >> "$log"; }
+
+# step NAME SECONDS COMMAND...: runs COMMAND with its output in $OUT/NAME.txt and the log, at most
+# SECONDS (less when the overall budget is nearly spent), and records its status.
+failed=0
+step() {
+    local name=$1 box=$2; shift 2
+    local now left rc t0 t1 status
+    now=$(date +%s); left=$((deadline - now))
+    if [ "$left" -lt 10 ]; then
+        say "== $name: SKIPPED (the ${budget}s budget is spent)"
+        echo "{\"step\": \"$name\", \"status\": \"skipped\", \"seconds\": 0}" >> "$steps"
+        failed=1; return 1
+    fi
+    [ "$box" -gt "$left" ] && box=$left
+    say "== $name (at most ${box}s): $*"
+    t0=$(date +%s)
+    timeout -k 5 "$box" "$@" > "$OUT/$name.txt" 2>&1
+    rc=$?
+    t1=$(date +%s)
+    cat "$OUT/$name.txt" >> "$log"
+    tail -n "${show_lines:-3}" "$OUT/$name.txt" | sed 's/^/   | /'
+    case $rc in
+        0) status=ok ;;
+        124|137) status=timeout; failed=1 ;;
+        *) status=failed; failed=1 ;;
+    esac
+    say "== $name: $status (exit $rc, $((t1 - t0))s)"
+    echo "{\"step\": \"$name\", \"status\": \"$status\", \"exit\": $rc, \"seconds\": $((t1 - t0))}" >> "$steps"
+    return $rc
+}
+
+# The report (gpu-check.json) is assembled by any python3; the PyTorch steps need one with torch.
+report() {
+    local py
+    py=$(command -v python3 || command -v python || echo "${PYTHON:-}")
+    if [ -n "$py" ]; then
+        if "$py" scripts/gpu-check-report.py "$OUT" "$1" > "$OUT/report.txt" 2>&1; then
+            cat "$OUT/report.txt" | tee -a "$log"
+            say "figures: $OUT/gpu-check.json"
+        else
+            cat "$OUT/report.txt" >> "$log"
+            say "gpu-check: could not assemble $OUT/gpu-check.json (see $OUT/report.txt)"
+        fi
+    else
+        echo "gpu-check: no python: figures are in $OUT/*.json, no gpu-check.json"
+    fi
+}
+
+# MARK: Setup
+
+STRATA=${STRATA:-dist/cuda/strata}
+if [ ! -x "$STRATA" ]; then
+    say "gpu-check: no strata binary at $STRATA (build it with \`make dist-cuda\` and carry dist/cuda over, or set STRATA)"
+    exit 2
+fi
+if [ -z "$data" ]; then
+    for d in ../shared/datasets/cifar10-subset shared/datasets/cifar10-subset; do
+        [ -e "$d/test_batch.bin" ] && { data=$d; break; }
+    done
+fi
+if [ -n "$data" ] && [ -e "$data/test_batch.bin" ]; then data=$(cd "$data" && pwd); else
+    say "gpu-check: no CIFAR-10 dataset (--data DIR or STRATA_CHECK_DATA); the training, load and grow steps will be skipped"
+    data=""
+fi
+
+# A python that imports torch (the GPU machines keep PyTorch in a venv).
+find_python() {
+    local candidates p
+    candidates="${PYTHON:-} $(command -v python3 2>/dev/null) $(command -v python 2>/dev/null)"
+    candidates="$candidates $(find /opt /root /home /venv /usr/local -maxdepth 5 -path '*/bin/python3' 2>/dev/null | head -20)"
+    for p in $candidates; do
+        [ -x "$p" ] && timeout 60 "$p" -c 'import torch' >/dev/null 2>&1 && { echo "$p"; return 0; }
+    done
+    command -v python3 2>/dev/null || command -v python 2>/dev/null
+}
+python=$(find_python)
+
+# The CUDA libraries: PyTorch's NVIDIA wheels first (the wrapper searches further when needed).
+if [ -z "${STRATA_CUDA_LIBS:-}" ] && [ -n "$python" ]; then
+    site=$("$python" -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null)
+    found=$(find $site \( -name 'libcudnn.so.9' -o -name 'libcublas.so.13' -o -name 'libcudart.so.13' \
+             -o -name 'libnvrtc.so.13' \) 2>/dev/null)
+    # Only when all four are there; otherwise the wrapper searches the machine.
+    if [ "$(echo "$found" | xargs -r -n1 basename | sort -u | wc -l)" = 4 ]; then
+        export STRATA_CUDA_LIBS=$(echo "$found" | xargs -r -n1 dirname | sort -u | paste -sd: -)
+    fi
+fi
+
+say "gpu-check $(date -u +%Y-%m-%dT%H:%M:%SZ): strata $STRATA, data ${data:-none}, python ${python:-none}, out $OUT"
+say "STRATA_CUDA_LIBS=${STRATA_CUDA_LIBS:-(unset: the wrapper searches)}"
+
+# MARK: 1. Info and the GPU gate
+
+if command -v nvidia-smi >/dev/null; then
+    step nvidia-smi 20 nvidia-smi
+else
+    say "nvidia-smi: not installed"
+fi
+show_lines=20 step info 60 "$STRATA" info
+if ! grep -q '^  cuda:0: ' "$OUT/info.txt"; then
+    reason=$(grep -m1 '^  cuda' "$OUT/info.txt" | sed 's/^ *//')
+    say "STOP: no usable GPU, so no GPU step runs: ${reason:-strata info did not run}"
+    echo "{\"step\": \"gpu\", \"status\": \"unavailable\", \"reason\": \"$(echo "$reason" | tr -d '"\\' | tr '\n' ' ')\"}" >> "$steps"
+    report no-gpu
+    exit 3
+fi
+
+# MARK: 2. Selftest
+
+step selftest 90 "$STRATA" selftest --device cuda --quiet
+
+# MARK: 3. Strata training steps, TF32 and strict
+
+mkdir -p "$OUT/bench-train"
+for mode in tf32 strict; do
+    flag=""; [ $mode = strict ] && flag="--strict-fp32"
+    for model in resnet20 resnet56 vgg16 cnn; do
+        head=""; [ $model = vgg16 ] && head="--head single"
+        for batch in 32 128; do
+            step "bench-train/$model-b$batch-$mode" 25 \
+                "$STRATA" bench train --model $model $head --batch-size $batch --steps 20 --device cuda $flag --json
+        done
+    done
+done
+
+# MARK: 4. PyTorch on the same card
+
+show_lines=20 step torch-bench 100 "${python:-python3}" bench/torch/bench.py --models resnet20,resnet56,vgg16 --batches 32,128 \
+    --layouts nchw,channels_last --steps 20 --vgg-head single --budget 80 --json "$OUT/torch-bench.json"
+# (cnn separately, so a slow start of the big models cannot squeeze it out)
+show_lines=6 step torch-bench-cnn 30 "${python:-python3}" bench/torch/bench.py --models cnn --batches 32,128 \
+    --layouts nchw,channels_last --steps 20 --json "$OUT/torch-bench-cnn.json"
+
+# MARK: 5-7. Real training, the checkpoint in PyTorch, growth
+
+if [ -n "$data" ]; then
+    for device in cuda cpu; do
+        box=60; [ $device = cpu ] && box=100
+        step "train-$device" $box "$STRATA" train --model resnet20 --data "$data" --epochs 3 --seed 1 \
+            --device $device --output "$work/train-$device"
+        mkdir -p "$OUT/train-$device"
+        cp "$work/train-$device"/{metrics.jsonl,summary.json,config.json} "$OUT/train-$device/" 2>/dev/null
+    done
+    if [ -e "$work/train-cuda/last.safetensors" ]; then
+        show_lines=4 step check-load 60 "${python:-python3}" bench/torch/check_load.py "$work/train-cuda/last.safetensors" \
+            --data "$data" --json "$OUT/check-load.json"
+    fi
+    step grow-cuda 75 "$STRATA" grow --model resnet20 --data "$data" --train-limit 1024 --window 2 --gamma 0.99 \
+        --lookahead-epochs 1 --max-epochs 16 --device cuda --output "$work/grow-cuda"
+    mkdir -p "$OUT/grow-cuda"
+    cp "$work/grow-cuda"/{metrics.jsonl,summary.json,config.json,growth.svg} "$OUT/grow-cuda/" 2>/dev/null
+fi
+
+# MARK: 8. Kernel throughput, CPU and GPU
+
+step bench-ops 60 "$STRATA" bench ops --device cpu,cuda --repeats 3 --json
+
+report gpu
+say "gpu-check: done in $(( $(date +%s) - start ))s, $([ $failed = 0 ] && echo 'every step passed' || echo 'some steps failed (see gpu-check.json)')"
+exit $failed
