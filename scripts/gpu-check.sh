@@ -31,22 +31,25 @@
 set -u
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-cd "$here"
 start=$(date +%s)
 budget=${GPU_CHECK_BUDGET:-470}
 deadline=$((start + budget))
-OUT=${OUT:-runs/gpu-check}
 data=${STRATA_CHECK_DATA:-}
+out=${OUT:-}
 while [ $# -gt 0 ]; do
     case "$1" in
-        --data) data=$2; shift 2 ;;
-        --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+        --data) data=${2:-}; shift 2 || shift ;;
+        --out) out=${2:-}; shift 2 || shift ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "gpu-check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
-mkdir -p "$OUT" || { echo "gpu-check: cannot create $OUT" >&2; exit 2; }
-OUT=$(cd "$OUT" && pwd)
+# Paths given by the caller are relative to where it was called from; defaults to the checkout.
+[ -n "$data" ] && { data=$(cd "$data" 2>/dev/null && pwd) || { echo "gpu-check: no dataset folder '$data'" >&2; exit 2; }; }
+[ -n "${STRATA:-}" ] && [ -e "$STRATA" ] && STRATA=$(cd "$(dirname "$STRATA")" && pwd)/$(basename "$STRATA")
+mkdir -p "${out:-$here/runs/gpu-check}" || { echo "gpu-check: cannot create ${out:-$here/runs/gpu-check}" >&2; exit 2; }
+OUT=$(cd "${out:-$here/runs/gpu-check}" && pwd)
+cd "$here"
 log="$OUT/log.txt"
 steps="$OUT/steps.jsonl"
 : > "$log"; : > "$steps"
