@@ -232,12 +232,18 @@ final class CUDAMemoryTests: XCTestCase {
         }
     }
 
+    /// Both launch forms compile (never called: launching needs a GPU).
+    private func launchFormsCompile(_ backend: CUDABackend, _ t: Tensor) {
+        backend.launch(.fill_f32, count: t.count, .tensor(t), .int(t.count), .float(Float(0)))
+        backend.launch(.fill_f32, count: t.count, [.tensor(t), .int(t.count), .float(0)])
+    }
+
     /// Arguments reach their 8-byte slots as before: a pack of values, an array, and a mix.
     func testKernelArgumentsFillTheirSlots() {
         var slots = [UInt64](repeating: .max, count: 4)
         slots.withUnsafeMutableBufferPointer { s in
             KernelValue(argument: .int32(-2)).store(into: s.baseAddress!)
-            [KernelArgument.float(1.5), .int(-3), .uint64(9)].store(into: s.baseAddress! + 1)
+            KernelArgumentList(arguments: [.float(1.5), .int(-3), .uint64(9)]).store(into: s.baseAddress! + 1)
         }
         XCTAssertEqual(slots[0], UInt64(UInt32(bitPattern: -2)), "an Int32 fills the low half of a zeroed slot")
         XCTAssertEqual(slots[1], UInt64(Float(1.5).bitPattern))

@@ -90,8 +90,8 @@ enum KernelArgument {
 }
 
 /// What `launch` takes as arguments: single values (`KernelValue`, written `.tensor(x)`,
-/// `.int(n)`, ...), or an array of `KernelArgument`. Launching with a parameter pack of single
-/// values allocates nothing.
+/// `.int(n)`, ...) or a group of them (`KernelArgumentList`, the pooling geometry). Launching
+/// with a parameter pack of these allocates nothing.
 protocol KernelArguments {
     var argumentCount: Int { get }
     func store(into slots: UnsafeMutablePointer<UInt64>)
@@ -116,10 +116,12 @@ extension KernelArguments where Self == KernelValue {
     static func tensor(_ t: Tensor?) -> KernelValue { KernelValue(argument: .pointer(t?.rawAddress)) }
 }
 
-extension Array: KernelArguments where Element == KernelArgument {
-    var argumentCount: Int { count }
+/// An array of arguments as one element of a launch's pack.
+struct KernelArgumentList: KernelArguments {
+    let arguments: [KernelArgument]
+    var argumentCount: Int { arguments.count }
     func store(into slots: UnsafeMutablePointer<UInt64>) {
-        for (i, a) in enumerated() { a.store(in: UnsafeMutableRawPointer(slots + i)) }
+        for (i, a) in arguments.enumerated() { a.store(in: UnsafeMutableRawPointer(slots + i)) }
     }
 }
 
@@ -181,6 +183,13 @@ extension CUDABackend {
     /// ```
     /// launch(.add_f32, count: n, .tensor(a), .tensor(b), .tensor(out), .int(n))
     /// ```
+    /// (In the pack form a bare literal does not infer: write `.float(Float(0))`, `.int32(Int32(1))`.)
+    /// The same with the arguments in an array (`[.tensor(x), .int(n)]`), for lists built in
+    /// pieces; the array is an allocation per launch, so hot kernels use the pack form.
+    func launch(_ kernel: CUDAKernelSource.Kernel, count: Int, blocks: Int? = nil, _ arguments: [KernelArgument]) {
+        launch(kernel, count: count, blocks: blocks, KernelArgumentList(arguments: arguments))
+    }
+
     func launch<each A: KernelArguments>(_ kernel: CUDAKernelSource.Kernel, count: Int, blocks: Int? = nil,
                                          _ arguments: repeat each A) {
         guard count > 0 else { return }
