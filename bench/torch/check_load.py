@@ -6,7 +6,8 @@
 Always: reads the safetensors header (pure Python), builds the twin from the checkpoint's own
 model spec and compares every name and shape (optimizer state excluded). With PyTorch: also
 `load_state_dict(strict=True)` and, given --data (CIFAR-10 binary batches) and the run's
-summary.json next to the checkpoint, the twin's test accuracy in eval mode against Strata's.
+summary.json next to the checkpoint, the twin's test-set loss and accuracy in eval mode against
+Strata's (the loss to 1e-3 relative: this checks the forward, shortcut and pooling included).
 Exit status 0 when everything that could be checked matched, 1 otherwise.
 """
 import argparse
@@ -93,15 +94,28 @@ def main():
             x = (x - mean) / std
             y = torch.tensor(labels)
             twin.eval()
+            correct, loss_sum = 0, 0.0
             with torch.no_grad():
-                correct = sum(int((twin(x[i:i + 256]).argmax(1) == y[i:i + 256]).sum()) for i in range(0, len(y), 256))
-            accuracy = correct / len(y)
+                for i in range(0, len(y), 256):
+                    logits = twin(x[i:i + 256]).double()
+                    correct += int((logits.argmax(1) == y[i:i + 256]).sum())
+                    loss_sum += float(torch.nn.functional.cross_entropy(logits, y[i:i + 256], reduction="sum"))
+            accuracy, loss = correct / len(y), loss_sum / len(y)
             with open(summary_path) as f:
-                strata_accuracy = json.load(f).get("testAccuracy")
-            result.update(torch_test_accuracy=accuracy, strata_test_accuracy=strata_accuracy)
-            same = strata_accuracy is not None and abs(accuracy - strata_accuracy) <= 2 / len(y)
-            print(f"{'ok  ' if same else 'FAIL'} test accuracy: twin {accuracy:.4f}, strata {strata_accuracy}")
-            ok = ok and same
+                summary = json.load(f)
+            strata_accuracy, strata_loss = summary.get("testAccuracy"), summary.get("testLoss")
+            result.update(torch_test_accuracy=accuracy, strata_test_accuracy=strata_accuracy,
+                          torch_test_loss=loss, strata_test_loss=strata_loss)
+            if strata_accuracy is None or strata_loss is None:
+                print(f"SKIP test-set comparison: {summary_path} has no testAccuracy/testLoss (not a train run?)")
+            else:
+                # The same weights and images in float32 on both sides: the mean loss agrees to
+                # rounding, and at most a near-tie or two may flip a prediction.
+                same = (abs(accuracy - strata_accuracy) <= 2 / len(y)
+                        and abs(loss - strata_loss) <= 1e-3 * max(1.0, abs(strata_loss)))
+                print(f"{'ok  ' if same else 'FAIL'} test set in eval mode: twin accuracy {accuracy:.4f} "
+                      f"loss {loss:.5f}, strata accuracy {strata_accuracy:.4f} loss {strata_loss:.5f}")
+                ok = ok and same
     result["ok"] = ok
     if args.json:
         with open(args.json, "w") as f:

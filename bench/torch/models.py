@@ -223,13 +223,27 @@ class CNN(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
+def stage_count(spec):
+    """Sub-networks of the full model: the partition's, else the family's own (ResNet: the stem
+    and three layers; VGG: its groups; CNN: its conv layers)."""
+    if spec.get("partition"):
+        return len(spec["partition"])
+    family = spec["family"]
+    if family == "resnet":
+        return 4
+    if family == "vgg":
+        return len(spec.get("vgg", {}).get("groups", VGG_GROUPS["vgg16"]))
+    return len(spec.get("cnn", {}).get("filters", [32, 64]))
+
+
 def build(spec):
     """A twin from a Strata model spec (the `model` JSON of a checkpoint's metadata)."""
     family = spec["family"]
     inp = spec.get("input", {"channels": 3, "height": 32, "width": 32})
     classes = spec.get("classes", 10)
-    if spec.get("activeStages") is not None:
-        raise ValueError("checkpoints of a partly grown model (activeStages) have no twin")
+    active = spec.get("activeStages")
+    if active is not None and active != stage_count(spec):
+        raise ValueError(f"a partly grown model ({active} of {stage_count(spec)} sub-networks) has no twin")
     if family == "resnet":
         o = spec.get("resnet", {})
         return ResNet(o.get("depth", 20), o.get("width", 16), o.get("shortcut", "A").upper(),
