@@ -3,11 +3,12 @@
 # with ONE line on stderr naming the flag, file or field, the documented exit code (64 usage,
 # 1 runtime) and never a signal.
 #   scripts/bad-input-cases.sh [BIN] [DATA]      BIN: .build/release/strata; DATA: a CIFAR-10 dir
+#                                                (default: random CIFAR-shaped images made here)
 #   REPORT=1 scripts/bad-input-cases.sh BIN      prints "case | exit | message" without checking
 # Needs python3 (to write the broken config and checkpoint files).
 set -u
 BIN=$(realpath "${1:-.build/release/strata}")
-DATA=${2:-/work/shared/datasets/cifar10-subset}
+DATA=${2:-}
 REPORT=${REPORT:-0}
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
@@ -15,8 +16,16 @@ cd "$W"
 
 # Fixtures: 600 train and 200 test CIFAR images, a copy with an empty test set, a finished run.
 mkdir tiny emptytest emptyrun
-head -c $((3073 * 600)) "$DATA/data_batch_1.bin" > tiny/data_batch_1.bin
-head -c $((3073 * 200)) "$DATA/test_batch.bin" > tiny/test_batch.bin
+if [ -n "$DATA" ]; then
+    head -c $((3073 * 600)) "$DATA/data_batch_1.bin" > tiny/data_batch_1.bin
+    head -c $((3073 * 200)) "$DATA/test_batch.bin" > tiny/test_batch.bin
+else
+    python3 -c '
+import random, sys
+r = random.Random(7)
+for name, n in (("tiny/data_batch_1.bin", 600), ("tiny/test_batch.bin", 200)):
+    open(name, "wb").write(b"".join(bytes([i % 10]) + r.randbytes(3072) for i in range(n)))'
+fi
 cp tiny/data_batch_1.bin emptytest/ && : > emptytest/test_batch.bin
 echo text > afile
 SMALL="--model cnn --filters 8 --hidden 16 --data tiny --train-limit 500 --batch-size 50"

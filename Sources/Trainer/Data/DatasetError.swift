@@ -81,5 +81,5 @@ extension DatasetError {
 
     /// The largest dataset file the readers accept (raw or compressed): far above CIFAR-10's
     /// 30 MB and Fashion-MNIST's 47 MB, below what would exhaust a workstation.
-    static let maxFileSize = 1 << 34
+    public static let maxFileSize = 1 << 34
 }

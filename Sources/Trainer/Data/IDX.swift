@@ -69,7 +69,7 @@ public enum IDX {
     }
 
     /// `raw` decompressed when it starts with the gzip magic number, with a note for messages.
-    static func decodedContents(_ raw: [UInt8], file: String, limit: Int = DatasetError.maxFileSize) throws -> (bytes: [UInt8], note: String) {
+    public static func decodedContents(_ raw: [UInt8], file: String, limit: Int = DatasetError.maxFileSize) throws -> (bytes: [UInt8], note: String) {
         if Gzip.isGzip(raw) { return (try Gzip.decompress(raw, file: file, limit: limit), " (decompressed)") }
         return (raw, "")
     }
