@@ -63,9 +63,8 @@ struct Grow: ParsableCommand {
     var resume: String?
 
     func validate() throws {
-        if let problem = AngleCriterion.validationError(window: window, gamma: gamma, accuracyScale: 100, maxEpochsPerStage: nil) {
-            throw ValidationError(problem)
-        }
+        guard window >= 2 else { throw ValidationError("--window must be at least 2 epochs (a line needs two points), got \(window)") }
+        guard gamma > 0 && gamma <= 1 else { throw ValidationError("--gamma must be in (0, 1], got \(gamma)") }
         guard GrowConfig.Initialization(rawValue: initialization) != nil else {
             throw ValidationError("--init must be lookahead or random")
         }
@@ -95,7 +94,9 @@ struct Grow: ParsableCommand {
         let (config, data) = try orExit { () throws -> (GrowConfig, RunData) in
             let dataConfig = try dataOptions.config()
             let data = try RunData.load(dataConfig, seed: seed)
-            guard data.validation != nil else { throw TrainingError("grow needs a validation split (--validation-fraction > 0)") }
+            guard data.validation != nil else {
+                throw ValidationError("--validation-fraction must be above 0: grow watches validation accuracy, got \(dataConfig.validationFraction)")
+            }
             let shape = ImageShape(channels: data.train.channels, height: data.train.height, width: data.train.width)
             let spec = try modelOptions.spec(input: shape, classes: data.train.classes)
             let train = TrainConfig(modelName: modelOptions.model, model: spec, data: dataConfig, epochs: maxEpochs,

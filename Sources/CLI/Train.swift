@@ -150,6 +150,7 @@ struct Train: ParsableCommand {
             throw ValidationError("--reuse-from and --reuse-layers go together")
         }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        guard cacheBudget >= 0 else { throw ValidationError("--cache-budget must be at least 0 MiB, got \(cacheBudget)") }
         guard batchSize > 1 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two images), got \(batchSize)") }
     }
 

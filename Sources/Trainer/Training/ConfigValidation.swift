@@ -301,6 +301,15 @@ public enum ConfigValidation {
     /// The configuration against the data it will train on, before any buffer is allocated.
     static func dataFactIssues(_ c: TrainConfig, _ d: DataFacts) -> [ConfigIssue] {
         var out: [ConfigIssue] = []
+        if d.trainCount == 0 {
+            if let v = d.validationCount, v > 0 {
+                out.append(ConfigIssue(field: "data.validationFraction", flag: "--validation-fraction",
+                                       "\(c.data.validationFraction) leaves no training images (all \(v) are held out for validation)"))
+            } else {
+                out.append(ConfigIssue(field: "data.path", flag: "--data", "has no training images"))
+            }
+            return out
+        }
         if d.imageShape != c.model.input {
             out.append(ConfigIssue(field: "model.input", flag: "--data",
                                    "is \(c.model.input) but the dataset's images are \(d.imageShape)"))
@@ -313,9 +322,6 @@ public enum ConfigValidation {
             let split = (d.validationCount ?? 0) > 0 ? " (after holding out \(d.validationCount!) for validation)" : ""
             out.append(ConfigIssue(field: "batchSize", flag: "--batch-size",
                                    "\(c.batchSize) is larger than the \(d.trainCount) training images\(split): not one batch per epoch"))
-        }
-        if d.trainCount == 0 {
-            out.append(ConfigIssue(field: "data.path", flag: "--data", "has no training images"))
         }
         if c.data.validationFraction > 0, let v = d.validationCount, v == 0 {
             out.append(ConfigIssue(field: "data.validationFraction", flag: "--validation-fraction",
