@@ -272,6 +272,19 @@ final class ConfigValidationTests: XCTestCase {
         }
     }
 
+    func testPredictAgreesWithEvaluate() throws {
+        let dir = try makeTemporaryDirectory(self)
+        try writeRandomCIFAR(dir, train: 40, test: 21)
+        let c = smallConfig(data: dir, epochs: 1)
+        let run = try TrainingRun(config: c, backend: CPUBackend(), data: try RunData.load(c.data, seed: c.seed))
+        try run.trainEpoch()
+        let test = try XCTUnwrap(run.data.test)
+        let p = try run.predict(test)
+        XCTAssertEqual(p.count, 21)
+        XCTAssertEqual(p.labels, test.labels.map { Int($0) })
+        XCTAssertEqual(p.accuracy, try run.evaluate(test).accuracy, accuracy: 1e-12)
+    }
+
     // strata predict's files.
     func testPredictionsCSVAndNPY() throws {
         let p = Predictions(classes: 3, logits: [0, 2, 1, 5, -1, 5], labels: [1, 2])
