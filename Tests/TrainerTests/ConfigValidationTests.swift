@@ -54,10 +54,10 @@ final class ConfigValidationTests: XCTestCase {
 
     func testHugeHiddenLayerIsRefusedBeforeAnyAllocation() {
         let c = config { $0.model.cnn?.hidden = [4_000_000_000] }
-        XCTAssertEqual(firstMessage(c, source: .file("h.json")), "h.json: model.cnn.hidden must each be in 1...16777216, got 4000000000")
+        XCTAssertEqual(firstMessage(c, source: .file("h.json")), "h.json: model.cnn.hidden must each be in 1...1048576, got 4000000000")
         // Within the bounds but far beyond memory: the parameter estimate speaks.
-        let big = config { $0.model.cnn?.hidden = [16_000_000] }
-        let issues = ConfigValidation.issues(big, memoryLimit: 8e9)
+        let big = config { $0.model.cnn?.hidden = [1_000_000] }
+        let issues = ConfigValidation.issues(big, memoryLimit: 2e9)
         XCTAssertEqual(issues.map(\.field), ["model"])
         XCTAssertTrue(issues[0].problem.contains("parameters"), issues[0].problem)
     }

@@ -107,8 +107,10 @@ public enum ConfigValidation {
     // FLOPs and buffer sizes cannot overflow before the memory check speaks.
     public static let maxBatch = 1 << 20
     public static let maxEpochs = 1_000_000
-    public static let maxChannels = 1 << 16
-    public static let maxUnits = 1 << 24
+    public static let maxChannels = 1 << 14
+    public static let maxUnits = 1 << 20
+    /// Conv layers, dense layers, VGG groups and convs per group.
+    public static let maxLayers = 64
     public static let maxImageSide = 1 << 12
     public static let maxClasses = 1 << 20
 
@@ -265,6 +267,9 @@ public enum ConfigValidation {
         case .cnn:
             guard let o = m.cnn else { add("cnn", "--model", "is missing for family cnn"); break }
             if o.filters.isEmpty { add("cnn.filters", "--filters", "must list at least one conv layer") }
+            if o.filters.count > maxLayers || o.hidden.count > maxLayers {
+                add("cnn", "--filters/--hidden", "may have at most \(maxLayers) conv and \(maxLayers) dense layers, got \(o.filters.count) and \(o.hidden.count)")
+            }
             if let f = o.filters.first(where: { !(1...maxChannels).contains($0) }) {
                 add("cnn.filters", "--filters", "must each be in 1...\(maxChannels), got \(f)")
             }
@@ -285,6 +290,9 @@ public enum ConfigValidation {
         case .vgg:
             guard let o = m.vgg else { add("vgg", "--model", "is missing for family vgg"); break }
             if o.groups.isEmpty || o.groups.contains(where: \.isEmpty) { add("vgg.groups", "--model", "must be non-empty lists of widths") }
+            if o.groups.count > maxLayers || o.groups.contains(where: { $0.count > maxLayers }) {
+                add("vgg.groups", "--model", "may have at most \(maxLayers) groups of at most \(maxLayers) convs")
+            }
             if let w = o.groups.joined().first(where: { !(1...maxChannels).contains($0) }) {
                 add("vgg.groups", "--model", "widths must each be in 1...\(maxChannels), got \(w)")
             }
