@@ -17,7 +17,7 @@ CUDA_BUILD = .build-cuda$(filter-out 13,$(CUDA_VERSION))
 CUDA_ENV = PKG_CONFIG_PATH=$(CUDA_PREFIX)/lib/pkgconfig
 CUDA_FLAGS = --traits CUDA --build-path $(CUDA_BUILD) -Xlinker -rpath -Xlinker $(CUDA_PREFIX)/lib
 
-.PHONY: all deps build test selftest bench demo clean cuda build-cuda test-cuda dist-cuda gpu-check
+.PHONY: all deps build test selftest bench demo clean cuda build-cuda test-cuda dist-cuda gpu-check fuzz
 
 all: build
 
@@ -32,6 +32,7 @@ test: deps
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests
 	$(SWIFT) test $(BUILD_FLAGS) --skip-build
 	$(BIN) selftest --device cpu
+	scripts/bad-input-cases.sh $(BIN)
 
 selftest: build
 	$(BIN) selftest --device cpu
@@ -43,6 +44,12 @@ bench: build
 # look-ahead, against the full network trained from scratch under the same budget.
 DEMO_FLAGS ?= --model cnn --filters 16,32,64 --hidden 128 --optimizer adam \
 	--train-limit 12000 --max-epochs 10 --window 2 --gamma 0.8 --lookahead-epochs 1 --baseline
+
+# libFuzzer (+ AddressSanitizer) on every reader of user files, FUZZ_RUNS inputs each from the
+# seed corpus in fuzz/corpus (a separate package: not in the default build or tests).
+FUZZ_RUNS ?= 100000
+fuzz: deps
+	fuzz/run.sh $(FUZZ_RUNS)
 
 demo: build
 	@scripts/install-deps.sh --dataset

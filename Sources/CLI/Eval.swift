@@ -17,6 +17,10 @@ struct Eval: ParsableCommand {
 
     @OptionGroup var deviceOptions: DeviceOptions
 
+    func validate() throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+    }
+
     func run() throws {
         let backend = try orExit { try deviceOptions.makeBackend() }
         let result = try orExit { () throws -> (String, Evaluation) in

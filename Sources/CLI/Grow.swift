@@ -6,13 +6,13 @@ struct Grow: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Incremental training: insert sub-networks as validation accuracy flattens.",
         discussion: """
-        Training starts with the first sub-network(s) and the classifier. Every --window epochs a line
-        is fitted to the last validation accuracies; when its angle falls to gamma times the previous
-        one, the next sub-network is inserted, initialised by look-ahead (trained alone over the
-        frozen prefix for --lookahead-epochs) or at random. --baseline also trains the full network
+        Training starts with the first sub-network(s) and the classifier. Every --window epochs a line \
+        is fitted to the last validation accuracies; when its angle falls to gamma times the previous \
+        one, the next sub-network is inserted, initialised by look-ahead (trained alone over the \
+        frozen prefix for --lookahead-epochs) or at random. --baseline also trains the full network \
         from scratch under the same epoch budget. Writes metrics.jsonl, summary.json and growth.svg.
 
-        A killed run continues with --resume RUN_DIR (from its last epoch, baseline included) and
+        A killed run continues with --resume RUN_DIR (from its last epoch, baseline included) and \
         ends with the same numbers as an uninterrupted one on the CPU.
 
         Example (the paper's settings):
@@ -63,13 +63,16 @@ struct Grow: ParsableCommand {
     var resume: String?
 
     func validate() throws {
-        if let problem = AngleCriterion.validationError(window: window, gamma: gamma, accuracyScale: 100, maxEpochsPerStage: nil) {
-            throw ValidationError(problem)
-        }
+        guard window >= 2 else { throw ValidationError("--window must be at least 2 epochs (a line needs two points), got \(window)") }
+        guard gamma > 0 && gamma <= 1 else { throw ValidationError("--gamma must be in (0, 1], got \(gamma)") }
         guard GrowConfig.Initialization(rawValue: initialization) != nil else {
             throw ValidationError("--init must be lookahead or random")
         }
-        guard maxEpochs > 0, lookaheadEpochs >= 0 else { throw ValidationError("--max-epochs must be positive, --lookahead-epochs not negative") }
+        guard maxEpochs > 0 else { throw ValidationError("--max-epochs must be at least 1, got \(maxEpochs)") }
+        guard lookaheadEpochs >= 0 else { throw ValidationError("--lookahead-epochs must be at least 0, got \(lookaheadEpochs)") }
+        if let t = targetAccuracy, !(t > 0 && t <= 1) {
+            throw ValidationError("--target-accuracy must be in (0, 1] (a fraction: 0.9 for 90%), got \(t)")
+        }
     }
 
     func run() throws {
@@ -80,8 +83,10 @@ struct Grow: ParsableCommand {
                 guard directory.exists(directory.configPath) else {
                     throw TrainingError("\(directory.configPath) is missing: not a strata grow directory")
                 }
-                let config = try directory.readJSON(GrowConfig.self, from: directory.configPath)
-                return (config, try RunData.load(config.train.data, seed: config.train.seed))
+                let config = try ConfigFile.readGrowConfig(directory.configPath)
+                let data = try RunData.load(config.train.data, seed: config.train.seed)
+                try ConfigValidation.check(config, data: DataFacts(data), source: .file(directory.configPath))
+                return (config, data)
             }
             try orExit { try growAndReport(config, data: data, backend: backend, directory: directory, resuming: true) }
             return
@@ -89,7 +94,9 @@ struct Grow: ParsableCommand {
         let (config, data) = try orExit { () throws -> (GrowConfig, RunData) in
             let dataConfig = try dataOptions.config()
             let data = try RunData.load(dataConfig, seed: seed)
-            guard data.validation != nil else { throw TrainingError("grow needs a validation split (--validation-fraction > 0)") }
+            guard data.validation != nil else {
+                throw ValidationError("--validation-fraction must be above 0: grow watches validation accuracy, got \(dataConfig.validationFraction)")
+            }
             let shape = ImageShape(channels: data.train.channels, height: data.train.height, width: data.train.width)
             let spec = try modelOptions.spec(input: shape, classes: data.train.classes)
             let train = TrainConfig(modelName: modelOptions.model, model: spec, data: dataConfig, epochs: maxEpochs,
@@ -101,6 +108,7 @@ struct Grow: ParsableCommand {
                                     initialization: GrowConfig.Initialization(rawValue: initialization)!,
                                     lookaheadEpochs: lookaheadEpochs, maxEpochs: maxEpochs, targetAccuracy: targetAccuracy,
                                     baseline: baseline)
+            try ConfigValidation.check(config, data: DataFacts(data), source: .flags)
             return (config, data)
         }
         let directory = RunDirectory(path: output ?? "runs/grow-\(modelOptions.model)-s\(seed)")

@@ -28,7 +28,10 @@ struct ModelOptions: ParsableArguments {
     var partition: String?
 
     func spec(input: ImageShape, classes: Int) throws -> ModelSpec {
-        var spec = try ModelZoo.spec(model, input: input, classes: classes)
+        var spec: ModelSpec
+        do { spec = try ModelZoo.spec(model, input: input, classes: classes) } catch let e as ModelSpecError {
+            throw ValidationError("--model \(model): \(e.message)")
+        }
         if spec.family == .cnn {
             let f = try ints(filters, flag: "--filters"), h = try ints(hidden, flag: "--hidden", allowEmpty: true)
             guard (1...3).contains(f.count) else { throw ValidationError("--filters takes 1 to 3 values") }

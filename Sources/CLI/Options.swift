@@ -1,5 +1,6 @@
 import ArgumentParser
 import GPUTensor
+import Trainer
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -36,10 +37,24 @@ func printError(_ line: String) {
     fputs(line + "\n", stderr)
 }
 
-/// Makes thrown library errors end the command with their message and exit status 1.
-func orExit<T>(_ body: () throws -> T) throws -> T {
-    do { return try body() } catch let error as ValidationError { throw error } catch {
+/// Makes thrown library errors end the command with their message on one line: exit status 64
+/// for a configuration that came from the flags (a usage error), 1 for everything else.
+/// `configFile` names the file a configuration came from, for errors that do not know it.
+func orExit<T>(configFile: String? = nil, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as ValidationError { throw error } catch let error as ExitCode {
+        throw error
+    } catch var error as ConfigError {
+        if let configFile, error.source == .unnamed { error = error.from(.file(configFile)) }
         printError("strata: error: \(error)")
+        throw error.source == .flags ? ExitCode.validationFailure : ExitCode.failure
+    } catch {
+        printError("strata: error: \(oneLine(error))")
         throw ExitCode.failure
     }
+}
+
+/// An error's description on one line (a library message never spans lines; a system one might).
+func oneLine(_ error: Error) -> String {
+    let text = (error as? DecodingError).map { describe($0) } ?? "\(error)"
+    return text.split(whereSeparator: \.isNewline).joined(separator: "; ")
 }

@@ -25,9 +25,20 @@ struct OptimizerOptions: ParsableArguments {
     @Option(help: "Linear warm-up epochs (may be fractional).")
     var warmup: Double = 0
 
+    @Option(name: .customLong("rmsprop-alpha"),
+            help: "RMSProp smoothing constant (default 0.9, Keras' rho as in the paper; PyTorch's default is 0.99).")
+    var rmspropAlpha: Float?
+
+    @Option(name: .customLong("rmsprop-eps"),
+            help: "RMSProp epsilon (default 1e-7, Keras' as in the paper; PyTorch's default is 1e-8).")
+    var rmspropEpsilon: Float?
+
     func config() throws -> OptimizerConfig {
-        try optimizerConfig(optimizer, learningRate: learningRate, momentum: momentum, nesterov: nesterov,
-                            weightDecay: weightDecay)
+        if optimizer != "rmsprop" && (rmspropAlpha != nil || rmspropEpsilon != nil) {
+            throw ValidationError("--rmsprop-alpha and --rmsprop-eps need --optimizer rmsprop, not '\(optimizer)'")
+        }
+        return try optimizerConfig(optimizer, learningRate: learningRate, momentum: momentum, nesterov: nesterov,
+                                   weightDecay: weightDecay, alpha: rmspropAlpha, epsilon: rmspropEpsilon)
     }
 
     func scheduleConfig(epochs: Int) throws -> LearningRateSchedule {
@@ -40,13 +51,15 @@ struct OptimizerOptions: ParsableArguments {
 
 /// An optimizer by name with the defaults each one's users expect.
 func optimizerConfig(_ name: String, learningRate: Float? = nil, momentum: Float = 0.9, nesterov: Bool = false,
-                     weightDecay: Float? = nil) throws -> OptimizerConfig {
+                     weightDecay: Float? = nil, alpha: Float? = nil, epsilon: Float? = nil) throws -> OptimizerConfig {
     switch name {
     case "sgd":
         return .sgd(learningRate: learningRate ?? 0.1, momentum: momentum, nesterov: nesterov,
                     weightDecay: weightDecay ?? 1e-4)
     case "rmsprop":
-        return .rmsprop(learningRate: learningRate ?? 1e-4, momentum: momentum, weightDecay: weightDecay ?? 1e-4)
+        return .rmsprop(learningRate: learningRate ?? 1e-4, momentum: momentum, weightDecay: weightDecay ?? 1e-4,
+                        alpha: alpha ?? OptimizerConfig.rmspropPaperAlpha,
+                        epsilon: epsilon ?? OptimizerConfig.rmspropPaperEpsilon)
     case "adam":
         return .adam(learningRate: learningRate ?? 1e-3, weightDecay: weightDecay ?? 0)
     case "adamw":
@@ -136,8 +149,9 @@ struct Train: ParsableCommand {
         if (reuseFrom == nil) != (reuseLayers == nil) {
             throw ValidationError("--reuse-from and --reuse-layers go together")
         }
-        guard (epochs ?? 1) > 0 else { throw ValidationError("--epochs must be at least 1") }
-        guard batchSize > 1 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two images)") }
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        guard cacheBudget >= 0 else { throw ValidationError("--cache-budget must be at least 0 MiB, got \(cacheBudget)") }
+        guard batchSize > 1 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two images), got \(batchSize)") }
     }
 
     func run() throws {
@@ -146,13 +160,20 @@ struct Train: ParsableCommand {
         let directory: RunDirectory
         if let resume {
             directory = RunDirectory(path: resume)
-            run = try orExit { try TrainingRun.resume(from: directory, backend: backend, epochs: epochs) }
+            run = try orExit(configFile: directory.configPath) {
+                try TrainingRun.resume(from: directory, backend: backend, epochs: epochs)
+            }
+            if let epochs, epochs < run.epoch {
+                throw ValidationError("--epochs \(epochs) is fewer than the \(run.epoch) epochs \(resume) has already trained (a run is not shortened)")
+            }
             print(run.isFinished ? "\(resume) already has all \(run.config.epochs) epochs (pass --epochs to train longer)"
                   : "resuming \(resume) at epoch \(run.epoch + 1) of \(run.config.epochs) on \(backend.name)")
         } else if let configPath = config {
             let (config, data) = try orExit { () throws -> (TrainConfig, RunData) in
-                let config = try RunDirectory(path: ".").readJSON(TrainConfig.self, from: configPath)
-                return (config, try RunData.load(config.data, seed: config.seed))
+                let config = try ConfigFile.readTrainConfig(configPath)
+                let data = try RunData.load(config.data, seed: config.seed)
+                try ConfigValidation.check(config, data: DataFacts(data), source: .file(configPath))
+                return (config, data)
             }
             directory = RunDirectory(path: output ?? "runs/\(config.modelName)-s\(config.seed)-rerun")
             run = try orExit { try TrainingRun(config: config, backend: backend, data: data) }
@@ -171,6 +192,7 @@ struct Train: ParsableCommand {
                                          optimizer: try optimizerOptions.config(),
                                          schedule: try optimizerOptions.scheduleConfig(epochs: epochs ?? 5),
                                          seed: seed, device: deviceOptions.device, reuse: reuse)
+                try ConfigValidation.check(config, data: DataFacts(data), source: .flags)
                 return (config, data)
             }
             directory = RunDirectory(path: output ?? "runs/\(modelOptions.model)-s\(seed)")

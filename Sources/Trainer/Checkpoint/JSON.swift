@@ -273,3 +273,64 @@ extension HeaderJSON {
         return out + "\""
     }
 }
+
+// MARK: Decoding errors for people
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// A `DecodingError` from `JSONDecoder` as one line naming the field:
+/// `optimizer.learningRate must be a number, found a string`; `modelName is missing`.
+public func describe(_ error: DecodingError) -> String {
+    func path(_ keys: [CodingKey]) -> String {
+        var out = ""
+        for k in keys {
+            if let i = k.intValue { out += "[\(i)]" } else { out += (out.isEmpty ? "" : ".") + k.stringValue }
+        }
+        return out
+    }
+    func expected(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type, is Int64.Type, is UInt64.Type, is Int32.Type, is UInt32.Type: return "a whole number"
+        case is Float.Type, is Double.Type: return "a number"
+        case is String.Type: return "a string"
+        case is Bool.Type: return "true or false"
+        default:
+            let name = String(describing: type)
+            if name.hasPrefix("Array") || name.hasPrefix("[") { return "a list" }
+            if name.hasPrefix("Dictionary") { return "an object" }
+            return "an object (\(name))"
+        }
+    }
+    /// "found a string" out of "Expected to decode Float but found a string instead."
+    func found(_ debug: String) -> String {
+        let parts = debug.split(separator: " ", omittingEmptySubsequences: false)
+        guard let at = parts.indices.first(where: { $0 > 0 && parts[$0 - 1] == "but" && parts[$0] == "found" }) else { return "" }
+        var rest = parts[(at + 1)...].map(String.init)
+        if let end = rest.firstIndex(where: { $0.hasPrefix("instead") }) { rest = Array(rest[..<end]) }
+        return rest.isEmpty ? "" : ", found " + rest.joined(separator: " ")
+    }
+    func named(_ keys: [CodingKey]) -> String {
+        let p = path(keys)
+        return p.isEmpty ? "the document" : p
+    }
+    switch error {
+    case .typeMismatch(let type, let context):
+        return "\(named(context.codingPath)) must be \(expected(type))\(found(context.debugDescription))"
+    case .valueNotFound(let type, let context):
+        return "\(named(context.codingPath)) is null, expected \(expected(type))"
+    case .keyNotFound(let key, let context):
+        return "\(path(context.codingPath + [key])) is missing"
+    case .dataCorrupted(let context):
+        let text = context.debugDescription
+        if context.codingPath.isEmpty {
+            return text.contains("JSON") ? "is not valid JSON" : text
+        }
+        return "\(path(context.codingPath)): \(text)"
+    @unknown default:
+        return "\(error)"
+    }
+}

@@ -200,16 +200,40 @@ public struct SafeTensors: Equatable, Sendable {
     // MARK: Reading
 
     /// Reads and validates a safetensors file. Malformed input throws a `CheckpointError`
-    /// naming the file and the tensor; it never traps.
+    /// naming the file and the tensor; it never traps. Only regular files are read, and the
+    /// header length is checked against the file's size before the rest is read.
     public static func read(from path: String) throws -> SafeTensors {
-        let bytes: [UInt8]
-        do {
-            bytes = try FileSystem.readFile(path)
-        } catch let error as SystemCallError {
-            throw CheckpointError(error.errno == ENOENT ? .notFound : .unreadable, file: path, error.message)
+        func refused(_ r: FileRefusal) -> CheckpointError {
+            if r.detail.hasPrefix("is a directory") {
+                return CheckpointError(.unreadable, file: path,
+                                       "is a directory with no checkpoint in it (no best.safetensors or last.safetensors)")
+            }
+            return CheckpointError(r.isMissing ? .notFound : .unreadable, file: path, r.detail)
         }
-        return try decode(bytes, file: path)
+        do {
+            let file = try RegularFile(path, limit: maxFileSize)
+            guard file.size >= 8 else {
+                throw CheckpointError(.tooShort, file: path, "file is \(file.size) bytes, shorter than the 8-byte header length")
+            }
+            let prefix = try file.read(8)
+            var length: UInt64 = 0
+            for i in 0..<8 { length |= UInt64(prefix[i]) << (8 * UInt64(i)) }
+            guard length <= UInt64(maxHeaderLength) else {
+                throw CheckpointError(.badHeaderLength, file: path,
+                                      "header length \(length) is absurd (limit \(maxHeaderLength)); not a safetensors file?")
+            }
+            guard Int(length) <= file.size - 8 else {
+                throw CheckpointError(.badHeaderLength, file: path,
+                                      "header length \(length) exceeds the \(file.size - 8) bytes after the length field (file truncated?)")
+            }
+            return try decode(prefix + file.read(file.remaining), file: path)
+        } catch let r as FileRefusal {
+            throw refused(r)
+        }
     }
+
+    /// Files above this are refused before reading (far above any model this trainer builds).
+    public static let maxFileSize = 1 << 36
 
     /// Parses the bytes of a safetensors file; `file` names it in errors.
     public static func decode(_ bytes: [UInt8], file: String = "<memory>") throws -> SafeTensors {

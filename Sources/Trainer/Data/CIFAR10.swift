@@ -29,7 +29,7 @@ public enum CIFAR10 {
     /// Train and test sets from a CIFAR-10 directory (see the type's comment for layouts).
     public static func load(directory path: String) throws -> (train: ImageDataset, test: ImageDataset) {
         guard FileSystem.kind(of: path) == .directory else {
-            throw DatasetError(.notFound, file: path, "CIFAR-10 directory does not exist")
+            throw DatasetError.notADirectory(path, "CIFAR-10 directory")
         }
         guard let dir = batchDirectory(path) else {
             throw DatasetError(.notFound, file: path,
@@ -64,16 +64,27 @@ public enum CIFAR10 {
         return (dataset("train", trainPixels, trainLabels), dataset("test", testPixels, testLabels))
     }
 
-    /// Appends the records of one batch file.
+    /// Appends the records of one batch file; a file without a record is refused (an empty
+    /// test set would otherwise be reported as 0% accuracy).
     public static func readBatch(_ file: String, pixels: inout [UInt8], labels: inout [Int32]) throws {
         let bytes: [UInt8]
-        do { bytes = try FileSystem.readFile(file) } catch { throw DatasetError(reading: file, error) }
+        do { bytes = try FileSystem.readRegularFile(file, limit: DatasetError.maxFileSize) } catch {
+            throw DatasetError(reading: file, error)
+        }
+        try parseBatch(bytes, file: file, pixels: &pixels, labels: &labels)
+    }
+
+    /// Appends the records in `bytes`, the contents of batch file `file` (named in errors).
+    public static func parseBatch(_ bytes: [UInt8], file: String, pixels: inout [UInt8], labels: inout [Int32]) throws {
         let records = bytes.count / recordSize
         if bytes.count % recordSize != 0 {
             let start = records * recordSize
             throw DatasetError(.truncated, file: file, offset: start,
                                "truncated record \(records) (\(bytes.count - start) of \(recordSize) bytes); "
                                + "file size \(bytes.count) is not a multiple of \(recordSize)")
+        }
+        guard records > 0 else {
+            throw DatasetError(.truncated, file: file, offset: 0, "holds no images (the file is empty)")
         }
         let imageSize = recordSize - 1
         pixels.reserveCapacity(pixels.count + records * imageSize)
@@ -94,7 +105,7 @@ public enum CIFAR10 {
 
     /// Non-empty lines of batches.meta.txt, when it has exactly 10 of them.
     static func readClassNames(_ file: String) -> [String]? {
-        guard let bytes = try? FileSystem.readFile(file) else { return nil }
+        guard let bytes = try? FileSystem.readRegularFile(file, limit: 1 << 16) else { return nil }
         let names = String(decoding: bytes, as: UTF8.self)
             .split(whereSeparator: { $0 == "\n" || $0 == "\r\n" })
             .map { $0.trimmingWhitespace() }

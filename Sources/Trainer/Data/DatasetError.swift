@@ -61,8 +61,25 @@ extension DatasetError {
     init(reading file: String, _ error: Error) {
         if let sys = error as? SystemCallError {
             self.init(sys.errno == ENOENT ? .notFound : .unreadable, file: file, sys.message)
+        } else if let refusal = error as? FileRefusal {
+            self.init(refusal.isMissing ? .notFound : .unreadable, file: file, refusal.detail)
         } else {
             self.init(.unreadable, file: file, "\(error)")
         }
     }
+}
+
+extension DatasetError {
+    /// `path` is not a directory: missing, or something else (a regular file, a device).
+    static func notADirectory(_ path: String, _ what: String) -> DatasetError {
+        switch FileSystem.kind(of: path) {
+        case nil: return DatasetError(.notFound, file: path, "\(what) does not exist")
+        case .file?: return DatasetError(.notFound, file: path, "is a regular file, not a dataset directory")
+        default: return DatasetError(.notFound, file: path, "is not a directory, so not a dataset directory")
+        }
+    }
+
+    /// The largest dataset file the readers accept (raw or compressed): far above CIFAR-10's
+    /// 30 MB and Fashion-MNIST's 47 MB, below what would exhaust a workstation.
+    public static let maxFileSize = 1 << 34
 }

@@ -17,7 +17,7 @@ public enum DatasetLoader {
     /// path mentions "fashion" (the files themselves cannot tell), otherwise `.mnist`.
     public static func detectKind(path: String) throws -> DatasetKind {
         guard FileSystem.kind(of: path) == .directory else {
-            throw DatasetError(.notFound, file: path, "dataset directory does not exist")
+            throw DatasetError.notADirectory(path, "dataset directory")
         }
         if CIFAR10.batchDirectory(path) != nil { return .cifar10 }
         if IDX.isIDXDirectory(path) {

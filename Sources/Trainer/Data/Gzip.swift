@@ -11,7 +11,8 @@ enum Gzip {
 
     /// The decompressed contents of `compressed`, read from `file` (named in errors, with the
     /// compressed byte offset where decoding failed).
-    static func decompress(_ compressed: [UInt8], file: String) throws -> [UInt8] {
+    /// Output beyond `limit` bytes is refused (a gzip bomb, or a corrupt ISIZE).
+    static func decompress(_ compressed: [UInt8], file: String, limit: Int = 1 << 34) throws -> [UInt8] {
         var stream = z_stream()
         let status = inflateInit2_(&stream, 15 + 32, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
         guard status == Z_OK else {
@@ -24,8 +25,10 @@ enum Gzip {
         if isGzip(compressed), compressed.count >= 18 {
             let n = compressed.count
             let isize = Int(compressed[n - 4]) | Int(compressed[n - 3]) << 8 | Int(compressed[n - 2]) << 16 | Int(compressed[n - 1]) << 24
-            capacity = max(capacity, isize + 1)
+            // Deflate expands at most ~1032:1, so a larger ISIZE is corrupt: do not trust it.
+            capacity = max(capacity, min(isize + 1, compressed.count * 1032 + (1 << 16), limit + 1))
         }
+        capacity = min(capacity, limit + 1)
         var output = [UInt8](repeating: 0, count: capacity)
         var produced = 0
 
@@ -34,7 +37,11 @@ enum Gzip {
             stream.avail_in = UInt32(input.count)   // datasets are far below 4 GiB compressed
             while true {
                 if produced == output.count {
-                    output.append(contentsOf: repeatElement(0, count: output.count))
+                    guard produced <= limit else {
+                        throw DatasetError(.badCompression, file: file, offset: produced,
+                                           "decompresses to more than \(limit) bytes; refusing it (decompressed offset)")
+                    }
+                    output.append(contentsOf: repeatElement(0, count: min(output.count, limit + 1 - produced)))
                 }
                 let result: Int32 = output.withUnsafeMutableBufferPointer { out in
                     stream.next_out = out.baseAddress! + produced
@@ -68,6 +75,10 @@ enum Gzip {
                                        "corrupt compressed data: \(message) (compressed offset)")
                 }
             }
+        }
+        guard produced <= limit else {
+            throw DatasetError(.badCompression, file: file, offset: limit,
+                               "decompresses to more than \(limit) bytes; refusing it (decompressed offset)")
         }
         output.removeSubrange(produced...)
         return output

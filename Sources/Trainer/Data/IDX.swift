@@ -32,7 +32,7 @@ public enum IDX {
     /// Train (`train-*`) and test (`t10k-*`) sets of an MNIST-style directory.
     public static func load(directory: String, name: String, classNames: [String]) throws -> (train: ImageDataset, test: ImageDataset) {
         guard FileSystem.kind(of: directory) == .directory else {
-            throw DatasetError(.notFound, file: directory, "IDX dataset directory does not exist")
+            throw DatasetError.notADirectory(directory, "IDX dataset directory")
         }
         func pair(_ prefix: String, _ part: String) throws -> ImageDataset {
             guard let images = find(directory, prefix: prefix, kind: "images", dims: 3) else {
@@ -62,8 +62,15 @@ public enum IDX {
     /// File contents, decompressed when they start with the gzip magic number.
     static func contents(_ file: String) throws -> (bytes: [UInt8], note: String) {
         let raw: [UInt8]
-        do { raw = try FileSystem.readFile(file) } catch { throw DatasetError(reading: file, error) }
-        if Gzip.isGzip(raw) { return (try Gzip.decompress(raw, file: file), " (decompressed)") }
+        do { raw = try FileSystem.readRegularFile(file, limit: DatasetError.maxFileSize) } catch {
+            throw DatasetError(reading: file, error)
+        }
+        return try decodedContents(raw, file: file)
+    }
+
+    /// `raw` decompressed when it starts with the gzip magic number, with a note for messages.
+    public static func decodedContents(_ raw: [UInt8], file: String, limit: Int = DatasetError.maxFileSize) throws -> (bytes: [UInt8], note: String) {
+        if Gzip.isGzip(raw) { return (try Gzip.decompress(raw, file: file, limit: limit), " (decompressed)") }
         return (raw, "")
     }
 
@@ -79,6 +86,11 @@ public enum IDX {
     /// (count, rows, columns, pixels) of an idx3 image file.
     public static func readImages(_ file: String) throws -> (count: Int, rows: Int, columns: Int, pixels: [UInt8]) {
         let (b, note) = try contents(file)
+        return try parseImages(b, file: file, note: note)
+    }
+
+    /// Parses the (decompressed) bytes of an idx3 image file; `note` follows sizes in messages.
+    public static func parseImages(_ b: [UInt8], file: String, note: String = "") throws -> (count: Int, rows: Int, columns: Int, pixels: [UInt8]) {
         let header = 16
         guard b.count >= header else {
             throw DatasetError(.truncated, file: file, offset: b.count,
@@ -90,6 +102,9 @@ public enum IDX {
                                "magic number \(hex(magic))\(note) is not \(hex(imagesMagic)) (IDX unsigned-byte images, 3 dimensions)")
         }
         let count = Int(bigEndianWord(b, 4)), rows = Int(bigEndianWord(b, 8)), columns = Int(bigEndianWord(b, 12))
+        guard count > 0 else {
+            throw DatasetError(.badHeader, file: file, offset: 4, "holds no images (the header's count is 0)")
+        }
         guard rows > 0, columns > 0, rows <= 1 << 14, columns <= 1 << 14 else {
             throw DatasetError(.badHeader, file: file, offset: 8, "image size \(rows)x\(columns) is out of range")
         }
@@ -109,6 +124,11 @@ public enum IDX {
     /// Labels of an idx1 label file; each must be below `classes`.
     public static func readLabels(_ file: String, classes: Int) throws -> [Int32] {
         let (b, note) = try contents(file)
+        return try parseLabels(b, file: file, classes: classes, note: note)
+    }
+
+    /// Parses the (decompressed) bytes of an idx1 label file.
+    public static func parseLabels(_ b: [UInt8], file: String, classes: Int, note: String = "") throws -> [Int32] {
         let header = 8
         guard b.count >= header else {
             throw DatasetError(.truncated, file: file, offset: b.count,
@@ -120,6 +140,9 @@ public enum IDX {
                                "magic number \(hex(magic))\(note) is not \(hex(labelsMagic)) (IDX unsigned-byte labels, 1 dimension)")
         }
         let count = Int(bigEndianWord(b, 4))
+        guard count > 0 else {
+            throw DatasetError(.badHeader, file: file, offset: 4, "holds no labels (the header's count is 0)")
+        }
         let expected = header + count
         guard b.count >= expected else {
             throw DatasetError(.truncated, file: file, offset: b.count,

@@ -5,8 +5,11 @@ import GPUTensor
 ///
 /// Parameters `weight` (gamma, ones) and `bias` (beta, zeros); buffers `running_mean` (zeros) and
 /// `running_var` (ones), updated in training mode with PyTorch's momentum convention.
-/// PyTorch's `num_batches_tracked` is not kept (it only matters for momentum=None); PyTorch fills
-/// it in when loading a state dict without it.
+/// The layer keeps no `num_batches_tracked` counter of its own (the counter only matters for
+/// PyTorch's momentum=None, a cumulative average this layer does not offer). Checkpoints still
+/// carry one: `ModelState.append` writes an I64 scalar `num_batches_tracked` next to every
+/// `running_var`, set to the run's optimizer step count, so that PyTorch's strict
+/// `load_state_dict` accepts the file; loading ignores it.
 ///
 /// A frozen batch norm always normalises with the running statistics; its backward is then the
 /// per-channel scale `dx = dy * gamma / sqrt(running_var + eps)`.

@@ -38,15 +38,38 @@ public struct OptimizerConfig: Codable, Equatable, Sendable {
                         weightDecay: weightDecay)
     }
 
-    /// The incremental-training paper's setting: RMSProp, lr 1e-4, momentum 0.9, weight decay 1e-4.
+    /// The incremental-training paper's setting: RMSProp, lr 1e-4, momentum 0.9, weight decay 1e-4,
+    /// and Keras' `rho` 0.9 and `epsilon` 1e-7 (the paper trained with Keras). PyTorch's defaults
+    /// are `alpha` 0.99 and `eps` 1e-8: pass them (`--rmsprop-alpha 0.99 --rmsprop-eps 1e-8`)
+    /// to compare with a PyTorch run.
+    public static let rmspropPaperAlpha: Float = 0.9
+    public static let rmspropPaperEpsilon: Float = 1e-7
+
     public static func rmsprop(learningRate: Float = 1e-4, momentum: Float = 0.9, weightDecay: Float = 1e-4,
-                               alpha: Float = 0.9, epsilon: Float = 1e-7) -> OptimizerConfig {
+                               alpha: Float = rmspropPaperAlpha, epsilon: Float = rmspropPaperEpsilon) -> OptimizerConfig {
         OptimizerConfig(kind: .rmsprop, learningRate: learningRate, momentum: momentum, weightDecay: weightDecay,
                         alpha: alpha, epsilon: epsilon)
     }
 
     public static func adam(learningRate: Float = 1e-3, weightDecay: Float = 0, decoupled: Bool = false) -> OptimizerConfig {
         OptimizerConfig(kind: decoupled ? .adamw : .adam, learningRate: learningRate, weightDecay: weightDecay)
+    }
+
+    /// Decodes config.json and checkpoint metadata. `alpha` and `epsilon` may be absent (files
+    /// written before they were settable): RMSProp then gets the values it always had (0.9,
+    /// 1e-7), so an old run resumes and reruns exactly as it trained.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try c.decode(Kind.self, forKey: .kind)
+        learningRate = try c.decode(Float.self, forKey: .learningRate)
+        momentum = try c.decodeIfPresent(Float.self, forKey: .momentum) ?? 0
+        nesterov = try c.decodeIfPresent(Bool.self, forKey: .nesterov) ?? false
+        weightDecay = try c.decodeIfPresent(Float.self, forKey: .weightDecay) ?? 0
+        let rms = kind == .rmsprop
+        alpha = try c.decodeIfPresent(Float.self, forKey: .alpha) ?? (rms ? Self.rmspropPaperAlpha : 0.99)
+        epsilon = try c.decodeIfPresent(Float.self, forKey: .epsilon) ?? (rms ? Self.rmspropPaperEpsilon : 1e-8)
+        beta1 = try c.decodeIfPresent(Float.self, forKey: .beta1) ?? 0.9
+        beta2 = try c.decodeIfPresent(Float.self, forKey: .beta2) ?? 0.999
     }
 
     /// Names of the per-parameter state tensors this optimizer keeps (PyTorch's state keys).

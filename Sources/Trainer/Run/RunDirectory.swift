@@ -25,7 +25,7 @@ public struct RunDirectory: Sendable {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
-            throw RunDirectoryError(path: path, reason: "cannot create the run directory: \(error)")
+            throw RunDirectoryError(path: path, reason: "cannot create the run directory: \(FileSystem.blockingComponent(of: path) ?? "\(error)")")
         }
     }
 
@@ -44,7 +44,7 @@ public struct RunDirectory: Sendable {
         do {
             return try JSONDecoder().decode(type, from: data)
         } catch {
-            throw RunDirectoryError(path: file, reason: "is not valid: \(error)")
+            throw RunDirectoryError(path: file, reason: "is not valid: \((error as? DecodingError).map { describe($0) } ?? "\(error)")")
         }
     }
 

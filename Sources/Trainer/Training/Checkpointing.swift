@@ -66,6 +66,9 @@ extension TrainingRun {
     /// Normalisation statistics stored in a checkpoint (for evaluating it on other data).
     public static func normalization(in file: SafeTensors, path: String) throws -> (mean: [Float], std: [Float]) {
         let info = try decodeJSON(CheckpointInfo.self, file.metadata["strata"], file: path, key: "strata")
+        let channels = try decodeJSON(ModelSpec.self, file.metadata["model"], file: path, key: "model").input.channels
+        try ConfigValidation.checkNormalization(mean: info.normalizationMean, std: info.normalizationStd,
+                                                channels: channels, source: .checkpoint(path, key: "strata"))
         return (info.normalizationMean, info.normalizationStd)
     }
 }
@@ -77,12 +80,15 @@ extension TrainingRun {
                                      batchSize: Int) throws -> TrainingRun {
         let file = try SafeTensors.read(from: path)
         var config = try decodeJSON(TrainConfig.self, file.metadata["config"], file: path, key: "config")
+        try ConfigValidation.check(config, source: .checkpoint(path, key: "config"))
         if let dataPath {
             config.data.path = dataPath
             config.data.kind = nil
         }
         config.evalBatchSize = batchSize
-        config.batchSize = min(config.batchSize, batchSize)
+        // Only evaluation runs: a small test set must not fail the training loader's batch checks.
+        config.batchSize = max(2, min(config.batchSize, batchSize))
+        config.data.dropLastBatch = false
         let kind = try config.data.kind.flatMap(DatasetKind.init(rawValue:)) ?? DatasetLoader.detectKind(path: config.data.path)
         let (_, test) = try DatasetLoader.load(kind: kind, path: config.data.path)
         guard test.imageShape == config.model.input.dims, test.classes == config.model.classes else {

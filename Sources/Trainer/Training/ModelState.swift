@@ -69,6 +69,7 @@ func decodeJSON<T: Decodable>(_ type: T.Type, _ text: String?, file: String, key
     do {
         return try JSONDecoder().decode(type, from: Data(text.utf8))
     } catch {
-        throw CheckpointError(.badMetadata, file: file, tensor: nil, "metadata '\(key)' is not valid: \(error)")
+        let detail = (error as? DecodingError).map { describe($0) } ?? "\(error)"
+        throw CheckpointError(.badMetadata, file: file, tensor: nil, "metadata \(key): \(detail)")
     }
 }

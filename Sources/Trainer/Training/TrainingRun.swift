@@ -99,6 +99,9 @@ public final class TrainingRun {
     /// growth pass prepared models), and allocates every buffer.
     public init(config: TrainConfig, backend: Backend, data: RunData, model: Model? = nil,
                 normalization: (mean: [Float], std: [Float])? = nil) throws {
+        // Every way in (flags, --config, resume, a checkpoint) meets the same checks before
+        // anything is allocated; callers that know the source have already named it.
+        try ConfigValidation.check(config, data: DataFacts(data), normalization: normalization, source: .unnamed)
         self.config = config
         self.backend = backend
         self.data = data

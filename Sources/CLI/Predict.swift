@@ -1,0 +1,52 @@
+import ArgumentParser
+import GPUTensor
+import Trainer
+
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a checkpoint's logits, predicted and true labels for every test image.",
+        discussion: """
+        The output's extension chooses the format: .csv (index,label,predicted,logit_0,...) or .npy \
+        (a structured array with fields logits (float32, one per class), predicted and label (int64); \
+        np.load("p.npy")["logits"]). Images are in the dataset's order and normalised with the \
+        checkpoint's statistics, as strata eval does.
+
+        Example:
+          strata predict runs/cnn-s0 --data ~/cifar-10-batches-bin --output runs/cnn-s0/test-predictions.npy
+        """)
+
+    @Argument(help: "A checkpoint (.safetensors) or a run directory (its best, else last, checkpoint).")
+    var checkpoint: String
+
+    @Option(help: "Dataset directory whose test set is predicted (default: the one the checkpoint was trained on).")
+    var data: String?
+
+    @Option(help: "Where to write: FILE.csv or FILE.npy.")
+    var output: String
+
+    @Option(help: "Batch size.")
+    var batchSize: Int = 256
+
+    @OptionGroup var deviceOptions: DeviceOptions
+
+    func validate() throws {
+        guard output.hasSuffix(".csv") || output.hasSuffix(".npy") else {
+            throw ValidationError("--output must end in .csv or .npy, not '\(output)'")
+        }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+    }
+
+    func run() throws {
+        let backend = try orExit { try deviceOptions.makeBackend() }
+        let (path, predictions) = try orExit { () throws -> (String, Predictions) in
+            let path = RunDirectory.resolveCheckpoint(checkpoint)
+            let run = try TrainingRun.forEvaluation(checkpoint: path, dataPath: data, backend: backend, batchSize: batchSize)
+            guard let test = run.data.test else { throw TrainingError("no test set") }
+            let predictions = try run.predict(test)
+            try predictions.write(to: output)
+            return (path, predictions)
+        }
+        print("\(path): \(predictions.count) predictions written to \(output) "
+              + "(accuracy \(formatFixed(predictions.accuracy * 100, digits: 2))%)")
+    }
+}
