@@ -13,8 +13,14 @@ public enum ReuseFigures {
     static let kindColours: [String: String] = ["W": "#0072B2", "B": "#56B4E9", "RM": "#D55E00", "RV": "#E69F00",
                                                 "RW": "#009E73", "RB": "#CC79A7"]
 
+    /// The kinds asked for that some layer has (a cnn without batch norm has no RM, RV, RW, RB).
+    static func presentKinds(_ report: ReuseReport) -> [String] {
+        let present = Set(report.rows.map(\.kind))
+        return report.kinds.filter { present.contains($0) }.sorted { ParameterKind.order($0) < ParameterKind.order($1) }
+    }
+
     public static func heatmap(_ report: ReuseReport) -> String {
-        let kinds = report.kinds.sorted { ParameterKind.order($0) < ParameterKind.order($1) }
+        let kinds = presentKinds(report)
         let layerNames = orderedLayers(report)
         let cellW = 46.0, cellH = 16.0, labelW = 150.0, top = 92.0, gap = 40.0
         let panelW = labelW + cellW * Double(max(kinds.count, 1))
@@ -64,7 +70,7 @@ public enum ReuseFigures {
         let height = top + panelH + 80
         var svg = header(width: width, height: height)
         svg += text(20, 26, "RMSE between the models' tensors against the accuracy drop of \(report.target)", size: 15, bold: true)
-        let kinds = report.kinds.sorted { ParameterKind.order($0) < ParameterKind.order($1) }
+        let kinds = presentKinds(report)
         var lx = 20.0
         for kind in kinds {
             svg += "<circle cx=\"\(f(lx + 5))\" cy=\"46\" r=\"4\" fill=\"\(kindColours[kind] ?? "#000")\"/>\n"
