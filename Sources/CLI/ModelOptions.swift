@@ -27,7 +27,18 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Blocks per stage, e.g. 1,3,3,3 (default: the family's own partition).")
     var partition: String?
 
+    @Option(help: "A model spec JSON file (e.g. a pruned proxy from `strata prune --output`); replaces the model flags.")
+    var modelSpec: String?
+
     func spec(input: ImageShape, classes: Int) throws -> ModelSpec {
+        if let modelSpec {
+            let spec = try RunDirectory(path: ".").readJSON(ModelSpec.self, from: modelSpec)
+            guard spec.input == input && spec.classes == classes else {
+                throw ValidationError("--model-spec \(modelSpec) is for \(spec.input) images in \(spec.classes) classes; the data has \(input) in \(classes)")
+            }
+            _ = try Model(spec: spec)
+            return spec
+        }
         var spec = try ModelZoo.spec(model, input: input, classes: classes)
         if spec.family == .cnn {
             let f = try ints(filters, flag: "--filters"), h = try ints(hidden, flag: "--hidden", allowEmpty: true)

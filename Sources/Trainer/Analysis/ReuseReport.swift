@@ -213,7 +213,7 @@ extension ReuseReport {
                 table.append([r.layer, r.kind, pct(r.accuracy), signed(r.accuracyChange * 100) + " pt", num(r.loss, 4),
                               sci(r.rmse), withinTolerance(r.accuracyChange, tolerance) ? "reusable" : "NOT"])
             }
-            out += Self.align(table)
+            out += TextTable.align(table)
             let bn = layers.filter { $0.source == s.source && $0.layerType == .batchNorm }
             if !bn.isEmpty {
                 var means = [["batch norm", "MRM t/s", "MRV t/s", "MRW t/s", "MRB t/s"]]
@@ -223,13 +223,13 @@ extension ReuseReport {
                         return "\(num(t, 3))/\(num(u, 3))"
                     })
                 }
-                out += "\n" + Self.align(means)
+                out += "\n" + TextTable.align(means)
             }
             let cum = cumulative.filter { $0.source == s.source }
             if !cum.isEmpty {
                 var table = [["layers 1..i", "up to", "accuracy", "change"]]
                 for c in cum { table.append(["\(c.layers)", c.lastLayer, pct(c.accuracy), signed(c.accuracyChange * 100) + " pt"]) }
-                out += "\n" + Self.align(table)
+                out += "\n" + TextTable.align(table)
             }
             let kinds = s.meanDropByKind.keys.sorted { ParameterKind.order($0) < ParameterKind.order($1) }
             out += "\nmean drop by kind: " + kinds.map { "\($0) \(num(s.meanDropByKind[$0]! * 100, 2)) pt" }.joined(separator: ", ")
@@ -244,17 +244,6 @@ extension ReuseReport {
         }
         return out
     }
-
-    static func align(_ rows: [[String]]) -> String {
-        guard let first = rows.first else { return "" }
-        let widths = first.indices.map { c in rows.map { $0[c].count }.max() ?? 0 }
-        return rows.map { row in
-            row.enumerated().map { c, cell in
-                c == 0 ? cell + String(repeating: " ", count: widths[c] - cell.count)
-                    : String(repeating: " ", count: widths[c] - cell.count) + cell
-            }.joined(separator: "  ")
-        }.joined(separator: "\n") + "\n"
-    }
 }
 
 extension ParameterKind {
@@ -262,15 +251,3 @@ extension ParameterKind {
     static func order(_ raw: String) -> Int { allCases.firstIndex { $0.rawValue == raw } ?? allCases.count }
 }
 
-func pct(_ x: Double) -> String { num(x * 100, 2) + "%" }
-func num(_ x: Double, _ digits: Int) -> String { SVGFigure.fixed(x, digits) }
-func signed(_ x: Double) -> String { (x > 0 ? "+" : "") + SVGFigure.fixed(x, 2) }
-/// 3 significant digits in scientific notation for small values: 1.23e-3.
-func sci(_ x: Double) -> String {
-    guard x.isFinite, x != 0 else { return x == 0 ? "0" : "\(x)" }
-    if abs(x) >= 0.01 && abs(x) < 1e4 { return SVGFigure.fixed(x, 4) }
-    var e = 0, m = abs(x)
-    while m >= 10 { m /= 10; e += 1 }
-    while m < 1 { m *= 10; e -= 1 }
-    return (x < 0 ? "-" : "") + SVGFigure.fixed(m, 2) + "e" + String(e)
-}
