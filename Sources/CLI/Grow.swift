@@ -92,7 +92,7 @@ struct Grow: ParsableCommand {
             guard data.validation != nil else { throw TrainingError("grow needs a validation split (--validation-fraction > 0)") }
             let shape = ImageShape(channels: data.train.channels, height: data.train.height, width: data.train.width)
             let spec = try modelOptions.spec(input: shape, classes: data.train.classes)
-            let train = TrainConfig(modelName: modelOptions.model, model: spec, data: dataConfig, epochs: maxEpochs,
+            let train = TrainConfig(modelName: modelOptions.name, model: spec, data: dataConfig, epochs: maxEpochs,
                                     batchSize: batchSize, optimizer: try optimizerOptions.config(),
                                     schedule: try optimizerOptions.scheduleConfig(epochs: maxEpochs),
                                     seed: seed, device: deviceOptions.device)
@@ -103,7 +103,7 @@ struct Grow: ParsableCommand {
                                     baseline: baseline)
             return (config, data)
         }
-        let directory = RunDirectory(path: output ?? "runs/grow-\(modelOptions.model)-s\(seed)")
+        let directory = RunDirectory(path: output ?? "runs/grow-\(modelOptions.name)-s\(seed)")
         try orExit { try growAndReport(config, data: data, backend: backend, directory: directory, resuming: false) }
     }
 }

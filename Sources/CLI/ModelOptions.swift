@@ -30,6 +30,13 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "A model spec JSON file (e.g. a pruned proxy from `strata prune --output`); replaces the model flags.")
     var modelSpec: String?
 
+    /// The model's name for run directories and logs: `--model`, or the spec file's name.
+    var name: String {
+        guard let modelSpec else { return model }
+        let file = modelSpec.split(separator: "/").last.map(String.init) ?? modelSpec
+        return file.hasSuffix(".json") ? String(file.dropLast(5)) : file
+    }
+
     func spec(input: ImageShape, classes: Int) throws -> ModelSpec {
         if let modelSpec {
             let spec = try RunDirectory(path: ".").readJSON(ModelSpec.self, from: modelSpec)
