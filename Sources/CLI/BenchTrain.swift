@@ -40,7 +40,7 @@ struct BenchTrain: ParsableCommand {
         let unwrapped = try orExit { try deviceOptions.makeBackend() }
         let profiler = profile ? ProfilingBackend(wrapping: unwrapped) : nil
         let backend: Backend = profiler ?? unwrapped
-        let config = TrainConfig(modelName: modelOptions.model,
+        let config = TrainConfig(modelName: modelOptions.name,
                                  model: try modelOptions.spec(input: shape, classes: 10),
                                  data: DataConfig(path: "<synthetic>", validationFraction: 0, augment: shape == .cifar),
                                  epochs: 2, batchSize: batchSize, evalBatchSize: batchSize,
@@ -53,12 +53,12 @@ struct BenchTrain: ParsableCommand {
         let m = try orExit { try run.trainEpoch() }
         let stepMs = 1000 * Double(batchSize) / m.imagesPerSecond
         if json {
-            print("{\"model\": \"\(modelOptions.model)\", \"device\": \"\(backend.device)\", \"batch_size\": \(batchSize), "
+            print("{\"model\": \"\(modelOptions.name)\", \"device\": \"\(backend.device)\", \"batch_size\": \(batchSize), "
                   + "\"images_per_second\": \(m.imagesPerSecond), \"step_ms\": \(stepMs), "
                   + "\"training_gflops\": \(m.trainingFlops / (m.seconds * 1e9))"
                   + (profiler.map { ", \"epoch_seconds\": \(m.seconds), \"profile\": " + profileJSON($0.report()) } ?? "") + "}")
         } else {
-            print("\(modelOptions.model) batch \(batchSize) on \(backend.name): "
+            print("\(modelOptions.name) batch \(batchSize) on \(backend.name): "
                   + "\(formatFixed(m.imagesPerSecond, digits: 1)) images/s, \(formatFixed(stepMs, digits: 1)) ms/step, "
                   + "\(formatFixed(m.trainingFlops / (m.seconds * 1e9), digits: 1)) GFLOP/s")
             if let profiler {

@@ -99,7 +99,7 @@ struct Grow: ParsableCommand {
             }
             let shape = ImageShape(channels: data.train.channels, height: data.train.height, width: data.train.width)
             let spec = try modelOptions.spec(input: shape, classes: data.train.classes)
-            let train = TrainConfig(modelName: modelOptions.model, model: spec, data: dataConfig, epochs: maxEpochs,
+            let train = TrainConfig(modelName: modelOptions.name, model: spec, data: dataConfig, epochs: maxEpochs,
                                     batchSize: batchSize, optimizer: try optimizerOptions.config(),
                                     schedule: try optimizerOptions.scheduleConfig(epochs: maxEpochs),
                                     seed: seed, device: deviceOptions.device)
@@ -111,7 +111,7 @@ struct Grow: ParsableCommand {
             try ConfigValidation.check(config, data: DataFacts(data), source: .flags)
             return (config, data)
         }
-        let directory = RunDirectory(path: output ?? "runs/grow-\(modelOptions.model)-s\(seed)")
+        let directory = RunDirectory(path: output ?? "runs/grow-\(modelOptions.name)-s\(seed)")
         try orExit { try growAndReport(config, data: data, backend: backend, directory: directory, resuming: false) }
     }
 }

@@ -27,7 +27,27 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Blocks per stage, e.g. 1,3,3,3 (default: the family's own partition).")
     var partition: String?
 
+    @Option(help: "A model spec JSON file (e.g. a pruned proxy from `strata prune --output`); replaces the model flags.")
+    var modelSpec: String?
+
+    /// The model's name for run directories and logs: `--model`, or the spec file's name.
+    var name: String {
+        guard let modelSpec else { return model }
+        let file = modelSpec.split(separator: "/").last.map(String.init) ?? modelSpec
+        return file.hasSuffix(".json") ? String(file.dropLast(5)) : file
+    }
+
     func spec(input: ImageShape, classes: Int) throws -> ModelSpec {
+        if let modelSpec {
+            let spec = try RunDirectory(path: ".").readJSON(ModelSpec.self, from: modelSpec)
+            guard spec.input == input && spec.classes == classes else {
+                throw ValidationError("--model-spec \(modelSpec) is for \(spec.input) images in \(spec.classes) classes; the data has \(input) in \(classes)")
+            }
+            do { _ = try Model(spec: spec) } catch let e as ModelSpecError {
+                throw ValidationError("--model-spec \(modelSpec): \(e.message)")
+            }
+            return spec
+        }
         var spec: ModelSpec
         do { spec = try ModelZoo.spec(model, input: input, classes: classes) } catch let e as ModelSpecError {
             throw ValidationError("--model \(model): \(e.message)")

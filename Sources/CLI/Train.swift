@@ -186,7 +186,7 @@ struct Train: ParsableCommand {
                 let reuse = reuseFrom.map {
                     ReuseConfig(source: $0, blocks: reuseLayers!, mode: reuseMode, cache: cache, cacheBudget: cacheBudget << 20)
                 }
-                let config = TrainConfig(modelName: modelOptions.model,
+                let config = TrainConfig(modelName: modelOptions.name,
                                          model: try modelOptions.spec(input: shape, classes: data.train.classes),
                                          data: dataConfig, epochs: epochs ?? 5, batchSize: batchSize,
                                          optimizer: try optimizerOptions.config(),
@@ -195,7 +195,7 @@ struct Train: ParsableCommand {
                 try ConfigValidation.check(config, data: DataFacts(data), source: .flags)
                 return (config, data)
             }
-            directory = RunDirectory(path: output ?? "runs/\(modelOptions.model)-s\(seed)")
+            directory = RunDirectory(path: output ?? "runs/\(modelOptions.name)-s\(seed)")
             run = try orExit { try TrainingRun(config: config, backend: backend, data: data) }
             if let note = run.cacheNote { print(note) }
             if let r = config.reuse {

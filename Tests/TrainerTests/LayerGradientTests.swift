@@ -120,6 +120,14 @@ final class LayerGradientTests: XCTestCase {
                        steps: [1e-2, 1e-3, 1e-4], tolerance: (3e-3, 2e-2))
     }
 
+    /// A pruned proxy's block: conv1 narrower than the block (midPlanes), option A shortcut.
+    func testBasicBlockNarrowInnerWidth() throws {
+        try checkLayer(BasicBlock(name: "b", inPlanes: 2, planes: 4, midPlanes: 1, stride: 2, shortcut: .a), input: [2, 6, 6],
+                       batch: 2, steps: [1e-2, 1e-3, 1e-4], tolerance: (3e-3, 2e-2))
+        try checkLayer(BasicBlock(name: "b", inPlanes: 3, planes: 3, midPlanes: 2, shortcut: .b), input: [3, 4, 4],
+                       batch: 2, steps: [1e-2, 1e-3, 1e-4], tolerance: (3e-3, 2e-2))
+    }
+
     /// A frozen block passes gradients through (BN as a fixed affine map) and writes no weight gradient.
     func testFrozenBasicBlockPassesInputGradient() throws {
         let block = BasicBlock(name: "b", inPlanes: 2, planes: 4, stride: 2, shortcut: .b)

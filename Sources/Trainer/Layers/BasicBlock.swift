@@ -11,11 +11,15 @@ public enum ResidualShortcut: String, Codable, Hashable, Sendable {
 
 /// ResNet basic block: `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))` with 3x3 convolutions
 /// without bias; `conv1` carries the stride. Names as torchvision: `<name>.conv1`, `.bn1`, `.conv2`,
-/// `.bn2`, and for option B `.downsample.0` (conv) and `.downsample.1` (bn).
+/// `.bn2`, and for option B `.downsample.0` (conv) and `.downsample.1` (bn). `midPlanes` (default
+/// `planes`) is the width between conv1 and conv2, the one channel pruning may narrow: the
+/// block's output width is tied to its shortcut.
 public final class BasicBlock: Layer {
     public let name: String
     public let inPlanes: Int
     public let planes: Int
+    /// Channels of conv1's output (bn1, conv2's input).
+    public let midPlanes: Int
     public let stride: Int
     public let shortcut: ResidualShortcut
     public var isFrozen = false
@@ -36,16 +40,19 @@ public final class BasicBlock: Layer {
     private var padGradInput: Tensor!  // (maxBatch, inPlanes, H, W), option A
     private var lastBatch: Int?
 
-    public init(name: String, inPlanes: Int, planes: Int, stride: Int = 1, shortcut: ResidualShortcut) {
+    public init(name: String, inPlanes: Int, planes: Int, midPlanes: Int? = nil, stride: Int = 1, shortcut: ResidualShortcut) {
+        let midPlanes = midPlanes ?? planes
+        precondition(midPlanes > 0)
         self.name = name
         self.inPlanes = inPlanes
         self.planes = planes
+        self.midPlanes = midPlanes
         self.stride = stride
         self.shortcut = shortcut
-        conv1 = Conv2D(name: name + ".conv1", inChannels: inPlanes, outChannels: planes, kernel: 3,
+        conv1 = Conv2D(name: name + ".conv1", inChannels: inPlanes, outChannels: midPlanes, kernel: 3,
                        stride: stride, padding: 1, bias: false)
-        bn1 = BatchNorm2D(name: name + ".bn1", channels: planes)
-        conv2 = Conv2D(name: name + ".conv2", inChannels: planes, outChannels: planes, kernel: 3,
+        bn1 = BatchNorm2D(name: name + ".bn1", channels: midPlanes)
+        conv2 = Conv2D(name: name + ".conv2", inChannels: midPlanes, outChannels: planes, kernel: 3,
                        padding: 1, bias: false)
         bn2 = BatchNorm2D(name: name + ".bn2", channels: planes)
         let projects = stride != 1 || inPlanes != planes
@@ -77,29 +84,29 @@ public final class BasicBlock: Layer {
     }
 
     public func cost(input: [Int]) -> LayerCost {
-        let mid = conv1.outputShape(input: input)
-        var c = conv1.cost(input: input) + bn1.cost(input: mid) + conv2.cost(input: mid) + bn2.cost(input: mid)
-        if let d = downsample { c += d.conv.cost(input: input) + d.bn.cost(input: mid) }
+        let mid = conv1.outputShape(input: input), out = conv2.outputShape(input: mid)
+        var c = conv1.cost(input: input) + bn1.cost(input: mid) + conv2.cost(input: mid) + bn2.cost(input: out)
+        if let d = downsample { c += d.conv.cost(input: input) + d.bn.cost(input: out) }
         return c
     }
 
     public func stepCost(input: [Int], computeInputGradient: Bool, ignoreFreezing: Bool) -> LayerCost {
-        let mid = conv1.outputShape(input: input)
+        let mid = conv1.outputShape(input: input), out = conv2.outputShape(input: mid)
         func leaf(_ l: any Layer, _ shape: [Int], _ wantInput: Bool) -> LayerCost {
             l.stepCost(input: shape, computeInputGradient: wantInput, ignoreFreezing: ignoreFreezing)
         }
-        var c = leaf(conv1, input, computeInputGradient) + leaf(bn1, mid, true) + leaf(conv2, mid, true) + leaf(bn2, mid, true)
-        if let d = downsample { c += leaf(d.conv, input, computeInputGradient) + leaf(d.bn, mid, true) }
+        var c = leaf(conv1, input, computeInputGradient) + leaf(bn1, mid, true) + leaf(conv2, mid, true) + leaf(bn2, out, true)
+        if let d = downsample { c += leaf(d.conv, input, computeInputGradient) + leaf(d.bn, out, true) }
         return c
     }
 
     public func prepare(input: [Int], maxBatch: Int, backend: Backend) throws {
         self.backend = backend
-        let mid = conv1.outputShape(input: input)
+        let out = outputShape(input: input)
         try prepareChain([conv1, bn1, relu1, conv2, bn2, relu2], input: input, maxBatch: maxBatch, backend: backend)
         if let d = downsample { try prepareChain([d.conv, d.bn], input: input, maxBatch: maxBatch, backend: backend) }
         if padOffset != nil {
-            padOutput = try backend.allocate(batched(maxBatch, mid))
+            padOutput = try backend.allocate(batched(maxBatch, out))
             padGradInput = try backend.allocate(batched(maxBatch, input))
         }
         lastBatch = nil

@@ -75,11 +75,15 @@ public struct ResNetOptions: Codable, Hashable, Sendable {
     public var shortcut: ResidualShortcut
     /// Channels of the stem and the first stage (16 in the paper).
     public var width: Int
+    /// Inner width (conv1 -> conv2) of each basic block, in order, when narrower than the block
+    /// (a channel-pruned proxy, `strata prune`); nil: every block is as wide as its stage.
+    public var blockWidths: [Int]?
 
-    public init(depth: Int, shortcut: ResidualShortcut = .a, width: Int = 16) {
+    public init(depth: Int, shortcut: ResidualShortcut = .a, width: Int = 16, blockWidths: [Int]? = nil) {
         self.depth = depth
         self.shortcut = shortcut
         self.width = width
+        self.blockWidths = blockWidths
     }
 
     public init(from decoder: Decoder) throws {
@@ -87,6 +91,7 @@ public struct ResNetOptions: Codable, Hashable, Sendable {
         depth = try c.decode(Int.self, forKey: .depth)
         shortcut = try c.decodeIfPresent(ResidualShortcut.self, forKey: .shortcut) ?? .a
         width = try c.decodeIfPresent(Int.self, forKey: .width) ?? 16
+        blockWidths = try c.decodeIfPresent([Int].self, forKey: .blockWidths)
     }
 }
 

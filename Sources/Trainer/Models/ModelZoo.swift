@@ -105,6 +105,11 @@ enum ModelBuilder {
             throw ModelSpecError("resnet width must be positive (and even for option A), got \(o.width)")
         }
         let n = (o.depth - 2) / 6
+        if let widths = o.blockWidths {
+            guard widths.count == 3 * n, widths.allSatisfy({ $0 > 0 }) else {
+                throw ModelSpecError("resnet blockWidths must give \(3 * n) positive inner widths (one per block), got \(widths)")
+            }
+        }
         let stem = Sequential([
             Conv2D(name: "conv1", inChannels: input.channels, outChannels: o.width, kernel: 3, padding: 1, bias: false),
             BatchNorm2D(name: "bn1", channels: o.width),
@@ -123,7 +128,8 @@ enum ModelBuilder {
             var blocks: [any Layer] = []
             for b in 0..<n {
                 blocks.append(BasicBlock(name: "layer\(s + 1).\(b)", inPlanes: inPlanes, planes: planes,
-                                         stride: b == 0 ? stride : 1, shortcut: o.shortcut))
+                                         midPlanes: o.blockWidths?[s * n + b], stride: b == 0 ? stride : 1,
+                                         shortcut: o.shortcut))
                 inPlanes = planes
             }
             stages.append(("layer\(s + 1)", blocks))

@@ -1,0 +1,81 @@
+import ArgumentParser
+import GPUTensor
+import Trainer
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+struct Prune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Structured Synflow pruning at initialisation: the spec of a narrower proxy model.",
+        discussion: """
+        Scores every output channel of the model's convolutions with Synflow at initialisation (absolute weights, \
+        an input of ones, batch norm in inference mode with its initial statistics), removes the channels below \
+        the --percentile-th percentile over the whole network, keeps at least --min-ratio of every layer, and \
+        prints the widths, parameters and FLOPs before and after. ResNets keep their blocks' output widths (tied \
+        by the identity shortcuts) and narrow each block's inner convolution.
+
+        --output writes the proxy's model spec, which `strata train --model-spec FILE` trains.
+
+        Example:
+          strata prune --model resnet20 --output runs/resnet20-proxy.json
+        """)
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "Per-image input shape, CxHxW.")
+    var input: String = "3x32x32"
+
+    @Option(help: "Classes of the output layer.")
+    var classes: Int = 10
+
+    @Option(help: "Channels scoring below this percentile of the whole network are removed.")
+    var percentile: Double = 85
+
+    @Option(help: "Fraction of every layer's channels kept at least.")
+    var minRatio: Double = 0.15
+
+    @Option(help: "Initialisation seed of the scored model (use the seed the proxy will be trained with).")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Print one JSON object (layers, params_before/after, flops_before/after, spec).")
+    var json = false
+
+    @Option(help: "Write the pruned model spec (JSON) to this file.")
+    var output: String?
+
+    func validate() throws {
+        guard (0...100).contains(percentile) else { throw ValidationError("--percentile must be in [0, 100], got \(percentile)") }
+        guard minRatio > 0 && minRatio <= 1 else { throw ValidationError("--min-ratio must be in (0, 1], got \(minRatio)") }
+        guard classes >= 2 else { throw ValidationError("--classes must be at least 2") }
+        _ = try inputShape()
+    }
+
+    func inputShape() throws -> ImageShape {
+        let parts = input.split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 3, parts.allSatisfy({ $0 > 0 && $0 <= 4096 }) else {
+            throw ValidationError("--input must be CxHxW, e.g. 3x32x32 or 1x28x28, not '\(input)'")
+        }
+        return ImageShape(channels: parts[0], height: parts[1], width: parts[2])
+    }
+
+    func run() throws {
+        let spec = try modelOptions.spec(input: try inputShape(), classes: classes)
+        let report = try orExit {
+            try Pruning.prune(spec, seed: seed, percentile: percentile, minRatio: minRatio, backend: CPUBackend())
+        }
+        if let output {
+            try orExit { try RunDirectory(path: ".").writeJSON(report.spec, to: output) }
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.text, terminator: "")
+            if let output { print("proxy spec written to \(output) (strata train --model-spec \(output))") }
+        }
+    }
+}

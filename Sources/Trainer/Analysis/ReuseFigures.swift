@@ -1,0 +1,141 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The two figures of a reuse report, as standalone SVG.
+///
+/// `heatmap`: one panel per source, layers down, kinds across; a cell's colour is the accuracy
+/// change of that single swap (white: none, red: a drop, blue: a gain; the scale is symmetric and
+/// printed), its text the change in points; grey cells were not compared (the layer has no such
+/// tensor or shapes differ). `scatter`: per source, RMSE (log scale) against the accuracy drop,
+/// one colour per kind, so the relation the study asks about can be seen.
+public enum ReuseFigures {
+    static let kindColours: [String: String] = ["W": "#0072B2", "B": "#56B4E9", "RM": "#D55E00", "RV": "#E69F00",
+                                                "RW": "#009E73", "RB": "#CC79A7"]
+
+    /// The kinds asked for that some layer has (a cnn without batch norm has no RM, RV, RW, RB).
+    static func presentKinds(_ report: ReuseReport) -> [String] {
+        let present = Set(report.rows.map(\.kind))
+        return report.kinds.filter { present.contains($0) }.sorted { ParameterKind.order($0) < ParameterKind.order($1) }
+    }
+
+    public static func heatmap(_ report: ReuseReport) -> String {
+        let kinds = presentKinds(report)
+        let layerNames = orderedLayers(report)
+        let cellW = 46.0, cellH = 16.0, labelW = 150.0, top = 92.0, gap = 40.0
+        let panelW = labelW + cellW * Double(max(kinds.count, 1))
+        let width = 20 + (panelW + gap) * Double(report.sources.count) + 20
+        let height = top + cellH * Double(layerNames.count) + 70
+        let scale = max(0.01, report.rows.map { abs($0.accuracyChange) }.max() ?? 0)
+        var svg = header(width: width, height: height)
+        svg += text(20, 26, "Accuracy change of \(report.target) when one tensor is swapped in (points)", size: 15, bold: true)
+        svg += text(20, 46, "baseline \(pct(report.baselineAccuracy)) on \(report.testImages) images; colour scale ±\(num(scale * 100, 1)) points; grey: not compared", size: 11)
+        for (p, source) in report.sources.enumerated() {
+            let x0 = 20 + Double(p) * (panelW + gap)
+            svg += text(x0 + labelW, 70, "source \(source.source)", size: 12, bold: true)
+            for (k, kind) in kinds.enumerated() {
+                svg += text(x0 + labelW + cellW * (Double(k) + 0.5), top - 6, kind, size: 11, anchor: "middle")
+            }
+            for (i, layer) in layerNames.enumerated() {
+                let y = top + cellH * Double(i)
+                svg += text(x0 + labelW - 6, y + cellH * 0.72, layer, size: 10, anchor: "end")
+                for (k, kind) in kinds.enumerated() {
+                    let x = x0 + labelW + cellW * Double(k)
+                    let row = report.rows.first { $0.source == source.source && $0.layer == layer && $0.kind == kind }
+                    let fill = row.map { diverging($0.accuracyChange / scale) } ?? "#e6e6e6"
+                    svg += "<rect x=\"\(f(x))\" y=\"\(f(y))\" width=\"\(f(cellW))\" height=\"\(f(cellH))\" fill=\"\(fill)\" stroke=\"#ffffff\"/>\n"
+                    if let row {
+                        let dark = abs(row.accuracyChange / scale) > 0.6
+                        svg += text(x + cellW / 2, y + cellH * 0.72, signed1(row.accuracyChange * 100), size: 9, anchor: "middle",
+                                    colour: dark ? "#ffffff" : "#222222")
+                    }
+                }
+            }
+        }
+        // Colour bar.
+        let barY = top + cellH * Double(layerNames.count) + 24
+        for i in 0..<21 {
+            let v = Double(i - 10) / 10
+            svg += "<rect x=\"\(f(20 + Double(i) * 12))\" y=\"\(f(barY))\" width=\"12\" height=\"10\" fill=\"\(diverging(v))\"/>\n"
+        }
+        svg += text(20, barY + 24, "-\(num(scale * 100, 1))", size: 10)
+        svg += text(20 + 126, barY + 24, "0", size: 10, anchor: "middle")
+        svg += text(20 + 252, barY + 24, "+\(num(scale * 100, 1)) points", size: 10, anchor: "end")
+        return svg + "</svg>\n"
+    }
+
+    public static func scatter(_ report: ReuseReport) -> String {
+        let panelW = 380.0, panelH = 260.0, left = 64.0, top = 84.0, gap = 40.0
+        let width = 20 + (left + panelW + gap) * Double(report.sources.count)
+        let height = top + panelH + 80
+        var svg = header(width: width, height: height)
+        svg += text(20, 26, "RMSE between the models' tensors against the accuracy drop of \(report.target)", size: 15, bold: true)
+        let kinds = presentKinds(report)
+        var lx = 20.0
+        for kind in kinds {
+            svg += "<circle cx=\"\(f(lx + 5))\" cy=\"46\" r=\"4\" fill=\"\(kindColours[kind] ?? "#000")\"/>\n"
+            svg += text(lx + 13, 50, kind, size: 11)
+            lx += 48
+        }
+        let positive = report.rows.map(\.rmse).filter { $0 > 0 && $0.isFinite }
+        let lo = floor(log10(positive.min() ?? 1e-3)), hi = max(lo + 1, ceil(log10(positive.max() ?? 1)))
+        let drops = report.rows.map { -$0.accuracyChange * 100 }
+        let dHi = max(1, (drops.max() ?? 1)), dLo = min(0, drops.min() ?? 0)
+        for (p, source) in report.sources.enumerated() {
+            let x0 = 20 + Double(p) * (left + panelW + gap) + left
+            func px(_ r: Double) -> Double { x0 + (log10(max(r, pow(10, lo))) - lo) / (hi - lo) * panelW }
+            func py(_ d: Double) -> Double { top + panelH - (d - dLo) / (dHi - dLo) * panelH }
+            svg += "<rect x=\"\(f(x0))\" y=\"\(f(top))\" width=\"\(f(panelW))\" height=\"\(f(panelH))\" fill=\"none\" stroke=\"#888\"/>\n"
+            svg += text(x0, top - 10, "source \(source.source)", size: 12, bold: true)
+            var e = lo
+            while e <= hi {
+                svg += "<line x1=\"\(f(px(pow(10, e))))\" y1=\"\(f(top))\" x2=\"\(f(px(pow(10, e))))\" y2=\"\(f(top + panelH))\" stroke=\"#eee\"/>\n"
+                svg += text(px(pow(10, e)), top + panelH + 14, "1e\(Int(e))", size: 10, anchor: "middle")
+                e += 1
+            }
+            for t in [dLo, 0, dHi / 2, dHi] where t >= dLo {
+                svg += "<line x1=\"\(f(x0))\" y1=\"\(f(py(t)))\" x2=\"\(f(x0 + panelW))\" y2=\"\(f(py(t)))\" stroke=\"#eee\"/>\n"
+                svg += text(x0 - 6, py(t) + 4, num(t, 1), size: 10, anchor: "end")
+            }
+            svg += text(x0 + panelW / 2, top + panelH + 32, "RMSE (log scale; 0 drawn at the left edge)", size: 11, anchor: "middle")
+            svg += "<text x=\"\(f(x0 - 44))\" y=\"\(f(top + panelH / 2))\" font-size=\"11\" text-anchor=\"middle\" transform=\"rotate(-90 \(f(x0 - 44)) \(f(top + panelH / 2)))\">accuracy drop (points)</text>\n"
+            for r in report.rows where r.source == source.source {
+                svg += "<circle cx=\"\(f(px(r.rmse)))\" cy=\"\(f(py(-r.accuracyChange * 100)))\" r=\"3.5\" fill=\"\(kindColours[r.kind] ?? "#000")\" fill-opacity=\"0.8\"><title>\(SVGFigure.escape(r.layer)) \(r.kind): rmse \(sci(r.rmse)), \(signed1(r.accuracyChange * 100)) pt</title></circle>\n"
+            }
+            if let c = source.correlation["all"], let pr = c.pearson {
+                svg += text(x0 + 6, top + 16, "Pearson \(num(pr, 2)), Spearman \(c.spearman.map { num($0, 2) } ?? "-") (n=\(c.count))", size: 10)
+            }
+        }
+        return svg + "</svg>\n"
+    }
+
+    // MARK: Helpers
+
+    static func orderedLayers(_ report: ReuseReport) -> [String] {
+        var seen = Set<String>(), names: [String] = []
+        for r in report.layers where seen.insert(r.layer).inserted { names.append(r.layer) }
+        return names
+    }
+
+    /// -1 (red) ... 0 (white) ... +1 (blue).
+    static func diverging(_ v: Double) -> String {
+        let t = min(1, abs(v.isFinite ? v : 0))
+        let (r, g, b): (Double, Double, Double) = v < 0 ? (202, 0, 32) : (5, 113, 176)
+        func mix(_ c: Double) -> Int { Int((255 + (c - 255) * t).rounded()) }
+        return "rgb(\(mix(r)),\(mix(g)),\(mix(b)))"
+    }
+
+    static func header(width: Double, height: Double) -> String {
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(f(width))\" height=\"\(f(height))\" viewBox=\"0 0 \(f(width)) \(f(height))\" font-family=\"sans-serif\">\n"
+            + "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n"
+    }
+
+    static func text(_ x: Double, _ y: Double, _ s: String, size: Int, anchor: String = "start", bold: Bool = false,
+                     colour: String = "#222222") -> String {
+        "<text x=\"\(f(x))\" y=\"\(f(y))\" font-size=\"\(size)\" text-anchor=\"\(anchor)\" fill=\"\(colour)\""
+            + (bold ? " font-weight=\"bold\"" : "") + ">\(SVGFigure.escape(s))</text>\n"
+    }
+
+    static func f(_ x: Double) -> String { SVGFigure.fixed(x, 1) }
+    static func signed1(_ x: Double) -> String { (x > 0.05 ? "+" : "") + SVGFigure.fixed(x, 1) }
+}

@@ -1,0 +1,96 @@
+@testable import Trainer
+import XCTest
+
+final class HPOTests: XCTestCase {
+    /// Optuna's default_gamma and default_weights, values worked out from their source.
+    func testGammaAndWeightsFollowOptuna() {
+        XCTAssertEqual([1, 9, 10, 11, 100, 250, 300].map(TPESampler.gamma), [1, 1, 1, 2, 10, 25, 25])
+        XCTAssertEqual(TPESampler.weights(3), [1, 1, 1])
+        XCTAssertEqual(TPESampler.weights(25), [Double](repeating: 1, count: 25), "np.linspace(.., num=0) is empty")
+        let w = TPESampler.weights(30)   // ramp = linspace(1/30, 1, 5), then 25 ones
+        XCTAssertEqual(w.count, 30)
+        XCTAssertEqual(w[0], 1.0 / 30, accuracy: 1e-15)
+        XCTAssertEqual(w[2], 1.0 / 30 + (1 - 1.0 / 30) / 2, accuracy: 1e-15)
+        XCTAssertEqual(w[4], 1, accuracy: 1e-15)
+        XCTAssertEqual(Array(w[5...]), [Double](repeating: 1, count: 25))
+    }
+
+    /// Bandwidths of observations 2, 3, 7 on [0, 10]: neighbour distances max(2,1)=2, max(1,4)=4,
+    /// max(4,3)=4; the outermost use their inner neighbour (1 and 4); clip to [10/5, 10].
+    func testBandwidthsUseNeighboursAndTheMagicClip() {
+        XCTAssertEqual(ParzenEstimator.bandwidths([7, 2, 3], low: 0, high: 10), [4, 2, 4])
+        XCTAssertEqual(ParzenEstimator.bandwidths([5], low: 0, high: 10), [5], "one point: the larger distance to an end")
+    }
+
+    func testEstimatorDensitiesIntegrateToOne() throws {
+        let space = try HPOSpace([("x", .float(low: -1, high: 2, log: false)), ("c", .categorical(["a", "b", "c"]))])
+        let obs = [HPOObservation(params: ["x": .float(0.1), "c": .choice("b")], value: 1),
+                   HPOObservation(params: ["x": .float(1.5), "c": .choice("a")], value: 2)]
+        let p = ParzenEstimator(space, observations: obs, priorWeight: 1)
+        // Numeric marginal: a midpoint rule over [-1, 2].
+        var integral = 0.0
+        let n = 30_000, h = 3.0 / Double(n)
+        for i in 0..<n { integral += exp(p.logDensity(dimension: 0, -1 + (Double(i) + 0.5) * h)) * h }
+        XCTAssertEqual(integral, 1, accuracy: 1e-6)
+        let mass = (0..<3).reduce(0.0) { $0 + exp(p.logDensity(dimension: 1, Double($1))) }
+        XCTAssertEqual(mass, 1, accuracy: 1e-12)
+        // Joint density of a product kernel mixture: also normalised (summing the choice out).
+        var joint = 0.0
+        for i in 0..<n { for c in 0..<3 { joint += exp(p.logDensity([-1 + (Double(i) + 0.5) * h, Double(c)])) * h } }
+        XCTAssertEqual(joint, 1, accuracy: 1e-6)
+    }
+
+    func testSamplersAreDeterministicAndStayInTheSpace() throws {
+        let f = try HPOTestFunction.named("mixed")
+        for sampler in [TPESampler(seed: 4) as HPOSampler, TPESampler(seed: 4, multivariate: false), RandomSampler(seed: 4)] {
+            let a = f.minimise(with: sampler, trials: 30).history, b = f.minimise(with: sampler, trials: 30).history
+            XCTAssertEqual(a, b, "the same seed proposes the same trials")
+            for o in a {
+                guard case .float(let lr) = o.params["lr"]!, case .int(let units) = o.params["units"]!,
+                      case .choice(let act) = o.params["activation"]! else { return XCTFail("kinds") }
+                XCTAssertTrue((1e-5...1).contains(lr) && (1...100).contains(units) && ["relu", "tanh", "sigmoid"].contains(act))
+            }
+        }
+        XCTAssertNotEqual(f.minimise(with: TPESampler(seed: 4), trials: 15).history,
+                          f.minimise(with: TPESampler(seed: 5), trials: 15).history)
+    }
+
+    /// Not a benchmark (bench/hpo/tpe-vs-optuna.sh is): a sanity check that TPE uses what it has
+    /// seen, on fixed seeds, so the outcome is deterministic.
+    func testTPEBeatsRandomSearchOnBranin() throws {
+        let f = try HPOTestFunction.named("branin")
+        let seeds = 0..<6
+        let tpe = seeds.map { f.minimise(with: TPESampler(seed: UInt64($0)), trials: 40).best }.reduce(0, +)
+        let random = seeds.map { f.minimise(with: RandomSampler(seed: UInt64($0)), trials: 40).best }.reduce(0, +)
+        XCTAssertLessThan(tpe, random)
+    }
+
+    func testSuccessiveHalvingPromotesTheBestThirdAtEachRung() {
+        var p = SuccessiveHalvingPruner(minResource: 1, reductionFactor: 3)
+        XCTAssertEqual((0..<4).map { p.rungStep($0) }, [1, 3, 9, 27])
+        XCTAssertEqual(p.report(trial: 0, step: 1, value: 0.5), .continue, "first at a rung: nothing to compare with")
+        XCTAssertEqual(p.report(trial: 1, step: 1, value: 0.7), .prune, "1 of 2 at the rung: top index 0 holds 0.5")
+        XCTAssertEqual(p.report(trial: 2, step: 1, value: 0.4), .continue)
+        XCTAssertEqual(p.report(trial: 0, step: 2, value: 0.1), .continue, "not a rung")
+        XCTAssertEqual(p.report(trial: 3, step: 1, value: 0.45), .prune, "4 values: only the best (4 / 3 = 1) goes on")
+        // Six values at rung 0: the best two (6 / 3) go on.
+        XCTAssertEqual(p.report(trial: 4, step: 1, value: 0.6), .prune)
+        XCTAssertEqual(p.report(trial: 5, step: 1, value: 0.42), .continue, "0.42 <= second best 0.42")
+        XCTAssertEqual(p.report(trial: 6, step: 1, value: .nan), .prune)
+        var late = SuccessiveHalvingPruner(minResource: 2, reductionFactor: 2, minEarlyStoppingRate: 1)
+        XCTAssertEqual(late.rungStep(0), 4)
+        XCTAssertEqual(late.report(trial: 0, step: 2, value: 9), .continue, "below the first rung")
+    }
+
+    func testHyperbandBracketsAndBudgets() {
+        let h = HyperbandPruner(minResource: 1, maxResource: 27, reductionFactor: 3)
+        XCTAssertEqual(h.brackets.count, 4, "rungs 1, 3, 9, 27")
+        XCTAssertEqual(h.brackets.map(\.minEarlyStoppingRate), [0, 1, 2, 3])
+        XCTAssertEqual(h.budgets, [27, 12, 6, 4], "ceil(4 * 3^(3-s) / (4-s))")
+        var counts = [0, 0, 0, 0]
+        for t in 0..<2000 { counts[h.bracket(of: t)] += 1 }
+        XCTAssertGreaterThan(counts[0], counts[1])
+        XCTAssertGreaterThan(counts[1], counts[3])
+        XCTAssertTrue(counts.allSatisfy { $0 > 0 })
+    }
+}
