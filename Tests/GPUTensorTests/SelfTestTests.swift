@@ -109,6 +109,8 @@ final class BrokenBackend: Backend {
     func axpy(alpha: Float, x: Tensor, y: Tensor) { base.axpy(alpha: alpha, x: x, y: y) }
     func sum(_ x: Tensor) throws -> Float { try base.sum(x) }
     func argmax(rows x: Tensor, output out: Tensor) { base.argmax(rows: x, output: out) }
+    func sum(_ x: Tensor, into out: Tensor, slot: Int) { base.sum(x, into: out, slot: slot) }
+    func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor, slot: Int) { base.countCorrect(logits: logits, labels: labels, into: out, slot: slot) }
     func dropoutForward(_ x: Tensor, output y: Tensor, mask: Tensor, probability p: Float, seed: UInt64, counter: UInt64) { base.dropoutForward(x, output: y, mask: mask, probability: p, seed: seed, counter: counter) }
     func dropoutBackward(gradOutput dy: Tensor, mask: Tensor, gradInput dx: Tensor) { base.dropoutBackward(gradOutput: dy, mask: mask, gradInput: dx) }
     func fillUniform(_ x: Tensor, low: Float, high: Float, seed: UInt64, counter: UInt64) { base.fillUniform(x, low: low, high: high, seed: seed, counter: counter) }

@@ -107,6 +107,8 @@ final class RecordingBackend: Backend {
     func axpy(alpha: Float, x: Tensor, y: Tensor) { record("axpy"); base.axpy(alpha: alpha, x: x, y: y) }
     func sum(_ x: Tensor) throws -> Float { try base.sum(x) }
     func argmax(rows x: Tensor, output out: Tensor) { record("argmax"); base.argmax(rows: x, output: out) }
+    func sum(_ x: Tensor, into out: Tensor, slot: Int) { record("sumIntoSlot"); base.sum(x, into: out, slot: slot) }
+    func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor, slot: Int) { record("countCorrect"); base.countCorrect(logits: logits, labels: labels, into: out, slot: slot) }
     func dropoutForward(_ x: Tensor, output y: Tensor, mask: Tensor, probability p: Float, seed: UInt64, counter: UInt64) {
         record("dropoutForward")
         base.dropoutForward(x, output: y, mask: mask, probability: p, seed: seed, counter: counter)
