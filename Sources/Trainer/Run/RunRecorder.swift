@@ -51,6 +51,12 @@ public final class RunRecorder {
         case .file, .other:
             throw RunDirectoryError(path: path, reason: "exists and is not a directory")
         }
+        if mode == .new {
+            // Refuse before touching anything (the lock file included); checked again under the lock.
+            try Self.requireEmpty(path, (FileSystem.contents(ofDirectory: path) ?? []).filter {
+                $0 != RunLock.fileName && !Self.isTemporaryName($0)
+            })
+        }
         lock = try RunLock(directory: path)
         manifest = RunManifest(kind: kind)
         metricsLines = 0
@@ -58,15 +64,19 @@ public final class RunRecorder {
         let entries = (FileSystem.contents(ofDirectory: path) ?? []).filter { $0 != RunLock.fileName }
         switch mode {
         case .new:
-            guard entries.isEmpty else {
-                let shown = entries.prefix(3).joined(separator: ", ") + (entries.count > 3 ? ", ..." : "")
-                throw RunDirectoryError(path: path, reason: "is not empty (\(shown)): pass --resume \(path) to continue "
-                                        + "its run, or --overwrite to replace it")
-            }
+            try Self.requireEmpty(path, entries)
         case .overwrite:
             removed = try Self.removeRunFiles(in: path)
         case .resume:
             try openForResume(entries: entries)
+        }
+    }
+
+    private static func requireEmpty(_ path: String, _ entries: [String]) throws {
+        guard entries.isEmpty else {
+            let shown = entries.prefix(3).joined(separator: ", ") + (entries.count > 3 ? ", ..." : "")
+            throw RunDirectoryError(path: path, reason: "is not empty (\(shown)): pass --resume \(path) to continue "
+                                    + "its run, or --overwrite to replace it")
         }
     }
 
@@ -194,7 +204,9 @@ public final class RunRecorder {
                 continue
             }
             if ref.file == link { continue }   // a file from before manifests, named by the manifest itself
-            try FileSystem.replaceSymbolicLink(at: linkPath, target: ref.file)
+            do { try FileSystem.replaceSymbolicLink(at: linkPath, target: ref.file) } catch let e as SystemCallError {
+                throw RunDirectoryError(path: linkPath, reason: "cannot be updated: \(e.message)")
+            }
         }
         let keep = manifest.files
         for name in FileSystem.contents(ofDirectory: path) ?? [] where Self.isCheckpointName(name) && !keep.contains(name) {
