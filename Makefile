@@ -46,7 +46,7 @@ DEMO_FLAGS ?= --model cnn --filters 16,32,64 --hidden 128 --optimizer adam \
 
 demo: build
 	@scripts/install-deps.sh --dataset
-	$(BIN) grow --data /usr/share/datasets/fashion-mnist $(DEMO_FLAGS) --output $(DEMO_DIR)
+	$(BIN) grow --data /usr/share/datasets/fashion-mnist $(DEMO_FLAGS) --output $(DEMO_DIR) --overwrite  # a rerun replaces the demo run
 
 # SIGKILLs train and grow runs at random moments (some mid-write), resumes them, and compares
 # with uninterrupted runs; KILLS=50 by default. Needs strace and the CIFAR-10 subset (DATA=...).
