@@ -43,7 +43,7 @@ read TRAIN_MS TRAIN_STRACE_MS < <(reference train)
 read GROW_MS GROW_STRACE_MS < <(reference grow)
 echo "reference runs: train ${TRAIN_MS} ms (${TRAIN_STRACE_MS} ms with delayed fsync), grow ${GROW_MS} ms (${GROW_STRACE_MS} ms)"
 
-kills=0; identical=0; different=0; corrupt=0; attempts=0; midwrite=0
+kills=0; identical=0; different=0; corrupt=0; attempts=0; midwrite=0; reruns=0
 while [ $kills -lt "$KILLS" ]; do
     attempts=$((attempts + 1))
     if [ $((attempts % 2)) -eq 1 ]; then kind=train; args=("${TRAIN[@]}"); ms=$TRAIN_MS; sms=$TRAIN_STRACE_MS
@@ -74,10 +74,12 @@ while [ $kills -lt "$KILLS" ]; do
     kills=$((kills + 1))
     # Resume until complete. A run killed before it wrote config.json has nothing to resume:
     # rerunning the original command into its (still empty) directory is what a user would do.
+    how="resumed"
     for try in 1 2 3; do
         if "$STRATA" "$kind" --resume "$dir" --device cpu > "$dir.resume.log" 2>&1; then break; fi
         if grep -q "no run to resume" "$dir.resume.log"; then
-            "$STRATA" "${args[@]}" --output "$dir" > "$dir.resume.log" 2>&1 && break
+            how="nothing to resume, rerun"; reruns=$((reruns + 1))
+            "$STRATA" "${args[@]}" --output "$dir" > "$dir.rerun.log" 2>&1 && break
         fi
     done
     result=$(python3 "$HERE/kill-resume-check.py" "$dir" "$WORK/ref-$kind"); code=$?
@@ -86,7 +88,7 @@ while [ $kills -lt "$KILLS" ]; do
         1) different=$((different + 1)) ;;
         *) corrupt=$((corrupt + 1)) ;;
     esac
-    printf 'kill %2d  %-5s %-8s %-40s -> %s\n' "$kills" "$kind" "$([ $traced -eq 1 ] && echo strace || echo plain)" "$state" "$result"
+    printf 'kill %2d  %-5s %-6s %-40s %-24s -> %s\n' "$kills" "$kind" "$([ $traced -eq 1 ] && echo strace || echo plain)" "$state" "$how" "$result"
 done
-echo "kills: $kills (of $attempts runs started; $midwrite during a write), identical resumed runs: $identical/$kills, different: $different, corrupt or lost: $corrupt"
+echo "kills: $kills (of $attempts runs started; $midwrite during a write; $reruns before the run wrote anything, rerun), identical resumed runs: $identical/$kills, different: $different, corrupt or lost: $corrupt"
 [ $different -eq 0 ] && [ $corrupt -eq 0 ]
