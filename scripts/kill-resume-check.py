@@ -5,6 +5,7 @@ checkpoints (names, dtypes, shapes, bytes), not files: a grow checkpoint's metad
 seconds, so two clean runs already differ byte-wise. Also checks the directory is consistent:
 manifest complete, every file it names present and readable, last/best links pointing at them,
 every checkpoint file parseable, no temporary file left, metrics equal apart from timings.
+With --killed DIR, checks only the directory as the kill left it (before resuming).
 Prints one line; exit 0 when identical, 1 when it differs, 2 when corrupt or lost."""
 import json, os, struct, sys
 
@@ -74,9 +75,33 @@ def check(run, ref):
         return 1, "metrics.jsonl differs (timings aside)"
     return 0, f"identical (last epoch {m['last']['epoch']}, best epoch {(m.get('best') or {}).get('epoch')})"
 
+def check_killed(run):
+    """The directory right after the kill, before any resume: the manifest (if the run got that
+    far) parses, every checkpoint it names exists and parses, and holds the epoch it says."""
+    mp = os.path.join(run, "manifest.json")
+    if not os.path.exists(mp):
+        ckpts = [n for n in os.listdir(run) if n.startswith("epoch-")] if os.path.isdir(run) else []
+        return 0, f"no manifest yet ({len(ckpts)} unnamed checkpoint files)"
+    m = json.load(open(mp))
+    for key in ("last", "best"):
+        ref = m.get(key)
+        if ref is None:
+            continue
+        path = os.path.join(run, ref["file"])
+        if not os.path.exists(path):
+            return 2, f"{key} checkpoint {ref['file']} named by the manifest is lost"
+        _, meta = tensors(path)
+        epoch = json.loads(meta["strata"])["epoch"]
+        if epoch != ref["epoch"]:
+            return 2, f"{key}: {ref['file']} holds epoch {epoch}, the manifest says {ref['epoch']}"
+    return 0, f"manifest at epoch {m['epoch']} consistent"
+
 if __name__ == "__main__":
     try:
-        code, text = check(sys.argv[1], sys.argv[2])
+        if sys.argv[1] == "--killed":
+            code, text = check_killed(sys.argv[2])
+        else:
+            code, text = check(sys.argv[1], sys.argv[2])
     except Exception as e:
         code, text = 2, f"unreadable: {e}"
     print(text)

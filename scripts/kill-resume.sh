@@ -3,8 +3,8 @@
 # moment (half of the runs under strace with every fsync delayed, which holds most of the run
 # inside checkpoint and manifest writes, so kills land mid-write), resumes it with --resume until
 # it completes, and compares the result with the same run left uninterrupted
-# (scripts/kill-resume-check.py: tensors of the last and best checkpoints, manifest, links,
-# metrics). Prints one line per kill and a tally; exits 1 if any run is corrupt, lost or different.
+# (scripts/kill-resume-check.py: right after the kill, the manifest and the checkpoints it names;
+# after the resume, tensors of the last and best checkpoints, manifest, links, metrics). Prints one line per kill and a tally; exits 1 if any run is corrupt, lost or different.
 #
 #   scripts/kill-resume.sh [KILLS] [WORKDIR]       (make kill-resume; KILLS defaults to 50)
 #   STRATA=path/to/strata DATA=cifar10-dir scripts/kill-resume.sh 10
@@ -72,6 +72,7 @@ while [ $kills -lt "$KILLS" ]; do
     wait "$outer" 2>/dev/null
     if [ "$state" = "(none)" ]; then rm -rf "$dir" "$dir.log"; continue; fi   # finished before the kill
     kills=$((kills + 1))
+    killed=$(python3 "$HERE/kill-resume-check.py" --killed "$dir") || { corrupt=$((corrupt + 1)); echo "kill $kills: $killed"; }
     # Resume until complete. A run killed before it wrote config.json has nothing to resume:
     # rerunning the original command into its (still empty) directory is what a user would do.
     how="resumed"
@@ -88,7 +89,7 @@ while [ $kills -lt "$KILLS" ]; do
         1) different=$((different + 1)) ;;
         *) corrupt=$((corrupt + 1)) ;;
     esac
-    printf 'kill %2d  %-5s %-6s %-40s %-24s -> %s\n' "$kills" "$kind" "$([ $traced -eq 1 ] && echo strace || echo plain)" "$state" "$how" "$result"
+    printf 'kill %2d  %-5s %-6s %-40s %-34s %-24s -> %s\n' "$kills" "$kind" "$([ $traced -eq 1 ] && echo strace || echo plain)" "$state" "$killed" "$how" "$result"
 done
 echo "kills: $kills (of $attempts runs started; $midwrite during a write; $reruns before the run wrote anything, rerun), identical resumed runs: $identical/$kills, different: $different, corrupt or lost: $corrupt"
 [ $different -eq 0 ] && [ $corrupt -eq 0 ]
