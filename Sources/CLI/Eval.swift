@@ -13,7 +13,7 @@ struct Eval: ParsableCommand {
     var checkpoint: String
 
     @Option(name: .customLong("checkpoint"), help: "For a run directory: best (default; last when the run has no validation set) or last.")
-    var choice: RunDirectory.CheckpointChoice = .best
+    var choice: RunDirectory.CheckpointChoice?
 
     @Option(help: "Dataset directory (default: the one the checkpoint was trained on).")
     var data: String?
@@ -23,12 +23,19 @@ struct Eval: ParsableCommand {
 
     @OptionGroup var deviceOptions: DeviceOptions
 
+    func validate() throws {
+        if choice != nil && !FileSystemKind.isDirectory(checkpoint) {
+            throw ValidationError("--checkpoint chooses a checkpoint of a run directory; \(checkpoint) is not a directory")
+        }
+    }
+
     func run() throws {
         let backend = try orExit { try deviceOptions.makeBackend() }
         let result = try orExit { () throws -> (String, Evaluation) in
             var path = checkpoint
             var label = ""
             if FileSystemKind.isDirectory(checkpoint) {
+                let choice = choice ?? .best
                 let (p, epoch, taken) = try RunDirectory(path: checkpoint).checkpoint(choice)
                 path = p
                 label = " (\(taken.rawValue)" + (epoch.map { ", epoch \($0)" } ?? "")
