@@ -150,9 +150,7 @@ func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, record
         // The epoch just recorded (a training epoch, or the last one at the end).
         let last = grower.history.last
         let epoch = last?.epoch ?? 0
-        let accuracy = last?.metrics.validationAccuracy
-        let best = accuracy.map { $0 > (recorder.manifest.best?.validationAccuracy ?? -1) } ?? false
-        try recorder.commit(file, epoch: epoch, best: best, validationAccuracy: accuracy)
+        try recorder.commit(file, epoch: epoch, validationAccuracy: last?.metrics.validationAccuracy)
     }, resumed: { history, done in
         try recorder.replaceMetrics(history)
         let epochs = history.last?.epoch ?? 0

@@ -108,6 +108,18 @@ final class RunDirectoryTests: XCTestCase {
         XCTAssertEqual(names(dir).filter { $0.hasPrefix("epoch-") }, ["epoch-0003.safetensors"])
     }
 
+    func testBestIsTheHighestValidationAccuracyAndATieKeepsTheEarlierEpoch() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let r = try RunRecorder(RunDirectory(path: dir), kind: .grow, mode: .new)
+        defer { r.close() }
+        for (epoch, accuracy) in [(1, 0.3), (2, 0.5), (3, 0.5), (4, 0.4)] {
+            try r.commit(fakeCheckpoint(epoch), epoch: epoch, validationAccuracy: accuracy)
+        }
+        XCTAssertEqual(r.manifest.best?.epoch, 2)
+        XCTAssertEqual(r.manifest.last?.epoch, 4)
+        XCTAssertEqual(names(dir).filter { $0.hasPrefix("epoch-") }, ["epoch-0002.safetensors", "epoch-0004.safetensors"])
+    }
+
     func testStaleTemporariesAreRemovedAtStartAndOthersKept() throws {
         let dir = try makeTemporaryDirectory(self)
         try touch(dir + "/.last.safetensors.tmp-99999-1")
@@ -163,6 +175,20 @@ final class RunDirectoryTests: XCTestCase {
         XCTAssertThrowsError(try run.checkpoint()) { error in
             XCTAssertTrue("\(error)".contains("non-finite weights"), "\(error)")
         }
+    }
+
+    func testADivergedGrowRunThrowsTheSameErrorAndSavesNothingDiverged() throws {
+        let train = smallConfig(data: data, filters: [4, 6], epochs: 4,
+                                optimizer: .sgd(learningRate: 1e20, momentum: 0.9, nesterov: false, weightDecay: 0), dropout: 0)
+        let config = GrowConfig(train: train, startStages: 1, window: 2, maxEpochs: 4)
+        var saved = 0
+        XCTAssertThrowsError(try Grower(config: config, backend: CPUBackend(), data: RunData.load(train.data, seed: train.seed))
+            .run(save: { _ in saved += 1 })) { error in
+            guard let d = error as? DivergenceError else { return XCTFail("\(error)") }
+            XCTAssertEqual(d.epoch, 1)
+            XCTAssertTrue(d.description.hasPrefix("loss diverged at epoch 1 (batch "), d.description)
+        }
+        XCTAssertEqual(saved, 0, "no checkpoint of a diverged state")
     }
 
     func testNumberFormattingNeverTraps() {

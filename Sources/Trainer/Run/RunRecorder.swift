@@ -168,6 +168,14 @@ public final class RunRecorder {
         try publish()
     }
 
+    /// `commit` with best chosen here: the checkpoint becomes best when its validation accuracy
+    /// beats the manifest's best (strictly: the earlier epoch keeps a tie). For drivers whose
+    /// epochs belong to different models (grow; search trials).
+    public func commit(_ file: SafeTensors, epoch: Int, validationAccuracy: Double?) throws {
+        let best = validationAccuracy.map { $0 > (manifest.best?.validationAccuracy ?? -1) } ?? false
+        try commit(file, epoch: epoch, best: best, validationAccuracy: validationAccuracy)
+    }
+
     /// Records that `summary.json` is written and the run is complete.
     public func complete() throws {
         var next = manifest
