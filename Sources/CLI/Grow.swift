@@ -142,21 +142,21 @@ func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, record
     // so after a resume the file is rewritten to the checkpoint's epochs and continues from there.
     let summary: GrowSummary
     do {
-    (summary, _) = try grower.run(epochDone: { e in
-        do { try recorder.appendMetrics(e) } catch { writeError = error }
-        progress.line(epochLine(e.metrics, prefix: "[\(e.stages) sub-net\(e.stages == 1 ? "" : "s"), \(e.phase)]"))
-    }, event: { progress.line($0) }, observer: observer, resume: resumeFrom, save: { file in
-        if let writeError { throw writeError }
-        // The epoch just recorded (a training epoch, or the last one at the end).
-        let last = grower.history.last
-        let epoch = last?.epoch ?? 0
-        try recorder.commit(file, epoch: epoch, validationAccuracy: last?.metrics.validationAccuracy)
-    }, resumed: { history, done in
-        try recorder.replaceMetrics(history)
-        let epochs = history.last?.epoch ?? 0
-        progress.line(done ? "\(directory.path): the grow run is complete (\(epochs) epochs)"
-                           : "resuming \(directory.path) after epoch \(epochs) of \(config.maxEpochs) on \(backend.name)")
-    })
+        (summary, _) = try grower.run(epochDone: { e in
+            do { try recorder.appendMetrics(e) } catch { writeError = error }
+            progress.line(epochLine(e.metrics, prefix: "[\(e.stages) sub-net\(e.stages == 1 ? "" : "s"), \(e.phase)]"))
+        }, event: { progress.line($0) }, observer: observer, resume: resumeFrom, save: { file in
+            if let writeError { throw writeError }
+            // The epoch just recorded (a training epoch, or the last one at the end).
+            let last = grower.history.last
+            let epoch = last?.epoch ?? 0
+            try recorder.commit(file, epoch: epoch, validationAccuracy: last?.metrics.validationAccuracy)
+        }, resumed: { history, done in
+            try recorder.replaceMetrics(history)
+            let epochs = history.last?.epoch ?? 0
+            progress.line(done ? "\(directory.path): the grow run is complete (\(epochs) epochs)"
+                               : "resuming \(directory.path) after epoch \(epochs) of \(config.maxEpochs) on \(backend.name)")
+        })
     } catch let error as DivergenceError {
         throw recorder.diverged(error)
     }
