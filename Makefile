@@ -17,7 +17,7 @@ CUDA_BUILD = .build-cuda$(filter-out 13,$(CUDA_VERSION))
 CUDA_ENV = PKG_CONFIG_PATH=$(CUDA_PREFIX)/lib/pkgconfig
 CUDA_FLAGS = --traits CUDA --build-path $(CUDA_BUILD) -Xlinker -rpath -Xlinker $(CUDA_PREFIX)/lib
 
-.PHONY: all deps build test selftest bench demo clean cuda build-cuda test-cuda dist-cuda gpu-check fuzz
+.PHONY: all deps build test selftest bench demo clean cuda build-cuda test-cuda dist-cuda gpu-check fuzz kill-resume
 
 all: build
 
@@ -53,7 +53,14 @@ fuzz: deps
 
 demo: build
 	@scripts/install-deps.sh --dataset
-	$(BIN) grow --data /usr/share/datasets/fashion-mnist $(DEMO_FLAGS) --output $(DEMO_DIR)
+	$(BIN) grow --data /usr/share/datasets/fashion-mnist $(DEMO_FLAGS) --output $(DEMO_DIR) --overwrite  # a rerun replaces the demo run
+
+# SIGKILLs train and grow runs at random moments (some mid-write), resumes them, and compares
+# with uninterrupted runs; KILLS=50 by default. Needs strace and the CIFAR-10 subset (DATA=...).
+KILLS ?= 50
+kill-resume: build
+	@command -v strace >/dev/null || apt-get install -y strace
+	scripts/kill-resume.sh $(KILLS)
 
 cuda:
 	scripts/install-cuda.sh --cuda $(CUDA_VERSION) --prefix $(CUDA_PREFIX)

@@ -13,7 +13,7 @@ OUT=${1:-runs/bench-reuse-grow}
 EPOCHS=${EPOCHS:-10}
 mkdir -p "$OUT"
 
-common=(--data "$DATA" --device cpu --seed 1 --batch-size 128)
+common=(--data "$DATA" --device cpu --seed 1 --batch-size 128 --overwrite)   # reruns replace the last measurement
 grow=(--model resnet20 --optimizer rmsprop --lr 1e-3 --max-epochs "$EPOCHS" --window 2 --gamma 0.8 --lookahead-epochs 1)
 $S grow "${common[@]}" "${grow[@]}" --init lookahead --baseline --output "$OUT/grow-lookahead" | tee "$OUT/grow-lookahead.log"
 $S grow "${common[@]}" "${grow[@]}" --init random --output "$OUT/grow-random" | tee "$OUT/grow-random.log"

@@ -62,7 +62,11 @@ struct Grow: ParsableCommand {
                                valueName: "run-dir"))
     var resume: String?
 
+    @Flag(help: "Replace the run in --output (its strata files are removed first); without it a non-empty directory is refused.")
+    var overwrite = false
+
     func validate() throws {
+        if resume != nil && overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
         guard window >= 2 else { throw ValidationError("--window must be at least 2 epochs (a line needs two points), got \(window)") }
         guard gamma > 0 && gamma <= 1 else { throw ValidationError("--gamma must be in (0, 1], got \(gamma)") }
         guard GrowConfig.Initialization(rawValue: initialization) != nil else {
@@ -79,16 +83,14 @@ struct Grow: ParsableCommand {
         let backend = try orExit { try deviceOptions.makeBackend() }
         if let resume {
             let directory = RunDirectory(path: resume)
+            let recorder = try orExit { try openRun(directory, kind: .grow, mode: .resume) }
             let (config, data) = try orExit { () throws -> (GrowConfig, RunData) in
-                guard directory.exists(directory.configPath) else {
-                    throw TrainingError("\(directory.configPath) is missing: not a strata grow directory")
-                }
                 let config = try ConfigFile.readGrowConfig(directory.configPath)
                 let data = try RunData.load(config.train.data, seed: config.train.seed)
                 try ConfigValidation.check(config, data: DataFacts(data), source: .file(directory.configPath))
                 return (config, data)
             }
-            try orExit { try growAndReport(config, data: data, backend: backend, directory: directory, resuming: true) }
+            try orExit { try growAndReport(config, data: data, backend: backend, recorder: recorder, resuming: true) }
             return
         }
         let (config, data) = try orExit { () throws -> (GrowConfig, RunData) in
@@ -111,19 +113,23 @@ struct Grow: ParsableCommand {
             try ConfigValidation.check(config, data: DataFacts(data), source: .flags)
             return (config, data)
         }
+        // The directory is opened (and, with --overwrite, emptied) only once the job is known to be valid.
         let directory = RunDirectory(path: output ?? "runs/grow-\(modelOptions.name)-s\(seed)")
-        try orExit { try growAndReport(config, data: data, backend: backend, directory: directory, resuming: false) }
+        let recorder = try orExit { try openRun(directory, kind: .grow, mode: overwrite ? .overwrite : .new) }
+        try orExit { try growAndReport(config, data: data, backend: backend, recorder: recorder, resuming: false) }
     }
 }
 
-/// Runs a grow (and optionally its baseline), printing progress, and writes the run directory:
-/// `last.safetensors` after every epoch, so that `resuming` continues from the last one.
-func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, directory: RunDirectory, resuming: Bool) throws {
-    try directory.create()
-    let resumeFrom = resuming && directory.exists(directory.lastCheckpointPath) ? directory.lastCheckpointPath : nil
+/// Runs a grow (and optionally its baseline), printing progress, and writes the run directory
+/// through `recorder`: a checkpoint after every training epoch (named last, and best when its
+/// validation accuracy is the run's best so far, in manifest.json), so that `resuming`
+/// continues from the last one.
+func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, recorder: RunRecorder, resuming: Bool) throws {
+    let directory = recorder.directory
+    let resumeFrom = resuming ? recorder.lastCheckpointPath : nil
     if resumeFrom == nil {
         try directory.writeJSON(config, to: directory.configPath)
-        try directory.clearMetrics()
+        try recorder.replaceMetrics([GrowEpoch]())
     }
     let full = try Model(spec: config.train.model)
     print("growing \(config.train.modelName) (\(full.stages.count) sub-networks: \(full.stages.map(\.name).joined(separator: ", "))) "
@@ -133,27 +139,36 @@ func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, direct
 
     let progress = ProgressDisplay()
     var observer = TrainingObserver()
-    observer.batch = { epoch, done, total, loss, acc in
-        progress.batch(prefix: "epoch \(epoch)", done: done, total: total,
-                       fields: "loss \(formatFixed(loss, digits: 4)) acc \(formatFixed(acc * 100, digits: 2))%")
+    observer.batch = { epoch, done, total, running in
+        progress.batch(prefix: "epoch \(epoch)", done: done, total: total) {
+            let (loss, acc) = running()
+            return "loss \(formatFixed(loss, digits: 4)) acc \(formatFixed(acc * 100, digits: 2))%"
+        }
     }
     let grower = Grower(config: config, backend: backend, data: data)
     var writeError: Error?
     // metrics.jsonl gets each epoch as it ends; a checkpoint is written after training epochs only,
     // so after a resume the file is rewritten to the checkpoint's epochs and continues from there.
-    let (summary, _) = try grower.run(epochDone: { e in
-        do { try directory.appendMetrics(e) } catch { writeError = error }
-        progress.line(epochLine(e.metrics, prefix: "[\(e.stages) sub-net\(e.stages == 1 ? "" : "s"), \(e.phase)]"))
-    }, event: { progress.line($0) }, observer: observer, resume: resumeFrom, save: { file in
-        if let writeError { throw writeError }
-        try file.write(to: directory.lastCheckpointPath)
-    }, resumed: { history, done in
-        try directory.clearMetrics()
-        for e in history { try directory.appendMetrics(e) }
-        let epochs = history.last?.epoch ?? 0
-        progress.line(done ? "\(directory.path): the grow run is complete (\(epochs) epochs)"
-                           : "resuming \(directory.path) after epoch \(epochs) of \(config.maxEpochs) on \(backend.name)")
-    })
+    let summary: GrowSummary
+    do {
+        (summary, _) = try grower.run(epochDone: { e in
+            do { try recorder.appendMetrics(e) } catch { writeError = error }
+            progress.line(epochLine(e.metrics, prefix: "[\(e.stages) sub-net\(e.stages == 1 ? "" : "s"), \(e.phase)]"))
+        }, event: { progress.line($0) }, observer: observer, resume: resumeFrom, save: { file in
+            if let writeError { throw writeError }
+            // The epoch just recorded (a training epoch, or the last one at the end).
+            let last = grower.history.last
+            let epoch = last?.epoch ?? 0
+            try recorder.commit(file, epoch: epoch, validationAccuracy: last?.metrics.validationAccuracy)
+        }, resumed: { history, done in
+            try recorder.replaceMetrics(history)
+            let epochs = history.last?.epoch ?? 0
+            progress.line(done ? "\(directory.path): the grow run is complete (\(epochs) epochs)"
+                               : "resuming \(directory.path) after epoch \(epochs) of \(config.maxEpochs) on \(backend.name)")
+        })
+    } catch let error as DivergenceError {
+        throw recorder.diverged(error)
+    }
     if let writeError { throw writeError }
 
     var series = [GrowthReport.series(summary, history: grower.history)]
@@ -164,18 +179,20 @@ func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, direct
         var c = config.train
         c.epochs = config.maxEpochs
         let baseDirectory = RunDirectory(path: directory.path + "/baseline")
-        let run = resumeFrom != nil && baseDirectory.exists(baseDirectory.configPath)
+        let resumeBaseline = resumeFrom != nil && baseDirectory.exists(baseDirectory.configPath)
+        let run = resumeBaseline
             ? try TrainingRun.resume(from: baseDirectory, backend: backend)
             : try TrainingRun(config: c, backend: backend, data: data)
         if run.epoch > 0 { progress.line("resuming the baseline after epoch \(run.epoch)") }
         var baseObserver = observer
         baseObserver.epoch = { m in progress.line(epochLine(m, prefix: "[baseline]")) }
-        baselineSummary = try run.fit(in: baseDirectory, observer: baseObserver)
+        baselineSummary = try run.fit(in: baseDirectory, mode: resumeBaseline ? .resume : .new, observer: baseObserver)
         baselineValidation = run.history.last?.validationAccuracy
         series.append(GrowthReport.baselineSeries(run.history, inferenceFlops: run.model.cost.forward))
     }
     let report = GrowthReport(config: config, grow: summary, baseline: baselineSummary)
     try report.write(to: directory, series: series, title: "\(config.train.modelName) incremental training on \(config.train.data.kind ?? data.train.name)")
+    try recorder.complete()
 
     print("\n" + pad("sub-nets", 10) + pad("epochs", 9) + pad("params", 10) + pad("inf FLOPs", 11)
           + pad("cum train FLOPs", 17) + pad("val acc", 9) + pad("test acc", 10) + "ended by")
@@ -189,7 +206,7 @@ func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, direct
               + pad(formatCount(b.forwardFlopsPerImage), 11) + pad(formatCount(b.cumulativeTrainingFlops), 17)
               + pad(percent(baselineValidation), 9) + pad(percent(b.testAccuracy), 10) + "budget")
     }
-    print("\nfigure: \(directory.figurePath)\nsummary: \(directory.summaryPath)")
+    print("\nfigure: \(directory.figurePath)\nsummary: \(directory.summaryPath)\ncheckpoints: \(checkpointsLine(recorder))")
 }
 
 func percent(_ x: Double?) -> String { x.map { formatFixed($0 * 100, digits: 2) + "%" } ?? "-" }

@@ -13,8 +13,9 @@ final class ProgressDisplay {
         self.interactive = interactive ?? (isatty(STDOUT_FILENO) != 0 && getenv("CI") == nil)
     }
 
-    /// Redraws the bar for batch `done` of `total`; cheap to call every batch.
-    func batch(prefix: String, done: Int, total: Int, fields: String) {
+    /// Redraws the bar for batch `done` of `total`; cheap to call every batch: `fields` (which
+    /// may read running values back from the device) is evaluated only when the bar redraws.
+    func batch(prefix: String, done: Int, total: Int, fields: () -> String) {
         guard interactive else { return }
         let now = monotonicSeconds()
         if done < total && now - lastDraw < 0.1 { return }
@@ -23,7 +24,7 @@ final class ProgressDisplay {
         let filled = total > 0 ? width * done / total : 0
         let bar = String(repeating: "=", count: filled) + (filled < width ? ">" : "")
             + String(repeating: " ", count: max(0, width - filled - 1))
-        let line = "\(prefix) [\(bar)] \(done)/\(total) \(fields)"
+        let line = "\(prefix) [\(bar)] \(done)/\(total) \(fields())"
         fputs("\r\u{1B}[2K" + line, stdout)
         fflush(stdout)
         drawn = true
@@ -43,23 +44,4 @@ func monotonicSeconds() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
-/// `12.3M`, `4.56G` and the like.
-func formatCount(_ x: Double) -> String {
-    let units: [(Double, String)] = [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]
-    for (scale, suffix) in units where abs(x) >= scale {
-        return formatFixed(x / scale, digits: 2) + suffix
-    }
-    return formatFixed(x, digits: 0)
-}
-
-/// Fixed-point formatting without Foundation.
-func formatFixed(_ x: Double, digits: Int) -> String {
-    guard x.isFinite else { return "\(x)" }
-    var scale = 1.0
-    for _ in 0..<digits { scale *= 10 }
-    let r = (abs(x) * scale).rounded()
-    let whole = Int(r / scale)
-    var frac = String(Int(r - Double(whole) * scale))
-    while frac.count < digits { frac = "0" + frac }
-    return (x < 0 && r != 0 ? "-" : "") + String(whole) + (digits > 0 ? "." + frac : "")
-}
+// formatFixed and formatCount live in Trainer (Report/NumberFormat.swift), where tests reach them.

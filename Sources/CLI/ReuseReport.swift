@@ -67,7 +67,7 @@ struct ReuseReportCommand: ParsableCommand {
                                                     tolerance: tolerance / 100),
                                      testLimit: testLimit, batchSize: batchSize, output: output, overwrite: overwrite)
             return try job.run(backend: backend) { done, total, what in
-                progress.batch(prefix: "reuse-report", done: done, total: total, fields: what)
+                progress.batch(prefix: "reuse-report", done: done, total: total, fields: { what })
             }
         }
         progress.line(report.text)

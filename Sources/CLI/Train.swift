@@ -127,6 +127,9 @@ struct Train: ParsableCommand {
     @Option(help: "Continue the run in this directory from its last checkpoint.")
     var resume: String?
 
+    @Flag(help: "Replace the run in --output (its strata files are removed first); without it a non-empty directory is refused.")
+    var overwrite = false
+
     @Option(help: "Rerun the job a config.json describes (a run directory's); other flags but --output and --device are ignored.")
     var config: String?
 
@@ -149,6 +152,7 @@ struct Train: ParsableCommand {
         if (reuseFrom == nil) != (reuseLayers == nil) {
             throw ValidationError("--reuse-from and --reuse-layers go together")
         }
+        if resume != nil && overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         guard cacheBudget >= 0 else { throw ValidationError("--cache-budget must be at least 0 MiB, got \(cacheBudget)") }
         guard batchSize > 1 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two images), got \(batchSize)") }
@@ -158,10 +162,12 @@ struct Train: ParsableCommand {
         let backend = try orExit { try deviceOptions.makeBackend() }
         let run: TrainingRun
         let directory: RunDirectory
+        let recorder: RunRecorder
         if let resume {
             directory = RunDirectory(path: resume)
+            recorder = try orExit { try openRun(directory, kind: .train, mode: .resume) }
             run = try orExit(configFile: directory.configPath) {
-                try TrainingRun.resume(from: directory, backend: backend, epochs: epochs)
+                try TrainingRun.resume(from: recorder, backend: backend, epochs: epochs)
             }
             if let epochs, epochs < run.epoch {
                 throw ValidationError("--epochs \(epochs) is fewer than the \(run.epoch) epochs \(resume) has already trained (a run is not shortened)")
@@ -175,7 +181,9 @@ struct Train: ParsableCommand {
                 try ConfigValidation.check(config, data: DataFacts(data), source: .file(configPath))
                 return (config, data)
             }
+            // The directory is opened (and, with --overwrite, emptied) only once the job is known to be valid.
             directory = RunDirectory(path: output ?? "runs/\(config.modelName)-s\(config.seed)-rerun")
+            recorder = try orExit { try openRun(directory, kind: .train, mode: overwrite ? .overwrite : .new) }
             run = try orExit { try TrainingRun(config: config, backend: backend, data: data) }
             print("rerunning \(configPath): \(config.modelName), \(config.epochs) epochs, seed \(config.seed)")
         } else {
@@ -196,6 +204,7 @@ struct Train: ParsableCommand {
                 return (config, data)
             }
             directory = RunDirectory(path: output ?? "runs/\(modelOptions.name)-s\(seed)")
+            recorder = try orExit { try openRun(directory, kind: .train, mode: overwrite ? .overwrite : .new) }
             run = try orExit { try TrainingRun(config: config, backend: backend, data: data) }
             if let note = run.cacheNote { print(note) }
             if let r = config.reuse {
@@ -205,19 +214,36 @@ struct Train: ParsableCommand {
             print("training \(config.modelName) on \(data.train.name) (\(data.train.count) train, "
                   + "\(data.validation?.count ?? 0) validation, \(data.test?.count ?? 0) test) on \(backend.name)")
         }
-        try orExit { try fitAndReport(run, directory: directory) }
+        try orExit { try fitAndReport(run, recorder: recorder) }
     }
 }
 
+/// Opens a run directory for a command (lock, manifest; see `RunRecorder`) and says what the
+/// opening removed: the old run's files (`--overwrite`) and temporaries of killed writes.
+func openRun(_ directory: RunDirectory, kind: RunManifest.Kind, mode: RunRecorder.Mode) throws -> RunRecorder {
+    let recorder = try RunRecorder(directory, kind: kind, mode: mode)
+    if !recorder.removed.isEmpty {
+        let names = recorder.removed.prefix(8).joined(separator: ", ") + (recorder.removed.count > 8 ? ", ..." : "")
+        print("--overwrite: removed \(recorder.removed.count) files of the old run in \(directory.path): \(names)")
+    }
+    if !recorder.removedTemporaries.isEmpty {
+        print("removed \(recorder.removedTemporaries.count) temporary files of interrupted writes in \(directory.path)")
+    }
+    return recorder
+}
+
 /// Runs `fit` with a progress display and prints the final summary.
-func fitAndReport(_ run: TrainingRun, directory: RunDirectory) throws {
+func fitAndReport(_ run: TrainingRun, recorder: RunRecorder) throws {
+    let directory = recorder.directory
     print(run.model.summary)
     let progress = ProgressDisplay()
     var observer = TrainingObserver()
     let epochs = run.config.epochs
-    observer.batch = { epoch, done, total, loss, acc in
-        progress.batch(prefix: "epoch \(epoch)/\(epochs)", done: done, total: total,
-                       fields: "loss \(formatFixed(loss, digits: 4)) acc \(formatFixed(acc * 100, digits: 2))%")
+    observer.batch = { epoch, done, total, running in
+        progress.batch(prefix: "epoch \(epoch)/\(epochs)", done: done, total: total) {
+            let (loss, acc) = running()
+            return "loss \(formatFixed(loss, digits: 4)) acc \(formatFixed(acc * 100, digits: 2))%"
+        }
     }
     observer.epoch = { m in
         var line = "epoch \(m.epoch)/\(epochs)  loss \(formatFixed(m.trainLoss, digits: 4))  acc \(formatFixed(m.trainAccuracy * 100, digits: 2))%"
@@ -228,7 +254,7 @@ func fitAndReport(_ run: TrainingRun, directory: RunDirectory) throws {
         line += "  lr \(Float(m.learningRate))  \(formatCount(m.cumulativeTrainingFlops))FLOP"
         progress.line(line)
     }
-    let summary = try run.fit(in: directory, observer: observer)
+    let summary = try run.fit(recorder: recorder, observer: observer)
     print("")
     print("summary (\(directory.summaryPath))")
     print("  model            \(summary.modelName): \(summary.parameters) parameters, \(formatCount(summary.forwardFlopsPerImage))FLOP forward per image")
@@ -239,7 +265,16 @@ func fitAndReport(_ run: TrainingRun, directory: RunDirectory) throws {
         print("  test             \(formatFixed(t * 100, digits: 2))% accuracy, loss \(formatFixed(l, digits: 4))")
     }
     print("  training         \(summary.epochs) epochs, \(formatFixed(summary.totalSeconds, digits: 1))s, \(formatCount(summary.cumulativeTrainingFlops))FLOP")
-    print("  checkpoints      \(directory.lastCheckpointPath), \(directory.bestCheckpointPath)")
+    print("  checkpoints      " + checkpointsLine(recorder))
 }
 
 extension ReuseConfig.Mode: EnumerableFlag {}
+
+/// "last epoch 5 (runs/x/epoch-0005.safetensors), best epoch 4 (...)", from the manifest.
+func checkpointsLine(_ recorder: RunRecorder) -> String {
+    let m = recorder.manifest
+    var parts: [String] = []
+    if let l = m.last { parts.append("last epoch \(l.epoch) (\(recorder.directory.path)/\(l.file))") }
+    if let b = m.best { parts.append("best epoch \(b.epoch) (\(recorder.directory.path)/\(b.file))") }
+    return (parts.isEmpty ? ["none"] : parts).joined(separator: ", ") + "; see \(recorder.directory.manifestPath)"
+}

@@ -56,6 +56,15 @@ final class SelfTestTests: XCTestCase {
         XCTAssertGreaterThan(broken.failed, 0)
     }
 
+    func testBatchSlotBugsAreCaught() {
+        for fault in [BrokenBackend.Fault.slotOffByOne, .nanDroppedFromSlotSum] {
+            let broken = run(fault, "batch slots")
+            printExpected(broken.failures)
+            XCTAssertGreaterThan(broken.failed, 0, "\(fault)")
+        }
+        XCTAssertEqual(run(.none, "batch slots").failed, 0)
+    }
+
     func testHealthyForwardingBackendPasses() {
         XCTAssertEqual(run(.none, "batchnorm").failed, 0)
     }
@@ -97,7 +106,7 @@ final class SelfTestTests: XCTestCase {
 /// A backend that forwards every call to a `CPUBackend` but, depending on `fault`, corrupts one
 /// kernel's result by a small amount, the way a subtle bug in a new backend would.
 final class BrokenBackend: Backend {
-    enum Fault { case none, reluBackwardOffset, batchNormDxScaled, batchNormIgnoresAccumulate, cropFlipWrongStream }
+    enum Fault { case none, reluBackwardOffset, batchNormDxScaled, batchNormIgnoresAccumulate, cropFlipWrongStream, slotOffByOne, nanDroppedFromSlotSum }
     let base = CPUBackend()
     let fault: Fault
     /// The device it claims to be (a GPU, for tests of what selftest does on one).
@@ -144,6 +153,17 @@ final class BrokenBackend: Backend {
     func axpy(alpha: Float, x: Tensor, y: Tensor) { base.axpy(alpha: alpha, x: x, y: y) }
     func sum(_ x: Tensor) throws -> Float { try base.sum(x) }
     func argmax(rows x: Tensor, output out: Tensor) { base.argmax(rows: x, output: out) }
+    func sum(_ x: Tensor, into out: Tensor, slot: Int) {
+        base.sum(x, into: out, slot: slot)
+        // A reduction that skips non-finite values: divergence would go unnoticed.
+        if fault == .nanDroppedFromSlotSum, !out.hostPointer[slot].isFinite {
+            out.hostPointer[slot] = (0..<x.count).reduce(Float(0)) { x.hostPointer[$1].isFinite ? $0 + x.hostPointer[$1] : $0 }
+        }
+    }
+    func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor, slot: Int) {
+        // Off by one slot: the count lands where the next batch's will.
+        base.countCorrect(logits: logits, labels: labels, into: out, slot: fault == .slotOffByOne ? min(slot + 1, out.count - 1) : slot)
+    }
     func dropoutForward(_ x: Tensor, output y: Tensor, mask: Tensor, probability p: Float, seed: UInt64, counter: UInt64) { base.dropoutForward(x, output: y, mask: mask, probability: p, seed: seed, counter: counter) }
     func dropoutBackward(gradOutput dy: Tensor, mask: Tensor, gradInput dx: Tensor) { base.dropoutBackward(gradOutput: dy, mask: mask, gradInput: dx) }
     func fillUniform(_ x: Tensor, low: Float, high: Float, seed: UInt64, counter: UInt64) { base.fillUniform(x, low: low, high: high, seed: seed, counter: counter) }

@@ -11,6 +11,10 @@ final class RecordingBackend: Backend {
     private(set) var batchNormEpsilons: [(kernel: String, epsilon: Float)] = []
     /// Scales SGD's learning rate: a deliberately wrong backend for checks that must fail.
     var sgdLearningRateScale: Float = 1
+    /// Sees the per-sample losses of each batch statistic the trainer keeps on the device.
+    var onSumIntoSlot: ((Tensor) -> Void)?
+    /// Sees the logits and labels of each batch's correct count.
+    var onCountCorrect: ((Tensor, Tensor) -> Void)?
 
     init(_ base: Backend) { self.base = base }
 
@@ -109,8 +113,18 @@ final class RecordingBackend: Backend {
     func add(_ a: Tensor, _ b: Tensor, output out: Tensor) { record("add"); base.add(a, b, output: out) }
     func scale(_ x: Tensor, by alpha: Float, output out: Tensor) { record("scale"); base.scale(x, by: alpha, output: out) }
     func axpy(alpha: Float, x: Tensor, y: Tensor) { record("axpy"); base.axpy(alpha: alpha, x: x, y: y) }
-    func sum(_ x: Tensor) throws -> Float { try base.sum(x) }
+    func sum(_ x: Tensor) throws -> Float { record("sum"); return try base.sum(x) }
     func argmax(rows x: Tensor, output out: Tensor) { record("argmax"); base.argmax(rows: x, output: out) }
+    func sum(_ x: Tensor, into out: Tensor, slot: Int) {
+        record("sumIntoSlot")
+        onSumIntoSlot?(x)
+        base.sum(x, into: out, slot: slot)
+    }
+    func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor, slot: Int) {
+        record("countCorrect")
+        onCountCorrect?(logits, labels)
+        base.countCorrect(logits: logits, labels: labels, into: out, slot: slot)
+    }
     func dropoutForward(_ x: Tensor, output y: Tensor, mask: Tensor, probability p: Float, seed: UInt64, counter: UInt64) {
         record("dropoutForward")
         base.dropoutForward(x, output: y, mask: mask, probability: p, seed: seed, counter: counter)

@@ -50,6 +50,28 @@ extension CPUBackend {
         }
     }
 
+    public func sum(_ x: Tensor, into out: Tensor, slot: Int) {
+        precondition(out.rank == 1 && (0..<out.count).contains(slot), "sum into slot \(slot) of \(out)")
+        // `sum` never fails on the CPU; the same code gives the same float.
+        out.hostPointer[slot] = (try? sum(x)) ?? .nan
+    }
+
+    public func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor, slot: Int) {
+        precondition(logits.rank == 2 && labels.count == logits.shape[0] && logits.shape[1] > 0,
+                     "countCorrect of \(logits) against \(labels)")
+        precondition(out.rank == 1 && (0..<out.count).contains(slot), "countCorrect into slot \(slot) of \(out)")
+        let rows = logits.shape[0], k = logits.shape[1]
+        let xp = logits.hostPointer, lp = labels.hostPointer
+        var correct = 0
+        for i in 0..<rows {
+            let row = xp + i * k
+            var best = row[0], index = 0
+            for j in 1..<k where row[j] > best { best = row[j]; index = j }
+            if Float(index) == lp[i] { correct += 1 }
+        }
+        out.hostPointer[slot] = Float(correct)
+    }
+
     @inline(__always)
     static func sumDouble(_ p: UnsafeMutablePointer<Float>, _ r: Range<Int>) -> Double {
         // Four accumulators break the add dependency chain.

@@ -336,6 +336,41 @@ extern "C" __global__ void global_avgpool_forward(const float* x, float* y, i64 
 extern "C" __global__ void global_avgpool_backward(const float* dy, float* dx, i64 planes, i64 hw, float inv) {
     GRID_STRIDE(e, planes * hw) dx[e] = dy[e / hw] * inv;
 }
+
+// ---- Per-batch statistics kept on the device ---------------------------------------------------
+// Launched as ONE block of 256 threads: the result lands in out[slot] without a host round trip.
+extern "C" __global__ void sum_to_slot(const float* x, i64 n, float* out, i64 slot) {
+    __shared__ double s[256];
+    double acc = 0.0;
+    for (i64 i = threadIdx.x; i < n; i += blockDim.x) acc += (double)x[i];
+    s[threadIdx.x] = acc;
+    __syncthreads();
+    for (int half = 128; half > 0; half >>= 1) {
+        if (threadIdx.x < half) s[threadIdx.x] += s[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[slot] = (float)s[0];
+}
+
+// logits (rows, K), labels (rows) -> out[slot] = rows whose first maximum is the label.
+extern "C" __global__ void count_correct_to_slot(const float* z, const float* labels, i64 rows, i64 k,
+                                                 float* out, i64 slot) {
+    __shared__ int s[256];
+    int acc = 0;
+    for (i64 r = threadIdx.x; r < rows; r += blockDim.x) {
+        const float* row = z + r * k;
+        float best = row[0]; i64 at = 0;
+        for (i64 j = 1; j < k; ++j) if (row[j] > best) { best = row[j]; at = j; }
+        if ((float)at == labels[r]) acc += 1;
+    }
+    s[threadIdx.x] = acc;
+    __syncthreads();
+    for (int half = 128; half > 0; half >>= 1) {
+        if (threadIdx.x < half) s[threadIdx.x] += s[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[slot] = (float)s[0];
+}
 """#
 
     /// Every `extern "C"` kernel of `text`, loaded by name at start-up.
@@ -348,6 +383,7 @@ extern "C" __global__ void global_avgpool_backward(const float* dy, float* dx, i
         case random_crop_flip, normalize_channels, shortcut_forward, shortcut_backward
         case maxpool_forward, maxpool_backward, avgpool_forward, avgpool_backward
         case global_avgpool_forward, global_avgpool_backward
+        case sum_to_slot, count_correct_to_slot
     }
 }
 #endif

@@ -278,6 +278,12 @@ public final class ProfilingBackend: Backend {
     public func argmax(rows x: Tensor, output out: Tensor) {
         timed(.argmax) { base.argmax(rows: x, output: out) }
     }
+    public func sum(_ x: Tensor, into out: Tensor, slot: Int) {
+        timed(.sumIntoSlot) { base.sum(x, into: out, slot: slot) }
+    }
+    public func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor, slot: Int) {
+        timed(.countCorrect) { base.countCorrect(logits: logits, labels: labels, into: out, slot: slot) }
+    }
 
     // MARK: Dropout
 
@@ -353,6 +359,7 @@ private enum Kernel: Int, CaseIterable {
     case batchNormForwardTraining, batchNormForwardInference, batchNormBackward
     case softmaxCrossEntropy
     case fill, add, scale, axpy, sum, argmax
+    case sumIntoSlot, countCorrect
     case dropoutForward, dropoutBackward
     case fillUniform, fillNormal
     case sgdUpdate, rmspropUpdate, adamUpdate

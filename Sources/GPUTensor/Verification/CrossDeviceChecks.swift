@@ -201,6 +201,16 @@ enum CrossDevice {
             be.fill(o[0], value: try be.sum(t[0]))
             be.argmax(rows: t[1], output: o[1])
         }
+        // Per-batch slots: losses of 128 samples, and a correct count against labels 0..<33.
+        let labels = (0..<100).map { Float($0 % 33) }
+        out += try pair("sum into slot, countCorrect into slot", b, r,
+                        inputs: [input([128], seed: 504), input([100, 33], seed: 505)],
+                        outputs: [[4], [4]], tolerance: float) { be, t, o in
+            be.fill(o[0], value: 0)
+            be.fill(o[1], value: 0)
+            be.sum(t[0], into: o[0], slot: 2)
+            be.countCorrect(logits: t[1], labels: try be.tensor(labels, shape: [100]), into: o[1], slot: 1)
+        }
         return out
     }
 

@@ -154,6 +154,25 @@ enum FileSystem {
         }
     }
 
+    /// Whether `path` itself (not what it points to) is a symbolic link.
+    static func isSymbolicLink(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK
+    }
+
+    /// Makes `path` a symbolic link to `target` (relative to its directory) in one rename, so
+    /// that the name always exists: a temporary link first, renamed over `path`.
+    static func replaceSymbolicLink(at path: String, target: String) throws {
+        let (directory, base) = split(path)
+        let temporary = directory + "/." + base + ".tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        guard symlink(target, temporary) == 0 else { throw SystemCallError(call: "symlink", errno: errno) }
+        guard rename(temporary, path) == 0 else {
+            let saved = errno
+            unlink(temporary)
+            throw SystemCallError(call: "rename", errno: saved)
+        }
+    }
+
     /// ("dir", "name") of "dir/name"; "." for a bare name.
     static func split(_ path: String) -> (directory: String, base: String) {
         guard let slash = path.lastIndex(of: "/") else { return (".", path) }

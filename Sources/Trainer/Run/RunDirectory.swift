@@ -19,6 +19,9 @@ public struct RunDirectory: Sendable {
     public var summaryPath: String { path + "/summary.json" }
     public var lastCheckpointPath: String { path + "/last.safetensors" }
     public var bestCheckpointPath: String { path + "/best.safetensors" }
+    public static let manifestName = "manifest.json"
+    /// `manifest.json` (see `RunManifest`): which checkpoint holds which epoch.
+    public var manifestPath: String { path + "/" + Self.manifestName }
 
     /// Creates the folder (and parents) if needed.
     public func create() throws {
@@ -33,7 +36,10 @@ public struct RunDirectory: Sendable {
 
     /// Writes a JSON document atomically (temporary file, then rename).
     public func writeJSON<T: Encodable>(_ value: T, to file: String) throws {
-        let data = try Self.encoder.encode(value)
+        let data: Data
+        do { data = try Self.encoder.encode(value) } catch {
+            throw RunDirectoryError(path: file, reason: "cannot be encoded: \(error)")
+        }
         try FileSystem.writeAtomically(Array(data) + [0x0A], to: file)
     }
 
@@ -42,7 +48,7 @@ public struct RunDirectory: Sendable {
             throw RunDirectoryError(path: file, reason: "cannot be read")
         }
         do {
-            return try JSONDecoder().decode(type, from: data)
+            return try RunDirectory.decoder.decode(type, from: data)
         } catch {
             throw RunDirectoryError(path: file, reason: "is not valid: \((error as? DecodingError).map { describe($0) } ?? "\(error)")")
         }
@@ -50,9 +56,12 @@ public struct RunDirectory: Sendable {
 
     /// Appends one compact JSON line to `metrics.jsonl` (flushed before returning).
     public func appendMetrics<T: Encodable>(_ value: T) throws {
-        let enc = JSONEncoder()
+        let enc = Self.encoder
         enc.outputFormatting = [.sortedKeys]
-        let line = Array(try enc.encode(value)) + [0x0A]
+        let line: [UInt8]
+        do { line = Array(try enc.encode(value)) + [0x0A] } catch {
+            throw RunDirectoryError(path: metricsPath, reason: "line cannot be encoded: \(error)")
+        }
         let fd = open(metricsPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         guard fd >= 0 else { throw RunDirectoryError(path: metricsPath, reason: "cannot be opened: errno \(errno)") }
         defer { close(fd) }
@@ -72,6 +81,27 @@ public struct RunDirectory: Sendable {
         try FileSystem.writeAtomically([], to: metricsPath)
     }
 
+    /// Lines of `metrics.jsonl` (0 when it does not exist).
+    public func metricsLineCount() throws -> Int {
+        guard let data = FileManager.default.contents(atPath: metricsPath) else { return 0 }
+        return data.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+    }
+
+    /// Keeps only the first `lines` lines of `metrics.jsonl` (the manifest's), dropping lines of
+    /// epochs a kill left without their checkpoint, and a torn last line.
+    public func truncateMetrics(toLines lines: Int) throws {
+        guard let data = FileManager.default.contents(atPath: metricsPath) else { return }
+        var seen = 0, end = 0
+        if lines > 0 {
+            for (i, b) in data.enumerated() where b == 0x0A {
+                seen += 1
+                if seen == lines { end = i + 1; break }
+            }
+        }
+        if end == data.count { return }
+        try FileSystem.writeAtomically(Array(data.prefix(end)), to: metricsPath)
+    }
+
     /// Keeps only the first `epochs` lines of `metrics.jsonl` (a resumed run rewrites later epochs).
     public func truncateMetrics(toEpochs epochs: Int) throws {
         guard let data = FileManager.default.contents(atPath: metricsPath) else { return }
@@ -84,10 +114,20 @@ public struct RunDirectory: Sendable {
         try FileSystem.writeAtomically(Array(data.prefix(end)), to: metricsPath)
     }
 
+    /// Non-finite numbers (a loss that overflowed, a mean over nothing) are written as the
+    /// strings "nan", "inf" and "-inf", and read back as such: JSON has no literal for them,
+    /// and a run must never fail on writing its record.
     static var encoder: JSONEncoder {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return e
+    }
+
+    static var decoder: JSONDecoder {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return d
     }
 }
 

@@ -34,6 +34,12 @@ extension TrainingRun {
                                   normalizationStd: normalization.std, bestEpoch: bestEpoch,
                                   bestValidationAccuracy: bestValidationAccuracy,
                                   flops: ledger.snapshot())
+        // A diverged state is never written as if it were a checkpoint.
+        for entry in file.tensors where !entry.name.hasPrefix("optimizer.") {
+            if case .float32(let values) = entry.values, values.contains(where: { !$0.isFinite }) {
+                throw DivergenceError(epoch: epoch, batch: nil, what: "non-finite weights (\(entry.name))")
+            }
+        }
         file.metadata = [
             "strata": try jsonString(info),
             "config": try jsonString(config),

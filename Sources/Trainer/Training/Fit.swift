@@ -6,29 +6,44 @@ import Foundation
 #endif
 
 extension TrainingRun {
-    /// Runs the remaining epochs, writing the run directory as it goes: `config.json` first,
-    /// then per epoch a `metrics.jsonl` line and `last.safetensors` (and `best.safetensors` when
-    /// validation accuracy improves), and finally the test evaluation and `summary.json`.
-    /// A run killed at any point resumes from its directory (`resume(from:backend:)`).
+    /// Runs the remaining epochs in an open run directory: `config.json` first (a new run), then
+    /// per epoch a `metrics.jsonl` line and a checkpoint committed through `recorder` (which
+    /// names it last, and best when validation accuracy improved, in `manifest.json`), and
+    /// finally the test evaluation and `summary.json`. A run killed at any point resumes from
+    /// its directory (`resume(from:backend:)`). A diverged loss stops the run with a
+    /// `DivergenceError` naming the last good checkpoint; nothing of the diverged epoch is written.
     @discardableResult
-    public func fit(in directory: RunDirectory, observer: TrainingObserver = TrainingObserver()) throws -> RunSummary {
-        try directory.create()
-        if !directory.exists(directory.configPath) || epoch == 0 {
+    public func fit(recorder: RunRecorder, observer: TrainingObserver = TrainingObserver()) throws -> RunSummary {
+        let directory = recorder.directory
+        if recorder.manifest.last == nil || !directory.exists(directory.configPath) {
             try directory.writeJSON(config, to: directory.configPath)
         }
-        try directory.truncateMetrics(toEpochs: epoch)
-        if epoch == 0, directory.exists(directory.metricsPath) { try directory.clearMetrics() }
         let start = monotonicNow()
-        while !isFinished {
-            let metrics = try trainEpoch(observer: observer)
-            try directory.appendMetrics(metrics)
-            let file = try checkpoint()
-            try file.write(to: directory.lastCheckpointPath)
-            if bestEpoch == epoch { try file.write(to: directory.bestCheckpointPath) }
+        do {
+            while !isFinished {
+                let metrics = try trainEpoch(observer: observer)
+                let file = try checkpoint()
+                try recorder.appendMetrics(metrics)
+                try recorder.commit(file, epoch: epoch, best: bestEpoch == epoch,
+                                    validationAccuracy: metrics.validationAccuracy)
+            }
+        } catch let error as DivergenceError {
+            throw recorder.diverged(error)
         }
         let summary = try summarize(seconds: monotonicNow() - start)
         try directory.writeJSON(summary, to: directory.summaryPath)
+        try recorder.complete()
         return summary
+    }
+
+    /// `fit(recorder:)` in `directory`, opened for the time of the call: as a new run (the
+    /// directory must be empty) when nothing is trained yet, else resumed; or as `mode` says.
+    @discardableResult
+    public func fit(in directory: RunDirectory, mode: RunRecorder.Mode? = nil,
+                    observer: TrainingObserver = TrainingObserver()) throws -> RunSummary {
+        let recorder = try RunRecorder(directory, kind: .train, mode: mode ?? (epoch > 0 ? .resume : .new))
+        defer { recorder.close() }
+        return try fit(recorder: recorder, observer: observer)
     }
 
     /// The summary of the run so far, with a test-set evaluation when there is a test set.
@@ -45,9 +60,28 @@ extension TrainingRun {
             skippedFlops: skippedFlops, flops: ledger.snapshot())
     }
 
-    /// Reopens a run directory written by `fit`: its config, data and last checkpoint.
+    /// Reopens a run directory written by `fit`: its config, data and last checkpoint (the
+    /// manifest's; `last.safetensors` in a directory from before manifests).
     /// `epochs` extends (or shortens) the run.
     public static func resume(from directory: RunDirectory, backend: Backend, epochs: Int? = nil) throws -> TrainingRun {
+        let last: String?
+        if directory.exists(directory.manifestPath) {
+            let manifest = try directory.readJSON(RunManifest.self, from: directory.manifestPath)
+            last = manifest.last.map { FileSystem.join(directory.path, $0.file) }
+        } else {
+            last = directory.exists(directory.lastCheckpointPath) ? directory.lastCheckpointPath : nil
+        }
+        return try resume(directory, checkpoint: last, backend: backend, epochs: epochs)
+    }
+
+    /// `resume(from:)` of a directory opened with `RunRecorder` (mode `.resume`), whose lock
+    /// the caller holds while it reads.
+    public static func resume(from recorder: RunRecorder, backend: Backend, epochs: Int? = nil) throws -> TrainingRun {
+        try resume(recorder.directory, checkpoint: recorder.lastCheckpointPath, backend: backend, epochs: epochs)
+    }
+
+    private static func resume(_ directory: RunDirectory, checkpoint: String?, backend: Backend,
+                               epochs: Int?) throws -> TrainingRun {
         guard directory.exists(directory.configPath) else {
             throw RunDirectoryError(path: directory.configPath, reason: "is missing: not a strata run directory")
         }
@@ -55,8 +89,8 @@ extension TrainingRun {
         if let epochs { config.epochs = epochs }
         let data = try RunData.load(config.data, seed: config.seed)
         let run = try TrainingRun(config: config, backend: backend, data: data)
-        if directory.exists(directory.lastCheckpointPath) {
-            try run.restore(from: directory.lastCheckpointPath)
+        if let checkpoint {
+            try run.restore(from: checkpoint)
             run.history = try directory.readMetrics().prefix(run.epoch).map { $0 }
         }
         return run
@@ -67,7 +101,7 @@ extension RunDirectory {
     /// The epochs recorded in `metrics.jsonl`.
     public func readMetrics() throws -> [EpochMetrics] {
         guard let data = FileManager.default.contents(atPath: metricsPath) else { return [] }
-        let decoder = JSONDecoder()
+        let decoder = RunDirectory.decoder
         return try data.split(separator: 0x0A).enumerated().map { i, line in
             do { return try decoder.decode(EpochMetrics.self, from: Data(line)) } catch {
                 throw RunDirectoryError(path: metricsPath, reason: "line \(i + 1) is not valid: \(error)")

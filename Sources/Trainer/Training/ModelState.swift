@@ -57,7 +57,7 @@ public enum ModelState {
 
 /// JSON text of a Codable value, for safetensors metadata (whose values are strings).
 func jsonString<T: Encodable>(_ value: T) throws -> String {
-    let enc = JSONEncoder()
+    let enc = RunDirectory.encoder   // non-finite numbers as strings (see there)
     enc.outputFormatting = [.sortedKeys]
     return String(decoding: try enc.encode(value), as: UTF8.self)
 }
@@ -67,7 +67,7 @@ func decodeJSON<T: Decodable>(_ type: T.Type, _ text: String?, file: String, key
         throw CheckpointError(.badMetadata, file: file, tensor: nil, "metadata has no '\(key)' entry")
     }
     do {
-        return try JSONDecoder().decode(type, from: Data(text.utf8))
+        return try RunDirectory.decoder.decode(type, from: Data(text.utf8))
     } catch {
         let detail = (error as? DecodingError).map { describe($0) } ?? "\(error)"
         throw CheckpointError(.badMetadata, file: file, tensor: nil, "metadata \(key): \(detail)")

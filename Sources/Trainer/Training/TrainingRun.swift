@@ -37,8 +37,10 @@ public struct RunData {
 
 /// Callbacks for progress display; all optional.
 public struct TrainingObserver {
-    /// (epoch (1-based), batch done, batches per epoch, running mean loss, running accuracy).
-    public var batch: (Int, Int, Int, Double, Double) -> Void = { _, _, _, _, _ in }
+    /// (epoch (1-based), batch done, batches per epoch, running mean loss and accuracy).
+    /// The last argument reads the device's per-batch sums back (a host sync): call it only when
+    /// the display redraws, not per batch.
+    public var batch: (Int, Int, Int, _ running: () -> (loss: Double, accuracy: Double)) -> Void = { _, _, _, _ in }
     public var epoch: (EpochMetrics) -> Void = { _ in }
     public init() {}
 }
@@ -82,8 +84,10 @@ public final class TrainingRun {
     let labels: Tensor         // (N)
     let losses: Tensor         // (N)
     let gradLogits: Tensor     // (N, K)
-    let predictions: Tensor    // (N)
-    var hostPredictions: [Float]
+    /// Per-batch loss sums and correct counts on the device: one slot per training batch, and
+    /// a fixed number for evaluation (read back whenever full).
+    let trainStatistics: BatchStatistics
+    let evaluationStatistics: BatchStatistics
     /// Outputs of the frozen prefix across epochs, when it can be cached (see `ActivationCache`).
     let cache: ActivationCache?
     let cachedFeatures: Tensor?   // (N, featureShape...)
@@ -124,8 +128,8 @@ public final class TrainingRun {
         labels = try backend.allocate([maxBatch])
         losses = try backend.allocate([maxBatch])
         gradLogits = try backend.allocate([maxBatch, data.train.classes])
-        predictions = try backend.allocate([maxBatch])
-        hostPredictions = [Float](repeating: 0, count: maxBatch)
+        trainStatistics = try BatchStatistics(backend: backend, capacity: trainLoader.batchesPerEpoch)
+        evaluationStatistics = try BatchStatistics(backend: backend, capacity: 256)
         (cache, cachedFeatures, cacheNote) = try TrainingRun.makeCache(config: config, model: model, backend: backend,
                                                                        images: data.train.count, maxBatch: maxBatch)
         guard trainLoader.batchesPerEpoch > 0 else {
@@ -160,19 +164,6 @@ public final class TrainingRun {
         return y
     }
 
-    /// Counts correct predictions of the last forward's logits against host labels.
-    func countCorrect(logits: Tensor, labels host: UnsafeBufferPointer<Float>) throws -> Int {
-        let n = logits.shape[0]
-        let p = predictions.slice(0..<n)
-        backend.argmax(rows: logits, output: p)
-        try hostPredictions.withUnsafeMutableBufferPointer { buf in
-            try backend.download(p, into: UnsafeMutableBufferPointer(rebasing: buf[0..<n]))
-        }
-        var correct = 0
-        for i in 0..<n where hostPredictions[i] == host[i] { correct += 1 }
-        return correct
-    }
-
     /// Trains one epoch and evaluates on the validation set; appends to `history`.
     @discardableResult
     public func trainEpoch(observer: TrainingObserver = TrainingObserver()) throws -> EpochMetrics {
@@ -190,7 +181,9 @@ public final class TrainingRun {
         let before = ledger.snapshot()
         let trainable = model.trainableParameters.map { (name: $0.name, value: $0.value, grad: $0.grad) }
         let trainableCount = model.trainableParameterCount
-        var lossSum = 0.0, correct = 0, seen = 0
+        let stats = trainStatistics
+        stats.reset()
+        let running = { (try? stats.running()) ?? (loss: .nan, accuracy: .nan) }
         var lr: Float = 0
         try trainLoader.forEachBatch(epoch: e) { batch in
             let n = batch.count
@@ -217,11 +210,9 @@ public final class TrainingRun {
             }
             let l = losses.slice(0..<n), g = gradLogits.slice(0..<n)
             backend.softmaxCrossEntropy(logits: logits, labels: y, losses: l, gradLogits: g, gradScale: 1 / Float(n))
-            lossSum += Double(try backend.sum(l))
-            correct += try countCorrect(logits: logits, labels: batch.labels)
+            try stats.record(losses: l, logits: logits, labels: y)
             model.backward(g)
             try optimizer.step(trainable, learningRate: lr)
-            seen += n
             let images = Double(n)
             for (k, c) in stageCosts.enumerated() {
                 let saved = cacheHit ? cachedForward[k] : 0
@@ -232,11 +223,21 @@ public final class TrainingRun {
                 ledger.skip(.frozenBackward, images * (c.skipped.backwardData + c.skipped.backwardWeight), slot: slots[k])
             }
             ledger.add(.optimizer, optimizer.flops(parameterCount: trainableCount), slot: optimizerSlot)
-            observer.batch(e + 1, batch.index + 1, batches, lossSum / Double(seen), Double(correct) / Double(seen))
+            observer.batch(e + 1, batch.index + 1, batches, running)
         }
+        // The epoch's one read of its per-batch sums (added in batch order: the same Double as a
+        // per-batch read), which is also where a diverged loss shows.
+        try stats.fold()
         try backend.synchronize()
+        if let bad = stats.firstNonFiniteBatch {
+            throw DivergenceError(epoch: e + 1, batch: bad + 1, what: "non-finite loss")
+        }
+        let lossSum = stats.lossSum, correct = stats.correctCount, seen = stats.images
         let trainSeconds = monotonicNow() - start
         let validation = try data.validation.map { try evaluate($0) }
+        if let v = validation, !v.loss.isFinite {
+            throw DivergenceError(epoch: e + 1, batch: nil, what: "non-finite validation loss")
+        }
         let flops = EpochFlops(from: before, to: ledger.snapshot())
         epoch = e + 1
         let metrics = EpochMetrics(
@@ -259,16 +260,18 @@ public final class TrainingRun {
     public func evaluate(_ dataset: ImageDataset) throws -> Evaluation {
         let loader = BatchLoader(dataset: dataset, batchSize: config.evalBatchSize, shuffle: false,
                                  partialBatch: .keep)
-        var lossSum = 0.0, correct = 0
+        let stats = evaluationStatistics
+        stats.reset()
         try loader.forEachBatch(epoch: 0) { batch in
             let n = batch.count
             let (x, y) = stage(batch, augment: false)
             let logits = model.forward(x, mode: .inference)
             let l = losses.slice(0..<n)
             backend.softmaxCrossEntropy(logits: logits, labels: y, losses: l, gradLogits: nil, gradScale: 0)
-            lossSum += Double(try backend.sum(l))
-            correct += try countCorrect(logits: logits, labels: batch.labels)
+            try stats.record(losses: l, logits: logits, labels: y)
         }
+        try stats.fold()
+        let lossSum = stats.lossSum, correct = stats.correctCount
         let count = max(dataset.count, 1)
         return Evaluation(loss: lossSum / Double(count), accuracy: Double(correct) / Double(count), count: dataset.count)
     }

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Checks a run directory written by a killed-and-resumed strata run against the same run left
+uninterrupted (scripts/kill-resume.sh). Compares TENSORS of the manifest's last and best
+checkpoints (names, dtypes, shapes, bytes), not files: a grow checkpoint's metadata holds wall-clock
+seconds, so two clean runs already differ byte-wise. Also checks the directory is consistent:
+manifest complete, every file it names present and readable, last/best links pointing at them,
+every checkpoint file parseable, no temporary file left, metrics equal apart from timings.
+With --killed DIR, checks only the directory as the kill left it (before resuming).
+Prints one line; exit 0 when identical, 1 when it differs, 2 when corrupt or lost."""
+import json, os, struct, sys
+
+TIMING_KEYS = {"seconds", "imagesPerSecond", "totalSeconds"}
+
+def tensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    body = data[8 + n:]
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        b, end = e["data_offsets"]
+        if end > len(body) or b > end:
+            raise ValueError(f"{path}: tensor {name} runs past the end of the file")
+        out[name] = (e["dtype"], tuple(e["shape"]), body[b:end])
+    return out, header.get("__metadata__", {})
+
+def strip(o):
+    if isinstance(o, dict):
+        return {k: strip(v) for k, v in o.items() if k not in TIMING_KEYS}
+    if isinstance(o, list):
+        return [strip(x) for x in o]
+    return o
+
+def metrics(d):
+    p = os.path.join(d, "metrics.jsonl")
+    return [strip(json.loads(l)) for l in open(p)] if os.path.exists(p) else []
+
+def check(run, ref):
+    m = json.load(open(os.path.join(run, "manifest.json")))
+    r = json.load(open(os.path.join(ref, "manifest.json")))
+    if m["status"] != "complete":
+        return 2, f"manifest status {m['status']}"
+    for key in ("last", "best"):
+        if (m.get(key) is None) != (r.get(key) is None):
+            return 2, f"manifest {key}: {m.get(key)} vs reference {r.get(key)}"
+        if m.get(key) is None:
+            continue
+        path = os.path.join(run, m[key]["file"])
+        if not os.path.exists(path):
+            return 2, f"{key} checkpoint {m[key]['file']} is missing"
+        link = os.path.join(run, key + ".safetensors")
+        if os.path.islink(link) and os.readlink(link) != m[key]["file"]:
+            return 2, f"{key}.safetensors -> {os.readlink(link)}, manifest says {m[key]['file']}"
+        if m[key]["epoch"] != r[key]["epoch"]:
+            return 1, f"{key} is epoch {m[key]['epoch']}, reference {r[key]['epoch']}"
+        a, _ = tensors(path)
+        b, _ = tensors(os.path.join(ref, r[key]["file"]))
+        if a.keys() != b.keys():
+            return 1, f"{key}: tensor names differ"
+        for name in a:
+            if a[name] != b[name]:
+                return 1, f"{key}: tensor {name} differs"
+    for name in os.listdir(run):
+        if ".tmp-" in name:
+            return 2, f"temporary file {name} left"
+        if name.endswith(".safetensors"):
+            try:
+                tensors(os.path.join(run, name))
+            except Exception as e:  # a torn or corrupt checkpoint
+                return 2, f"{name} is corrupt: {e}"
+    if metrics(run) != metrics(ref):
+        return 1, "metrics.jsonl differs (timings aside)"
+    return 0, f"identical (last epoch {m['last']['epoch']}, best epoch {(m.get('best') or {}).get('epoch')})"
+
+def check_killed(run):
+    """The directory right after the kill, before any resume: the manifest (if the run got that
+    far) parses, every checkpoint it names exists and parses, and holds the epoch it says."""
+    mp = os.path.join(run, "manifest.json")
+    if not os.path.exists(mp):
+        ckpts = [n for n in os.listdir(run) if n.startswith("epoch-")] if os.path.isdir(run) else []
+        return 0, f"no manifest yet ({len(ckpts)} unnamed checkpoint files)"
+    m = json.load(open(mp))
+    for key in ("last", "best"):
+        ref = m.get(key)
+        if ref is None:
+            continue
+        path = os.path.join(run, ref["file"])
+        if not os.path.exists(path):
+            return 2, f"{key} checkpoint {ref['file']} named by the manifest is lost"
+        _, meta = tensors(path)
+        epoch = json.loads(meta["strata"])["epoch"]
+        if epoch != ref["epoch"]:
+            return 2, f"{key}: {ref['file']} holds epoch {epoch}, the manifest says {ref['epoch']}"
+    return 0, f"manifest at epoch {m['epoch']} consistent"
+
+if __name__ == "__main__":
+    try:
+        if sys.argv[1] == "--killed":
+            code, text = check_killed(sys.argv[2])
+        else:
+            code, text = check(sys.argv[1], sys.argv[2])
+    except Exception as e:
+        code, text = 2, f"unreadable: {e}"
+    print(text)
+    sys.exit(code)
