@@ -36,7 +36,7 @@ final class ReuseAnalysisTests: XCTestCase {
         for (name, tensor) in model.stateDict { backend.upload(values[name]!.map(Float.init), to: tensor) }
         let data = ImageDataset(name: "tiny", channels: 1, height: 2, width: 2, pixels: pixels.flatMap { $0 },
                                 labels: labels, classes: 2)
-        let config = TrainConfig(modelName: "tiny", model: .cnn(CNNOptions(filters: [2]), input: ImageShape(channels: 1, height: 2, width: 2), classes: 2),
+        let config = TrainConfig(modelName: "tiny", model: .cnn(CNNOptions(filters: [2], kernel: 1, hidden: []), input: ImageShape(channels: 1, height: 2, width: 2), classes: 2),
                                  data: DataConfig(path: "none", validationFraction: 0, augment: false),
                                  epochs: 1, batchSize: 2, evalBatchSize: 3, optimizer: .sgd(learningRate: 0.1))
         return try TrainingRun(config: config, backend: backend, data: RunData(train: data, validation: nil, test: data),
