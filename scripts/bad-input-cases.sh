@@ -87,9 +87,9 @@ case_ "3 --batch-size 100000 on 450 images" 64 '--batch-size 100000 is larger th
 case_ "3 eval /dev/zero" 1 '/dev/zero: not a regular file' -- "$S" eval /dev/zero --device cpu
 case_ "5 --lr nan" 64 '^strata: error: --lr must be a finite number greater than 0, got nan' -- "$S" train $SMALL --lr nan --epochs 1 --output o5 --device cpu
 case_ "5 --output under a regular file" 1 'afile is a regular file' -- "$S" train $SMALL --epochs 1 --output afile/run --device cpu
-case_ "5 grow --resume on a train run" 1 'strata train run' -- "$S" grow --resume run1 --device cpu
+case_ "5 grow --resume on a train run" 1 'run1 is a train run: continue it with strata train --resume' -- "$S" grow --resume run1 --device cpu
 case_ "5 --epochs -1" 64 '--epochs must be at least 1, got -1' -- "$S" train $SMALL --epochs -1 --output o6 --device cpu
-case_ "5 eval of an empty directory" 1 'emptyrun: .*no checkpoint' -- "$S" eval emptyrun --device cpu
+case_ "5 eval of an empty directory" 1 'emptyrun has no checkpoint' -- "$S" eval emptyrun --device cpu
 case_ "5 --data is a regular file" 1 'afile: .*regular file, not a dataset directory' -- "$S" train --data afile --epochs 1 --output o7 --device cpu
 case_ "5 eval on an empty test set" 1 'emptytest/test_batch.bin at byte 0: holds no images' -- "$S" eval run1 --data emptytest --device cpu
 case_ "5 config value of the wrong type" 1 'lrstr.json: optimizer.learningRate' -- "$S" train --config lrstr.json --output o8 --device cpu

@@ -103,7 +103,9 @@ extension RunDirectory {
         guard let data = FileManager.default.contents(atPath: metricsPath) else { return [] }
         let decoder = RunDirectory.decoder
         return try data.split(separator: 0x0A).enumerated().map { i, line in
-            do { return try decoder.decode(EpochMetrics.self, from: Data(line)) } catch {
+            do { return try decoder.decode(EpochMetrics.self, from: Data(line)) } catch let error as DecodingError {
+                throw RunDirectoryError(path: metricsPath, reason: "line \(i + 1) is not valid: \(describe(error))")
+            } catch {
                 throw RunDirectoryError(path: metricsPath, reason: "line \(i + 1) is not valid: \(error)")
             }
         }
