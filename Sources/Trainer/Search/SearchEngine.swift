@@ -88,6 +88,9 @@ public final class SearchEngine {
     public let threadsPerTrial: Int
     public let retryFailed: Bool
     public var observer = SearchObserver()
+    /// The checkpoint a donor's prefix is copied from; default: its best (else last) checkpoint.
+    /// Tests substitute a stand-in.
+    public var prefixSource: ((String) throws -> String)?
 
     public init(directory: SearchDirectory, settings: SearchSettings, executor: TrialExecutor,
                 threadsPerTrial: Int, retryFailed: Bool = false) {
@@ -219,8 +222,7 @@ public final class SearchEngine {
                            attempt: attempt)
         if let donor = SearchPlan.chooseDonor(for: trial, records: records), let d = records[donor] {
             let key = PrefixStore.key(donor: d.config, layers: trial.reuseLayers, data: settings.data)
-            let donorRun = RunDirectory(path: directory.trialDirectory(donor))
-            let source = donorRun.exists(donorRun.bestCheckpointPath) ? donorRun.bestCheckpointPath : donorRun.lastCheckpointPath
+            let source = try prefixSource?(donor) ?? RunDirectory.resolveCheckpoint(directory.trialDirectory(donor))
             job.donor = donor
             job.reuseLayers = trial.reuseLayers
             job.prefixKey = key
