@@ -14,6 +14,11 @@ public enum TrialRunner {
 
     /// Never throws: any error becomes a failed outcome (also written to `outcome.json`).
     public static func run(_ job: TrialJob) -> TrialOutcome {
+        // One process per trial directory at a time: a worker orphaned by a killed search may
+        // live a moment longer (see `exitWithParent`); the lock dies with it.
+        let lock = open(job.runDirectory + "/.trial.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if lock >= 0 { _ = flock(lock, LOCK_EX) }
+        defer { if lock >= 0 { close(lock) } }
         let path = outcomePath(job.runDirectory)
         if FileSystem.kind(of: path) == .file, let done = try? SearchJSON.read(TrialOutcome.self, from: path) {
             return done
