@@ -105,6 +105,16 @@ struct Search: ParsableCommand {
     func run() throws {
         if !compare.isEmpty { return try orExit { try runCompare() } }
         if let resume {
+            // A side-by-side search (`--reuse a,b`) resumes each of its strategies.
+            let parts = ReuseStrategy.allCases.map { resume + "/" + $0.rawValue }
+                .filter { access($0 + "/search.json", F_OK) == 0 }
+            if access(resume + "/search.json", F_OK) != 0 && !parts.isEmpty {
+                for part in parts {
+                    let dir = SearchDirectory(path: part)
+                    try orExit { try execute(try dir.readSettings(), in: dir) }
+                }
+                return try orExit { try writeCompare(parts, to: resume) }
+            }
             let dir = SearchDirectory(path: resume)
             let settings = try orExit { try dir.readSettings() }
             return try orExit { try execute(settings, in: dir) }
@@ -168,13 +178,16 @@ struct Search: ParsableCommand {
     func writeCompare(_ dirs: [String], to output: String) throws {
         let searches = try dirs.map { path -> (summary: SearchSummary, records: [TrialRecord]) in
             let (settings, records) = try SearchDirectory(path: path).load()
-            return (SearchSummary(name: path.split(separator: "/").last.map(String.init) ?? path, reuse: settings.reuse, records: records), records)
+            let dir = SearchDirectory(path: path)
+            let seconds = dir.sessionSeconds()
+            return (SearchSummary(name: path.split(separator: "/").last.map(String.init) ?? path, reuse: settings.reuse,
+                                  records: records, searchSeconds: seconds > 0 ? seconds : nil), records)
         }
         let html = SearchReport.html(searches: searches, title: "strata search: " + dirs.joined(separator: " vs "))
         try SearchReport.write(html, to: output + "/report.html")
         print("wrote \(output)/report.html")
         for (s, _) in searches {
-            print("\(s.name): \(s.trials) trials, training \(formatFixed(s.trainingSeconds, digits: 1))s, 2-3 conv \(formatFixed(s.multiLayerSeconds, digits: 1))s, "
+            print("\(s.name): \(s.trials) trials, search \(s.searchSeconds.map { formatFixed($0, digits: 1) + "s" } ?? "-"), training \(formatFixed(s.trainingSeconds, digits: 1))s, 2-3 conv \(formatFixed(s.multiLayerSeconds, digits: 1))s, "
                   + "executed \(formatCount(s.flopsExecuted))FLOP, skipped \(formatCount(s.flopsSkipped))FLOP, best val loss "
                   + (s.best.map { formatFixed($0.validationLoss, digits: 4) } ?? "-"))
         }
@@ -294,7 +307,10 @@ final class SearchDisplay {
     }
 }
 
+/// The running binary: `/proc/self/exe` itself, so that workers run this very build even when
+/// the file is rebuilt during a search.
 func selfExecutable() -> String {
+    if access("/proc/self/exe", X_OK) == 0 { return "/proc/self/exe" }
     var buf = [CChar](repeating: 0, count: 4096)
     let n = readlink("/proc/self/exe", &buf, buf.count - 1)
     return n > 0 ? String(cString: buf) : CommandLine.arguments[0]

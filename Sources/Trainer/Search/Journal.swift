@@ -75,7 +75,11 @@ public struct SearchJournal {
 
     /// Appends one line and fsyncs it. A torn last line (no newline) is cut off first.
     public func append(_ record: TrialRecord) throws {
-        let line = Array(SearchJSON.canonical(record).utf8) + [0x0A]
+        try Self.appendLine(SearchJSON.canonical(record), to: path)
+    }
+
+    static func appendLine(_ text: String, to path: String) throws {
+        let line = Array(text.utf8) + [0x0A]
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw SearchError("\(path) cannot be opened: errno \(errno)") }
         defer { close(fd) }

@@ -37,6 +37,12 @@ public struct SearchSettings: Codable, Equatable, Sendable {
     }
 }
 
+/// A line of `sessions.jsonl`.
+struct SearchSession: Codable {
+    var seconds: Double
+    var trials: Int
+}
+
 /// Counts for the live line.
 public struct SearchProgress: Equatable, Sendable {
     public var done: Int
@@ -70,6 +76,15 @@ public struct SearchDirectory: Sendable {
     public var prefixes: PrefixStore { PrefixStore(directory: path + "/prefixes") }
     public func trialDirectory(_ id: String) -> String { path + "/trials/" + id }
     public var journal: SearchJournal { SearchJournal(path: journalPath) }
+    /// One line per search session that ended (not killed): its wall seconds and trials run.
+    public var sessionsPath: String { path + "/sessions.jsonl" }
+
+    /// Wall seconds of the sessions recorded in `sessions.jsonl`.
+    public func sessionSeconds() -> Double {
+        guard let bytes = try? FileSystem.readFile(sessionsPath) else { return 0 }
+        return bytes.split(separator: 0x0A).compactMap { try? SearchJSON.decode(SearchSession.self, from: Array($0), file: sessionsPath) }
+            .reduce(0) { $0 + $1.seconds }
+    }
 
     public func readSettings() throws -> SearchSettings {
         guard FileSystem.kind(of: settingsPath) == .file else {
@@ -197,6 +212,8 @@ public final class SearchEngine {
             observer.tick(progress())
             if pending.isEmpty && running.isEmpty && !sampler.isExhausted { extend(limit: max(1, executor.freeSlots)) }
         }
+        try SearchJournal.appendLine(SearchJSON.canonical(SearchSession(seconds: monotonicNow() - start, trials: sessionWall.count)),
+                                     to: directory.sessionsPath)
         return plan.compactMap { records[$0.id] }
     }
 

@@ -25,11 +25,11 @@ public enum SearchReport {
         <h1>\(escape(title))</h1>
         <h2>Summary</h2>
         <table><tr><th class="l">search</th><th>reuse</th><th>trials</th><th>failed</th><th>with donor</th>
-        <th>training s</th><th>2-3 conv s</th><th>executed FLOP</th><th>skipped FLOP</th><th>best val loss</th><th>its test acc</th></tr>
+        <th>search wall s</th><th>training s</th><th>2-3 conv s</th><th>executed FLOP</th><th>skipped FLOP</th><th>best val loss</th><th>its test acc</th></tr>
         """
         for (s, _) in searches {
             page += "<tr><td class=\"l\">\(escape(s.name))</td><td>\(s.reuse.rawValue)</td><td>\(s.trials)</td><td>\(s.failed)</td>"
-                + "<td>\(s.withDonor)</td><td>\(fixed(s.trainingSeconds, 1))</td><td>\(fixed(s.multiLayerSeconds, 1))</td>"
+                + "<td>\(s.withDonor)</td><td>\(s.searchSeconds.map { fixed($0, 1) } ?? "-")</td><td>\(fixed(s.trainingSeconds, 1))</td><td>\(fixed(s.multiLayerSeconds, 1))</td>"
                 + "<td>\(sci(s.flopsExecuted))</td><td>\(sci(s.flopsSkipped))</td>"
                 + "<td>\(s.best.map { fixed($0.validationLoss, 4) } ?? "-")</td>"
                 + "<td>\(s.best?.testAccuracy.map { fixed($0 * 100, 2) + "%" } ?? "-")</td></tr>\n"
@@ -201,6 +201,7 @@ public enum SearchReport {
 
     static func short(_ x: Double) -> String {
         let a = abs(x)
+        if a == 0 { return "0" }
         return a >= 100 ? fixed(x, 0) : a >= 10 ? fixed(x, 1) : a >= 1 ? fixed(x, 2) : fixed(x, 3)
     }
 

@@ -20,6 +20,8 @@ public struct SearchSummary: Codable, Equatable, Sendable {
     public var multiLayerSeconds: Double
     /// Sums of the trials' process wall seconds.
     public var wallSeconds: Double
+    /// Wall seconds of the search sessions that ended normally (`sessions.jsonl`).
+    public var searchSeconds: Double?
     public var flopsExecuted: Double
     public var flopsSkipped: Double
     public var multiLayerFlopsExecuted: Double
@@ -27,13 +29,14 @@ public struct SearchSummary: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case name, reuse, trials, finished, failed, withDonor = "with_donor", trainingSeconds = "training_seconds",
-             multiLayerSeconds = "multi_layer_seconds", wallSeconds = "wall_seconds",
+             multiLayerSeconds = "multi_layer_seconds", wallSeconds = "wall_seconds", searchSeconds = "search_seconds",
              flopsExecuted = "flops_executed", flopsSkipped = "flops_skipped",
              multiLayerFlopsExecuted = "multi_layer_flops_executed", best
     }
 
-    public init(name: String, reuse: ReuseStrategy, records: [TrialRecord]) {
+    public init(name: String, reuse: ReuseStrategy, records: [TrialRecord], searchSeconds: Double? = nil) {
         self.name = name
+        self.searchSeconds = searchSeconds
         self.reuse = reuse
         trials = records.count
         finished = records.filter { $0.status == .finished }.count
@@ -66,7 +69,9 @@ extension SearchDirectory {
     @discardableResult
     public func writeSummaryAndReport(name: String? = nil) throws -> SearchSummary {
         let (settings, records) = try load()
-        let summary = SearchSummary(name: name ?? path, reuse: settings.reuse, records: records)
+        let seconds = sessionSeconds()
+        let summary = SearchSummary(name: name ?? path, reuse: settings.reuse, records: records,
+                                    searchSeconds: seconds > 0 ? seconds : nil)
         try SearchJSON.write(summary, to: summaryPath)
         let html = SearchReport.html(searches: [(summary, records)], title: "strata search: \(path)")
         do { try FileSystem.writeAtomically(Array(html.utf8), to: reportPath) } catch {
