@@ -33,8 +33,8 @@ final class SearchTrainingTests: XCTestCase {
             XCTAssertGreaterThan(r.flopsSkipped, 0, "frozen backward and cached forward are skipped")
             XCTAssertNotNil(r.validationLoss)
             // The frozen prefix in the trial's final checkpoint is the donor's best, bit for bit.
-            let donor = try SafeTensors.read(from: RunDirectory.resolveCheckpoint(dir + "/trials/" + r.donor!))
-            let mine = try SafeTensors.read(from: dir + "/trials/\(r.id)/last.safetensors")
+            let donor = try SafeTensors.read(from: RunDirectory.resolveCheckpoint(dir + "/trials/" + r.donor! + "/run"))
+            let mine = try SafeTensors.read(from: dir + "/trials/\(r.id)/run/last.safetensors")
             let prefix = try SafeTensors.read(from: dir + "/prefixes/\(r.prefix!).safetensors")
             XCTAssertEqual(prefix.tensors.count, 2 * (n - 1))
             for i in 0..<(n - 1) {
@@ -49,6 +49,35 @@ final class SearchTrainingTests: XCTestCase {
         let html = try String(contentsOfFile: dir + "/report.html", encoding: .utf8)
         XCTAssertTrue(html.contains("<svg") && html.contains("Donor graph") && html.contains("Cumulative search time"))
         XCTAssertFalse(html.contains("<script") || html.contains("href=") || html.contains("src="), "self-contained")
+    }
+
+    func testCrashedAndDivergedTrialsAreRecordedAsFailedAndTheSearchGoesOn() throws {
+        // Workers that crash: one exits with a status, one dies of a signal.
+        for (script, expected) in [("echo boom >&2; exit 3", "worker exited with status 3: boom"),
+                                   ("kill -SEGV $$", "worker killed by signal 11")] {
+            let dir = try makeTemporaryDirectory(self)
+            let settings = SearchSettings(space: space(), reuse: .paper,
+                                          data: DataConfig(kind: "cifar10", path: data, validationFraction: 0.25, augment: false))
+            let executor = ProcessExecutor(executable: "/bin/sh", arguments: ["-c", script, "sh"], workers: 2)
+            let records = try SearchEngine(directory: SearchDirectory(path: dir), settings: settings, executor: executor,
+                                           threadsPerTrial: 1).run()
+            XCTAssertEqual(records.count, 3)
+            XCTAssertEqual(records.map(\.status), [.failed, .failed, .failed])
+            XCTAssertEqual(records.map(\.error), Array(repeating: expected, count: 3))
+            XCTAssertEqual(records.compactMap(\.donor), [], "a failed donor donates nothing")
+        }
+        // A trial whose loss diverges (plain SGD, learning rate 1e6).
+        let dir = try makeTemporaryDirectory(self)
+        var s = space(epochs: 1)
+        s.convLayers = [1]
+        s.lr = [1e6]
+        s.optimizer = "sgd"
+        let settings = SearchSettings(space: s, reuse: .none,
+                                      data: DataConfig(kind: "cifar10", path: data, validationFraction: 0.25, augment: false))
+        let records = try SearchEngine(directory: SearchDirectory(path: dir), settings: settings, executor: InProcessExecutor(),
+                                       threadsPerTrial: 1).run()
+        XCTAssertEqual(records.first?.status, .failed, "\(String(describing: records.first))")
+        XCTAssertTrue(records.first?.error?.hasPrefix("diverged:") ?? false, records.first?.error ?? "")
     }
 
     /// `strata search` killed with SIGKILL at three moments (mid-trial, right after a journal
@@ -104,7 +133,7 @@ final class SearchTrainingTests: XCTestCase {
 
         // The trial killed mid-way continued from its checkpoint: its metrics have each epoch once.
         if let id = interrupted {
-            let lines = try String(contentsOfFile: dir + "/trials/\(id)/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            let lines = try String(contentsOfFile: dir + "/trials/\(id)/run/metrics.jsonl", encoding: .utf8).split(separator: "\n")
             XCTAssertEqual(lines.count, 3)
         }
         let got = try SearchJournal(path: dir + "/journal.jsonl").read()
@@ -124,7 +153,7 @@ final class SearchTrainingTests: XCTestCase {
     func runningTrialWithAnEpoch(_ dir: String) -> String? {
         ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/trials")) ?? []).first { id in
             let t = dir + "/trials/" + id
-            let m = (try? String(contentsOfFile: t + "/metrics.jsonl", encoding: .utf8)) ?? ""
+            let m = (try? String(contentsOfFile: t + "/run/metrics.jsonl", encoding: .utf8)) ?? ""
             return m.contains("\n") && !FileManager.default.fileExists(atPath: t + "/outcome.json")
         }
     }

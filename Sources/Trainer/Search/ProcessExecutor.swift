@@ -25,7 +25,7 @@ public final class ProcessExecutor: TrialExecutor {
     public var freeSlots: Int { workers - running.count }
 
     public func submit(_ job: TrialJob) throws {
-        let jobPath = job.runDirectory + "/job.json"
+        let jobPath = job.directory + "/job.json"
         let argv = [executable] + arguments + [jobPath]
         var env = currentEnvironment().filter { !$0.hasPrefix("STRATA_SEARCH_PARENT=") }
         env.append("STRATA_SEARCH_PARENT=\(getpid())")
@@ -33,8 +33,8 @@ public final class ProcessExecutor: TrialExecutor {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, job.runDirectory + "/stdout.log", O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, job.runDirectory + "/stderr.log", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 1, job.directory + "/stdout.log", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, job.directory + "/stderr.log", O_WRONLY | O_CREAT | O_APPEND, 0o644)
         var pid: pid_t = 0
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = env.map { strdup($0) } + [nil]
@@ -68,10 +68,10 @@ public final class ProcessExecutor: TrialExecutor {
 
     /// The child's `outcome.json`, or a failure naming the exit status and the end of stderr.
     static func outcome(of job: TrialJob, status: Int32) -> TrialOutcome {
-        if let o = try? SearchJSON.read(TrialOutcome.self, from: TrialRunner.outcomePath(job.runDirectory)) { return o }
+        if let o = try? SearchJSON.read(TrialOutcome.self, from: TrialRunner.outcomePath(job.directory)) { return o }
         let signal = status & 0x7f
         let how = signal != 0 ? "killed by signal \(signal)" : "exited with status \((status >> 8) & 0xff)"
-        let tail = (try? FileSystem.readFile(job.runDirectory + "/stderr.log")).map {
+        let tail = (try? FileSystem.readFile(job.directory + "/stderr.log")).map {
             String(decoding: $0.suffix(600), as: UTF8.self).split(separator: "\n").suffix(3).joined(separator: " | ")
         } ?? ""
         return .failed(job.id, "worker \(how)" + (tail.isEmpty ? "" : ": \(tail)"))

@@ -64,8 +64,8 @@ public struct SearchObserver {
     public init() {}
 }
 
-/// A search directory: `search.json`, `journal.jsonl`, `trials/<id>/` (one run directory per
-/// trial), `prefixes/` (frozen prefixes by content), `summary.json`, `report.html`.
+/// A search directory: `search.json`, `journal.jsonl`, `trials/<id>/` (per trial: `job.json`,
+/// `outcome.json`, logs, and `run/`, its run directory), `prefixes/` (frozen prefixes by content), `summary.json`, `report.html`.
 public struct SearchDirectory: Sendable {
     public let path: String
     public init(path: String) { self.path = path }
@@ -234,12 +234,12 @@ public final class SearchEngine {
         }
         try makeDirectory(runDirectory)
         var job = TrialJob(id: trial.id, trial: trial.config, data: settings.data, device: settings.device,
-                           threads: threadsPerTrial, runDirectory: runDirectory, donor: nil, reuseLayers: 0,
+                           threads: threadsPerTrial, directory: runDirectory, donor: nil, reuseLayers: 0,
                            prefixPath: nil, prefixKey: nil, cache: settings.cache, cacheBudget: settings.cacheBudget,
                            attempt: attempt)
         if let donor = SearchPlan.chooseDonor(for: trial, records: records), let d = records[donor] {
             let key = PrefixStore.key(donor: d.config, layers: trial.reuseLayers, data: settings.data)
-            let source = try prefixSource?(donor) ?? RunDirectory.resolveCheckpoint(directory.trialDirectory(donor))
+            let source = try prefixSource?(donor) ?? RunDirectory.resolveCheckpoint(directory.trialDirectory(donor) + "/run")
             job.donor = donor
             job.reuseLayers = trial.reuseLayers
             job.prefixKey = key

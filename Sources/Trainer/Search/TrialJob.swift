@@ -1,6 +1,6 @@
 /// One trial as self-contained JSON: everything a worker needs to run it, on this machine
 /// (`ProcessExecutor`) or elsewhere (an executor for a cluster sends the same document).
-/// Written to `<run directory>/job.json` when the trial is scheduled, so an interrupted trial
+/// Written to `<trial folder>/job.json` when the trial is scheduled, so an interrupted trial
 /// resumes with the donor chosen then.
 public struct TrialJob: Codable, Equatable, Sendable {
     public var id: String
@@ -9,7 +9,10 @@ public struct TrialJob: Codable, Equatable, Sendable {
     public var device: String
     /// CPU threads of the trial's backend (the machine's cores split between workers).
     public var threads: Int
-    public var runDirectory: String
+    /// The trial's folder: `job.json`, `outcome.json`, the worker's logs, and `run/`, the
+    /// trial's strata run directory (config, metrics, checkpoints, summary).
+    public var directory: String
+    public var runDirectory: String { directory + "/run" }
     public var donor: String?
     public var reuseLayers: Int
     /// The frozen prefix's checkpoint (content-addressed), when there is a donor.

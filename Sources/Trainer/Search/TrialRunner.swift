@@ -6,20 +6,21 @@ import Glibc
 /// Runs one trial in this process: the worker side of every executor. All of the search's calls
 /// into `TrainingRun` and `RunDirectory` are in this file.
 ///
-/// The trial's run directory is an ordinary strata run directory (`config.json`, `metrics.jsonl`,
-/// checkpoints, `summary.json`) plus `job.json` and, once it ended, `outcome.json`. Run again on
-/// the same directory it returns the stored outcome, or continues from `last.safetensors`.
+/// The trial's folder holds `job.json`, `outcome.json` once it ended, the logs, and `run/`, an
+/// ordinary strata run directory (`config.json`, `metrics.jsonl`, checkpoints, `summary.json`)
+/// with nothing else in it. Run again on the same folder it returns the stored outcome, or
+/// continues from `run/last.safetensors`.
 public enum TrialRunner {
-    public static func outcomePath(_ runDirectory: String) -> String { runDirectory + "/outcome.json" }
+    public static func outcomePath(_ trialDirectory: String) -> String { trialDirectory + "/outcome.json" }
 
     /// Never throws: any error becomes a failed outcome (also written to `outcome.json`).
     public static func run(_ job: TrialJob) -> TrialOutcome {
         // One process per trial directory at a time: a worker orphaned by a killed search may
         // live a moment longer (see `exitWithParent`); the lock dies with it.
-        let lock = open(job.runDirectory + "/.trial.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let lock = open(job.directory + "/.trial.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         if lock >= 0 { _ = flock(lock, LOCK_EX) }
         defer { if lock >= 0 { close(lock) } }
-        let path = outcomePath(job.runDirectory)
+        let path = outcomePath(job.directory)
         if FileSystem.kind(of: path) == .file, let done = try? SearchJSON.read(TrialOutcome.self, from: path) {
             return done
         }
@@ -47,7 +48,10 @@ public enum TrialRunner {
             run = try TrainingRun(config: config, backend: backend, data: data)
         }
         let summary = try run.fit(in: directory)
-        if let bad = run.history.first(where: { !$0.trainLoss.isFinite || !($0.validationLoss ?? 0).isFinite }) {
+        // Diverged: a loss that is not finite or 100x that of guessing uniformly (ln K per image).
+        let limit = 100 * log(Double(max(2, run.data.train.classes)))
+        func diverged(_ x: Double) -> Bool { !x.isFinite || x > limit }
+        if let bad = run.history.first(where: { diverged($0.trainLoss) || diverged($0.validationLoss ?? 0) }) {
             return TrialOutcome(id: job.id, status: .failed,
                                 error: "diverged: training loss \(bad.trainLoss), validation loss \(bad.validationLoss ?? .nan) at epoch \(bad.epoch)",
                                 seconds: summary.totalSeconds, flopsExecuted: summary.cumulativeTrainingFlops,
