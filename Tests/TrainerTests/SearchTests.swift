@@ -240,3 +240,46 @@ final class SearchTests: XCTestCase {
         return path
     }
 }
+
+/// A sampler that looks at results: one 1-conv trial per lr, then the 2-conv version of the best
+/// one found so far. It plugs into the engine through `TrialSampler` alone.
+struct RefiningSampler: TrialSampler {
+    var base = TrialConfig(convLayers: 1, filters: 4, hidden: [8], lr: 0.1, batchSize: 8, epochs: 1)
+    var lrs = [0.1, 0.01, 0.001]
+    var refined = false
+    private(set) var seenCounts: [Int] = []
+
+    mutating func propose(limit: Int, finished: [TrialRecord]) -> [TrialConfig] {
+        seenCounts.append(finished.count)
+        if !lrs.isEmpty {
+            var t = base
+            t.lr = lrs.removeFirst()
+            return [t]
+        }
+        guard !refined, finished.count == 3 else { return [] }
+        refined = true
+        let best = finished.min { $0.validationLoss! < $1.validationLoss! }!
+        return [best.config.withConvLayers(2)]
+    }
+
+    var isExhausted: Bool { lrs.isEmpty && refined }
+}
+
+extension SearchTests {
+    func testAnAdaptiveSamplerPlugsInWithoutEngineChanges() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let space = SearchSpace(name: "adaptive", convLayers: [1, 2], filters: [4], hidden: [[8]], lr: [0.1], batchSize: [8], epochs: 1)
+        let executor = InProcessExecutor(body: { fakeOutcome($0) })
+        let engine = SearchEngine(directory: SearchDirectory(path: dir), settings: SearchSettings(space: space, reuse: .paper, data: dummyData),
+                                  executor: executor, threadsPerTrial: 1)
+        engine.sampler = RefiningSampler()
+        engine.prefixSource = { _ in try self.writeFakeCheckpoint(layers: 2, dir: dir) }
+        let records = try engine.run()
+        XCTAssertEqual(records.count, 4)
+        XCTAssertEqual(executor.submitted.map(\.trial.lr), [0.1, 0.01, 0.001, 0.001], "fakeOutcome: lr 0.001 is best")
+        let last = try XCTUnwrap(executor.submitted.last)
+        XCTAssertEqual(last.trial.convLayers, 2)
+        XCTAssertEqual(last.donor, records.first { $0.config.convLayers == 1 && $0.config.lr == 0.001 }?.id,
+                       "the paper donor of a proposed trial is found in the plan")
+    }
+}

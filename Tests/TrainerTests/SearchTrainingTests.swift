@@ -80,14 +80,45 @@ final class SearchTrainingTests: XCTestCase {
         XCTAssertTrue(records.first?.error?.hasPrefix("diverged:") ?? false, records.first?.error ?? "")
     }
 
-    /// `strata search` killed with SIGKILL at three moments (mid-trial, right after a journal
-    /// record, at once) and resumed each time ends with the same journal metrics as a search that
-    /// ran through. Needs the `strata` binary next to the test bundle (`swift build --build-tests`).
-    func testKilledSearchResumesToTheSameResults() throws {
+    func strataBinary() throws -> String {
         let strata = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("strata").path
         guard FileManager.default.isExecutableFile(atPath: strata) else {
             throw XCTSkip("no strata binary next to \(CommandLine.arguments[0])")
         }
+        return strata
+    }
+
+    /// The CLI contract of a dry run: one JSON object, `trials` with `id`, `config` and `donor`
+    /// (an id or null) each; the presets' counts.
+    func testDryRunJSONOfThePresets() throws {
+        let strata = try strataBinary()
+        for (space, reuse, total, donors) in [("seed000-small", "paper", 252, 168), ("seed000-large", "paper", 756, 504),
+                                              ("seed000-small", "none", 252, 0)] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: strata)
+            p.arguments = ["search", "--space", space, "--reuse", reuse, "--dry-run", "--json"]
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            try p.run()
+            let out = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0)
+            let doc = try XCTUnwrap(try JSONSerialization.jsonObject(with: out) as? [String: Any])
+            let trials = try XCTUnwrap(doc["trials"] as? [[String: Any]])
+            XCTAssertEqual(trials.count, total, space)
+            XCTAssertTrue(trials.allSatisfy { $0.keys.contains("donor") && $0["id"] is String && $0["config"] is [String: Any] })
+            let ids = Set(trials.compactMap { $0["id"] as? String })
+            let withDonor = trials.compactMap { $0["donor"] as? String }
+            XCTAssertEqual(withDonor.count, donors, "\(space) \(reuse)")
+            XCTAssertTrue(withDonor.allSatisfy(ids.contains), "donors are trials of the plan")
+        }
+    }
+
+    /// `strata search` killed with SIGKILL at three moments (mid-trial, right after a journal
+    /// record, at once) and resumed each time ends with the same journal metrics as a search that
+    /// ran through. Needs the `strata` binary next to the test bundle (`swift build --build-tests`).
+    func testKilledSearchResumesToTheSameResults() throws {
+        let strata = try strataBinary()
         let spaceFile = try makeTemporaryDirectory(self) + "/space.json"
         try Data(#"{"grid": {"conv_layers": [1,2,3], "filters": [4], "hidden": [[8]], "lr": [0.01, 0.001], "batch_size": [16]}, "epochs": 3}"#.utf8)
             .write(to: URL(fileURLWithPath: spaceFile))

@@ -106,6 +106,8 @@ public final class SearchEngine {
     /// The checkpoint a donor's prefix is copied from; default: its best (else last) checkpoint.
     /// Tests substitute a stand-in.
     public var prefixSource: ((String) throws -> String)?
+    /// A sampler to use instead of the settings' strategy (adaptive samplers: TPE, ASHA, ...).
+    public var sampler: (any TrialSampler)?
 
     public init(directory: SearchDirectory, settings: SearchSettings, executor: TrialExecutor,
                 threadsPerTrial: Int, retryFailed: Bool = false) {
@@ -138,28 +140,36 @@ public final class SearchEngine {
         let journal = directory.journal
         var records = try journal.latest()
         var order = try journal.read().map(\.id)
-        var sampler = try settings.strategy.makeSampler(space: settings.space)
+        var sampler = try self.sampler ?? settings.strategy.makeSampler(space: settings.space)
         var plan: [PlannedTrial] = []
-        var planned = Set<String>()
-        func extend(limit: Int) {
+        var index: [String: Int] = [:]
+        var pending: [String] = []
+        var retrying = Set<String>()
+        var running = Set<String>()
+        var alreadyDone = 0
+        /// Asks the sampler for up to `limit` trials and queues those the journal does not hold.
+        @discardableResult
+        func extend(limit: Int) -> Int {
             let finished = order.compactMap { records[$0] }
-            let more = SearchPlan.make(plan.map(\.config) + sampler.propose(limit: limit, finished: finished), reuse: settings.reuse)
-            for p in more where !planned.contains(p.id) {
-                planned.insert(p.id)
+            let proposed = sampler.propose(limit: limit, finished: finished)
+            let more = SearchPlan.make(plan.map(\.config) + proposed, reuse: settings.reuse)
+            var added = 0
+            for p in more where index[p.id] == nil {
+                index[p.id] = plan.count
                 plan.append(p)
+                added += 1
+                if let r = records[p.id] {
+                    guard r.status == .failed && retryFailed else { alreadyDone += 1; continue }
+                    retrying.insert(p.id)
+                }
+                pending.append(p.id)
             }
+            return added
         }
         extend(limit: .max)
-        var pending = plan.filter { p in
-            guard let r = records[p.id] else { return true }
-            return r.status == .failed && retryFailed
-        }.map(\.id)
-        observer.resumed(plan.count - pending.count)
-        let index = Dictionary(uniqueKeysWithValues: plan.enumerated().map { ($1.id, $0) })
-        var running = Set<String>()
+        observer.resumed(alreadyDone)
         let start = monotonicNow()
         var sessionWall: [Double] = []
-        var retrying = Set(pending.filter { records[$0] != nil })
 
         func progress() -> SearchProgress {
             let done = plan.filter { records[$0.id] != nil && !pending.contains($0.id) && !running.contains($0.id) }
@@ -171,13 +181,13 @@ public final class SearchEngine {
                                   elapsed: monotonicNow() - start, eta: eta)
         }
 
-        while !pending.isEmpty || !running.isEmpty {
+        while true {
             // Start every runnable trial, in plan order, while a worker is free.
             var i = 0
             while executor.freeSlots > 0 && i < pending.count {
                 let p = plan[index[pending[i]]!]
                 let ready = p.dependencies.allSatisfy { d in
-                    !planned.contains(d) || (records[d] != nil && !pending.contains(d) && !running.contains(d))
+                    index[d] == nil || (records[d] != nil && !pending.contains(d) && !running.contains(d))
                 }
                 guard ready else { i += 1; continue }
                 pending.remove(at: i)
@@ -186,11 +196,12 @@ public final class SearchEngine {
                 running.insert(p.id)
                 observer.started(job)
             }
+            // A free worker and nothing runnable: an adaptive sampler may have more now.
+            if executor.freeSlots > 0 && !sampler.isExhausted && extend(limit: executor.freeSlots) > 0 { continue }
             if running.isEmpty {
                 guard pending.isEmpty else {
                     throw SearchError("no trial can start: \(pending.count) wait for donors outside the plan (a bug)")
                 }
-                if !sampler.isExhausted { extend(limit: max(1, executor.freeSlots)); continue }
                 break
             }
             for (outcome, wall) in try executor.poll(timeout: 0.25) {
@@ -210,7 +221,6 @@ public final class SearchEngine {
                 observer.finished(record, progress())
             }
             observer.tick(progress())
-            if pending.isEmpty && running.isEmpty && !sampler.isExhausted { extend(limit: max(1, executor.freeSlots)) }
         }
         try SearchJournal.appendLine(SearchJSON.canonical(SearchSession(seconds: monotonicNow() - start, trials: sessionWall.count)),
                                      to: directory.sessionsPath)
