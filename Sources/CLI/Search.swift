@@ -129,7 +129,10 @@ struct Search: ParsableCommand {
         guard let data else { throw ValidationError("--data is required to run a search (the presets are CIFAR-10 spaces)") }
         let dataConfig = try orExit { () throws -> DataConfig in
             let kind = try DatasetLoader.detectKind(path: data).rawValue
-            return DataConfig(kind: kind, path: data, validationFraction: validationFraction, augment: augment,
+            // Absolute, so that search.json and every job.json work from any directory.
+            var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let path = realpath(data, &resolved) != nil ? String(cString: resolved) : data
+            return DataConfig(kind: kind, path: path, validationFraction: validationFraction, augment: augment,
                               trainLimit: trainLimit)
         }
         let base = output ?? "runs/search-\(space.name.split(separator: "/").last.map(String.init) ?? "space")-\(reuse.replacingCommas())"

@@ -80,9 +80,15 @@ public struct SearchJournal {
 
     static func appendLine(_ text: String, to path: String) throws {
         let line = Array(text.utf8) + [0x0A]
+        let created = FileSystem.kind(of: path) == nil
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw SearchError("\(path) cannot be opened: errno \(errno)") }
         defer { close(fd) }
+        if created {
+            // The new file's name must survive a crash too: fsync its folder.
+            let folder = open(FileSystem.split(path).directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if folder >= 0 { fsync(folder); close(folder) }
+        }
         var end = lseek(fd, 0, SEEK_END)
         if end > 0 {
             // Find the end of the last complete line.

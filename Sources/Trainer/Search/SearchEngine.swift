@@ -137,6 +137,13 @@ public final class SearchEngine {
     @discardableResult
     public func run() throws -> [TrialRecord] {
         try prepare()
+        // One search process per directory: two would both run the same trials.
+        let lock = open(directory.path + "/.search.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lock >= 0 else { throw SearchError("cannot open \(directory.path)/.search.lock: errno \(errno)") }
+        defer { close(lock) }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            throw SearchError("another strata search is running in \(directory.path)")
+        }
         let journal = directory.journal
         var records = try journal.latest()
         var order = try journal.read().map(\.id)
@@ -235,8 +242,15 @@ public final class SearchEngine {
         let jobPath = runDirectory + "/job.json"
         var attempt = 1
         if FileSystem.kind(of: jobPath) == .file {
-            let old = try SearchJSON.read(TrialJob.self, from: jobPath)
-            if !retry { return old }
+            var old = try SearchJSON.read(TrialJob.self, from: jobPath)
+            if !retry {
+                // Paths as seen from here (the search may be resumed from another working directory).
+                old.directory = runDirectory
+                old.prefixPath = old.prefixKey.map { directory.prefixes.path(for: $0) }
+                old.threads = threadsPerTrial
+                try SearchJSON.write(old, to: jobPath)
+                return old
+            }
             // A failed trial runs again from scratch; its old directory is kept beside it.
             attempt = old.attempt + 1
             let kept = runDirectory + ".attempt\(old.attempt)"
