@@ -60,6 +60,18 @@ struct Search: ParsableCommand {
     @Option(help: "CPU cores to split between the workers (default: all online).")
     var threads: Int?
 
+    @Option(help: "local (worker processes here) or ray (python -m strata_ray.driver).")
+    var engine: String = "local"
+
+    @Option(help: "ray: HOST:PORT of a Ray cluster, or local (a Ray started here with --workers CPUs).")
+    var rayAddress: String = "local"
+
+    @Option(help: "ray: the Python that has the ray package.")
+    var python: String = "python3"
+
+    @Option(help: "ray: the folder holding strata_ray (default: python/ of the source tree the binary was built in).")
+    var rayPackage: String?
+
     @Option(help: "cpu, cuda, cuda:N or auto, for every trial.")
     var device: String = "cpu"
 
@@ -86,6 +98,7 @@ struct Search: ParsableCommand {
         if let w = workers, w < 1 { throw ValidationError("--workers must be at least 1") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1") }
+        guard ["local", "ray"].contains(engine) else { throw ValidationError("--engine must be local or ray, not '\(engine)'") }
         guard ["grid", "random"].contains(strategy) else { throw ValidationError("--strategy must be grid or random, not '\(strategy)'") }
         if strategy == "random" && (trials ?? 0) < 1 { throw ValidationError("--strategy random needs --trials N (N >= 1)") }
         if strategy == "grid" && trials != nil { throw ValidationError("--trials goes with --strategy random") }
@@ -153,7 +166,15 @@ struct Search: ParsableCommand {
     func execute(_ settings: SearchSettings, in dir: SearchDirectory) throws {
         let cores = threads ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let workers = self.workers ?? cores
-        let executor = ProcessExecutor(executable: selfExecutable(), arguments: ["search-trial"], workers: workers)
+        try makeSearchFolder(dir.path)
+        let executor: TrialExecutor
+        if engine == "ray" {
+            executor = try RayExecutor(python: python, packagePath: rayPackage ?? defaultRayPackage(), address: rayAddress,
+                                       strata: realSelfExecutable(), slots: workers, logPath: dir.path + "/ray.log")
+        } else {
+            executor = ProcessExecutor(executable: selfExecutable(), arguments: ["search-trial"], workers: workers)
+        }
+        defer { (executor as? RayExecutor)?.shutdown() }
         let engine = SearchEngine(directory: dir, settings: settings, executor: executor,
                                   threadsPerTrial: max(1, cores / workers), retryFailed: retryFailed)
         let display = SearchDisplay()
@@ -308,6 +329,25 @@ final class SearchDisplay {
         let t = Int(s.rounded())
         return t >= 3600 ? "\(t / 3600)h\(t % 3600 / 60)m" : t >= 60 ? "\(t / 60)m\(t % 60)s" : "\(t)s"
     }
+}
+
+/// The binary's real path (what a Ray worker runs).
+func realSelfExecutable() -> String {
+    var buf = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+    return n > 0 ? String(cString: buf) : CommandLine.arguments[0]
+}
+
+/// `python/` of the source tree the binary was built in (the first folder above the binary that
+/// holds `python/strata_ray`), else `python` in the working directory.
+func defaultRayPackage() -> String {
+    var parts = realSelfExecutable().split(separator: "/").map(String.init)
+    while !parts.isEmpty {
+        parts.removeLast()
+        let candidate = "/" + (parts + ["python"]).joined(separator: "/")
+        if access(candidate + "/strata_ray/driver.py", R_OK) == 0 { return candidate }
+    }
+    return "python"
 }
 
 /// The running binary: `/proc/self/exe` itself, so that workers run this very build even when

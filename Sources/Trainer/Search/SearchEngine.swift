@@ -284,3 +284,6 @@ func makeDirectory(_ path: String) throws {
         }
     }
 }
+
+/// Creates a search folder (and its parents) before anything is written into it.
+public func makeSearchFolder(_ path: String) throws { try makeDirectory(path) }
