@@ -17,7 +17,7 @@ CUDA_BUILD = .build-cuda$(filter-out 13,$(CUDA_VERSION))
 CUDA_ENV = PKG_CONFIG_PATH=$(CUDA_PREFIX)/lib/pkgconfig
 CUDA_FLAGS = --traits CUDA --build-path $(CUDA_BUILD) -Xlinker -rpath -Xlinker $(CUDA_PREFIX)/lib
 
-.PHONY: all deps build test selftest bench demo clean cuda build-cuda test-cuda dist-cuda gpu-check fuzz kill-resume
+.PHONY: all deps build test selftest bench search-report-check demo clean cuda build-cuda test-cuda dist-cuda gpu-check fuzz kill-resume
 
 all: build
 
@@ -39,6 +39,11 @@ selftest: build
 
 bench: build
 	$(BIN) bench ops --device cpu
+
+# A small search's report.html in headless chromium: screenshot, fails on console messages.
+search-report-check: build
+	@scripts/install-deps.sh --dataset
+	STRATA=$(BIN) bench/search-report-check.sh
 
 # Incremental training of the seed CNN family (3 conv sub-networks) on Fashion-MNIST, with
 # look-ahead, against the full network trained from scratch under the same budget.

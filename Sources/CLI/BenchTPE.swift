@@ -30,7 +30,7 @@ struct BenchTPE: ParsableCommand {
             for sampler in ["tpe", "random"] {
                 var bests: [Double] = []
                 for seed in 0..<seeds {
-                    let s: HPOSampler = sampler == "tpe" ? TPESampler(seed: UInt64(seed)) : RandomSampler(seed: UInt64(seed))
+                    let s: HPOSampler = sampler == "tpe" ? TPESampler(seed: UInt64(seed)) : UniformSampler(seed: UInt64(seed))
                     let best = f.minimise(with: s, trials: trials).best
                     bests.append(best)
                     if json { print("{\"function\": \"\(name)\", \"sampler\": \"\(sampler)\", \"seed\": \(seed), \"best\": \(best)}") }

@@ -42,7 +42,7 @@ final class HPOTests: XCTestCase {
 
     func testSamplersAreDeterministicAndStayInTheSpace() throws {
         let f = try HPOTestFunction.named("mixed")
-        for sampler in [TPESampler(seed: 4) as HPOSampler, TPESampler(seed: 4, multivariate: false), RandomSampler(seed: 4)] {
+        for sampler in [TPESampler(seed: 4) as HPOSampler, TPESampler(seed: 4, multivariate: false), UniformSampler(seed: 4)] {
             let a = f.minimise(with: sampler, trials: 30).history, b = f.minimise(with: sampler, trials: 30).history
             XCTAssertEqual(a, b, "the same seed proposes the same trials")
             for o in a {
@@ -61,7 +61,7 @@ final class HPOTests: XCTestCase {
         let f = try HPOTestFunction.named("branin")
         let seeds = 0..<6
         let tpe = seeds.map { f.minimise(with: TPESampler(seed: UInt64($0)), trials: 40).best }.reduce(0, +)
-        let random = seeds.map { f.minimise(with: RandomSampler(seed: UInt64($0)), trials: 40).best }.reduce(0, +)
+        let random = seeds.map { f.minimise(with: UniformSampler(seed: UInt64($0)), trials: 40).best }.reduce(0, +)
         XCTAssertLessThan(tpe, random)
     }
 

@@ -85,7 +85,7 @@ public protocol HPOSampler: Sendable {
 }
 
 /// Independent uniform draws (log-uniform for log ranges).
-public struct RandomSampler: HPOSampler {
+public struct UniformSampler: HPOSampler {
     public var seed: UInt64
     public init(seed: UInt64) { self.seed = seed }
 

@@ -46,7 +46,7 @@ public struct TPESampler: HPOSampler {
     public func suggest(_ space: HPOSpace, history: [HPOObservation], trialNumber: Int) -> [String: HPOValue] {
         let finished = history.filter { $0.value.isFinite }
         guard finished.count >= max(startupTrials, 1) else {
-            return RandomSampler(seed: seed).suggest(space, history: history, trialNumber: trialNumber)
+            return UniformSampler(seed: seed).suggest(space, history: history, trialNumber: trialNumber)
         }
         var rng = HPORandom(seed: seed, stream: UInt64(trialNumber))
         // Best first; ties keep trial order. `history` is in trial order.

@@ -1,0 +1,364 @@
+import ArgumentParser
+import Trainer
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Search: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Architecture and hyperparameter search whose trials reuse each other's trained conv layers.",
+        discussion: """
+        Each trial runs in a worker process and gets a run directory under the search directory; results go
+        to journal.jsonl (fsynced per trial), summary.json and report.html.
+        Examples:
+          strata search --space seed000-small --reuse paper --dry-run --json
+          strata search --space my-space.json --reuse best-prefix --data ~/cifar-10-batches-bin --workers 2 --output runs/s1
+          strata search --resume runs/s1                 # after a kill: finished trials are not redone
+          strata search --space S --reuse none,paper,best-prefix --data D --output runs/cmp   # side by side
+          strata search --compare runs/cmp/none runs/cmp/paper --output runs/cmp
+        """)
+
+    @Option(help: "A preset (seed000-small, seed000-large) or a JSON space file.")
+    var space: String?
+
+    @Option(help: "none, paper or best-prefix; a comma list runs each into <output>/<name>.")
+    var reuse: String = "paper"
+
+    @Option(help: "grid or random.")
+    var strategy: String = "grid"
+
+    @Option(help: "random: trials to draw.")
+    var trials: Int?
+
+    @Option(help: "random: seed of the draw.")
+    var sampleSeed: UInt64 = 0
+
+    @Option(help: "Epochs of every trial (default: the space's).")
+    var epochs: Int?
+
+    @Option(help: "Dataset directory: CIFAR-10 binary batches or MNIST/Fashion-MNIST IDX files.")
+    var data: String?
+
+    @Option(help: "Fraction of the training images held out for validation.")
+    var validationFraction: Double = 0.1
+
+    @Option(help: "Train every trial on at most this many images.")
+    var trainLimit: Int?
+
+    @Flag(help: "Random shifts and flips (off by default: they make frozen-prefix caching impossible).")
+    var augment = false
+
+    @Flag(inversion: .prefixedNo, help: "Cache frozen prefixes' outputs across epochs.")
+    var cache = true
+
+    @Option(help: "Host memory for each trial's activation cache, in MiB.")
+    var cacheBudget: Int = 1024
+
+    @Option(help: "Trials at once (default: one per core).")
+    var workers: Int?
+
+    @Option(help: "CPU cores to split between the workers (default: all online).")
+    var threads: Int?
+
+    @Option(help: "local (worker processes here) or ray (python -m strata_ray.driver).")
+    var engine: String = "local"
+
+    @Option(help: "ray: HOST:PORT of a Ray cluster, or local (a Ray started here with --workers CPUs).")
+    var rayAddress: String = "local"
+
+    @Option(help: "ray: the Python that has the ray package.")
+    var python: String = "python3"
+
+    @Option(help: "ray: the folder holding strata_ray (default: python/ of the source tree the binary was built in).")
+    var rayPackage: String?
+
+    @Option(help: "cpu, cuda, cuda:N or auto, for every trial.")
+    var device: String = "cpu"
+
+    @Option(help: "Search directory (default runs/search-<space>-<reuse>).")
+    var output: String?
+
+    @Option(help: "Continue the search in this directory.")
+    var resume: String?
+
+    @Flag(help: "With --resume: run failed trials again.")
+    var retryFailed = false
+
+    @Flag(help: "Print the plan and run nothing.")
+    var dryRun = false
+
+    @Flag(help: "With --dry-run: the plan as one JSON object.")
+    var json = false
+
+    @Option(parsing: .upToNextOption, help: "Search directories to report side by side (writes <output>/report.html).")
+    var compare: [String] = []
+
+    func validate() throws {
+        if compare.isEmpty && resume == nil && space == nil { throw ValidationError("--space is required (or --resume DIR, --compare DIRS)") }
+        if let w = workers, w < 1 { throw ValidationError("--workers must be at least 1") }
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+        if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1") }
+        guard ["local", "ray"].contains(engine) else { throw ValidationError("--engine must be local or ray, not '\(engine)'") }
+        guard ["grid", "random"].contains(strategy) else { throw ValidationError("--strategy must be grid or random, not '\(strategy)'") }
+        if strategy == "random" && (trials ?? 0) < 1 { throw ValidationError("--strategy random needs --trials N (N >= 1)") }
+        if strategy == "grid" && trials != nil { throw ValidationError("--trials goes with --strategy random") }
+        guard (0..<1).contains(validationFraction) else { throw ValidationError("--validation-fraction must be in [0, 1)") }
+        _ = try reuseList()
+    }
+
+    func reuseList() throws -> [ReuseStrategy] {
+        let parts = reuse.split(separator: ",").map(String.init)
+        let list = parts.compactMap(ReuseStrategy.init(rawValue:))
+        guard !list.isEmpty, list.count == parts.count else {
+            throw ValidationError("--reuse must be none, paper or best-prefix (or a comma list of them), not '\(reuse)'")
+        }
+        return list
+    }
+
+    func run() throws {
+        if !compare.isEmpty { return try orExit { try runCompare() } }
+        if let resume {
+            // A side-by-side search (`--reuse a,b`) resumes each of its strategies.
+            let parts = ReuseStrategy.allCases.map { resume + "/" + $0.rawValue }
+                .filter { access($0 + "/search.json", F_OK) == 0 }
+            if access(resume + "/search.json", F_OK) != 0 && !parts.isEmpty {
+                for part in parts {
+                    let dir = SearchDirectory(path: part)
+                    try orExit { try execute(try dir.readSettings(), in: dir) }
+                }
+                return try orExit { try writeCompare(parts, to: resume) }
+            }
+            let dir = SearchDirectory(path: resume)
+            let settings = try orExit { try dir.readSettings() }
+            return try orExit { try execute(settings, in: dir) }
+        }
+        let space = try orExit { try SearchSpace.load(self.space!, epochs: epochs) }
+        let strategy: SearchStrategy = self.strategy == "random" ? .random(trials: trials!, seed: sampleSeed) : .grid
+        let reuses = try reuseList()
+        if dryRun {
+            let plans = try orExit { try reuses.map { r in (r, try settings(space, strategy, r, DataConfig(path: data ?? "")).plan()) } }
+            return printPlans(plans, space: space)
+        }
+        guard let data else { throw ValidationError("--data is required to run a search (the presets are CIFAR-10 spaces)") }
+        let dataConfig = try orExit { () throws -> DataConfig in
+            let kind = try DatasetLoader.detectKind(path: data).rawValue
+            // Absolute, so that search.json and every job.json work from any directory.
+            var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let path = realpath(data, &resolved) != nil ? String(cString: resolved) : data
+            return DataConfig(kind: kind, path: path, validationFraction: validationFraction, augment: augment,
+                              trainLimit: trainLimit)
+        }
+        let base = output ?? "runs/search-\(space.name.split(separator: "/").last.map(String.init) ?? "space")-\(reuse.replacingCommas())"
+        for r in reuses {
+            let dir = SearchDirectory(path: reuses.count > 1 ? base + "/" + r.rawValue : base)
+            try orExit { try execute(settings(space, strategy, r, dataConfig), in: dir) }
+        }
+        if reuses.count > 1 {
+            try orExit { try writeCompare(reuses.map { base + "/" + $0.rawValue }, to: base) }
+        }
+    }
+
+    func settings(_ space: SearchSpace, _ strategy: SearchStrategy, _ reuse: ReuseStrategy, _ data: DataConfig) -> SearchSettings {
+        SearchSettings(space: space, strategy: strategy, reuse: reuse, data: data, device: device, cache: cache,
+                       cacheBudget: cacheBudget << 20)
+    }
+
+    func execute(_ settings: SearchSettings, in dir: SearchDirectory) throws {
+        let cores = threads ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let workers = self.workers ?? cores
+        try makeSearchFolder(dir.path)
+        let executor: TrialExecutor
+        if engine == "ray" {
+            executor = try RayExecutor(python: python, packagePath: rayPackage ?? defaultRayPackage(), address: rayAddress,
+                                       strata: realSelfExecutable(), slots: workers, logPath: dir.path + "/ray.log")
+        } else {
+            executor = ProcessExecutor(executable: selfExecutable(), arguments: ["search-trial"], workers: workers)
+        }
+        defer { (executor as? RayExecutor)?.shutdown() }
+        let engine = SearchEngine(directory: dir, settings: settings, executor: executor,
+                                  threadsPerTrial: max(1, cores / workers), retryFailed: retryFailed)
+        let display = SearchDisplay()
+        engine.observer.resumed = { n in if n > 0 { display.line("\(dir.path): \(n) trials already in the journal") } }
+        engine.observer.finished = { record, progress in display.finished(record, progress) }
+        engine.observer.tick = { display.tick($0) }
+        print("search \(dir.path): \(settings.space.name), reuse \(settings.reuse.rawValue), \(workers) workers x \(max(1, cores / workers)) threads")
+        try engine.run()
+        display.clear()
+        let summary = try dir.writeSummaryAndReport(name: settings.reuse.rawValue)
+        print("\(summary.finished) finished, \(summary.failed) failed; training \(formatFixed(summary.trainingSeconds, digits: 1))s "
+              + "(2-3 conv \(formatFixed(summary.multiLayerSeconds, digits: 1))s), \(formatCount(summary.flopsExecuted))FLOP executed, "
+              + "\(formatCount(summary.flopsSkipped))FLOP skipped")
+        if let b = summary.best {
+            print("best \(b.id): val loss \(formatFixed(b.validationLoss, digits: 4)), \(b.config.shortDescription)")
+        }
+        print("wrote \(dir.summaryPath), \(dir.reportPath)")
+    }
+
+    func runCompare() throws {
+        guard let output else { throw SearchError("--compare needs --output DIR for the combined report") }
+        try writeCompare(compare, to: output)
+    }
+
+    func writeCompare(_ dirs: [String], to output: String) throws {
+        let searches = try dirs.map { path -> (summary: SearchSummary, records: [TrialRecord]) in
+            let (settings, records) = try SearchDirectory(path: path).load()
+            let dir = SearchDirectory(path: path)
+            let seconds = dir.sessionSeconds()
+            return (SearchSummary(name: path.split(separator: "/").last.map(String.init) ?? path, reuse: settings.reuse,
+                                  records: records, searchSeconds: seconds > 0 ? seconds : nil), records)
+        }
+        let html = SearchReport.html(searches: searches, title: "strata search: " + dirs.joined(separator: " vs "))
+        try SearchReport.write(html, to: output + "/report.html")
+        print("wrote \(output)/report.html")
+        for (s, _) in searches {
+            print("\(s.name): \(s.trials) trials, search \(s.searchSeconds.map { formatFixed($0, digits: 1) + "s" } ?? "-"), training \(formatFixed(s.trainingSeconds, digits: 1))s, 2-3 conv \(formatFixed(s.multiLayerSeconds, digits: 1))s, "
+                  + "executed \(formatCount(s.flopsExecuted))FLOP, skipped \(formatCount(s.flopsSkipped))FLOP, best val loss "
+                  + (s.best.map { formatFixed($0.validationLoss, digits: 4) } ?? "-"))
+        }
+    }
+
+    func printPlans(_ plans: [(ReuseStrategy, [PlannedTrial])], space: SearchSpace) {
+        struct Trial: Encodable {
+            var id: String
+            var config: TrialConfig
+            var donor: String?
+            var reuse_layers: Int
+            var donor_candidates: Int?
+
+            enum CodingKeys: String, CodingKey { case id, config, donor, reuse_layers, donor_candidates }
+            // `donor` is always present: a trial id or null.
+            func encode(to encoder: Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(id, forKey: .id)
+                try c.encode(config, forKey: .config)
+                try c.encode(donor, forKey: .donor)
+                try c.encode(reuse_layers, forKey: .reuse_layers)
+                try c.encodeIfPresent(donor_candidates, forKey: .donor_candidates)
+            }
+        }
+        struct Plan: Encodable {
+            var space: String
+            var reuse: String
+            var count: Int
+            var with_donor: Int
+            var trials: [Trial]
+        }
+        let docs = plans.map { r, plan in
+            Plan(space: space.name, reuse: r.rawValue, count: plan.count,
+                 with_donor: plan.filter { $0.reuseLayers > 0 }.count,
+                 trials: plan.map { p in
+                     Trial(id: p.id, config: p.config, donor: p.fixedDonor, reuse_layers: p.reuseLayers,
+                           donor_candidates: r == .bestPrefix && p.reuseLayers > 0 ? p.dependencies.count : nil)
+                 })
+        }
+        if json {
+            for d in docs { print(encodeJSON(d)) }
+            return
+        }
+        for d in docs {
+            print("\(d.space), reuse \(d.reuse): \(d.count) trials, \(d.with_donor) with a donor")
+            for t in d.trials.prefix(20) {
+                let donor = t.donor ?? (t.donor_candidates.map { "best of \($0) candidates" } ?? "-")
+                print("  \(t.id)  \(t.config.shortDescription)  donor \(donor)")
+            }
+            if d.trials.count > 20 { print("  ... \(d.trials.count - 20) more (--json for all)") }
+        }
+    }
+}
+
+/// The hidden worker command: runs the trial a `job.json` describes (see `ProcessExecutor`).
+struct SearchTrial: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "search-trial", abstract: "Run one search trial (internal).",
+                                                    shouldDisplay: false)
+
+    @Argument(help: "The trial's job.json.")
+    var job: String
+
+    func run() throws {
+        if let p = getenv("STRATA_SEARCH_PARENT"), let pid = Int32(String(cString: p)) { TrialRunner.exitWithParent(pid) }
+        let job = try orExit { try TrialJob.read(from: self.job) }
+        let outcome = TrialRunner.run(job)
+        print(encodeJSON(outcome))
+        if outcome.status == .failed { throw ExitCode.failure }
+    }
+}
+
+/// Live line on a TTY (done, running, queued, ETA), one line per finished trial.
+final class SearchDisplay {
+    let interactive = isatty(STDOUT_FILENO) != 0 && getenv("CI") == nil
+    private var drawn = false
+    private var lastDraw = 0.0
+
+    func line(_ text: String) {
+        clear()
+        print(text)
+        fflush(stdout)
+    }
+
+    func clear() {
+        if drawn { fputs("\r\u{1B}[2K", stdout); drawn = false }
+    }
+
+    func finished(_ r: TrialRecord, _ p: SearchProgress) {
+        var text = "[\(p.done)/\(p.done + p.running + p.queued)] \(r.id) \(r.config.shortDescription)"
+        if r.status == .finished {
+            text += "  val_loss \(r.validationLoss.map { formatFixed($0, digits: 4) } ?? "-")"
+                + "  val_acc \(r.validationAccuracy.map { formatFixed($0 * 100, digits: 2) + "%" } ?? "-")"
+                + "  \(formatFixed(r.seconds, digits: 1))s"
+        } else {
+            text += "  FAILED: \(r.error ?? "")"
+        }
+        if let d = r.donor { text += "  donor \(d) (\(r.reuseLayers) layers)" }
+        line(text)
+        tick(p, force: true)
+    }
+
+    func tick(_ p: SearchProgress, force: Bool = false) {
+        guard interactive else { return }
+        let now = monotonicSeconds()
+        if !force && now - lastDraw < 0.5 { return }
+        lastDraw = now
+        var text = "search: \(p.done) done\(p.failed > 0 ? " (\(p.failed) failed)" : ""), \(p.running) running, \(p.queued) queued, \(duration(p.elapsed))"
+        if let eta = p.eta { text += ", ETA \(duration(eta))" }
+        fputs("\r\u{1B}[2K" + text, stdout)
+        fflush(stdout)
+        drawn = true
+    }
+
+    func duration(_ s: Double) -> String {
+        let t = Int(s.rounded())
+        return t >= 3600 ? "\(t / 3600)h\(t % 3600 / 60)m" : t >= 60 ? "\(t / 60)m\(t % 60)s" : "\(t)s"
+    }
+}
+
+/// The binary's real path (what a Ray worker runs).
+func realSelfExecutable() -> String {
+    var buf = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+    return n > 0 ? String(cString: buf) : CommandLine.arguments[0]
+}
+
+/// `python/` of the source tree the binary was built in (the first folder above the binary that
+/// holds `python/strata_ray`), else `python` in the working directory.
+func defaultRayPackage() -> String {
+    var parts = realSelfExecutable().split(separator: "/").map(String.init)
+    while !parts.isEmpty {
+        parts.removeLast()
+        let candidate = "/" + (parts + ["python"]).joined(separator: "/")
+        if access(candidate + "/strata_ray/driver.py", R_OK) == 0 { return candidate }
+    }
+    return "python"
+}
+
+/// The running binary: `/proc/self/exe` itself, so that workers run this very build even when
+/// the file is rebuilt during a search.
+func selfExecutable() -> String {
+    if access("/proc/self/exe", X_OK) == 0 { return "/proc/self/exe" }
+    var buf = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+    return n > 0 ? String(cString: buf) : CommandLine.arguments[0]
+}
+
+extension String {
+    func replacingCommas() -> String { split(separator: ",").joined(separator: "+") }
+}

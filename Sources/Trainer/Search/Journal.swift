@@ -1,0 +1,114 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The result of one trial, one line of `journal.jsonl`.
+public struct TrialRecord: Codable, Equatable, Sendable {
+    public enum Status: String, Codable, Sendable { case finished, failed }
+
+    public var id: String
+    public var config: TrialConfig
+    /// The trial whose conv layers were copied and frozen, nil when trained from scratch.
+    public var donor: String?
+    public var reuseLayers: Int
+    /// Content address of the frozen prefix (`prefixes/<key>.safetensors`).
+    public var prefix: String?
+    public var status: Status
+    public var error: String?
+    /// Lowest validation loss over the epochs, and the best validation accuracy (the epoch of
+    /// `best.safetensors`).
+    public var validationLoss: Double?
+    public var validationAccuracy: Double?
+    /// Test accuracy of the best checkpoint.
+    public var testAccuracy: Double?
+    /// Seconds of the training epochs (validation included), over all attempts of the trial.
+    public var seconds: Double
+    /// Seconds of the trial's process, start to end (data loading, test evaluation), this attempt.
+    public var wallSeconds: Double
+    public var flopsExecuted: Double
+    public var flopsSkipped: Double
+    public var epochs: Int
+    /// 1 for the first run of the trial; a `--retry-failed` rerun adds one.
+    public var attempt: Int
+
+    enum CodingKeys: String, CodingKey {
+        case id, config, donor, reuseLayers = "reuse_layers", prefix, status, error,
+             validationLoss = "validation_loss", validationAccuracy = "validation_accuracy",
+             testAccuracy = "test_accuracy", seconds, wallSeconds = "wall_seconds",
+             flopsExecuted = "flops_executed", flopsSkipped = "flops_skipped", epochs, attempt
+    }
+}
+
+/// `journal.jsonl`: append-only, one `TrialRecord` per line, each fsynced before the search goes
+/// on, so a search killed at any moment (kill -9 included) keeps every finished trial. A line cut
+/// short by a kill has no newline: it is ignored on reading and cut off before the next append.
+public struct SearchJournal {
+    public let path: String
+
+    public init(path: String) { self.path = path }
+
+    /// The records in file order (a retried trial appears once per attempt; the last one counts).
+    public func read() throws -> [TrialRecord] {
+        guard FileSystem.kind(of: path) != nil else { return [] }
+        let bytes: [UInt8]
+        do { bytes = try FileSystem.readFile(path) } catch let e as SystemCallError {
+            throw SearchError("\(path) cannot be read: \(e.message)")
+        }
+        var records: [TrialRecord] = []
+        var start = 0, lineNumber = 0
+        for (i, b) in bytes.enumerated() where b == 0x0A {
+            lineNumber += 1
+            let line = Array(bytes[start..<i])
+            start = i + 1
+            if line.isEmpty { continue }
+            records.append(try SearchJSON.decode(TrialRecord.self, from: line, file: "\(path) line \(lineNumber)"))
+        }
+        return records
+    }
+
+    /// The last record of each trial.
+    public func latest() throws -> [String: TrialRecord] {
+        var out: [String: TrialRecord] = [:]
+        for r in try read() { out[r.id] = r }
+        return out
+    }
+
+    /// Appends one line and fsyncs it. A torn last line (no newline) is cut off first.
+    public func append(_ record: TrialRecord) throws {
+        try Self.appendLine(SearchJSON.canonical(record), to: path)
+    }
+
+    static func appendLine(_ text: String, to path: String) throws {
+        let line = Array(text.utf8) + [0x0A]
+        let created = FileSystem.kind(of: path) == nil
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw SearchError("\(path) cannot be opened: errno \(errno)") }
+        defer { close(fd) }
+        if created {
+            // The new file's name must survive a crash too: fsync its folder.
+            let folder = open(FileSystem.split(path).directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if folder >= 0 { fsync(folder); close(folder) }
+        }
+        var end = lseek(fd, 0, SEEK_END)
+        if end > 0 {
+            // Find the end of the last complete line.
+            var last: UInt8 = 0
+            _ = pread(fd, &last, 1, end - 1)
+            if last != 0x0A {
+                let bytes = (try? FileSystem.readFile(path)) ?? []
+                let keep = (bytes.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
+                guard ftruncate(fd, off_t(keep)) == 0 else { throw SearchError("\(path) cannot be truncated: errno \(errno)") }
+                end = off_t(keep)
+            }
+        }
+        try line.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = pwrite(fd, raw.baseAddress! + done, raw.count - done, end + off_t(done))
+                if n < 0 { throw SearchError("\(path) write failed: errno \(errno)") }
+                done += n
+            }
+        }
+        guard fsync(fd) == 0 else { throw SearchError("\(path) fsync failed: errno \(errno)") }
+    }
+}

@@ -1,0 +1,82 @@
+/// `summary.json` of a search: totals over its journal.
+public struct SearchSummary: Codable, Equatable, Sendable {
+    public struct Best: Codable, Equatable, Sendable {
+        public var id: String
+        public var config: TrialConfig
+        public var donor: String?
+        public var validationLoss: Double
+        public var validationAccuracy: Double?
+        public var testAccuracy: Double?
+    }
+
+    public var name: String
+    public var reuse: ReuseStrategy
+    public var trials: Int
+    public var finished: Int
+    public var failed: Int
+    public var withDonor: Int
+    /// Sums of the trials' training seconds (epochs with validation), all and those with 2+ conv layers.
+    public var trainingSeconds: Double
+    public var multiLayerSeconds: Double
+    /// Sums of the trials' process wall seconds.
+    public var wallSeconds: Double
+    /// Wall seconds of the search sessions that ended normally (`sessions.jsonl`).
+    public var searchSeconds: Double?
+    public var flopsExecuted: Double
+    public var flopsSkipped: Double
+    public var multiLayerFlopsExecuted: Double
+    public var best: Best?
+
+    enum CodingKeys: String, CodingKey {
+        case name, reuse, trials, finished, failed, withDonor = "with_donor", trainingSeconds = "training_seconds",
+             multiLayerSeconds = "multi_layer_seconds", wallSeconds = "wall_seconds", searchSeconds = "search_seconds",
+             flopsExecuted = "flops_executed", flopsSkipped = "flops_skipped",
+             multiLayerFlopsExecuted = "multi_layer_flops_executed", best
+    }
+
+    public init(name: String, reuse: ReuseStrategy, records: [TrialRecord], searchSeconds: Double? = nil) {
+        self.name = name
+        self.searchSeconds = searchSeconds
+        self.reuse = reuse
+        trials = records.count
+        finished = records.filter { $0.status == .finished }.count
+        failed = records.filter { $0.status == .failed }.count
+        withDonor = records.filter { $0.donor != nil }.count
+        trainingSeconds = records.reduce(0) { $0 + $1.seconds }
+        multiLayerSeconds = records.filter { $0.config.convLayers > 1 }.reduce(0) { $0 + $1.seconds }
+        wallSeconds = records.reduce(0) { $0 + $1.wallSeconds }
+        flopsExecuted = records.reduce(0) { $0 + $1.flopsExecuted }
+        flopsSkipped = records.reduce(0) { $0 + $1.flopsSkipped }
+        multiLayerFlopsExecuted = records.filter { $0.config.convLayers > 1 }.reduce(0) { $0 + $1.flopsExecuted }
+        best = records.filter { $0.status == .finished && ($0.validationLoss ?? .nan).isFinite }
+            .min { ($0.validationLoss!, $0.id) < ($1.validationLoss!, $1.id) }
+            .map { Best(id: $0.id, config: $0.config, donor: $0.donor, validationLoss: $0.validationLoss!,
+                        validationAccuracy: $0.validationAccuracy, testAccuracy: $0.testAccuracy) }
+    }
+}
+
+extension SearchDirectory {
+    /// Reads settings and journal (records in journal order, last attempt of each trial).
+    public func load() throws -> (settings: SearchSettings, records: [TrialRecord]) {
+        let settings = try readSettings()
+        let all = try journal.read()
+        var last: [String: Int] = [:]
+        for (i, r) in all.enumerated() { last[r.id] = i }
+        return (settings, all.enumerated().filter { last[$0.element.id] == $0.offset }.map(\.element))
+    }
+
+    /// Writes `summary.json` and `report.html` from the journal.
+    @discardableResult
+    public func writeSummaryAndReport(name: String? = nil) throws -> SearchSummary {
+        let (settings, records) = try load()
+        let seconds = sessionSeconds()
+        let summary = SearchSummary(name: name ?? path, reuse: settings.reuse, records: records,
+                                    searchSeconds: seconds > 0 ? seconds : nil)
+        try SearchJSON.write(summary, to: summaryPath)
+        let html = SearchReport.html(searches: [(summary, records)], title: "strata search: \(path)")
+        do { try FileSystem.writeAtomically(Array(html.utf8), to: reportPath) } catch {
+            throw SearchError("\(reportPath) cannot be written: \(error)")
+        }
+        return summary
+    }
+}

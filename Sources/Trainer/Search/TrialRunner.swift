@@ -1,0 +1,89 @@
+import GPUTensor
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs one trial in this process: the worker side of every executor. All of the search's calls
+/// into `TrainingRun` and `RunDirectory` are in this file.
+///
+/// The trial's folder holds `job.json`, `outcome.json` once it ended, the logs, and `run/`, an
+/// ordinary strata run directory (`config.json`, `metrics.jsonl`, checkpoints, `summary.json`)
+/// with nothing else in it. Run again on the same folder it returns the stored outcome, or
+/// continues from `run/last.safetensors`.
+public enum TrialRunner {
+    public static func outcomePath(_ trialDirectory: String) -> String { trialDirectory + "/outcome.json" }
+
+    /// Never throws: any error becomes a failed outcome (also written to `outcome.json`).
+    public static func run(_ job: TrialJob) -> TrialOutcome {
+        // One process per trial directory at a time: a worker orphaned by a killed search may
+        // live a moment longer (see `exitWithParent`); the lock dies with it.
+        let lock = open(job.directory + "/.trial.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if lock >= 0 { _ = flock(lock, LOCK_EX) }
+        defer { if lock >= 0 { close(lock) } }
+        let path = outcomePath(job.directory)
+        if FileSystem.kind(of: path) == .file, let done = try? SearchJSON.read(TrialOutcome.self, from: path) {
+            return done
+        }
+        let outcome: TrialOutcome
+        do { outcome = try train(job) } catch { outcome = .failed(job.id, "\(error)") }
+        do { try SearchJSON.write(outcome, to: path) } catch {
+            return .failed(job.id, "\(error)")
+        }
+        return outcome
+    }
+
+    static func train(_ job: TrialJob) throws -> TrialOutcome {
+        guard let choice = DeviceChoice(parsing: job.device) else { throw SearchError("device '\(job.device)' is not cpu, cuda, cuda:N or auto") }
+        let backend = try BackendFactory.make(choice, threads: job.threads, strictFP32: false, notice: { _ in })
+        let directory = RunDirectory(path: job.runDirectory)
+        let run: TrainingRun
+        if directory.exists(directory.configPath) {
+            // Interrupted earlier: continue from the trial's own last checkpoint.
+            run = try TrainingRun.resume(from: directory, backend: backend)
+        } else {
+            let data = try RunData.load(job.data, seed: job.trial.seed)
+            let shape = ImageShape(channels: data.train.channels, height: data.train.height, width: data.train.width)
+            let config = try job.trial.trainConfig(data: job.data, input: shape, classes: data.train.classes,
+                                                   device: job.device, reuse: job.reuse)
+            run = try TrainingRun(config: config, backend: backend, data: data)
+        }
+        let summary = try run.fit(in: directory)
+        // Diverged: a loss that is not finite or 100x that of guessing uniformly (ln K per image).
+        let limit = 100 * log(Double(max(2, run.data.train.classes)))
+        func diverged(_ x: Double) -> Bool { !x.isFinite || x > limit }
+        if let bad = run.history.first(where: { diverged($0.trainLoss) || diverged($0.validationLoss ?? 0) }) {
+            return TrialOutcome(id: job.id, status: .failed,
+                                error: "diverged: training loss \(bad.trainLoss), validation loss \(bad.validationLoss ?? .nan) at epoch \(bad.epoch)",
+                                seconds: summary.totalSeconds, flopsExecuted: summary.cumulativeTrainingFlops,
+                                flopsSkipped: summary.skippedFlops, epochs: summary.epochs)
+        }
+        let validationLoss = run.history.compactMap(\.validationLoss).min()
+        let validationAccuracy = run.history.compactMap(\.validationAccuracy).max()
+        var testAccuracy = summary.testAccuracy
+        if let test = run.data.test, directory.exists(directory.bestCheckpointPath) {
+            try run.restore(from: directory.bestCheckpointPath)
+            testAccuracy = try run.evaluate(test).accuracy
+        }
+        return TrialOutcome(id: job.id, status: .finished, validationLoss: validationLoss,
+                            validationAccuracy: validationAccuracy, testAccuracy: testAccuracy,
+                            seconds: summary.totalSeconds, flopsExecuted: summary.cumulativeTrainingFlops,
+                            flopsSkipped: summary.skippedFlops, epochs: summary.epochs)
+    }
+
+    /// In a worker process: ends it when the search process that started it goes away (kill -9
+    /// included), so a resumed search never has two processes writing one trial directory.
+    /// `parent` is the pid the search passed in `STRATA_SEARCH_PARENT`.
+    public static func exitWithParent(_ parent: Int32) {
+        watchedParent = parent
+        if getppid() != parent { _exit(137) }
+        var thread = pthread_t()
+        _ = pthread_create(&thread, nil, { _ in
+            while true {
+                if getppid() != watchedParent { _exit(137) }
+                usleep(200_000)
+            }
+        }, nil)
+    }
+}
+
+nonisolated(unsafe) private var watchedParent: Int32 = 0
