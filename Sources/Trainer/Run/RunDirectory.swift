@@ -56,20 +56,25 @@ public struct RunDirectory: Sendable {
 
     /// Appends one compact JSON line to `metrics.jsonl` (flushed before returning).
     public func appendMetrics<T: Encodable>(_ value: T) throws {
+        try appendJSONLine(value, to: metricsPath)
+    }
+
+    /// Appends one compact JSON line to `file` (a journal or metrics file), fsync'd before returning.
+    public func appendJSONLine<T: Encodable>(_ value: T, to file: String) throws {
         let enc = Self.encoder
         enc.outputFormatting = [.sortedKeys]
         let line: [UInt8]
         do { line = Array(try enc.encode(value)) + [0x0A] } catch {
-            throw RunDirectoryError(path: metricsPath, reason: "line cannot be encoded: \(error)")
+            throw RunDirectoryError(path: file, reason: "line cannot be encoded: \(error)")
         }
-        let fd = open(metricsPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        guard fd >= 0 else { throw RunDirectoryError(path: metricsPath, reason: "cannot be opened: errno \(errno)") }
+        let fd = open(file, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        guard fd >= 0 else { throw RunDirectoryError(path: file, reason: "cannot be opened: errno \(errno)") }
         defer { close(fd) }
         try line.withUnsafeBytes { raw in
             var done = 0
             while done < raw.count {
                 let n = write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 { throw RunDirectoryError(path: metricsPath, reason: "write failed: errno \(errno)") }
+                if n < 0 { throw RunDirectoryError(path: file, reason: "write failed: errno \(errno)") }
                 done += n
             }
         }

@@ -1,0 +1,195 @@
+import ArgumentParser
+import GPUTensor
+import Trainer
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+struct HPOCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hpo",
+        abstract: "Hyperparameter search (TPE or random, ASHA/Hyperband early stopping), optionally on a Synflow-pruned proxy, then the full model trained with the winner.",
+        discussion: """
+        Trials train the model (or, with --proxy synflow, its channel-pruned proxy: see `strata prune`) for --epochs \
+        each, one after another; --pruner stops weak trials at rungs of 1, 3, 9, ... epochs. The best complete trial's \
+        hyperparameters then train the full model for --final-epochs in OUTPUT/final. --compare-full runs the same \
+        search on the full model too (OUTPUT/proxy, OUTPUT/full) and prints both side by side.
+
+        The space file (default: lr, weight_decay, batch_size):
+          {"lr": {"low": 1e-4, "high": 0.1, "log": true}, "batch_size": {"choices": [32, 64, 128]}}
+        Hyperparameters: lr, weight_decay, momentum, batch_size, optimizer.
+
+        Example:
+          strata hpo --model cnn --filters 32,64,128 --data DATA --proxy synflow --trials 20 --compare-full --output runs/hpo
+        """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var optimizerOptions: OptimizerOptions
+    @OptionGroup var deviceOptions: DeviceOptions
+
+    @Option(help: "Space file (JSON); default: lr, weight_decay and batch_size.")
+    var space: String?
+
+    @Option(help: "tpe or random.")
+    var sampler: String = "tpe"
+
+    @Option(help: "Trials to run.")
+    var trials: Int = 20
+
+    @Option(help: "asha, hyperband or none.")
+    var pruner: String = "asha"
+
+    @Option(help: "What trials are ranked by: accuracy (validation, maximised) or loss (validation, minimised).")
+    var objective: String = "accuracy"
+
+    @Option(help: "Epochs per trial.")
+    var epochs: Int = 5
+
+    @Option(help: "Epochs of the final training of the full model with the winner (0: none).")
+    var finalEpochs: Int = 20
+
+    @Option(help: "synflow[:p=85,m=0.15]: search on a pruned proxy of the model.")
+    var proxy: String?
+
+    @Flag(help: "Also search the full model with the same sampler, seed and budget, and compare.")
+    var compareFull = false
+
+    @Option(help: "Training batch size (when the space does not search it).")
+    var batchSize: Int = 128
+
+    @Option(help: "Seed of the sampler, the models and the data split.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Directory of the search (default runs/hpo-<model>-s<seed>).")
+    var output: String?
+
+    @Option(help: "Continue the search in this directory.")
+    var resume: String?
+
+    func validate() throws {
+        guard ["tpe", "random"].contains(sampler) else { throw ValidationError("--sampler must be tpe or random, not '\(sampler)'") }
+        guard ["asha", "hyperband", "none"].contains(pruner) else { throw ValidationError("--pruner must be asha, hyperband or none, not '\(pruner)'") }
+        guard ["accuracy", "loss"].contains(objective) else { throw ValidationError("--objective must be accuracy or loss, not '\(objective)'") }
+        guard trials >= 1 else { throw ValidationError("--trials must be at least 1, got \(trials)") }
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        guard finalEpochs >= 0 else { throw ValidationError("--final-epochs must be at least 0, got \(finalEpochs)") }
+        guard batchSize >= 2 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two images), got \(batchSize)") }
+        if compareFull && proxy == nil { throw ValidationError("--compare-full compares a --proxy search with the full one: give --proxy") }
+        if let proxy { _ = try Self.parseProxy(proxy) }
+    }
+
+    /// `synflow`, `synflow:p=90`, `synflow:p=85,m=0.15`.
+    static func parseProxy(_ text: String) throws -> (percentile: Double, minRatio: Double) {
+        let parts = text.split(separator: ":", maxSplits: 1)
+        guard parts.first == "synflow" else { throw ValidationError("--proxy must be synflow[:p=85,m=0.15], not '\(text)'") }
+        var p = 85.0, m = 0.15
+        for kv in parts.dropFirst().first?.split(separator: ",") ?? [] {
+            let pair = kv.split(separator: "=")
+            guard pair.count == 2, let v = Double(pair[1]) else { throw ValidationError("--proxy: '\(kv)' is not key=value") }
+            switch pair[0] {
+            case "p": p = v
+            case "m": m = v
+            default: throw ValidationError("--proxy: unknown setting '\(pair[0])' (p, m)")
+            }
+        }
+        guard (0...100).contains(p), m > 0 && m <= 1 else { throw ValidationError("--proxy: p must be in [0, 100] and m in (0, 1]") }
+        return (p, m)
+    }
+
+    func run() throws {
+        let backend = try orExit { try deviceOptions.makeBackend() }
+        if let resume {
+            let dirs = ["proxy", "full"].map { RunDirectory(path: resume + "/" + $0) }
+            if dirs.allSatisfy({ $0.exists($0.path + "/hpo.json") }) {
+                let results = try dirs.map { dir in try orExit { try runOne(HPORun(resuming: dir, backend: backend)) } }
+                try orExit { try compare(proxy: results[0], full: results[1], directory: resume) }
+            } else {
+                try orExit { _ = try runOne(HPORun(resuming: RunDirectory(path: resume), backend: backend)) }
+            }
+            return
+        }
+        let (base, data, space) = try orExit { () throws -> (TrainConfig, RunData, HPOSpace) in
+            let dataConfig = try dataOptions.config()
+            let data = try RunData.load(dataConfig, seed: seed)
+            let shape = ImageShape(channels: data.train.channels, height: data.train.height, width: data.train.width)
+            let config = TrainConfig(modelName: modelOptions.name, model: try modelOptions.spec(input: shape, classes: data.train.classes),
+                                     data: dataConfig, epochs: epochs, batchSize: batchSize,
+                                     optimizer: try optimizerOptions.config(),
+                                     schedule: try optimizerOptions.scheduleConfig(epochs: epochs),
+                                     seed: seed, device: deviceOptions.device)
+            try ConfigValidation.check(config, data: DataFacts(data), source: .flags)
+            return (config, data, try self.space.map(HPOParameter.readSpace) ?? HPOParameter.defaultSpace())
+        }
+        var final = base
+        final.epochs = max(finalEpochs, 1)
+        final.schedule = try optimizerOptions.scheduleConfig(epochs: final.epochs)
+        func hpoConfig(trial: TrainConfig, proxy: String?) -> HPOConfig {
+            HPOConfig(trial: trial, final: final, space: space, sampler: HPOConfig.SamplerKind(rawValue: sampler)!,
+                      pruner: HPOConfig.PrunerKind(rawValue: pruner)!, objective: HPOConfig.Objective(rawValue: objective)!,
+                      trials: trials, finalEpochs: finalEpochs, proxy: proxy)
+        }
+        let root = output ?? "runs/hpo-\(modelOptions.name)-s\(seed)"
+        guard let proxy else {
+            try orExit { _ = try runOne(HPORun(config: hpoConfig(trial: base, proxy: nil), directory: RunDirectory(path: root),
+                                                backend: backend, data: data)) }
+            return
+        }
+        let (p, m) = try Self.parseProxy(proxy)
+        let report = try orExit { try Pruning.prune(base.model, seed: seed, percentile: p, minRatio: m, backend: backend) }
+        var trial = base
+        trial.model = report.spec
+        trial.modelName = base.modelName + "-proxy"
+        print("proxy: \(report.paramsBefore) -> \(report.paramsAfter) parameters, \(formatCount(report.flopsBefore)) -> "
+              + "\(formatCount(report.flopsAfter))FLOP forward per image (synflow, p=\(p), m=\(m))")
+        let proxyConfig = hpoConfig(trial: trial, proxy: proxy)
+        guard compareFull else {
+            try orExit { _ = try runOne(HPORun(config: proxyConfig, directory: RunDirectory(path: root), backend: backend, data: data)) }
+            return
+        }
+        let proxyResult = try orExit {
+            try runOne(HPORun(config: proxyConfig, directory: RunDirectory(path: root + "/proxy"), backend: backend, data: data))
+        }
+        let fullResult = try orExit {
+            try runOne(HPORun(config: hpoConfig(trial: base, proxy: nil), directory: RunDirectory(path: root + "/full"),
+                              backend: backend, data: data))
+        }
+        try orExit { try compare(proxy: proxyResult, full: fullResult, directory: root) }
+    }
+
+    func runOne(_ run: HPORun) throws -> HPOSummary {
+        let c = run.config
+        print("hpo in \(run.directory.path): \(c.trials) trials of \(c.trial.modelName), \(c.trial.epochs) epochs each, "
+              + "\(c.sampler.rawValue) sampler, \(c.pruner.rawValue) pruner, \(run.records.count) already done")
+        let summary = try run.run { print($0) }
+        let score = summary.bestScore.map { c.objective == .accuracy ? formatFixed($0 * 100, digits: 2) + "%" : formatFixed($0, digits: 4) } ?? "-"
+        print("best trial \((summary.bestTrial ?? -1) + 1): \(c.objective.rawValue) \(score) "
+              + "(\(summary.complete) complete, \(summary.pruned) pruned, \(summary.failed) failed, search \(formatFixed(summary.searchSeconds, digits: 1))s)")
+        if let acc = summary.finalTestAccuracy {
+            print("final \(c.final.modelName): test accuracy \(formatFixed(acc * 100, digits: 2))% after \(c.finalEpochs) epochs "
+                  + "(\(formatFixed(summary.finalSeconds ?? 0, digits: 1))s) in \(run.finalDirectory.path)")
+        }
+        return summary
+    }
+
+    func compare(proxy: HPOSummary, full: HPOSummary, directory: String) throws {
+        struct Comparison: Codable { var proxy: HPOSummary; var full: HPOSummary; var searchTimeSaved: Double }
+        let saved = full.searchSeconds > 0 ? 1 - proxy.searchSeconds / full.searchSeconds : 0
+        try RunDirectory(path: directory).writeJSON(Comparison(proxy: proxy, full: full, searchTimeSaved: saved),
+                                                    to: directory + "/comparison.json")
+        func acc(_ x: Double?) -> String { x.map { formatFixed($0 * 100, digits: 2) + "%" } ?? "-" }
+        print("")
+        print("                 search time   trials (pruned)   best trial score   final test accuracy")
+        for (name, s) in [("proxy", proxy), ("full model", full)] {
+            print("\(name.padding(16)) \((formatFixed(s.searchSeconds, digits: 1) + "s").padding(13)) \("\(s.trials) (\(s.pruned))".padding(17)) "
+                  + "\(acc(s.bestScore).padding(18)) \(acc(s.finalTestAccuracy))")
+        }
+        print("search time saved by the proxy: \(formatFixed(saved * 100, digits: 1))% (\(directory)/comparison.json)")
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+}
