@@ -169,4 +169,40 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertTrue(b.cacheNote?.contains("budget") ?? false)
         try b.trainEpoch()   // the fallback path trains
     }
+
+    /// A cache file shared between runs: the first run writes it, the next starts with every
+    /// cached image from epoch 1 on, and both train to the same weights as a run without one.
+    func testSharedActivationCacheFileIsComputedOnceAndChangesNoResult() throws {
+        let sourceDir = RunDirectory(path: try makeTemporaryDirectory(self))
+        let source = smallConfig(data: data, filters: [4, 6], epochs: 1, augment: false)
+        try TrainingRun(config: source, backend: CPUBackend(), data: RunData.load(source.data, seed: 11)).fit(in: sourceDir)
+        let file = try makeTemporaryDirectory(self) + "/prefix.activations"
+        func train(cacheFile: String?, epochs: Int = 2) throws -> TrainingRun {
+            let config = smallConfig(data: data, filters: [4, 6, 8], epochs: epochs, augment: false,
+                                     reuse: ReuseConfig(source: sourceDir.path, blocks: 2, mode: .freeze, cacheFile: cacheFile))
+            let run = try TrainingRun(config: config, backend: CPUBackend(), data: RunData.load(config.data, seed: 11))
+            for _ in 0..<epochs { try run.trainEpoch() }
+            return run
+        }
+        let plain = try train(cacheFile: nil)
+        let first = try train(cacheFile: file)
+        XCTAssertEqual(first.cache!.loadedFromFile, 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: file), "written after the first epoch")
+        let second = try train(cacheFile: file)
+        XCTAssertGreaterThan(second.cache!.loadedFromFile, 0)
+        XCTAssertEqual(try stateValues(first), try stateValues(plain))
+        XCTAssertEqual(try stateValues(second), try stateValues(plain))
+        XCTAssertEqual(second.history.map(\.trainLoss), plain.history.map(\.trainLoss))
+        // The second run skipped the prefix's forward in epoch 1 too.
+        XCTAssertGreaterThan(second.history[0].skippedFlops, first.history[0].skippedFlops)
+        // A file for another prefix (other weights) is not taken.
+        let otherDir = RunDirectory(path: try makeTemporaryDirectory(self))
+        var other = source
+        other.seed = 12
+        try TrainingRun(config: other, backend: CPUBackend(), data: RunData.load(other.data, seed: 11)).fit(in: otherDir)
+        let config = smallConfig(data: data, filters: [4, 6, 8], epochs: 1, augment: false,
+                                 reuse: ReuseConfig(source: otherDir.path, blocks: 2, mode: .freeze, cacheFile: file))
+        let foreign = try TrainingRun(config: config, backend: CPUBackend(), data: RunData.load(config.data, seed: 11))
+        XCTAssertEqual(foreign.cache!.loadedFromFile, 0, "the fingerprint covers the prefix's weights")
+    }
 }

@@ -7,6 +7,12 @@ import GPUTensor
 /// The first epoch stores each image's prefix output by dataset index; later epochs gather the
 /// batch from the cache and start the forward pass after the prefix. Storage is host memory,
 /// bounded by a budget; a prefix whose outputs do not fit is simply not cached.
+///
+/// With a `file`, the complete cache is shared between runs: it is loaded at start when the file's
+/// fingerprint (of the prefix's weights, the data, the split and the normalisation) matches, and
+/// written (atomically) after the first epoch and once more when it is complete. Layout: "STRATAAC",
+/// fingerprint, image count and floats per image as little-endian UInt64; one byte per image
+/// (1: cached); then the floats, little-endian.
 final class ActivationCache {
     /// Blocks whose output is cached.
     let blocks: Int
@@ -19,9 +25,16 @@ final class ActivationCache {
     private var staging: [Float]
     private(set) var hits = 0
     private(set) var misses = 0
+    /// The shared file, its fingerprint, and how many images it held when last read or written.
+    let file: String?
+    let fingerprint: UInt64
+    private(set) var loadedFromFile = 0
+    private var persistedCount = 0
+    static let magic = Array("STRATAAC".utf8)
 
     /// Nil when `images * featureSize` floats exceed `budget` bytes.
-    init?(images: Int, blocks: Int, featureShape: [Int], maxBatch: Int, budget: Int) {
+    init?(images: Int, blocks: Int, featureShape: [Int], maxBatch: Int, budget: Int, file: String? = nil,
+          fingerprint: UInt64 = 0) {
         let size = featureShape.reduce(1, *)
         let bytes = images * size * MemoryLayout<Float>.stride
         guard blocks > 0, bytes <= budget else { return nil }
@@ -31,6 +44,51 @@ final class ActivationCache {
         storage = .allocate(capacity: max(1, images * size))
         filled = [Bool](repeating: false, count: images)
         staging = [Float](repeating: 0, count: maxBatch * size)
+        self.file = file
+        self.fingerprint = fingerprint
+        if let file { load(file) }
+    }
+
+    private var header: [UInt8] {
+        var h = Self.magic
+        for v in [fingerprint, UInt64(filled.count), UInt64(featureSize)] {
+            withUnsafeBytes(of: v.littleEndian) { h += $0 }
+        }
+        return h
+    }
+
+    private var fileSize: Int { header.count + filled.count + filled.count * featureSize * 4 }
+
+    /// Takes the file's images when its header matches; anything else (absent, short, another
+    /// prefix or data) leaves the cache empty, to be filled and written anew.
+    private func load(_ path: String) {
+        let count = filled.count * featureSize
+        guard let reader = try? RegularFile(path, limit: fileSize), reader.size == fileSize,
+              let head = try? reader.read(header.count), head == header,
+              let mask = try? reader.read(filled.count), let bytes = try? reader.read(count * 4) else { return }
+        bytes.withUnsafeBytes { raw in
+            for i in 0..<count {
+                storage[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+            }
+        }
+        for i in filled.indices { filled[i] = mask[i] == 1 }
+        loadedFromFile = filled.filter { $0 }.count
+        persistedCount = loadedFromFile
+    }
+
+    /// Writes the cache to its file (atomically) after the first epoch that filled it, and again
+    /// when it becomes complete (the images a dropped last batch left out fill in later epochs).
+    func persist() throws {
+        guard let file else { return }
+        let count = filled.filter { $0 }.count
+        guard (persistedCount == 0 && count > 0) || (count == filled.count && persistedCount < count) else { return }
+        var bytes = header + filled.map { $0 ? 1 : 0 }
+        bytes.reserveCapacity(fileSize)
+        for i in 0..<(filled.count * featureSize) {
+            withUnsafeBytes(of: storage[i].bitPattern.littleEndian) { bytes += $0 }
+        }
+        try FileSystem.writeAtomically(bytes, to: file)
+        persistedCount = count
     }
 
     deinit { storage.deallocate() }

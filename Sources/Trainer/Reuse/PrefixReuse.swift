@@ -16,14 +16,21 @@ public struct ReuseConfig: Codable, Equatable, Sendable {
     public var cache: Bool
     /// Host memory the activation cache may use, in bytes.
     public var cacheBudget: Int
+    /// A file the complete cache is written to and read from, so that runs freezing the same
+    /// prefix on the same data (the trials of a search) compute its outputs once: the first run
+    /// writes it after its first epoch, later runs start with every image cached. Its header
+    /// carries a fingerprint of everything the outputs depend on; a file that does not match is
+    /// ignored (and replaced). Nil: the cache lives and dies with the run.
+    public var cacheFile: String?
 
     public init(source: String, blocks: Int, mode: Mode = .freeze, cache: Bool = true,
-                cacheBudget: Int = 4 << 30) {
+                cacheBudget: Int = 4 << 30, cacheFile: String? = nil) {
         self.source = source
         self.blocks = blocks
         self.mode = mode
         self.cache = cache
         self.cacheBudget = cacheBudget
+        self.cacheFile = cacheFile
     }
 }
 

@@ -26,7 +26,10 @@ public struct TrialJob: Codable, Equatable, Sendable {
     /// The reuse part of the trial's TrainConfig.
     public var reuse: ReuseConfig? {
         guard let prefixPath, reuseLayers > 0 else { return nil }
-        return ReuseConfig(source: prefixPath, blocks: reuseLayers, mode: .freeze, cache: cache, cacheBudget: cacheBudget)
+        // The prefix's outputs are shared by every trial freezing it: computed once per search.
+        let activations = (prefixPath.hasSuffix(".safetensors") ? String(prefixPath.dropLast(12)) : prefixPath) + ".activations"
+        return ReuseConfig(source: prefixPath, blocks: reuseLayers, mode: .freeze, cache: cache, cacheBudget: cacheBudget,
+                           cacheFile: activations)
     }
 }
 

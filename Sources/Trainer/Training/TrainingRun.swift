@@ -131,7 +131,8 @@ public final class TrainingRun {
         trainStatistics = try BatchStatistics(backend: backend, capacity: trainLoader.batchesPerEpoch)
         evaluationStatistics = try BatchStatistics(backend: backend, capacity: 256)
         (cache, cachedFeatures, cacheNote) = try TrainingRun.makeCache(config: config, model: model, backend: backend,
-                                                                       images: data.train.count, maxBatch: maxBatch)
+                                                                       images: data.train.count, maxBatch: maxBatch,
+                                                                       train: data.train, normalization: self.normalization)
         guard trainLoader.batchesPerEpoch > 0 else {
             throw TrainingError("the training set has \(data.train.count) images, fewer than one batch of \(config.batchSize)")
         }
@@ -232,6 +233,7 @@ public final class TrainingRun {
         if let bad = stats.firstNonFiniteBatch {
             throw DivergenceError(epoch: e + 1, batch: bad + 1, what: "non-finite loss")
         }
+        try cache?.persist()
         let lossSum = stats.lossSum, correct = stats.correctCount, seen = stats.images
         let trainSeconds = monotonicNow() - start
         let validation = try data.validation.map { try evaluate($0) }
@@ -280,20 +282,40 @@ public final class TrainingRun {
 extension TrainingRun {
     /// An activation cache for the frozen prefix when training can use one: prefix frozen and
     /// reused with caching asked for, no augmentation in front of it, and within the budget.
-    static func makeCache(config: TrainConfig, model: Model, backend: Backend, images: Int,
-                          maxBatch: Int) throws -> (ActivationCache?, Tensor?, String?) {
+    static func makeCache(config: TrainConfig, model: Model, backend: Backend, images: Int, maxBatch: Int,
+                          train: ImageDataset, normalization: (mean: [Float], std: [Float])) throws -> (ActivationCache?, Tensor?, String?) {
         let frozen = model.frozenBlockCount
         guard frozen > 0, let reuse = config.reuse, reuse.cache else { return (nil, nil, nil) }
         guard !config.data.augment else {
             return (nil, nil, "frozen prefix not cached: random augmentation changes its input every epoch")
         }
         let shape = model.inputShape(ofBlock: frozen)
+        let fingerprint = try reuse.cacheFile == nil ? 0
+            : cacheFingerprint(config: config, model: model, backend: backend, frozen: frozen, train: train, normalization: normalization)
         guard let cache = ActivationCache(images: images, blocks: frozen, featureShape: shape, maxBatch: maxBatch,
-                                          budget: reuse.cacheBudget) else {
+                                          budget: reuse.cacheBudget, file: reuse.cacheFile, fingerprint: fingerprint) else {
             let need = images * shape.reduce(1, *) * 4
             return (nil, nil, "frozen prefix not cached: \(need >> 20) MiB of outputs exceed the \(reuse.cacheBudget >> 20) MiB budget")
         }
         return (cache, try backend.allocate([maxBatch] + shape), nil)
+    }
+
+    /// What a frozen prefix's cached outputs depend on: the prefix's weights, the training images
+    /// in their order (data, split and seed), the normalisation and the output shape.
+    static func cacheFingerprint(config: TrainConfig, model: Model, backend: Backend, frozen: Int, train: ImageDataset,
+                                 normalization: (mean: [Float], std: [Float])) throws -> UInt64 {
+        var text = "\(frozen) \(model.inputShape(ofBlock: frozen)) \(train.count) \(config.seed) "
+            + "\(try jsonString(config.data)) \(normalization.mean.map(\.bitPattern)) \(normalization.std.map(\.bitPattern)) "
+        text += "\(fnv1a64(String(decoding: train.labels.map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self)))"
+        var hash = fnv1a64(text)
+        for block in model.blocks[0..<frozen] {
+            for (name, tensor) in block.stateDict {
+                let bits = try backend.download(tensor).map(\.bitPattern)
+                hash ^= fnv1a64(name + bits.map(String.init).joined(separator: ","))
+                hash = hash &* 0x100_0000_01B3
+            }
+        }
+        return hash
     }
 }
 
