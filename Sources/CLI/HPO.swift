@@ -163,7 +163,7 @@ struct HPOCommand: ParsableCommand {
         let c = run.config
         print("hpo in \(run.directory.path): \(c.trials) trials of \(c.trial.modelName), \(c.trial.epochs) epochs each, "
               + "\(c.sampler.rawValue) sampler, \(c.pruner.rawValue) pruner, \(run.records.count) already done")
-        let summary = try run.run { print($0) }
+        let summary = try run.run { print($0); fflush(stdout) }
         let score = summary.bestScore.map { c.objective == .accuracy ? formatFixed($0 * 100, digits: 2) + "%" : formatFixed($0, digits: 4) } ?? "-"
         print("best trial \((summary.bestTrial ?? -1) + 1): \(c.objective.rawValue) \(score) "
               + "(\(summary.complete) complete, \(summary.pruned) pruned, \(summary.failed) failed, search \(formatFixed(summary.searchSeconds, digits: 1))s)")
