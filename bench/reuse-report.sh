@@ -42,3 +42,4 @@ for model in $MODELS; do
         --output "$OUT/$model/report" > "$OUT/$model/report.log"
     echo "$model: report in $(( $(date +%s) - start )) s -> $OUT/$model/report/report.txt"
 done
+python3 bench/reuse-report/summarize.py "$OUT" | tee "$OUT/summary.txt"
