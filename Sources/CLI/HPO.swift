@@ -6,6 +6,9 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct HPOCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
