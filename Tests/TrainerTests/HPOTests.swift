@@ -1,5 +1,10 @@
 @testable import Trainer
 import XCTest
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 final class HPOTests: XCTestCase {
     /// Optuna's default_gamma and default_weights, values worked out from their source.
@@ -38,6 +43,13 @@ final class HPOTests: XCTestCase {
         var joint = 0.0
         for i in 0..<n { for c in 0..<3 { joint += exp(p.logDensity([-1 + (Double(i) + 0.5) * h, Double(c)])) * h } }
         XCTAssertEqual(joint, 1, accuracy: 1e-6)
+    }
+
+    func testValuesKeepTheirKindInJSON() throws {
+        let values: [String: HPOValue] = ["a": .float(1), "b": .int(1), "c": .choice("1")]
+        let json = try JSONEncoder().encode(values)
+        XCTAssertEqual(try JSONDecoder().decode([String: HPOValue].self, from: json), values)
+        XCTAssertTrue(String(decoding: json, as: UTF8.self).contains(#"{"int":1}"#))
     }
 
     func testSamplersAreDeterministicAndStayInTheSpace() throws {

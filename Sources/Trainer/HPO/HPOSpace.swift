@@ -45,6 +45,26 @@ public enum HPOValue: Codable, Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    // JSON: {"float": 0.001}, {"int": 32}, {"choice": "relu"} (the kind kept: 1.0 and 1 differ).
+    enum CodingKeys: String, CodingKey { case float, int, choice }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        if let x = try c.decodeIfPresent(Double.self, forKey: .float) { self = .float(x) }
+        else if let x = try c.decodeIfPresent(Int.self, forKey: .int) { self = .int(x) }
+        else if let x = try c.decodeIfPresent(String.self, forKey: .choice) { self = .choice(x) }
+        else { throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "expected float, int or choice")) }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .float(let x): try c.encode(x, forKey: .float)
+        case .int(let x): try c.encode(x, forKey: .int)
+        case .choice(let x): try c.encode(x, forKey: .choice)
+        }
+    }
+
     public var doubleValue: Double? {
         switch self {
         case .float(let x): return x
