@@ -25,7 +25,7 @@ def main():
             drops = "  ".join(f"{100 * s['mean_drop_by_kind'][k]:8.2f}" if k in s["mean_drop_by_kind"] else f"{'-':>8}"
                               for k in KINDS)
             rho = ", ".join(f"{k} {s['correlation'][k]['spearman']:.2f}" for k in KINDS
-                            if k in s["correlation"] and s["correlation"][k]["spearman"] is not None)
+                            if s["correlation"].get(k, {}).get("spearman") is not None)
             prefix = s.get("longest_reusable_prefix")
             print(f"{model:<9} {s['source']:<6} {100 * report['baseline_accuracy']:7.2f}% "
                   f"{s['reusable_swaps']:>4}/{s['swaps']:<4} {'-' if prefix is None else prefix:>7}  {drops}   {rho}")
