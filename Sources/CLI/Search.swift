@@ -24,10 +24,10 @@ struct Search: ParsableCommand {
     @Option(help: "none, paper or best-prefix; a comma list runs each into <output>/<name>.")
     var reuse: String = "paper"
 
-    @Option(help: "grid or random.")
+    @Option(help: "grid, random, or tpe (proposes from the finished trials' validation loss).")
     var strategy: String = "grid"
 
-    @Option(help: "random: trials to draw.")
+    @Option(help: "random and tpe: trials to run.")
     var trials: Int?
 
     @Option(help: "random: seed of the draw.")
@@ -99,8 +99,8 @@ struct Search: ParsableCommand {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1") }
         guard ["local", "ray"].contains(engine) else { throw ValidationError("--engine must be local or ray, not '\(engine)'") }
-        guard ["grid", "random"].contains(strategy) else { throw ValidationError("--strategy must be grid or random, not '\(strategy)'") }
-        if strategy == "random" && (trials ?? 0) < 1 { throw ValidationError("--strategy random needs --trials N (N >= 1)") }
+        guard ["grid", "random", "tpe"].contains(strategy) else { throw ValidationError("--strategy must be grid, random or tpe, not '\(strategy)'") }
+        if strategy != "grid" && (trials ?? 0) < 1 { throw ValidationError("--strategy \(strategy) needs --trials N (N >= 1)") }
         if strategy == "grid" && trials != nil { throw ValidationError("--trials goes with --strategy random") }
         guard (0..<1).contains(validationFraction) else { throw ValidationError("--validation-fraction must be in [0, 1)") }
         _ = try reuseList()
@@ -133,7 +133,8 @@ struct Search: ParsableCommand {
             return try orExit { try execute(settings, in: dir) }
         }
         let space = try orExit { try SearchSpace.load(self.space!, epochs: epochs) }
-        let strategy: SearchStrategy = self.strategy == "random" ? .random(trials: trials!, seed: sampleSeed) : .grid
+        let strategy: SearchStrategy = self.strategy == "random" ? .random(trials: trials!, seed: sampleSeed)
+            : self.strategy == "tpe" ? .tpe(trials: trials!, seed: sampleSeed) : .grid
         let reuses = try reuseList()
         if dryRun {
             let plans = try orExit { try reuses.map { r in (r, try settings(space, strategy, r, DataConfig(path: data ?? "")).plan()) } }

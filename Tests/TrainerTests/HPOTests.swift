@@ -106,3 +106,35 @@ final class HPOTests: XCTestCase {
         XCTAssertTrue(counts.allSatisfy { $0 > 0 })
     }
 }
+
+/// TPE as the search engine's sampler: start-up trials first, then one per free worker from what
+/// finished; resumed searches count the journal's trials as proposed.
+final class TPETrialSamplerTests: XCTestCase {
+    func record(_ t: TrialConfig, loss: Double) -> TrialRecord {
+        TrialRecord(id: t.id, config: t, donor: nil, reuseLayers: 0, prefix: nil, status: .finished, error: nil,
+                    validationLoss: loss, validationAccuracy: nil, testAccuracy: nil, seconds: 1, wallSeconds: 1,
+                    flopsExecuted: 0, flopsSkipped: 0, epochs: 1, attempt: 1)
+    }
+
+    func testProposesStartupTrialsThenLearns() throws {
+        var space = SearchSpace.seed000Small(epochs: 2)
+        space.ranges["lr"] = .logUniform(1e-4, 1e-1)
+        var s = try TPETrialSampler(space: space, count: 14, seed: 3)
+        let first = s.propose(limit: .max, finished: [])
+        XCTAssertEqual(first.count, 10, "the random start-up trials only")
+        XCTAssertEqual(Set(first.map(\.id)).count, 10)
+        for t in first {
+            XCTAssertTrue([1, 2, 3].contains(t.convLayers) && (1e-4...1e-1).contains(t.lr) && SearchSpace.seed000Hidden.contains(t.hidden))
+        }
+        // Losses that favour a small learning rate.
+        let finished = first.map { record($0, loss: abs(log10($0.lr) + 3.5)) }
+        let next = s.propose(limit: 2, finished: finished)
+        XCTAssertEqual(next.count, 2)
+        XCTAssertFalse(s.isExhausted)
+        XCTAssertEqual(s.propose(limit: 5, finished: finished).count, 2, "14 in all")
+        XCTAssertTrue(s.isExhausted)
+        // A resumed search: the journal's 10 trials count; the same history gives the same proposals.
+        var resumed = try TPETrialSampler(space: space, count: 14, seed: 3)
+        XCTAssertEqual(resumed.propose(limit: 2, finished: finished), next)
+    }
+}

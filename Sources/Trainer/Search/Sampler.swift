@@ -80,11 +80,14 @@ public struct RandomSampler: TrialSampler {
 public enum SearchStrategy: Codable, Equatable, Sendable {
     case grid
     case random(trials: Int, seed: UInt64)
+    /// TPE over the space's grids and ranges, learning from finished trials' validation loss.
+    case tpe(trials: Int, seed: UInt64)
 
     public func makeSampler(space: SearchSpace) throws -> any TrialSampler {
         switch self {
         case .grid: return try GridSampler(space: space)
         case .random(let n, let seed): return RandomSampler(space: space, count: n, seed: seed)
+        case .tpe(let n, let seed): return try TPETrialSampler(space: space, count: n, seed: seed)
         }
     }
 }
