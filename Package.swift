@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Strata: a Swift training backend for CNNs that reuse what was already trained.
-// `swift build` is CPU-only (OpenBLAS). The GPU backend comes with the `CUDA` trait.
+// `swift build` is CPU-only (OpenBLAS and oneDNN). The GPU backend comes with the `CUDA` trait.
 let package = Package(
     name: "Strata",
     products: [
@@ -25,6 +25,11 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // oneDNN's C API (Debian's libdnnl-dev ships no pkg-config file: the module map links `dnnl`).
+        .systemLibrary(
+            name: "CDNNL",
+            providers: [.apt(["libdnnl-dev"])]
+        ),
         .systemLibrary(
             name: "CZlib",
             pkgConfig: "zlib",
@@ -46,6 +51,7 @@ let package = Package(
             name: "GPUTensor",
             dependencies: [
                 "CBLAS",
+                "CDNNL",
                 .target(name: "CCuda", condition: .when(traits: ["CUDA"])),
                 .target(name: "CCudaLoader", condition: .when(traits: ["CUDA"])),
             ]

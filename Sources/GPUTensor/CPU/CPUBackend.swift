@@ -16,6 +16,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     /// Reused scratch memory (im2col columns and the like), grown on demand, never shrunk,
     /// so a steady-state training step allocates nothing.
     let workspace = Workspace()
+    /// oneDNN's engine, stream and convolution plans, created on the first convolution.
+    lazy var dnnl = DNNLContext(threads: threads, layout: CPUConvolutionEngine.current == .dnnlAny ? .any : .nhwc)
 
     public init(threads: Int? = nil) {
         let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))

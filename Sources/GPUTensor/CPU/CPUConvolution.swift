@@ -27,6 +27,21 @@ import Glibc
 //                     thread count).
 // 1x1 stride-1 unpadded convolutions skip im2col: the image itself is the column matrix.
 
+/// Which implementation runs the CPU convolutions: oneDNN on NHWC copies (default), oneDNN on
+/// its own blocked layouts, or the im2col / shifted-rows + OpenBLAS kernels below. Chosen by
+/// `STRATA_CPU_CONV=dnnl|dnnl-any|im2col` for the A/B measurement (bench/NOTES.md section 5).
+enum CPUConvolutionEngine: Equatable {
+    case dnnlNHWC, dnnlAny, im2col
+
+    static var current: CPUConvolutionEngine = {
+        switch getenv("STRATA_CPU_CONV").map({ String(cString: $0) }) {
+        case "im2col": return .im2col
+        case "dnnl-any": return .dnnlAny
+        default: return .dnnlNHWC
+        }
+    }()
+}
+
 /// Workspace slots used by the convolution kernels (`+ part` for per-worker buffers).
 private enum ConvSlot {
     static let column = 0xC0_00
@@ -330,6 +345,10 @@ extension CPUBackend {
     public func conv2dForward(_ g: ConvGeometry, input x: Tensor, weight w: Tensor, bias: Tensor?, output y: Tensor) {
         checkShapes(g, x: x.shape, w: w.shape, y: y.shape)
         if let bias { precondition(bias.count == g.outChannels, "\(g): bias \(bias.shape)") }
+        if CPUConvolutionEngine.current != .im2col {
+            dnnlConvolutionForward(g, input: x, weight: w, bias: bias, output: y)
+            return
+        }
         if !g.isPointwise && g.strideH == 1 && g.strideW == 1 && ConvolutionTuning.current.smallMatrixKernels {
             // wr[i, f, c*S + j] = w[f, c, i, j]
             let (c, f, r, sw) = (g.inChannels, g.outChannels, g.kernelH, g.kernelW)
@@ -353,6 +372,10 @@ extension CPUBackend {
 
     public func conv2dBackwardData(_ g: ConvGeometry, gradOutput dy: Tensor, weight w: Tensor, gradInput dx: Tensor) {
         checkShapes(g, x: dx.shape, w: w.shape, y: dy.shape)
+        if CPUConvolutionEngine.current != .im2col {
+            dnnlConvolutionBackwardData(g, gradOutput: dy, weight: w, gradInput: dx)
+            return
+        }
         let c = g.inChannels, f = g.outChannels, rs = g.kernelH * g.kernelW
         let hw = g.height * g.width, pq = g.outHeight * g.outWidth
         let dyp = dy.hostPointer   // (N, F, P*Q)
@@ -409,6 +432,10 @@ extension CPUBackend {
     public func conv2dBackwardFilter(_ g: ConvGeometry, input x: Tensor, gradOutput dy: Tensor,
                                      gradWeight dw: Tensor, mode: GradMode) {
         checkShapes(g, x: x.shape, w: dw.shape, y: dy.shape)
+        if CPUConvolutionEngine.current != .im2col {
+            dnnlConvolutionBackwardFilter(g, input: x, gradOutput: dy, gradWeight: dw, mode: mode)
+            return
+        }
         if !g.isPointwise && g.strideH == 1 && g.strideW == 1 && ConvolutionTuning.current.smallMatrixKernels {
             shiftedRowsBackwardFilter(g, input: x, gradOutput: dy, gradWeight: dw, mode: mode)
             return
