@@ -25,11 +25,13 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        // oneDNN's C API (Debian's libdnnl-dev ships no pkg-config file: the module map links `dnnl`).
+        // oneDNN's C API headers (Debian's libdnnl-dev, which ships no pkg-config file). The
+        // library itself is opened at run time by CDNNLLoader, which defines the functions.
         .systemLibrary(
             name: "CDNNL",
             providers: [.apt(["libdnnl-dev"])]
         ),
+        .target(name: "CDNNLLoader", dependencies: ["CDNNL"]),
         .systemLibrary(
             name: "CZlib",
             pkgConfig: "zlib",
@@ -52,6 +54,7 @@ let package = Package(
             dependencies: [
                 "CBLAS",
                 "CDNNL",
+                "CDNNLLoader",
                 .target(name: "CCuda", condition: .when(traits: ["CUDA"])),
                 .target(name: "CCudaLoader", condition: .when(traits: ["CUDA"])),
             ]

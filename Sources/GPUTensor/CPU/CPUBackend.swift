@@ -68,7 +68,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             if count > 0 { body(0..<count) }
             return
         }
-        DispatchQueue.concurrentPerform(iterations: parts) { p in
+        OpenMPTeam.run(parts: parts) { p in
             let lo = count * p / parts, hi = count * (p + 1) / parts
             if lo < hi { body(lo..<hi) }
         }

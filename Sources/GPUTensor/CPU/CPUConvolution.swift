@@ -285,7 +285,7 @@ extension CPUBackend {
             return
         }
         openblas_set_num_threads(1)
-        DispatchQueue.concurrentPerform(iterations: parts) { p in
+        OpenMPTeam.run(parts: parts) { p in
             body(p, (batch * p / parts)..<(batch * (p + 1) / parts))
         }
         openblas_set_num_threads(Int32(threads))

@@ -1,4 +1,5 @@
 import CDNNL
+import CDNNLLoader
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,6 +17,9 @@ import Glibc
 // Threads: this libdnnl uses OpenMP, whose thread count is a per-calling-thread setting, so
 // every entry sets it to the backend's `threads` (the value OpenBLAS gets) before creating or
 // running a primitive. oneDNN partitions work at creation for the thread count of that moment.
+// The backend's other parallel kernels run on the same OpenMP team (`OpenMPTeam`): on threads
+// of their own they competed with the idle OpenMP threads, which spin for 10-20 ms after every
+// region on this CPU (bench/NOTES.md section 5).
 
 /// A failed oneDNN call: a bug or an unsupported geometry, never bad user input.
 @inline(__always)
@@ -26,13 +30,6 @@ func dnnlCheck(_ status: dnnl_status_t, _ what: @autoclosure () -> String) {
 /// The activation layout of the oneDNN convolutions: NHWC (the default, measured fastest) or
 /// oneDNN's own blocked choice (`any`), kept selectable for the measurement.
 enum DNNLActivationLayout { case nhwc, any }
-
-/// Sets the OpenMP thread count of the calling thread (libgomp comes with libdnnl; looked up
-/// at run time so that nothing links against OpenMP directly).
-private let ompSetNumThreads: (@convention(c) (Int32) -> Void)? = {
-    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "omp_set_num_threads") else { return nil }
-    return unsafeBitCast(symbol, to: (@convention(c) (Int32) -> Void).self)
-}()
 
 private func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t) -> dnnl_memory_desc_t {
     var md = dnnl_memory_desc_t()
@@ -53,6 +50,10 @@ final class DNNLContext: @unchecked Sendable {
     struct PlanKey: Hashable { var geometry: ConvGeometry; var bias: Bool }
 
     init(threads: Int, layout: DNNLActivationLayout) {
+        var message = [CChar](repeating: 0, count: 1024)
+        if strata_dnnl_load(&message, Int32(message.count)) != 0 {
+            preconditionFailure("oneDNN is missing: \(String(cString: message))")
+        }
         self.threads = threads
         self.layout = layout
         var e: dnnl_engine_t?
@@ -70,7 +71,7 @@ final class DNNLContext: @unchecked Sendable {
     }
 
     /// Makes oneDNN's next parallel regions on this thread use the backend's thread count.
-    func useThreads() { ompSetNumThreads?(Int32(threads)) }
+    func useThreads() { OpenMPTeam.setThreads(threads) }
 
     func plan(_ g: ConvGeometry, bias: Bool) -> DNNLConvolutionPlan {
         lock.lock(); defer { lock.unlock() }
