@@ -13,11 +13,11 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public let device: Device = .cpu
     /// Worker threads used by the Swift loops (and by OpenBLAS).
     public let threads: Int
-    /// Reused scratch memory (im2col columns and the like), grown on demand, never shrunk,
+    /// Reused scratch memory (oneDNN layout copies and the like), grown on demand, never shrunk,
     /// so a steady-state training step allocates nothing.
     let workspace = Workspace()
     /// oneDNN's engine, stream and convolution plans, created on the first convolution.
-    lazy var dnnl = DNNLContext(threads: threads, layout: CPUConvolutionEngine.current == .dnnlAny ? .any : .nhwc)
+    lazy var dnnl = DNNLContext(threads: threads)
 
     public init(threads: Int? = nil) {
         let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
