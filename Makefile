@@ -17,7 +17,7 @@ CUDA_BUILD = .build-cuda$(filter-out 13,$(CUDA_VERSION))
 CUDA_ENV = PKG_CONFIG_PATH=$(CUDA_PREFIX)/lib/pkgconfig
 CUDA_FLAGS = --traits CUDA --build-path $(CUDA_BUILD) -Xlinker -rpath -Xlinker $(CUDA_PREFIX)/lib
 
-.PHONY: all deps build test selftest bench demo clean cuda build-cuda test-cuda dist-cuda gpu-check fuzz kill-resume
+.PHONY: all deps build test selftest bench bench-compare demo clean cuda build-cuda test-cuda dist-cuda gpu-check fuzz kill-resume
 
 all: build
 
@@ -39,6 +39,13 @@ selftest: build
 
 bench: build
 	$(BIN) bench ops --device cpu
+
+# Strata against PyTorch (NCHW and channels-last) on the CPU, interleaved per model and batch
+# size, medians of COMPARE_ROUNDS rounds and the ratios (bench/compare.sh). PYTHON names a
+# Python that has torch; without one it prints a SKIP line.
+COMPARE_ROUNDS ?= 3
+bench-compare: build
+	bench/compare.sh $(COMPARE_ROUNDS)
 
 # Incremental training of the seed CNN family (3 conv sub-networks) on Fashion-MNIST, with
 # look-ahead, against the full network trained from scratch under the same budget.

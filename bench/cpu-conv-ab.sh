@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
-# The A/B measurement of the CPU convolutions (bench/NOTES.md section 5): interleaved rounds of
+# An A/B measurement of the CPU backend (bench/NOTES.md section 5): interleaved rounds of
 # `strata bench ops` and `strata bench train` for each arm, medians per arm at the end.
-#   bench/cpu-conv-ab.sh [rounds] [before-binary]
-# Arms: "before" (a strata binary built from an earlier commit, if given), "im2col" and "dnnl"
-# (this tree's .build/release/strata with STRATA_CPU_CONV=im2col / unset). The arms' order
-# rotates every round, so a burst of load elsewhere on a shared machine hits each arm alike.
+#   bench/cpu-conv-ab.sh ROUNDS BEFORE-BINARY
+# Arms: "before" (a strata binary built from an earlier commit, e.g. a copy of main's) and
+# "after" (this tree's .build/release/strata). The arms' order rotates every round, so a burst
+# of load elsewhere on a shared machine hits each arm alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=${1:-3}
-before=${2:-}
+rounds=${1:?rounds}
+before=${2:?a strata binary to compare with}
 bin=.build/release/strata
 out=${OUT_FILE:-/tmp/cpu-conv-ab.tsv}
 : > "$out"
-arms=(im2col dnnl)
-[[ -n "$before" ]] && arms=(before "${arms[@]}")
+arms=(before after)
 configs=(
   "resnet20 128 --model resnet20"
   "resnet56 128 --model resnet56"
@@ -26,8 +25,7 @@ run_arm() {   # arm, then the strata arguments
   local arm=$1; shift
   case $arm in
     before) "$before" "$@" ;;
-    im2col) STRATA_CPU_CONV=im2col "$bin" "$@" ;;
-    dnnl) "$bin" "$@" ;;
+    after) "$bin" "$@" ;;
   esac
 }
 for ((r = 0; r < rounds; r++)); do
@@ -58,10 +56,10 @@ for kind, unit in (("ops", "GFLOP/s"), ("train", "images/s")):
     for arm, k, name, v in rows:
         if k == kind: by[name][arm].append(float(v))
     print(f"\n{kind}: median {unit} ({len(next(iter(by.values()))[arms[0]])} rounds)")
-    print("| " + " | ".join(["what"] + arms + [f"dnnl / {a}" for a in arms if a != "dnnl"]) + " |")
-    print("|" + "---|" * (1 + 2 * len(arms) - 1))
+    print("| " + " | ".join(["what"] + arms + ["after / before"]) + " |")
+    print("|" + "---|" * (len(arms) + 2))
     for name, per in by.items():
         med = {a: statistics.median(per[a]) for a in arms if per[a]}
-        ratios = [f"{med['dnnl'] / med[a]:.2f}" for a in arms if a != "dnnl"]
+        ratios = [f"{med['after'] / med['before']:.2f}"]
         print("| " + " | ".join([name] + [f"{med[a]:.1f}" for a in arms] + ratios) + " |")
 PY
