@@ -301,6 +301,18 @@ final class DNNLConvolutionPlan {
     }
 }
 
+extension CPUBackend {
+    /// Throws, saying what is missing and how to install it, when oneDNN (libdnnl.so.2), which
+    /// runs the CPU convolutions, cannot be opened. `BackendFactory` asks before it hands out a
+    /// CPU backend, so that a missing library is one line, not a failed precondition mid-run.
+    public static func checkRuntime() throws {
+        var message = [CChar](repeating: 0, count: 1024)
+        if strata_dnnl_load(&message, Int32(message.count)) != 0 {
+            throw DeviceUnavailable(device: "cpu", reason: "oneDNN is missing: " + String(cString: message))
+        }
+    }
+}
+
 /// Workspace slots of the oneDNN convolutions' layout copies.
 private enum DNNLSlot {
     static let src = 0xD0_00
