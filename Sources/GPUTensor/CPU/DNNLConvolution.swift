@@ -4,7 +4,8 @@ import CDNNLLoader
 import Glibc
 #endif
 
-// Convolutions on oneDNN (Debian's libdnnl 2.6, OpenMP runtime), behind the NCHW contract.
+// Convolutions on oneDNN (Debian's libdnnl 2.6, OpenMP runtime; opened at run time by
+// CDNNLLoader, which says why), behind the NCHW contract.
 //
 // oneDNN's convolutions on plain NCHW memory are slow (22-178 GFLOP/s fwd+bwd on our 2-core
 // machine kind); on NHWC activations they run 180-262 (docs PERF-CPU.md). So each call reorders
@@ -12,7 +13,9 @@ import Glibc
 // back; weights go into whatever layout the primitive asks for (`format_tag::any`). Primitives,
 // reorders and memory objects are created once per geometry (`DNNLConvolutionPlan`, cached like
 // the CUDA backend's cuDNN plans); the scratch buffers are the backend's workspace slots, shared
-// by all geometries. What the reorders cost is measured in bench/NOTES.md section 5.
+// by all geometries. Plans are never evicted: a training run has a handful of geometries (its
+// layers at the training, evaluation and last partial batch sizes). What the reorders cost is
+// measured in bench/NOTES.md section 5 (about 40% of the convolution time at batch 128).
 //
 // Threads: this libdnnl uses OpenMP, whose thread count is a per-calling-thread setting, so
 // every entry sets it to the backend's `threads` (the value OpenBLAS gets) before creating or
@@ -249,13 +252,6 @@ final class DNNLConvolutionPlan {
         var prim: dnnl_primitive_t?
         dnnlCheck(dnnl_primitive_create(&prim, pd), what)
         return (pd!, prim!)
-    }
-
-    /// The implementation oneDNN chose for the forward ("brgconv:avx512_core", ...).
-    var forwardImplementation: String {
-        var s: UnsafePointer<CChar>?
-        _ = dnnl_primitive_desc_query(forwardPD, dnnl_query_impl_info_str, 0, &s)
-        return s.map { String(cString: $0) } ?? "?"
     }
 
     final class BackwardData {
