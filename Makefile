@@ -17,7 +17,7 @@ CUDA_BUILD = .build-cuda$(filter-out 13,$(CUDA_VERSION))
 CUDA_ENV = PKG_CONFIG_PATH=$(CUDA_PREFIX)/lib/pkgconfig
 CUDA_FLAGS = --traits CUDA --build-path $(CUDA_BUILD) -Xlinker -rpath -Xlinker $(CUDA_PREFIX)/lib
 
-.PHONY: all deps build test selftest bench search-report-check demo clean cuda build-cuda test-cuda dist-cuda gpu-check fuzz kill-resume
+.PHONY: all deps build test selftest bench bench-compare search-report-check demo clean cuda build-cuda test-cuda dist-cuda gpu-check fuzz kill-resume
 
 all: build
 
@@ -44,6 +44,13 @@ bench: build
 search-report-check: build
 	@scripts/install-deps.sh --dataset
 	STRATA=$(BIN) bench/search-report-check.sh
+
+# Strata against PyTorch (NCHW and channels-last) on the CPU, interleaved per model and batch
+# size, medians of COMPARE_ROUNDS rounds and the ratios (bench/compare.sh). PYTHON names a
+# Python that has torch; without one it prints a SKIP line.
+COMPARE_ROUNDS ?= 3
+bench-compare: build
+	bench/compare.sh $(COMPARE_ROUNDS)
 
 # Incremental training of the seed CNN family (3 conv sub-networks) on Fashion-MNIST, with
 # look-ahead, against the full network trained from scratch under the same budget.
@@ -83,6 +90,9 @@ dist-cuda: deps cuda
 	mkdir -p dist/cuda/bin dist/cuda/lib
 	cp $(CUDA_BUILD)/release/strata dist/cuda/bin/ && strip dist/cuda/bin/strata
 	cp -L $$(pkg-config --variable=libdir openblas)/libopenblas.so.0 dist/cuda/lib/
+	# oneDNN (the CPU convolutions, also the reference of `selftest --device cuda`), opened at
+	# run time, with the two libraries it needs that a GPU machine may lack.
+	for lib in libdnnl.so.2 libgomp.so.1 libOpenCL.so.1; do cp -L /usr/lib/x86_64-linux-gnu/$$lib dist/cuda/lib/; done
 	major=$$(sed -n 's/^Version: \([0-9]*\)\..*/\1/p' $(CUDA_PREFIX)/lib/pkgconfig/ccuda.pc); \
 	  sed "s/@MAJOR@/$$major/g" scripts/dist-cuda-wrapper.sh > dist/cuda/strata && chmod +x dist/cuda/strata
 

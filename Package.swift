@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Strata: a Swift training backend for CNNs that reuse what was already trained.
-// `swift build` is CPU-only (OpenBLAS). The GPU backend comes with the `CUDA` trait.
+// `swift build` is CPU-only (OpenBLAS and oneDNN). The GPU backend comes with the `CUDA` trait.
 let package = Package(
     name: "Strata",
     products: [
@@ -25,6 +25,13 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // oneDNN's C API headers (Debian's libdnnl-dev, which ships no pkg-config file). The
+        // library itself is opened at run time by CDNNLLoader, which defines the functions.
+        .systemLibrary(
+            name: "CDNNL",
+            providers: [.apt(["libdnnl-dev"])]
+        ),
+        .target(name: "CDNNLLoader", dependencies: ["CDNNL"]),
         .systemLibrary(
             name: "CZlib",
             pkgConfig: "zlib",
@@ -46,6 +53,8 @@ let package = Package(
             name: "GPUTensor",
             dependencies: [
                 "CBLAS",
+                "CDNNL",
+                "CDNNLLoader",
                 .target(name: "CCuda", condition: .when(traits: ["CUDA"])),
                 .target(name: "CCudaLoader", condition: .when(traits: ["CUDA"])),
             ]

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what Strata needs from Debian's archive, if it is missing:
-#   build: OpenBLAS (libopenblas-dev), zlib (zlib1g-dev), pkg-config
+#   build: OpenBLAS (libopenblas-dev), oneDNN (libdnnl-dev), zlib (zlib1g-dev), pkg-config
 #   demo:  Fashion-MNIST (dataset-fashion-mnist), with `--dataset`
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -euo pipefail
 
 packages=()
 pkg-config --exists openblas 2>/dev/null || packages+=(libopenblas-dev)
+# oneDNN has no pkg-config file in Debian: look for its header.
+[[ -f /usr/include/oneapi/dnnl/dnnl.h ]] || packages+=(libdnnl-dev)
 pkg-config --exists zlib 2>/dev/null || packages+=(zlib1g-dev)
 command -v pkg-config >/dev/null 2>&1 || packages+=(pkg-config)
 if [[ "${1:-}" == "--dataset" && ! -d /usr/share/datasets/fashion-mnist ]]; then

@@ -39,6 +39,7 @@ public enum BackendFactory {
                             notice: (String) -> Void = { _ in }) throws -> Backend {
         switch choice {
         case .cpu:
+            try CPUBackend.checkRuntime()
             return CPUBackend(threads: threads)
         case .cuda(let n):
             #if CUDA
@@ -53,10 +54,12 @@ public enum BackendFactory {
                 return try CUDABackend(deviceIndex: 0, strictFP32: strictFP32)
             } catch {
                 notice("strata: no usable GPU (\(error)); using the CPU")
+                try CPUBackend.checkRuntime()
                 return CPUBackend(threads: threads)
             }
             #else
             notice("strata: this build has no CUDA; using the CPU")
+            try CPUBackend.checkRuntime()
             return CPUBackend(threads: threads)
             #endif
         }

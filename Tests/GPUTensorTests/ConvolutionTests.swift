@@ -10,18 +10,40 @@ final class ConvolutionTests: XCTestCase {
         }
     }
 
-    /// The convolution checks again with every GEMM cutting the CPU kernels can choose, whichever
-    /// OpenBLAS core this machine has: whole images or row chunks, with or without the
-    /// small-matrix-kernel formulation of backward-filter.
-    func testConvolutionChecksPassWithEveryTuning() throws {
-        let saved = ConvolutionTuning.current
-        defer { ConvolutionTuning.current = saved }
-        for (small, rows, limit) in [(false, nil, 1200), (true, nil, 1200), (true, nil, 0), (false, 2, 1200),
-                                     (true, 1, 1200), (true, 3, 0)] as [(Bool, Int?, Int)] {
-            ConvolutionTuning.current = ConvolutionTuning(smallMatrixKernels: small, rowsPerChunk: rows,
-                                                          smallTransposedGEMMLimit: limit)
-            try assertChecksPass(CPUBackend(threads: 2), label: "small-matrix kernels \(small), rows " +
-                                 "\(rows.map(String.init) ?? "auto"), transposed-GEMM limit \(limit)", only: "conv2d")
+    /// The convolution checks again with every check shape through each of the oneDNN plans'
+    /// layouts: NHWC copies (stem threshold 0), and plain NCHW input with a blocked output (the
+    /// stem layout, threshold above every shape's channels).
+    func testConvolutionChecksPassInBothLayouts() throws {
+        let saved = DNNLConvolutionPlan.stemChannels
+        defer { DNNLConvolutionPlan.stemChannels = saved }
+        for stem in [0, 64] {
+            DNNLConvolutionPlan.stemChannels = stem
+            for threads in [1, 2] {   // a fresh backend: plans are cached per backend
+                try assertChecksPass(CPUBackend(threads: threads), label: "stem channels <= \(stem), \(threads) thread(s)",
+                                     only: "conv2d")
+            }
+        }
+    }
+
+    /// A plan is created once per geometry and reused: the second call of each direction
+    /// gives the same (bitwise) result, with other geometries run in between.
+    func testPlansAreReusedAcrossGeometries() throws {
+        let backend = CPUBackend(threads: 2)
+        let shapes = [ConvGeometry(batch: 3, inChannels: 8, height: 9, width: 9, outChannels: 16, kernel: 3, padding: 1),
+                      ConvGeometry(batch: 3, inChannels: 16, height: 9, width: 9, outChannels: 8, kernel: 3, stride: 2, padding: 1)]
+        var first = [[Float]]()
+        for round in 0..<2 {
+            for (i, g) in shapes.enumerated() {
+                let x = try OpsBenchmark.randomTensor(backend, g.inputShape, seed: UInt64(i))
+                let w = try OpsBenchmark.randomTensor(backend, g.weightShape, seed: UInt64(i + 10))
+                let y = try backend.allocate(g.outputShape), dx = try backend.allocate(g.inputShape)
+                let dw = try backend.allocate(g.weightShape)
+                backend.conv2dForward(g, input: x, weight: w, bias: nil, output: y)
+                backend.conv2dBackwardData(g, gradOutput: y, weight: w, gradInput: dx)
+                backend.conv2dBackwardFilter(g, input: x, gradOutput: y, gradWeight: dw, mode: .overwrite)
+                let out = try backend.download(y) + backend.download(dx) + backend.download(dw)
+                if round == 0 { first.append(out) } else { XCTAssertEqual(out, first[i], "\(g)") }
+            }
         }
     }
 

@@ -13,7 +13,14 @@ final class ModelCrossDeviceTests: XCTestCase {
         XCTAssertTrue(results.contains { $0.name.contains("optimizer.fc.weight") })
         for r in results {
             XCTAssertTrue(r.passed, r.summary)
-            XCTAssertEqual(r.worstRatio, 0, r.summary)
+            if r.name.contains("mean loss") {
+                // The check rounds the actual (Double) mean loss to Float and compares it with the
+                // expected Double: equal runs still differ by that rounding (~3e-8 of a loss ~2.3,
+                // ~1e-6 of the allowance), unless the mean happens to be a float.
+                XCTAssertLessThan(r.worstRatio, 1e-5, r.summary)
+            } else {
+                XCTAssertEqual(r.worstRatio, 0, r.summary)
+            }
         }
     }
 

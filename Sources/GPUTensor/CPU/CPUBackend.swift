@@ -4,18 +4,21 @@ import Dispatch
 import Glibc
 #endif
 
-/// The reference backend: OpenBLAS for GEMM-shaped work, Swift loops over all cores for the rest.
+/// The reference backend: oneDNN for convolutions, OpenBLAS for GEMMs, Swift loops over all cores
+/// (on libgomp's thread team, shared with oneDNN: `OpenMPTeam`) for the rest.
 /// It computes what `CUDABackend` computes, on machines without a GPU.
 ///
 /// Kernels run synchronously on the calling thread (spreading work over `threads` cores), so
 /// `synchronize` has nothing to wait for. Buffers are 64-byte aligned host memory.
 public final class CPUBackend: Backend, @unchecked Sendable {
     public let device: Device = .cpu
-    /// Worker threads used by the Swift loops (and by OpenBLAS).
+    /// Worker threads used by the Swift loops, oneDNN and OpenBLAS (the one `--threads` setting).
     public let threads: Int
-    /// Reused scratch memory (im2col columns and the like), grown on demand, never shrunk,
+    /// Reused scratch memory (oneDNN layout copies and the like), grown on demand, never shrunk,
     /// so a steady-state training step allocates nothing.
     let workspace = Workspace()
+    /// oneDNN's engine, stream and convolution plans, created on the first convolution.
+    lazy var dnnl = DNNLContext(threads: threads)
 
     public init(threads: Int? = nil) {
         let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
@@ -23,7 +26,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         openblas_set_num_threads(Int32(self.threads))
     }
 
-    public var name: String { "cpu (OpenBLAS \(OpenBLASCore.name), \(threads) thread\(threads == 1 ? "" : "s"))" }
+    public var name: String { "cpu (oneDNN, OpenBLAS \(OpenBLASCore.name), \(threads) thread\(threads == 1 ? "" : "s"))" }
 
     // MARK: Memory
 
@@ -66,7 +69,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             if count > 0 { body(0..<count) }
             return
         }
-        DispatchQueue.concurrentPerform(iterations: parts) { p in
+        OpenMPTeam.run(parts: parts) { p in
             let lo = count * p / parts, hi = count * (p + 1) / parts
             if lo < hi { body(lo..<hi) }
         }

@@ -41,7 +41,7 @@ extension CPUBackend {
         let parts = min(threads, max(1, n / Self.minWorkPerThread))
         if parts <= 1 { return Float(Self.sumDouble(xp, 0..<n)) }
         return withUnsafeTemporaryAllocation(of: Double.self, capacity: parts) { partial in
-            DispatchQueue.concurrentPerform(iterations: parts) { p in
+            OpenMPTeam.run(parts: parts) { p in
                 partial[p] = Self.sumDouble(xp, (n * p / parts)..<(n * (p + 1) / parts))
             }
             var s = 0.0

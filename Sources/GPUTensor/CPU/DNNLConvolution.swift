@@ -1,0 +1,370 @@
+import CDNNL
+import CDNNLLoader
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Convolutions on oneDNN (Debian's libdnnl 2.6, OpenMP runtime; opened at run time by
+// CDNNLLoader, which says why), behind the NCHW contract.
+//
+// oneDNN's convolutions on plain NCHW memory are slow (22-178 GFLOP/s fwd+bwd on our 2-core
+// machine kind); on NHWC activations they run 180-262 (docs PERF-CPU.md). So each call reorders
+// its NCHW tensors into NHWC scratch buffers, runs the primitive there, and reorders the result
+// back; weights go into whatever layout the primitive asks for (`format_tag::any`). Primitives,
+// reorders and memory objects are created once per geometry (`DNNLConvolutionPlan`, cached like
+// the CUDA backend's cuDNN plans); the scratch buffers are the backend's workspace slots, shared
+// by all geometries. Plans are never evicted: a training run has a handful of geometries (its
+// layers at the training, evaluation and last partial batch sizes). What the reorders cost is
+// measured in bench/NOTES.md section 5 (about 40% of the convolution time at batch 128).
+//
+// Threads: this libdnnl uses OpenMP, whose thread count is a per-calling-thread setting, so
+// every entry sets it to the backend's `threads` (the value OpenBLAS gets) before creating or
+// running a primitive. oneDNN partitions work at creation for the thread count of that moment.
+// The backend's other parallel kernels run on the same OpenMP team (`OpenMPTeam`): on threads
+// of their own they competed with the idle OpenMP threads, which spin for 10-20 ms after every
+// region on this CPU (bench/NOTES.md section 5).
+
+/// A failed oneDNN call: a bug or an unsupported geometry, never bad user input.
+@inline(__always)
+func dnnlCheck(_ status: dnnl_status_t, _ what: @autoclosure () -> String) {
+    precondition(status == dnnl_success, "oneDNN: \(what()) failed with status \(status.rawValue)")
+}
+
+private func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t) -> dnnl_memory_desc_t {
+    var md = dnnl_memory_desc_t()
+    let d = dims.map(Int64.init)
+    dnnlCheck(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), d, dnnl_f32, tag), "memory descriptor \(dims)")
+    return md
+}
+
+/// The engine and stream of one CPU backend, and its plans per geometry.
+final class DNNLContext: @unchecked Sendable {
+    let engine: dnnl_engine_t
+    let stream: dnnl_stream_t
+    let threads: Int
+    private var plans: [PlanKey: DNNLConvolutionPlan] = [:]
+    private let lock = HostMutex()
+
+    struct PlanKey: Hashable { var geometry: ConvGeometry; var bias: Bool }
+
+    init(threads: Int) {
+        var message = [CChar](repeating: 0, count: 1024)
+        if strata_dnnl_load(&message, Int32(message.count)) != 0 {
+            preconditionFailure("oneDNN is missing: \(String(cString: message))")
+        }
+        self.threads = threads
+        var e: dnnl_engine_t?
+        dnnlCheck(dnnl_engine_create(&e, dnnl_cpu, 0), "engine_create")
+        var s: dnnl_stream_t?
+        dnnlCheck(dnnl_stream_create(&s, e, dnnl_stream_default_flags.rawValue), "stream_create")
+        engine = e!
+        stream = s!
+    }
+
+    deinit {
+        plans.removeAll()
+        dnnl_stream_destroy(stream)
+        dnnl_engine_destroy(engine)
+    }
+
+    /// Makes oneDNN's next parallel regions on this thread use the backend's thread count.
+    func useThreads() { OpenMPTeam.setThreads(threads) }
+
+    func plan(_ g: ConvGeometry, bias: Bool) -> DNNLConvolutionPlan {
+        lock.lock(); defer { lock.unlock() }
+        let key = PlanKey(geometry: g, bias: bias)
+        if let p = plans[key] { return p }
+        useThreads()
+        let p = DNNLConvolutionPlan(g, bias: bias, context: self)
+        plans[key] = p
+        return p
+    }
+
+    func execute(_ primitive: dnnl_primitive_t, _ args: [(Int32, dnnl_memory_t)], _ what: String) {
+        var list = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1) }
+        dnnlCheck(dnnl_primitive_execute(primitive, stream, Int32(list.count), &list), what)
+        dnnlCheck(dnnl_stream_wait(stream), what)
+    }
+}
+
+/// One tensor of a primitive as the caller holds it (NCHW / OIHW) and as the primitive wants it,
+/// with the reorder between them when the layouts differ.
+final class DNNLPort {
+    let user: dnnl_memory_t
+    let inner: dnnl_memory_t
+    /// Bytes of the primitive's layout (blocked layouts may pad).
+    let innerBytes: Int
+    /// user -> inner (inputs) or inner -> user (outputs); nil when the layouts are the same and
+    /// the primitive reads or writes the caller's memory directly.
+    let reorder: dnnl_primitive_t?
+    /// An output reorder that adds into the caller's memory (`sum` post-op), for `.accumulate`.
+    let accumulatingReorder: dnnl_primitive_t?
+
+    init(user userMD: dnnl_memory_desc_t, inner innerMD: dnnl_memory_desc_t, output: Bool, accumulating: Bool = false,
+         context: DNNLContext) {
+        var u = userMD, i = innerMD
+        var um: dnnl_memory_t?, im: dnnl_memory_t?
+        dnnlCheck(dnnl_memory_create(&um, &u, context.engine, nil), "memory_create")
+        dnnlCheck(dnnl_memory_create(&im, &i, context.engine, nil), "memory_create")
+        user = um!; inner = im!
+        innerBytes = dnnl_memory_desc_get_size(&i)
+        func makeReorder(sum: Bool) -> dnnl_primitive_t {
+            var attr: dnnl_primitive_attr_t?
+            dnnlCheck(dnnl_primitive_attr_create(&attr), "attr_create")
+            defer { dnnl_primitive_attr_destroy(attr) }
+            if sum {
+                var ops: dnnl_post_ops_t?
+                dnnlCheck(dnnl_post_ops_create(&ops), "post_ops_create")
+                dnnlCheck(dnnl_post_ops_append_sum(ops, 1), "post_ops_append_sum")
+                dnnlCheck(dnnl_primitive_attr_set_post_ops(attr, ops), "set_post_ops")
+                dnnl_post_ops_destroy(ops)
+            }
+            var pd: dnnl_primitive_desc_t?
+            if output {
+                dnnlCheck(dnnl_reorder_primitive_desc_create(&pd, &i, context.engine, &u, context.engine, attr), "reorder")
+            } else {
+                dnnlCheck(dnnl_reorder_primitive_desc_create(&pd, &u, context.engine, &i, context.engine, attr), "reorder")
+            }
+            defer { dnnl_primitive_desc_destroy(pd) }
+            var prim: dnnl_primitive_t?
+            dnnlCheck(dnnl_primitive_create(&prim, pd), "reorder primitive")
+            return prim!
+        }
+        // An accumulating output always goes through the primitive's own buffer, even when the
+        // layouts agree, so that the reorder can add it into the caller's tensor.
+        let same = dnnl_memory_desc_equal(&u, &i) != 0
+        reorder = same && !accumulating ? nil : makeReorder(sum: false)
+        accumulatingReorder = accumulating ? makeReorder(sum: true) : nil
+    }
+
+    deinit {
+        if let reorder { dnnl_primitive_destroy(reorder) }
+        if let accumulatingReorder { dnnl_primitive_destroy(accumulatingReorder) }
+        dnnl_memory_destroy(user)
+        dnnl_memory_destroy(inner)
+    }
+
+    /// Points the port at the caller's tensor and, when a reorder is needed, at `scratch`
+    /// (at least `innerBytes`); returns the memory the primitive uses.
+    func bind(_ data: UnsafeMutablePointer<Float>, scratch: () -> UnsafeMutablePointer<Float>) -> dnnl_memory_t {
+        dnnlCheck(dnnl_memory_set_data_handle(user, data), "set_data_handle")
+        guard reorder != nil else { return user }
+        dnnlCheck(dnnl_memory_set_data_handle(inner, scratch()), "set_data_handle")
+        return inner
+    }
+
+    /// Input: caller's layout -> the primitive's.
+    func reorderIn(_ context: DNNLContext) {
+        if let reorder { context.execute(reorder, [(DNNL_ARG_FROM, user), (DNNL_ARG_TO, inner)], "reorder in") }
+    }
+
+    /// Output: the primitive's layout -> the caller's (added to it when `accumulate`).
+    func reorderOut(_ context: DNNLContext, accumulate: Bool = false) {
+        if accumulate, let accumulatingReorder {
+            context.execute(accumulatingReorder, [(DNNL_ARG_FROM, inner), (DNNL_ARG_TO, user)], "reorder out (sum)")
+        } else if let reorder {
+            context.execute(reorder, [(DNNL_ARG_FROM, inner), (DNNL_ARG_TO, user)], "reorder out")
+        }
+    }
+}
+
+/// The three convolution primitives of one geometry (forward with or without bias), created
+/// lazily per direction (inference needs the forward only), with their ports.
+final class DNNLConvolutionPlan {
+    let geometry: ConvGeometry
+    unowned let context: DNNLContext
+    private let forwardPD: dnnl_primitive_desc_t
+    let forward: dnnl_primitive_t
+    let src, weights, dst: DNNLPort
+    let bias: dnnl_memory_t?
+    private(set) lazy var backwardData = BackwardData(self)
+    private(set) lazy var backwardWeights = BackwardWeights(self)
+
+    // Convolution descriptor inputs, shared by the three directions.
+    private let strides: [Int64], padL: [Int64], padR: [Int64]
+    private let userSrcMD, userWeightsMD, userDstMD, actSrcMD, actDstMD, anyWeightsMD: dnnl_memory_desc_t
+
+    /// Input channels up to which a convolution is treated as a network's stem (see init); tests
+    /// change it to run every check shape through both layouts. Read when a plan is created.
+    static var stemChannels = 4
+
+    init(_ g: ConvGeometry, bias hasBias: Bool, context: DNNLContext) {
+        geometry = g
+        self.context = context
+        strides = [Int64(g.strideH), Int64(g.strideW)]
+        padL = [Int64(g.padH), Int64(g.padW)]
+        // oneDNN wants the padding that makes (H + padL + padR - KH) / stride + 1 exact.
+        padR = [Int64((g.outHeight - 1) * g.strideH + g.kernelH - g.height - g.padH),
+                Int64((g.outWidth - 1) * g.strideW + g.kernelW - g.width - g.padW)]
+        userSrcMD = memoryDesc(g.inputShape, dnnl_nchw)
+        userDstMD = memoryDesc(g.outputShape, dnnl_nchw)
+        userWeightsMD = memoryDesc(g.weightShape, dnnl_oihw)
+        // A stem (few input channels): oneDNN's first-layer kernels read the plain NCHW image and
+        // write a blocked output. ResNet-20's 3->16 stem forward: 75-84 GFLOP/s that way, 48-51
+        // on an NHWC copy (im2col: 62-67).
+        let stem = g.inChannels <= DNNLConvolutionPlan.stemChannels
+        actSrcMD = memoryDesc(g.inputShape, stem ? dnnl_nchw : dnnl_nhwc)
+        actDstMD = memoryDesc(g.outputShape, stem ? dnnl_format_tag_any : dnnl_nhwc)
+        anyWeightsMD = memoryDesc(g.weightShape, dnnl_format_tag_any)
+        var biasMD = memoryDesc([g.outChannels], dnnl_a)
+
+        var desc = dnnl_convolution_desc_t()
+        var s = actSrcMD, w = anyWeightsMD, d = actDstMD
+        let (strides, padL, padR) = (self.strides, self.padL, self.padR)
+        let status = withUnsafePointer(to: &biasMD) { b in
+            dnnl_convolution_forward_desc_init(&desc, dnnl_forward_training, dnnl_convolution_direct, &s, &w,
+                                               hasBias ? b : nil, &d, strides, padL, padR)
+        }
+        dnnlCheck(status, "forward descriptor \(g)")
+        var pd: dnnl_primitive_desc_t?
+        dnnlCheck(dnnl_primitive_desc_create(&pd, &desc, nil, context.engine, nil), "forward primitive descriptor \(g)")
+        forwardPD = pd!
+        var prim: dnnl_primitive_t?
+        dnnlCheck(dnnl_primitive_create(&prim, forwardPD), "forward primitive \(g)")
+        forward = prim!
+        src = DNNLPort(user: userSrcMD, inner: Self.query(forwardPD, dnnl_query_src_md), output: false, context: context)
+        weights = DNNLPort(user: userWeightsMD, inner: Self.query(forwardPD, dnnl_query_weights_md), output: false, context: context)
+        dst = DNNLPort(user: userDstMD, inner: Self.query(forwardPD, dnnl_query_dst_md), output: true, context: context)
+        if hasBias {
+            var b: dnnl_memory_t?
+            dnnlCheck(dnnl_memory_create(&b, &biasMD, context.engine, nil), "bias memory")
+            bias = b
+        } else {
+            bias = nil
+        }
+    }
+
+    deinit {
+        dnnl_primitive_destroy(forward)
+        dnnl_primitive_desc_destroy(forwardPD)
+        if let bias { dnnl_memory_destroy(bias) }
+    }
+
+    static func query(_ pd: dnnl_primitive_desc_t, _ what: dnnl_query_t, _ index: Int32 = 0) -> dnnl_memory_desc_t {
+        guard let md = dnnl_primitive_desc_query_md(pd, what, index) else { preconditionFailure("oneDNN: no \(what) md") }
+        return md.pointee
+    }
+
+    static func create(_ desc: inout dnnl_convolution_desc_t, hint: dnnl_primitive_desc_t, context: DNNLContext,
+                       _ what: String) -> (dnnl_primitive_desc_t, dnnl_primitive_t) {
+        var pd: dnnl_primitive_desc_t?
+        dnnlCheck(dnnl_primitive_desc_create(&pd, &desc, nil, context.engine, hint), what)
+        var prim: dnnl_primitive_t?
+        dnnlCheck(dnnl_primitive_create(&prim, pd), what)
+        return (pd!, prim!)
+    }
+
+    final class BackwardData {
+        let pd: dnnl_primitive_desc_t, primitive: dnnl_primitive_t
+        let diffDst, weights, diffSrc: DNNLPort
+        init(_ plan: DNNLConvolutionPlan) {
+            let g = plan.geometry, context = plan.context
+            var desc = dnnl_convolution_desc_t()
+            var ds = plan.actSrcMD, w = plan.anyWeightsMD, dd = plan.actDstMD
+            dnnlCheck(dnnl_convolution_backward_data_desc_init(&desc, dnnl_convolution_direct, &ds, &w, &dd,
+                                                               plan.strides, plan.padL, plan.padR),
+                      "backward-data descriptor \(g)")
+            (pd, primitive) = DNNLConvolutionPlan.create(&desc, hint: plan.forwardPD, context: context, "backward-data \(g)")
+            diffDst = DNNLPort(user: plan.userDstMD, inner: DNNLConvolutionPlan.query(pd, dnnl_query_diff_dst_md),
+                               output: false, context: context)
+            weights = DNNLPort(user: plan.userWeightsMD, inner: DNNLConvolutionPlan.query(pd, dnnl_query_weights_md),
+                               output: false, context: context)
+            diffSrc = DNNLPort(user: plan.userSrcMD, inner: DNNLConvolutionPlan.query(pd, dnnl_query_diff_src_md),
+                               output: true, context: context)
+        }
+        deinit { dnnl_primitive_destroy(primitive); dnnl_primitive_desc_destroy(pd) }
+    }
+
+    final class BackwardWeights {
+        let pd: dnnl_primitive_desc_t, primitive: dnnl_primitive_t
+        let src, diffDst, diffWeights: DNNLPort
+        init(_ plan: DNNLConvolutionPlan) {
+            let g = plan.geometry, context = plan.context
+            var desc = dnnl_convolution_desc_t()
+            var s = plan.actSrcMD, dw = plan.anyWeightsMD, dd = plan.actDstMD
+            dnnlCheck(dnnl_convolution_backward_weights_desc_init(&desc, dnnl_convolution_direct, &s, &dw, nil, &dd,
+                                                                  plan.strides, plan.padL, plan.padR),
+                      "backward-weights descriptor \(g)")
+            (pd, primitive) = DNNLConvolutionPlan.create(&desc, hint: plan.forwardPD, context: context, "backward-weights \(g)")
+            src = DNNLPort(user: plan.userSrcMD, inner: DNNLConvolutionPlan.query(pd, dnnl_query_src_md),
+                           output: false, context: context)
+            diffDst = DNNLPort(user: plan.userDstMD, inner: DNNLConvolutionPlan.query(pd, dnnl_query_diff_dst_md),
+                               output: false, context: context)
+            diffWeights = DNNLPort(user: plan.userWeightsMD, inner: DNNLConvolutionPlan.query(pd, dnnl_query_diff_weights_md),
+                                   output: true, accumulating: true, context: context)
+        }
+        deinit { dnnl_primitive_destroy(primitive); dnnl_primitive_desc_destroy(pd) }
+    }
+}
+
+extension CPUBackend {
+    /// Throws, saying what is missing and how to install it, when oneDNN (libdnnl.so.2), which
+    /// runs the CPU convolutions, cannot be opened. `BackendFactory` asks before it hands out a
+    /// CPU backend, so that a missing library is one line, not a failed precondition mid-run.
+    public static func checkRuntime() throws {
+        var message = [CChar](repeating: 0, count: 1024)
+        if strata_dnnl_load(&message, Int32(message.count)) != 0 {
+            throw DeviceUnavailable(device: "cpu", reason: "oneDNN is missing: " + String(cString: message))
+        }
+    }
+}
+
+/// Workspace slots of the oneDNN convolutions' layout copies.
+private enum DNNLSlot {
+    static let src = 0xD0_00
+    static let dst = 0xD1_00
+    static let weights = 0xD2_00
+}
+
+extension CPUBackend {
+    private func scratch(_ slot: Int, _ port: DNNLPort) -> () -> UnsafeMutablePointer<Float> {
+        { self.workspace.buffer(slot: slot, count: (port.innerBytes + 3) / 4) }
+    }
+
+    func dnnlConvolutionForward(_ g: ConvGeometry, input x: Tensor, weight w: Tensor, bias: Tensor?, output y: Tensor) {
+        let context = dnnl
+        let plan = context.plan(g, bias: bias != nil)
+        context.useThreads()
+        let xm = plan.src.bind(x.hostPointer, scratch: scratch(DNNLSlot.src, plan.src))
+        let wm = plan.weights.bind(w.hostPointer, scratch: scratch(DNNLSlot.weights, plan.weights))
+        let ym = plan.dst.bind(y.hostPointer, scratch: scratch(DNNLSlot.dst, plan.dst))
+        plan.src.reorderIn(context)
+        plan.weights.reorderIn(context)
+        var args = [(DNNL_ARG_SRC, xm), (DNNL_ARG_WEIGHTS, wm), (DNNL_ARG_DST, ym)]
+        if let bias, let bm = plan.bias {
+            dnnlCheck(dnnl_memory_set_data_handle(bm, bias.hostPointer), "set_data_handle")
+            args.append((DNNL_ARG_BIAS, bm))
+        }
+        context.execute(plan.forward, args, "convolution forward \(g)")
+        plan.dst.reorderOut(context)
+    }
+
+    func dnnlConvolutionBackwardData(_ g: ConvGeometry, gradOutput dy: Tensor, weight w: Tensor, gradInput dx: Tensor) {
+        let context = dnnl
+        let plan = context.plan(g, bias: false).backwardData
+        context.useThreads()
+        let dym = plan.diffDst.bind(dy.hostPointer, scratch: scratch(DNNLSlot.dst, plan.diffDst))
+        let wm = plan.weights.bind(w.hostPointer, scratch: scratch(DNNLSlot.weights, plan.weights))
+        let dxm = plan.diffSrc.bind(dx.hostPointer, scratch: scratch(DNNLSlot.src, plan.diffSrc))
+        plan.diffDst.reorderIn(context)
+        plan.weights.reorderIn(context)
+        context.execute(plan.primitive, [(DNNL_ARG_DIFF_DST, dym), (DNNL_ARG_WEIGHTS, wm), (DNNL_ARG_DIFF_SRC, dxm)],
+                        "convolution backward-data \(g)")
+        plan.diffSrc.reorderOut(context)
+    }
+
+    func dnnlConvolutionBackwardFilter(_ g: ConvGeometry, input x: Tensor, gradOutput dy: Tensor,
+                                       gradWeight dw: Tensor, mode: GradMode) {
+        let context = dnnl
+        let plan = context.plan(g, bias: false).backwardWeights
+        context.useThreads()
+        let xm = plan.src.bind(x.hostPointer, scratch: scratch(DNNLSlot.src, plan.src))
+        let dym = plan.diffDst.bind(dy.hostPointer, scratch: scratch(DNNLSlot.dst, plan.diffDst))
+        let dwm = plan.diffWeights.bind(dw.hostPointer, scratch: scratch(DNNLSlot.weights, plan.diffWeights))
+        plan.src.reorderIn(context)
+        plan.diffDst.reorderIn(context)
+        context.execute(plan.primitive, [(DNNL_ARG_SRC, xm), (DNNL_ARG_DIFF_DST, dym), (DNNL_ARG_DIFF_WEIGHTS, dwm)],
+                        "convolution backward-weights \(g)")
+        plan.diffWeights.reorderOut(context, accumulate: mode == .accumulate)
+    }
+}

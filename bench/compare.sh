@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# `make bench-compare`: Strata against PyTorch on the CPU, per model and batch size, in one run.
+# Each round runs Strata (`strata bench train`), PyTorch NCHW and PyTorch channels-last on the
+# same configuration, in an order that rotates every round (a shared machine's load bursts hit
+# all three alike), with THREADS threads each; at the end, medians and Strata / best PyTorch.
+#   bench/compare.sh [rounds]      (PYTHON=... picks the Python that has torch)
+# Without torch it prints one SKIP line and exits 0. PyTorch runs with OMP_WAIT_POLICY=passive
+# (unless set): with libgomp's default spinning it ran 3-4x slower on a machine shared with other
+# jobs (a 16->16 conv: 33-38 vs 110-146 GFLOP/s); Strata sets the same policy for its libgomp.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+python=${PYTHON:-python3}
+threads=${THREADS:-2}
+bin=${STRATA:-.build/release/strata}
+if ! "$python" -c 'import torch' 2>/dev/null; then
+  echo "SKIP bench-compare: torch is not importable by $python (set PYTHON=/path/to/python with torch)"
+  exit 0
+fi
+out=$(mktemp /tmp/bench-compare.XXXXXX.tsv)
+# name | batch | strata arguments | PyTorch arguments. The cnn trains with Adam: SGD at lr 0.1
+# diverges on the synthetic data at batch 128 (Strata stops on a non-finite loss).
+configs=(
+  "resnet20|128|--model resnet20|--model resnet20"
+  "resnet56|128|--model resnet56|--model resnet56"
+  "vgg16-single|64|--model vgg16 --head single --steps 5|--model vgg16 --vgg-head single --steps 5"
+  "cnn-48x3-500,250|40|--model cnn --filters 48,48,48 --hidden 500,250 --optimizer adam|--model cnn --filters 48,48,48 --hidden 500,250 --optimizer adam"
+  "cnn-48x3-500,250|128|--model cnn --filters 48,48,48 --hidden 500,250 --optimizer adam|--model cnn --filters 48,48,48 --hidden 500,250 --optimizer adam"
+)
+arms=(strata torch-nchw torch-channels-last)
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+run_arm() {   # arm batch strata-args torch-args
+  local arm=$1 batch=$2 sargs=$3 targs=$4
+  # shellcheck disable=SC2086
+  case $arm in
+    strata) "$bin" bench train $sargs --batch-size "$batch" --device cpu --threads "$threads" --json ;;
+    torch-nchw) "$python" bench/torch/cpu_step.py $targs --batch "$batch" --layout nchw --threads "$threads" ;;
+    torch-channels-last) "$python" bench/torch/cpu_step.py $targs --batch "$batch" --layout channels_last --threads "$threads" ;;
+  esac 2>/dev/null | "$python" -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["images_per_second"])' \
+    || echo nan
+}
+for ((r = 0; r < rounds; r++)); do
+  for config in "${configs[@]}"; do
+    IFS='|' read -r name batch sargs targs <<< "$config"
+    for ((i = 0; i < ${#arms[@]}; i++)); do
+      arm=${arms[$(((i + r) % ${#arms[@]}))]}
+      ips=$(run_arm "$arm" "$batch" "$sargs" "$targs")
+      printf '%s\t%s batch %s\t%s\n' "$arm" "$name" "$batch" "$ips" | tee -a "$out"
+    done
+  done
+done
+"$python" - "$out" "$rounds" "$threads" <<'PY'
+import sys, math, statistics, collections
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+by = collections.defaultdict(lambda: collections.defaultdict(list))
+for arm, what, v in rows:
+    if not math.isnan(float(v)): by[what][arm].append(float(v))
+med = lambda xs: statistics.median(xs) if xs else float("nan")
+print(f"\nimages/s, medians of {sys.argv[2]} interleaved rounds, {sys.argv[3]} threads each")
+print("| model, batch | Strata | PyTorch NCHW | PyTorch channels-last | Strata / best PyTorch |")
+print("|---|---|---|---|---|")
+for what, per in by.items():
+    s, n, c = med(per["strata"]), med(per["torch-nchw"]), med(per["torch-channels-last"])
+    best = max(v for v in (n, c) if not math.isnan(v)) if not (math.isnan(n) and math.isnan(c)) else float("nan")
+    print(f"| {what} | {s:.1f} | {n:.1f} | {c:.1f} | {s / best:.2f} |")
+PY

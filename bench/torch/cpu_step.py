@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""PyTorch CPU training-step images/s for one twin of a Strata model, timed like `strata bench
+train`: synthetic CIFAR-shaped data, `--steps` steps of warm-up and then `--steps` timed steps,
+each a random 4-pixel shift (one per batch) and per-image horizontal flips, forward,
+cross-entropy, backward and the optimizer update (SGD lr 0.1, momentum 0.9, weight decay 1e-4,
+or Adam lr 1e-3 as Strata's defaults). One configuration per process, so that bench/compare.sh
+can interleave it with Strata's runs. Prints one JSON line; exit status 3 without torch.
+
+    python3 bench/torch/cpu_step.py --model resnet20 --batch 128 --layout channels_last --threads 2
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="resnet20, resnet56, vgg16, cnn")
+    ap.add_argument("--batch", type=int, required=True)
+    ap.add_argument("--layout", default="nchw", choices=["nchw", "channels_last"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--vgg-head", default="single")
+    ap.add_argument("--filters", default="48,48,48", help="cnn: filters per conv layer")
+    ap.add_argument("--hidden", default="500,250", help="cnn: hidden dense units")
+    ap.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
+    args = ap.parse_args()
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError as e:
+        print(f"SKIP torch is not installed for {sys.executable} ({e})")
+        return 3
+    import models
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(1)
+    if args.model == "cnn":
+        model = models.build({"family": "cnn", "classes": 10, "cnn": {
+            "filters": [int(v) for v in args.filters.split(",")],
+            "hidden": [int(v) for v in args.hidden.split(",") if v]}})
+    else:
+        model = models.build_named(args.model, head=args.vgg_head)
+    memory_format = torch.channels_last if args.layout == "channels_last" else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    if args.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    host = torch.randn(args.steps, args.batch, 3, 32, 32)
+    labels = torch.randint(0, 10, (args.steps, args.batch))
+
+    def step(i):
+        x, y = host[i], labels[i]
+        dx, dy = torch.randint(-4, 5, (2,)).tolist()
+        x = torch.roll(F.pad(x, (4, 4, 4, 4)), shifts=(dy, dx), dims=(2, 3))[:, :, 4:36, 4:36]
+        flip = torch.rand(args.batch) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x).contiguous(memory_format=memory_format)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    model.train()
+    for i in range(args.steps):
+        step(i)
+    t0 = time.perf_counter()
+    for i in range(args.steps):
+        step(i)
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"torch": torch.__version__, "model": args.model, "batch_size": args.batch,
+                      "layout": args.layout, "threads": args.threads,
+                      "images_per_second": args.batch * args.steps / seconds}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
