@@ -83,7 +83,7 @@ public final class ReuseAnalysis {
     private func analyse(_ source: ReuseSource, options: Options, baseline base: Evaluation,
                          into report: inout ReuseReport, progress: (Int, Int, String) -> Void) throws {
         // Pairs (layer, kind) both models have with the same shape; the rest is listed as skipped.
-        var pairs: [(layer: SwappableLayer, kind: ParameterKind, tensor: Tensor, values: [Float])] = []
+        var pairs: [(layer: SwappableLayer, kind: ParameterKind, tensor: Tensor, values: [Float], rmse: Double)] = []
         var skipped: [String] = []
         var statistics: [LayerStatistics] = []
         for layer in layers {
@@ -98,12 +98,13 @@ public final class ReuseAnalysis {
                 }
                 let theirs = try source.file.floats(name, shape: tensor.shape, file: source.path)
                 let ours = try backend.download(tensor)
-                stats.rmse[kind.rawValue] = rootMeanSquareDifference(ours, theirs)
+                let rmse = rootMeanSquareDifference(ours, theirs)
+                stats.rmse[kind.rawValue] = rmse
                 if layer.type == .batchNorm {
                     stats.targetMeans[kind.rawValue] = mean(ours)
                     stats.sourceMeans[kind.rawValue] = mean(theirs)
                 }
-                pairs.append((layer, kind, tensor, theirs))
+                pairs.append((layer, kind, tensor, theirs, rmse))
             }
             if !stats.rmse.isEmpty { statistics.append(stats) }
         }
@@ -119,11 +120,10 @@ public final class ReuseAnalysis {
                 throw error
             }
             backend.upload(own, to: pair.tensor)
-            let rmse = statistics.first { $0.layer == pair.layer.name }?.rmse[pair.kind.rawValue] ?? 0
             rows.append(ReuseReport.Row(source: source.label, layer: pair.layer.name, layerType: pair.layer.type,
                                         kind: pair.kind.rawValue, accuracy: result.accuracy,
                                         baselineAccuracy: base.accuracy, loss: result.loss, baselineLoss: base.loss,
-                                        rmse: rmse))
+                                        rmse: pair.rmse))
             progress(i + 1, pairs.count, "\(source.label): \(pair.layer.name) \(pair.kind.rawValue)")
         }
 

@@ -18,7 +18,7 @@ public struct ReuseReport: Codable, Equatable, Sendable {
         /// Root-mean-square difference of this tensor between target and source.
         public var rmse: Double
         /// accuracy - baselineAccuracy (negative: the swap hurt).
-        public var accuracyChange: Double { accuracy - baselineAccuracy }
+        public var accuracyChange: Double
 
         enum CodingKeys: String, CodingKey {
             case source, layer, layerType = "layer_type", kind, accuracy, baselineAccuracy = "baseline_accuracy"
@@ -36,30 +36,7 @@ public struct ReuseReport: Codable, Equatable, Sendable {
             self.loss = loss
             self.baselineLoss = baselineLoss
             self.rmse = rmse
-        }
-
-        public init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            self.init(source: try c.decode(String.self, forKey: .source), layer: try c.decode(String.self, forKey: .layer),
-                      layerType: try c.decode(SwappableLayer.LayerType.self, forKey: .layerType),
-                      kind: try c.decode(String.self, forKey: .kind), accuracy: try c.decode(Double.self, forKey: .accuracy),
-                      baselineAccuracy: try c.decode(Double.self, forKey: .baselineAccuracy),
-                      loss: try c.decode(Double.self, forKey: .loss),
-                      baselineLoss: try c.decode(Double.self, forKey: .baselineLoss), rmse: try c.decode(Double.self, forKey: .rmse))
-        }
-
-        public func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(source, forKey: .source)
-            try c.encode(layer, forKey: .layer)
-            try c.encode(layerType, forKey: .layerType)
-            try c.encode(kind, forKey: .kind)
-            try c.encode(accuracy, forKey: .accuracy)
-            try c.encode(baselineAccuracy, forKey: .baselineAccuracy)
-            try c.encode(loss, forKey: .loss)
-            try c.encode(baselineLoss, forKey: .baselineLoss)
-            try c.encode(rmse, forKey: .rmse)
-            try c.encode(accuracyChange, forKey: .accuracyChange)
+            accuracyChange = accuracy - baselineAccuracy
         }
     }
 

@@ -151,10 +151,11 @@ public final class HPORun {
         self.backend = backend
         data = try RunData.load(config.trial.data, seed: config.trial.seed)
         if let text = FileManager.default.contents(atPath: directory.path + "/journal.jsonl") {
-            for (i, line) in text.split(separator: 0x0A).enumerated() {
+            let lines = text.split(separator: 0x0A)
+            for (i, line) in lines.enumerated() {
                 do { records.append(try RunDirectory.decoder.decode(HPOTrialRecord.self, from: Data(line))) } catch {
                     // A line cut by a kill is the last one; anything else is corruption.
-                    if i == text.split(separator: 0x0A).count - 1 && text.last != 0x0A { break }
+                    if i == lines.count - 1 && text.last != 0x0A { break }
                     throw RunDirectoryError(path: directory.path + "/journal.jsonl", reason: "line \(i + 1) is not valid")
                 }
             }

@@ -107,9 +107,12 @@ private func initializeTensor(_ t: Tensor, _ initializer: Initializer, name: Str
 
 /// 64-bit FNV-1a of the UTF-8 bytes: a stable (process- and platform-independent) name hash.
 /// Swift's `hashValue` is seeded per process, so it cannot be used for reproducible streams.
-public func fnv1a64(_ text: String) -> UInt64 {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in text.utf8 {
+public func fnv1a64(_ text: String) -> UInt64 { fnv1a64(bytes: text.utf8) }
+
+/// 64-bit FNV-1a of `bytes`, continuing from `hash` (so several pieces hash as their concatenation).
+public func fnv1a64<S: Sequence>(bytes: S, continuing hash: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 where S.Element == UInt8 {
+    var h = hash
+    for byte in bytes {
         h ^= UInt64(byte)
         h = h &* 0x0000_0100_0000_01b3
     }

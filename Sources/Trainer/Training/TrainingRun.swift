@@ -304,15 +304,12 @@ extension TrainingRun {
     /// in their order (data, split and seed), the normalisation and the output shape.
     static func cacheFingerprint(config: TrainConfig, model: Model, backend: Backend, frozen: Int, train: ImageDataset,
                                  normalization: (mean: [Float], std: [Float])) throws -> UInt64 {
-        var text = "\(frozen) \(model.inputShape(ofBlock: frozen)) \(train.count) \(config.seed) "
-            + "\(try jsonString(config.data)) \(normalization.mean.map(\.bitPattern)) \(normalization.std.map(\.bitPattern)) "
-        text += "\(fnv1a64(String(decoding: train.labels.map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self)))"
-        var hash = fnv1a64(text)
+        let text = "\(frozen) \(model.inputShape(ofBlock: frozen)) \(train.count) \(config.seed) "
+            + "\(try jsonString(config.data)) \(normalization.mean.map(\.bitPattern)) \(normalization.std.map(\.bitPattern))"
+        var hash = train.labels.withUnsafeBytes { fnv1a64(bytes: $0, continuing: fnv1a64(text)) }
         for block in model.blocks[0..<frozen] {
             for (name, tensor) in block.stateDict {
-                let bits = try backend.download(tensor).map(\.bitPattern)
-                hash ^= fnv1a64(name + bits.map(String.init).joined(separator: ","))
-                hash = hash &* 0x100_0000_01B3
+                hash = try backend.download(tensor).withUnsafeBytes { fnv1a64(bytes: $0, continuing: fnv1a64(bytes: name.utf8, continuing: hash)) }
             }
         }
         return hash
