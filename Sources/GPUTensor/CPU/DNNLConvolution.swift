@@ -80,10 +80,10 @@ final class DNNLContext: @unchecked Sendable {
         return p
     }
 
-    func execute(_ primitive: dnnl_primitive_t, _ args: [(Int32, dnnl_memory_t)], _ what: String) {
+    func execute(_ primitive: dnnl_primitive_t, _ args: [(Int32, dnnl_memory_t)], _ what: @autoclosure () -> String) {
         var list = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1) }
-        dnnlCheck(dnnl_primitive_execute(primitive, stream, Int32(list.count), &list), what)
-        dnnlCheck(dnnl_stream_wait(stream), what)
+        dnnlCheck(dnnl_primitive_execute(primitive, stream, Int32(list.count), &list), what())
+        dnnlCheck(dnnl_stream_wait(stream), what())
     }
 }
 
