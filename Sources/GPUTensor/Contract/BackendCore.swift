@@ -1,0 +1,19 @@
+/// The part of the contract every backend needs before any kernel: the device, a name, memory,
+/// copies between host and device, and waiting for queued work.
+/// One family of the `Backend` contract (see Backend.swift for the conventions every family shares).
+public protocol BackendCore: AnyObject {
+    var device: Device { get }
+    /// A short human-readable name ("cpu (OpenBLAS, 2 threads)").
+    var name: String { get }
+
+    // MARK: Memory
+
+    /// A zero-filled tensor. Throws when the device is out of memory.
+    func allocate(_ shape: [Int]) throws -> Tensor
+    func upload(_ source: UnsafeBufferPointer<Float>, to destination: Tensor)
+    func download(_ source: Tensor, into destination: UnsafeMutableBufferPointer<Float>) throws
+    /// `destination = source` (same element count, same device).
+    func copy(_ source: Tensor, to destination: Tensor)
+    /// Waits for queued kernels and reports a device failure, if any.
+    func synchronize() throws
+}
