@@ -128,6 +128,61 @@ final class CUDAErrorTests: XCTestCase {
         }
     }
 
+    /// Every typed kernel (`CUDAKernel`) against its C signature in the source: the same number
+    /// of parameters and, position by position, a Swift type that stands for the C type. With
+    /// this, a launch that compiles passes what the kernel reads. A new kernel must be listed.
+    func testTypedKernelsMatchTheirCSignatures() throws {
+        let typed: [(CUDAKernelSource.Kernel, [Set<String>])] = [
+            (CUDAKernels.fill.name, CUDAKernels.fill.parameterCTypes),
+            (CUDAKernels.add.name, CUDAKernels.add.parameterCTypes),
+            (CUDAKernels.scale.name, CUDAKernels.scale.parameterCTypes),
+            (CUDAKernels.axpy.name, CUDAKernels.axpy.parameterCTypes),
+            (CUDAKernels.reluForward.name, CUDAKernels.reluForward.parameterCTypes),
+            (CUDAKernels.reluBackward.name, CUDAKernels.reluBackward.parameterCTypes),
+            (CUDAKernels.multiply.name, CUDAKernels.multiply.parameterCTypes),
+            (CUDAKernels.sumPartials.name, CUDAKernels.sumPartials.parameterCTypes),
+            (CUDAKernels.argmaxRows.name, CUDAKernels.argmaxRows.parameterCTypes),
+            (CUDAKernels.softmaxCrossEntropy.name, CUDAKernels.softmaxCrossEntropy.parameterCTypes),
+            (CUDAKernels.dropoutForward.name, CUDAKernels.dropoutForward.parameterCTypes),
+            (CUDAKernels.fillUniform.name, CUDAKernels.fillUniform.parameterCTypes),
+            (CUDAKernels.fillNormal.name, CUDAKernels.fillNormal.parameterCTypes),
+            (CUDAKernels.sgdPlain.name, CUDAKernels.sgdPlain.parameterCTypes),
+            (CUDAKernels.sgdMomentum.name, CUDAKernels.sgdMomentum.parameterCTypes),
+            (CUDAKernels.rmspropUpdate.name, CUDAKernels.rmspropUpdate.parameterCTypes),
+            (CUDAKernels.adamUpdate.name, CUDAKernels.adamUpdate.parameterCTypes),
+            (CUDAKernels.scaleOrZero.name, CUDAKernels.scaleOrZero.parameterCTypes),
+            (CUDAKernels.randomCropFlip.name, CUDAKernels.randomCropFlip.parameterCTypes),
+            (CUDAKernels.normalizeChannels.name, CUDAKernels.normalizeChannels.parameterCTypes),
+            (CUDAKernels.stridedChannelCopyForward.name, CUDAKernels.stridedChannelCopyForward.parameterCTypes),
+            (CUDAKernels.stridedChannelCopyBackward.name, CUDAKernels.stridedChannelCopyBackward.parameterCTypes),
+            (CUDAKernels.maxPoolForward.name, CUDAKernels.maxPoolForward.parameterCTypes),
+            (CUDAKernels.maxPoolBackward.name, CUDAKernels.maxPoolBackward.parameterCTypes),
+            (CUDAKernels.avgPoolForward.name, CUDAKernels.avgPoolForward.parameterCTypes),
+            (CUDAKernels.avgPoolBackward.name, CUDAKernels.avgPoolBackward.parameterCTypes),
+            (CUDAKernels.globalAvgPoolForward.name, CUDAKernels.globalAvgPoolForward.parameterCTypes),
+            (CUDAKernels.globalAvgPoolBackward.name, CUDAKernels.globalAvgPoolBackward.parameterCTypes),
+            (CUDAKernels.sumToSlot.name, CUDAKernels.sumToSlot.parameterCTypes),
+            (CUDAKernels.countCorrectToSlot.name, CUDAKernels.countCorrectToSlot.parameterCTypes)
+        ]
+        XCTAssertEqual(Set(typed.map(\.0)), Set(CUDAKernelSource.Kernel.allCases), "every kernel has a typed signature")
+        let text = CUDAKernelSource.text
+        for (kernel, swiftTypes) in typed {
+            let head = "__global__ void \(kernel.rawValue)("
+            let start = try XCTUnwrap(text.range(of: head), kernel.rawValue).upperBound
+            let end = try XCTUnwrap(text[start...].firstIndex(of: ")"), kernel.rawValue)
+            // "const float* x" -> "const float*": drop the parameter's name (the source writes `float* x`).
+            let cTypes = text[start..<end].split(separator: ",").map { parameter -> String in
+                var words = parameter.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+                words.removeLast()
+                return words.joined(separator: " ")
+            }
+            XCTAssertEqual(cTypes.count, swiftTypes.count, "\(kernel.rawValue): \(cTypes)")
+            for (i, (c, swift)) in zip(cTypes, swiftTypes).enumerated() {
+                XCTAssertTrue(swift.contains(c), "\(kernel.rawValue) parameter \(i): C \(c), Swift stands for \(swift)")
+            }
+        }
+    }
+
     func testAllocatorBuckets() {
         XCTAssertEqual(CUDAAllocator.bucket(1), 512)
         XCTAssertEqual(CUDAAllocator.bucket(513), 1024)

@@ -232,23 +232,29 @@ final class CUDAMemoryTests: XCTestCase {
         }
     }
 
-    /// Both launch forms compile (never called: launching needs a GPU).
-    private func launchFormsCompile(_ backend: CUDABackend, _ t: Tensor) {
-        backend.launch(.fill_f32, count: t.count, .tensor(t), .int(t.count), .float(Float(0)))
-        backend.launch(.fill_f32, count: t.count, [.tensor(t), .int(t.count), .float(0)])
+    /// The typed launch compiles with the kernel's own argument types (never called: launching
+    /// needs a GPU). `launch(CUDAKernels.fill, count: n, t, Float(0), n)` would not compile.
+    private func typedLaunchCompiles(_ backend: CUDABackend, _ t: Tensor) {
+        backend.launch(CUDAKernels.fill, count: t.count, t, t.count, 0)
+        backend.launch(CUDAKernels.softmaxCrossEntropy, count: 1, t, t, t, nil, 1, 1, 1)
     }
 
-    /// Arguments reach their 8-byte slots as before: a pack of values, an array, and a mix.
-    func testKernelArgumentsFillTheirSlots() {
-        var slots = [UInt64](repeating: .max, count: 4)
+    /// Parameters reach their zeroed 8-byte slots as the C parameters read them.
+    func testKernelParametersFillTheirSlots() {
+        var slots = [UInt64](repeating: 0, count: 5)
         slots.withUnsafeMutableBufferPointer { s in
-            KernelValue(argument: .int32(-2)).store(into: s.baseAddress!)
-            KernelArgumentList(arguments: [.float(1.5), .int(-3), .uint64(9)]).store(into: s.baseAddress! + 1)
+            let base = UnsafeMutableRawPointer(s.baseAddress!), width = MemoryLayout<UInt64>.stride
+            true.store(in: base)
+            Float(1.5).store(in: base + width)
+            (-3).store(in: base + 2 * width)
+            UInt64(9).store(in: base + 3 * width)
+            Optional<Tensor>.none.store(in: base + 4 * width)
         }
-        XCTAssertEqual(slots[0], UInt64(UInt32(bitPattern: -2)), "an Int32 fills the low half of a zeroed slot")
+        XCTAssertEqual(slots[0], 1, "a Bool is an int flag in the low half of a zeroed slot")
         XCTAssertEqual(slots[1], UInt64(Float(1.5).bitPattern))
         XCTAssertEqual(slots[2], UInt64(bitPattern: -3))
         XCTAssertEqual(slots[3], 9)
+        XCTAssertEqual(slots[4], 0, "a missing tensor is a null pointer")
     }
 }
 #endif

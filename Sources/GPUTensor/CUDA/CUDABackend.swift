@@ -187,7 +187,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// Copies through pinned staging memory; returns once `source` may be reused (the copy into
     /// staging is synchronous, the transfer to the device is not).
     public func upload(_ source: UnsafeBufferPointer<Float>, to destination: Tensor) {
-        precondition(source.count == destination.count, "upload of \(source.count) values into \(destination)")
+        ShapeChecks.upload(source.count, to: destination)
         precondition(destination.device == device, "upload into \(destination) on \(device)")
         guard let src = source.baseAddress, source.count > 0 else { return }
         let bytes = source.count * MemoryLayout<Float>.stride
@@ -204,7 +204,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     public func download(_ source: Tensor, into destination: UnsafeMutableBufferPointer<Float>) throws {
-        precondition(destination.count == source.count, "download of \(source) into \(destination.count) values")
+        ShapeChecks.download(source, into: destination.count)
         precondition(source.device == device, "download of \(source) from \(device)")
         try throwSticky()
         guard let dst = destination.baseAddress, source.count > 0 else { return try synchronize() }
@@ -218,7 +218,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     public func copy(_ source: Tensor, to destination: Tensor) {
-        precondition(source.count == destination.count, "copy \(source) to \(destination)")
+        ShapeChecks.copy(source, to: destination)
         guard source.count > 0 else { return }
         recordFailure {
             try queuedCUDART("cudaMemcpyAsync(device to device)") {

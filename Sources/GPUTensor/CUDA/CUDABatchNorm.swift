@@ -7,17 +7,12 @@ import CCuda
 // when it hands running_var to cuDNN), and the saved statistics are the mean and 1/sqrt(var + eps)
 // with the biased variance. CrossDeviceChecks compares all of it with the CPU backend.
 extension CUDABackend {
-    private func checkChannels(_ ts: [Tensor], _ ch: Int, _ what: StaticString) {
-        for t in ts { precondition(t.count == ch, "\(what): \(t) for \(ch) channels") }
-    }
-
     public func batchNormForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
                                          runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
                                          momentum: Float, epsilon: Float) {
-        let (n, ch, h, w) = x.nchw
-        precondition(y.shape == x.shape, "batchNormForwardTraining: y \(y.shape) for x \(x.shape)")
-        checkChannels([gamma, beta, runningMean, runningVar, saveMean, saveInvStd], ch, "batchNormForwardTraining")
-        precondition(n * h * w > 1, "batchNormForwardTraining needs more than one value per channel, x \(x.shape)")
+        ShapeChecks.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                             runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd)
+        let ch = x.nchw.c
         recordFailure {
             let xd = try descriptor(x), pd = try biasDescriptor(ch)
             var one: Float = 1, zero: Float = 0
@@ -33,9 +28,9 @@ extension CUDABackend {
 
     public func batchNormForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
                                           runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
+        ShapeChecks.batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                              runningVar: runningVar)
         let ch = x.nchw.c
-        precondition(y.shape == x.shape, "batchNormForwardInference: y \(y.shape) for x \(x.shape)")
-        checkChannels([gamma, beta, runningMean, runningVar], ch, "batchNormForwardInference")
         recordFailure {
             let xd = try descriptor(x), pd = try biasDescriptor(ch)
             var one: Float = 1, zero: Float = 0
@@ -52,10 +47,9 @@ extension CUDABackend {
     public func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor,
                                   saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
                                   mode: GradMode, epsilon: Float) {
+        ShapeChecks.batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
+                                      gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
         let ch = x.nchw.c
-        precondition(dy.shape == x.shape && dx.shape == x.shape,
-                     "batchNormBackward: dy \(dy.shape), dx \(dx.shape) for x \(x.shape)")
-        checkChannels([gamma, saveMean, saveInvStd, gradGamma, gradBeta], ch, "batchNormBackward")
         recordFailure {
             let xd = try descriptor(x), pd = try biasDescriptor(ch)
             var one: Float = 1, zero: Float = 0, paramBeta: Float = mode == .accumulate ? 1 : 0

@@ -202,11 +202,6 @@ final class ConvolutionPlan {
 }
 
 extension CUDABackend {
-    private func checkShapes(_ g: ConvGeometry, x: Tensor, w: Tensor, y: Tensor) {
-        precondition(x.shape == g.inputShape && w.shape == g.weightShape && y.shape == g.outputShape,
-                     "\(g): x \(x.shape), w \(w.shape), y \(y.shape)")
-    }
-
     /// The plan for `g` (descriptors made the first time the shape is seen; algorithms measured
     /// per direction on first use).
     func plan(_ g: ConvGeometry) throws -> ConvolutionPlan {
@@ -234,8 +229,7 @@ extension CUDABackend {
     }
 
     public func conv2dForward(_ g: ConvGeometry, input x: Tensor, weight w: Tensor, bias: Tensor?, output y: Tensor) {
-        checkShapes(g, x: x, w: w, y: y)
-        if let bias { precondition(bias.count == g.outChannels, "\(g): bias \(bias.shape)") }
+        ShapeChecks.conv2d(g, input: x, weight: w, output: y, bias: bias, "conv2dForward")
         recordFailure {
             let p = try plan(g)
             let a = try p.algorithm(.forward)
@@ -251,7 +245,7 @@ extension CUDABackend {
     }
 
     public func conv2dBackwardData(_ g: ConvGeometry, gradOutput dy: Tensor, weight w: Tensor, gradInput dx: Tensor) {
-        checkShapes(g, x: dx, w: w, y: dy)
+        ShapeChecks.conv2d(g, input: dx, weight: w, output: dy, "conv2dBackwardData")
         recordFailure {
             let p = try plan(g)
             let a = try p.algorithm(.backwardData)
@@ -267,7 +261,7 @@ extension CUDABackend {
 
     public func conv2dBackwardFilter(_ g: ConvGeometry, input x: Tensor, gradOutput dy: Tensor,
                                      gradWeight dw: Tensor, mode: GradMode) {
-        checkShapes(g, x: x, w: dw, y: dy)
+        ShapeChecks.conv2d(g, input: x, weight: dw, output: dy, "conv2dBackwardFilter")
         recordFailure {
             let p = try plan(g)
             let a = try p.algorithm(.backwardFilter)
@@ -283,8 +277,8 @@ extension CUDABackend {
 
     /// `y[n, c, ...] += bias[c]` (cudnnAddTensor broadcasts the (1, C, 1, 1) bias).
     public func addBias(_ y: Tensor, bias: Tensor) {
+        ShapeChecks.bias(y, bias: bias, "addBias")
         let c = y.nchw.c
-        precondition(bias.count == c, "addBias: bias \(bias.shape) for \(y.shape)")
         recordFailure {
             let yd = try descriptor(y), bd = try biasDescriptor(c)
             var alpha: Float = 1, beta: Float = 1
@@ -296,8 +290,8 @@ extension CUDABackend {
 
     /// `db (+)= sum of dy over N, H, W` (cudnnConvolutionBackwardBias).
     public func biasBackward(gradOutput dy: Tensor, gradBias db: Tensor, mode: GradMode) {
+        ShapeChecks.bias(dy, bias: db, "biasBackward")
         let c = dy.nchw.c
-        precondition(db.count == c, "biasBackward: bias \(db.shape) for \(dy.shape)")
         recordFailure {
             let yd = try descriptor(dy), bd = try biasDescriptor(c)
             var alpha: Float = 1, beta: Float = mode == .accumulate ? 1 : 0

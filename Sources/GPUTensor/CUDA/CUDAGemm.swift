@@ -1,6 +1,26 @@
 #if CUDA
 import CCuda
 
+// MARK: Kernels (NVRTC source, part of `CUDAKernelSource.text`) and their typed signatures
+
+extension CUDAKernelSource {
+    /// The k = 0 case of gemm.
+    static let gemm = #"""
+// ---- Gemm helper ------------------------------------------------------------------------------
+// out = beta == 0 ? 0 : beta * out (gemm with k = 0).
+extern "C" __global__ void scale_or_zero_f32(float* x, i64 n, float beta) {
+    GRID_STRIDE(i, n) x[i] = beta == 0.0f ? 0.0f : beta * x[i];
+}
+"""#
+}
+
+extension CUDAKernels {
+    /// `scale_or_zero_f32(float* x, i64 n, float beta)`
+    static let scaleOrZero = CUDAKernel<Tensor, Int, Float>(.scale_or_zero_f32)
+}
+
+// MARK: Launchers
+
 extension CUDABackend {
     /// Row-major `c = alpha * op(a) * op(b) + beta * c` through column-major cuBLAS: a row-major
     /// (m, n) matrix is a column-major (n, m) one, so we ask for `c^T = op(b)^T * op(a)^T`,
@@ -8,13 +28,10 @@ extension CUDABackend {
     /// TF32 tensor cores unless `strictFP32` (cublasSetMathMode, set by the backend).
     public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                      alpha: Float, a: Tensor, b: Tensor, beta: Float, c: Tensor) {
-        precondition(m >= 0 && n >= 0 && k >= 0, "gemm with negative size \(m)x\(n)x\(k)")
-        precondition(a.count == m * k, "gemm: a \(a.shape) is not \(transposeA ? "(k, m)" : "(m, k)") = \(m), \(k)")
-        precondition(b.count == k * n, "gemm: b \(b.shape) is not \(transposeB ? "(n, k)" : "(k, n)") = \(k), \(n)")
-        precondition(c.count == m * n, "gemm: c \(c.shape) is not (m, n) = (\(m), \(n))")
+        ShapeChecks.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, b: b, c: c)
         guard m > 0 && n > 0 else { return }
         guard k > 0 else {
-            launch(.scale_or_zero_f32, count: m * n, .tensor(c), .int(m * n), .float(beta))
+            launch(CUDAKernels.scaleOrZero, count: m * n, c, m * n, beta)
             return
         }
         var alpha = alpha, beta = beta

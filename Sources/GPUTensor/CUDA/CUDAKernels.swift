@@ -64,66 +64,85 @@ public enum CUDAKernelCompiler {
     }
 }
 
-/// A kernel argument, stored in an 8-byte slot for `cudaLaunchKernel`.
-enum KernelArgument {
-    case pointer(UnsafeMutableRawPointer?)
-    case int(Int)
-    case uint64(UInt64)
-    case int32(Int32)
-    case float(Float)
+/// A Swift value a kernel parameter takes, written into its zeroed 8-byte slot of
+/// `cudaLaunchKernel` as the C parameter reads it: `Tensor` (or nil) for `float*`, `Int` for
+/// `i64`, `Float` for `float`, `UInt64` for `u64`, `Bool` for an `int` flag, a raw device pointer
+/// for scratch (`DeviceScratch`, `double*`).
+protocol KernelParameter {
+    /// The C parameter types this Swift type stands for (checked against the source by a test).
+    static var cTypes: Set<String> { get }
+    func store(in slot: UnsafeMutableRawPointer)
+}
 
-    static func tensor(_ t: Tensor) -> KernelArgument { .pointer(t.rawAddress) }
-    static func tensor(_ t: Tensor?) -> KernelArgument { .pointer(t?.rawAddress) }
-
-    /// Writes the value into its zeroed 8-byte slot.
+extension Tensor: KernelParameter {
+    static var cTypes: Set<String> { ["float*", "const float*"] }
     @inline(__always)
-    func store(in slot: UnsafeMutableRawPointer) {
-        slot.storeBytes(of: 0, as: UInt64.self)
-        switch self {
-        case .pointer(let p): slot.storeBytes(of: p, as: UnsafeMutableRawPointer?.self)
-        case .int(let v): slot.storeBytes(of: Int64(v), as: Int64.self)
-        case .uint64(let v): slot.storeBytes(of: v, as: UInt64.self)
-        case .int32(let v): slot.storeBytes(of: v, as: Int32.self)
-        case .float(let v): slot.storeBytes(of: v, as: Float.self)
-        }
+    func store(in slot: UnsafeMutableRawPointer) { slot.storeBytes(of: rawAddress, as: UnsafeMutableRawPointer?.self) }
+}
+
+extension Optional: KernelParameter where Wrapped == Tensor {
+    static var cTypes: Set<String> { ["float*", "const float*"] }
+    @inline(__always)
+    func store(in slot: UnsafeMutableRawPointer) { slot.storeBytes(of: self?.rawAddress, as: UnsafeMutableRawPointer?.self) }
+}
+
+/// Device memory that is not a tensor (the double partials of `sum_partials`, from the workspace).
+struct DeviceScratch: KernelParameter {
+    let address: UnsafeMutableRawPointer?
+    static var cTypes: Set<String> { ["double*"] }
+    @inline(__always)
+    func store(in slot: UnsafeMutableRawPointer) { slot.storeBytes(of: address, as: UnsafeMutableRawPointer?.self) }
+}
+
+extension Int: KernelParameter {
+    static var cTypes: Set<String> { ["i64"] }
+    @inline(__always)
+    func store(in slot: UnsafeMutableRawPointer) { slot.storeBytes(of: Int64(self), as: Int64.self) }
+}
+
+extension UInt64: KernelParameter {
+    static var cTypes: Set<String> { ["u64"] }
+    @inline(__always)
+    func store(in slot: UnsafeMutableRawPointer) { slot.storeBytes(of: self, as: UInt64.self) }
+}
+
+extension Float: KernelParameter {
+    static var cTypes: Set<String> { ["float"] }
+    @inline(__always)
+    func store(in slot: UnsafeMutableRawPointer) { slot.storeBytes(of: self, as: Float.self) }
+}
+
+extension Bool: KernelParameter {
+    static var cTypes: Set<String> { ["int"] }
+    @inline(__always)
+    func store(in slot: UnsafeMutableRawPointer) { slot.storeBytes(of: Int32(self ? 1 : 0), as: Int32.self) }
+}
+
+/// One NVRTC kernel with its parameter list as Swift types, in the order of its C signature, so
+/// that `launch` only compiles with arguments of those types in that order. Declared next to the
+/// kernel's C source and its launcher (e.g. `CUDAKernels.add` in CUDAElementwise.swift):
+///
+/// ```
+/// // extern "C" __global__ void add_f32(const float* a, const float* b, float* out, i64 n)
+/// static let add = CUDAKernel<Tensor, Tensor, Tensor, Int>(.add_f32)
+/// ...
+/// launch(CUDAKernels.add, count: n, a, b, out, n)
+/// ```
+struct CUDAKernel<each Parameter: KernelParameter>: Sendable {
+    let name: CUDAKernelSource.Kernel
+    init(_ name: CUDAKernelSource.Kernel) { self.name = name }
+
+    /// Per parameter, the C types its Swift type stands for (for the test that compares every
+    /// typed kernel with its C signature).
+    var parameterCTypes: [Set<String>] {
+        var out: [Set<String>] = []
+        for type in repeat (each Parameter).self { out.append(type.cTypes) }
+        return out
     }
 }
 
-/// What `launch` takes as arguments: single values (`KernelValue`, written `.tensor(x)`,
-/// `.int(n)`, ...) or a group of them (`KernelArgumentList`, the pooling geometry). Launching
-/// with a parameter pack of these allocates nothing.
-protocol KernelArguments {
-    var argumentCount: Int { get }
-    func store(into slots: UnsafeMutablePointer<UInt64>)
-}
-
-/// One argument of a parameter-pack launch.
-struct KernelValue: KernelArguments {
-    let argument: KernelArgument
-    var argumentCount: Int { 1 }
-    @inline(__always)
-    func store(into slots: UnsafeMutablePointer<UInt64>) { argument.store(in: UnsafeMutableRawPointer(slots)) }
-}
-
-extension KernelArguments where Self == KernelValue {
-    // So that `launch(k, count: n, .tensor(x), .int(n))` reads like `KernelArgument`'s cases.
-    static func pointer(_ p: UnsafeMutableRawPointer?) -> KernelValue { KernelValue(argument: .pointer(p)) }
-    static func int(_ v: Int) -> KernelValue { KernelValue(argument: .int(v)) }
-    static func uint64(_ v: UInt64) -> KernelValue { KernelValue(argument: .uint64(v)) }
-    static func int32(_ v: Int32) -> KernelValue { KernelValue(argument: .int32(v)) }
-    static func float(_ v: Float) -> KernelValue { KernelValue(argument: .float(v)) }
-    static func tensor(_ t: Tensor) -> KernelValue { KernelValue(argument: .pointer(t.rawAddress)) }
-    static func tensor(_ t: Tensor?) -> KernelValue { KernelValue(argument: .pointer(t?.rawAddress)) }
-}
-
-/// An array of arguments as one element of a launch's pack.
-struct KernelArgumentList: KernelArguments {
-    let arguments: [KernelArgument]
-    var argumentCount: Int { arguments.count }
-    func store(into slots: UnsafeMutablePointer<UInt64>) {
-        for (i, a) in arguments.enumerated() { a.store(in: UnsafeMutableRawPointer(slots + i)) }
-    }
-}
+/// The typed kernels, declared in the files of their launchers.
+enum CUDAKernels {}
 
 extension CUDAKernelSource.Kernel {
     /// The case's position in `allCases` (its declaration order), without building `allCases`:
@@ -177,36 +196,29 @@ extension CUDABackend {
 
     /// Queues `kernel` over `count` elements on the backend's stream; a failure becomes the
     /// sticky error reported by the next `synchronize` or `download`. The arguments go into
-    /// slots on the stack: no per-launch allocation (unless an array is passed), and the
-    /// call's name is formatted only if it fails.
+    /// slots on the stack: no per-launch allocation, and the call's name is formatted only if
+    /// it fails. Their types are the kernel's (`CUDAKernel`), checked by the compiler.
     ///
     /// ```
-    /// launch(.add_f32, count: n, .tensor(a), .tensor(b), .tensor(out), .int(n))
+    /// launch(CUDAKernels.add, count: n, a, b, out, n)
     /// ```
-    /// (In the pack form a bare literal does not infer: write `.float(Float(0))`, `.int32(Int32(1))`.)
-    /// The same with the arguments in an array (`[.tensor(x), .int(n)]`), for lists built in
-    /// pieces; the array is an allocation per launch, so hot kernels use the pack form.
-    func launch(_ kernel: CUDAKernelSource.Kernel, count: Int, blocks: Int? = nil, _ arguments: [KernelArgument]) {
-        launch(kernel, count: count, blocks: blocks, KernelArgumentList(arguments: arguments))
-    }
-
-    func launch<each A: KernelArguments>(_ kernel: CUDAKernelSource.Kernel, count: Int, blocks: Int? = nil,
-                                         _ arguments: repeat each A) {
+    func launch<each P: KernelParameter>(_ kernel: CUDAKernel<repeat each P>, count: Int, blocks: Int? = nil,
+                                         _ arguments: repeat each P) {
         guard count > 0 else { return }
         let grid = blocks ?? self.blocks(count)
         withUnsafeTemporaryAllocation(of: UInt64.self, capacity: Self.maxKernelArguments) { slots in
             withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: Self.maxKernelArguments) { pointers in
                 var n = 0
                 for argument in repeat each arguments {
-                    let k = argument.argumentCount
-                    precondition(n + k <= Self.maxKernelArguments, "\(kernel.rawValue): more than \(Self.maxKernelArguments) arguments")
-                    argument.store(into: slots.baseAddress! + n)
-                    n += k
+                    precondition(n < Self.maxKernelArguments, "\(kernel.name.rawValue): more than \(Self.maxKernelArguments) arguments")
+                    slots[n] = 0
+                    argument.store(in: UnsafeMutableRawPointer(slots.baseAddress! + n))
+                    n += 1
                 }
                 for i in 0..<n { pointers[i] = UnsafeMutableRawPointer(slots.baseAddress! + i) }
-                let function = UnsafeRawPointer(kernels[kernel])
+                let function = UnsafeRawPointer(kernels[kernel.name])
                 recordFailure {
-                    try queuedCUDART("cudaLaunchKernel(\(kernel.rawValue))") {
+                    try queuedCUDART("cudaLaunchKernel(\(kernel.name.rawValue))") {
                         cudaLaunchKernel(function, dim3(x: UInt32(grid), y: 1, z: 1),
                                          dim3(x: UInt32(Self.blockSize), y: 1, z: 1),
                                          pointers.baseAddress, 0, stream)

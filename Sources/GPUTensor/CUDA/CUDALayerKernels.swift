@@ -1,111 +1,241 @@
 #if CUDA
 import CCuda
 
-// Pooling, augmentation and the option-A shortcut: launchers for the NVRTC kernels (own kernels
+// MARK: Kernels (NVRTC source, part of `CUDAKernelSource.text`) and their typed signatures
+
+extension CUDAKernelSource {
+    /// Augmentation, the strided channel copy (shortcut) and pooling.
+    static let layers = #"""
+// ---- Augmentation and strided channel copy (x, y: (N, C, H, W)) ------------------------------
+// Crop offsets with the integer form of floor(u * (2p+1)): ((bits >> 8) * (2p+1)) >> 24.
+extern "C" __global__ void random_crop_flip(const float* x, float* y, i64 n, i64 c, i64 h, i64 w, i64 padding,
+                                            int allowFlip, u64 seed, u64 counter) {
+    GRID_STRIDE(e, n * c * h * w) {
+        i64 j = e % w, i = (e / w) % h, image = e / (c * h * w);
+        u64 span = (u64)(2 * padding + 1);
+        i64 oy = (i64)((((u64)(philoxBits(seed, counter, 3 * image) >> 8)) * span) >> 24) - padding;
+        i64 ox = (i64)((((u64)(philoxBits(seed, counter, 3 * image + 1) >> 8)) * span) >> 24) - padding;
+        bool flip = allowFlip && unitFloat(philoxBits(seed, counter, 3 * image + 2)) < 0.5f;
+        i64 si = i + oy, sj = (flip ? w - 1 - j : j) + ox;
+        y[e] = (si >= 0 && si < h && sj >= 0 && sj < w) ? x[e - j - i * w + si * w + sj] : 0.0f;
+    }
+}
+
+// meanStd: C means then C standard deviations.
+extern "C" __global__ void normalize_channels(const float* x, float* y, const float* meanStd, i64 total, i64 c,
+                                              i64 hw) {
+    GRID_STRIDE(e, total) {
+        i64 ch = (e / hw) % c;
+        y[e] = (x[e] - meanStd[ch]) / meanStd[c + ch];
+    }
+}
+
+// The strided channel copy (ShortcutKernels): y (N, Cout, OH, OW) from x (N, Cin, H, W) at channels
+// offset ..< offset + Cin, every stride-th row and column; zero elsewhere.
+extern "C" __global__ void strided_channel_copy_forward(const float* x, float* y, i64 n, i64 cin, i64 h, i64 w, i64 cout,
+                                            i64 oh, i64 ow, i64 stride, i64 offset) {
+    GRID_STRIDE(e, n * cout * oh * ow) {
+        i64 j = e % ow, i = (e / ow) % oh, co = (e / (ow * oh)) % cout, image = e / (ow * oh * cout);
+        i64 ci = co - offset;
+        y[e] = (ci >= 0 && ci < cin) ? x[((image * cin + ci) * h + i * stride) * w + j * stride] : 0.0f;
+    }
+}
+
+// Its adjoint: dx (N, Cin, H, W) from dy (N, Cout, OH, OW).
+extern "C" __global__ void strided_channel_copy_backward(const float* dy, float* dx, i64 n, i64 cin, i64 h, i64 w, i64 cout,
+                                             i64 oh, i64 ow, i64 stride, i64 offset) {
+    GRID_STRIDE(e, n * cin * h * w) {
+        i64 j = e % w, i = (e / w) % h, ci = (e / (w * h)) % cin, image = e / (w * h * cin);
+        bool hit = i % stride == 0 && j % stride == 0;
+        dx[e] = hit ? dy[((image * cout + ci + offset) * oh + i / stride) * ow + j / stride] : 0.0f;
+    }
+}
+
+// ---- Pooling (x (N, C, H, W), y (N, C, OH, OW); planes = N*C) -----------------------------------
+// The first maximum of window (oi, oj) in row-major order; NaN wins, as on the CPU.
+__device__ __forceinline__ i64 window_argmax(const float* plane, i64 h, i64 w, i64 oi, i64 oj, i64 k, i64 s,
+                                             i64 pad, float* bestOut) {
+    i64 r0 = max(oi * s - pad, 0ll), r1 = min(oi * s - pad + k, h);
+    i64 c0 = max(oj * s - pad, 0ll), c1 = min(oj * s - pad + k, w);
+    float best = -__int_as_float(0x7f800000);
+    i64 at = r0 * w + c0;
+    for (i64 r = r0; r < r1; ++r)
+        for (i64 c = c0; c < c1; ++c) {
+            float v = plane[r * w + c];
+            if (v > best || (v != v && best == best)) { best = v; at = r * w + c; }
+        }
+    *bestOut = best;
+    return at;
+}
+
+extern "C" __global__ void maxpool_forward(const float* x, float* y, i64 planes, i64 h, i64 w, i64 oh, i64 ow,
+                                           i64 k, i64 s, i64 pad) {
+    GRID_STRIDE(e, planes * oh * ow) {
+        i64 oj = e % ow, oi = (e / ow) % oh, plane = e / (oh * ow);
+        float best;
+        window_argmax(x + plane * h * w, h, w, oi, oj, k, s, pad, &best);
+        y[e] = best;
+    }
+}
+
+// Gather form (no atomics, deterministic): dx[r, c] sums dy over the windows whose first maximum is (r, c).
+extern "C" __global__ void maxpool_backward(const float* x, const float* dy, float* dx, i64 planes, i64 h, i64 w,
+                                            i64 oh, i64 ow, i64 k, i64 s, i64 pad) {
+    GRID_STRIDE(e, planes * h * w) {
+        i64 c = e % w, r = (e / w) % h, plane = e / (h * w);
+        const float* xp = x + plane * h * w;
+        // Windows oi with oi*s - pad <= r < oi*s - pad + k.
+        i64 oi0 = max((r + pad - k + s) / s, 0ll), oi1 = min((r + pad) / s, oh - 1);
+        i64 oj0 = max((c + pad - k + s) / s, 0ll), oj1 = min((c + pad) / s, ow - 1);
+        if (r + pad - k + 1 < 0) oi0 = 0;
+        if (c + pad - k + 1 < 0) oj0 = 0;
+        float acc = 0.0f;
+        for (i64 oi = oi0; oi <= oi1; ++oi)
+            for (i64 oj = oj0; oj <= oj1; ++oj) {
+                float best;
+                if (window_argmax(xp, h, w, oi, oj, k, s, pad, &best) == r * w + c)
+                    acc += dy[(plane * oh + oi) * ow + oj];
+            }
+        dx[e] = acc;
+    }
+}
+
+// Zero padding counted in the divisor (count_include_pad): window^2.
+extern "C" __global__ void avgpool_forward(const float* x, float* y, i64 planes, i64 h, i64 w, i64 oh, i64 ow,
+                                           i64 k, i64 s, i64 pad, float inv) {
+    GRID_STRIDE(e, planes * oh * ow) {
+        i64 oj = e % ow, oi = (e / ow) % oh, plane = e / (oh * ow);
+        const float* xp = x + plane * h * w;
+        i64 r0 = max(oi * s - pad, 0ll), r1 = min(oi * s - pad + k, h);
+        i64 c0 = max(oj * s - pad, 0ll), c1 = min(oj * s - pad + k, w);
+        float acc = 0.0f;
+        for (i64 r = r0; r < r1; ++r) for (i64 c = c0; c < c1; ++c) acc += xp[r * w + c];
+        y[e] = acc * inv;
+    }
+}
+
+extern "C" __global__ void avgpool_backward(const float* dy, float* dx, i64 planes, i64 h, i64 w, i64 oh, i64 ow,
+                                            i64 k, i64 s, i64 pad, float inv) {
+    GRID_STRIDE(e, planes * h * w) {
+        i64 c = e % w, r = (e / w) % h, plane = e / (h * w);
+        i64 oi0 = (r + pad - k + 1 <= 0) ? 0 : (r + pad - k + s) / s, oi1 = min((r + pad) / s, oh - 1);
+        i64 oj0 = (c + pad - k + 1 <= 0) ? 0 : (c + pad - k + s) / s, oj1 = min((c + pad) / s, ow - 1);
+        float acc = 0.0f;
+        for (i64 oi = oi0; oi <= oi1; ++oi)
+            for (i64 oj = oj0; oj <= oj1; ++oj) acc += dy[(plane * oh + oi) * ow + oj];
+        dx[e] = acc * inv;
+    }
+}
+
+// x (planes, HW) -> y (planes): the mean of each plane, accumulated in double.
+extern "C" __global__ void global_avgpool_forward(const float* x, float* y, i64 planes, i64 hw) {
+    GRID_STRIDE(p, planes) {
+        double acc = 0.0;
+        for (i64 k = 0; k < hw; ++k) acc += (double)x[p * hw + k];
+        y[p] = (float)(acc / (double)hw);
+    }
+}
+
+extern "C" __global__ void global_avgpool_backward(const float* dy, float* dx, i64 planes, i64 hw, float inv) {
+    GRID_STRIDE(e, planes * hw) dx[e] = dy[e / hw] * inv;
+}
+"""#
+}
+
+extension CUDAKernels {
+    /// `random_crop_flip(const float* x, float* y, i64 n, i64 c, i64 h, i64 w, i64 padding, int allowFlip, u64 seed, u64 counter)`
+    static let randomCropFlip = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Bool, UInt64, UInt64>(.random_crop_flip)
+    /// `normalize_channels(const float* x, float* y, const float* meanStd, i64 total, i64 c, i64 hw)`
+    static let normalizeChannels = CUDAKernel<Tensor, Tensor, Tensor, Int, Int, Int>(.normalize_channels)
+    /// `strided_channel_copy_forward(const float* x, float* y, i64 n, i64 cin, i64 h, i64 w, i64 cout, i64 oh, i64 ow, i64 stride, i64 offset)`
+    static let stridedChannelCopyForward = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.strided_channel_copy_forward)
+    /// `strided_channel_copy_backward(const float* dy, float* dx, i64 n, i64 cin, i64 h, i64 w, i64 cout, i64 oh, i64 ow, i64 stride, i64 offset)`
+    static let stridedChannelCopyBackward = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.strided_channel_copy_backward)
+    /// `maxpool_forward(const float* x, float* y, i64 planes, i64 h, i64 w, i64 oh, i64 ow, i64 k, i64 s, i64 pad)`
+    static let maxPoolForward = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int>(.maxpool_forward)
+    /// `maxpool_backward(const float* x, const float* dy, float* dx, i64 planes, i64 h, i64 w, i64 oh, i64 ow, i64 k, i64 s, i64 pad)`
+    static let maxPoolBackward = CUDAKernel<Tensor, Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int>(.maxpool_backward)
+    /// `avgpool_forward(const float* x, float* y, i64 planes, i64 h, i64 w, i64 oh, i64 ow, i64 k, i64 s, i64 pad, float inv)`
+    static let avgPoolForward = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Float>(.avgpool_forward)
+    /// `avgpool_backward(const float* dy, float* dx, i64 planes, i64 h, i64 w, i64 oh, i64 ow, i64 k, i64 s, i64 pad, float inv)`
+    static let avgPoolBackward = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Float>(.avgpool_backward)
+    /// `global_avgpool_forward(const float* x, float* y, i64 planes, i64 hw)`
+    static let globalAvgPoolForward = CUDAKernel<Tensor, Tensor, Int, Int>(.global_avgpool_forward)
+    /// `global_avgpool_backward(const float* dy, float* dx, i64 planes, i64 hw, float inv)`
+    static let globalAvgPoolBackward = CUDAKernel<Tensor, Tensor, Int, Int, Float>(.global_avgpool_backward)
+}
+
+// MARK: Launchers
+
+// Pooling, augmentation and the strided channel copy (the option-A shortcut): launchers for the NVRTC kernels (own kernels
 // rather than cuDNN pooling, so max-pool ties route to the first maximum exactly as on the CPU).
 extension CUDABackend {
-    private func checkPool(_ g: PoolGeometry, input x: Tensor, output y: Tensor, _ what: StaticString) {
-        precondition(x.shape == g.inputShape && y.shape == g.outputShape,
-                     "\(what): x \(x.shape), y \(y.shape) for pool \(g.inputShape) -> \(g.outputShape)")
-    }
-
-    /// The pooling kernels' shared geometry arguments, as slots without an array.
-    private struct PoolArguments: KernelArguments {
-        let g: PoolGeometry
-        var argumentCount: Int { 8 }
-        func store(into slots: UnsafeMutablePointer<UInt64>) {
-            func put(_ i: Int, _ v: Int) { KernelArgument.int(v).store(in: UnsafeMutableRawPointer(slots + i)) }
-            put(0, g.batch * g.channels); put(1, g.height); put(2, g.width); put(3, g.outHeight)
-            put(4, g.outWidth); put(5, g.window); put(6, g.stride); put(7, g.padding)
-        }
-    }
-
-    private func poolArguments(_ g: PoolGeometry) -> PoolArguments { PoolArguments(g: g) }
-
     public func maxPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
-        checkPool(g, input: x, output: y, "maxPoolForward")
-        launch(.maxpool_forward, count: y.count, .tensor(x), .tensor(y), poolArguments(g))
+        ShapeChecks.pool(g, input: x, output: y, "maxPoolForward")
+        launch(CUDAKernels.maxPoolForward, count: y.count,
+               x, y, g.batch * g.channels, g.height, g.width, g.outHeight, g.outWidth, g.window, g.stride, g.padding)
     }
 
     public func maxPoolBackward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gradInput dx: Tensor) {
-        checkPool(g, input: x, output: y, "maxPoolBackward")
-        checkPool(g, input: dx, output: dy, "maxPoolBackward")
-        launch(.maxpool_backward, count: dx.count, .tensor(x), .tensor(dy), .tensor(dx), poolArguments(g))
+        ShapeChecks.pool(g, input: x, output: y, "maxPoolBackward")
+        ShapeChecks.pool(g, input: dx, output: dy, "maxPoolBackward")
+        launch(CUDAKernels.maxPoolBackward, count: dx.count,
+               x, dy, dx, g.batch * g.channels, g.height, g.width, g.outHeight, g.outWidth, g.window, g.stride, g.padding)
     }
 
     public func avgPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
-        checkPool(g, input: x, output: y, "avgPoolForward")
-        launch(.avgpool_forward, count: y.count,
-               .tensor(x), .tensor(y), poolArguments(g), .float(1 / Float(g.window * g.window)))
+        ShapeChecks.pool(g, input: x, output: y, "avgPoolForward")
+        launch(CUDAKernels.avgPoolForward, count: y.count,
+               x, y, g.batch * g.channels, g.height, g.width, g.outHeight, g.outWidth, g.window, g.stride, g.padding,
+               1 / Float(g.window * g.window))
     }
 
     public func avgPoolBackward(_ g: PoolGeometry, gradOutput dy: Tensor, gradInput dx: Tensor) {
-        checkPool(g, input: dx, output: dy, "avgPoolBackward")
-        launch(.avgpool_backward, count: dx.count,
-               .tensor(dy), .tensor(dx), poolArguments(g), .float(1 / Float(g.window * g.window)))
+        ShapeChecks.pool(g, input: dx, output: dy, "avgPoolBackward")
+        launch(CUDAKernels.avgPoolBackward, count: dx.count,
+               dy, dx, g.batch * g.channels, g.height, g.width, g.outHeight, g.outWidth, g.window, g.stride, g.padding,
+               1 / Float(g.window * g.window))
     }
 
     public func globalAvgPoolForward(input x: Tensor, output y: Tensor) {
-        precondition(x.rank == 4, "globalAvgPoolForward: x \(x.shape) must be (N, C, H, W)")
+        ShapeChecks.globalAvgPool(input: x, output: y, "globalAvgPoolForward")
         let (n, c, h, w) = x.nchw
-        precondition(y.count == n * c, "globalAvgPoolForward: y \(y.shape) for x \(x.shape)")
-        launch(.global_avgpool_forward, count: n * c, .tensor(x), .tensor(y), .int(n * c), .int(h * w))
+        launch(CUDAKernels.globalAvgPoolForward, count: n * c, x, y, n * c, h * w)
     }
 
     public func globalAvgPoolBackward(gradOutput dy: Tensor, gradInput dx: Tensor) {
-        precondition(dx.rank == 4, "globalAvgPoolBackward: dx \(dx.shape) must be (N, C, H, W)")
+        ShapeChecks.globalAvgPool(input: dx, output: dy, "globalAvgPoolBackward")
         let (n, c, h, w) = dx.nchw
-        precondition(dy.count == n * c, "globalAvgPoolBackward: dy \(dy.shape) for dx \(dx.shape)")
-        launch(.global_avgpool_backward, count: dx.count,
-               .tensor(dy), .tensor(dx), .int(n * c), .int(h * w), .float(1 / Float(h * w)))
+        launch(CUDAKernels.globalAvgPoolBackward, count: dx.count, dy, dx, n * c, h * w, 1 / Float(h * w))
     }
 
     public func randomCropFlip(_ x: Tensor, output y: Tensor, padding: Int, allowFlip: Bool, seed: UInt64, counter: UInt64) {
-        precondition(x.rank == 4 && x.shape == y.shape, "randomCropFlip \(x) -> \(y)")
-        precondition(padding >= 0, "randomCropFlip: padding \(padding)")
-        precondition(x.storage !== y.storage || x.offset + x.count <= y.offset || y.offset + y.count <= x.offset,
-                     "randomCropFlip: input and output overlap")
+        ShapeChecks.randomCropFlip(x, output: y, padding: padding)
         let (n, c, h, w) = x.nchw
-        launch(.random_crop_flip, count: x.count,
-               .tensor(x), .tensor(y), .int(n), .int(c), .int(h), .int(w), .int(padding), .int32(Int32(allowFlip ? 1 : 0)),
-                .uint64(seed), .uint64(counter))
+        launch(CUDAKernels.randomCropFlip, count: x.count, x, y, n, c, h, w, padding, allowFlip, seed, counter)
     }
 
     public func normalizeChannels(_ x: Tensor, output y: Tensor, mean: [Float], std: [Float]) {
-        precondition(x.rank == 4 || x.rank == 2, "normalizeChannels: x \(x.shape) must be (N, C, H, W) or (N, C)")
+        ShapeChecks.normalizeChannels(x, output: y, mean: mean, std: std)
         let (_, ch, h, w) = x.nchw
-        precondition(y.count == x.count && mean.count == ch && std.count == ch,
-                     "normalizeChannels \(x) -> \(y) with \(mean.count) means, \(std.count) stds")
         recordFailure {
             let meanStd = try scratch(mean + std)   // freed (recycled) after the queued kernel, stream order
-            launch(.normalize_channels, count: x.count,
-                   .tensor(x), .tensor(y), .tensor(meanStd), .int(x.count), .int(ch), .int(h * w))
+            launch(CUDAKernels.normalizeChannels, count: x.count, x, y, meanStd, x.count, ch, h * w)
         }
     }
 
-    private static func shortcutSize(_ size: Int, _ stride: Int) -> Int { (size + stride - 1) / stride }
-
-    private func checkShortcut(_ x: Tensor, _ y: Tensor, _ stride: Int, _ channelOffset: Int, _ what: StaticString) {
-        precondition(stride >= 1 && x.rank == 4 && y.rank == 4 && x.shape[0] == y.shape[0]
-                     && channelOffset >= 0 && channelOffset + x.shape[1] <= y.shape[1]
-                     && y.shape[2] == Self.shortcutSize(x.shape[2], stride) && y.shape[3] == Self.shortcutSize(x.shape[3], stride),
-                     "\(what): x \(x.shape) -> y \(y.shape) with stride \(stride), channel offset \(channelOffset)")
-    }
-
     public func shortcutPadForward(_ x: Tensor, output y: Tensor, stride: Int, channelOffset: Int) {
-        checkShortcut(x, y, stride, channelOffset, "shortcutPadForward")
+        ShapeChecks.shortcutPad(x, y, stride: stride, channelOffset: channelOffset, "shortcutPadForward")
         let (_, cin, h, w) = x.nchw, (n, cout, oh, ow) = y.nchw
-        launch(.shortcut_forward, count: y.count,
-               .tensor(x), .tensor(y), .int(n), .int(cin), .int(h), .int(w), .int(cout), .int(oh), .int(ow),
-                .int(stride), .int(channelOffset))
+        launch(CUDAKernels.stridedChannelCopyForward, count: y.count,
+               x, y, n, cin, h, w, cout, oh, ow, stride, channelOffset)
     }
 
     public func shortcutPadBackward(gradOutput dy: Tensor, gradInput dx: Tensor, stride: Int, channelOffset: Int) {
-        checkShortcut(dx, dy, stride, channelOffset, "shortcutPadBackward")
+        ShapeChecks.shortcutPad(dx, dy, stride: stride, channelOffset: channelOffset, "shortcutPadBackward")
         let (_, cin, h, w) = dx.nchw, (n, cout, oh, ow) = dy.nchw
-        launch(.shortcut_backward, count: dx.count,
-               .tensor(dy), .tensor(dx), .int(n), .int(cin), .int(h), .int(w), .int(cout), .int(oh), .int(ow),
-                .int(stride), .int(channelOffset))
+        launch(CUDAKernels.stridedChannelCopyBackward, count: dx.count,
+               dy, dx, n, cin, h, w, cout, oh, ow, stride, channelOffset)
     }
 }
 #endif
