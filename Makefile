@@ -74,6 +74,13 @@ kill-resume: build
 	@command -v strace >/dev/null || apt-get install -y strace
 	scripts/kill-resume.sh $(KILLS)
 
+# Strata checkpoints into their PyTorch twins with strict=True, test loss and accuracy against
+# `strata eval` (bench/torch/strict_load.py; trains nothing; a SKIP line without torch):
+#   make bench-strict-load CHECKPOINTS="runs/a/last.safetensors ..." DATA=cifar-dir PYTHON=/path/to/python
+bench-strict-load: build
+	@[ -n "$(CHECKPOINTS)" ] || { echo 'bench-strict-load: CHECKPOINTS="runs/x/last.safetensors ..." DATA=cifar-dir'; exit 2; }
+	STRATA=$(BIN) $(or $(PYTHON),python3) bench/torch/strict_load.py $(CHECKPOINTS) $(if $(DATA),--data $(DATA))
+
 cuda:
 	scripts/install-cuda.sh --cuda $(CUDA_VERSION) --prefix $(CUDA_PREFIX)
 

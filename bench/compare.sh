@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench-compare`: Strata against PyTorch on the CPU, per model and batch size, in one run.
+# `make bench-compare`: Strata against PyTorch on the CPU (and on CUDA where there is one), per
+# model and batch size, in one run.
 # Each round runs Strata (`strata bench train`), PyTorch NCHW and PyTorch channels-last on the
 # same configuration, in an order that rotates every round (a shared machine's load bursts hit
 # all three alike), with THREADS threads each; at the end, medians and Strata / best PyTorch.
@@ -7,6 +8,10 @@
 # Without torch it prints one SKIP line and exits 0. PyTorch runs with OMP_WAIT_POLICY=passive
 # (unless set): with libgomp's default spinning it ran 3-4x slower on a machine shared with other
 # jobs (a 16->16 conv: 33-38 vs 110-146 GFLOP/s); Strata sets the same policy for its libgomp.
+# CUDA arms (Strata --device cuda, PyTorch cuda NCHW and channels-last, TF32 both) join the
+# rotation when `nvidia-smi` lists a GPU and a CUDA build of strata exists (STRATA_CUDA, else
+# .build-cuda/release/strata or dist/cuda/strata; a debug build would time the wrong thing);
+# otherwise one SKIP line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -28,6 +33,21 @@ configs=(
   "cnn-48x3-500,250|128|--model cnn --filters 48,48,48 --hidden 500,250 --optimizer adam|--model cnn --filters 48,48,48 --hidden 500,250 --optimizer adam"
 )
 arms=(strata torch-nchw torch-channels-last)
+cuda_bin=${STRATA_CUDA:-}
+if [ -z "$cuda_bin" ]; then
+  for b in .build-cuda/release/strata dist/cuda/strata; do
+    [ -x "$b" ] && { cuda_bin=$b; break; }
+  done
+fi
+if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
+  echo "SKIP bench-compare CUDA arms: no GPU (nvidia-smi missing or lists none)"
+elif [ -z "$cuda_bin" ] || [ ! -x "$cuda_bin" ]; then
+  echo "SKIP bench-compare CUDA arms: no CUDA build of strata (make dist-cuda, a release build with --traits CUDA into .build-cuda, or STRATA_CUDA=...)"
+else
+  "$python" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null \
+    || echo "note: torch in $python sees no CUDA GPU: the PyTorch CUDA arms will read nan"
+  arms+=(strata-cuda torch-cuda-nchw torch-cuda-channels-last)
+fi
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 run_arm() {   # arm batch strata-args torch-args
   local arm=$1 batch=$2 sargs=$3 targs=$4
@@ -36,6 +56,9 @@ run_arm() {   # arm batch strata-args torch-args
     strata) "$bin" bench train $sargs --batch-size "$batch" --device cpu --threads "$threads" --json ;;
     torch-nchw) "$python" bench/torch/cpu_step.py $targs --batch "$batch" --layout nchw --threads "$threads" ;;
     torch-channels-last) "$python" bench/torch/cpu_step.py $targs --batch "$batch" --layout channels_last --threads "$threads" ;;
+    strata-cuda) "$cuda_bin" bench train $sargs --batch-size "$batch" --device cuda --json ;;
+    torch-cuda-nchw) "$python" bench/torch/cpu_step.py $targs --batch "$batch" --layout nchw --device cuda ;;
+    torch-cuda-channels-last) "$python" bench/torch/cpu_step.py $targs --batch "$batch" --layout channels_last --device cuda ;;
   esac 2>/dev/null | "$python" -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["images_per_second"])' \
     || echo nan
 }
@@ -56,11 +79,16 @@ by = collections.defaultdict(lambda: collections.defaultdict(list))
 for arm, what, v in rows:
     if not math.isnan(float(v)): by[what][arm].append(float(v))
 med = lambda xs: statistics.median(xs) if xs else float("nan")
-print(f"\nimages/s, medians of {sys.argv[2]} interleaved rounds, {sys.argv[3]} threads each")
-print("| model, batch | Strata | PyTorch NCHW | PyTorch channels-last | Strata / best PyTorch |")
-print("|---|---|---|---|---|")
-for what, per in by.items():
-    s, n, c = med(per["strata"]), med(per["torch-nchw"]), med(per["torch-channels-last"])
-    best = max(v for v in (n, c) if not math.isnan(v)) if not (math.isnan(n) and math.isnan(c)) else float("nan")
-    print(f"| {what} | {s:.1f} | {n:.1f} | {c:.1f} | {s / best:.2f} |")
+for device, prefix in (("CPU", ""), ("CUDA", "cuda-")):
+    if not any(per.get(f"strata{'-cuda' if prefix else ''}") or per.get(f"torch-{prefix}nchw") for per in by.values()):
+        continue
+    where = f"{sys.argv[3]} threads each" if device == "CPU" else "TF32"
+    print(f"\n{device}: images/s, medians of {sys.argv[2]} interleaved rounds, {where}")
+    print("| model, batch | Strata | PyTorch NCHW | PyTorch channels-last | Strata / best PyTorch |")
+    print("|---|---|---|---|---|")
+    for what, per in by.items():
+        s = med(per["strata-cuda" if prefix else "strata"])
+        n, c = med(per[f"torch-{prefix}nchw"]), med(per[f"torch-{prefix}channels-last"])
+        best = max(v for v in (n, c) if not math.isnan(v)) if not (math.isnan(n) and math.isnan(c)) else float("nan")
+        print(f"| {what} | {s:.1f} | {n:.1f} | {c:.1f} | {s / best:.2f} |")
 PY

@@ -4,9 +4,11 @@ train`: synthetic CIFAR-shaped data, `--steps` steps of warm-up and then `--step
 each a random 4-pixel shift (one per batch) and per-image horizontal flips, forward,
 cross-entropy, backward and the optimizer update (SGD lr 0.1, momentum 0.9, weight decay 1e-4,
 or Adam lr 1e-3 as Strata's defaults). One configuration per process, so that bench/compare.sh
-can interleave it with Strata's runs. Prints one JSON line; exit status 3 without torch.
+can interleave it with Strata's runs. Prints one JSON line; exit status 3 without torch (or,
+with --device cuda, without a CUDA GPU that torch sees).
 
     python3 bench/torch/cpu_step.py --model resnet20 --batch 128 --layout channels_last --threads 2
+    python3 bench/torch/cpu_step.py --model resnet20 --batch 128 --device cuda   (TF32, as bench.py)
 """
 import argparse
 import json
@@ -28,6 +30,8 @@ def main():
     ap.add_argument("--filters", default="48,48,48", help="cnn: filters per conv layer")
     ap.add_argument("--hidden", default="500,250", help="cnn: hidden dense units")
     ap.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="cuda: the step on the GPU with TF32 and cudnn.benchmark, timed after a synchronize")
     args = ap.parse_args()
     try:
         import torch
@@ -37,6 +41,14 @@ def main():
         return 3
     import models
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print(f"SKIP torch {torch.__version__} sees no CUDA GPU")
+        return 3
+    device = torch.device(args.device)
+    if args.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
     if args.model == "cnn":
@@ -46,19 +58,26 @@ def main():
     else:
         model = models.build_named(args.model, head=args.vgg_head)
     memory_format = torch.channels_last if args.layout == "channels_last" else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
+    model = model.to(device, memory_format=memory_format)
     if args.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     else:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     host = torch.randn(args.steps, args.batch, 3, 32, 32)
     labels = torch.randint(0, 10, (args.steps, args.batch))
+    if args.device == "cuda":
+        host, labels = host.pin_memory(), labels.pin_memory()
+
+    def sync():
+        if args.device == "cuda":
+            torch.cuda.synchronize()
 
     def step(i):
-        x, y = host[i], labels[i]
+        x = host[i].to(device, non_blocking=True)
+        y = labels[i].to(device, non_blocking=True)
         dx, dy = torch.randint(-4, 5, (2,)).tolist()
         x = torch.roll(F.pad(x, (4, 4, 4, 4)), shifts=(dy, dx), dims=(2, 3))[:, :, 4:36, 4:36]
-        flip = torch.rand(args.batch) < 0.5
+        flip = torch.rand(args.batch, device=device) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(3), x).contiguous(memory_format=memory_format)
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
@@ -68,12 +87,14 @@ def main():
     model.train()
     for i in range(args.steps):
         step(i)
+    sync()
     t0 = time.perf_counter()
     for i in range(args.steps):
         step(i)
+    sync()
     seconds = time.perf_counter() - t0
     print(json.dumps({"torch": torch.__version__, "model": args.model, "batch_size": args.batch,
-                      "layout": args.layout, "threads": args.threads,
+                      "layout": args.layout, "threads": args.threads, "device": args.device,
                       "images_per_second": args.batch * args.steps / seconds}))
     return 0
 
