@@ -54,7 +54,7 @@ open class ForwardingBackend: Backend {
     // MARK: Dense algebra
 
     open func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
-                     alpha: Float, a: Tensor, b: Tensor, beta: Float, c: Tensor) {
+                   alpha: Float, a: Tensor, b: Tensor, beta: Float, c: Tensor) {
         around(.gemm, flops: 2 * Double(m) * Double(n) * Double(k)) {
             base.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
                       alpha: alpha, a: a, b: b, beta: beta, c: c)
@@ -70,7 +70,7 @@ open class ForwardingBackend: Backend {
         around(.conv2dBackwardData, flops: g.flops) { base.conv2dBackwardData(g, gradOutput: dy, weight: w, gradInput: dx) }
     }
     open func conv2dBackwardFilter(_ g: ConvGeometry, input x: Tensor, gradOutput dy: Tensor,
-                                     gradWeight dw: Tensor, mode: GradMode) {
+                                   gradWeight dw: Tensor, mode: GradMode) {
         around(.conv2dBackwardFilter, flops: g.flops) {
             base.conv2dBackwardFilter(g, input: x, gradOutput: dy, gradWeight: dw, mode: mode)
         }
@@ -115,8 +115,8 @@ open class ForwardingBackend: Backend {
     // MARK: Batch normalisation
 
     open func batchNormForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
-                                         runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
-                                         momentum: Float, epsilon: Float) {
+                                       runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                       momentum: Float, epsilon: Float) {
         around(.batchNormForwardTraining) {
             base.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta,
                                           runningMean: runningMean, runningVar: runningVar,
@@ -124,14 +124,14 @@ open class ForwardingBackend: Backend {
         }
     }
     open func batchNormForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
-                                          runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
+                                        runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
         around(.batchNormForwardInference) {
             base.batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta,
                                            runningMean: runningMean, runningVar: runningVar, epsilon: epsilon)
         }
     }
     open func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor,
-                                  gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float) {
+                                gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float) {
         around(.batchNormBackward) {
             base.batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
                                    gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode, epsilon: epsilon)
@@ -194,22 +194,22 @@ open class ForwardingBackend: Backend {
     // MARK: Optimizer updates
 
     open func sgdUpdate(parameter p: Tensor, gradient grad: Tensor, velocity: Tensor?,
-                          learningRate lr: Float, momentum: Float, weightDecay wd: Float, nesterov: Bool) {
+                        learningRate lr: Float, momentum: Float, weightDecay wd: Float, nesterov: Bool) {
         around(.sgdUpdate) {
             base.sgdUpdate(parameter: p, gradient: grad, velocity: velocity, learningRate: lr,
                            momentum: momentum, weightDecay: wd, nesterov: nesterov)
         }
     }
     open func rmspropUpdate(parameter p: Tensor, gradient grad: Tensor, squareAverage sq: Tensor, momentumBuffer buf: Tensor?,
-                              learningRate lr: Float, alpha: Float, epsilon eps: Float, momentum: Float, weightDecay wd: Float) {
+                            learningRate lr: Float, alpha: Float, epsilon eps: Float, momentum: Float, weightDecay wd: Float) {
         around(.rmspropUpdate) {
             base.rmspropUpdate(parameter: p, gradient: grad, squareAverage: sq, momentumBuffer: buf, learningRate: lr,
                                alpha: alpha, epsilon: eps, momentum: momentum, weightDecay: wd)
         }
     }
     open func adamUpdate(parameter p: Tensor, gradient grad: Tensor, firstMoment m: Tensor, secondMoment v: Tensor,
-                           learningRate lr: Float, beta1: Float, beta2: Float, epsilon eps: Float,
-                           weightDecay wd: Float, decoupled: Bool, step: Int) {
+                         learningRate lr: Float, beta1: Float, beta2: Float, epsilon eps: Float,
+                         weightDecay wd: Float, decoupled: Bool, step: Int) {
         around(.adamUpdate) {
             base.adamUpdate(parameter: p, gradient: grad, firstMoment: m, secondMoment: v, learningRate: lr,
                             beta1: beta1, beta2: beta2, epsilon: eps, weightDecay: wd, decoupled: decoupled, step: step)
