@@ -1,6 +1,6 @@
 #if CUDA
 /// The CUDA C source of every hand-written kernel, compiled once per process by NVRTC for the
-/// device's own architecture (see `CUDAKernels`). No `#include`: NVRTC provides the device
+/// device's own architecture (see `CUDAKernelCompiler`). No `#include`: NVRTC provides the device
 /// math functions built in, so the source needs nothing from a CUDA toolkit at run time.
 ///
 /// Conventions: one thread per output element with grid-stride loops (`for (i = ...; i < n;
@@ -9,6 +9,10 @@
 /// does; that is what lets CPU and GPU agree bit for bit on the random kernels.
 ///
 /// Legend: N batch, C channels, H/W input height/width, OH/OW output height/width, K classes.
+///
+/// Each family's kernels live next to their launchers. A new kernel is its C source in its
+/// family's string, a typed `CUDAKernel` beside it (`CUDAKernels.name`), a `Kernel` case below
+/// (the symbol the library loads), and a row in `testTypedKernelsMatchTheirCSignatures`.
 public enum CUDAKernelSource {
     /// The whole program: the shared prelude, then each family's kernels, which live next to
     /// their launchers (CUDAElementwise.swift, CUDALayerKernels.swift, ...).
@@ -48,7 +52,6 @@ __device__ __forceinline__ u32 philoxBits(u64 seed, u64 counter, i64 i) {
 // Top 24 bits, exact in float32: Philox.unit.
 __device__ __forceinline__ float unitFloat(u32 bits) { return (float)(bits >> 8) * (1.0f / 16777216.0f); }
 """#
-
 
     /// Every `extern "C"` kernel of `text`, loaded by name at start-up.
     enum Kernel: String, CaseIterable {
