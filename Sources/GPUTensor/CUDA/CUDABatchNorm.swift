@@ -2,6 +2,8 @@
 import CCuda
 
 // Batch norm through cuDNN in SPATIAL mode (per channel over N, H, W); (N, C) reads as (N, C, 1, 1).
+// Channels-last tensors get NHWC descriptors (and NHWC parameter descriptors: (1, C, 1, 1) is the
+// same memory either way, but cuDNN then sees one format).
 // cuDNN's conventions match the Backend contract: exponentialAverageFactor is PyTorch's momentum,
 // the running variance is updated with the unbiased batch variance (this is what PyTorch relies on
 // when it hands running_var to cuDNN), and the saved statistics are the mean and 1/sqrt(var + eps)
@@ -14,7 +16,7 @@ extension CUDABackend {
                                              runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd)
         let ch = x.nchw.c
         recordFailure {
-            let xd = try descriptor(x), pd = try biasDescriptor(ch)
+            let xd = try descriptor(x), pd = try biasDescriptor(ch, format: cudnnFormat(x))
             var one: Float = 1, zero: Float = 0
             try queuedCUDNN("cudnnBatchNormalizationForwardTraining") {
                 cudnnBatchNormalizationForwardTraining(
@@ -32,7 +34,7 @@ extension CUDABackend {
                                               runningVar: runningVar)
         let ch = x.nchw.c
         recordFailure {
-            let xd = try descriptor(x), pd = try biasDescriptor(ch)
+            let xd = try descriptor(x), pd = try biasDescriptor(ch, format: cudnnFormat(x))
             var one: Float = 1, zero: Float = 0
             try queuedCUDNN("cudnnBatchNormalizationForwardInference") {
                 cudnnBatchNormalizationForwardInference(
@@ -51,7 +53,7 @@ extension CUDABackend {
                                       gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
         let ch = x.nchw.c
         recordFailure {
-            let xd = try descriptor(x), pd = try biasDescriptor(ch)
+            let xd = try descriptor(x), pd = try biasDescriptor(ch, format: cudnnFormat(x))
             var one: Float = 1, zero: Float = 0, paramBeta: Float = mode == .accumulate ? 1 : 0
             // cuDNN uses the saved statistics, but asks for the forward's epsilon in both directions.
             try queuedCUDNN("cudnnBatchNormalizationBackward") {
