@@ -8,10 +8,12 @@
 # Steps, each time-boxed with `timeout` (one failing step does not stop the others; the whole
 # stays under GPU_CHECK_BUDGET seconds, default 470):
 #   1. strata info (+ nvidia-smi)             -- stops here, exit 3, when no GPU is usable
-#   2. strata selftest --device cuda, in the default layout and with STRATA_CUDA_LAYOUT=nhwc
+#   2. strata selftest --device cuda, in the default layout, with STRATA_CUDA_LAYOUT=nhwc, and with
+#      nhwc plus STRATA_CUDA_BN=persistent (cuDNN's PERSISTENT batch norm)
 #   3. strata bench train --device cuda: resnet20, resnet56, vgg16 (single head), cnn at batch 32
 #      and 128, TF32 and --strict-fp32; then TF32 once more with STRATA_CUDA_LAYOUT=nhwc
-#      (channels-last cuDNN descriptors; bench-train-nhwc/)
+#      (channels-last cuDNN descriptors; bench-train-nhwc/), and nhwc with persistent batch norm
+#      at batch 128 (bench-train-nhwc-pbn/)
 #   4. PyTorch on the same card: the twins (bench/torch/models.py) at the same batches, eager
 #      NCHW and channels-last, TF32 (a SKIP line when torch is missing)
 #   5. ResNet-20 on the CIFAR-10 subset, 3 epochs, on cuda, then the same on cpu (loss curves),
@@ -171,6 +173,7 @@ fi
 step selftest 90 "$STRATA" selftest --device cuda --quiet
 # The channels-last CUDA layout (CUDALayout.swift) against the same CPU oracle.
 step selftest-nhwc 90 env STRATA_CUDA_LAYOUT=nhwc "$STRATA" selftest --device cuda --quiet
+step selftest-nhwc-pbn 90 env STRATA_CUDA_LAYOUT=nhwc STRATA_CUDA_BN=persistent "$STRATA" selftest --device cuda --quiet
 
 # MARK: 3. Strata training steps, TF32 and strict
 
@@ -193,6 +196,12 @@ for model in resnet20 resnet56 vgg16 cnn; do
         step "bench-train-nhwc/$model-b$batch-tf32" 25 env STRATA_CUDA_LAYOUT=nhwc \
             "$STRATA" bench train --model $model $head --batch-size $batch --steps 20 --device cuda --json
     done
+done
+mkdir -p "$OUT/bench-train-nhwc-pbn"
+for model in resnet20 resnet56 vgg16 cnn; do
+    head=""; [ $model = vgg16 ] && head="--head single"
+    step "bench-train-nhwc-pbn/$model-b128-tf32" 25 env STRATA_CUDA_LAYOUT=nhwc STRATA_CUDA_BN=persistent \
+        "$STRATA" bench train --model $model $head --batch-size 128 --steps 20 --device cuda --json
 done
 
 # MARK: 4. PyTorch on the same card

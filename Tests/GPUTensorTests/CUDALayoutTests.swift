@@ -1,7 +1,8 @@
 import XCTest
 @testable import GPUTensor
 
-/// `STRATA_CUDA_LAYOUT` (CUDALayout.swift): what it accepts and the one line it gives otherwise.
+/// `STRATA_CUDA_LAYOUT` and `STRATA_CUDA_BN` (CUDALayout.swift): what they accept and the one line
+/// they give otherwise.
 /// Runs in every build (the layout's parsing needs no CUDA).
 final class CUDALayoutTests: XCTestCase {
     func testUnsetOrEmptyIsTheDefault() throws {
@@ -22,11 +23,21 @@ final class CUDALayoutTests: XCTestCase {
         for bad in ["channels_last", "nhw", "1", "nhwc,nchw"] {
             XCTAssertThrowsError(try CUDALayout.parse(environment: bad), bad) { error in
                 let line = "\(error)"
-                XCTAssertEqual(error as? CUDALayoutError, CUDALayoutError(value: bad))
+                XCTAssertEqual(error as? CUDASettingError,
+                               CUDASettingError(variable: "STRATA_CUDA_LAYOUT", value: bad, choices: ["nchw", "nhwc"]))
                 XCTAssertTrue(line.contains("STRATA_CUDA_LAYOUT") && line.contains("'\(bad)'"), line)
                 XCTAssertTrue(line.contains("nhwc") && line.contains("nchw"), line)
                 XCTAssertFalse(line.contains("\n"), line)
             }
+        }
+    }
+
+    func testBatchNormMode() throws {
+        XCTAssertEqual(try CUDABatchNormMode.parse(environment: nil), .spatial, "SPATIAL until a GPU run validates PERSISTENT")
+        XCTAssertEqual(try CUDABatchNormMode.parse(environment: "Persistent"), .persistent)
+        XCTAssertEqual(try CUDABatchNormMode.parse(environment: "spatial"), .spatial)
+        XCTAssertThrowsError(try CUDABatchNormMode.parse(environment: "fast")) { error in
+            XCTAssertEqual("\(error)", "STRATA_CUDA_BN='fast': expected spatial or persistent")
         }
     }
 }

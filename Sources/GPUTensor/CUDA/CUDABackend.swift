@@ -32,6 +32,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// The storage order of rank-4 tensors, fixed for the backend's life (plans and descriptors
     /// are made for it).
     public let layout: CUDALayout
+    /// The cuDNN batch-norm mode of training steps (`STRATA_CUDA_BN`, CUDALayout.swift).
+    public let batchNormMode: CUDABatchNormMode
     /// Full FP32 in GEMM and convolutions (no TF32). Changing it drops the cached convolution
     /// plans, whose algorithms were chosen for the other math mode.
     public var strictFP32: Bool {
@@ -62,14 +64,18 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// Opens GPU `deviceIndex`: checks driver and device, creates the stream, the cuBLAS and
     /// cuDNN handles, and compiles the kernels for the device's architecture (NVRTC, ~1 s).
     /// Throws `DeviceUnavailable` with the reason (no driver, no such device, a library failing,
-    /// a `STRATA_CUDA_LAYOUT` that is neither nhwc nor nchw). `layout` nil reads the environment.
-    public init(deviceIndex: Int, strictFP32: Bool = false, layout: CUDALayout? = nil) throws {
+    /// a `STRATA_CUDA_LAYOUT` or `STRATA_CUDA_BN` that is none of its choices). `layout` and
+    /// `batchNormMode` nil read the environment.
+    public init(deviceIndex: Int, strictFP32: Bool = false, layout: CUDALayout? = nil,
+                batchNormMode: CUDABatchNormMode? = nil) throws {
         let name = "cuda:\(deviceIndex)"
         func unavailable(_ error: Error) -> DeviceUnavailable {
             DeviceUnavailable(device: name, reason: "\(error)")
         }
         do {
-            self.layout = try layout ?? CUDALayout.parse(environment: getenv("STRATA_CUDA_LAYOUT").map { String(cString: $0) })
+            func environment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+            self.layout = try layout ?? CUDALayout.parse(environment: environment(CUDALayout.variable))
+            self.batchNormMode = try batchNormMode ?? CUDABatchNormMode.parse(environment: environment(CUDABatchNormMode.variable))
         } catch { throw unavailable(error) }
         try CUDALibraries.load(device: name)
         var count: Int32 = 0
@@ -137,7 +143,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     public var name: String {
-        "cuda:\(deviceIndex) (\(deviceName), sm_\(computeCapability.major)\(computeCapability.minor), \(strictFP32 ? "strict FP32" : "TF32"), \(layout.rawValue.uppercased()))"
+        "cuda:\(deviceIndex) (\(deviceName), sm_\(computeCapability.major)\(computeCapability.minor), \(strictFP32 ? "strict FP32" : "TF32"), \(layout.rawValue.uppercased())\(batchNormMode == .persistent ? ", persistent BN" : ""))"
     }
 
     private func applyMathMode() throws {

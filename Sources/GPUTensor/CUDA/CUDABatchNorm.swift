@@ -3,7 +3,12 @@ import CCuda
 
 // Batch norm through cuDNN in SPATIAL mode (per channel over N, H, W); (N, C) reads as (N, C, 1, 1).
 // Channels-last tensors get NHWC descriptors (and NHWC parameter descriptors: (1, C, 1, 1) is the
-// same memory either way, but cuDNN then sees one format).
+// same memory either way, but cuDNN then sees one format). Training steps run in the backend's
+// `batchNormMode` (SPATIAL, or PERSISTENT with `STRATA_CUDA_BN=persistent`); inference in SPATIAL.
+extension CUDABatchNormMode {
+    var cudnn: cudnnBatchNormMode_t { self == .persistent ? CUDNN_BATCHNORM_SPATIAL_PERSISTENT : CUDNN_BATCHNORM_SPATIAL }
+}
+
 // cuDNN's conventions match the Backend contract: exponentialAverageFactor is PyTorch's momentum,
 // the running variance is updated with the unbiased batch variance (this is what PyTorch relies on
 // when it hands running_var to cuDNN), and the saved statistics are the mean and 1/sqrt(var + eps)
@@ -20,7 +25,7 @@ extension CUDABackend {
             var one: Float = 1, zero: Float = 0
             try queuedCUDNN("cudnnBatchNormalizationForwardTraining") {
                 cudnnBatchNormalizationForwardTraining(
-                    dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, xd.handle, x.rawAddress, xd.handle, y.rawAddress,
+                    dnn, batchNormMode.cudnn, &one, &zero, xd.handle, x.rawAddress, xd.handle, y.rawAddress,
                     pd.handle, gamma.rawAddress, beta.rawAddress, Double(momentum),
                     runningMean.rawAddress, runningVar.rawAddress, Double(epsilon),
                     saveMean.rawAddress, saveInvStd.rawAddress)
@@ -58,7 +63,7 @@ extension CUDABackend {
             // cuDNN uses the saved statistics, but asks for the forward's epsilon in both directions.
             try queuedCUDNN("cudnnBatchNormalizationBackward") {
                 cudnnBatchNormalizationBackward(
-                    dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &paramBeta, xd.handle, x.rawAddress,
+                    dnn, batchNormMode.cudnn, &one, &zero, &one, &paramBeta, xd.handle, x.rawAddress,
                     xd.handle, dy.rawAddress, xd.handle, dx.rawAddress, pd.handle, gamma.rawAddress,
                     gradGamma.rawAddress, gradBeta.rawAddress, Double(epsilon), saveMean.rawAddress, saveInvStd.rawAddress)
             }

@@ -11,32 +11,54 @@
 // rows; slicing the first dimension (a sub-batch) is still a contiguous range.
 
 /// The physical order of the CUDA backend's rank-4 tensors (`STRATA_CUDA_LAYOUT`).
-public enum CUDALayout: String, Sendable, CaseIterable {
+public enum CUDALayout: String, Sendable, CaseIterable, CUDASetting {
     /// Row-major (N, C, H, W), the logical order itself.
     case nchw
     /// Channels-last (N, H, W, C) activations and (O, KH, KW, I) weights.
     case nhwc
 
+    public static let variable = "STRATA_CUDA_LAYOUT"
     /// The default until a GPU run validates `.nhwc`.
     public static let standard: CUDALayout = .nchw
+}
 
-    /// The layout named by `STRATA_CUDA_LAYOUT`'s value: unset or empty is `standard`, case is
-    /// ignored; anything else throws one line naming the variable.
-    public static func parse(environment value: String?) throws -> CUDALayout {
+/// The cuDNN batch-norm mode of training steps (`STRATA_CUDA_BN`); inference is always SPATIAL.
+/// PERSISTENT is what PyTorch takes for channels-last training: NHWC-optimised kernels, but a
+/// reduction with less dynamic range (cuDNN's documentation), so it is opt-in until a GPU run
+/// shows it passes the cross-device checks and pays.
+public enum CUDABatchNormMode: String, Sendable, CaseIterable, CUDASetting {
+    case spatial, persistent
+
+    public static let variable = "STRATA_CUDA_BN"
+    public static let standard: CUDABatchNormMode = .spatial
+}
+
+/// A choice of the CUDA backend read once from an environment variable when a backend is made.
+public protocol CUDASetting: RawRepresentable<String>, CaseIterable {
+    static var variable: String { get }
+    static var standard: Self { get }
+}
+
+extension CUDASetting {
+    /// The choice named by the variable's `value`: unset or empty is `standard`, case and blanks
+    /// are ignored; anything else throws one line naming the variable and the choices.
+    public static func parse(environment value: String?) throws -> Self {
         let word = String((value ?? "").filter { $0 != " " && $0 != "\t" }).lowercased()
         guard !word.isEmpty else { return standard }
-        guard let layout = CUDALayout(rawValue: word) else {
-            throw CUDALayoutError(value: value ?? "")
+        guard let choice = Self(rawValue: word) else {
+            throw CUDASettingError(variable: variable, value: value ?? "", choices: allCases.map(\.rawValue))
         }
-        return layout
+        return choice
     }
 }
 
-/// `STRATA_CUDA_LAYOUT` holds something other than nhwc or nchw.
-public struct CUDALayoutError: Error, CustomStringConvertible, Equatable {
+/// An environment variable of the CUDA backend holds something that is not one of its choices.
+public struct CUDASettingError: Error, CustomStringConvertible, Equatable {
+    public let variable: String
     public let value: String
+    public let choices: [String]
     public var description: String {
-        "STRATA_CUDA_LAYOUT='\(value)': expected nhwc or nchw"
+        "\(variable)='\(value)': expected \(choices.joined(separator: " or "))"
     }
 }
 
