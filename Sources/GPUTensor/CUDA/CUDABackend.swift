@@ -143,7 +143,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     public var name: String {
-        "cuda:\(deviceIndex) (\(deviceName), sm_\(computeCapability.major)\(computeCapability.minor), \(strictFP32 ? "strict FP32" : "TF32"), \(layout.rawValue.uppercased())\(batchNormMode == .persistent ? ", persistent BN" : ""))"
+        "cuda:\(deviceIndex) (\(deviceName), sm_\(computeCapability.major)\(computeCapability.minor), \(strictFP32 ? "strict FP32" : "TF32"), \(layout.rawValue.uppercased())\(layout == .nhwc && batchNormMode == .persistent ? ", persistent BN" : ""))"
     }
 
     private func applyMathMode() throws {

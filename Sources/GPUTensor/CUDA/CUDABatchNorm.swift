@@ -3,10 +3,14 @@ import CCuda
 
 // Batch norm through cuDNN in SPATIAL mode (per channel over N, H, W); (N, C) reads as (N, C, 1, 1).
 // Channels-last tensors get NHWC descriptors (and NHWC parameter descriptors: (1, C, 1, 1) is the
-// same memory either way, but cuDNN then sees one format). Training steps run in the backend's
-// `batchNormMode` (SPATIAL, or PERSISTENT with `STRATA_CUDA_BN=persistent`); inference in SPATIAL.
-extension CUDABatchNormMode {
-    var cudnn: cudnnBatchNormMode_t { self == .persistent ? CUDNN_BATCHNORM_SPATIAL_PERSISTENT : CUDNN_BATCHNORM_SPATIAL }
+// same memory either way, but cuDNN then sees one format). Training steps on channels-last
+// tensors run in the backend's `batchNormMode` (PERSISTENT with `STRATA_CUDA_BN=persistent`, as
+// PyTorch does for channels-last training); everything else, inference included, in SPATIAL.
+extension CUDABackend {
+    /// The mode of a training step (forward and backward alike) on `x`.
+    func trainingBatchNormMode(_ x: Tensor) -> cudnnBatchNormMode_t {
+        batchNormMode == .persistent && isChannelsLast(x) ? CUDNN_BATCHNORM_SPATIAL_PERSISTENT : CUDNN_BATCHNORM_SPATIAL
+    }
 }
 
 // cuDNN's conventions match the Backend contract: exponentialAverageFactor is PyTorch's momentum,
@@ -25,7 +29,7 @@ extension CUDABackend {
             var one: Float = 1, zero: Float = 0
             try queuedCUDNN("cudnnBatchNormalizationForwardTraining") {
                 cudnnBatchNormalizationForwardTraining(
-                    dnn, batchNormMode.cudnn, &one, &zero, xd.handle, x.rawAddress, xd.handle, y.rawAddress,
+                    dnn, trainingBatchNormMode(x), &one, &zero, xd.handle, x.rawAddress, xd.handle, y.rawAddress,
                     pd.handle, gamma.rawAddress, beta.rawAddress, Double(momentum),
                     runningMean.rawAddress, runningVar.rawAddress, Double(epsilon),
                     saveMean.rawAddress, saveInvStd.rawAddress)
@@ -63,7 +67,7 @@ extension CUDABackend {
             // cuDNN uses the saved statistics, but asks for the forward's epsilon in both directions.
             try queuedCUDNN("cudnnBatchNormalizationBackward") {
                 cudnnBatchNormalizationBackward(
-                    dnn, batchNormMode.cudnn, &one, &zero, &one, &paramBeta, xd.handle, x.rawAddress,
+                    dnn, trainingBatchNormMode(x), &one, &zero, &one, &paramBeta, xd.handle, x.rawAddress,
                     xd.handle, dy.rawAddress, xd.handle, dx.rawAddress, pd.handle, gamma.rawAddress,
                     gradGamma.rawAddress, gradBeta.rawAddress, Double(epsilon), saveMean.rawAddress, saveInvStd.rawAddress)
             }

@@ -22,7 +22,8 @@ public enum CUDALayout: String, Sendable, CaseIterable, CUDASetting {
     public static let standard: CUDALayout = .nchw
 }
 
-/// The cuDNN batch-norm mode of training steps (`STRATA_CUDA_BN`); inference is always SPATIAL.
+/// The cuDNN batch-norm mode of training steps on channels-last tensors (`STRATA_CUDA_BN`; with
+/// `STRATA_CUDA_LAYOUT=nchw` it changes nothing); inference is always SPATIAL.
 /// PERSISTENT is what PyTorch takes for channels-last training: NHWC-optimised kernels, but a
 /// reduction with less dynamic range (cuDNN's documentation), so it is opt-in until a GPU run
 /// shows it passes the cross-device checks and pays.
