@@ -52,7 +52,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let downloadStaging = PinnedBuffer()
     /// Marks the end of the last upload's copy out of `uploadStaging`.
     let uploadDone: cudaEvent_t?
-    /// cuDNN plans and descriptors, keyed by shape (see CUDAConvolution.swift).
+    /// cuDNN plans (keyed by shape and layout) and tensor descriptors (by shape and format), see CUDAConvolution.swift.
     var convPlans: [ConvPlanKey: ConvolutionPlan] = [:]
     var tensorDescriptors: [[Int]: TensorDescriptor] = [:]
     let workspace: DeviceWorkspace
