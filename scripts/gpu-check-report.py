@@ -71,12 +71,14 @@ def main():
             json.dump(report, f, indent=1)
         return 0
 
-    selftest = os.path.join(out, "selftest.txt")
-    if os.path.exists(selftest):
-        text = open(selftest).read()
-        m = re.search(r"(\d+) passed, (\d+) failed", text)
-        report["selftest"] = {"passed": int(m.group(1)), "failed": int(m.group(2))} if m else None
-        report["selftest_failures"] = [l for l in text.splitlines() if "FAIL" in l][:50]
+    for suffix in ("", "-nhwc", "-nhwc-pbn"):   # the default CUDA layout, nhwc, nhwc + persistent BN
+        selftest = os.path.join(out, f"selftest{suffix}.txt")
+        if os.path.exists(selftest):
+            key = "selftest" + suffix.replace("-", "_")
+            text = open(selftest).read()
+            m = re.search(r"(\d+) passed, (\d+) failed", text)
+            report[key] = {"passed": int(m.group(1)), "failed": int(m.group(2))} if m else None
+            report[key + "_failures"] = [l for l in text.splitlines() if "FAIL" in l][:50]
 
     strata = []
     for path in sorted(glob.glob(os.path.join(out, "bench-train", "*.txt"))):
@@ -86,6 +88,19 @@ def main():
         r.update(model=model, batch_size=int(batch), math=math)
         strata.append(r)
     report["strata_bench_train"] = strata
+    def bench_folder(folder, **extra):
+        rows = []
+        for path in sorted(glob.glob(os.path.join(out, folder, "*.txt"))):
+            name = os.path.basename(path)[:-4]
+            model, batch, math = re.match(r"(.+)-b(\d+)-(tf32|strict)$", name).groups()
+            r = last_json(path) or {"error": "no result"}
+            r.update(model=model, batch_size=int(batch), math=math, **extra)
+            rows.append(r)
+        return rows
+    nhwc = bench_folder("bench-train-nhwc", layout="nhwc")
+    report["strata_bench_train_nhwc"] = nhwc
+    nhwc_pbn = bench_folder("bench-train-nhwc-pbn", layout="nhwc", batch_norm="persistent")
+    report["strata_bench_train_nhwc_persistent_bn"] = nhwc_pbn
 
     torch_results = []
     for name in ("torch-bench.json", "torch-bench-cnn.json"):
@@ -103,32 +118,39 @@ def main():
 
     ratios = []
     print(f"{'model':10} {'batch':>5} {'strata tf32':>12} {'strata strict':>14} {'torch nchw':>11} {'torch cl':>9} "
-          f"{'tf32/nchw':>9} {'tf32/cl':>8} {'strict/nchw':>11}")
+          f"{'tf32/nchw':>9} {'tf32/cl':>8} {'strict/nchw':>11} {'nhwc tf32':>10} {'nhwc/cl':>8} {'nhwc+pBN':>9}")
     for model in ("resnet20", "resnet56", "vgg16", "cnn"):
         for batch in (32, 128):
             s_tf32 = ips(strata, model=model, batch_size=batch, math="tf32")
             s_strict = ips(strata, model=model, batch_size=batch, math="strict")
             t_nchw = ips(torch_results, model=model, batch_size=batch, layout="nchw")
             t_cl = ips(torch_results, model=model, batch_size=batch, layout="channels_last")
+            s_nhwc = ips(nhwc, model=model, batch_size=batch, math="tf32")
+            s_pbn = ips(nhwc_pbn, model=model, batch_size=batch, math="tf32")
             ratio = lambda a, b: a / b if a and b else None
             row = {"model": model, "batch_size": batch, "strata_tf32": s_tf32, "strata_strict": s_strict,
                    "torch_tf32_nchw": t_nchw, "torch_tf32_channels_last": t_cl,
                    "strata_tf32_over_torch_nchw": ratio(s_tf32, t_nchw),
                    "strata_tf32_over_torch_channels_last": ratio(s_tf32, t_cl),
-                   "strata_strict_over_torch_tf32_nchw": ratio(s_strict, t_nchw)}
+                   "strata_strict_over_torch_tf32_nchw": ratio(s_strict, t_nchw),
+                   "strata_nhwc_tf32": s_nhwc,
+                   "strata_nhwc_tf32_over_torch_channels_last": ratio(s_nhwc, t_cl),
+                   "strata_nhwc_persistent_bn_tf32": s_pbn}
             ratios.append(row)
             f = lambda v, d=1: "-" if v is None else f"{v:.{d}f}"
             print(f"{model:10} {batch:>5} {f(s_tf32):>12} {f(s_strict):>14} {f(t_nchw):>11} {f(t_cl):>9} "
                   f"{f(row['strata_tf32_over_torch_nchw'], 2):>9} {f(row['strata_tf32_over_torch_channels_last'], 2):>8} "
-                  f"{f(row['strata_strict_over_torch_tf32_nchw'], 2):>11}")
+                  f"{f(row['strata_strict_over_torch_tf32_nchw'], 2):>11} {f(s_nhwc):>10} "
+                  f"{f(row['strata_nhwc_tf32_over_torch_channels_last'], 2):>8} {f(s_pbn):>9}")
     report["ratios"] = ratios
 
-    report["training"] = {d: curve(os.path.join(out, f"train-{d}")) for d in ("cuda", "cpu")}
+    report["training"] = {d: curve(os.path.join(out, f"train-{d}")) for d in ("cuda", "cpu", "cuda-nhwc")}
     for d, c in report["training"].items():
         if c:
             losses = ", ".join(f"{e['trainLoss']:.4f}" for e in c["epochs"])
             print(f"resnet20 on {d}: train loss per epoch {losses}; test accuracy {c['testAccuracy']}")
     report["check_load"] = load(os.path.join(out, "check-load.json"))
+    report["check_load_nhwc"] = load(os.path.join(out, "check-load-nhwc.json"))
     grow_log = os.path.join(out, "grow-cuda.txt")
     report["grow"] = {
         "insertions": sum("inserting sub-network" in l for l in open(grow_log)) if os.path.exists(grow_log) else None,

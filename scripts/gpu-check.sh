@@ -8,13 +8,17 @@
 # Steps, each time-boxed with `timeout` (one failing step does not stop the others; the whole
 # stays under GPU_CHECK_BUDGET seconds, default 470):
 #   1. strata info (+ nvidia-smi)             -- stops here, exit 3, when no GPU is usable
-#   2. strata selftest --device cuda
+#   2. strata selftest --device cuda, in the default layout, with STRATA_CUDA_LAYOUT=nhwc, and with
+#      nhwc plus STRATA_CUDA_BN=persistent (cuDNN's PERSISTENT batch norm)
 #   3. strata bench train --device cuda: resnet20, resnet56, vgg16 (single head), cnn at batch 32
-#      and 128, TF32 and --strict-fp32
+#      and 128, TF32 and --strict-fp32; then TF32 once more with STRATA_CUDA_LAYOUT=nhwc
+#      (channels-last cuDNN descriptors; bench-train-nhwc/), and nhwc with persistent batch norm
+#      at batch 128 (bench-train-nhwc-pbn/)
 #   4. PyTorch on the same card: the twins (bench/torch/models.py) at the same batches, eager
 #      NCHW and channels-last, TF32 (a SKIP line when torch is missing)
-#   5. ResNet-20 on the CIFAR-10 subset, 3 epochs, on cuda, then the same on cpu (loss curves)
-#   6. the cuda run's checkpoint loaded into the PyTorch twin with strict=True
+#   5. ResNet-20 on the CIFAR-10 subset, 3 epochs, on cuda, then the same on cpu (loss curves),
+#      and on cuda with STRATA_CUDA_LAYOUT=nhwc
+#   6. the cuda runs' checkpoints (both layouts) loaded into the PyTorch twin with strict=True
 #   7. strata grow on cuda (ResNet-20, small budget; aims at two insertions)
 #   8. strata bench ops --device cpu,cuda
 # Writes to $OUT (default runs/gpu-check): log.txt (everything), one .txt per step, JSON per
@@ -167,6 +171,9 @@ fi
 # MARK: 2. Selftest
 
 step selftest 90 "$STRATA" selftest --device cuda --quiet
+# The channels-last CUDA layout (CUDALayout.swift) against the same CPU oracle.
+step selftest-nhwc 90 env STRATA_CUDA_LAYOUT=nhwc "$STRATA" selftest --device cuda --quiet
+step selftest-nhwc-pbn 90 env STRATA_CUDA_LAYOUT=nhwc STRATA_CUDA_BN=persistent "$STRATA" selftest --device cuda --quiet
 
 # MARK: 3. Strata training steps, TF32 and strict
 
@@ -180,6 +187,21 @@ for mode in tf32 strict; do
                 "$STRATA" bench train --model $model $head --batch-size $batch --steps 20 --device cuda $flag --json
         done
     done
+done
+# The channels-last layout, TF32 only (its strict-FP32 arm would add little: NHWC is for tensor cores).
+mkdir -p "$OUT/bench-train-nhwc"
+for model in resnet20 resnet56 vgg16 cnn; do
+    head=""; [ $model = vgg16 ] && head="--head single"
+    for batch in 32 128; do
+        step "bench-train-nhwc/$model-b$batch-tf32" 25 env STRATA_CUDA_LAYOUT=nhwc \
+            "$STRATA" bench train --model $model $head --batch-size $batch --steps 20 --device cuda --json
+    done
+done
+mkdir -p "$OUT/bench-train-nhwc-pbn"
+for model in resnet20 resnet56 vgg16 cnn; do
+    head=""; [ $model = vgg16 ] && head="--head single"
+    step "bench-train-nhwc-pbn/$model-b128-tf32" 25 env STRATA_CUDA_LAYOUT=nhwc STRATA_CUDA_BN=persistent \
+        "$STRATA" bench train --model $model $head --batch-size 128 --steps 20 --device cuda --json
 done
 
 # MARK: 4. PyTorch on the same card
@@ -200,9 +222,18 @@ if [ -n "$data" ]; then
         mkdir -p "$OUT/train-$device"
         cp "$work/train-$device"/{metrics.jsonl,summary.json,config.json} "$OUT/train-$device/" 2>/dev/null
     done
+    # The same run in the channels-last layout: its checkpoint must still be PyTorch's (logical) order.
+    step train-cuda-nhwc 60 env STRATA_CUDA_LAYOUT=nhwc "$STRATA" train --model resnet20 --data "$data" --epochs 3 --seed 1 \
+        --device cuda --output "$work/train-cuda-nhwc"
+    mkdir -p "$OUT/train-cuda-nhwc"
+    cp "$work/train-cuda-nhwc"/{metrics.jsonl,summary.json,config.json} "$OUT/train-cuda-nhwc/" 2>/dev/null
     if [ -e "$work/train-cuda/last.safetensors" ]; then
         show_lines=4 step check-load 60 "${python:-python3}" bench/torch/check_load.py "$work/train-cuda/last.safetensors" \
             --data "$data" --json "$OUT/check-load.json"
+    fi
+    if [ -e "$work/train-cuda-nhwc/last.safetensors" ]; then
+        show_lines=4 step check-load-nhwc 60 "${python:-python3}" bench/torch/check_load.py "$work/train-cuda-nhwc/last.safetensors" \
+            --data "$data" --json "$OUT/check-load-nhwc.json"
     fi
     step grow-cuda 75 "$STRATA" grow --model resnet20 --data "$data" --train-limit 1024 --window 2 --gamma 0.99 \
         --lookahead-epochs 1 --max-epochs 16 --device cuda --output "$work/grow-cuda"

@@ -162,7 +162,21 @@ final class CUDAErrorTests: XCTestCase {
             (CUDAKernels.globalAvgPoolForward.name, CUDAKernels.globalAvgPoolForward.parameterCTypes),
             (CUDAKernels.globalAvgPoolBackward.name, CUDAKernels.globalAvgPoolBackward.parameterCTypes),
             (CUDAKernels.sumToSlot.name, CUDAKernels.sumToSlot.parameterCTypes),
-            (CUDAKernels.countCorrectToSlot.name, CUDAKernels.countCorrectToSlot.parameterCTypes)
+            (CUDAKernels.countCorrectToSlot.name, CUDAKernels.countCorrectToSlot.parameterCTypes),
+            (CUDAKernels.dropoutForwardNHWC.name, CUDAKernels.dropoutForwardNHWC.parameterCTypes),
+            (CUDAKernels.fillUniformNHWC.name, CUDAKernels.fillUniformNHWC.parameterCTypes),
+            (CUDAKernels.fillNormalNHWC.name, CUDAKernels.fillNormalNHWC.parameterCTypes),
+            (CUDAKernels.randomCropFlipNHWC.name, CUDAKernels.randomCropFlipNHWC.parameterCTypes),
+            (CUDAKernels.stridedChannelCopyForwardNHWC.name, CUDAKernels.stridedChannelCopyForwardNHWC.parameterCTypes),
+            (CUDAKernels.stridedChannelCopyBackwardNHWC.name, CUDAKernels.stridedChannelCopyBackwardNHWC.parameterCTypes),
+            (CUDAKernels.maxPoolForwardNHWC.name, CUDAKernels.maxPoolForwardNHWC.parameterCTypes),
+            (CUDAKernels.maxPoolBackwardNHWC.name, CUDAKernels.maxPoolBackwardNHWC.parameterCTypes),
+            (CUDAKernels.avgPoolForwardNHWC.name, CUDAKernels.avgPoolForwardNHWC.parameterCTypes),
+            (CUDAKernels.avgPoolBackwardNHWC.name, CUDAKernels.avgPoolBackwardNHWC.parameterCTypes),
+            (CUDAKernels.globalAvgPoolForwardNHWC.name, CUDAKernels.globalAvgPoolForwardNHWC.parameterCTypes),
+            (CUDAKernels.globalAvgPoolBackwardNHWC.name, CUDAKernels.globalAvgPoolBackwardNHWC.parameterCTypes),
+            (CUDAKernels.nchwToNHWC.name, CUDAKernels.nchwToNHWC.parameterCTypes),
+            (CUDAKernels.nhwcToNCHW.name, CUDAKernels.nhwcToNCHW.parameterCTypes)
         ]
         XCTAssertEqual(Set(typed.map(\.0)), Set(CUDAKernelSource.Kernel.allCases), "every kernel has a typed signature")
         let text = CUDAKernelSource.text

@@ -14,6 +14,10 @@ import Glibc
 /// and convolutions unless `strictFP32` is set. With `STRATA_CUDA_SYNC=1` in the environment
 /// every launch and library call is followed by a stream wait, so a fault names its call.
 ///
+/// Rank-4 tensors are stored in `layout` order (`STRATA_CUDA_LAYOUT=nhwc|nchw`, read once when the
+/// backend is made; CUDALayout.swift): with `.nhwc` channels-last like the CPU backend, with NHWC
+/// cuDNN descriptors and the NHWC variants of the NVRTC kernels.
+///
 /// ```
 /// let gpu = try CUDABackend(deviceIndex: 0)          // throws DeviceUnavailable with the reason
 /// let x = try gpu.tensor([1, 2, 3], shape: [3])
@@ -25,6 +29,11 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// Compute capability, e.g. (9, 0).
     public let computeCapability: (major: Int, minor: Int)
     let multiprocessors: Int
+    /// The storage order of rank-4 tensors, fixed for the backend's life (plans and descriptors
+    /// are made for it).
+    public let layout: CUDALayout
+    /// The cuDNN batch-norm mode of training steps (`STRATA_CUDA_BN`, CUDALayout.swift).
+    public let batchNormMode: CUDABatchNormMode
     /// Full FP32 in GEMM and convolutions (no TF32). Changing it drops the cached convolution
     /// plans, whose algorithms were chosen for the other math mode.
     public var strictFP32: Bool {
@@ -43,8 +52,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let downloadStaging = PinnedBuffer()
     /// Marks the end of the last upload's copy out of `uploadStaging`.
     let uploadDone: cudaEvent_t?
-    /// cuDNN plans and descriptors, keyed by shape (see CUDAConvolution.swift).
-    var convPlans: [ConvGeometry: ConvolutionPlan] = [:]
+    /// cuDNN plans (keyed by shape and layout) and tensor descriptors (by shape and format), see CUDAConvolution.swift.
+    var convPlans: [ConvPlanKey: ConvolutionPlan] = [:]
     var tensorDescriptors: [[Int]: TensorDescriptor] = [:]
     let workspace: DeviceWorkspace
     /// `STRATA_CUDA_SYNC=1`: wait after every launch and library call (see `CUDADebug`).
@@ -54,12 +63,20 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
     /// Opens GPU `deviceIndex`: checks driver and device, creates the stream, the cuBLAS and
     /// cuDNN handles, and compiles the kernels for the device's architecture (NVRTC, ~1 s).
-    /// Throws `DeviceUnavailable` with the reason (no driver, no such device, a library failing).
-    public init(deviceIndex: Int, strictFP32: Bool = false) throws {
+    /// Throws `DeviceUnavailable` with the reason (no driver, no such device, a library failing,
+    /// a `STRATA_CUDA_LAYOUT` or `STRATA_CUDA_BN` that is none of its choices). `layout` and
+    /// `batchNormMode` nil read the environment.
+    public init(deviceIndex: Int, strictFP32: Bool = false, layout: CUDALayout? = nil,
+                batchNormMode: CUDABatchNormMode? = nil) throws {
         let name = "cuda:\(deviceIndex)"
         func unavailable(_ error: Error) -> DeviceUnavailable {
             DeviceUnavailable(device: name, reason: "\(error)")
         }
+        do {
+            func environment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+            self.layout = try layout ?? CUDALayout.parse(environment: environment(CUDALayout.variable))
+            self.batchNormMode = try batchNormMode ?? CUDABatchNormMode.parse(environment: environment(CUDABatchNormMode.variable))
+        } catch { throw unavailable(error) }
         try CUDALibraries.load(device: name)
         var count: Int32 = 0
         do {
@@ -126,7 +143,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     public var name: String {
-        "cuda:\(deviceIndex) (\(deviceName), sm_\(computeCapability.major)\(computeCapability.minor), \(strictFP32 ? "strict FP32" : "TF32"))"
+        "cuda:\(deviceIndex) (\(deviceName), sm_\(computeCapability.major)\(computeCapability.minor), \(strictFP32 ? "strict FP32" : "TF32"), \(layout.rawValue.uppercased())\(layout == .nhwc && batchNormMode == .persistent ? ", persistent BN" : ""))"
     }
 
     private func applyMathMode() throws {
@@ -185,21 +202,25 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     /// Copies through pinned staging memory; returns once `source` may be reused (the copy into
-    /// staging is synchronous, the transfer to the device is not).
+    /// staging is synchronous, the transfer to the device is not). `source` is logical row-major:
+    /// a channels-last destination is filled by a permute on the device from a flat scratch copy.
     public func upload(_ source: UnsafeBufferPointer<Float>, to destination: Tensor) {
         ShapeChecks.upload(source.count, to: destination)
         precondition(destination.device == device, "upload into \(destination) on \(device)")
         guard let src = source.baseAddress, source.count > 0 else { return }
         let bytes = source.count * MemoryLayout<Float>.stride
         recordFailure {
+            let permuted = isPermuted(destination.shape)
+            let landing = permuted ? try permuteScratch(source.count) : destination
             // The previous upload must have left the staging buffer before it is overwritten.
             try CUDACalls.cudart("cudaEventSynchronize") { cudaEventSynchronize(uploadDone) }
             let staging = try uploadStaging.reserve(bytes)
             staging.copyMemory(from: src, byteCount: bytes)
             try queuedCUDART("cudaMemcpyAsync(host to device)") {
-                cudaMemcpyAsync(destination.rawAddress, staging, bytes, cudaMemcpyHostToDevice, stream)
+                cudaMemcpyAsync(landing.rawAddress, staging, bytes, cudaMemcpyHostToDevice, stream)
             }
             try CUDACalls.cudart("cudaEventRecord") { cudaEventRecord(uploadDone, stream) }
+            if permuted { permuteToStorage(landing, destination, shape: destination.shape) }
         }
     }
 
@@ -209,20 +230,44 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         try throwSticky()
         guard let dst = destination.baseAddress, source.count > 0 else { return try synchronize() }
         let bytes = source.count * MemoryLayout<Float>.stride
+        // A channels-last source is permuted to logical order on the device first.
+        var logical = source
+        if isPermuted(source.shape) {
+            logical = try permuteScratch(source.count)
+            permuteToLogical(source, logical, shape: source.shape)
+        }
         let staging = try downloadStaging.reserve(bytes)
         try CUDACalls.cudart("cudaMemcpyAsync(device to host)") {
-            cudaMemcpyAsync(staging, source.rawAddress, bytes, cudaMemcpyDeviceToHost, stream)
+            cudaMemcpyAsync(staging, logical.rawAddress, bytes, cudaMemcpyDeviceToHost, stream)
         }
         try synchronize()
-        UnsafeMutableRawPointer(dst).copyMemory(from: staging, byteCount: bytes)
+        withExtendedLifetime(logical) {
+            UnsafeMutableRawPointer(dst).copyMemory(from: staging, byteCount: bytes)
+        }
     }
 
+    /// Copies in logical order: a plain copy between tensors stored alike, a permute between a
+    /// channels-last rank-4 tensor and another shape (Flatten's (N, C, H, W) -> (N, C*H*W)).
     public func copy(_ source: Tensor, to destination: Tensor) {
         ShapeChecks.copy(source, to: destination)
         guard source.count > 0 else { return }
-        recordFailure {
-            try queuedCUDART("cudaMemcpyAsync(device to device)") {
-                cudaMemcpyAsync(destination.rawAddress, source.rawAddress, source.count * 4, cudaMemcpyDeviceToDevice, stream)
+        let sourcePermuted = isPermuted(source.shape), destinationPermuted = isPermuted(destination.shape)
+        if storedAlike(source.shape, destination.shape) {
+            recordFailure {
+                try queuedCUDART("cudaMemcpyAsync(device to device)") {
+                    cudaMemcpyAsync(destination.rawAddress, source.rawAddress, source.count * 4, cudaMemcpyDeviceToDevice, stream)
+                }
+            }
+        } else if !destinationPermuted {
+            permuteToLogical(source, destination, shape: source.shape)
+        } else if !sourcePermuted {
+            permuteToStorage(source, destination, shape: destination.shape)
+        } else {
+            // Two channels-last shapes of one count: through logical order in scratch.
+            recordFailure {
+                let logical = try permuteScratch(source.count)
+                permuteToLogical(source, logical, shape: source.shape)
+                permuteToStorage(logical, destination, shape: destination.shape)
             }
         }
     }

@@ -2,6 +2,17 @@
 import CCuda
 
 // Batch norm through cuDNN in SPATIAL mode (per channel over N, H, W); (N, C) reads as (N, C, 1, 1).
+// Channels-last tensors get NHWC descriptors (and NHWC parameter descriptors: (1, C, 1, 1) is the
+// same memory either way, but cuDNN then sees one format). Training steps on channels-last
+// tensors run in the backend's `batchNormMode` (PERSISTENT with `STRATA_CUDA_BN=persistent`, as
+// PyTorch does for channels-last training); everything else, inference included, in SPATIAL.
+extension CUDABackend {
+    /// The mode of a training step (forward and backward alike) on `x`.
+    func trainingBatchNormMode(_ x: Tensor) -> cudnnBatchNormMode_t {
+        batchNormMode == .persistent && isChannelsLast(x) ? CUDNN_BATCHNORM_SPATIAL_PERSISTENT : CUDNN_BATCHNORM_SPATIAL
+    }
+}
+
 // cuDNN's conventions match the Backend contract: exponentialAverageFactor is PyTorch's momentum,
 // the running variance is updated with the unbiased batch variance (this is what PyTorch relies on
 // when it hands running_var to cuDNN), and the saved statistics are the mean and 1/sqrt(var + eps)
@@ -14,11 +25,11 @@ extension CUDABackend {
                                              runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd)
         let ch = x.nchw.c
         recordFailure {
-            let xd = try descriptor(x), pd = try biasDescriptor(ch)
+            let xd = try descriptor(x), pd = try biasDescriptor(ch, format: cudnnFormat(x))
             var one: Float = 1, zero: Float = 0
             try queuedCUDNN("cudnnBatchNormalizationForwardTraining") {
                 cudnnBatchNormalizationForwardTraining(
-                    dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, xd.handle, x.rawAddress, xd.handle, y.rawAddress,
+                    dnn, trainingBatchNormMode(x), &one, &zero, xd.handle, x.rawAddress, xd.handle, y.rawAddress,
                     pd.handle, gamma.rawAddress, beta.rawAddress, Double(momentum),
                     runningMean.rawAddress, runningVar.rawAddress, Double(epsilon),
                     saveMean.rawAddress, saveInvStd.rawAddress)
@@ -32,7 +43,7 @@ extension CUDABackend {
                                               runningVar: runningVar)
         let ch = x.nchw.c
         recordFailure {
-            let xd = try descriptor(x), pd = try biasDescriptor(ch)
+            let xd = try descriptor(x), pd = try biasDescriptor(ch, format: cudnnFormat(x))
             var one: Float = 1, zero: Float = 0
             try queuedCUDNN("cudnnBatchNormalizationForwardInference") {
                 cudnnBatchNormalizationForwardInference(
@@ -51,12 +62,12 @@ extension CUDABackend {
                                       gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
         let ch = x.nchw.c
         recordFailure {
-            let xd = try descriptor(x), pd = try biasDescriptor(ch)
+            let xd = try descriptor(x), pd = try biasDescriptor(ch, format: cudnnFormat(x))
             var one: Float = 1, zero: Float = 0, paramBeta: Float = mode == .accumulate ? 1 : 0
             // cuDNN uses the saved statistics, but asks for the forward's epsilon in both directions.
             try queuedCUDNN("cudnnBatchNormalizationBackward") {
                 cudnnBatchNormalizationBackward(
-                    dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &paramBeta, xd.handle, x.rawAddress,
+                    dnn, trainingBatchNormMode(x), &one, &zero, &one, &paramBeta, xd.handle, x.rawAddress,
                     xd.handle, dy.rawAddress, xd.handle, dx.rawAddress, pd.handle, gamma.rawAddress,
                     gradGamma.rawAddress, gradBeta.rawAddress, Double(epsilon), saveMean.rawAddress, saveInvStd.rawAddress)
             }

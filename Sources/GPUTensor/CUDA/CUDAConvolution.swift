@@ -1,19 +1,27 @@
 #if CUDA
 import CCuda
 
-// cuDNN convolutions (NCHW float32): descriptors owned by final classes, one plan per
-// ConvGeometry with the algorithms cudnnFind* measured, a shared workspace grown on demand.
+// cuDNN convolutions (float32, NCHW or NHWC descriptors by the backend's layout): descriptors
+// owned by final classes, one plan per ConvGeometry with the algorithms cudnnFind* measured, a
+// shared workspace grown on demand.
 
-/// A 4-D NCHW float32 tensor descriptor; rank-2 shapes (N, C) read as (N, C, 1, 1).
+extension CUDALayout {
+    /// The cuDNN format of a rank-4 tensor (and of the filter: NHWC is KRSC, i.e. OHWI) stored so.
+    var cudnnFormat: cudnnTensorFormat_t { self == .nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW }
+}
+
+/// A 4-D float32 tensor descriptor, NCHW or NHWC (`format`); the dimensions are always given
+/// logically (N, C, H, W). Rank-2 shapes (N, C) read as (N, C, 1, 1).
 final class TensorDescriptor {
     let handle: cudnnTensorDescriptor_t?
 
-    init(n: Int, c: Int, h: Int, w: Int) throws {
+    init(n: Int, c: Int, h: Int, w: Int, format: cudnnTensorFormat_t = CUDNN_TENSOR_NCHW) throws {
         var d: cudnnTensorDescriptor_t?
         try CUDACalls.cudnn("cudnnCreateTensorDescriptor") { cudnnCreateTensorDescriptor(&d) }
         handle = d
-        try CUDACalls.cudnn("cudnnSetTensor4dDescriptor(\(n)x\(c)x\(h)x\(w))") {
-            cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, Int32(n), Int32(c), Int32(h), Int32(w))
+        let formatName = format == CUDNN_TENSOR_NHWC ? "NHWC" : "NCHW"
+        try CUDACalls.cudnn("cudnnSetTensor4dDescriptor(\(n)x\(c)x\(h)x\(w) \(formatName))") {
+            cudnnSetTensor4dDescriptor(d, format, CUDNN_DATA_FLOAT, Int32(n), Int32(c), Int32(h), Int32(w))
         }
     }
 
@@ -23,12 +31,13 @@ final class TensorDescriptor {
 final class FilterDescriptor {
     let handle: cudnnFilterDescriptor_t?
 
-    init(_ g: ConvGeometry) throws {
+    /// `format` NHWC: the weights are stored (O, KH, KW, I), the backend's channels-last order.
+    init(_ g: ConvGeometry, format: cudnnTensorFormat_t = CUDNN_TENSOR_NCHW) throws {
         var d: cudnnFilterDescriptor_t?
         try CUDACalls.cudnn("cudnnCreateFilterDescriptor") { cudnnCreateFilterDescriptor(&d) }
         handle = d
         try CUDACalls.cudnn("cudnnSetFilter4dDescriptor") {
-            cudnnSetFilter4dDescriptor(d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, Int32(g.outChannels),
+            cudnnSetFilter4dDescriptor(d, CUDNN_DATA_FLOAT, format, Int32(g.outChannels),
                                        Int32(g.inChannels), Int32(g.kernelH), Int32(g.kernelW))
         }
     }
@@ -134,21 +143,24 @@ final class ConvolutionAlgorithms {
     }
 }
 
-/// Everything cuDNN needs for one convolution shape: descriptors made once, algorithms chosen
-/// per direction on first use (`ConvolutionAlgorithms`).
+/// Everything cuDNN needs for one convolution shape in one layout: descriptors made once,
+/// algorithms chosen per direction on first use (`ConvolutionAlgorithms`).
 final class ConvolutionPlan {
     let geometry: ConvGeometry
+    let layout: CUDALayout
     let x: TensorDescriptor, y: TensorDescriptor
     let w: FilterDescriptor
     /// One descriptor per direction: each carries the math type of the algorithm chosen for it.
     let forwardConv: ConvolutionDescriptor, dataConv: ConvolutionDescriptor, filterConv: ConvolutionDescriptor
     private(set) var algorithms: ConvolutionAlgorithms!
 
-    init(_ g: ConvGeometry, dnn: cudnnHandle_t?, strictFP32: Bool, allocator: CUDAAllocator) throws {
+    init(_ g: ConvGeometry, layout: CUDALayout, dnn: cudnnHandle_t?, strictFP32: Bool, allocator: CUDAAllocator) throws {
         geometry = g
-        x = try TensorDescriptor(n: g.batch, c: g.inChannels, h: g.height, w: g.width)
-        y = try TensorDescriptor(n: g.batch, c: g.outChannels, h: g.outHeight, w: g.outWidth)
-        w = try FilterDescriptor(g)
+        self.layout = layout
+        let format = layout.cudnnFormat
+        x = try TensorDescriptor(n: g.batch, c: g.inChannels, h: g.height, w: g.width, format: format)
+        y = try TensorDescriptor(n: g.batch, c: g.outChannels, h: g.outHeight, w: g.outWidth, format: format)
+        w = try FilterDescriptor(g, format: format)
         forwardConv = try ConvolutionDescriptor(g)
         dataConv = try ConvolutionDescriptor(g)
         filterConv = try ConvolutionDescriptor(g)
@@ -195,35 +207,53 @@ final class ConvolutionPlan {
 
     /// The direction's algorithm (searched on first use; its math type then set on the descriptor).
     func algorithm(_ direction: ConvolutionDirection) throws -> ConvolutionAlgorithm {
-        let (a, isNew) = try algorithms.choice(direction, what: "\(geometry)")
+        let (a, isNew) = try algorithms.choice(direction, what: "\(geometry), \(layout.rawValue.uppercased())")
         if isNew { try descriptor(direction).setMathType(a.mathType) }
         return a
     }
 }
 
+/// A convolution plan's cache key: the shape and the memory order its descriptors describe.
+struct ConvPlanKey: Hashable {
+    let geometry: ConvGeometry
+    let layout: CUDALayout
+}
+
 extension CUDABackend {
-    /// The plan for `g` (descriptors made the first time the shape is seen; algorithms measured
-    /// per direction on first use).
+    /// The plan for `g` in the backend's layout (descriptors made the first time the shape is
+    /// seen; algorithms measured per direction on first use). The key holds the layout too, so
+    /// a plan is never used for memory of the other order.
     func plan(_ g: ConvGeometry) throws -> ConvolutionPlan {
-        if let p = convPlans[g] { return p }
-        let p = try ConvolutionPlan(g, dnn: dnn, strictFP32: strictFP32, allocator: allocator)
-        convPlans[g] = p
+        let key = ConvPlanKey(geometry: g, layout: layout)
+        if let p = convPlans[key] { return p }
+        let p = try ConvolutionPlan(g, layout: layout, dnn: dnn, strictFP32: strictFP32, allocator: allocator)
+        convPlans[key] = p
         return p
     }
 
-    /// A cached descriptor for an (N, C) or (N, C, H, W) shape.
+    /// The cuDNN format of `t`'s memory: the backend's layout for rank 4, NCHW for (N, C) (read
+    /// as (N, C, 1, 1), where both orders coincide).
+    func cudnnFormat(_ t: Tensor) -> cudnnTensorFormat_t {
+        isChannelsLast(t) ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW
+    }
+
+    /// A cached descriptor for an (N, C) or (N, C, H, W) shape, in the format its memory has.
     func descriptor(_ t: Tensor) throws -> TensorDescriptor {
-        if let d = tensorDescriptors[t.shape] { return d }
+        let format = cudnnFormat(t)
+        let key = t.shape + [Int(format.rawValue)]   // rank 2 and rank 4 never share a key
+        if let d = tensorDescriptors[key] { return d }
         let (n, c, h, w) = t.nchw
-        let d = try TensorDescriptor(n: n, c: c, h: h, w: w)
-        tensorDescriptors[t.shape] = d
+        let d = try TensorDescriptor(n: n, c: c, h: h, w: w, format: format)
+        tensorDescriptors[key] = d
         return d
     }
 
-    func biasDescriptor(_ channels: Int) throws -> TensorDescriptor {
-        let key = [1, channels, 1, 1, -1]   // -1 keeps it apart from a real (1, C, 1, 1) tensor
+    /// The (1, C, 1, 1) descriptor of a per-channel vector (bias, batch-norm parameters) used
+    /// with a tensor of `format`.
+    func biasDescriptor(_ channels: Int, format: cudnnTensorFormat_t = CUDNN_TENSOR_NCHW) throws -> TensorDescriptor {
+        let key = [1, channels, 1, 1, -1, Int(format.rawValue)]   // -1 keeps it apart from a real (1, C, 1, 1) tensor
         if let d = tensorDescriptors[key] { return d }
-        let d = try TensorDescriptor(n: 1, c: channels, h: 1, w: 1)
+        let d = try TensorDescriptor(n: 1, c: channels, h: 1, w: 1, format: format)
         tensorDescriptors[key] = d
         return d
     }
@@ -280,7 +310,7 @@ extension CUDABackend {
         ShapeChecks.bias(y, bias: bias, "addBias")
         let c = y.nchw.c
         recordFailure {
-            let yd = try descriptor(y), bd = try biasDescriptor(c)
+            let yd = try descriptor(y), bd = try biasDescriptor(c, format: cudnnFormat(y))
             var alpha: Float = 1, beta: Float = 1
             try queuedCUDNN("cudnnAddTensor") {
                 cudnnAddTensor(dnn, &alpha, bd.handle, bias.rawAddress, &beta, yd.handle, y.rawAddress)
@@ -293,7 +323,7 @@ extension CUDABackend {
         ShapeChecks.bias(dy, bias: db, "biasBackward")
         let c = dy.nchw.c
         recordFailure {
-            let yd = try descriptor(dy), bd = try biasDescriptor(c)
+            let yd = try descriptor(dy), bd = try biasDescriptor(c, format: cudnnFormat(dy))
             var alpha: Float = 1, beta: Float = mode == .accumulate ? 1 : 0
             try queuedCUDNN("cudnnConvolutionBackwardBias") {
                 cudnnConvolutionBackwardBias(dnn, &alpha, yd.handle, dy.rawAddress, &beta, bd.handle, db.rawAddress)

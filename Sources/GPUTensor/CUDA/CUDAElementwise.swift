@@ -105,17 +105,39 @@ extern "C" __global__ void fill_uniform(float* x, i64 n, float low, float width,
 }
 
 // Philox.normal: Box-Muller in double on the word pairs (0,1) and (2,3), rounded once.
+__device__ __forceinline__ float philox_normal(u64 seed, u64 counter, i64 i) {
+    Block4 b = philox(seed, counter, (u64)(i >> 2));
+    u32 a = (i & 2) == 0 ? b.w[0] : b.w[2], c = (i & 2) == 0 ? b.w[1] : b.w[3];
+    double u1 = ((double)a + 1.0) * (1.0 / 4294967296.0);
+    double u2 = (double)c * (1.0 / 4294967296.0);
+    double r = sqrt(-2.0 * log(u1));
+    double theta = 2.0 * 3.141592653589793 * u2;
+    return (float)((i & 1) == 0 ? r * cos(theta) : r * sin(theta));
+}
+
 extern "C" __global__ void fill_normal(float* x, i64 n, float mean, float stddev, u64 seed, u64 counter) {
-    GRID_STRIDE(i, n) {
-        Block4 b = philox(seed, counter, (u64)(i >> 2));
-        u32 a = (i & 2) == 0 ? b.w[0] : b.w[2], c = (i & 2) == 0 ? b.w[1] : b.w[3];
-        double u1 = ((double)a + 1.0) * (1.0 / 4294967296.0);
-        double u2 = (double)c * (1.0 / 4294967296.0);
-        double r = sqrt(-2.0 * log(u1));
-        double theta = 2.0 * 3.141592653589793 * u2;
-        float z = (float)((i & 1) == 0 ? r * cos(theta) : r * sin(theta));
-        x[i] = mean + stddev * z;
+    GRID_STRIDE(i, n) x[i] = mean + stddev * philox_normal(seed, counter, i);
+}
+
+// Channels-last variants (x, y, mask: N images of C x HW, stored NHWC): element e draws the
+// value of its logical index, so they fill what the NCHW kernels fill, permuted.
+extern "C" __global__ void dropout_forward_nhwc(const float* x, float* y, float* mask, i64 n, i64 c, i64 hw, float p,
+                                                float keep, u64 seed, u64 counter) {
+    GRID_STRIDE(e, n) {
+        float m = unitFloat(philoxBits(seed, counter, logical_of_nhwc(e, c, hw))) >= p ? keep : 0.0f;
+        mask[e] = m;
+        y[e] = x[e] * m;
     }
+}
+
+extern "C" __global__ void fill_uniform_nhwc(float* x, i64 n, i64 c, i64 hw, float low, float width, u64 seed,
+                                             u64 counter) {
+    GRID_STRIDE(e, n) x[e] = low + width * unitFloat(philoxBits(seed, counter, logical_of_nhwc(e, c, hw)));
+}
+
+extern "C" __global__ void fill_normal_nhwc(float* x, i64 n, i64 c, i64 hw, float mean, float stddev, u64 seed,
+                                            u64 counter) {
+    GRID_STRIDE(e, n) x[e] = mean + stddev * philox_normal(seed, counter, logical_of_nhwc(e, c, hw));
 }
 
 // ---- Optimizers (PyTorch's rules, as CPUOptimizers.swift) --------------------------------------
@@ -194,6 +216,12 @@ extension CUDAKernels {
     static let fillUniform = CUDAKernel<Tensor, Int, Float, Float, UInt64, UInt64>(.fill_uniform)
     /// `fill_normal(float* x, i64 n, float mean, float stddev, u64 seed, u64 counter)`
     static let fillNormal = CUDAKernel<Tensor, Int, Float, Float, UInt64, UInt64>(.fill_normal)
+    /// `dropout_forward_nhwc(const float* x, float* y, float* mask, i64 n, i64 c, i64 hw, float p, float keep, u64 seed, u64 counter)`
+    static let dropoutForwardNHWC = CUDAKernel<Tensor, Tensor, Tensor, Int, Int, Int, Float, Float, UInt64, UInt64>(.dropout_forward_nhwc)
+    /// `fill_uniform_nhwc(float* x, i64 n, i64 c, i64 hw, float low, float width, u64 seed, u64 counter)`
+    static let fillUniformNHWC = CUDAKernel<Tensor, Int, Int, Int, Float, Float, UInt64, UInt64>(.fill_uniform_nhwc)
+    /// `fill_normal_nhwc(float* x, i64 n, i64 c, i64 hw, float mean, float stddev, u64 seed, u64 counter)`
+    static let fillNormalNHWC = CUDAKernel<Tensor, Int, Int, Int, Float, Float, UInt64, UInt64>(.fill_normal_nhwc)
     /// `sgd_plain(float* p, const float* grad, i64 n, float lr, float wd)`
     static let sgdPlain = CUDAKernel<Tensor, Tensor, Int, Float, Float>(.sgd_plain)
     /// `sgd_momentum(float* p, const float* grad, float* vel, i64 n, float lr, float momentum, float wd, int nesterov)`
@@ -269,10 +297,19 @@ extension CUDABackend {
 
     // MARK: Random (Philox, same counters as the CPU)
 
+    // Philox by the LOGICAL index: a channels-last tensor takes the `_nhwc` kernels.
+
     public func dropoutForward(_ x: Tensor, output y: Tensor, mask: Tensor, probability p: Float, seed: UInt64, counter: UInt64) {
         ShapeChecks.dropoutForward(x, output: y, mask: mask, probability: p)
+        precondition(storedAlike(x.shape, y.shape) && storedAlike(x.shape, mask.shape),
+                     "dropoutForward \(x) -> \(y), mask \(mask): a channels-last tensor needs its own shape")
         let keep: Float = 1 / (1 - p)
-        launch(CUDAKernels.dropoutForward, count: x.count, x, y, mask, x.count, p, keep, seed, counter)
+        if isPermuted(x.shape) {
+            launch(CUDAKernels.dropoutForwardNHWC, count: x.count,
+                   x, y, mask, x.count, x.shape[1], x.shape[2] * x.shape[3], p, keep, seed, counter)
+        } else {
+            launch(CUDAKernels.dropoutForward, count: x.count, x, y, mask, x.count, p, keep, seed, counter)
+        }
     }
 
     public func dropoutBackward(gradOutput dy: Tensor, mask: Tensor, gradInput dx: Tensor) {
@@ -281,11 +318,21 @@ extension CUDABackend {
     }
 
     public func fillUniform(_ x: Tensor, low: Float, high: Float, seed: UInt64, counter: UInt64) {
-        launch(CUDAKernels.fillUniform, count: x.count, x, x.count, low, high - low, seed, counter)
+        if isPermuted(x.shape) {
+            launch(CUDAKernels.fillUniformNHWC, count: x.count,
+                   x, x.count, x.shape[1], x.shape[2] * x.shape[3], low, high - low, seed, counter)
+        } else {
+            launch(CUDAKernels.fillUniform, count: x.count, x, x.count, low, high - low, seed, counter)
+        }
     }
 
     public func fillNormal(_ x: Tensor, mean: Float, std: Float, seed: UInt64, counter: UInt64) {
-        launch(CUDAKernels.fillNormal, count: x.count, x, x.count, mean, std, seed, counter)
+        if isPermuted(x.shape) {
+            launch(CUDAKernels.fillNormalNHWC, count: x.count,
+                   x, x.count, x.shape[1], x.shape[2] * x.shape[3], mean, std, seed, counter)
+        } else {
+            launch(CUDAKernels.fillNormal, count: x.count, x, x.count, mean, std, seed, counter)
+        }
     }
 
     // MARK: Optimizers (scalars derived on the host exactly as CPUOptimizers.swift does)

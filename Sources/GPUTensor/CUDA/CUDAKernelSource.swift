@@ -9,6 +9,8 @@
 /// does; that is what lets CPU and GPU agree bit for bit on the random kernels.
 ///
 /// Legend: N batch, C channels, H/W input height/width, OH/OW output height/width, K classes.
+/// Kernels that index rank-4 memory come in two variants, NCHW and `_nhwc` (channels-last), chosen
+/// by the backend's `layout` (CUDALayout.swift); elementwise kernels need none.
 ///
 /// Each family's kernels live next to their launchers. A new kernel is its C source in its
 /// family's string, a typed `CUDAKernel` beside it (`CUDAKernels.name`), a `Kernel` case below
@@ -16,7 +18,7 @@
 public enum CUDAKernelSource {
     /// The whole program: the shared prelude, then each family's kernels, which live next to
     /// their launchers (CUDAElementwise.swift, CUDALayerKernels.swift, ...).
-    public static let text = prelude + elementwise + gemm + layers + batchStatistics
+    public static let text = prelude + elementwise + gemm + layers + batchStatistics + layout
 
     /// Types, the grid-stride loop and Philox, shared by every family.
     static let prelude = #"""
@@ -51,6 +53,14 @@ __device__ __forceinline__ u32 philoxBits(u64 seed, u64 counter, i64 i) {
 
 // Top 24 bits, exact in float32: Philox.unit.
 __device__ __forceinline__ float unitFloat(u32 bits) { return (float)(bits >> 8) * (1.0f / 16777216.0f); }
+
+// The logical (NCHW) index of physical element e of a channels-last tensor of c channels and hw
+// pixels per image: random kernels draw Philox by the logical index, so both layouts (and the
+// CPU) draw the same values.
+__device__ __forceinline__ i64 logical_of_nhwc(i64 e, i64 c, i64 hw) {
+    i64 ch = e % c, p = (e / c) % hw, image = e / (c * hw);
+    return (image * c + ch) * hw + p;
+}
 """#
 
     /// Every `extern "C"` kernel of `text`, loaded by name at start-up.
@@ -59,11 +69,16 @@ __device__ __forceinline__ float unitFloat(u32 bits) { return (float)(bits >> 8)
         case relu_forward, relu_backward
         case sum_partials, argmax_rows, softmax_cross_entropy
         case dropout_forward, fill_uniform, fill_normal
+        case dropout_forward_nhwc, fill_uniform_nhwc, fill_normal_nhwc
         case sgd_plain, sgd_momentum, rmsprop_update, adam_update
         case random_crop_flip, normalize_channels, strided_channel_copy_forward, strided_channel_copy_backward
         case maxpool_forward, maxpool_backward, avgpool_forward, avgpool_backward
         case global_avgpool_forward, global_avgpool_backward
+        case random_crop_flip_nhwc, strided_channel_copy_forward_nhwc, strided_channel_copy_backward_nhwc
+        case maxpool_forward_nhwc, maxpool_backward_nhwc, avgpool_forward_nhwc, avgpool_backward_nhwc
+        case global_avgpool_forward_nhwc, global_avgpool_backward_nhwc
         case sum_to_slot, count_correct_to_slot
+        case nchw_to_nhwc, nhwc_to_nchw
     }
 }
 #endif

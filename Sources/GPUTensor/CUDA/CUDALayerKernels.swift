@@ -52,16 +52,17 @@ extern "C" __global__ void strided_channel_copy_backward(const float* dy, float*
 }
 
 // ---- Pooling (x (N, C, H, W), y (N, C, OH, OW); planes = N*C) -----------------------------------
-// The first maximum of window (oi, oj) in row-major order; NaN wins, as on the CPU.
+// The first maximum of window (oi, oj) in row-major order; NaN wins, as on the CPU. Pixel (r, c)
+// of the plane is plane[(r * w + c) * ps]: ps = 1 for NCHW, C for NHWC. Returns r * w + c.
 __device__ __forceinline__ i64 window_argmax(const float* plane, i64 h, i64 w, i64 oi, i64 oj, i64 k, i64 s,
-                                             i64 pad, float* bestOut) {
+                                             i64 pad, i64 ps, float* bestOut) {
     i64 r0 = max(oi * s - pad, 0ll), r1 = min(oi * s - pad + k, h);
     i64 c0 = max(oj * s - pad, 0ll), c1 = min(oj * s - pad + k, w);
     float best = -__int_as_float(0x7f800000);
     i64 at = r0 * w + c0;
     for (i64 r = r0; r < r1; ++r)
         for (i64 c = c0; c < c1; ++c) {
-            float v = plane[r * w + c];
+            float v = plane[(r * w + c) * ps];
             if (v > best || (v != v && best == best)) { best = v; at = r * w + c; }
         }
     *bestOut = best;
@@ -73,7 +74,7 @@ extern "C" __global__ void maxpool_forward(const float* x, float* y, i64 planes,
     GRID_STRIDE(e, planes * oh * ow) {
         i64 oj = e % ow, oi = (e / ow) % oh, plane = e / (oh * ow);
         float best;
-        window_argmax(x + plane * h * w, h, w, oi, oj, k, s, pad, &best);
+        window_argmax(x + plane * h * w, h, w, oi, oj, k, s, pad, 1, &best);
         y[e] = best;
     }
 }
@@ -93,7 +94,7 @@ extern "C" __global__ void maxpool_backward(const float* x, const float* dy, flo
         for (i64 oi = oi0; oi <= oi1; ++oi)
             for (i64 oj = oj0; oj <= oj1; ++oj) {
                 float best;
-                if (window_argmax(xp, h, w, oi, oj, k, s, pad, &best) == r * w + c)
+                if (window_argmax(xp, h, w, oi, oj, k, s, pad, 1, &best) == r * w + c)
                     acc += dy[(plane * oh + oi) * ow + oj];
             }
         dx[e] = acc;
@@ -139,6 +140,110 @@ extern "C" __global__ void global_avgpool_forward(const float* x, float* y, i64 
 extern "C" __global__ void global_avgpool_backward(const float* dy, float* dx, i64 planes, i64 hw, float inv) {
     GRID_STRIDE(e, planes * hw) dx[e] = dy[e / hw] * inv;
 }
+
+// ---- Channels-last variants (rank-4 tensors stored NHWC: element ((n * H + i) * W + j) * C + c) --
+// The same formulas as the NCHW kernels above, one thread per physical output element.
+extern "C" __global__ void random_crop_flip_nhwc(const float* x, float* y, i64 n, i64 c, i64 h, i64 w, i64 padding,
+                                                 int allowFlip, u64 seed, u64 counter) {
+    GRID_STRIDE(e, n * c * h * w) {
+        i64 ch = e % c, j = (e / c) % w, i = (e / (c * w)) % h, image = e / (c * w * h);
+        u64 span = (u64)(2 * padding + 1);
+        i64 oy = (i64)((((u64)(philoxBits(seed, counter, 3 * image) >> 8)) * span) >> 24) - padding;
+        i64 ox = (i64)((((u64)(philoxBits(seed, counter, 3 * image + 1) >> 8)) * span) >> 24) - padding;
+        bool flip = allowFlip && unitFloat(philoxBits(seed, counter, 3 * image + 2)) < 0.5f;
+        i64 si = i + oy, sj = (flip ? w - 1 - j : j) + ox;
+        y[e] = (si >= 0 && si < h && sj >= 0 && sj < w) ? x[((image * h + si) * w + sj) * c + ch] : 0.0f;
+    }
+}
+
+extern "C" __global__ void strided_channel_copy_forward_nhwc(const float* x, float* y, i64 n, i64 cin, i64 h, i64 w,
+                                                             i64 cout, i64 oh, i64 ow, i64 stride, i64 offset) {
+    GRID_STRIDE(e, n * cout * oh * ow) {
+        i64 co = e % cout, j = (e / cout) % ow, i = (e / (cout * ow)) % oh, image = e / (cout * ow * oh);
+        i64 ci = co - offset;
+        y[e] = (ci >= 0 && ci < cin) ? x[((image * h + i * stride) * w + j * stride) * cin + ci] : 0.0f;
+    }
+}
+
+extern "C" __global__ void strided_channel_copy_backward_nhwc(const float* dy, float* dx, i64 n, i64 cin, i64 h, i64 w,
+                                                              i64 cout, i64 oh, i64 ow, i64 stride, i64 offset) {
+    GRID_STRIDE(e, n * cin * h * w) {
+        i64 ci = e % cin, j = (e / cin) % w, i = (e / (cin * w)) % h, image = e / (cin * w * h);
+        bool hit = i % stride == 0 && j % stride == 0;
+        dx[e] = hit ? dy[((image * oh + i / stride) * ow + j / stride) * cout + ci + offset] : 0.0f;
+    }
+}
+
+extern "C" __global__ void maxpool_forward_nhwc(const float* x, float* y, i64 n, i64 c, i64 h, i64 w, i64 oh, i64 ow,
+                                                i64 k, i64 s, i64 pad) {
+    GRID_STRIDE(e, n * oh * ow * c) {
+        i64 ch = e % c, oj = (e / c) % ow, oi = (e / (c * ow)) % oh, image = e / (c * ow * oh);
+        float best;
+        window_argmax(x + image * h * w * c + ch, h, w, oi, oj, k, s, pad, c, &best);
+        y[e] = best;
+    }
+}
+
+extern "C" __global__ void maxpool_backward_nhwc(const float* x, const float* dy, float* dx, i64 n, i64 c, i64 h,
+                                                 i64 w, i64 oh, i64 ow, i64 k, i64 s, i64 pad) {
+    GRID_STRIDE(e, n * h * w * c) {
+        i64 ch = e % c, col = (e / c) % w, r = (e / (c * w)) % h, image = e / (c * w * h);
+        const float* xp = x + image * h * w * c + ch;
+        const float* dyp = dy + image * oh * ow * c + ch;
+        i64 oi0 = (r + pad - k + 1 <= 0) ? 0 : (r + pad - k + s) / s, oi1 = min((r + pad) / s, oh - 1);
+        i64 oj0 = (col + pad - k + 1 <= 0) ? 0 : (col + pad - k + s) / s, oj1 = min((col + pad) / s, ow - 1);
+        float acc = 0.0f;
+        for (i64 oi = oi0; oi <= oi1; ++oi)
+            for (i64 oj = oj0; oj <= oj1; ++oj) {
+                float best;
+                if (window_argmax(xp, h, w, oi, oj, k, s, pad, c, &best) == r * w + col)
+                    acc += dyp[(oi * ow + oj) * c];
+            }
+        dx[e] = acc;
+    }
+}
+
+extern "C" __global__ void avgpool_forward_nhwc(const float* x, float* y, i64 n, i64 c, i64 h, i64 w, i64 oh, i64 ow,
+                                                i64 k, i64 s, i64 pad, float inv) {
+    GRID_STRIDE(e, n * oh * ow * c) {
+        i64 ch = e % c, oj = (e / c) % ow, oi = (e / (c * ow)) % oh, image = e / (c * ow * oh);
+        const float* xp = x + image * h * w * c + ch;
+        i64 r0 = max(oi * s - pad, 0ll), r1 = min(oi * s - pad + k, h);
+        i64 c0 = max(oj * s - pad, 0ll), c1 = min(oj * s - pad + k, w);
+        float acc = 0.0f;
+        for (i64 r = r0; r < r1; ++r) for (i64 col = c0; col < c1; ++col) acc += xp[(r * w + col) * c];
+        y[e] = acc * inv;
+    }
+}
+
+extern "C" __global__ void avgpool_backward_nhwc(const float* dy, float* dx, i64 n, i64 c, i64 h, i64 w, i64 oh, i64 ow,
+                                                 i64 k, i64 s, i64 pad, float inv) {
+    GRID_STRIDE(e, n * h * w * c) {
+        i64 ch = e % c, col = (e / c) % w, r = (e / (c * w)) % h, image = e / (c * w * h);
+        const float* dyp = dy + image * oh * ow * c + ch;
+        i64 oi0 = (r + pad - k + 1 <= 0) ? 0 : (r + pad - k + s) / s, oi1 = min((r + pad) / s, oh - 1);
+        i64 oj0 = (col + pad - k + 1 <= 0) ? 0 : (col + pad - k + s) / s, oj1 = min((col + pad) / s, ow - 1);
+        float acc = 0.0f;
+        for (i64 oi = oi0; oi <= oi1; ++oi)
+            for (i64 oj = oj0; oj <= oj1; ++oj) acc += dyp[(oi * ow + oj) * c];
+        dx[e] = acc * inv;
+    }
+}
+
+// x (N, HW, C) -> y (N, C): one thread per (image, channel), accumulated in double.
+extern "C" __global__ void global_avgpool_forward_nhwc(const float* x, float* y, i64 n, i64 c, i64 hw) {
+    GRID_STRIDE(q, n * c) {
+        i64 ch = q % c, image = q / c;
+        const float* xp = x + image * hw * c + ch;
+        double acc = 0.0;
+        for (i64 k = 0; k < hw; ++k) acc += (double)xp[k * c];
+        y[q] = (float)(acc / (double)hw);
+    }
+}
+
+extern "C" __global__ void global_avgpool_backward_nhwc(const float* dy, float* dx, i64 n, i64 c, i64 hw, float inv) {
+    GRID_STRIDE(e, n * hw * c) dx[e] = dy[(e / (hw * c)) * c + e % c] * inv;
+}
 """#
 }
 
@@ -163,79 +268,130 @@ extension CUDAKernels {
     static let globalAvgPoolForward = CUDAKernel<Tensor, Tensor, Int, Int>(.global_avgpool_forward)
     /// `global_avgpool_backward(const float* dy, float* dx, i64 planes, i64 hw, float inv)`
     static let globalAvgPoolBackward = CUDAKernel<Tensor, Tensor, Int, Int, Float>(.global_avgpool_backward)
+    /// `random_crop_flip_nhwc(const float* x, float* y, i64 n, i64 c, i64 h, i64 w, i64 padding, int allowFlip, u64 seed, u64 counter)`
+    static let randomCropFlipNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Bool, UInt64, UInt64>(.random_crop_flip_nhwc)
+    /// `strided_channel_copy_forward_nhwc(const float* x, float* y, i64 n, i64 cin, i64 h, i64 w, i64 cout, i64 oh, i64 ow, i64 stride, i64 offset)`
+    static let stridedChannelCopyForwardNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.strided_channel_copy_forward_nhwc)
+    /// `strided_channel_copy_backward_nhwc(const float* dy, float* dx, i64 n, i64 cin, i64 h, i64 w, i64 cout, i64 oh, i64 ow, i64 stride, i64 offset)`
+    static let stridedChannelCopyBackwardNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.strided_channel_copy_backward_nhwc)
+    /// `maxpool_forward_nhwc(const float* x, float* y, i64 n, i64 c, i64 h, i64 w, i64 oh, i64 ow, i64 k, i64 s, i64 pad)`
+    static let maxPoolForwardNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.maxpool_forward_nhwc)
+    /// `maxpool_backward_nhwc(const float* x, const float* dy, float* dx, i64 n, i64 c, i64 h, i64 w, i64 oh, i64 ow, i64 k, i64 s, i64 pad)`
+    static let maxPoolBackwardNHWC = CUDAKernel<Tensor, Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.maxpool_backward_nhwc)
+    /// `avgpool_forward_nhwc(const float* x, float* y, i64 n, i64 c, i64 h, i64 w, i64 oh, i64 ow, i64 k, i64 s, i64 pad, float inv)`
+    static let avgPoolForwardNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int, Float>(.avgpool_forward_nhwc)
+    /// `avgpool_backward_nhwc(const float* dy, float* dx, i64 n, i64 c, i64 h, i64 w, i64 oh, i64 ow, i64 k, i64 s, i64 pad, float inv)`
+    static let avgPoolBackwardNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int, Float>(.avgpool_backward_nhwc)
+    /// `global_avgpool_forward_nhwc(const float* x, float* y, i64 n, i64 c, i64 hw)`
+    static let globalAvgPoolForwardNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int>(.global_avgpool_forward_nhwc)
+    /// `global_avgpool_backward_nhwc(const float* dy, float* dx, i64 n, i64 c, i64 hw, float inv)`
+    static let globalAvgPoolBackwardNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int, Float>(.global_avgpool_backward_nhwc)
 }
 
 // MARK: Launchers
 
 // Pooling, augmentation and the strided channel copy (the option-A shortcut): launchers for the NVRTC kernels (own kernels
-// rather than cuDNN pooling, so max-pool ties route to the first maximum exactly as on the CPU).
+// rather than cuDNN pooling, so max-pool ties route to the first maximum exactly as on the CPU). Channels-last tensors
+// (`isChannelsLast`, CUDALayout.swift) take the `_nhwc` variants.
 extension CUDABackend {
     public func maxPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
         ShapeChecks.pool(g, input: x, output: y, "maxPoolForward")
-        launch(CUDAKernels.maxPoolForward, count: y.count,
-               x, y, g.batch * g.channels, g.height, g.width, g.outHeight, g.outWidth, g.window, g.stride, g.padding)
+        if isChannelsLast(x) {
+            launch(CUDAKernels.maxPoolForwardNHWC, count: y.count,
+                   x, y, g.batch, g.channels, g.height, g.width, g.outHeight, g.outWidth, g.window, g.stride, g.padding)
+        } else {
+            launch(CUDAKernels.maxPoolForward, count: y.count,
+                   x, y, g.batch * g.channels, g.height, g.width, g.outHeight, g.outWidth, g.window, g.stride, g.padding)
+        }
     }
 
     public func maxPoolBackward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gradInput dx: Tensor) {
         ShapeChecks.pool(g, input: x, output: y, "maxPoolBackward")
         ShapeChecks.pool(g, input: dx, output: dy, "maxPoolBackward")
-        launch(CUDAKernels.maxPoolBackward, count: dx.count,
-               x, dy, dx, g.batch * g.channels, g.height, g.width, g.outHeight, g.outWidth, g.window, g.stride, g.padding)
+        if isChannelsLast(x) {
+            launch(CUDAKernels.maxPoolBackwardNHWC, count: dx.count,
+                   x, dy, dx, g.batch, g.channels, g.height, g.width, g.outHeight, g.outWidth, g.window, g.stride, g.padding)
+        } else {
+            launch(CUDAKernels.maxPoolBackward, count: dx.count,
+                   x, dy, dx, g.batch * g.channels, g.height, g.width, g.outHeight, g.outWidth, g.window, g.stride, g.padding)
+        }
     }
 
     public func avgPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
         ShapeChecks.pool(g, input: x, output: y, "avgPoolForward")
-        launch(CUDAKernels.avgPoolForward, count: y.count,
-               x, y, g.batch * g.channels, g.height, g.width, g.outHeight, g.outWidth, g.window, g.stride, g.padding,
-               1 / Float(g.window * g.window))
+        let inv = 1 / Float(g.window * g.window)
+        if isChannelsLast(x) {
+            launch(CUDAKernels.avgPoolForwardNHWC, count: y.count,
+                   x, y, g.batch, g.channels, g.height, g.width, g.outHeight, g.outWidth, g.window, g.stride, g.padding, inv)
+        } else {
+            launch(CUDAKernels.avgPoolForward, count: y.count,
+                   x, y, g.batch * g.channels, g.height, g.width, g.outHeight, g.outWidth, g.window, g.stride, g.padding, inv)
+        }
     }
 
     public func avgPoolBackward(_ g: PoolGeometry, gradOutput dy: Tensor, gradInput dx: Tensor) {
         ShapeChecks.pool(g, input: dx, output: dy, "avgPoolBackward")
-        launch(CUDAKernels.avgPoolBackward, count: dx.count,
-               dy, dx, g.batch * g.channels, g.height, g.width, g.outHeight, g.outWidth, g.window, g.stride, g.padding,
-               1 / Float(g.window * g.window))
+        let inv = 1 / Float(g.window * g.window)
+        if isChannelsLast(dx) {
+            launch(CUDAKernels.avgPoolBackwardNHWC, count: dx.count,
+                   dy, dx, g.batch, g.channels, g.height, g.width, g.outHeight, g.outWidth, g.window, g.stride, g.padding, inv)
+        } else {
+            launch(CUDAKernels.avgPoolBackward, count: dx.count,
+                   dy, dx, g.batch * g.channels, g.height, g.width, g.outHeight, g.outWidth, g.window, g.stride, g.padding, inv)
+        }
     }
 
     public func globalAvgPoolForward(input x: Tensor, output y: Tensor) {
         ShapeChecks.globalAvgPool(input: x, output: y, "globalAvgPoolForward")
         let (n, c, h, w) = x.nchw
-        launch(CUDAKernels.globalAvgPoolForward, count: n * c, x, y, n * c, h * w)
+        if isChannelsLast(x) {
+            launch(CUDAKernels.globalAvgPoolForwardNHWC, count: n * c, x, y, n, c, h * w)
+        } else {
+            launch(CUDAKernels.globalAvgPoolForward, count: n * c, x, y, n * c, h * w)
+        }
     }
 
     public func globalAvgPoolBackward(gradOutput dy: Tensor, gradInput dx: Tensor) {
         ShapeChecks.globalAvgPool(input: dx, output: dy, "globalAvgPoolBackward")
         let (n, c, h, w) = dx.nchw
-        launch(CUDAKernels.globalAvgPoolBackward, count: dx.count, dy, dx, n * c, h * w, 1 / Float(h * w))
+        if isChannelsLast(dx) {
+            launch(CUDAKernels.globalAvgPoolBackwardNHWC, count: dx.count, dy, dx, n, c, h * w, 1 / Float(h * w))
+        } else {
+            launch(CUDAKernels.globalAvgPoolBackward, count: dx.count, dy, dx, n * c, h * w, 1 / Float(h * w))
+        }
     }
 
     public func randomCropFlip(_ x: Tensor, output y: Tensor, padding: Int, allowFlip: Bool, seed: UInt64, counter: UInt64) {
         ShapeChecks.randomCropFlip(x, output: y, padding: padding)
         let (n, c, h, w) = x.nchw
-        launch(CUDAKernels.randomCropFlip, count: x.count, x, y, n, c, h, w, padding, allowFlip, seed, counter)
+        let kernel = isChannelsLast(x) ? CUDAKernels.randomCropFlipNHWC : CUDAKernels.randomCropFlip
+        launch(kernel, count: x.count, x, y, n, c, h, w, padding, allowFlip, seed, counter)
     }
 
+    /// Channels-last (N, C, H, W) is rows of C values, like (N, C): the kernel runs with hw = 1.
     public func normalizeChannels(_ x: Tensor, output y: Tensor, mean: [Float], std: [Float]) {
         ShapeChecks.normalizeChannels(x, output: y, mean: mean, std: std)
+        precondition(storedAlike(x.shape, y.shape), "normalizeChannels \(x) -> \(y): a channels-last tensor needs its own shape")
         let (_, ch, h, w) = x.nchw
+        let hw = isChannelsLast(x) ? 1 : h * w
         recordFailure {
             let meanStd = try scratch(mean + std)   // freed (recycled) after the queued kernel, stream order
-            launch(CUDAKernels.normalizeChannels, count: x.count, x, y, meanStd, x.count, ch, h * w)
+            launch(CUDAKernels.normalizeChannels, count: x.count, x, y, meanStd, x.count, ch, hw)
         }
     }
 
     public func shortcutPadForward(_ x: Tensor, output y: Tensor, stride: Int, channelOffset: Int) {
         ShapeChecks.shortcutPad(x, y, stride: stride, channelOffset: channelOffset, "shortcutPadForward")
         let (_, cin, h, w) = x.nchw, (n, cout, oh, ow) = y.nchw
-        launch(CUDAKernels.stridedChannelCopyForward, count: y.count,
-               x, y, n, cin, h, w, cout, oh, ow, stride, channelOffset)
+        let kernel = isChannelsLast(x) ? CUDAKernels.stridedChannelCopyForwardNHWC : CUDAKernels.stridedChannelCopyForward
+        launch(kernel, count: y.count, x, y, n, cin, h, w, cout, oh, ow, stride, channelOffset)
     }
 
     public func shortcutPadBackward(gradOutput dy: Tensor, gradInput dx: Tensor, stride: Int, channelOffset: Int) {
         ShapeChecks.shortcutPad(dx, dy, stride: stride, channelOffset: channelOffset, "shortcutPadBackward")
         let (_, cin, h, w) = dx.nchw, (n, cout, oh, ow) = dy.nchw
-        launch(CUDAKernels.stridedChannelCopyBackward, count: dx.count,
-               dy, dx, n, cin, h, w, cout, oh, ow, stride, channelOffset)
+        let kernel = isChannelsLast(dx) ? CUDAKernels.stridedChannelCopyBackwardNHWC : CUDAKernels.stridedChannelCopyBackward
+        launch(kernel, count: dx.count, dy, dx, n, cin, h, w, cout, oh, ow, stride, channelOffset)
     }
 }
 #endif

@@ -1,0 +1,137 @@
+// The CUDA backend's storage order of rank-4 tensors, chosen once per backend.
+//
+// Shapes stay logical everywhere ((N, C, H, W) activations, (O, I, KH, KW) weights). With
+// `.nhwc` every rank-4 tensor is stored channels-last, physical order (dim0, dim2, dim3, dim1),
+// exactly as the CPU backend stores it: cuDNN's tensor-core convolutions want NHWC and transpose
+// NCHW float tensors internally (the first H200 run: strict FP32 as fast as TF32). `upload`,
+// `download` and `copy` convert at the boundary with the permute kernels below, so callers only
+// ever see logical row-major arrays; random fills and dropout index Philox by the logical index.
+//
+// Legend: N images, C channels, HW = H*W pixels. A channels-last tensor is N blocks of (HW, C)
+// rows; slicing the first dimension (a sub-batch) is still a contiguous range.
+
+/// The physical order of the CUDA backend's rank-4 tensors (`STRATA_CUDA_LAYOUT`).
+public enum CUDALayout: String, Sendable, CaseIterable, CUDASetting {
+    /// Row-major (N, C, H, W), the logical order itself.
+    case nchw
+    /// Channels-last (N, H, W, C) activations and (O, KH, KW, I) weights.
+    case nhwc
+
+    public static let variable = "STRATA_CUDA_LAYOUT"
+    /// The default until a GPU run validates `.nhwc`.
+    public static let standard: CUDALayout = .nchw
+}
+
+/// The cuDNN batch-norm mode of training steps on channels-last tensors (`STRATA_CUDA_BN`; with
+/// `STRATA_CUDA_LAYOUT=nchw` it changes nothing); inference is always SPATIAL.
+/// PERSISTENT is what PyTorch takes for channels-last training: NHWC-optimised kernels, but a
+/// reduction with less dynamic range (cuDNN's documentation), so it is opt-in until a GPU run
+/// shows it passes the cross-device checks and pays.
+public enum CUDABatchNormMode: String, Sendable, CaseIterable, CUDASetting {
+    case spatial, persistent
+
+    public static let variable = "STRATA_CUDA_BN"
+    public static let standard: CUDABatchNormMode = .spatial
+}
+
+/// A choice of the CUDA backend read once from an environment variable when a backend is made.
+public protocol CUDASetting: RawRepresentable<String>, CaseIterable {
+    static var variable: String { get }
+    static var standard: Self { get }
+}
+
+extension CUDASetting {
+    /// The choice named by the variable's `value`: unset or empty is `standard`, case and blanks
+    /// are ignored; anything else throws one line naming the variable and the choices.
+    public static func parse(environment value: String?) throws -> Self {
+        let word = String((value ?? "").filter { $0 != " " && $0 != "\t" }).lowercased()
+        guard !word.isEmpty else { return standard }
+        guard let choice = Self(rawValue: word) else {
+            throw CUDASettingError(variable: variable, value: value ?? "", choices: allCases.map(\.rawValue))
+        }
+        return choice
+    }
+}
+
+/// An environment variable of the CUDA backend holds something that is not one of its choices.
+public struct CUDASettingError: Error, CustomStringConvertible, Equatable {
+    public let variable: String
+    public let value: String
+    public let choices: [String]
+    public var description: String {
+        "\(variable)='\(value)': expected \(choices.joined(separator: " or "))"
+    }
+}
+
+#if CUDA
+import CCuda
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: Kernels (NVRTC source, part of `CUDAKernelSource.text`) and their typed signatures
+
+extension CUDAKernelSource {
+    /// Logical (NCHW) <-> channels-last (NHWC) permutes, for upload, download and copy.
+    static let layout = #"""
+// ---- Layout: logical NCHW <-> channels-last NHWC (N images of C x HW) -------------------------
+// One thread per output element; x and y must not overlap.
+extern "C" __global__ void nchw_to_nhwc(const float* x, float* y, i64 n, i64 c, i64 hw) {
+    GRID_STRIDE(e, n * c * hw) {
+        i64 ch = e % c, p = (e / c) % hw, image = e / (c * hw);
+        y[e] = x[(image * c + ch) * hw + p];
+    }
+}
+
+extern "C" __global__ void nhwc_to_nchw(const float* x, float* y, i64 n, i64 c, i64 hw) {
+    GRID_STRIDE(e, n * c * hw) {
+        i64 p = e % hw, ch = (e / hw) % c, image = e / (c * hw);
+        y[e] = x[(image * hw + p) * c + ch];
+    }
+}
+"""#
+}
+
+extension CUDAKernels {
+    /// `nchw_to_nhwc(const float* x, float* y, i64 n, i64 c, i64 hw)`
+    static let nchwToNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int>(.nchw_to_nhwc)
+    /// `nhwc_to_nchw(const float* x, float* y, i64 n, i64 c, i64 hw)`
+    static let nhwcToNCHW = CUDAKernel<Tensor, Tensor, Int, Int, Int>(.nhwc_to_nchw)
+}
+
+// MARK: Storage order
+
+extension CUDABackend {
+    /// Whether kernels must read `t` channels-last: every rank-4 tensor under `.nhwc` (when C
+    /// or HW is 1 both orders coincide, so the NHWC kernels are right for those too).
+    @inline(__always)
+    func isChannelsLast(_ t: Tensor) -> Bool { layout == .nhwc && t.rank == 4 }
+
+    /// Whether a tensor of `shape` puts some element elsewhere than row-major order would: rank 4
+    /// with more than one channel and more than one pixel, under `.nhwc`.
+    @inline(__always)
+    func isPermuted(_ shape: [Int]) -> Bool {
+        layout == .nhwc && shape.count == 4 && shape[1] > 1 && shape[2] * shape[3] > 1
+    }
+
+    /// Whether two shapes of one element count put every logical element at the same position.
+    @inline(__always)
+    func storedAlike(_ a: [Int], _ b: [Int]) -> Bool { a == b || !isPermuted(a) && !isPermuted(b) }
+
+    /// `y` (stored as `shape`, channels-last) = `x` (logical row-major), on the stream.
+    func permuteToStorage(_ x: Tensor, _ y: Tensor, shape: [Int]) {
+        launch(CUDAKernels.nchwToNHWC, count: y.count, x, y, shape[0], shape[1], shape[2] * shape[3])
+    }
+
+    /// `y` (logical row-major) = `x` (stored as `shape`, channels-last), on the stream.
+    func permuteToLogical(_ x: Tensor, _ y: Tensor, shape: [Int]) {
+        launch(CUDAKernels.nhwcToNCHW, count: y.count, x, y, shape[0], shape[1], shape[2] * shape[3])
+    }
+
+    /// A flat device tensor of `count` elements for one permute (recycled when released; one
+    /// stream, so later work that reuses the block runs after the permute).
+    func permuteScratch(_ count: Int) throws -> Tensor {
+        try allocate([count])
+    }
+}
+#endif

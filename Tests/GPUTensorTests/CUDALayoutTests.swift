@@ -1,0 +1,43 @@
+import XCTest
+@testable import GPUTensor
+
+/// `STRATA_CUDA_LAYOUT` and `STRATA_CUDA_BN` (CUDALayout.swift): what they accept and the one line
+/// they give otherwise.
+/// Runs in every build (the layout's parsing needs no CUDA).
+final class CUDALayoutTests: XCTestCase {
+    func testUnsetOrEmptyIsTheDefault() throws {
+        XCTAssertEqual(try CUDALayout.parse(environment: nil), CUDALayout.standard)
+        XCTAssertEqual(try CUDALayout.parse(environment: ""), CUDALayout.standard)
+        XCTAssertEqual(try CUDALayout.parse(environment: "  "), CUDALayout.standard)
+        XCTAssertEqual(CUDALayout.standard, .nchw, "nchw stays the default until a GPU run validates nhwc")
+    }
+
+    func testBothLayoutsInAnyCase() throws {
+        XCTAssertEqual(try CUDALayout.parse(environment: "nhwc"), .nhwc)
+        XCTAssertEqual(try CUDALayout.parse(environment: "NHWC"), .nhwc)
+        XCTAssertEqual(try CUDALayout.parse(environment: " nchw "), .nchw)
+        XCTAssertEqual(try CUDALayout.parse(environment: "NCHW"), .nchw)
+    }
+
+    func testAnythingElseIsOneLineNamingTheVariable() {
+        for bad in ["channels_last", "nhw", "1", "nhwc,nchw"] {
+            XCTAssertThrowsError(try CUDALayout.parse(environment: bad), bad) { error in
+                let line = "\(error)"
+                XCTAssertEqual(error as? CUDASettingError,
+                               CUDASettingError(variable: "STRATA_CUDA_LAYOUT", value: bad, choices: ["nchw", "nhwc"]))
+                XCTAssertTrue(line.contains("STRATA_CUDA_LAYOUT") && line.contains("'\(bad)'"), line)
+                XCTAssertTrue(line.contains("nhwc") && line.contains("nchw"), line)
+                XCTAssertFalse(line.contains("\n"), line)
+            }
+        }
+    }
+
+    func testBatchNormMode() throws {
+        XCTAssertEqual(try CUDABatchNormMode.parse(environment: nil), .spatial, "SPATIAL until a GPU run validates PERSISTENT")
+        XCTAssertEqual(try CUDABatchNormMode.parse(environment: "Persistent"), .persistent)
+        XCTAssertEqual(try CUDABatchNormMode.parse(environment: "spatial"), .spatial)
+        XCTAssertThrowsError(try CUDABatchNormMode.parse(environment: "fast")) { error in
+            XCTAssertEqual("\(error)", "STRATA_CUDA_BN='fast': expected spatial or persistent")
+        }
+    }
+}
