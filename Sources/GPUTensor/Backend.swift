@@ -1,8 +1,15 @@
 /// The kernels a CNN trainer needs, implemented once per device (`CPUBackend`, `CUDABackend`).
 ///
 /// Conventions, shared by every implementation so that layers never ask which one they run on:
-/// - Tensors are float32, dense, row-major; images are NCHW. All tensors of a call live on
-///   `device`. Shapes are checked with preconditions: a mismatch is a bug in the caller.
+/// - Tensors are float32 and dense; shapes are logical: images (N, C, H, W), conv weights
+///   (O, I, KH, KW). All tensors of a call live on `device`. Shapes are checked with
+///   preconditions: a mismatch is a bug in the caller.
+/// - Storage order is each backend's own choice: CUDA stores everything row-major (NCHW); the
+///   CPU stores rank-4 tensors channels-last, physical order (dim0, dim2, dim3, dim1). Hence
+///   callers never read memory directly: `upload`/`download` take and give logical row-major
+///   arrays, `copy` copies in logical order (between shapes too: (N, C, H, W) -> (N, C*H*W) is
+///   PyTorch's flatten), and a `reshaped` view of a rank-4 tensor to another shape is wrong
+///   (slices of the first dimension are fine). Random kernels index Philox by logical position.
 /// - Kernels may run asynchronously; `download` and `synchronize` wait for them. A device
 ///   failure (launch error, lost GPU) is reported by the next `synchronize` or `download`.
 /// - Integer labels and indices are stored in float32 tensors (exact below 2^24).
@@ -21,7 +28,7 @@ public protocol Backend: AnyObject {
     func allocate(_ shape: [Int]) throws -> Tensor
     func upload(_ source: UnsafeBufferPointer<Float>, to destination: Tensor)
     func download(_ source: Tensor, into destination: UnsafeMutableBufferPointer<Float>) throws
-    /// `destination = source` (same element count, same device).
+    /// `destination = source` in logical row-major order (same element count, same device).
     func copy(_ source: Tensor, to destination: Tensor)
     /// Waits for queued kernels and reports a device failure, if any.
     func synchronize() throws
