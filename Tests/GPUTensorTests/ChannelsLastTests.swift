@@ -103,4 +103,37 @@ final class ChannelsLastTests: XCTestCase {
         XCTAssertNil(plan.backwardWeights.src.reorder)
         XCTAssertNil(plan.backwardWeights.diffDst.reorder)
     }
+
+    /// Batch-norm statistics at training size, where the one-pass shifted sums meet many rows:
+    /// a large mean relative to the spread (offset 100, spread 0.1) and ReLU-like data (half
+    /// zeros), against float64 sums of the same float32 inputs.
+    func testBatchNormStatisticsAtTrainingSize() throws {
+        let shape = [64, 24, 16, 16], ch = 24, hw = 256
+        for (label, transform) in [("offset 100, spread 0.1", { (u: Float) in 100 + 0.1 * u }),
+                                   ("ReLU-like", { (u: Float) in max(0, u) })] {
+            let t = try backend.allocate(shape)
+            backend.fillNormal(t, mean: 0, std: 1, seed: 21, counter: 0)
+            let x = try backend.download(t).map(transform)
+            let xt = try backend.tensor(x, shape: shape), y = try backend.allocate(shape)
+            let c = [ch]
+            let gamma = try backend.tensor([Float](repeating: 1, count: ch), shape: c)
+            let beta = try backend.allocate(c), rm = try backend.allocate(c), rv = try backend.allocate(c)
+            let sm = try backend.allocate(c), si = try backend.allocate(c)
+            backend.batchNormForwardTraining(input: xt, output: y, gamma: gamma, beta: beta, runningMean: rm,
+                                             runningVar: rv, saveMean: sm, saveInvStd: si, momentum: 1, epsilon: 1e-5)
+            let mean = try backend.download(sm), invStd = try backend.download(si), running = try backend.download(rv)
+            let m = Double(shape[0] * hw)
+            for k in 0..<ch {
+                var s = 0.0
+                for n in 0..<shape[0] { for p in 0..<hw { s += Double(x[(n * ch + k) * hw + p]) } }
+                let mu = s / m
+                var q = 0.0
+                for n in 0..<shape[0] { for p in 0..<hw { let d = Double(x[(n * ch + k) * hw + p]) - mu; q += d * d } }
+                XCTAssertEqual(Double(mean[k]), mu, accuracy: 1e-6 * max(1, abs(mu)), "\(label): mean of channel \(k)")
+                let inv = 1 / (q / m + 1e-5).squareRoot()
+                XCTAssertEqual(Double(invStd[k]), inv, accuracy: 1e-5 * inv, "\(label): invStd of channel \(k)")
+                XCTAssertEqual(Double(running[k]), q / (m - 1), accuracy: 1e-5 * q / (m - 1), "\(label): running var \(k)")
+            }
+        }
+    }
 }

@@ -1,10 +1,13 @@
 // Batch norm per channel c over N*H*W values. x is (N, C) or channels-last (N, C, H, W): both
 // are R rows of C values (CPULayout.swift), so every pass runs along rows with the channel as
 // the inner, vectorised index.
-// Statistics are two-pass and accumulated in Double: inputs with a large mean relative to their
-// spread (common after a ReLU) lose nothing to cancellation. The rows are cut into chunks whose
-// size depends only on (R, C); each chunk sums into its own row of per-channel partials and the
-// partials are added in chunk order, so results do not depend on the thread count.
+// Statistics take one pass over x: sums of d = x - K and d^2 with K a per-channel shift (the
+// first row's value), so that inputs with a large mean relative to their spread (common after a
+// ReLU) lose nothing to cancellation in var = (S2 - S1^2/M) / M. The sums run in float32 over
+// blocks of `blockRows` rows (8-wide vectors) and in Double across blocks. The rows are cut into
+// chunks whose size depends only on (R, C); each chunk sums into its own row of per-channel
+// partials and the partials are added in chunk order, so results do not depend on the thread
+// count. Per step, forward training reads x twice and writes y once (it was 3 reads + 1 write).
 extension CPUBackend {
     @inline(__always)
     private func checkChannels(_ t: Tensor, _ ch: Int, _ what: StaticString) {
@@ -15,21 +18,36 @@ extension CPUBackend {
     @inline(__always)
     private static func chunkRows(channels: Int) -> Int { max(8, 16384 / max(1, channels)) }
 
-    /// Per-channel sums over the rows of chunks: `terms(row, partial)` adds row `row`'s terms
-    /// into `partial` (`width` Doubles per chunk, zeroed first); then the chunks' partials are
-    /// added in order into `out` (`width` Doubles).
+    /// Rows summed in float32 before a block's sums go into the Double partials.
+    private static let blockRows = 16
+
+    /// Per-channel sums over the rows of chunks: `terms(rows, partial)` adds the terms of the rows
+    /// `rows` (at most `blockRows` of them) into `partial` (`width` floats, zeroed first); each
+    /// block's floats are then added into its chunk's Double partials, and the chunks' partials
+    /// are added in order into `out` (`width` Doubles).
     @inline(__always)
     private func chunkedSums(rows: Int, channels: Int, width: Int, slot: Int, into out: UnsafeMutablePointer<Double>,
-                             _ terms: (Int, UnsafeMutablePointer<Double>) -> Void) {
+                             _ terms: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
         let per = Self.chunkRows(channels: channels)
         let chunks = max(1, (rows + per - 1) / per)
         let raw = UnsafeMutableRawPointer(workspace.buffer(slot: slot, count: 2 * chunks * width))
         let partials = raw.bindMemory(to: Double.self, capacity: chunks * width)
         parallelFor(chunks) { range in
-            for chunk in range {
-                let p = partials + chunk * width
-                p.update(repeating: 0, count: width)
-                for r in (chunk * per)..<min(rows, (chunk + 1) * per) { terms(r, p) }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: width) { block in
+                let f = block.baseAddress!
+                for chunk in range {
+                    let p = partials + chunk * width
+                    p.update(repeating: 0, count: width)
+                    var r = chunk * per
+                    let end = min(rows, (chunk + 1) * per)
+                    while r < end {
+                        let r1 = min(end, r + Self.blockRows)
+                        f.update(repeating: 0, count: width)
+                        terms(r..<r1, f)
+                        for k in 0..<width { p[k] += Double(f[k]) }
+                        r = r1
+                    }
+                }
             }
         }
         out.update(repeating: 0, count: width)
@@ -58,33 +76,59 @@ extension CPUBackend {
         let smp = saveMean.hostPointer, sip = saveInvStd.hostPointer
         let mom = Double(momentum), eps = Double(epsilon)
         withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * ch) { buffer in
-            let mean = buffer.baseAddress!, q = mean + ch
-            chunkedSums(rows: m, channels: ch, width: ch, slot: bnPartialsSlot, into: mean) { r, p in
-                let row = xp + r * ch
-                for c in 0..<ch { p[c] += Double(row[c]) }
-            }
-            for c in 0..<ch { mean[c] /= Double(m) }
-            chunkedSums(rows: m, channels: ch, width: ch, slot: bnPartialsSlot, into: q) { r, p in
-                let row = xp + r * ch
-                for c in 0..<ch { let d = Double(row[c]) - mean[c]; p[c] += d * d }
+            // sums[0..<C]: sum of d = x - K; sums[C..<2C]: sum of d^2, with K = x's first row.
+            let sums = buffer.baseAddress!
+            let shift = UnsafePointer(xp)
+            chunkedSums(rows: m, channels: ch, width: 2 * ch, slot: bnPartialsSlot, into: sums) { rows, f in
+                let g = f + ch
+                // Eight channels at a time down the block's rows, the sums in registers.
+                var c = 0
+                while c + 8 <= ch {
+                    let k = load8(shift + c)
+                    var s1 = SIMD8<Float>(), s2 = SIMD8<Float>()
+                    for r in rows {
+                        let d = load8(xp + r * ch + c) - k
+                        s1 += d
+                        s2 += d * d
+                    }
+                    store8(load8(f + c) + s1, f + c)
+                    store8(load8(g + c) + s2, g + c)
+                    c += 8
+                }
+                for c in c..<ch {
+                    for r in rows {
+                        let d = xp[r * ch + c] - shift[c]
+                        f[c] += d
+                        g[c] += d * d
+                    }
+                }
             }
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * ch) { affine in
-                let scale = affine.baseAddress!, meanF = scale + ch
+                let scale = affine.baseAddress!, offset = scale + ch
                 for c in 0..<ch {
-                    let invStd = 1 / (q[c] / Double(m) + eps).squareRoot()
-                    meanF[c] = Float(mean[c])
-                    scale[c] = Float(Double(gp[c]) * invStd)
-                    smp[c] = meanF[c]
+                    let meanShift = sums[c] / Double(m)
+                    let q = max(0, sums[ch + c] - sums[c] * meanShift)   // sum of (x - mean)^2
+                    let mean = Double(shift[c]) + meanShift
+                    let invStd = 1 / (q / Double(m) + eps).squareRoot()
+                    let sc = Double(gp[c]) * invStd
+                    scale[c] = Float(sc)
+                    offset[c] = Float(Double(bp[c]) - mean * sc)
+                    smp[c] = Float(mean)
                     sip[c] = Float(invStd)
-                    let unbiased = q[c] / Double(m - 1)
-                    rmp[c] = Float((1 - mom) * Double(rmp[c]) + mom * mean[c])
+                    let unbiased = q / Double(m - 1)
+                    rmp[c] = Float((1 - mom) * Double(rmp[c]) + mom * mean)
                     rvp[c] = Float((1 - mom) * Double(rvp[c]) + mom * unbiased)
                 }
-                let scaleP = UnsafePointer(scale), meanP = UnsafePointer(meanF)
+                let scaleP = UnsafePointer(scale), offsetP = UnsafePointer(offset)
                 parallelFor(m, grain: Self.grain(itemCost: ch)) { rows in
                     for r in rows {
                         let p = xp + r * ch, o = yp + r * ch
-                        for c in 0..<ch { o[c] = (p[c] - meanP[c]) * scaleP[c] + bp[c] }
+                        var c = 0
+                        while c + 8 <= ch {
+                            store8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c), o + c)
+                            c += 8
+                        }
+                        for c in c..<ch { o[c] = p[c] * scaleP[c] + offsetP[c] }
                     }
                 }
             }
@@ -110,7 +154,12 @@ extension CPUBackend {
             parallelFor(m, grain: Self.grain(itemCost: ch)) { rows in
                 for r in rows {
                     let p = xp + r * ch, o = yp + r * ch
-                    for c in 0..<ch { o[c] = (p[c] - rmp[c]) * scaleP[c] + bp[c] }
+                    var c = 0
+                    while c + 8 <= ch {
+                        store8((load8(p + c) - load8(rmp + c)) * load8(scaleP + c) + load8(bp + c), o + c)
+                        c += 8
+                    }
+                    for c in c..<ch { o[c] = (p[c] - rmp[c]) * scaleP[c] + bp[c] }
                 }
             }
         }
@@ -135,12 +184,27 @@ extension CPUBackend {
         withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * ch) { buffer in
             // sums[0..<C]: sum dy; sums[C..<2C]: sum dy * xhat.
             let sums = buffer.baseAddress!
-            chunkedSums(rows: m, channels: ch, width: 2 * ch, slot: bnPartialsSlot, into: sums) { r, p in
-                let xr = xp + r * ch, dr = dyp + r * ch, q = p + ch
-                for c in 0..<ch {
-                    let g = Double(dr[c])
-                    p[c] += g
-                    q[c] += g * Double((xr[c] - smp[c]) * sip[c])
+            chunkedSums(rows: m, channels: ch, width: 2 * ch, slot: bnPartialsSlot, into: sums) { rows, f in
+                let g = f + ch
+                var c = 0
+                while c + 8 <= ch {
+                    let mean = load8(smp + c), invStd = load8(sip + c)
+                    var s1 = SIMD8<Float>(), s2 = SIMD8<Float>()
+                    for r in rows {
+                        let d = load8(dyp + r * ch + c)
+                        s1 += d
+                        s2 += d * ((load8(xp + r * ch + c) - mean) * invStd)
+                    }
+                    store8(load8(f + c) + s1, f + c)
+                    store8(load8(g + c) + s2, g + c)
+                    c += 8
+                }
+                for c in c..<ch {
+                    for r in rows {
+                        let d = dyp[r * ch + c]
+                        f[c] += d
+                        g[c] += d * ((xp[r * ch + c] - smp[c]) * sip[c])
+                    }
                 }
             }
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * ch) { affine in
@@ -161,7 +225,13 @@ extension CPUBackend {
                 parallelFor(m, grain: Self.grain(itemCost: 2 * ch)) { rows in
                     for r in rows {
                         let xr = xp + r * ch, dr = dyp + r * ch, o = dxp + r * ch
-                        for c in 0..<ch {
+                        var c = 0
+                        while c + 8 <= ch {
+                            let xhat = (load8(xr + c) - load8(smp + c)) * load8(sip + c)
+                            store8(load8(s + c) * (load8(dr + c) - load8(a + c) - xhat * load8(b + c)), o + c)
+                            c += 8
+                        }
+                        for c in c..<ch {
                             let xhat = (xr[c] - smp[c]) * sip[c]
                             o[c] = s[c] * (dr[c] - a[c] - xhat * b[c])
                         }
@@ -170,6 +240,18 @@ extension CPUBackend {
             }
         }
     }
+}
+
+/// Eight floats from (possibly unaligned) memory, and back: the kernels above name their vectors
+/// because the compiler cannot prove that the rows and the per-channel arrays do not overlap.
+@inline(__always)
+private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
 
 /// Workspace slot of the per-chunk statistics partials.
