@@ -185,10 +185,6 @@ final class DNNLConvolutionPlan {
     private let strides: [Int64], padL: [Int64], padR: [Int64]
     private let userSrcMD, userWeightsMD, userDstMD, actSrcMD, actDstMD, anyWeightsMD: dnnl_memory_desc_t
 
-    /// Input channels up to which a convolution is treated as a network's stem (see init); tests
-    /// change it to run every check shape through both layouts. Read when a plan is created.
-    static var stemChannels = 4
-
     init(_ g: ConvGeometry, bias hasBias: Bool, context: DNNLContext) {
         geometry = g
         self.context = context
@@ -201,13 +197,13 @@ final class DNNLConvolutionPlan {
         userSrcMD = memoryDesc(g.inputShape, dnnl_nhwc)
         userDstMD = memoryDesc(g.outputShape, dnnl_nhwc)
         userWeightsMD = memoryDesc(g.weightShape, dnnl_ohwi)
-        // A stem (few input channels): oneDNN's first-layer kernels read a plain NCHW image and
-        // write a blocked output, so the stem's ports reorder (the 3-channel image in: cheap; the
-        // output back to NHWC). ResNet-20's 3->16 stem forward: 75-84 GFLOP/s that way, 48-51
-        // on NHWC memory (im2col: 62-67), before the NHWC storage (bench/NOTES.md section 5).
-        let stem = g.inChannels <= DNNLConvolutionPlan.stemChannels
-        actSrcMD = memoryDesc(g.inputShape, stem ? dnnl_nchw : dnnl_nhwc)
-        actDstMD = memoryDesc(g.outputShape, stem ? dnnl_format_tag_any : dnnl_nhwc)
+        // Every convolution on NHWC activations, the 3-channel stem included: before the NHWC
+        // storage the stem read a plain NCHW image and wrote a blocked output (its forward at
+        // 75-84 GFLOP/s against 48-51 on an NHWC copy, bench/NOTES.md section 5); on NHWC
+        // storage that layout needs reorders on both sides, and the stem's forward then costs
+        // the same and its backward-filter 1.5x the direct NHWC plan (thread CPU time, section 6).
+        actSrcMD = userSrcMD
+        actDstMD = userDstMD
         anyWeightsMD = memoryDesc(g.weightShape, dnnl_format_tag_any)
         var biasMD = memoryDesc([g.outChannels], dnnl_a)
 
