@@ -26,7 +26,7 @@ extension CPUBackend {
     /// block's floats are then added into its chunk's Double partials, and the chunks' partials
     /// are added in order into `out` (`width` Doubles).
     @inline(__always)
-    private func chunkedSums(rows: Int, channels: Int, width: Int, slot: Int, into out: UnsafeMutablePointer<Double>,
+    func chunkedSums(rows: Int, channels: Int, width: Int, slot: Int, into out: UnsafeMutablePointer<Double>,
                              _ terms: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
         let per = Self.chunkRows(channels: channels)
         let chunks = max(1, (rows + per - 1) / per)
@@ -237,6 +237,25 @@ extension CPUBackend {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+extension CPUBackend {
+    /// `out[k] = sum of column k` of the (rows, cols) matrix at `p`, in Double across blocks
+    /// (`chunkedSums`: the same result for any thread count). biasBackward's reduction.
+    func columnSums(_ p: UnsafePointer<Float>, rows: Int, cols: Int, slot: Int, into out: UnsafeMutablePointer<Double>) {
+        chunkedSums(rows: rows, channels: cols, width: cols, slot: slot, into: out) { block, f in
+            var c = 0
+            while c + 8 <= cols {
+                var s = SIMD8<Float>()
+                for r in block { s += load8(p + r * cols + c) }
+                store8(load8(f + c) + s, f + c)
+                c += 8
+            }
+            for c in c..<cols {
+                for r in block { f[c] += p[r * cols + c] }
             }
         }
     }

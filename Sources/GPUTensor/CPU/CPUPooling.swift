@@ -25,6 +25,15 @@ extension CPUBackend {
         best == best && !(v <= best)
     }
 
+    /// `maxPoolPick` for eight lanes.
+    @inline(__always)
+    private static func maxPoolPick8(_ best: SIMD8<Float>, _ v: SIMD8<Float>) -> SIMDMask<SIMD8<Int32>> {
+        (best .== best) .& .!(v .<= best)
+    }
+
+    @inline(__always)
+    private static var lanes: SIMD8<Int32> { SIMD8(0, 1, 2, 3, 4, 5, 6, 7) }
+
     /// Padding is -infinity; NaN wins (as in PyTorch); ties keep the first (row-major) maximum.
     /// Channels-last: each output pixel's window is scanned in row-major order with the channels
     /// as the inner, vectorised loop; threads split output rows.
@@ -41,12 +50,28 @@ extension CPUBackend {
                 for j in 0..<ow {
                     let c0 = max(j * s - pad, 0), c1 = min(j * s - pad + k, w)
                     let o = yp + (outRow * ow + j) * ch
-                    for c in 0..<ch { o[c] = -Float.infinity }
-                    for r in r0..<r1 {
-                        for col in c0..<c1 {
-                            let v = image + (r * w + col) * ch
-                            for c in 0..<ch { o[c] = Self.maxPoolPick(o[c], v[c]) ? v[c] : o[c] }
+                    // Eight channels at a time with the running maxima in a register.
+                    var c = 0
+                    while c + 8 <= ch {
+                        var best = SIMD8<Float>(repeating: -.infinity)
+                        for r in r0..<r1 {
+                            for col in c0..<c1 {
+                                let v = poolLoad8(image + (r * w + col) * ch + c)
+                                best.replace(with: v, where: Self.maxPoolPick8(best, v))
+                            }
                         }
+                        poolStore8(best, o + c)
+                        c += 8
+                    }
+                    for c in c..<ch {
+                        var best = -Float.infinity
+                        for r in r0..<r1 {
+                            for col in c0..<c1 {
+                                let v = image[(r * w + col) * ch + c]
+                                best = Self.maxPoolPick(best, v) ? v : best
+                            }
+                        }
+                        o[c] = best
                     }
                 }
             }
@@ -62,32 +87,43 @@ extension CPUBackend {
         let (k, s, pad) = (g.window, g.stride, g.padding)
         let xp = x.hostPointer, dyp = dy.hostPointer, dxp = dx.hostPointer
         parallelFor(g.batch, grain: Self.grain(itemCost: oh * ow * k * k * ch)) { images in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: ch) { bestBuffer in
-                withUnsafeTemporaryAllocation(of: Int.self, capacity: ch) { atBuffer in
-                    let best = bestBuffer.baseAddress!, at = atBuffer.baseAddress!
-                    for n in images {
-                        let xin = xp + n * h * w * ch, din = dxp + n * h * w * ch
-                        let dout = dyp + n * oh * ow * ch
-                        din.update(repeating: 0, count: h * w * ch)
-                        for i in 0..<oh {
-                            let r0 = max(i * s - pad, 0), r1 = min(i * s - pad + k, h)
-                            for j in 0..<ow {
-                                let c0 = max(j * s - pad, 0), c1 = min(j * s - pad + k, w)
-                                let first = (r0 * w + c0) * ch
-                                for c in 0..<ch { best[c] = -Float.infinity; at[c] = first + c }
-                                for r in r0..<r1 {
-                                    for col in c0..<c1 {
-                                        let base = (r * w + col) * ch, v = xin + base
-                                        for c in 0..<ch {
-                                            let take = Self.maxPoolPick(best[c], v[c])
-                                            best[c] = take ? v[c] : best[c]
-                                            at[c] = take ? base + c : at[c]
-                                        }
-                                    }
+            for n in images {
+                let xin = xp + n * h * w * ch, din = dxp + n * h * w * ch
+                let dout = dyp + n * oh * ow * ch
+                din.update(repeating: 0, count: h * w * ch)
+                for i in 0..<oh {
+                    let r0 = max(i * s - pad, 0), r1 = min(i * s - pad + k, h)
+                    for j in 0..<ow {
+                        let c0 = max(j * s - pad, 0), c1 = min(j * s - pad + k, w)
+                        let d = dout + (i * ow + j) * ch
+                        // Eight channels at a time: the running maxima and their positions (element
+                        // offsets in the image) in registers, then one add per channel.
+                        var c = 0
+                        while c + 8 <= ch {
+                            var best = SIMD8<Float>(repeating: -.infinity)
+                            var at = SIMD8<Int32>(repeating: Int32((r0 * w + c0) * ch + c)) &+ Self.lanes
+                            for r in r0..<r1 {
+                                for col in c0..<c1 {
+                                    let base = (r * w + col) * ch + c
+                                    let v = poolLoad8(xin + base), take = Self.maxPoolPick8(best, v)
+                                    best.replace(with: v, where: take)
+                                    at.replace(with: SIMD8<Int32>(repeating: Int32(base)) &+ Self.lanes, where: take)
                                 }
-                                let d = dout + (i * ow + j) * ch
-                                for c in 0..<ch { din[at[c]] += d[c] }
                             }
+                            for lane in 0..<8 { din[Int(at[lane])] += d[c + lane] }
+                            c += 8
+                        }
+                        for c in c..<ch {
+                            var best = -Float.infinity, at = (r0 * w + c0) * ch + c
+                            for r in r0..<r1 {
+                                for col in c0..<c1 {
+                                    let base = (r * w + col) * ch + c
+                                    let v = xin[base], take = Self.maxPoolPick(best, v)
+                                    best = take ? v : best
+                                    at = take ? base : at
+                                }
+                            }
+                            din[at] += d[c]
                         }
                     }
                 }
@@ -183,4 +219,14 @@ extension CPUBackend {
             }
         }
     }
+}
+
+@inline(__always)
+private func poolLoad8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+private func poolStore8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
