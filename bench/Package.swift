@@ -6,6 +6,7 @@ import PackageDescription
 //   .build/release/opsbench [repeats] [threads]    OpsBenchmark's table and JSON (wall clock)
 //   .build/release/cputime [batch] [repeats]       one thread, minimum thread-CPU time per op:
 //                                                  ratios that survive a machine shared with builds
+//   .build/release/layertime [repeats]             the same for batch norm, ReLU, pooling, bias, add
 // C experiments on alternative schemes: c/ (see NOTES.md).
 let package = Package(
     name: "StrataBench",
@@ -17,6 +18,10 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
         .executableTarget(
             name: "cputime",
+            dependencies: [.product(name: "GPUTensor", package: "Strata")],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .executableTarget(
+            name: "layertime",
             dependencies: [.product(name: "GPUTensor", package: "Strata")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
     ],

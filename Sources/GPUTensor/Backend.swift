@@ -1,8 +1,16 @@
 /// The kernels a CNN trainer needs, implemented once per device (`CPUBackend`, `CUDABackend`).
 ///
 /// Conventions, shared by every implementation so that layers never ask which one they run on:
-/// - Tensors are float32, dense, row-major; images are NCHW. All tensors of a call live on
-///   `device`. Shapes are checked with preconditions: a mismatch is a bug in the caller.
+/// - Tensors are float32 and dense; shapes are logical: images (N, C, H, W), conv weights
+///   (O, I, KH, KW). All tensors of a call live on `device`. Shapes are checked with
+///   preconditions: a mismatch is a bug in the caller.
+/// - Storage order is each backend's own choice: the CPU stores rank-4 tensors channels-last,
+///   physical order (dim0, dim2, dim3, dim1); CUDA stores them row-major (NCHW), or channels-last
+///   with `STRATA_CUDA_LAYOUT=nhwc`. Hence callers never read memory directly: `upload`/`download`
+///   take and give logical row-major arrays, `copy` copies in logical order (between shapes too:
+///   (N, C, H, W) -> (N, C*H*W) is PyTorch's flatten), and a `reshaped` view of a rank-4 tensor to
+///   another shape is wrong (slices of the first dimension are fine). Random kernels index Philox
+///   by logical position.
 /// - Kernels may run asynchronously; `download` and `synchronize` wait for them. A device
 ///   failure (launch error, lost GPU) is reported by the next `synchronize` or `download`.
 /// - Integer labels and indices are stored in float32 tensors (exact below 2^24).

@@ -19,8 +19,11 @@ public final class Storage: @unchecked Sendable {
     deinit { release(base) }
 }
 
-/// A dense, row-major float32 tensor: a shape over a contiguous range of a `Storage`.
-/// Image tensors are NCHW. Tensors are views: copying one copies the reference, not the data.
+/// A dense float32 tensor: a logical shape over a contiguous range of a `Storage`.
+/// Image tensors are (N, C, H, W). The order of the elements in memory is the backend's choice
+/// (`Backend`'s conventions: the CPU stores rank-4 tensors channels-last), so read and write
+/// them through the backend (`upload`, `download`, `copy`), not through `hostPointer`, unless
+/// you are that backend. Tensors are views: copying one copies the reference, not the data.
 public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     public let storage: Storage
     /// First element, in elements from `storage.base`.
@@ -42,13 +45,16 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     public var rank: Int { shape.count }
     public var description: String { "Tensor(\(shape), \(device))" }
 
-    /// The same elements under another shape with the same element count.
+    /// The same memory under another shape with the same element count. Only for tensors whose
+    /// backend stores both shapes alike: not from or to a rank-4 shape on the CPU (channels-last);
+    /// use `Backend.copy` into a tensor of the new shape there.
     public func reshaped(_ newShape: [Int]) -> Tensor {
         precondition(newShape.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
         return Tensor(storage: storage, offset: offset, shape: newShape)
     }
 
-    /// Rows `range` of the first dimension (a sub-batch), sharing storage.
+    /// Rows `range` of the first dimension (a sub-batch), sharing storage (contiguous in every
+    /// backend's storage order).
     public func slice(_ range: Range<Int>) -> Tensor {
         precondition(rank >= 1 && range.lowerBound >= 0 && range.upperBound <= shape[0],
                      "slice \(range) out of \(shape)")

@@ -10,21 +10,6 @@ final class ConvolutionTests: XCTestCase {
         }
     }
 
-    /// The convolution checks again with every check shape through each of the oneDNN plans'
-    /// layouts: NHWC copies (stem threshold 0), and plain NCHW input with a blocked output (the
-    /// stem layout, threshold above every shape's channels).
-    func testConvolutionChecksPassInBothLayouts() throws {
-        let saved = DNNLConvolutionPlan.stemChannels
-        defer { DNNLConvolutionPlan.stemChannels = saved }
-        for stem in [0, 64] {
-            DNNLConvolutionPlan.stemChannels = stem
-            for threads in [1, 2] {   // a fresh backend: plans are cached per backend
-                try assertChecksPass(CPUBackend(threads: threads), label: "stem channels <= \(stem), \(threads) thread(s)",
-                                     only: "conv2d")
-            }
-        }
-    }
-
     /// A plan is created once per geometry and reused: the second call of each direction
     /// gives the same (bitwise) result, with other geometries run in between.
     func testPlansAreReusedAcrossGeometries() throws {

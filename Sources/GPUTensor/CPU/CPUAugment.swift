@@ -1,4 +1,5 @@
-// Augmentation and the option-A shortcut over (N, C, H, W) planes; threads split planes.
+// Augmentation and the option-A shortcut over channels-last (N, C, H, W) tensors (stored NHWC,
+// CPULayout.swift).
 extension CPUBackend {
     /// Crop offsets and flip of image n, exactly as documented on `Backend.randomCropFlip`.
     /// `floor(u * (2p+1))` is exact in Double (u has 24 bits), equal to the integer
@@ -15,7 +16,8 @@ extension CPUBackend {
     }
 
     /// `y[n, c, i, j] = x[n, c, i + oy, j' + ox]` (0 outside), `j' = flip ? W-1-j : j`.
-    /// x and y must not overlap.
+    /// x and y must not overlap. Channels-last: a pixel's C values move together; threads split
+    /// output rows.
     public func randomCropFlip(_ x: Tensor, output y: Tensor, padding: Int, allowFlip: Bool, seed: UInt64, counter: UInt64) {
         precondition(x.rank == 4 && x.shape == y.shape, "randomCropFlip \(x) -> \(y)")
         precondition(padding >= 0, "randomCropFlip: padding \(padding)")
@@ -23,11 +25,12 @@ extension CPUBackend {
                      "randomCropFlip: input and output overlap")
         let (_, ch, h, w) = x.nchw
         let xp = x.hostPointer, yp = y.hostPointer
-        parallelFor(x.shape[0] * ch, grain: Self.grain(itemCost: h * w)) { planes in
-            for plane in planes {
-                let (oy, ox, flip) = Self.cropFlipParameters(image: plane / ch, padding: padding, allowFlip: allowFlip,
+        parallelFor(x.shape[0] * h, grain: Self.grain(itemCost: w * ch)) { rows in
+            for outRow in rows {
+                let n = outRow / h, i = outRow % h
+                let (oy, ox, flip) = Self.cropFlipParameters(image: n, padding: padding, allowFlip: allowFlip,
                                                              seed: seed, counter: counter)
-                let src = xp + plane * h * w, dst = yp + plane * h * w
+                let row = yp + outRow * w * ch, si = i + oy
                 // Output columns j whose source column lies inside the image.
                 let j0: Int, j1: Int
                 if flip {   // source column W-1-j+ox in [0, W) <=> j in [ox, W+ox)
@@ -35,40 +38,37 @@ extension CPUBackend {
                 } else {    // source column j+ox in [0, W) <=> j in [-ox, W-ox)
                     j0 = max(0, -ox); j1 = min(w, w - ox)
                 }
-                for i in 0..<h {
-                    let row = dst + i * w, si = i + oy
-                    guard si >= 0 && si < h && j0 < j1 else {
-                        row.update(repeating: 0, count: w)
-                        continue
-                    }
-                    let srow = src + si * w
-                    for j in 0..<j0 { row[j] = 0 }
-                    if flip {
-                        for j in j0..<j1 { row[j] = srow[w - 1 - j + ox] }
-                    } else {
-                        for j in j0..<j1 { row[j] = srow[j + ox] }
-                    }
-                    for j in j1..<w { row[j] = 0 }
+                guard si >= 0 && si < h && j0 < j1 else {
+                    row.update(repeating: 0, count: w * ch)
+                    continue
                 }
+                let srow = xp + (n * h + si) * w * ch
+                row.update(repeating: 0, count: j0 * ch)
+                if flip {
+                    for j in j0..<j1 { (row + j * ch).update(from: srow + (w - 1 - j + ox) * ch, count: ch) }
+                } else {
+                    (row + j0 * ch).update(from: srow + (j0 + ox) * ch, count: (j1 - j0) * ch)
+                }
+                (row + j1 * ch).update(repeating: 0, count: (w - j1) * ch)
             }
         }
     }
 
-    /// `y[n, c, ...] = (x[n, c, ...] - mean[c]) / std[c]`; y may alias x.
+    /// `y[n, c, ...] = (x[n, c, ...] - mean[c]) / std[c]`; y may alias x. (N, C) and
+    /// channels-last (N, C, H, W) are rows of C values.
     public func normalizeChannels(_ x: Tensor, output y: Tensor, mean: [Float], std: [Float]) {
         precondition(x.rank == 4 || x.rank == 2, "normalizeChannels: x \(x.shape) must be (N, C, H, W) or (N, C)")
-        let (n, ch, h, w) = x.nchw
-        precondition(y.count == x.count && mean.count == ch && std.count == ch,
+        let (_, ch, _, _) = x.nchw
+        precondition(y.shape == x.shape && mean.count == ch && std.count == ch,
                      "normalizeChannels \(x) -> \(y) with \(mean.count) means, \(std.count) stds")
-        let hw = h * w
+        let rows = x.count / max(1, ch)
         let xp = x.hostPointer, yp = y.hostPointer
         mean.withUnsafeBufferPointer { meanp in
             std.withUnsafeBufferPointer { stdp in
-                parallelFor(n * ch, grain: Self.grain(itemCost: hw)) { planes in
-                    for plane in planes {
-                        let m = meanp[plane % ch], s = stdp[plane % ch]
-                        let src = xp + plane * hw, dst = yp + plane * hw
-                        for k in 0..<hw { dst[k] = (src[k] - m) / s }
+                parallelFor(rows, grain: Self.grain(itemCost: ch)) { range in
+                    for r in range {
+                        let src = xp + r * ch, dst = yp + r * ch
+                        for c in 0..<ch { dst[c] = (src[c] - meanp[c]) / stdp[c] }
                     }
                 }
             }
@@ -87,24 +87,23 @@ extension CPUBackend {
                      "\(what): x \(x.shape) -> y \(y.shape) with stride \(stride), channel offset \(channelOffset)")
     }
 
-    /// `y[n, c + offset, i, j] = x[n, c, i*stride, j*stride]`, all other y zero.
+    /// `y[n, c + offset, i, j] = x[n, c, i*stride, j*stride]`, all other y zero. Channels-last:
+    /// each output pixel is zeros, the source pixel's Cin values, zeros.
     public func shortcutPadForward(_ x: Tensor, output y: Tensor, stride: Int, channelOffset: Int) {
         Self.checkShortcut(x, y, stride, channelOffset, "shortcutPadForward")
         let (_, cin, h, w) = x.nchw
         let (n, cout, oh, ow) = y.nchw
         let xp = x.hostPointer, yp = y.hostPointer
-        parallelFor(n * cout, grain: Self.grain(itemCost: oh * ow)) { planes in
-            for plane in planes {
-                let dst = yp + plane * oh * ow
-                let c = plane % cout - channelOffset
-                guard c >= 0 && c < cin else {
-                    dst.update(repeating: 0, count: oh * ow)
-                    continue
-                }
-                let src = xp + ((plane / cout) * cin + c) * h * w
-                for i in 0..<oh {
-                    let srow = src + i * stride * w, row = dst + i * ow
-                    for j in 0..<ow { row[j] = srow[j * stride] }
+        let tail = cout - channelOffset - cin
+        parallelFor(n * oh, grain: Self.grain(itemCost: ow * cout)) { rows in
+            for outRow in rows {
+                let image = outRow / oh, i = outRow % oh
+                let srow = xp + ((image * h + i * stride) * w) * cin
+                for j in 0..<ow {
+                    let dst = yp + (outRow * ow + j) * cout
+                    dst.update(repeating: 0, count: channelOffset)
+                    (dst + channelOffset).update(from: srow + j * stride * cin, count: cin)
+                    (dst + channelOffset + cin).update(repeating: 0, count: tail)
                 }
             }
         }
@@ -116,14 +115,14 @@ extension CPUBackend {
         let (_, cin, h, w) = dx.nchw
         let (n, cout, oh, ow) = dy.nchw
         let dyp = dy.hostPointer, dxp = dx.hostPointer
-        parallelFor(n * cin, grain: Self.grain(itemCost: h * w)) { planes in
-            for plane in planes {
-                let dst = dxp + plane * h * w
-                let src = dyp + ((plane / cin) * cout + plane % cin + channelOffset) * oh * ow
-                if stride != 1 { dst.update(repeating: 0, count: h * w) }
+        // Threads split images; rows of dx that no output row reaches (stride > 1) are zeroed.
+        parallelFor(n, grain: Self.grain(itemCost: h * w * cin)) { images in
+            for image in images {
+                let din = dxp + image * h * w * cin
+                if stride != 1 { din.update(repeating: 0, count: h * w * cin) }
                 for i in 0..<oh {
-                    let row = dst + i * stride * w, srow = src + i * ow
-                    for j in 0..<ow { row[j * stride] = srow[j] }
+                    let row = din + i * stride * w * cin, srow = dyp + ((image * oh + i) * ow) * cout + channelOffset
+                    for j in 0..<ow { (row + j * stride * cin).update(from: srow + j * cout, count: cin) }
                 }
             }
         }

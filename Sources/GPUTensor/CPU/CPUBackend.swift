@@ -6,7 +6,8 @@ import Glibc
 
 /// The reference backend: oneDNN for convolutions, OpenBLAS for GEMMs, Swift loops over all cores
 /// (on libgomp's thread team, shared with oneDNN: `OpenMPTeam`) for the rest.
-/// It computes what `CUDABackend` computes, on machines without a GPU.
+/// It computes what `CUDABackend` computes, on machines without a GPU. Rank-4 tensors are
+/// stored channels-last (NHWC / OHWI) behind the logical NCHW shapes: see CPULayout.swift.
 ///
 /// Kernels run synchronously on the calling thread (spreading work over `threads` cores), so
 /// `synchronize` has nothing to wait for. Buffers are 64-byte aligned host memory.
@@ -39,21 +40,38 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         return Tensor(storage: storage, shape: shape)
     }
 
+    /// `source` is logical row-major; rank-4 tensors are stored channels-last (CPULayout.swift).
     public func upload(_ source: UnsafeBufferPointer<Float>, to destination: Tensor) {
         precondition(source.count == destination.count, "upload of \(source.count) values into \(destination)")
         guard let src = source.baseAddress else { return }
-        destination.hostPointer.update(from: src, count: source.count)
+        storeLogical(src, into: destination.hostPointer, shape: destination.shape)
     }
 
+    /// Writes logical row-major values (rank-4 tensors are converted from channels-last).
     public func download(_ source: Tensor, into destination: UnsafeMutableBufferPointer<Float>) throws {
         precondition(destination.count == source.count, "download of \(source) into \(destination.count) values")
         guard let dst = destination.baseAddress else { return }
-        dst.update(from: source.hostPointer, count: source.count)
+        loadLogical(source.hostPointer, into: dst, shape: source.shape)
     }
 
+    /// Copies in logical order: a plain copy between tensors stored alike, a permutation between
+    /// a channels-last rank-4 tensor and another shape (Flatten's (N, C, H, W) -> (N, C*H*W)).
     public func copy(_ source: Tensor, to destination: Tensor) {
         precondition(source.count == destination.count, "copy \(source) to \(destination)")
-        destination.hostPointer.update(from: source.hostPointer, count: source.count)
+        let sp = source.hostPointer, dp = destination.hostPointer
+        let sourcePermuted = Self.isChannelsLast(source.shape), destinationPermuted = Self.isChannelsLast(destination.shape)
+        if !sourcePermuted && !destinationPermuted || source.shape == destination.shape {
+            dp.update(from: sp, count: source.count)
+        } else if !destinationPermuted {
+            loadLogical(sp, into: dp, shape: source.shape)
+        } else if !sourcePermuted {
+            storeLogical(sp, into: dp, shape: destination.shape)
+        } else {
+            // Two channels-last shapes of one count: through logical order in scratch.
+            let scratch = workspace.buffer(slot: copyScratchSlot, count: source.count)
+            loadLogical(sp, into: scratch, shape: source.shape)
+            storeLogical(scratch, into: dp, shape: destination.shape)
+        }
     }
 
     public func synchronize() throws {}
@@ -75,6 +93,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         }
     }
 }
+
+/// Workspace slot of `copy`'s logical-order scratch.
+private let copyScratchSlot = 0xC0_01
 
 /// Per-thread scratch buffers keyed by slot, grown on demand and kept for reuse.
 final class Workspace: @unchecked Sendable {

@@ -1,19 +1,66 @@
-// Batch norm per channel c over N and H*W; x is (N, C) or (N, C, H, W), read as (N, C, HW).
-// Threads split channels, so each thread owns its channels' statistics and outputs.
-// Statistics are two-pass and accumulated in Double: inputs with a large mean relative to their
-// spread (common after a ReLU) lose nothing to cancellation. Each sum runs in four interleaved
-// lanes (`Lanes`): one Double accumulator is a chain of dependent adds, 4 cycles each, which
-// made the statistics passes latency-bound. The lane of an element depends only on its
-// position in its row, so results do not depend on the thread count.
+// Batch norm per channel c over N*H*W values. x is (N, C) or channels-last (N, C, H, W): both
+// are R rows of C values (CPULayout.swift), so every pass runs along rows with the channel as
+// the inner, vectorised index.
+// Statistics take one pass over x: sums of d = x - K and d^2 with K a per-channel shift (the
+// first row's value), so that inputs with a large mean relative to their spread (common after a
+// ReLU) lose nothing to cancellation in var = (S2 - S1^2/M) / M. The sums run in float32 over
+// blocks of `blockRows` rows (8-wide vectors) and in Double across blocks. The rows are cut into
+// chunks whose size depends only on (R, C); each chunk sums into its own row of per-channel
+// partials and the partials are added in chunk order, so results do not depend on the thread
+// count. Per step, forward training reads x twice and writes y once (it was 3 reads + 1 write).
 extension CPUBackend {
     @inline(__always)
     private func checkChannels(_ t: Tensor, _ ch: Int, _ what: StaticString) {
         precondition(t.count == ch, "\(what): \(t) for \(ch) channels")
     }
 
+    /// Rows per statistics chunk: about 16K elements, so a chunk is worth a thread.
+    @inline(__always)
+    private static func chunkRows(channels: Int) -> Int { max(8, 16384 / max(1, channels)) }
+
+    /// Rows summed in float32 before a block's sums go into the Double partials.
+    private static let blockRows = 16
+
+    /// Per-channel sums over the rows of chunks: `terms(rows, partial)` adds the terms of the rows
+    /// `rows` (at most `blockRows` of them) into `partial` (`width` floats, zeroed first); each
+    /// block's floats are then added into its chunk's Double partials, and the chunks' partials
+    /// are added in order into `out` (`width` Doubles).
+    @inline(__always)
+    func chunkedSums(rows: Int, channels: Int, width: Int, slot: Int, into out: UnsafeMutablePointer<Double>,
+                             _ terms: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
+        let per = Self.chunkRows(channels: channels)
+        let chunks = max(1, (rows + per - 1) / per)
+        let raw = UnsafeMutableRawPointer(workspace.buffer(slot: slot, count: 2 * chunks * width))
+        let partials = raw.bindMemory(to: Double.self, capacity: chunks * width)
+        parallelFor(chunks) { range in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: width) { block in
+                let f = block.baseAddress!
+                for chunk in range {
+                    let p = partials + chunk * width
+                    p.update(repeating: 0, count: width)
+                    var r = chunk * per
+                    let end = min(rows, (chunk + 1) * per)
+                    while r < end {
+                        let r1 = min(end, r + Self.blockRows)
+                        f.update(repeating: 0, count: width)
+                        terms(r..<r1, f)
+                        for k in 0..<width { p[k] += Double(f[k]) }
+                        r = r1
+                    }
+                }
+            }
+        }
+        out.update(repeating: 0, count: width)
+        for chunk in 0..<chunks {
+            let p = partials + chunk * width
+            for k in 0..<width { out[k] += p[k] }
+        }
+        raw.bindMemory(to: Float.self, capacity: 2 * chunks * width)
+    }
+
     public func batchNormForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float) {
-        let (n, ch, h, w) = x.nchw
-        let hw = h * w, m = n * hw
+        let (_, ch, _, _) = x.nchw
+        let m = x.count / max(1, ch)
         precondition(y.shape == x.shape, "batchNormForwardTraining: y \(y.shape) for x \(x.shape)")
         checkChannels(gamma, ch, "batchNormForwardTraining")
         checkChannels(beta, ch, "batchNormForwardTraining")
@@ -28,40 +75,70 @@ extension CPUBackend {
         let rmp = runningMean.hostPointer, rvp = runningVar.hostPointer
         let smp = saveMean.hostPointer, sip = saveInvStd.hostPointer
         let mom = Double(momentum), eps = Double(epsilon)
-        parallelFor(ch, grain: Self.grain(itemCost: 3 * m)) { channels in
-            for c in channels {
-                var s = Lanes()
-                for i in 0..<n {
-                    let p = xp + (i * ch + c) * hw
-                    s.add(hw) { Double(p[$0]) }
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * ch) { buffer in
+            // sums[0..<C]: sum of d = x - K; sums[C..<2C]: sum of d^2, with K = x's first row.
+            let sums = buffer.baseAddress!
+            let shift = UnsafePointer(xp)
+            chunkedSums(rows: m, channels: ch, width: 2 * ch, slot: bnPartialsSlot, into: sums) { rows, f in
+                let g = f + ch
+                // Eight channels at a time down the block's rows, the sums in registers.
+                var c = 0
+                while c + 8 <= ch {
+                    let k = load8(shift + c)
+                    var s1 = SIMD8<Float>(), s2 = SIMD8<Float>()
+                    for r in rows {
+                        let d = load8(xp + r * ch + c) - k
+                        s1 += d
+                        s2 += d * d
+                    }
+                    store8(load8(f + c) + s1, f + c)
+                    store8(load8(g + c) + s2, g + c)
+                    c += 8
                 }
-                let mean = s.total / Double(m)
-                var qs = Lanes()
-                for i in 0..<n {
-                    let p = xp + (i * ch + c) * hw
-                    qs.add(hw) { let d = Double(p[$0]) - mean; return d * d }
+                for c in c..<ch {
+                    for r in rows {
+                        let d = xp[r * ch + c] - shift[c]
+                        f[c] += d
+                        g[c] += d * d
+                    }
                 }
-                let q = qs.total
-                let variance = q / Double(m)
-                let invStd = 1 / (variance + eps).squareRoot()
-                let meanF = Float(mean), scale = Float(Double(gp[c]) * invStd), shift = bp[c]
-                for i in 0..<n {
-                    let p = xp + (i * ch + c) * hw, o = yp + (i * ch + c) * hw
-                    for k in 0..<hw { o[k] = (p[k] - meanF) * scale + shift }
+            }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * ch) { affine in
+                let scale = affine.baseAddress!, offset = scale + ch
+                for c in 0..<ch {
+                    let meanShift = sums[c] / Double(m)
+                    let q = max(0, sums[ch + c] - sums[c] * meanShift)   // sum of (x - mean)^2
+                    let mean = Double(shift[c]) + meanShift
+                    let invStd = 1 / (q / Double(m) + eps).squareRoot()
+                    let sc = Double(gp[c]) * invStd
+                    scale[c] = Float(sc)
+                    offset[c] = Float(Double(bp[c]) - mean * sc)
+                    smp[c] = Float(mean)
+                    sip[c] = Float(invStd)
+                    let unbiased = q / Double(m - 1)
+                    rmp[c] = Float((1 - mom) * Double(rmp[c]) + mom * mean)
+                    rvp[c] = Float((1 - mom) * Double(rvp[c]) + mom * unbiased)
                 }
-                smp[c] = meanF
-                sip[c] = Float(invStd)
-                let unbiased = q / Double(m - 1)
-                rmp[c] = Float((1 - mom) * Double(rmp[c]) + mom * mean)
-                rvp[c] = Float((1 - mom) * Double(rvp[c]) + mom * unbiased)
+                let scaleP = UnsafePointer(scale), offsetP = UnsafePointer(offset)
+                parallelFor(m, grain: Self.grain(itemCost: ch)) { rows in
+                    for r in rows {
+                        let p = xp + r * ch, o = yp + r * ch
+                        var c = 0
+                        while c + 8 <= ch {
+                            store8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c), o + c)
+                            c += 8
+                        }
+                        for c in c..<ch { o[c] = p[c] * scaleP[c] + offsetP[c] }
+                    }
+                }
             }
         }
     }
 
     /// `y = (x - runningMean) / sqrt(runningVar + eps) * gamma + beta`.
     public func batchNormForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
-        let (n, ch, h, w) = x.nchw
-        let hw = h * w
+        let (_, ch, _, _) = x.nchw
+        let m = x.count / max(1, ch)
         precondition(y.shape == x.shape, "batchNormForwardInference: y \(y.shape) for x \(x.shape)")
         checkChannels(gamma, ch, "batchNormForwardInference")
         checkChannels(beta, ch, "batchNormForwardInference")
@@ -70,12 +147,20 @@ extension CPUBackend {
         let xp = x.hostPointer, yp = y.hostPointer
         let gp = gamma.hostPointer, bp = beta.hostPointer
         let rmp = runningMean.hostPointer, rvp = runningVar.hostPointer
-        parallelFor(n * ch, grain: Self.grain(itemCost: hw + 8)) { rows in
-            for row in rows {
-                let c = row % ch
-                let scale = gp[c] / (rvp[c] + epsilon).squareRoot(), mean = rmp[c], shift = bp[c]
-                let p = xp + row * hw, o = yp + row * hw
-                for k in 0..<hw { o[k] = (p[k] - mean) * scale + shift }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: ch) { buffer in
+            let scale = buffer.baseAddress!
+            for c in 0..<ch { scale[c] = gp[c] / (rvp[c] + epsilon).squareRoot() }
+            let scaleP = UnsafePointer(scale)
+            parallelFor(m, grain: Self.grain(itemCost: ch)) { rows in
+                for r in rows {
+                    let p = xp + r * ch, o = yp + r * ch
+                    var c = 0
+                    while c + 8 <= ch {
+                        store8((load8(p + c) - load8(rmp + c)) * load8(scaleP + c) + load8(bp + c), o + c)
+                        c += 8
+                    }
+                    for c in c..<ch { o[c] = (p[c] - rmp[c]) * scaleP[c] + bp[c] }
+                }
             }
         }
     }
@@ -83,8 +168,8 @@ extension CPUBackend {
     /// With xhat = (x - mean) * invStd over the channel's M = N*H*W values:
     /// `dbeta = sum dy`, `dgamma = sum dy*xhat`, `dx = gamma*invStd * (dy - dbeta/M - xhat*dgamma/M)`.
     public func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float) {
-        let (n, ch, h, w) = x.nchw
-        let hw = h * w, m = n * hw
+        let (_, ch, _, _) = x.nchw
+        let m = x.count / max(1, ch)
         precondition(dy.shape == x.shape && dx.shape == x.shape,
                      "batchNormBackward: dy \(dy.shape), dx \(dx.shape) for x \(x.shape)")
         checkChannels(gamma, ch, "batchNormBackward")
@@ -96,70 +181,97 @@ extension CPUBackend {
         let gp = gamma.hostPointer, smp = saveMean.hostPointer, sip = saveInvStd.hostPointer
         let dgp = gradGamma.hostPointer, dbp = gradBeta.hostPointer
         let accumulate = mode == .accumulate
-        parallelFor(ch, grain: Self.grain(itemCost: 3 * m)) { channels in
-            for c in channels {
-                let mean = smp[c], invStd = sip[c]
-                var dySums = Lanes(), dyXhatSums = Lanes()
-                for i in 0..<n {
-                    let p = xp + (i * ch + c) * hw, d = dyp + (i * ch + c) * hw
-                    Lanes.add(hw, &dySums, &dyXhatSums) { k in
-                        let g = Double(d[k])
-                        return (g, g * Double((p[k] - mean) * invStd))
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * ch) { buffer in
+            // sums[0..<C]: sum dy; sums[C..<2C]: sum dy * xhat.
+            let sums = buffer.baseAddress!
+            chunkedSums(rows: m, channels: ch, width: 2 * ch, slot: bnPartialsSlot, into: sums) { rows, f in
+                let g = f + ch
+                var c = 0
+                while c + 8 <= ch {
+                    let mean = load8(smp + c), invStd = load8(sip + c)
+                    var s1 = SIMD8<Float>(), s2 = SIMD8<Float>()
+                    for r in rows {
+                        let d = load8(dyp + r * ch + c)
+                        s1 += d
+                        s2 += d * ((load8(xp + r * ch + c) - mean) * invStd)
+                    }
+                    store8(load8(f + c) + s1, f + c)
+                    store8(load8(g + c) + s2, g + c)
+                    c += 8
+                }
+                for c in c..<ch {
+                    for r in rows {
+                        let d = dyp[r * ch + c]
+                        f[c] += d
+                        g[c] += d * ((xp[r * ch + c] - smp[c]) * sip[c])
                     }
                 }
-                let sumDy = dySums.total, sumDyXhat = dyXhatSums.total
-                let meanDy = Float(sumDy / Double(m)), meanDyXhat = Float(sumDyXhat / Double(m))
-                let scale = gp[c] * invStd
-                for i in 0..<n {
-                    let p = xp + (i * ch + c) * hw, d = dyp + (i * ch + c) * hw, o = dxp + (i * ch + c) * hw
-                    for k in 0..<hw {
-                        let xhat = (p[k] - mean) * invStd
-                        o[k] = scale * (d[k] - meanDy - xhat * meanDyXhat)
+            }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * ch) { affine in
+                let meanDy = affine.baseAddress!, meanDyXhat = meanDy + ch, scale = meanDyXhat + ch
+                for c in 0..<ch {
+                    meanDy[c] = Float(sums[c] / Double(m))
+                    meanDyXhat[c] = Float(sums[ch + c] / Double(m))
+                    scale[c] = gp[c] * sip[c]
+                    if accumulate {
+                        dgp[c] += Float(sums[ch + c])
+                        dbp[c] += Float(sums[c])
+                    } else {
+                        dgp[c] = Float(sums[ch + c])
+                        dbp[c] = Float(sums[c])
                     }
                 }
-                if accumulate {
-                    dgp[c] += Float(sumDyXhat)
-                    dbp[c] += Float(sumDy)
-                } else {
-                    dgp[c] = Float(sumDyXhat)
-                    dbp[c] = Float(sumDy)
+                let a = UnsafePointer(meanDy), b = UnsafePointer(meanDyXhat), s = UnsafePointer(scale)
+                parallelFor(m, grain: Self.grain(itemCost: 2 * ch)) { rows in
+                    for r in rows {
+                        let xr = xp + r * ch, dr = dyp + r * ch, o = dxp + r * ch
+                        var c = 0
+                        while c + 8 <= ch {
+                            let xhat = (load8(xr + c) - load8(smp + c)) * load8(sip + c)
+                            store8(load8(s + c) * (load8(dr + c) - load8(a + c) - xhat * load8(b + c)), o + c)
+                            c += 8
+                        }
+                        for c in c..<ch {
+                            let xhat = (xr[c] - smp[c]) * sip[c]
+                            o[c] = s[c] * (dr[c] - a[c] - xhat * b[c])
+                        }
+                    }
                 }
             }
         }
     }
 }
 
-/// Four Double accumulators for a sum over rows of `count` terms: term k of a row goes to lane
-/// k % 4 (the last count % 4 terms to lane 0), and `total` adds the lanes in a fixed order.
-private struct Lanes {
-    var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-
-    var total: Double { (s0 + s1) + (s2 + s3) }
-
-    @inline(__always)
-    mutating func add(_ count: Int, _ term: (Int) -> Double) {
-        var k = 0
-        while k + 4 <= count {
-            s0 += term(k); s1 += term(k + 1); s2 += term(k + 2); s3 += term(k + 3)
-            k += 4
-        }
-        while k < count { s0 += term(k); k += 1 }
-    }
-
-    /// Two sums in one pass over the row.
-    @inline(__always)
-    static func add(_ count: Int, _ a: inout Lanes, _ b: inout Lanes, _ terms: (Int) -> (Double, Double)) {
-        var k = 0
-        while k + 4 <= count {
-            let t0 = terms(k), t1 = terms(k + 1), t2 = terms(k + 2), t3 = terms(k + 3)
-            a.s0 += t0.0; a.s1 += t1.0; a.s2 += t2.0; a.s3 += t3.0
-            b.s0 += t0.1; b.s1 += t1.1; b.s2 += t2.1; b.s3 += t3.1
-            k += 4
-        }
-        while k < count {
-            let t = terms(k)
-            a.s0 += t.0; b.s0 += t.1
-            k += 1
+extension CPUBackend {
+    /// `out[k] = sum of column k` of the (rows, cols) matrix at `p`, in Double across blocks
+    /// (`chunkedSums`: the same result for any thread count). biasBackward's reduction.
+    func columnSums(_ p: UnsafePointer<Float>, rows: Int, cols: Int, slot: Int, into out: UnsafeMutablePointer<Double>) {
+        chunkedSums(rows: rows, channels: cols, width: cols, slot: slot, into: out) { block, f in
+            var c = 0
+            while c + 8 <= cols {
+                var s = SIMD8<Float>()
+                for r in block { s += load8(p + r * cols + c) }
+                store8(load8(f + c) + s, f + c)
+                c += 8
+            }
+            for c in c..<cols {
+                for r in block { f[c] += p[r * cols + c] }
+            }
         }
     }
 }
+
+/// Eight floats from (possibly unaligned) memory, and back: the kernels above name their vectors
+/// because the compiler cannot prove that the rows and the per-channel arrays do not overlap.
+@inline(__always)
+private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
+/// Workspace slot of the per-chunk statistics partials.
+private let bnPartialsSlot = 0xB0_00

@@ -1,5 +1,5 @@
-// Pooling over (N, C, H, W) planes; every loop runs over whole planes so threads never share
-// an output element. Window (oh, ow) covers rows oh*stride - pad ..< +window, clipped to the image.
+// Pooling over channels-last (N, C, H, W) tensors (stored NHWC, CPULayout.swift): the channel is
+// the inner loop. Window (oh, ow) covers rows oh*stride - pad ..< +window, clipped to the image.
 extension CPUBackend {
     /// Compares dimensions one by one: building `g.inputShape` would allocate on every call.
     @inline(__always)
@@ -25,41 +25,53 @@ extension CPUBackend {
         best == best && !(v <= best)
     }
 
+    /// `maxPoolPick` for eight lanes.
+    @inline(__always)
+    private static func maxPoolPick8(_ best: SIMD8<Float>, _ v: SIMD8<Float>) -> SIMDMask<SIMD8<Int32>> {
+        (best .== best) .& .!(v .<= best)
+    }
+
+    @inline(__always)
+    private static var lanes: SIMD8<Int32> { SIMD8(0, 1, 2, 3, 4, 5, 6, 7) }
+
     /// Padding is -infinity; NaN wins (as in PyTorch); ties keep the first (row-major) maximum.
+    /// Channels-last: each output pixel's window is scanned in row-major order with the channels
+    /// as the inner, vectorised loop; threads split output rows.
     public func maxPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
         checkPool(g, input: x, output: y, "maxPoolForward")
-        let (h, w, oh, ow) = (g.height, g.width, g.outHeight, g.outWidth)
+        let (h, w, oh, ow, ch) = (g.height, g.width, g.outHeight, g.outWidth, g.channels)
         let (k, s, pad) = (g.window, g.stride, g.padding)
         let xp = x.hostPointer, yp = y.hostPointer
-        parallelFor(g.batch * g.channels, grain: Self.grain(itemCost: oh * ow * k * k)) { planes in
-            for plane in planes {
-                let xin = xp + plane * h * w, yout = yp + plane * oh * ow
-                if k == 2 && s == 2 && pad == 0 {
-                    // The common 2x2/2 pool, unrolled: the same picks in the same order.
-                    for i in 0..<oh {
-                        let a = xin + 2 * i * w, b = a + w, o = yout + i * ow
-                        for j in 0..<ow {
-                            var best = a[2 * j]
-                            best = Self.maxPoolPick(best, a[2 * j + 1]) ? a[2 * j + 1] : best
-                            best = Self.maxPoolPick(best, b[2 * j]) ? b[2 * j] : best
-                            best = Self.maxPoolPick(best, b[2 * j + 1]) ? b[2 * j + 1] : best
-                            o[j] = best
+        parallelFor(g.batch * oh, grain: Self.grain(itemCost: ow * k * k * ch)) { outRows in
+            for outRow in outRows {
+                let n = outRow / oh, i = outRow % oh
+                let image = xp + n * h * w * ch
+                let r0 = max(i * s - pad, 0), r1 = min(i * s - pad + k, h)
+                for j in 0..<ow {
+                    let c0 = max(j * s - pad, 0), c1 = min(j * s - pad + k, w)
+                    let o = yp + (outRow * ow + j) * ch
+                    // Eight channels at a time with the running maxima in a register.
+                    var c = 0
+                    while c + 8 <= ch {
+                        var best = SIMD8<Float>(repeating: -.infinity)
+                        for r in r0..<r1 {
+                            for col in c0..<c1 {
+                                let v = poolLoad8(image + (r * w + col) * ch + c)
+                                best.replace(with: v, where: Self.maxPoolPick8(best, v))
+                            }
                         }
+                        poolStore8(best, o + c)
+                        c += 8
                     }
-                    continue
-                }
-                for i in 0..<oh {
-                    let r0 = max(i * s - pad, 0), r1 = min(i * s - pad + k, h)
-                    for j in 0..<ow {
-                        let c0 = max(j * s - pad, 0), c1 = min(j * s - pad + k, w)
+                    for c in c..<ch {
                         var best = -Float.infinity
                         for r in r0..<r1 {
-                            for c in c0..<c1 {
-                                let v = xin[r * w + c]
+                            for col in c0..<c1 {
+                                let v = image[(r * w + col) * ch + c]
                                 best = Self.maxPoolPick(best, v) ? v : best
                             }
                         }
-                        yout[i * ow + j] = best
+                        o[c] = best
                     }
                 }
             }
@@ -67,48 +79,52 @@ extension CPUBackend {
     }
 
     /// Each dy goes to the first maximal input of its window (recomputed from x, same rule as
-    /// forward); overlapping windows add.
+    /// forward); overlapping windows add. Threads split images (windows overlap only inside one).
     public func maxPoolBackward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gradInput dx: Tensor) {
         checkPool(g, input: x, output: y, "maxPoolBackward")
         checkPool(g, input: dx, output: dy, "maxPoolBackward")
-        let (h, w, oh, ow) = (g.height, g.width, g.outHeight, g.outWidth)
+        let (h, w, oh, ow, ch) = (g.height, g.width, g.outHeight, g.outWidth, g.channels)
         let (k, s, pad) = (g.window, g.stride, g.padding)
         let xp = x.hostPointer, dyp = dy.hostPointer, dxp = dx.hostPointer
-        parallelFor(g.batch * g.channels, grain: Self.grain(itemCost: oh * ow * k * k)) { planes in
-            for plane in planes {
-                let xin = xp + plane * h * w, din = dxp + plane * h * w, dout = dyp + plane * oh * ow
-                din.update(repeating: 0, count: h * w)
-                if k == 2 && s == 2 && pad == 0 {
-                    // The common 2x2/2 pool, unrolled: the same picks in the same order.
-                    for i in 0..<oh {
-                        let r = 2 * i * w
-                        for j in 0..<ow {
-                            let p = r + 2 * j
-                            var best = xin[p], at = p
-                            var take = Self.maxPoolPick(best, xin[p + 1])
-                            best = take ? xin[p + 1] : best; at = take ? p + 1 : at
-                            take = Self.maxPoolPick(best, xin[p + w])
-                            best = take ? xin[p + w] : best; at = take ? p + w : at
-                            take = Self.maxPoolPick(best, xin[p + w + 1])
-                            at = take ? p + w + 1 : at
-                            din[at] += dout[i * ow + j]     // onto 0, as the general path (keeps -0 as +0)
-                        }
-                    }
-                    continue
-                }
+        parallelFor(g.batch, grain: Self.grain(itemCost: oh * ow * k * k * ch)) { images in
+            for n in images {
+                let xin = xp + n * h * w * ch, din = dxp + n * h * w * ch
+                let dout = dyp + n * oh * ow * ch
+                din.update(repeating: 0, count: h * w * ch)
                 for i in 0..<oh {
                     let r0 = max(i * s - pad, 0), r1 = min(i * s - pad + k, h)
                     for j in 0..<ow {
                         let c0 = max(j * s - pad, 0), c1 = min(j * s - pad + k, w)
-                        var best = -Float.infinity, at = r0 * w + c0
-                        for r in r0..<r1 {
-                            for c in c0..<c1 {
-                                let v = xin[r * w + c], take = Self.maxPoolPick(best, v)
-                                best = take ? v : best
-                                at = take ? r * w + c : at
+                        let d = dout + (i * ow + j) * ch
+                        // Eight channels at a time: the running maxima and their positions (element
+                        // offsets in the image) in registers, then one add per channel.
+                        var c = 0
+                        while c + 8 <= ch {
+                            var best = SIMD8<Float>(repeating: -.infinity)
+                            var at = SIMD8<Int32>(repeating: Int32((r0 * w + c0) * ch + c)) &+ Self.lanes
+                            for r in r0..<r1 {
+                                for col in c0..<c1 {
+                                    let base = (r * w + col) * ch + c
+                                    let v = poolLoad8(xin + base), take = Self.maxPoolPick8(best, v)
+                                    best.replace(with: v, where: take)
+                                    at.replace(with: SIMD8<Int32>(repeating: Int32(base)) &+ Self.lanes, where: take)
+                                }
                             }
+                            for lane in 0..<8 { din[Int(at[lane])] += d[c + lane] }
+                            c += 8
                         }
-                        din[at] += dout[i * ow + j]
+                        for c in c..<ch {
+                            var best = -Float.infinity, at = (r0 * w + c0) * ch + c
+                            for r in r0..<r1 {
+                                for col in c0..<c1 {
+                                    let base = (r * w + col) * ch + c
+                                    let v = xin[base], take = Self.maxPoolPick(best, v)
+                                    best = take ? v : best
+                                    at = take ? base : at
+                                }
+                            }
+                            din[at] += d[c]
+                        }
                     }
                 }
             }
@@ -118,23 +134,26 @@ extension CPUBackend {
     /// Mean over the window with zero padding counted (PyTorch count_include_pad): divisor window².
     public func avgPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
         checkPool(g, input: x, output: y, "avgPoolForward")
-        let (h, w, oh, ow) = (g.height, g.width, g.outHeight, g.outWidth)
+        let (h, w, oh, ow, ch) = (g.height, g.width, g.outHeight, g.outWidth, g.channels)
         let (k, s, pad) = (g.window, g.stride, g.padding)
         let inv = 1 / Float(k * k)
         let xp = x.hostPointer, yp = y.hostPointer
-        parallelFor(g.batch * g.channels, grain: Self.grain(itemCost: oh * ow * k * k)) { planes in
-            for plane in planes {
-                let xin = xp + plane * h * w, yout = yp + plane * oh * ow
-                for i in 0..<oh {
-                    let r0 = max(i * s - pad, 0), r1 = min(i * s - pad + k, h)
-                    for j in 0..<ow {
-                        let c0 = max(j * s - pad, 0), c1 = min(j * s - pad + k, w)
-                        var acc: Float = 0
-                        for r in r0..<r1 {
-                            for c in c0..<c1 { acc += xin[r * w + c] }
+        parallelFor(g.batch * oh, grain: Self.grain(itemCost: ow * k * k * ch)) { outRows in
+            for outRow in outRows {
+                let n = outRow / oh, i = outRow % oh
+                let image = xp + n * h * w * ch
+                let r0 = max(i * s - pad, 0), r1 = min(i * s - pad + k, h)
+                for j in 0..<ow {
+                    let c0 = max(j * s - pad, 0), c1 = min(j * s - pad + k, w)
+                    let o = yp + (outRow * ow + j) * ch
+                    for c in 0..<ch { o[c] = 0 }
+                    for r in r0..<r1 {
+                        for col in c0..<c1 {
+                            let v = image + (r * w + col) * ch
+                            for c in 0..<ch { o[c] += v[c] }
                         }
-                        yout[i * ow + j] = acc * inv
                     }
+                    for c in 0..<ch { o[c] *= inv }
                 }
             }
         }
@@ -142,21 +161,24 @@ extension CPUBackend {
 
     public func avgPoolBackward(_ g: PoolGeometry, gradOutput dy: Tensor, gradInput dx: Tensor) {
         checkPool(g, input: dx, output: dy, "avgPoolBackward")
-        let (h, w, oh, ow) = (g.height, g.width, g.outHeight, g.outWidth)
+        let (h, w, oh, ow, ch) = (g.height, g.width, g.outHeight, g.outWidth, g.channels)
         let (k, s, pad) = (g.window, g.stride, g.padding)
         let inv = 1 / Float(k * k)
         let dyp = dy.hostPointer, dxp = dx.hostPointer
-        parallelFor(g.batch * g.channels, grain: Self.grain(itemCost: oh * ow * k * k)) { planes in
-            for plane in planes {
-                let din = dxp + plane * h * w, dout = dyp + plane * oh * ow
-                din.update(repeating: 0, count: h * w)
+        parallelFor(g.batch, grain: Self.grain(itemCost: oh * ow * k * k * ch)) { images in
+            for n in images {
+                let din = dxp + n * h * w * ch, dout = dyp + n * oh * ow * ch
+                din.update(repeating: 0, count: h * w * ch)
                 for i in 0..<oh {
                     let r0 = max(i * s - pad, 0), r1 = min(i * s - pad + k, h)
                     for j in 0..<ow {
                         let c0 = max(j * s - pad, 0), c1 = min(j * s - pad + k, w)
-                        let v = dout[i * ow + j] * inv
+                        let d = dout + (i * ow + j) * ch
                         for r in r0..<r1 {
-                            for c in c0..<c1 { din[r * w + c] += v }
+                            for col in c0..<c1 {
+                                let o = din + (r * w + col) * ch
+                                for c in 0..<ch { o[c] += d[c] * inv }
+                            }
                         }
                     }
                 }
@@ -164,32 +186,47 @@ extension CPUBackend {
         }
     }
 
-    /// x (N, C, H, W) -> y (N, C) (or (N, C, 1, 1)).
+    /// x (N, C, H, W), channels-last -> y (N, C) (or (N, C, 1, 1)): per image, the mean of its
+    /// H*W rows of C values.
     public func globalAvgPoolForward(input x: Tensor, output y: Tensor) {
         precondition(x.rank == 4 && y.count == x.shape[0] * x.shape[1], "globalAvgPoolForward \(x) -> \(y)")
-        let hw = x.shape[2] * x.shape[3]
+        let n = x.shape[0], ch = x.shape[1], hw = x.shape[2] * x.shape[3]
         let inv = 1 / Float(hw)
         let xp = x.hostPointer, yp = y.hostPointer
-        parallelFor(y.count, grain: Self.grain(itemCost: hw)) { planes in
-            for plane in planes {
-                let xin = xp + plane * hw
-                var acc: Float = 0
-                for i in 0..<hw { acc += xin[i] }
-                yp[plane] = acc * inv
+        parallelFor(n, grain: Self.grain(itemCost: hw * ch)) { images in
+            for i in images {
+                let xin = xp + i * hw * ch, o = yp + i * ch
+                for c in 0..<ch { o[c] = 0 }
+                for p in 0..<hw {
+                    let row = xin + p * ch
+                    for c in 0..<ch { o[c] += row[c] }
+                }
+                for c in 0..<ch { o[c] *= inv }
             }
         }
     }
 
-    /// dy (N, C) -> dx (N, C, H, W) = dy / (H*W) broadcast.
+    /// dy (N, C) -> dx (N, C, H, W) = dy / (H*W) broadcast to every pixel.
     public func globalAvgPoolBackward(gradOutput dy: Tensor, gradInput dx: Tensor) {
         precondition(dx.rank == 4 && dy.count == dx.shape[0] * dx.shape[1], "globalAvgPoolBackward \(dy) -> \(dx)")
-        let hw = dx.shape[2] * dx.shape[3]
+        let n = dx.shape[0], ch = dx.shape[1], hw = dx.shape[2] * dx.shape[3]
         let inv = 1 / Float(hw)
         let dyp = dy.hostPointer, dxp = dx.hostPointer
-        parallelFor(dy.count, grain: Self.grain(itemCost: hw)) { planes in
-            for plane in planes {
-                (dxp + plane * hw).update(repeating: dyp[plane] * inv, count: hw)
+        parallelFor(n * hw, grain: Self.grain(itemCost: ch)) { pixels in
+            for q in pixels {
+                let d = dyp + (q / hw) * ch, o = dxp + q * ch
+                for c in 0..<ch { o[c] = d[c] * inv }
             }
         }
     }
+}
+
+@inline(__always)
+private func poolLoad8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+private func poolStore8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }

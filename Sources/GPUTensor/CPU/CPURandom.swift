@@ -1,5 +1,7 @@
 // Philox kernels: one 10-round block yields elements 4b ..< 4b+4, so loops run over blocks.
-// Element i depends only on (seed, counter, i): results do not depend on thread count.
+// Element i depends only on (seed, counter, i): results do not depend on thread count. i is the
+// LOGICAL row-major index; a channels-last rank-4 tensor stores it at `StorageIndex(shape)(i)`
+// (CPULayout.swift), so the CPU draws the values CUDA (NCHW) draws.
 extension CPUBackend {
     /// Calls `body(i, u_i)` for every element `i` of `0..<count`, in parallel over Philox blocks.
     @inline(__always)
@@ -22,12 +24,16 @@ extension CPUBackend {
     public func dropoutForward(_ x: Tensor, output y: Tensor, mask: Tensor, probability p: Float, seed: UInt64, counter: UInt64) {
         precondition(x.count == y.count && x.count == mask.count, "dropoutForward \(x) -> \(y), mask \(mask)")
         precondition(p >= 0 && p < 1, "dropout probability \(p) outside [0, 1)")
+        precondition(Self.storedAlike(x.shape, y.shape) && Self.storedAlike(x.shape, mask.shape),
+                     "dropoutForward \(x) -> \(y), mask \(mask): a channels-last tensor needs its own shape")
         let xp = x.hostPointer, yp = y.hostPointer, mp = mask.hostPointer
         let keep: Float = 1 / (1 - p)
+        let at = StorageIndex(x.shape)
         forEachUniform(x.count, seed: seed, counter: counter) { i, u in
             let m: Float = u >= p ? keep : 0
-            mp[i] = m
-            yp[i] = xp[i] * m
+            let k = at(i)
+            mp[k] = m
+            yp[k] = xp[k] * m
         }
     }
 
@@ -43,8 +49,9 @@ extension CPUBackend {
     public func fillUniform(_ x: Tensor, low: Float, high: Float, seed: UInt64, counter: UInt64) {
         let xp = x.hostPointer
         let width = high - low
+        let at = StorageIndex(x.shape)
         forEachUniform(x.count, seed: seed, counter: counter) { i, u in
-            xp[i] = low + width * u
+            xp[at(i)] = low + width * u
         }
     }
 
@@ -52,17 +59,18 @@ extension CPUBackend {
     /// Box-Muller pairs are computed once.
     public func fillNormal(_ x: Tensor, mean: Float, std: Float, seed: UInt64, counter: UInt64) {
         let count = x.count, xp = x.hostPointer
+        let at = StorageIndex(x.shape)
         parallelFor((count + 3) / 4, grain: Self.minWorkPerThread / 64) { blocks in
             for b in blocks {
                 let i = 4 * b
                 if i + 4 > count {
-                    for j in i..<count { xp[j] = mean + std * Philox.normal(seed: seed, counter: counter, index: j) }
+                    for j in i..<count { xp[at(j)] = mean + std * Philox.normal(seed: seed, counter: counter, index: j) }
                     continue
                 }
                 let w = Philox.block(seed: seed, counter: counter, index: UInt64(b))
                 let (z0, z1) = Self.boxMuller(w.0, w.1), (z2, z3) = Self.boxMuller(w.2, w.3)
-                xp[i] = mean + std * z0; xp[i + 1] = mean + std * z1
-                xp[i + 2] = mean + std * z2; xp[i + 3] = mean + std * z3
+                xp[at(i)] = mean + std * z0; xp[at(i + 1)] = mean + std * z1
+                xp[at(i + 2)] = mean + std * z2; xp[at(i + 3)] = mean + std * z3
             }
         }
     }

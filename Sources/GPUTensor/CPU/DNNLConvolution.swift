@@ -5,17 +5,18 @@ import Glibc
 #endif
 
 // Convolutions on oneDNN (Debian's libdnnl 2.6, OpenMP runtime; opened at run time by
-// CDNNLLoader, which says why), behind the NCHW contract.
+// CDNNLLoader, which says why), on the CPU backend's channels-last storage (CPULayout.swift).
 //
 // oneDNN's convolutions on plain NCHW memory are slow (22-178 GFLOP/s fwd+bwd on our 2-core
-// machine kind); on NHWC activations they run 180-262 (docs PERF-CPU.md). So each call reorders
-// its NCHW tensors into NHWC scratch buffers, runs the primitive there, and reorders the result
-// back; weights go into whatever layout the primitive asks for (`format_tag::any`). Primitives,
+// machine kind); on NHWC activations they run 180-262 (docs PERF-CPU.md). The backend stores
+// activations NHWC, so the primitives read and write the caller's memory directly; weights
+// (stored OHWI) go into whatever layout the primitive asks for (`format_tag::any`). Primitives,
 // reorders and memory objects are created once per geometry (`DNNLConvolutionPlan`, cached like
 // the CUDA backend's cuDNN plans); the scratch buffers are the backend's workspace slots, shared
 // by all geometries. Plans are never evicted: a training run has a handful of geometries (its
-// layers at the training, evaluation and last partial batch sizes). What the reorders cost is
-// measured in bench/NOTES.md section 5 (about 40% of the convolution time at batch 128).
+// layers at the training, evaluation and last partial batch sizes). Until the NHWC storage the
+// activations were reordered from and to NCHW on every call: about 40% of the convolution time
+// at batch 128 (bench/NOTES.md section 5; section 6 for after).
 //
 // Threads: this libdnnl uses OpenMP, whose thread count is a per-calling-thread setting, so
 // every entry sets it to the backend's `threads` (the value OpenBLAS gets) before creating or
@@ -87,7 +88,7 @@ final class DNNLContext: @unchecked Sendable {
     }
 }
 
-/// One tensor of a primitive as the caller holds it (NCHW / OIHW) and as the primitive wants it,
+/// One tensor of a primitive as the caller holds it (NHWC / OHWI) and as the primitive wants it,
 /// with the reorder between them when the layouts differ.
 final class DNNLPort {
     let user: dnnl_memory_t
@@ -184,10 +185,6 @@ final class DNNLConvolutionPlan {
     private let strides: [Int64], padL: [Int64], padR: [Int64]
     private let userSrcMD, userWeightsMD, userDstMD, actSrcMD, actDstMD, anyWeightsMD: dnnl_memory_desc_t
 
-    /// Input channels up to which a convolution is treated as a network's stem (see init); tests
-    /// change it to run every check shape through both layouts. Read when a plan is created.
-    static var stemChannels = 4
-
     init(_ g: ConvGeometry, bias hasBias: Bool, context: DNNLContext) {
         geometry = g
         self.context = context
@@ -196,15 +193,17 @@ final class DNNLConvolutionPlan {
         // oneDNN wants the padding that makes (H + padL + padR - KH) / stride + 1 exact.
         padR = [Int64((g.outHeight - 1) * g.strideH + g.kernelH - g.height - g.padH),
                 Int64((g.outWidth - 1) * g.strideW + g.kernelW - g.width - g.padW)]
-        userSrcMD = memoryDesc(g.inputShape, dnnl_nchw)
-        userDstMD = memoryDesc(g.outputShape, dnnl_nchw)
-        userWeightsMD = memoryDesc(g.weightShape, dnnl_oihw)
-        // A stem (few input channels): oneDNN's first-layer kernels read the plain NCHW image and
-        // write a blocked output. ResNet-20's 3->16 stem forward: 75-84 GFLOP/s that way, 48-51
-        // on an NHWC copy (im2col: 62-67).
-        let stem = g.inChannels <= DNNLConvolutionPlan.stemChannels
-        actSrcMD = memoryDesc(g.inputShape, stem ? dnnl_nchw : dnnl_nhwc)
-        actDstMD = memoryDesc(g.outputShape, stem ? dnnl_format_tag_any : dnnl_nhwc)
+        // The backend's storage (CPULayout.swift): channels-last activations and weights.
+        userSrcMD = memoryDesc(g.inputShape, dnnl_nhwc)
+        userDstMD = memoryDesc(g.outputShape, dnnl_nhwc)
+        userWeightsMD = memoryDesc(g.weightShape, dnnl_ohwi)
+        // Every convolution on NHWC activations, the 3-channel stem included: before the NHWC
+        // storage the stem read a plain NCHW image and wrote a blocked output (its forward at
+        // 75-84 GFLOP/s against 48-51 on an NHWC copy, bench/NOTES.md section 5); on NHWC
+        // storage that layout needs reorders on both sides, and the stem's forward then costs
+        // the same and its backward-filter 1.5x the direct NHWC plan (thread CPU time, section 6).
+        actSrcMD = userSrcMD
+        actDstMD = userDstMD
         anyWeightsMD = memoryDesc(g.weightShape, dnnl_format_tag_any)
         var biasMD = memoryDesc([g.outChannels], dnnl_a)
 

@@ -12,7 +12,7 @@ public protocol BackendCore: AnyObject {
     func allocate(_ shape: [Int]) throws -> Tensor
     func upload(_ source: UnsafeBufferPointer<Float>, to destination: Tensor)
     func download(_ source: Tensor, into destination: UnsafeMutableBufferPointer<Float>) throws
-    /// `destination = source` (same element count, same device).
+    /// `destination = source` in logical row-major order (same element count, same device).
     func copy(_ source: Tensor, to destination: Tensor)
     /// Waits for queued kernels and reports a device failure, if any.
     func synchronize() throws

@@ -72,9 +72,7 @@ extension KernelChecks {
     static let convTolerance = Tolerance(atol: 1e-5, rtol: 1e-4)
 
     /// The shapes the convolution checks cover: odd and non-square sizes, stride 1 and 2,
-    /// padding 0, 1, 2, kernels 1x1, 3x3, 5x5 and 3x2, batch 1 and 2, 1 to 8 channels: up to 4
-    /// input channels the CPU's oneDNN plans take the stem layout (plain NCHW input), above it
-    /// NHWC copies (DNNLConvolution.swift), so both are checked.
+    /// padding 0, 1, 2, kernels 1x1, 3x3, 5x5 and 3x2, batch 1 and 2, 1 to 8 channels.
     static var convolutionCheckShapes: [ConvGeometry] {
         [ConvGeometry(batch: 2, inChannels: 3, height: 7, width: 7, outChannels: 4, kernel: 3, stride: 1, padding: 1),
          ConvGeometry(batch: 1, inChannels: 2, height: 5, width: 6, outChannels: 3, kernel: 3, stride: 2, padding: 1),

@@ -306,6 +306,8 @@ enum CrossDevice {
             let logits = try be.allocate([batch, classes]), losses = try be.allocate([batch])
             let dLogits = try be.allocate([batch, classes]), dPooled = try be.allocate(pool.outputShape)
             let dAct = try be.allocate(g.outputShape), dConv = try be.allocate(g.outputShape)
+            // Flatten by logical copies: a backend may store rank-4 tensors in its own order.
+            let flat = try be.allocate([batch, features]), dFlat = try be.allocate([batch, features])
             let dx = try be.allocate(g.inputShape)
             be.fill(runVar, value: 1)
             var stepLosses: [Float] = []
@@ -316,7 +318,7 @@ enum CrossDevice {
                                             momentum: 0.1, epsilon: 1e-5)
                 be.reluForward(bn, output: act)
                 be.maxPoolForward(pool, input: act, output: pooled)
-                let flat = pooled.reshaped([batch, features])
+                be.copy(pooled, to: flat)
                 be.gemm(transposeA: false, transposeB: true, m: batch, n: classes, k: features, alpha: 1,
                         a: flat, b: params[4], beta: 0, c: logits)
                 be.addBias(logits, bias: params[5])
@@ -328,7 +330,8 @@ enum CrossDevice {
                         a: dLogits, b: flat, beta: 0, c: grads[4])
                 be.biasBackward(gradOutput: dLogits, gradBias: grads[5], mode: .overwrite)
                 be.gemm(transposeA: false, transposeB: false, m: batch, n: features, k: classes, alpha: 1,
-                        a: dLogits, b: params[4], beta: 0, c: dPooled.reshaped([batch, features]))
+                        a: dLogits, b: params[4], beta: 0, c: dFlat)
+                be.copy(dFlat, to: dPooled)
                 be.maxPoolBackward(pool, input: act, output: pooled, gradOutput: dPooled, gradInput: dAct)
                 be.reluBackward(output: act, gradOutput: dAct, gradInput: dAct)
                 be.batchNormBackward(input: conv, gradOutput: dAct, gamma: params[2], saveMean: saveMean,
