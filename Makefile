@@ -96,7 +96,6 @@ dist-cuda: deps cuda
 	$(CUDA_ENV) $(SWIFT) build -c release --static-swift-stdlib $(CUDA_FLAGS) --product strata
 	mkdir -p dist/cuda/bin dist/cuda/lib
 	cp $(CUDA_BUILD)/release/strata dist/cuda/bin/ && strip dist/cuda/bin/strata
-	cp -L $$(pkg-config --variable=libdir openblas)/libopenblas.so.0 dist/cuda/lib/
 	# oneDNN (the CPU convolutions, also the reference of `selftest --device cuda`), opened at
 	# run time, with the two libraries it needs that a GPU machine may lack.
 	for lib in libdnnl.so.2 libgomp.so.1 libOpenCL.so.1; do cp -L /usr/lib/x86_64-linux-gnu/$$lib dist/cuda/lib/; done

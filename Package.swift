@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Strata: a Swift training backend for CNNs that reuse what was already trained.
-// `swift build` is CPU-only (OpenBLAS and oneDNN). The GPU backend comes with the `CUDA` trait.
+// `swift build` is CPU-only (oneDNN). The GPU backend comes with the `CUDA` trait.
 let package = Package(
     name: "Strata",
     products: [
@@ -20,11 +20,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        .systemLibrary(
-            name: "CBLAS",
-            pkgConfig: "openblas",
-            providers: [.apt(["libopenblas-dev"])]
-        ),
         // oneDNN's C API headers (Debian's libdnnl-dev, which ships no pkg-config file). The
         // library itself is opened at run time by CDNNLLoader, which defines the functions.
         .systemLibrary(
@@ -52,7 +47,6 @@ let package = Package(
         .target(
             name: "GPUTensor",
             dependencies: [
-                "CBLAS",
                 "CDNNL",
                 "CDNNLLoader",
                 .target(name: "CCuda", condition: .when(traits: ["CUDA"])),

@@ -29,16 +29,4 @@ if [ -z "${STRATA_CUDA_LIBS:-}" ]; then
     [ -n "$found" ] && LD_LIBRARY_PATH="$found${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-# The shipped OpenBLAS (0.3.21) does not know recent server CPUs: on the first GPU machine
-# (2026-11-29) it fell back to its SSE3 "Prescott" kernels (sgemm 156 GFLOP/s on 16 threads).
-# Its core type can only be chosen before it loads, so pick it here from the CPU's flags.
-if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -r /proc/cpuinfo ]; then
-    flags=" $(sed -n 's/^flags[[:space:]]*:\(.*\)/\1/p' /proc/cpuinfo | head -n 1) "
-    has() { case "$flags" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
-    if has avx512f && has avx512bw && has avx512vl && has avx512dq; then
-        export OPENBLAS_CORETYPE=SkylakeX
-    elif has avx2 && has fma; then
-        export OPENBLAS_CORETYPE=Haswell
-    fi
-fi
 exec "$here/bin/strata" "$@"

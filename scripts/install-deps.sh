@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # Installs what Strata needs from Debian's archive, if it is missing:
-#   build: OpenBLAS (libopenblas-dev), oneDNN (libdnnl-dev), zlib (zlib1g-dev), pkg-config
+#   build: oneDNN (libdnnl-dev), zlib (zlib1g-dev), pkg-config
 #   demo:  Fashion-MNIST (dataset-fashion-mnist), with `--dataset`
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -euo pipefail
 
 packages=()
-pkg-config --exists openblas 2>/dev/null || packages+=(libopenblas-dev)
 # oneDNN has no pkg-config file in Debian: look for its header.
 [[ -f /usr/include/oneapi/dnnl/dnnl.h ]] || packages+=(libdnnl-dev)
 pkg-config --exists zlib 2>/dev/null || packages+=(zlib1g-dev)
@@ -19,7 +18,7 @@ if ((${#packages[@]} == 0)); then
     exit 0
 fi
 
-# pkg-config itself missing makes the first two checks fail too; that is fine: apt skips what is there.
+# pkg-config itself missing makes the zlib check fail too; that is fine: apt skips what is there.
 if [[ $(id -u) -ne 0 ]]; then
     echo "Strata needs: ${packages[*]}" >&2
     echo "Install them with:  sudo apt-get update && sudo apt-get install -y ${packages[*]}" >&2

@@ -1,10 +1,9 @@
-import CBLAS
 import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The reference backend: oneDNN for convolutions, OpenBLAS for GEMMs, Swift loops over all cores
+/// The reference backend: oneDNN for convolutions and GEMMs, Swift loops over all cores
 /// (on libgomp's thread team, shared with oneDNN: `OpenMPTeam`) for the rest.
 /// It computes what `CUDABackend` computes, on machines without a GPU. Rank-4 tensors are
 /// stored channels-last (NHWC / OHWI) behind the logical NCHW shapes: see CPULayout.swift.
@@ -13,7 +12,7 @@ import Glibc
 /// `synchronize` has nothing to wait for. Buffers are 64-byte aligned host memory.
 public final class CPUBackend: Backend, @unchecked Sendable {
     public let device: Device = .cpu
-    /// Worker threads used by the Swift loops, oneDNN and OpenBLAS (the one `--threads` setting).
+    /// Worker threads used by the Swift loops and oneDNN (the one `--threads` setting).
     public let threads: Int
     /// Reused scratch memory (oneDNN layout copies and the like), grown on demand, never shrunk,
     /// so a steady-state training step allocates nothing.
@@ -24,10 +23,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public init(threads: Int? = nil) {
         let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         self.threads = max(1, threads ?? online)
-        openblas_set_num_threads(Int32(self.threads))
     }
 
-    public var name: String { "cpu (oneDNN, OpenBLAS \(OpenBLASCore.name), \(threads) thread\(threads == 1 ? "" : "s"))" }
+    public var name: String { "cpu (oneDNN \(DNNLInstructionSet.name), \(threads) thread\(threads == 1 ? "" : "s"))" }
 
     // MARK: Memory
 

@@ -19,7 +19,7 @@ import Glibc
 // at batch 128 (bench/NOTES.md section 5; section 6 for after).
 //
 // Threads: this libdnnl uses OpenMP, whose thread count is a per-calling-thread setting, so
-// every entry sets it to the backend's `threads` (the value OpenBLAS gets) before creating or
+// every entry sets it to the backend's `threads` (the `--threads` setting) before creating or
 // running a primitive. oneDNN partitions work at creation for the thread count of that moment.
 // The backend's other parallel kernels run on the same OpenMP team (`OpenMPTeam`): on threads
 // of their own they competed with the idle OpenMP threads, which spin for 10-20 ms after every

@@ -3,7 +3,7 @@
 /// One family of the `Backend` contract (see Backend.swift for the conventions every family shares).
 public protocol BackendCore: AnyObject {
     var device: Device { get }
-    /// A short human-readable name ("cpu (OpenBLAS, 2 threads)").
+    /// A short human-readable name ("cpu (oneDNN AVX-512, 2 threads)").
     var name: String { get }
 
     // MARK: Memory
