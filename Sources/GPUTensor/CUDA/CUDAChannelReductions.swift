@@ -44,10 +44,30 @@ extern "C" __global__ void channel_sums_nhwc(const float* a, const float* b, con
     double acc1 = 0.0, acc2 = 0.0;
     if (active) {
         double sh = shift ? (double)shift[ch] : 0.0;
-        for (i64 r = r0 + lane; r < r1; r += lanes) {
+        bool second = b != 0, same = b == a;   // same: the forward's x * x, one load
+        i64 r = r0 + lane;
+        // Four rows a step: four loads in flight per thread (the H200 needs several to reach its bandwidth).
+        for (; r + 3 * lanes < r1; r += 4 * lanes) {
+            float va[4], vb[4];
+#pragma unroll
+            for (int u = 0; u < 4; ++u) va[u] = a[(r + u * lanes) * c + ch];
+            if (second && !same) {
+#pragma unroll
+                for (int u = 0; u < 4; ++u) vb[u] = b[(r + u * lanes) * c + ch];
+            } else {
+#pragma unroll
+                for (int u = 0; u < 4; ++u) vb[u] = va[u];
+            }
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                acc1 += (double)va[u];
+                if (second) acc2 += (double)va[u] * ((double)vb[u] - sh);
+            }
+        }
+        for (; r < r1; r += lanes) {
             double va = (double)a[r * c + ch];
             acc1 += va;
-            if (b) acc2 += va * ((double)b[r * c + ch] - sh);
+            if (second) acc2 += va * ((double)b[r * c + ch] - sh);
         }
     }
     s1[t] = acc1; s2[t] = acc2;
@@ -196,8 +216,9 @@ extension CUDAKernels {
 // MARK: Launchers
 
 /// How `channel_sums_nhwc` splits (rows, C) over blocks of `CUDABackend.blockSize` threads: the
-/// kernel's own tiling, and row chunks enough to fill `multiprocessors` (about 4 blocks each)
-/// while each thread still adds at least 16 rows.
+/// kernel's own tiling, and row chunks enough to fill `multiprocessors` (up to 8 blocks of 256
+/// threads each, 2048 threads: a full H100/H200 multiprocessor) while each thread still adds at
+/// least 16 rows.
 struct ChannelSumsGrid: Equatable {
     let tiles: Int
     let chunks: Int
@@ -207,7 +228,7 @@ struct ChannelSumsGrid: Equatable {
         let width = min(c, blockSize), lanes = blockSize / width
         tiles = (c + width - 1) / width
         let byWork = (rows + lanes * 16 - 1) / (lanes * 16)
-        let byDevice = max(1, (multiprocessors * 4) / tiles)
+        let byDevice = max(1, (multiprocessors * 8) / tiles)
         chunks = max(1, min(byWork, byDevice))
     }
 }
