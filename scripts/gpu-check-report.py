@@ -72,6 +72,8 @@ def main():
         return 0
 
     for suffix in ("", "-nhwc", "-nhwc-pbn"):   # the default CUDA layout, nhwc, nhwc + persistent BN
+        if not os.path.exists(os.path.join(out, f"selftest{suffix}.txt")):
+            continue
         selftest = os.path.join(out, f"selftest{suffix}.txt")
         if os.path.exists(selftest):
             key = "selftest" + suffix.replace("-", "_")
@@ -101,6 +103,39 @@ def main():
     report["strata_bench_train_nhwc"] = nhwc
     nhwc_pbn = bench_folder("bench-train-nhwc-pbn", layout="nhwc", batch_norm="persistent")
     report["strata_bench_train_nhwc_persistent_bn"] = nhwc_pbn
+    nhwc_cudnn = bench_folder("bench-train-nhwc-cudnn", layout="nhwc", batch_norm="cudnn")
+    report["strata_bench_train_nhwc_cudnn_bn"] = nhwc_cudnn
+    for r in nhwc_cudnn:
+        ours = next((n.get("images_per_second") for n in nhwc if n.get("model") == r["model"]
+                     and n.get("batch_size") == r["batch_size"]), None)
+        print(f"{r['model']} b{r['batch_size']} nhwc images/s: our batch norm {ours}, cuDNN's {r.get('images_per_second')}")
+
+    # bench train --profile (bench-profile/MODEL-bBATCH-LAYOUT.txt): ms per call of the main kernels.
+    profiles = {}
+    for path in sorted(glob.glob(os.path.join(out, "bench-profile", "*.txt"))):
+        rows = {}
+        for line in open(path).read().splitlines():
+            cells = line.split()
+            # kernel, calls, total ms, %, ms/call[, GFLOP/s]
+            if len(cells) >= 5 and cells[1].isdigit():
+                try:
+                    rows[cells[0]] = {"calls": int(cells[1]), "total_ms": float(cells[2]), "ms_per_call": float(cells[4]),
+                                      "gflops": float(cells[5]) if len(cells) > 5 else None}
+                except ValueError:
+                    pass
+        profiles[os.path.basename(path)[:-4]] = {"kernels": rows,
+                                                 "text": [l for l in open(path).read().splitlines()][-40:]}
+    report["profiles"] = profiles
+    if profiles:
+        names = sorted(profiles)
+        print("ms per call (bench train --profile, 20 steps): " + ", ".join(names))
+        for kernel in ("conv2dForward", "conv2dBackwardFilter", "conv2dBackwardData", "batchNormForwardTraining",
+                       "batchNormBackward", "biasBackward"):
+            cells = []
+            for n in names:
+                k = profiles[n]["kernels"].get(kernel)
+                cells.append(f"{k['ms_per_call']:.3f}" if k else "-")
+            print(f"  {kernel:26} " + "  ".join(f"{c:>12}" for c in cells))
 
     torch_results = []
     for name in ("torch-bench.json", "torch-bench-cnn.json"):

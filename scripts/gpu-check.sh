@@ -1,26 +1,25 @@
 #!/usr/bin/env bash
 # The one-command GPU check: everything worth knowing about Strata on a GPU machine, in one call
-# of at most 8 minutes, on a machine without Swift (NVIDIA driver, CUDA 13 libraries, PyTorch in
+# of about 5 minutes, on a machine without Swift (NVIDIA driver, CUDA 13 libraries, PyTorch in
 # a Python venv) with the static binary of `make dist-cuda` carried over in dist/cuda.
 #
 #   scripts/gpu-check.sh [--data DIR] [--out DIR]       (or: make gpu-check)
 #
 # Steps, each time-boxed with `timeout` (one failing step does not stop the others; the whole
-# stays under GPU_CHECK_BUDGET seconds, default 470):
+# stays under GPU_CHECK_BUDGET seconds, default 300), most important first:
 #   1. strata info (+ nvidia-smi)             -- stops here, exit 3, when no GPU is usable
-#   2. strata selftest --device cuda, in the default layout, with STRATA_CUDA_LAYOUT=nhwc, and with
-#      nhwc plus STRATA_CUDA_BN=persistent (cuDNN's PERSISTENT batch norm)
-#   3. strata bench train --device cuda: resnet20, resnet56, vgg16 (single head), cnn at batch 32
-#      and 128, TF32 and --strict-fp32; then TF32 once more with STRATA_CUDA_LAYOUT=nhwc
-#      (channels-last cuDNN descriptors; bench-train-nhwc/), and nhwc with persistent batch norm
-#      at batch 128 (bench-train-nhwc-pbn/)
-#   4. PyTorch on the same card: the twins (bench/torch/models.py) at the same batches, eager
-#      NCHW and channels-last, TF32 (a SKIP line when torch is missing)
-#   5. ResNet-20 on the CIFAR-10 subset, 3 epochs, on cuda, then the same on cpu (loss curves),
-#      and on cuda with STRATA_CUDA_LAYOUT=nhwc
-#   6. the cuda runs' checkpoints (both layouts) loaded into the PyTorch twin with strict=True
-#   7. strata grow on cuda (ResNet-20, small budget; aims at two insertions)
-#   8. strata bench ops --device cpu,cuda
+#   2. strata selftest --device cuda with STRATA_CUDA_LAYOUT=nhwc (our channels-last batch norm
+#      and bias backward kernels against the CPU oracle)
+#   3. bench train --profile (20 steps, per-kernel ms per call) of vgg16 (single head) and
+#      resnet20 at batch 128, in nchw and nhwc (bench-profile/)
+#   4. bench train TF32: nhwc at batch 128 and 32 (bench-train-nhwc/), nchw at 128 (bench-train/),
+#      nhwc with cuDNN's batch norm (STRATA_CUDA_BN=cudnn) at 128 for comparison (bench-train-nhwc-cudnn/)
+#   5. strata selftest --device cuda in the default layout (nchw)
+#   6. ResNet-20 on the CIFAR-10 subset, 3 epochs, cuda nhwc, and its checkpoint in PyTorch (strict)
+# GPU_CHECK_FULL=1 runs the earlier full check instead (about 8 minutes, GPU_CHECK_BUDGET 470):
+#   selftest in three settings; bench train for resnet20, resnet56, vgg16, cnn at batch 32 and
+#   128, TF32 and --strict-fp32, nhwc, nhwc + persistent BN; PyTorch on the same card; training
+#   on cuda, cpu and cuda nhwc with the strict loads; strata grow; bench ops.
 # Writes to $OUT (default runs/gpu-check): log.txt (everything), one .txt per step, JSON per
 # figure, and gpu-check.json (all figures, step statuses, Strata/PyTorch ratios).
 #
@@ -36,7 +35,8 @@ set -u
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 start=$(date +%s)
-budget=${GPU_CHECK_BUDGET:-470}
+full=${GPU_CHECK_FULL:-0}
+budget=${GPU_CHECK_BUDGET:-$([ "$full" = 1 ] && echo 470 || echo 300)}
 deadline=$((start + budget))
 data=${STRATA_CHECK_DATA:-}
 out=${OUT:-}
@@ -167,6 +167,49 @@ if ! grep -q '^  cuda:0: ' "$OUT/info.txt"; then
     report no-gpu
     exit 3
 fi
+
+# MARK: The focused check (default): channels-last batch norm, profiles, the nhwc arms
+
+bench_arm() {   # bench_arm FOLDER MODEL BATCH [ENV...]: one TF32 bench train, JSON last line
+    local folder=$1 model=$2 batch=$3; shift 3
+    local head=""; [ "$model" = vgg16 ] && head="--head single"
+    step "$folder/$model-b$batch-tf32" 25 env "$@" \
+        "$STRATA" bench train --model "$model" $head --batch-size "$batch" --steps 20 --device cuda --json
+}
+
+if [ "$full" != 1 ]; then
+    show_lines=6 step selftest-nhwc 90 env STRATA_CUDA_LAYOUT=nhwc "$STRATA" selftest --device cuda --quiet
+    mkdir -p "$OUT/bench-profile" "$OUT/bench-train" "$OUT/bench-train-nhwc" "$OUT/bench-train-nhwc-cudnn"
+    for model in vgg16 resnet20; do
+        head=""; [ $model = vgg16 ] && head="--head single"
+        for layout in nchw nhwc; do
+            show_lines=40 step "bench-profile/$model-b128-$layout" 30 env STRATA_CUDA_LAYOUT=$layout \
+                "$STRATA" bench train --model $model $head --batch-size 128 --steps 20 --device cuda --profile
+        done
+    done
+    for model in resnet20 resnet56 vgg16 cnn; do bench_arm bench-train-nhwc $model 128 STRATA_CUDA_LAYOUT=nhwc; done
+    for model in resnet20 resnet56 vgg16 cnn; do bench_arm bench-train $model 128 STRATA_CUDA_LAYOUT=nchw; done
+    for model in resnet20 vgg16; do
+        bench_arm bench-train-nhwc-cudnn $model 128 STRATA_CUDA_LAYOUT=nhwc STRATA_CUDA_BN=cudnn
+    done
+    step selftest 90 "$STRATA" selftest --device cuda --quiet
+    for model in resnet20 resnet56 vgg16 cnn; do bench_arm bench-train-nhwc $model 32 STRATA_CUDA_LAYOUT=nhwc; done
+    if [ -n "$data" ]; then
+        step train-cuda-nhwc 60 env STRATA_CUDA_LAYOUT=nhwc "$STRATA" train --model resnet20 --data "$data" --epochs 3 \
+            --seed 1 --device cuda --output "$work/train-cuda-nhwc"
+        mkdir -p "$OUT/train-cuda-nhwc"
+        cp "$work/train-cuda-nhwc"/{metrics.jsonl,summary.json,config.json} "$OUT/train-cuda-nhwc/" 2>/dev/null
+        if [ -e "$work/train-cuda-nhwc/last.safetensors" ]; then
+            show_lines=4 step check-load-nhwc 60 "${python:-python3}" bench/torch/check_load.py \
+                "$work/train-cuda-nhwc/last.safetensors" --data "$data" --json "$OUT/check-load-nhwc.json"
+        fi
+    fi
+    report gpu
+    say "gpu-check: done in $(( $(date +%s) - start ))s, $([ $failed = 0 ] && echo 'every step passed' || echo 'some steps failed (see gpu-check.json)')"
+    exit $failed
+fi
+
+# MARK: The full check (GPU_CHECK_FULL=1)
 
 # MARK: 2. Selftest
 

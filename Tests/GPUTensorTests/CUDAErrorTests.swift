@@ -176,7 +176,14 @@ final class CUDAErrorTests: XCTestCase {
             (CUDAKernels.globalAvgPoolForwardNHWC.name, CUDAKernels.globalAvgPoolForwardNHWC.parameterCTypes),
             (CUDAKernels.globalAvgPoolBackwardNHWC.name, CUDAKernels.globalAvgPoolBackwardNHWC.parameterCTypes),
             (CUDAKernels.nchwToNHWC.name, CUDAKernels.nchwToNHWC.parameterCTypes),
-            (CUDAKernels.nhwcToNCHW.name, CUDAKernels.nhwcToNCHW.parameterCTypes)
+            (CUDAKernels.nhwcToNCHW.name, CUDAKernels.nhwcToNCHW.parameterCTypes),
+            (CUDAKernels.channelSums.name, CUDAKernels.channelSums.parameterCTypes),
+            (CUDAKernels.batchNormStatistics.name, CUDAKernels.batchNormStatistics.parameterCTypes),
+            (CUDAKernels.batchNormNormalize.name, CUDAKernels.batchNormNormalize.parameterCTypes),
+            (CUDAKernels.batchNormInference.name, CUDAKernels.batchNormInference.parameterCTypes),
+            (CUDAKernels.batchNormBackwardStatistics.name, CUDAKernels.batchNormBackwardStatistics.parameterCTypes),
+            (CUDAKernels.batchNormBackwardData.name, CUDAKernels.batchNormBackwardData.parameterCTypes),
+            (CUDAKernels.biasBackwardStatistics.name, CUDAKernels.biasBackwardStatistics.parameterCTypes)
         ]
         XCTAssertEqual(Set(typed.map(\.0)), Set(CUDAKernelSource.Kernel.allCases), "every kernel has a typed signature")
         let text = CUDAKernelSource.text

@@ -8,7 +8,10 @@ import XCTest
 /// each grid-stride loop over every element. This checks each channels-last (`_nhwc`) kernel
 /// against its NCHW twin, bit for bit, on the same logical data (the NCHW kernels are checked
 /// against the CPU backend on a GPU by `selftest --device cuda`), and the layout permutes against
-/// an independent host permute. Skipped when no C++ compiler is installed.
+/// an independent host permute. The channels-last batch norm and bias backward kernels
+/// (CUDAChannelReductions.swift) run against a float64 reference, with blocks of real threads so
+/// that `__syncthreads` and `__shared__` mean what they mean on a GPU. Skipped when no C++
+/// compiler is installed.
 final class CUDAKernelHostTests: XCTestCase {
     /// Makes the CUDA source compile as host C++.
     static let hostPrelude = #"""
@@ -19,13 +22,29 @@ final class CUDAKernelHostTests: XCTestCase {
 #include <cstdlib>
 #include <vector>
 #include <algorithm>
+#include <atomic>
+#include <thread>
 struct HostDim { unsigned x; };
-static HostDim blockIdx = {0}, blockDim = {1}, threadIdx = {0}, gridDim = {1};
+static HostDim blockIdx = {0}, blockDim = {1}, gridDim = {1};
+static thread_local HostDim threadIdx = {0};
+// __syncthreads for the real threads of one emulated block (count 1: a no-op): a
+// sense-reversing barrier that yields while it waits.
+struct HostBarrier {
+    unsigned count = 1;
+    std::atomic<unsigned> waiting{0}, generation{0};
+    void wait() {
+        if (count == 1) return;
+        unsigned g = generation.load();
+        if (waiting.fetch_add(1) + 1 == count) { waiting.store(0); generation.fetch_add(1); }
+        else while (generation.load() == g) std::this_thread::yield();
+    }
+};
+static HostBarrier hostBarrier;
 #define __global__
 #define __device__
 #define __forceinline__ inline
 #define __shared__ static
-#define __syncthreads() ((void)0)
+#define __syncthreads() hostBarrier.wait()
 static inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
 using std::min; using std::max;
 
@@ -149,6 +168,134 @@ int main() {
 }
 """#
 
+    /// Batch norm (training forward, inference, backward in both GradModes) and bias backward on
+    /// channels-last (rows, C) data against float64, over shapes and grids the GPU meets: C = 1,
+    /// 3, 16, 300 (two channel tiles), M prime or smaller than the chunks, 1 to 64 threads a block.
+    static let channelReductionHarness = #"""
+
+// ---- Batch norm and bias backward on channels-last data against a float64 reference ----------
+#include <thread>
+typedef std::vector<float> BV;
+typedef std::vector<double> DV;
+static int bnFailures = 0, bnChecks = 0;
+
+// Runs `body` as a grid of `grid` blocks of `block` real threads (blocks one after another), so
+// __syncthreads and __shared__ behave as on a GPU.
+template <typename F> static void launchHost(unsigned grid, unsigned block, F body) {
+    gridDim.x = grid; blockDim.x = block; hostBarrier.count = block;
+    for (unsigned b = 0; b < grid; ++b) {
+        blockIdx.x = b;
+        std::vector<std::thread> threads;
+        for (unsigned t = 0; t < block; ++t) threads.emplace_back([=] { threadIdx.x = t; body(); });
+        for (auto& th : threads) th.join();
+    }
+    gridDim.x = 1; blockDim.x = 1; blockIdx.x = 0; hostBarrier.count = 1;
+}
+
+static void near(const char* name, const DV& want, const BV& got, double tol, const char* where) {
+    bnChecks++;
+    for (size_t i = 0; i < want.size(); ++i)
+        if (!(fabs((double)got[i] - want[i]) <= tol * (1.0 + fabs(want[i])))) {
+            printf("MISMATCH %s (%s) at %zu: got %.9g, float64 %.9g\n", name, where, i, got[i], want[i]);
+            bnFailures++; return;
+        }
+}
+
+static BV bnValues(size_t count, unsigned seed, float offset, float scale) {
+    BV v(count); srand(seed);
+    for (auto& x : v) x = offset + scale * ((float)rand() / (float)RAND_MAX * 2.0f - 1.0f);
+    return v;
+}
+
+// (rows, c) channels-last data; `chunks` row chunks of blocks of `block` threads.
+static void bnShape(i64 rows, i64 c, i64 chunks, unsigned block) {
+    char where[128];
+    snprintf(where, sizeof where, "rows %lld, C %lld, %lld chunks, %u threads", rows, c, chunks, block);
+    i64 total = rows * c;
+    BV x = bnValues(total, (unsigned)(rows * 7 + c), 3.0f, 2.0f), dy = bnValues(total, (unsigned)(rows + c * 13), 0.5f, 1.0f);
+    BV gamma = bnValues(c, 3, 1.0f, 0.5f), beta = bnValues(c, 4, 0.0f, 0.5f);
+    BV rmean = bnValues(c, 5, 0.2f, 0.1f), rvar = bnValues(c, 6, 1.0f, 0.5f);
+    const float momentum = 0.1f, eps = 1e-5f;
+    i64 width = std::min<i64>(c, block), lanes = block / width, tiles = (c + width - 1) / width;
+    unsigned sumBlocks = (unsigned)(tiles * chunks), perChannel = (unsigned)std::min<i64>(c, 2);
+
+    // float64 reference
+    DV mean(c, 0), var(c, 0), istd(c), y(total), rm(c), rv(c), db(c, 0), dg(c, 0), dx(total);
+    for (i64 r = 0; r < rows; ++r) for (i64 k = 0; k < c; ++k) mean[k] += x[r * c + k];
+    for (i64 k = 0; k < c; ++k) mean[k] /= rows;
+    for (i64 r = 0; r < rows; ++r) for (i64 k = 0; k < c; ++k) { double d = x[r * c + k] - mean[k]; var[k] += d * d; }
+    for (i64 k = 0; k < c; ++k) {
+        istd[k] = 1.0 / sqrt(var[k] / rows + eps);
+        rm[k] = (1 - (double)momentum) * rmean[k] + (double)momentum * mean[k];
+        rv[k] = (1 - (double)momentum) * rvar[k] + (double)momentum * var[k] / (rows - 1);
+        var[k] /= rows;
+    }
+    for (i64 e = 0; e < total; ++e) { i64 k = e % c; y[e] = (x[e] - mean[k]) * istd[k] * gamma[k] + beta[k]; }
+    for (i64 e = 0; e < total; ++e) { i64 k = e % c; db[k] += dy[e]; dg[k] += dy[e] * (x[e] - mean[k]) * istd[k]; }
+    for (i64 e = 0; e < total; ++e) {
+        i64 k = e % c; double xh = (x[e] - mean[k]) * istd[k];
+        dx[e] = gamma[k] * istd[k] * (dy[e] - db[k] / rows - xh * dg[k] / rows);
+    }
+
+    // forward training, as the launcher queues it
+    DV partial(chunks * c * 2 + 3 * c, -1.0);
+    BV sm(c), si(c), rmg = rmean, rvg = rvar, yg(total);
+    launchHost(sumBlocks, block, [&] { channel_sums_nhwc(x.data(), x.data(), nullptr, rows, c, partial.data()); });
+    launchHost(perChannel, block, [&] { batch_norm_statistics(partial.data(), chunks, rows, c, sm.data(), si.data(), rmg.data(), rvg.data(), momentum, eps); });
+    launchHost(5, 1, [&] { batch_norm_normalize_nhwc(x.data(), yg.data(), gamma.data(), beta.data(), sm.data(), si.data(), total, c); });
+    near("batch_norm saveMean", mean, sm, 1e-6, where);
+    near("batch_norm saveInvStd", istd, si, 1e-6, where);
+    near("batch_norm runningMean", rm, rmg, 1e-6, where);
+    near("batch_norm runningVar (unbiased)", rv, rvg, 1e-6, where);
+    near("batch_norm_normalize_nhwc", y, yg, 1e-5, where);
+
+    // inference with the running statistics
+    { DV yi(total); BV yig(total);
+      for (i64 e = 0; e < total; ++e) { i64 k = e % c; yi[e] = (x[e] - rmean[k]) / sqrt((double)rvar[k] + eps) * gamma[k] + beta[k]; }
+      launchHost(3, 1, [&] { batch_norm_inference_nhwc(x.data(), yig.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), total, c, eps); });
+      near("batch_norm_inference_nhwc", yi, yig, 1e-5, where); }
+
+    // backward, overwrite then accumulate (dx is always overwritten)
+    for (int accumulate = 0; accumulate < 2; ++accumulate) {
+        BV gg(c, 0.25f), gb(c, -0.5f), dxg(total, 99.0f);
+        DV wantG(c), wantB(c);
+        for (i64 k = 0; k < c; ++k) { wantG[k] = dg[k] + (accumulate ? 0.25 : 0.0); wantB[k] = db[k] + (accumulate ? -0.5 : 0.0); }
+        launchHost(sumBlocks, block, [&] { channel_sums_nhwc(dy.data(), x.data(), sm.data(), rows, c, partial.data()); });
+        double* coef = partial.data() + chunks * c * 2;
+        launchHost(perChannel, block, [&] { batch_norm_backward_statistics(partial.data(), chunks, rows, c, gamma.data(), si.data(), gg.data(), gb.data(), accumulate, coef); });
+        launchHost(4, 1, [&] { batch_norm_backward_data_nhwc(x.data(), dy.data(), dxg.data(), sm.data(), coef, total, c); });
+        near(accumulate ? "batch_norm dgamma (accumulate)" : "batch_norm dgamma", wantG, gg, 2e-5, where);
+        near(accumulate ? "batch_norm dbeta (accumulate)" : "batch_norm dbeta", wantB, gb, 2e-5, where);
+        near("batch_norm_backward_data_nhwc", dx, dxg, 2e-5, where);
+
+        BV dbg(c, 1.5f); DV wantDb(c);
+        for (i64 k = 0; k < c; ++k) wantDb[k] = db[k] + (accumulate ? 1.5 : 0.0);
+        launchHost(sumBlocks, block, [&] { channel_sums_nhwc(dy.data(), nullptr, nullptr, rows, c, partial.data()); });
+        launchHost(perChannel, block, [&] { bias_backward_statistics(partial.data(), chunks, c, dbg.data(), accumulate); });
+        near(accumulate ? "bias backward (accumulate)" : "bias backward", wantDb, dbg, 2e-5, where);
+    }
+}
+
+int main() {
+    // Threads per block: 1 (each block one channel column), 32 and 64, as real threads. (The GPU
+    // runs 256; the code is the same for any block, and 256 real threads per block on a loaded
+    // 2-core host take tens of seconds.)
+    const unsigned blocks[2] = {1, 32};
+    for (unsigned block : blocks) {
+        bnShape(70, 3, 3, block);      // (2, 3, 5, 7): C = 3, M not a multiple of anything
+        bnShape(1000, 1, 7, block);    // C = 1
+        bnShape(9, 5, 1, block);       // rank 2 (N = 9, C = 5), one chunk
+        bnShape(9, 5, 4, block);       // more chunks than rows per chunk
+        bnShape(1031, 16, 5, block);   // C = 16, the small-channel case, M prime
+        bnShape(37, 300, 2, block);    // C > the block: two channel tiles, the last partial
+    }
+    bnShape(1031, 16, 3, 64);          // 4 lanes
+    bnShape(70, 3, 3, 64);             // 21 lanes: the tree over a lane count that is no power of two
+    printf("DONE checks=%d failures=%d\n", bnChecks, bnFailures);
+    return bnFailures == 0 ? 0 : 1;
+}
+"""#
+
     /// A C++ compiler on PATH (the Swift toolchain's clang++, or g++).
     private func compiler() -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
@@ -173,25 +320,56 @@ int main() {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    func testChannelsLastKernelsMatchTheirNCHWTwinsOnTheHost() throws {
+    /// Compiles the kernel source with `harness` as host C++ and runs it; nil (after a failed
+    /// assertion) when it does not compile.
+    private func compileAndRun(_ harness: String) throws -> (status: Int32, output: String)? {
         guard let cxx = compiler() else { throw XCTSkip("no C++ compiler (clang++ or g++) on PATH") }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("strata-kernel-host-\(getpid())")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("strata-kernel-host-\(getpid())-\(harness.count)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let source = dir.appendingPathComponent("kernels.cpp"), binary = dir.appendingPathComponent("kernels")
-        try (Self.hostPrelude + CUDAKernelSource.text + Self.harness).write(to: source, atomically: true, encoding: .utf8)
+        try (Self.hostPrelude + CUDAKernelSource.text + harness).write(to: source, atomically: true, encoding: .utf8)
         // No contraction, as NVRTC's --fmad=false: both variants round the same way.
-        let compiled = try run(cxx, ["-std=c++17", "-O1", "-ffp-contract=off", "-w", "-o", binary.path, source.path])
+        let compiled = try run(cxx, ["-std=c++17", "-O1", "-ffp-contract=off", "-w", "-pthread", "-o", binary.path, source.path])
         XCTAssertEqual(compiled.status, 0, "the kernel source does not compile as host C++:\n\(compiled.output.prefix(4000))")
-        guard compiled.status == 0 else { return }
-        let result = try run(binary.path, [])
+        guard compiled.status == 0 else { return nil }
+        return try run(binary.path, [])
+    }
+
+    /// The count of checks a harness reports on its `DONE checks=` line.
+    private func checks(_ output: String) -> Int? {
+        output.split(separator: "\n").first { $0.hasPrefix("DONE checks=") }
+            .flatMap { Int($0.dropFirst("DONE checks=".count).prefix { $0.isNumber }) }
+    }
+
+    func testChannelsLastKernelsMatchTheirNCHWTwinsOnTheHost() throws {
+        guard let result = try compileAndRun(Self.harness) else { return }
         XCTAssertFalse(result.output.contains("MISMATCH"), result.output)
         XCTAssertEqual(result.status, 0, result.output)
         XCTAssertTrue(result.output.contains("failures=0"), result.output)
         // Not vacuous: 5 shapes x (permutes, fills, dropout, crops, normalize, 4 pools, global pool, shortcut).
-        let checks = result.output.split(separator: "\n").first { $0.hasPrefix("DONE checks=") }
-            .flatMap { Int($0.dropFirst("DONE checks=".count).prefix { $0.isNumber }) }
-        XCTAssertGreaterThanOrEqual(checks ?? 0, 150, result.output)
+        XCTAssertGreaterThanOrEqual(checks(result.output) ?? 0, 150, result.output)
+    }
+
+    /// The launcher's split of (rows, C): C = 16 with M = 131072 (ResNet-20's first stage at batch
+    /// 128) fills an H200's 132 multiprocessors; tiny inputs get one chunk; wide C several tiles.
+    func testChannelSumsGridFillsTheDevice() {
+        let small = ChannelSumsGrid(rows: 131_072, channels: 16, multiprocessors: 132)
+        XCTAssertEqual(small.tiles, 1)
+        XCTAssertGreaterThanOrEqual(small.blocks, 2 * 132)
+        XCTAssertEqual(ChannelSumsGrid(rows: 2, channels: 1, multiprocessors: 132), ChannelSumsGrid(rows: 2, channels: 1, multiprocessors: 1))
+        XCTAssertEqual(ChannelSumsGrid(rows: 2, channels: 1, multiprocessors: 132).blocks, 1)
+        let wide = ChannelSumsGrid(rows: 512, channels: 512, multiprocessors: 132)
+        XCTAssertEqual(wide.tiles, 2)
+        XCTAssertEqual(wide.chunks, 32, "16 rows a thread at least")
+    }
+
+    func testChannelsLastBatchNormAndBiasBackwardMatchFloat64OnTheHost() throws {
+        guard let result = try compileAndRun(Self.channelReductionHarness) else { return }
+        XCTAssertFalse(result.output.contains("MISMATCH"), String(result.output.prefix(4000)))
+        XCTAssertEqual(result.status, 0, String(result.output.prefix(4000)))
+        // 14 shapes x 14 checks (statistics, running stats, y, inference, dgamma, dbeta, dx, db; twice).
+        XCTAssertGreaterThanOrEqual(checks(result.output) ?? 0, 196, result.output)
     }
 }
 #endif

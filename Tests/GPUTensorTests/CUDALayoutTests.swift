@@ -33,11 +33,11 @@ final class CUDALayoutTests: XCTestCase {
     }
 
     func testBatchNormMode() throws {
-        XCTAssertEqual(try CUDABatchNormMode.parse(environment: nil), .spatial, "SPATIAL until a GPU run validates PERSISTENT")
+        XCTAssertEqual(try CUDABatchNormMode.parse(environment: nil), .strata, "our channels-last kernels by default")
         XCTAssertEqual(try CUDABatchNormMode.parse(environment: "Persistent"), .persistent)
-        XCTAssertEqual(try CUDABatchNormMode.parse(environment: "spatial"), .spatial)
-        XCTAssertThrowsError(try CUDABatchNormMode.parse(environment: "fast")) { error in
-            XCTAssertEqual("\(error)", "STRATA_CUDA_BN='fast': expected spatial or persistent")
+        XCTAssertEqual(try CUDABatchNormMode.parse(environment: "cudnn"), .cudnn)
+        XCTAssertThrowsError(try CUDABatchNormMode.parse(environment: "spatial")) { error in
+            XCTAssertEqual("\(error)", "STRATA_CUDA_BN='spatial': expected strata or cudnn or persistent")
         }
     }
 }

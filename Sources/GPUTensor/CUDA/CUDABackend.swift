@@ -32,7 +32,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// The storage order of rank-4 tensors, fixed for the backend's life (plans and descriptors
     /// are made for it).
     public let layout: CUDALayout
-    /// The cuDNN batch-norm mode of training steps (`STRATA_CUDA_BN`, CUDALayout.swift).
+    /// Who runs batch norm on channels-last tensors (`STRATA_CUDA_BN`, CUDALayout.swift).
     public let batchNormMode: CUDABatchNormMode
     /// Full FP32 in GEMM and convolutions (no TF32). Changing it drops the cached convolution
     /// plans, whose algorithms were chosen for the other math mode.
@@ -143,7 +143,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     public var name: String {
-        "cuda:\(deviceIndex) (\(deviceName), sm_\(computeCapability.major)\(computeCapability.minor), \(strictFP32 ? "strict FP32" : "TF32"), \(layout.rawValue.uppercased())\(layout == .nhwc && batchNormMode == .persistent ? ", persistent BN" : ""))"
+        "cuda:\(deviceIndex) (\(deviceName), sm_\(computeCapability.major)\(computeCapability.minor), \(strictFP32 ? "strict FP32" : "TF32"), \(layout.rawValue.uppercased())\(layout == .nhwc && batchNormMode != .strata ? ", \(batchNormMode.rawValue) BN" : ""))"
     }
 
     private func applyMathMode() throws {

@@ -1,11 +1,12 @@
 #if CUDA
 import CCuda
 
-// Batch norm through cuDNN in SPATIAL mode (per channel over N, H, W); (N, C) reads as (N, C, 1, 1).
-// Channels-last tensors get NHWC descriptors (and NHWC parameter descriptors: (1, C, 1, 1) is the
-// same memory either way, but cuDNN then sees one format). Training steps on channels-last
-// tensors run in the backend's `batchNormMode` (PERSISTENT with `STRATA_CUDA_BN=persistent`, as
-// PyTorch does for channels-last training); everything else, inference included, in SPATIAL.
+// Batch norm under `STRATA_CUDA_LAYOUT=nhwc` runs our column-sum kernels (CUDAChannelReductions.swift),
+// rank 2 included, unless `STRATA_CUDA_BN=cudnn|persistent`. Otherwise through cuDNN in SPATIAL
+// mode (per channel over N, H, W); (N, C) reads as (N, C, 1, 1). Channels-last tensors get NHWC
+// descriptors (and NHWC parameter descriptors: (1, C, 1, 1) is the same memory either way, but
+// cuDNN then sees one format). Training steps on channels-last tensors run PERSISTENT with
+// `STRATA_CUDA_BN=persistent`, as PyTorch does with cuDNN; everything else, inference included, SPATIAL.
 extension CUDABackend {
     /// The mode of a training step (forward and backward alike) on `x`.
     func trainingBatchNormMode(_ x: Tensor) -> cudnnBatchNormMode_t {
@@ -23,6 +24,11 @@ extension CUDABackend {
                                          momentum: Float, epsilon: Float) {
         ShapeChecks.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
                                              runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd)
+        if usesChannelKernels(x) {
+            return channelBatchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                                   runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
+                                                   momentum: momentum, epsilon: epsilon)
+        }
         let ch = x.nchw.c
         recordFailure {
             let xd = try descriptor(x), pd = try biasDescriptor(ch, format: cudnnFormat(x))
@@ -41,6 +47,10 @@ extension CUDABackend {
                                           runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
         ShapeChecks.batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
                                               runningVar: runningVar)
+        if usesChannelKernels(x) {
+            return channelBatchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                                    runningVar: runningVar, epsilon: epsilon)
+        }
         let ch = x.nchw.c
         recordFailure {
             let xd = try descriptor(x), pd = try biasDescriptor(ch, format: cudnnFormat(x))
@@ -60,6 +70,10 @@ extension CUDABackend {
                                   mode: GradMode, epsilon: Float) {
         ShapeChecks.batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
                                       gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
+        if usesChannelKernels(x) {
+            return channelBatchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
+                                            gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode)
+        }
         let ch = x.nchw.c
         recordFailure {
             let xd = try descriptor(x), pd = try biasDescriptor(ch, format: cudnnFormat(x))

@@ -318,9 +318,11 @@ extension CUDABackend {
         }
     }
 
-    /// `db (+)= sum of dy over N, H, W` (cudnnConvolutionBackwardBias).
+    /// `db (+)= sum of dy over N, H, W`: our column sums under `.nhwc` (CUDAChannelReductions.swift),
+    /// else cudnnConvolutionBackwardBias.
     public func biasBackward(gradOutput dy: Tensor, gradBias db: Tensor, mode: GradMode) {
         ShapeChecks.bias(dy, bias: db, "biasBackward")
+        if usesChannelKernels(dy) { return channelBiasBackward(gradOutput: dy, gradBias: db, mode: mode) }
         let c = dy.nchw.c
         recordFailure {
             let yd = try descriptor(dy), bd = try biasDescriptor(c, format: cudnnFormat(dy))

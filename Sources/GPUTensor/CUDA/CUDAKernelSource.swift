@@ -18,7 +18,7 @@
 public enum CUDAKernelSource {
     /// The whole program: the shared prelude, then each family's kernels, which live next to
     /// their launchers (CUDAElementwise.swift, CUDALayerKernels.swift, ...).
-    public static let text = prelude + elementwise + gemm + layers + batchStatistics + layout
+    public static let text = prelude + elementwise + gemm + layers + batchStatistics + channelReductions + layout
 
     /// Types, the grid-stride loop and Philox, shared by every family.
     static let prelude = #"""
@@ -79,6 +79,8 @@ __device__ __forceinline__ i64 logical_of_nhwc(i64 e, i64 c, i64 hw) {
         case global_avgpool_forward_nhwc, global_avgpool_backward_nhwc
         case sum_to_slot, count_correct_to_slot
         case nchw_to_nhwc, nhwc_to_nchw
+        case channel_sums_nhwc, batch_norm_statistics, batch_norm_normalize_nhwc, batch_norm_inference_nhwc
+        case batch_norm_backward_statistics, batch_norm_backward_data_nhwc, bias_backward_statistics
     }
 }
 #endif

@@ -86,10 +86,11 @@ extension Optional: KernelParameter where Wrapped == Tensor {
     func store(in slot: UnsafeMutableRawPointer) { slot.storeBytes(of: self?.rawAddress, as: UnsafeMutableRawPointer?.self) }
 }
 
-/// Device memory that is not a tensor (the double partials of `sum_partials`, from the workspace).
+/// Device memory that is not a tensor (the double partials of `sum_partials` and
+/// `channel_sums_nhwc`, from the workspace).
 struct DeviceScratch: KernelParameter {
     let address: UnsafeMutableRawPointer?
-    static var cTypes: Set<String> { ["double*"] }
+    static var cTypes: Set<String> { ["double*", "const double*"] }
     @inline(__always)
     func store(in slot: UnsafeMutableRawPointer) { slot.storeBytes(of: address, as: UnsafeMutableRawPointer?.self) }
 }

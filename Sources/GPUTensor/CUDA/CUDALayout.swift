@@ -22,16 +22,17 @@ public enum CUDALayout: String, Sendable, CaseIterable, CUDASetting {
     public static let standard: CUDALayout = .nchw
 }
 
-/// The cuDNN batch-norm mode of training steps on channels-last tensors (`STRATA_CUDA_BN`; with
-/// `STRATA_CUDA_LAYOUT=nchw` it changes nothing); inference is always SPATIAL.
-/// PERSISTENT is what PyTorch takes for channels-last training: NHWC-optimised kernels, but a
-/// reduction with less dynamic range (cuDNN's documentation), so it is opt-in until a GPU run
-/// shows it passes the cross-device checks and pays.
+/// Who runs batch norm (and bias backward) on channels-last tensors (`STRATA_CUDA_BN`; with
+/// `STRATA_CUDA_LAYOUT=nchw` it changes nothing: cuDNN's SPATIAL mode, fast on NCHW).
+/// `strata`: our column-sum kernels (CUDAChannelReductions.swift), the default: cuDNN's fp32 NHWC
+/// batch norm was 4-9x slower than its NCHW one on the H200. `cudnn`: cuDNN SPATIAL, `persistent`:
+/// cuDNN SPATIAL_PERSISTENT for training steps (what PyTorch takes for cuDNN channels-last
+/// training); both kept to compare against.
 public enum CUDABatchNormMode: String, Sendable, CaseIterable, CUDASetting {
-    case spatial, persistent
+    case strata, cudnn, persistent
 
     public static let variable = "STRATA_CUDA_BN"
-    public static let standard: CUDABatchNormMode = .spatial
+    public static let standard: CUDABatchNormMode = .strata
 }
 
 /// A choice of the CUDA backend read once from an environment variable when a backend is made.
