@@ -5,8 +5,8 @@
 ///   (O, I, KH, KW). All tensors of a call live on `device`. Shapes are checked with
 ///   preconditions: a mismatch is a bug in the caller.
 /// - Storage order is each backend's own choice: the CPU stores rank-4 tensors channels-last,
-///   physical order (dim0, dim2, dim3, dim1); CUDA stores them row-major (NCHW), or channels-last
-///   with `STRATA_CUDA_LAYOUT=nhwc`. Hence callers never read memory directly: `upload`/`download`
+///   physical order (dim0, dim2, dim3, dim1); CUDA too by default, or row-major (NCHW) with
+///   `STRATA_CUDA_LAYOUT=nchw`. Hence callers never read memory directly: `upload`/`download`
 ///   take and give logical row-major arrays, `copy` copies in logical order (between shapes too:
 ///   (N, C, H, W) -> (N, C*H*W) is PyTorch's flatten), and a `reshaped` view of a rank-4 tensor to
 ///   another shape is wrong (slices of the first dimension are fine). Random kernels index Philox

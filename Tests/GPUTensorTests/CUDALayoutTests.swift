@@ -9,7 +9,7 @@ final class CUDALayoutTests: XCTestCase {
         XCTAssertEqual(try CUDALayout.parse(environment: nil), CUDALayout.standard)
         XCTAssertEqual(try CUDALayout.parse(environment: ""), CUDALayout.standard)
         XCTAssertEqual(try CUDALayout.parse(environment: "  "), CUDALayout.standard)
-        XCTAssertEqual(CUDALayout.standard, .nchw, "nchw stays the default until a GPU run validates nhwc")
+        XCTAssertEqual(CUDALayout.standard, .nhwc, "channels-last is the default since the GPU check of 2026-11-30")
     }
 
     func testBothLayoutsInAnyCase() throws {

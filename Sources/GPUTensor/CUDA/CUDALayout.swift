@@ -18,8 +18,11 @@ public enum CUDALayout: String, Sendable, CaseIterable, CUDASetting {
     case nhwc
 
     public static let variable = "STRATA_CUDA_LAYOUT"
-    /// The default until a GPU run validates `.nhwc`.
-    public static let standard: CUDALayout = .nchw
+    /// The default since the H200 runs of 2026-11-30 (scripts/gpu-check.sh, bench/GPU.md): with our
+    /// batch norm, `bench train` at batch 128 ran 1.05-1.31x faster channels-last than NCHW
+    /// (vgg16 22,793 vs 17,365 images/s); at batch 32 it was slower (resnet20 6,803 vs 12,287),
+    /// where `STRATA_CUDA_LAYOUT=nchw` is the faster choice.
+    public static let standard: CUDALayout = .nhwc
 }
 
 /// Who runs batch norm (and bias backward) on channels-last tensors (`STRATA_CUDA_BN`; with
