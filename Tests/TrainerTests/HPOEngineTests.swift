@@ -213,4 +213,63 @@ final class HPOEngineTests: XCTestCase {
         // Each search also has its own report.
         XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/proxy/report.html"))
     }
+
+    /// `strata hpo` end to end on worker processes (`--workers 2`, the `search-trial` worker
+    /// command) and, when a Python with `ray` is there (`STRATA_RAY_PYTHON`), on a local Ray
+    /// head (`--engine ray`): the same trials and bit-identical values as one worker. Needs the
+    /// strata binary next to the test bundle; skipped otherwise.
+    func testStrataHPOOnWorkerProcessesAndRay() throws {
+        let strata = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("strata").path
+        guard FileManager.default.isExecutableFile(atPath: strata) else { throw XCTSkip("no strata binary next to the tests") }
+        let data = try makeTemporaryDirectory(self)
+        try writeRandomCIFAR(data, train: 96, test: 20)
+        let space = data + "/space.json"
+        try writeBytes(Array(#"{"lr": {"low": 1e-4, "high": 0.1, "log": true}, "batch_size": {"choices": [8, 16]}}"#.utf8), to: space)
+        let common = ["hpo", "--model", "cnn", "--filters", "4,6", "--hidden", "8", "--data", data, "--validation-fraction", "0.25",
+                      "--no-augment", "--space", space, "--sampler", "random", "--pruner", "none", "--trials", "4", "--epochs", "2",
+                      "--final-epochs", "1", "--threads", "2", "--batch-size", "8", "--device", "cpu"]
+        func records(_ dir: String) throws -> [HPOTrialRecord] { HPORun.latest(try HPORun.readJournal(dir + "/journal.jsonl")) }
+        XCTAssertEqual(try runTool(strata, common + ["--workers", "1", "--output", data + "/one"]), 0)
+        XCTAssertEqual(try runTool(strata, common + ["--workers", "2", "--output", data + "/two"]), 0)
+        let one = try records(data + "/one"), two = try records(data + "/two")
+        XCTAssertEqual(one.count, 4)
+        XCTAssertEqual(two.map(\.params), one.map(\.params))
+        XCTAssertEqual(two.map(\.values), one.map(\.values))
+        XCTAssertEqual(two.map(\.status), Array(repeating: .complete, count: 4))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: data + "/two/report.html"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: data + "/two/final/summary.json"))
+
+        let python = ProcessInfo.processInfo.environment["STRATA_RAY_PYTHON"] ?? "python3"
+        guard (try? runTool(python, ["-c", "import ray"])) == 0 else { throw XCTSkip("\(python) has no ray (set STRATA_RAY_PYTHON)") }
+        let ray = URL(fileURLWithPath: python).deletingLastPathComponent().appendingPathComponent("ray").path
+        let rayCLI = FileManager.default.isExecutableFile(atPath: ray) ? ray : "ray"
+        let port = 20000 + Int(getpid() % 20000)
+        XCTAssertEqual(try runTool(rayCLI, ["start", "--head", "--node-ip-address", "127.0.0.1", "--port", "\(port)", "--num-cpus", "2",
+                                            "--include-dashboard", "false", "--disable-usage-stats"]), 0)
+        defer { _ = try? runTool(rayCLI, ["stop"]) }
+        // ASHA on Ray: promoted trials continue from the run directory that travelled with their job.
+        var asha = common
+        asha[asha.firstIndex(of: "--pruner")! + 1] = "asha"
+        asha[asha.firstIndex(of: "--epochs")! + 1] = "3"   // rung 1, then the budget
+        XCTAssertEqual(try runTool(strata, asha + ["--workers", "1", "--output", data + "/asha-local"]), 0)
+        XCTAssertEqual(try runTool(strata, asha + ["--workers", "1", "--output", data + "/asha-ray", "--engine", "ray",
+                                                   "--ray-address", "127.0.0.1:\(port)", "--python", python]), 0)
+        let local = try records(data + "/asha-local"), onRay = try records(data + "/asha-ray")
+        XCTAssertEqual(onRay.map(\.params), local.map(\.params))
+        XCTAssertEqual(onRay.map(\.values), local.map(\.values))
+        XCTAssertEqual(onRay.map(\.status), local.map(\.status))
+        XCTAssertTrue(onRay.contains { $0.status == .complete && $0.rungs == [1, 3] }, "a promoted trial continued on Ray")
+    }
+
+    @discardableResult
+    func runTool(_ executable: String, _ arguments: [String]) throws -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable.contains("/") ? executable : "/usr/bin/env")
+        p.arguments = executable.contains("/") ? arguments : [executable] + arguments
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
 }
