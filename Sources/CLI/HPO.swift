@@ -221,6 +221,10 @@ struct HPOCommand: ParsableCommand {
             print("\(name.padding(16)) \((formatFixed(s.searchSeconds, digits: 1) + "s").padding(13)) \("\(s.trials) (\(s.pruned))".padding(17)) "
                   + "\(acc(s.bestScore).padding(18)) \(acc(s.finalTestAccuracy))")
         }
+        if let cpu = comparison.cpuTimeSaved {
+            print("search CPU time (user + system): proxy \(formatFixed(proxy.searchCPUSeconds ?? 0, digits: 1))s, full "
+                  + "\(formatFixed(full.searchCPUSeconds ?? 0, digits: 1))s, saved \(formatFixed(cpu * 100, digits: 1))%")
+        }
         print("search time saved by the proxy: \(formatFixed(saved * 100, digits: 1))% (\(directory)/comparison.json, \(directory)/report.html)")
     }
 }

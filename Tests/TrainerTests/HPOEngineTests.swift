@@ -198,8 +198,11 @@ final class HPOEngineTests: XCTestCase {
         let comparison = try HPOReport.writeComparison(proxy: p, full: f, to: root)
         XCTAssertEqual(comparison.searchTimeSaved, 1 - p.1.searchSeconds / f.1.searchSeconds, accuracy: 1e-12)
         XCTAssertNotNil(comparison.finalAccuracyDifference)
+        let cpu = try XCTUnwrap(comparison.cpuTimeSaved)
+        XCTAssertEqual(cpu, 1 - p.1.searchCPUSeconds! / f.1.searchCPUSeconds!, accuracy: 1e-12)
+        XCTAssertTrue((p.0.records + f.0.records).allSatisfy { ($0.cpuSeconds ?? 0) > 0 }, "every trial's CPU seconds")
         let html = String(decoding: try XCTUnwrap(FileManager.default.contents(atPath: root + "/report.html")), as: UTF8.self)
-        for needle in ["Proxy against full model", "cnn-proxy", "Search time saved by the proxy",
+        for needle in ["Proxy against full model", "cnn-proxy", "Search time saved by the proxy", "(CPU time: " + SearchReport.fixed(cpu * 100, 1) + "%)",
                        SearchReport.fixed(comparison.searchTimeSaved * 100, 1) + "%",
                        SearchReport.fixed(try XCTUnwrap(p.1.finalTestAccuracy) * 100, 2) + "%",
                        SearchReport.fixed(try XCTUnwrap(f.1.finalTestAccuracy) * 100, 2) + "%",
@@ -210,6 +213,11 @@ final class HPOEngineTests: XCTestCase {
         for r in p.0.records + f.0.records { XCTAssertTrue(html.contains(">\(r.status.rawValue)<"), "\(r.status)") }
         let json = try RunDirectory(path: root).readJSON(HPOComparison.self, from: root + "/comparison.json")
         XCTAssertEqual(json, comparison)
+        // Learning rates and weight decays keep their digits.
+        XCTAssertEqual(HPOReport.significant(0.00314159), "3.14e-3")
+        XCTAssertEqual(HPOReport.significant(9.9996e-5), "1.00e-4")
+        XCTAssertEqual(HPOReport.significant(0.25), "0.250")
+        XCTAssertEqual(HPOReport.params(["lr": .float(1.05e-4), "batch_size": .choice("64")]), "batch_size=64 lr=1.05e-4")
         // Each search also has its own report.
         XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/proxy/report.html"))
     }

@@ -7,12 +7,15 @@ public struct HPOComparison: Codable, Equatable, Sendable {
     public var searchTimeSaved: Double
     /// Proxy's final test accuracy minus the full search's, in points (nil without both).
     public var finalAccuracyDifference: Double?
+    /// 1 - proxy CPU seconds / full CPU seconds (the trials' jobs, user + system).
+    public var cpuTimeSaved: Double?
 
     public init(proxy: HPOSummary, full: HPOSummary) {
         self.proxy = proxy
         self.full = full
         searchTimeSaved = full.searchSeconds > 0 ? 1 - proxy.searchSeconds / full.searchSeconds : 0
         if let a = proxy.finalTestAccuracy, let b = full.finalTestAccuracy { finalAccuracyDifference = (a - b) * 100 }
+        if let a = proxy.searchCPUSeconds, let b = full.searchCPUSeconds, b > 0 { cpuTimeSaved = 1 - a / b }
     }
 }
 
@@ -53,6 +56,7 @@ public enum HPOReport {
         if let c = comparison {
             page += "<h2>Proxy against full model</h2>\n" + summaryTable(runs)
             page += "<p>Search time saved by the proxy: <b>\(R.fixed(c.searchTimeSaved * 100, 1))%</b>"
+                + (c.cpuTimeSaved.map { " (CPU time: \(R.fixed($0 * 100, 1))%)" } ?? "")
             if let d = c.finalAccuracyDifference {
                 page += "; final test accuracy, proxy minus full: <b>\(d >= 0 ? "+" : "")\(R.fixed(d, 2)) points</b>"
             }
@@ -61,7 +65,8 @@ public enum HPOReport {
             page += "<h2>Summary</h2>\n" + summaryTable(runs)
         }
         page += "<p class=\"note\">Search s: the trials' jobs' wall seconds summed (worker start and data loading included; "
-            + "the trials' compute, whatever the number of workers). Wall s: the search sessions' wall time. "
+            + "the trials' compute, whatever the number of workers). CPU s: their CPU seconds (user + system), "
+            + "less moved by other work on the machine. Wall s: the search sessions' wall time. "
             + "Best score: the best complete trial's validation \(runs.first?.config.objective == .loss ? "loss" : "accuracy"). "
             + "Final: the full model trained with the winner's hyperparameters, its test accuracy.</p>\n"
         page += "<h2>Cumulative search time</h2>\n"
@@ -80,13 +85,14 @@ public enum HPOReport {
 
     static func summaryTable(_ runs: [Entry]) -> String {
         var t = "<table><tr><th class=\"l\">search</th><th class=\"l\">trial model</th><th>parameters</th><th>FLOP/image</th>"
-            + "<th>search s</th><th>wall s</th><th>trials</th><th>complete</th><th>pruned</th><th>failed</th><th>epochs trained</th>"
+            + "<th>search s</th><th>CPU s</th><th>wall s</th><th>trials</th><th>complete</th><th>pruned</th><th>failed</th><th>epochs trained</th>"
             + "<th>best score</th><th class=\"l\">best hyperparameters</th><th>final test acc</th><th>final s</th></tr>\n"
         for r in runs {
             let s = r.summary
             let best = s.bestScore.map { r.config.objective == .accuracy ? R.fixed($0 * 100, 2) + "%" : R.fixed($0, 4) } ?? "-"
             t += "<tr><td class=\"l\">\(R.escape(r.name))</td><td class=\"l\">\(R.escape(s.trialModel))</td><td>\(s.trialParameters)</td>"
                 + "<td>\(R.sci(s.trialFlopsPerImage))</td><td>\(R.fixed(s.searchSeconds, 1))</td>"
+                + "<td>\(s.searchCPUSeconds.map { R.fixed($0, 1) } ?? "-")</td>"
                 + "<td>\(s.searchWallSeconds.map { R.fixed($0, 1) } ?? "-")</td><td>\(s.trials)</td><td>\(s.complete)</td>"
                 + "<td>\(s.pruned)</td><td>\(s.failed)</td><td>\(s.trialEpochs.map(String.init) ?? "-")</td><td>\(best)</td>"
                 + "<td class=\"l\">\(R.escape(params(s.bestParams ?? [:])))</td>"
@@ -98,9 +104,21 @@ public enum HPOReport {
 
     static func params(_ p: [String: HPOValue]) -> String {
         p.keys.sorted().map { key -> String in
-            if case .float(let x) = p[key]! { return "\(key)=\(R.short(x))" }
+            if case .float(let x) = p[key]! { return "\(key)=\(significant(x))" }
             return "\(key)=\(p[key]!)"
         }.joined(separator: " ")
+    }
+
+    /// Three significant digits, with an exponent below 0.01 (learning rates, weight decays):
+    /// 0.00314 -> 3.14e-3, 0.25 -> 0.250.
+    static func significant(_ x: Double) -> String {
+        guard x.isFinite, x != 0 else { return "\(x)" }
+        var m = abs(x), e = 0
+        if m >= 0.01 && m < 1000 { return R.fixed(x, m >= 100 ? 0 : m >= 10 ? 1 : m >= 1 ? 2 : 3) }
+        while m >= 10 { m /= 10; e += 1 }
+        while m < 1 { m *= 10; e -= 1 }
+        if R.fixed(m, 2) == "10.00" { m /= 10; e += 1 }
+        return (x < 0 ? "-" : "") + R.fixed(m, 2) + "e" + String(e)
     }
 
     static func trialTable(_ run: Entry) -> String {
@@ -111,7 +129,7 @@ public enum HPOReport {
             let isBest = r.trial == run.summary.bestTrial
             let cells = names.map { name -> String in
                 guard let v = r.params[name] else { return "<td>-</td>" }
-                if case .float(let x) = v { return "<td>\(R.short(x))</td>" }
+                if case .float(let x) = v { return "<td>\(significant(x))</td>" }
                 return "<td>\(R.escape(v.description))</td>"
             }.joined()
             let rungs = (r.rungs ?? []).filter { $0 >= 1 && $0 <= r.values.count }

@@ -82,6 +82,8 @@ public struct HPOTrialRecord: Codable, Equatable, Sendable {
     /// Wall seconds of its jobs, summed over its segments (worker start and data loading
     /// included); nil in journals written before the search engine ran hpo trials.
     public var wallSeconds: Double?
+    /// CPU seconds of its jobs (user + system, all threads), summed over its segments.
+    public var cpuSeconds: Double?
     /// The epochs at which its jobs ended: each a rung the pruner decided at, or the budget.
     public var rungs: [Int]?
     public var error: String?
@@ -125,6 +127,9 @@ public struct HPOSummary: Codable, Equatable, Sendable {
     public var searchSeconds: Double
     /// Seconds of the trials' training epochs summed (no worker start, no data loading).
     public var trainingSeconds: Double?
+    /// CPU seconds of the trials' jobs summed (user + system, all threads): the search's compute,
+    /// far less moved than wall time by other processes on a shared machine.
+    public var searchCPUSeconds: Double?
     /// Wall seconds of the search sessions that ended normally (`sessions.jsonl`).
     public var searchWallSeconds: Double?
     /// Epochs trained over all trials.
@@ -323,6 +328,7 @@ public final class HPORun {
                 jobsEnded += 1
                 var r = latest[t]!
                 r.wallSeconds = (r.wallSeconds ?? 0) + wall
+                if let cpu = outcome.cpuSeconds { r.cpuSeconds = (r.cpuSeconds ?? 0) + cpu }
                 let accuracies = outcome.validationAccuracies ?? [], losses = outcome.validationLosses ?? []
                 let before = reported[t] ?? 0
                 if outcome.status == .failed {
@@ -391,7 +397,9 @@ public final class HPORun {
                                  pruned: records.filter { $0.status == .pruned }.count,
                                  failed: records.filter { $0.status == .failed }.count,
                                  searchSeconds: records.reduce(0) { $0 + $1.cost },
-                                 trainingSeconds: records.reduce(0) { $0 + $1.seconds }, searchWallSeconds: sessionSeconds(),
+                                 trainingSeconds: records.reduce(0) { $0 + $1.seconds },
+                                 searchCPUSeconds: records.contains { $0.cpuSeconds != nil } ? records.reduce(0) { $0 + ($1.cpuSeconds ?? 0) } : nil,
+                                 searchWallSeconds: sessionSeconds(),
                                  trialEpochs: records.reduce(0) { $0 + $1.values.count },
                                  trialModel: config.trial.modelName,
                                  trialParameters: trialModel.parameterCount, trialFlopsPerImage: trialModel.cost.forward)

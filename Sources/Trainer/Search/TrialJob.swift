@@ -66,6 +66,9 @@ public struct TrialOutcome: Codable, Equatable, Sendable {
     /// or absent. What the hpo's pruner decides on.
     public var validationLosses: [Double?]?
     public var validationAccuracies: [Double?]?
+    /// CPU seconds (user + system, every thread) the worker spent on this job: the search's
+    /// compute, much less disturbed than wall time by other work on a shared machine.
+    public var cpuSeconds: Double?
 
     public init(id: String, status: TrialRecord.Status, error: String? = nil, validationLoss: Double? = nil,
                 validationAccuracy: Double? = nil, testAccuracy: Double? = nil, seconds: Double = 0,

@@ -25,8 +25,10 @@ public enum TrialRunner {
             // A segment's outcome answers only a job that asks for no more epochs than it holds.
             if done.status == .failed || job.targetEpoch.map({ done.epochs >= $0 }) ?? true { return done }
         }
-        let outcome: TrialOutcome
+        var outcome: TrialOutcome
+        let cpu = processCPUSeconds()
         do { outcome = try train(job) } catch { outcome = .failed(job.id, "\(error)") }
+        outcome.cpuSeconds = processCPUSeconds() - cpu
         do { try SearchJSON.write(outcome, to: path) } catch {
             return .failed(job.id, "\(error)")
         }
@@ -133,3 +135,11 @@ public enum TrialRunner {
 }
 
 nonisolated(unsafe) private var watchedParent: Int32 = 0
+
+/// User + system CPU seconds of this process so far, all threads.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
