@@ -416,13 +416,13 @@ public final class HPORun {
         if config.finalEpochs > 0 {
             var final = try HPOParameter.apply(best.params, to: config.final)
             final.epochs = config.finalEpochs
-            let start = monotonicNow()
             let resuming = finalDirectory.exists(finalDirectory.path + "/manifest.json")
             let run = resuming ? try TrainingRun.resume(from: finalDirectory, backend: backend)
                                : try TrainingRun(config: final, backend: backend, data: data)
             progress("final: \(final.modelName) with trial \(best.trial + 1)'s hyperparameters for \(final.epochs) epochs")
             let s = try run.fit(in: finalDirectory, mode: resuming ? .resume : .new)
-            summary.finalSeconds = monotonicNow() - start
+            // Its epochs' seconds over every session (a resume that finds it done adds nothing).
+            summary.finalSeconds = s.totalSeconds
             summary.finalTestAccuracy = s.testAccuracy
             summary.finalTestLoss = s.testLoss
         }
