@@ -16,9 +16,12 @@ struct HPOCommand: ParsableCommand {
         abstract: "Hyperparameter search (TPE or random, ASHA/Hyperband early stopping), optionally on a Synflow-pruned proxy, then the full model trained with the winner.",
         discussion: """
         Trials train the model (or, with --proxy synflow, its channel-pruned proxy: see `strata prune`) for --epochs \
-        each, one after another; --pruner stops weak trials at rungs of 1, 3, 9, ... epochs. The best complete trial's \
-        hyperparameters then train the full model for --final-epochs in OUTPUT/final. --compare-full runs the same \
-        search on the full model too (OUTPUT/proxy, OUTPUT/full) and prints both side by side.
+        each, --workers at a time, through the search engine (worker processes, or Ray with --engine ray); --pruner \
+        stops weak trials at rungs of 1, 3, 9, ... epochs: a trial's job trains it up to its next rung, and a promoted \
+        trial continues from its checkpoint. The best complete trial's hyperparameters then train the full model for \
+        --final-epochs in OUTPUT/final. Results: journal.jsonl, summary.json, report.html. --compare-full runs the \
+        same search on the full model too (OUTPUT/proxy, OUTPUT/full) and reports both side by side \
+        (OUTPUT/report.html, OUTPUT/comparison.json).
 
         The space file (default: lr, weight_decay, batch_size):
           {"lr": {"low": 1e-4, "high": 0.1, "log": true}, "batch_size": {"choices": [32, 64, 128]}}
@@ -72,6 +75,21 @@ struct HPOCommand: ParsableCommand {
     @Option(help: "Continue the search in this directory.")
     var resume: String?
 
+    @Option(help: "Trials at once.")
+    var workers: Int = 1
+
+    @Option(help: "local (worker processes here) or ray (python -m strata_ray.driver), as in strata search.")
+    var engine: String = "local"
+
+    @Option(help: "ray: HOST:PORT of a Ray cluster, or local (a Ray started here with --workers CPUs).")
+    var rayAddress: String = "local"
+
+    @Option(help: "ray: the Python that has the ray package.")
+    var python: String = "python3"
+
+    @Option(help: "ray: the folder holding strata_ray (default: python/ of the source tree the binary was built in).")
+    var rayPackage: String?
+
     func validate() throws {
         guard ["tpe", "random"].contains(sampler) else { throw ValidationError("--sampler must be tpe or random, not '\(sampler)'") }
         guard ["asha", "hyperband", "none"].contains(pruner) else { throw ValidationError("--pruner must be asha, hyperband or none, not '\(pruner)'") }
@@ -80,6 +98,8 @@ struct HPOCommand: ParsableCommand {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         guard finalEpochs >= 0 else { throw ValidationError("--final-epochs must be at least 0, got \(finalEpochs)") }
         guard batchSize >= 2 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two images), got \(batchSize)") }
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1, got \(workers)") }
+        guard ["local", "ray"].contains(engine) else { throw ValidationError("--engine must be local or ray, not '\(engine)'") }
         if compareFull && proxy == nil { throw ValidationError("--compare-full compares a --proxy search with the full one: give --proxy") }
         if let proxy { _ = try Self.parseProxy(proxy) }
     }
@@ -162,10 +182,22 @@ struct HPOCommand: ParsableCommand {
         try orExit { try compare(proxy: proxyResult, full: fullResult, directory: root) }
     }
 
-    func runOne(_ run: HPORun) throws -> HPOSummary {
+    func runOne(_ run: HPORun) throws -> (run: HPORun, summary: HPOSummary) {
         let c = run.config
+        // --threads: the cores split between the workers (and the final training's).
+        let cores = deviceOptions.threads ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        run.threadsPerTrial = max(1, cores / workers)
+        if engine == "ray" {
+            run.executor = try RayExecutor(python: python, packagePath: rayPackage ?? defaultRayPackage(), address: rayAddress,
+                                           strata: realSelfExecutable(), slots: workers, logPath: run.directory.path + "/ray.log")
+        } else {
+            run.executor = ProcessExecutor(executable: selfExecutable(), arguments: ["search-trial"], workers: workers)
+        }
+        defer { (run.executor as? RayExecutor)?.shutdown() }
+        let ended = run.records.filter { $0.status != .running }.count
         print("hpo in \(run.directory.path): \(c.trials) trials of \(c.trial.modelName), \(c.trial.epochs) epochs each, "
-              + "\(c.sampler.rawValue) sampler, \(c.pruner.rawValue) pruner, \(run.records.count) already done")
+              + "\(c.sampler.rawValue) sampler, \(c.pruner.rawValue) pruner, \(engine) engine, \(workers) workers x "
+              + "\(run.threadsPerTrial) threads, \(ended) already done")
         let summary = try run.run { print($0); fflush(stdout) }
         let score = summary.bestScore.map { c.objective == .accuracy ? formatFixed($0 * 100, digits: 2) + "%" : formatFixed($0, digits: 4) } ?? "-"
         print("best trial \((summary.bestTrial ?? -1) + 1): \(c.objective.rawValue) \(score) "
@@ -174,14 +206,14 @@ struct HPOCommand: ParsableCommand {
             print("final \(c.final.modelName): test accuracy \(formatFixed(acc * 100, digits: 2))% after \(c.finalEpochs) epochs "
                   + "(\(formatFixed(summary.finalSeconds ?? 0, digits: 1))s) in \(run.finalDirectory.path)")
         }
-        return summary
+        print("wrote \(run.directory.summaryPath), \(run.reportPath)")
+        return (run, summary)
     }
 
-    func compare(proxy: HPOSummary, full: HPOSummary, directory: String) throws {
-        struct Comparison: Codable { var proxy: HPOSummary; var full: HPOSummary; var searchTimeSaved: Double }
-        let saved = full.searchSeconds > 0 ? 1 - proxy.searchSeconds / full.searchSeconds : 0
-        try RunDirectory(path: directory).writeJSON(Comparison(proxy: proxy, full: full, searchTimeSaved: saved),
-                                                    to: directory + "/comparison.json")
+    func compare(proxy proxyResult: (run: HPORun, summary: HPOSummary), full fullResult: (run: HPORun, summary: HPOSummary),
+                 directory: String) throws {
+        let comparison = try HPOReport.writeComparison(proxy: proxyResult, full: fullResult, to: directory)
+        let (proxy, full, saved) = (proxyResult.summary, fullResult.summary, comparison.searchTimeSaved)
         func acc(_ x: Double?) -> String { x.map { formatFixed($0 * 100, digits: 2) + "%" } ?? "-" }
         print("")
         print("                 search time   trials (pruned)   best trial score   final test accuracy")
@@ -189,7 +221,11 @@ struct HPOCommand: ParsableCommand {
             print("\(name.padding(16)) \((formatFixed(s.searchSeconds, digits: 1) + "s").padding(13)) \("\(s.trials) (\(s.pruned))".padding(17)) "
                   + "\(acc(s.bestScore).padding(18)) \(acc(s.finalTestAccuracy))")
         }
-        print("search time saved by the proxy: \(formatFixed(saved * 100, digits: 1))% (\(directory)/comparison.json)")
+        if let cpu = comparison.cpuTimeSaved {
+            print("search CPU time (user + system): proxy \(formatFixed(proxy.searchCPUSeconds ?? 0, digits: 1))s, full "
+                  + "\(formatFixed(full.searchCPUSeconds ?? 0, digits: 1))s, saved \(formatFixed(cpu * 100, digits: 1))%")
+        }
+        print("search time saved by the proxy: \(formatFixed(saved * 100, digits: 1))% (\(directory)/comparison.json, \(directory)/report.html)")
     }
 }
 

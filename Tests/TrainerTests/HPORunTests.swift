@@ -44,8 +44,9 @@ final class HPORunTests: XCTestCase {
         }
     }
 
-    /// Killed after two trials (the journal holds two lines, one of them cut), resumed: the same
-    /// trials and results as an uninterrupted search.
+    /// Killed after two trials had ended (the journal cut right after trial 2's last line, with
+    /// half of the next line written), resumed: the same trials and results as an uninterrupted
+    /// search. (A cut while trials run: HPOEngineTests.testResumeAfterACutCompletesTheSameTrials.)
     func testResumeRedoesNoFinishedTrialAndMatchesAnUninterruptedSearch() throws {
         let data = try makeTemporaryDirectory(self)
         try writeRandomCIFAR(data, train: 96, test: 20)
@@ -56,12 +57,15 @@ final class HPORunTests: XCTestCase {
         let whole = try HPORun(config: noFinal, directory: RunDirectory(path: root + "/a"), backend: CPUBackend(),
                                data: try RunData.load(config.trial.data, seed: 11))
         try whole.run()
-        // A second directory that stopped after trial 2, mid-way through writing trial 3's line.
+        // A second directory that stopped after trial 2 ended, mid-way through writing the next line.
         let b = RunDirectory(path: root + "/b")
         try b.create()
         try b.writeJSON(noFinal, to: b.path + "/hpo.json")
         let lines = try XCTUnwrap(FileManager.default.contents(atPath: whole.journalPath)).split(separator: 0x0A)
-        try FileSystem.writeAtomically(Array(lines[0]) + [0x0A] + Array(lines[1]) + [0x0A] + Array(lines[2].prefix(20)),
+        let records = try HPORun.readJournal(whole.journalPath)
+        let end = try XCTUnwrap(records.firstIndex { $0.trial == 1 && $0.status != .running })
+        XCTAssertEqual(Set(records[...end].filter { $0.status != .running }.map(\.trial)), [0, 1], "one worker: trials end in order")
+        try FileSystem.writeAtomically(lines[...end].flatMap { Array($0) + [0x0A] } + Array(lines[end + 1].prefix(20)),
                                        to: b.path + "/journal.jsonl")
         let resumed = try HPORun(resuming: b, backend: CPUBackend())
         XCTAssertEqual(resumed.records.count, 2, "the cut line is dropped")

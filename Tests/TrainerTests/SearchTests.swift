@@ -6,7 +6,7 @@ import GPUTensor
 /// request. Lets the engine tests run hundreds of trials in milliseconds.
 func fakeOutcome(_ job: TrialJob, failing: Set<String> = []) -> TrialOutcome {
     if failing.contains(job.id) { return .failed(job.id, "diverged: training loss nan at epoch 1") }
-    let t = job.trial
+    let t = job.trial!
     let loss = 2.0 - 0.1 * Double(t.convLayers) + abs(log10(t.lr) + 3) * 0.05 + Double(t.batchSize) / 1000
         + Double(t.hidden.reduce(0, +)) / 10000
     return TrialOutcome(id: job.id, status: .finished, validationLoss: loss, validationAccuracy: 1 / loss, testAccuracy: 0.5,
@@ -189,7 +189,7 @@ final class SearchTests: XCTestCase {
         XCTAssertEqual(Set(records.compactMap(\.prefix)).count, 2)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/prefixes").count, 2)
         // All 1-layer trials ran before any 2-layer one (the donor is decided on all candidates).
-        let layers = executor.submitted.map(\.trial.convLayers)
+        let layers = executor.submitted.map { $0.trial!.convLayers }
         XCTAssertEqual(layers, layers.sorted())
     }
 
@@ -276,9 +276,9 @@ extension SearchTests {
         engine.prefixSource = { _ in try self.writeFakeCheckpoint(layers: 2, dir: dir) }
         let records = try engine.run()
         XCTAssertEqual(records.count, 4)
-        XCTAssertEqual(executor.submitted.map(\.trial.lr), [0.1, 0.01, 0.001, 0.001], "fakeOutcome: lr 0.001 is best")
+        XCTAssertEqual(executor.submitted.map { $0.trial!.lr }, [0.1, 0.01, 0.001, 0.001], "fakeOutcome: lr 0.001 is best")
         let last = try XCTUnwrap(executor.submitted.last)
-        XCTAssertEqual(last.trial.convLayers, 2)
+        XCTAssertEqual(last.trial?.convLayers, 2)
         XCTAssertEqual(last.donor, records.first { $0.config.convLayers == 1 && $0.config.lr == 0.001 }?.id,
                        "the paper donor of a proposed trial is found in the plan")
     }

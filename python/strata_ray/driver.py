@@ -13,6 +13,9 @@ temporary folder on whichever node Ray picks: the files sent with the job (the d
 as `prefix.safetensors`, and the run directory of an interrupted trial) are written there first, and
 every file the trial wrote comes back in the answer, so the driver and the workers need no shared
 file system; prefixes and checkpoints travel in Ray's object store as task arguments and results.
+`strata hpo --engine ray` sends its trials the same way: a job whose "train" holds the trial's training
+config and "untilEpoch" the rung to stop at; a promoted trial's next job carries its run directory
+(`run/...`) and continues it from the checkpoint on whichever node Ray picks.
 Every node needs the strata binary at --strata (or $STRATA_BIN) and the dataset at the path of the
 search's data config.
 """

@@ -9,6 +9,10 @@ public protocol TrialPruner: Sendable {
     /// `value` is the trial's score at `step` (1-based epochs), to be minimised (pass -accuracy
     /// to maximise accuracy). Records the value and decides.
     mutating func report(trial: Int, step: Int, value: Double) -> PruneDecision
+    /// The first step after `step` at which `report` may stop `trial`: where the search engine
+    /// ends a trial's segment (its job trains up to there, and the decision is taken on the
+    /// segment's last epoch), so that early stopping needs no signal to a running worker.
+    func decisionStep(trial: Int, after step: Int) -> Int
 }
 
 /// Asynchronous successive halving (ASHA; Li et al. 2020), as Optuna's SuccessiveHalvingPruner:
@@ -42,6 +46,12 @@ public struct SuccessiveHalvingPruner: TrialPruner {
         var k = 0
         while rungStep(k) < step { k += 1 }
         return rungStep(k) == step ? k : nil
+    }
+
+    public func decisionStep(trial: Int, after step: Int) -> Int {
+        var k = 0
+        while rungStep(k) <= step { k += 1 }
+        return rungStep(k)
     }
 
     public mutating func report(trial: Int, step: Int, value: Double) -> PruneDecision {
@@ -87,6 +97,10 @@ public struct HyperbandPruner: TrialPruner {
             n -= b
         }
         return budgets.count - 1
+    }
+
+    public func decisionStep(trial: Int, after step: Int) -> Int {
+        brackets[bracket(of: trial)].decisionStep(trial: trial, after: step)
     }
 
     public mutating func report(trial: Int, step: Int, value: Double) -> PruneDecision {

@@ -63,9 +63,13 @@ public struct HPOConfig: Codable, Equatable, Sendable {
     }
 }
 
-/// One line of `journal.jsonl`: a trial as it ended.
+/// One line of `journal.jsonl`. A trial's first line is written when it is proposed (status
+/// `running`, no values), one more each time its job ends at a rung and the pruner lets it go
+/// on (`running`, its values so far), and its last when it ends (`complete`, `pruned`, `failed`);
+/// the last line of a trial is its state. Replaying the lines in order rebuilds the pruner's
+/// rungs exactly as they were, and a trial still `running` is what a resume continues.
 public struct HPOTrialRecord: Codable, Equatable, Sendable {
-    public enum Status: String, Codable, Sendable { case complete, pruned, failed }
+    public enum Status: String, Codable, Sendable { case running, complete, pruned, failed }
     public var trial: Int
     public var params: [String: HPOValue]
     public var status: Status
@@ -73,14 +77,39 @@ public struct HPOTrialRecord: Codable, Equatable, Sendable {
     public var values: [Double]
     public var validationAccuracy: Double?
     public var validationLoss: Double?
+    /// Seconds of its training epochs (validation included), as its run recorded them.
     public var seconds: Double
+    /// Wall seconds of its jobs, summed over its segments (worker start and data loading
+    /// included); nil in journals written before the search engine ran hpo trials.
+    public var wallSeconds: Double?
+    /// CPU seconds of its jobs (user + system, all threads), summed over its segments.
+    public var cpuSeconds: Double?
+    /// The epochs at which its jobs ended: each a rung the pruner decided at, or the budget.
+    public var rungs: [Int]?
     public var error: String?
 
-    /// What the sampler learns from this trial (failed trials teach nothing).
+    public init(trial: Int, params: [String: HPOValue], status: Status, values: [Double], validationAccuracy: Double? = nil,
+                validationLoss: Double? = nil, seconds: Double, wallSeconds: Double? = nil, rungs: [Int]? = nil, error: String? = nil) {
+        self.trial = trial
+        self.params = params
+        self.status = status
+        self.values = values
+        self.validationAccuracy = validationAccuracy
+        self.validationLoss = validationLoss
+        self.seconds = seconds
+        self.wallSeconds = wallSeconds
+        self.rungs = rungs
+        self.error = error
+    }
+
+    /// What the sampler learns from this trial (running and failed trials teach nothing).
     var observation: HPOObservation? {
-        guard status != .failed, let last = values.last, last.isFinite else { return nil }
+        guard status == .complete || status == .pruned, let last = values.last, last.isFinite else { return nil }
         return HPOObservation(params: params, value: last)
     }
+
+    /// The compute this trial cost: its jobs' wall seconds (training seconds for old journals).
+    public var cost: Double { wallSeconds ?? seconds }
 }
 
 /// `summary.json` of an HPO run.
@@ -93,7 +122,18 @@ public struct HPOSummary: Codable, Equatable, Sendable {
     public var bestParams: [String: HPOValue]?
     /// The best trial's objective in the objective's own sense (accuracy, or loss).
     public var bestScore: Double?
+    /// The search's compute: the trials' wall seconds summed (with one worker, the search's wall
+    /// time less the driver's own moments; with several, more than the wall time).
     public var searchSeconds: Double
+    /// Seconds of the trials' training epochs summed (no worker start, no data loading).
+    public var trainingSeconds: Double?
+    /// CPU seconds of the trials' jobs summed (user + system, all threads): the search's compute,
+    /// far less moved than wall time by other processes on a shared machine.
+    public var searchCPUSeconds: Double?
+    /// Wall seconds of the search sessions that ended normally (`sessions.jsonl`).
+    public var searchWallSeconds: Double?
+    /// Epochs trained over all trials.
+    public var trialEpochs: Int?
     public var finalSeconds: Double?
     public var finalTestAccuracy: Double?
     public var finalTestLoss: Double?
@@ -105,23 +145,47 @@ public struct HPOSummary: Codable, Equatable, Sendable {
 /// Hyperparameter search with a sampler (TPE or random) and early stopping (ASHA, Hyperband),
 /// on the full model or a pruned proxy, then one training of the full model with the winner.
 ///
-/// Trials run one after another in this process (the search engine's workers and Ray executor
-/// are where parallel trials belong). Every trial ends with an fsync'd line in `journal.jsonl`;
-/// `resume` redoes no finished trial: samplers are functions of (seed, trial number, history),
-/// so the remaining trials are the ones an uninterrupted run would have proposed, and the
-/// pruner's rungs are replayed from the journal. A trial interrupted mid-way is rerun from its
-/// start (trials are short and deterministic on the CPU).
+/// Trials run through the search engine's executors (`executor`: worker processes, Ray, or in
+/// this process), as `TrialJob`s carrying the trial's `TrainConfig`. Early stopping works in
+/// segments: a job trains its trial up to the next epoch at which the pruner decides (rung
+/// 1, 3, 9, ... of ASHA, of the trial's bracket with Hyperband, or the budget); when it ends,
+/// the pruner hears its validation values and either stops the trial (pruned) or promotes it,
+/// and the next job continues the trial's run directory from its checkpoint (bit-identical to
+/// a run never stopped). Decisions are taken as results arrive (asynchronous, as ASHA is), no
+/// worker ever waits for a rung to fill, and no running worker needs a signal. A promoted trial
+/// goes before new ones, so with one worker the trials run exactly as one sequential loop.
+///
+/// Every event ends with an fsync'd line in `journal.jsonl`; `resume` redoes no finished work:
+/// finished trials stay, the pruner's rungs are replayed from the journal in its order, a trial
+/// that was running continues from its checkpoint with the hyperparameters it was proposed
+/// with, and new trials come from the sampler (a function of seed, trial number and history).
 public final class HPORun {
     public let config: HPOConfig
     public let directory: RunDirectory
     public let backend: Backend
     public let data: RunData
+    /// The latest state of each trial, in trial order.
     public private(set) var records: [HPOTrialRecord] = []
+    /// Where trials run (default: one at a time in this process).
+    public var executor: TrialExecutor = InProcessExecutor()
+    /// CPU threads of each trial's backend.
+    public var threadsPerTrial = 1
+    /// The journal's lines in order (the pruner's history is replayed from them).
+    private var lines: [HPOTrialRecord] = []
     private let lock: RunLock
 
     public var journalPath: String { directory.path + "/journal.jsonl" }
     public var configPath: String { directory.path + "/hpo.json" }
+    public var reportPath: String { directory.path + "/report.html" }
+    public var sessionsPath: String { directory.path + "/sessions.jsonl" }
     public var finalDirectory: RunDirectory { RunDirectory(path: directory.path + "/final") }
+    /// A trial's folder: `job.json`, `outcome.json`, the worker's logs, `run/` (its run directory).
+    public func trialDirectory(_ trial: Int) -> String { directory.path + "/trials/" + Self.trialID(trial) }
+
+    static func trialID(_ trial: Int) -> String {
+        let digits = String(trial)
+        return "trial-" + String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+    }
 
     /// A new run in an empty (or absent) directory.
     public init(config: HPOConfig, directory: RunDirectory, backend: Backend, data: RunData) throws {
@@ -150,23 +214,48 @@ public final class HPORun {
         self.directory = directory
         self.backend = backend
         data = try RunData.load(config.trial.data, seed: config.trial.seed)
-        if let text = FileManager.default.contents(atPath: directory.path + "/journal.jsonl") {
-            let lines = text.split(separator: 0x0A)
-            for (i, line) in lines.enumerated() {
-                do { records.append(try RunDirectory.decoder.decode(HPOTrialRecord.self, from: Data(line))) } catch {
-                    // A line cut by a kill is the last one; anything else is corruption.
-                    if i == lines.count - 1 && text.last != 0x0A { break }
-                    throw RunDirectoryError(path: directory.path + "/journal.jsonl", reason: "line \(i + 1) is not valid")
-                }
+        lines = try Self.readJournal(directory.path + "/journal.jsonl")
+        records = Self.latest(lines)
+    }
+
+    /// The journal's lines; a line cut by a kill is the last one and is dropped (the next
+    /// append cuts it off the file), anything else that does not parse is corruption.
+    static func readJournal(_ path: String) throws -> [HPOTrialRecord] {
+        guard let text = FileManager.default.contents(atPath: path) else { return [] }
+        let lines = text.split(separator: 0x0A)
+        var out: [HPOTrialRecord] = []
+        for (i, line) in lines.enumerated() {
+            do { out.append(try RunDirectory.decoder.decode(HPOTrialRecord.self, from: Data(line))) } catch {
+                if i == lines.count - 1 && text.last != 0x0A { break }
+                throw RunDirectoryError(path: path, reason: "line \(i + 1) is not valid")
             }
         }
+        return out
+    }
+
+    static func latest(_ lines: [HPOTrialRecord]) -> [HPOTrialRecord] {
+        var byTrial: [Int: HPOTrialRecord] = [:]
+        for r in lines { byTrial[r.trial] = r }
+        return byTrial.keys.sorted().map { byTrial[$0]! }
+    }
+
+    /// Appends one line (fsync'd; a torn last line is cut off first) and notes it.
+    func journal(_ record: HPOTrialRecord) throws {
+        let encoder = RunDirectory.encoder
+        encoder.outputFormatting = [.sortedKeys]
+        let text: String
+        do { text = String(decoding: try encoder.encode(record), as: UTF8.self) } catch {
+            throw RunDirectoryError(path: journalPath, reason: "line cannot be encoded: \(error)")
+        }
+        try SearchJournal.appendLine(text, to: journalPath)
+        lines.append(record)
     }
 
     /// Sign convention: samplers and pruners minimise.
-    func objective(_ m: EpochMetrics) -> Double {
+    func objective(accuracy: Double?, loss: Double?) -> Double {
         switch config.objective {
-        case .accuracy: return -(m.validationAccuracy ?? .nan)
-        case .loss: return m.validationLoss ?? .nan
+        case .accuracy: return -(accuracy ?? .nan)
+        case .loss: return loss ?? .nan
         }
     }
 
@@ -176,56 +265,149 @@ public final class HPORun {
         let space = try config.space()
         let sampler = config.makeSampler()
         var pruner = config.makePruner()
-        for r in records {   // replay the rungs of finished trials, in trial order
-            for (e, v) in r.values.enumerated() { _ = pruner?.report(trial: r.trial, step: e + 1, value: v) }
+        try makeDirectory(directory.path + "/trials")
+        // Replay the pruner's history: every value in the order it was first reported.
+        var reported: [Int: Int] = [:]
+        var latest: [Int: HPOTrialRecord] = [:]
+        for line in lines {
+            let from = reported[line.trial] ?? 0
+            for e in from..<max(from, line.values.count) { _ = pruner?.report(trial: line.trial, step: e + 1, value: line.values[e]) }
+            reported[line.trial] = max(from, line.values.count)
+            latest[line.trial] = line
         }
-        let done = Set(records.map(\.trial))
-        for t in 0..<config.trials where !done.contains(t) {
-            let params = sampler.suggest(space, history: records.compactMap(\.observation), trialNumber: t)
-            let start = monotonicNow()
-            var record = HPOTrialRecord(trial: t, params: params, status: .complete, values: [], seconds: 0)
-            do {
-                let trialConfig = try HPOParameter.apply(params, to: config.trial)
-                try ConfigValidation.check(trialConfig, data: DataFacts(data), source: .file(configPath))
-                let run = try TrainingRun(config: trialConfig, backend: backend, data: data)
-                while !run.isFinished {
-                    let m = try run.trainEpoch()
-                    let value = objective(m)
-                    record.values.append(value)
-                    record.validationAccuracy = m.validationAccuracy
-                    record.validationLoss = m.validationLoss
-                    if pruner?.report(trial: t, step: run.epoch, value: value) == .prune, !run.isFinished {
-                        record.status = .pruned
-                        break
+        // Trials cut short by an interruption go first, in trial order, then promoted ones as
+        // they come, then new ones.
+        var queue = latest.values.filter { $0.status == .running }.map(\.trial).sorted()
+        var next = (latest.keys.max() ?? -1) + 1
+        var running: [String: Int] = [:]
+        let start = monotonicNow()
+        var jobsEnded = 0
+        let budget = config.trial.epochs
+
+        func history() -> [HPOObservation] { latest.keys.sorted().compactMap { latest[$0]!.observation } }
+        func record(_ r: HPOTrialRecord) throws {
+            try journal(r)
+            latest[r.trial] = r
+            let shown = r.params.keys.sorted().map { "\($0)=\(r.params[$0]!)" }.joined(separator: " ")
+            let what = r.status == .running ? "promoted at epoch \(r.values.count)" : "\(r.status.rawValue) after \(r.values.count) epochs"
+            progress("trial \(r.trial + 1)/\(config.trials) \(what): \(scoreText(r.values.last)) "
+                     + "(\(shown), \(formatSeconds(r.cost)))" + (r.error.map { " " + $0 } ?? ""))
+        }
+
+        while true {
+            while executor.freeSlots > 0 {
+                let t: Int
+                if !queue.isEmpty {
+                    t = queue.removeFirst()
+                } else if next < config.trials {
+                    t = next
+                    next += 1
+                    let params = sampler.suggest(space, history: history(), trialNumber: t)
+                    let proposed = HPOTrialRecord(trial: t, params: params, status: .running, values: [], seconds: 0)
+                    try journal(proposed)
+                    latest[t] = proposed
+                } else {
+                    break
+                }
+                let job: TrialJob
+                do { job = try makeJob(latest[t]!, after: reported[t] ?? 0, pruner: pruner) } catch {
+                    // Hyperparameters this data or model cannot train with: the trial fails, the search goes on.
+                    var failed = latest[t]!
+                    failed.status = .failed
+                    failed.error = "\(error)"
+                    try record(failed)
+                    continue
+                }
+                // An executor that cannot take a job is broken for every trial: stop (resume continues).
+                try executor.submit(job)
+                running[job.id] = t
+            }
+            if running.isEmpty { break }
+            for (outcome, wall) in try executor.poll(timeout: 0.25) {
+                guard let t = running.removeValue(forKey: outcome.id) else { continue }
+                jobsEnded += 1
+                var r = latest[t]!
+                r.wallSeconds = (r.wallSeconds ?? 0) + wall
+                if let cpu = outcome.cpuSeconds { r.cpuSeconds = (r.cpuSeconds ?? 0) + cpu }
+                let accuracies = outcome.validationAccuracies ?? [], losses = outcome.validationLosses ?? []
+                let before = reported[t] ?? 0
+                if outcome.status == .failed {
+                    r.status = .failed
+                    r.error = outcome.error ?? "the trial failed"
+                } else if accuracies.count != outcome.epochs || losses.count != outcome.epochs || outcome.epochs <= before {
+                    r.status = .failed
+                    r.error = "the worker reported \(accuracies.count) epochs of values for \(outcome.epochs) epochs after \(before)"
+                } else {
+                    var values = zip(accuracies, losses).map { objective(accuracy: $0, loss: $1) }
+                    var decision = PruneDecision.continue
+                    for e in before..<values.count where decision == .continue {
+                        decision = pruner?.report(trial: t, step: e + 1, value: values[e]) ?? .continue
+                        if decision == .prune { values = Array(values.prefix(e + 1)) }
+                    }
+                    reported[t] = values.count
+                    r.values = values
+                    r.validationAccuracy = accuracies[values.count - 1]
+                    r.validationLoss = losses[values.count - 1]
+                    r.seconds = outcome.seconds
+                    r.rungs = (r.rungs ?? []) + [values.count]
+                    if values.count >= budget {
+                        r.status = .complete   // a decision at the budget stops nothing
+                    } else if decision == .prune {
+                        r.status = .pruned
+                    } else {
+                        queue.append(t)
                     }
                 }
-            } catch {
-                record.status = .failed
-                record.error = "\(error)"
+                try record(r)
             }
-            record.seconds = monotonicNow() - start
-            try directory.appendJSONLine(record, to: journalPath)
-            records.append(record)
-            let shown = params.keys.sorted().map { "\($0)=\(params[$0]!)" }.joined(separator: " ")
-            progress("trial \(t + 1)/\(config.trials) \(record.status.rawValue) after \(record.values.count) epochs: "
-                     + "\(scoreText(record.values.last)) (\(shown), \(formatSeconds(record.seconds)))")
         }
+        if jobsEnded > 0 {
+            try SearchJournal.appendLine(SearchJSON.canonical(SearchSession(seconds: monotonicNow() - start, trials: jobsEnded)),
+                                         to: sessionsPath)
+        }
+        records = latest.keys.sorted().map { latest[$0]! }
         return try finish(progress: progress)
     }
 
-    /// The winner's full training (resumed if it was interrupted) and `summary.json`.
+    /// The job that takes trial `r` from epoch `step` to the pruner's next decision (or its budget).
+    func makeJob(_ r: HPOTrialRecord, after step: Int, pruner: TrialPruner?) throws -> TrialJob {
+        let trialConfig = try HPOParameter.apply(r.params, to: config.trial)
+        try ConfigValidation.check(trialConfig, data: DataFacts(data), source: .file(configPath))
+        let until = min(pruner?.decisionStep(trial: r.trial, after: step) ?? trialConfig.epochs, trialConfig.epochs)
+        let folder = trialDirectory(r.trial)
+        try makeDirectory(folder)
+        let job = TrialJob(id: Self.trialID(r.trial), trial: nil, data: trialConfig.data, device: trialConfig.device,
+                           threads: threadsPerTrial, directory: folder, donor: nil, reuseLayers: 0, prefixPath: nil,
+                           prefixKey: nil, cache: false, cacheBudget: 0, attempt: 1, train: trialConfig, untilEpoch: until)
+        try SearchJSON.write(job, to: folder + "/job.json")
+        return job
+    }
+
+    /// Wall seconds of the sessions in `sessions.jsonl`.
+    func sessionSeconds() -> Double? {
+        guard let bytes = try? FileSystem.readFile(sessionsPath) else { return nil }
+        let s = bytes.split(separator: 0x0A).compactMap { try? SearchJSON.decode(SearchSession.self, from: Array($0), file: sessionsPath) }
+        return s.isEmpty ? nil : s.reduce(0) { $0 + $1.seconds }
+    }
+
+    /// The winner's full training (resumed if it was interrupted), `summary.json` and `report.html`.
     func finish(progress: (String) -> Void) throws -> HPOSummary {
-        let searchSeconds = records.reduce(0) { $0 + $1.seconds }
         let trialModel = try Model(spec: config.trial.model)
         var summary = HPOSummary(trials: records.count, complete: records.filter { $0.status == .complete }.count,
                                  pruned: records.filter { $0.status == .pruned }.count,
                                  failed: records.filter { $0.status == .failed }.count,
-                                 searchSeconds: searchSeconds, trialModel: config.trial.modelName,
+                                 searchSeconds: records.reduce(0) { $0 + $1.cost },
+                                 trainingSeconds: records.reduce(0) { $0 + $1.seconds },
+                                 searchCPUSeconds: records.contains { $0.cpuSeconds != nil } ? records.reduce(0) { $0 + ($1.cpuSeconds ?? 0) } : nil,
+                                 searchWallSeconds: sessionSeconds(),
+                                 trialEpochs: records.reduce(0) { $0 + $1.values.count },
+                                 trialModel: config.trial.modelName,
                                  trialParameters: trialModel.parameterCount, trialFlopsPerImage: trialModel.cost.forward)
         // The winner among trials that ran their whole budget (a pruned trial's value is of an earlier epoch).
         let candidates = records.filter { $0.status == .complete && ($0.values.last?.isFinite ?? false) }
         guard let best = candidates.min(by: { $0.values.last! < $1.values.last! }) else {
             try directory.writeJSON(summary, to: directory.summaryPath)
+            try writeReport(summary)
             throw HPOError("no trial completed (\(summary.pruned) pruned, \(summary.failed) failed): nothing to train")
         }
         summary.bestTrial = best.trial
@@ -234,18 +416,26 @@ public final class HPORun {
         if config.finalEpochs > 0 {
             var final = try HPOParameter.apply(best.params, to: config.final)
             final.epochs = config.finalEpochs
-            let start = monotonicNow()
             let resuming = finalDirectory.exists(finalDirectory.path + "/manifest.json")
             let run = resuming ? try TrainingRun.resume(from: finalDirectory, backend: backend)
                                : try TrainingRun(config: final, backend: backend, data: data)
             progress("final: \(final.modelName) with trial \(best.trial + 1)'s hyperparameters for \(final.epochs) epochs")
             let s = try run.fit(in: finalDirectory, mode: resuming ? .resume : .new)
-            summary.finalSeconds = monotonicNow() - start
+            // Its epochs' seconds over every session (a resume that finds it done adds nothing).
+            summary.finalSeconds = s.totalSeconds
             summary.finalTestAccuracy = s.testAccuracy
             summary.finalTestLoss = s.testLoss
         }
         try directory.writeJSON(summary, to: directory.summaryPath)
+        try writeReport(summary)
         return summary
+    }
+
+    func writeReport(_ summary: HPOSummary) throws {
+        let html = HPOReport.html(runs: [HPOReport.Entry(name: config.proxy == nil ? "search" : "proxy search", config: config,
+                                                         summary: summary, records: records)],
+                                  comparison: nil, title: "strata hpo: \(directory.path)")
+        try SearchReport.write(html, to: reportPath)
     }
 
     func scoreText(_ v: Double?) -> String {

@@ -2,9 +2,15 @@
 /// (`ProcessExecutor`) or elsewhere (an executor for a cluster sends the same document).
 /// Written to `<trial folder>/job.json` when the trial is scheduled, so an interrupted trial
 /// resumes with the donor chosen then.
+///
+/// Two kinds of work fit in it: a search trial (`trial`, a point of a cnn search space turned into
+/// a training here) or an explicit training (`train`, what `strata hpo` sends: any model, its
+/// hyperparameters applied), optionally only up to epoch `untilEpoch` (a segment: the run stays
+/// resumable, and the next job on the same folder continues it up to the next rung).
 public struct TrialJob: Codable, Equatable, Sendable {
     public var id: String
-    public var trial: TrialConfig
+    /// A search trial; nil when `train` says what to train.
+    public var trial: TrialConfig?
     public var data: DataConfig
     public var device: String
     /// CPU threads of the trial's backend (the machine's cores split between workers).
@@ -22,6 +28,17 @@ public struct TrialJob: Codable, Equatable, Sendable {
     public var cache: Bool
     public var cacheBudget: Int
     public var attempt: Int
+    /// The training to run as it is (hpo trials); when set, `trial` is ignored.
+    public var train: TrainConfig? = nil
+    /// Stop after this epoch (a checkpoint is committed, the run is not complete); nil: train
+    /// every epoch of the config.
+    public var untilEpoch: Int? = nil
+
+    /// The epoch this job trains up to, when it is an explicit training.
+    public var targetEpoch: Int? {
+        guard let train else { return nil }
+        return min(untilEpoch ?? train.epochs, train.epochs)
+    }
 
     /// The reuse part of the trial's TrainConfig.
     public var reuse: ReuseConfig? {
@@ -45,10 +62,18 @@ public struct TrialOutcome: Codable, Equatable, Sendable {
     public var flopsExecuted: Double
     public var flopsSkipped: Double
     public var epochs: Int
+    /// Per epoch so far (explicit trainings): validation loss and accuracy, null where not finite
+    /// or absent. What the hpo's pruner decides on.
+    public var validationLosses: [Double?]?
+    public var validationAccuracies: [Double?]?
+    /// CPU seconds (user + system, every thread) the worker spent on this job: the search's
+    /// compute, much less disturbed than wall time by other work on a shared machine.
+    public var cpuSeconds: Double?
 
     public init(id: String, status: TrialRecord.Status, error: String? = nil, validationLoss: Double? = nil,
                 validationAccuracy: Double? = nil, testAccuracy: Double? = nil, seconds: Double = 0,
-                flopsExecuted: Double = 0, flopsSkipped: Double = 0, epochs: Int = 0) {
+                flopsExecuted: Double = 0, flopsSkipped: Double = 0, epochs: Int = 0,
+                validationLosses: [Double?]? = nil, validationAccuracies: [Double?]? = nil) {
         self.id = id
         self.status = status
         self.error = error
@@ -59,6 +84,8 @@ public struct TrialOutcome: Codable, Equatable, Sendable {
         self.flopsExecuted = flopsExecuted
         self.flopsSkipped = flopsSkipped
         self.epochs = epochs
+        self.validationLosses = validationLosses
+        self.validationAccuracies = validationAccuracies
     }
 
     public static func failed(_ id: String, _ error: String) -> TrialOutcome {

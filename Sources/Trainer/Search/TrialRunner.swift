@@ -22,10 +22,13 @@ public enum TrialRunner {
         defer { if lock >= 0 { close(lock) } }
         let path = outcomePath(job.directory)
         if FileSystem.kind(of: path) == .file, let done = try? SearchJSON.read(TrialOutcome.self, from: path) {
-            return done
+            // A segment's outcome answers only a job that asks for no more epochs than it holds.
+            if done.status == .failed || job.targetEpoch.map({ done.epochs >= $0 }) ?? true { return done }
         }
-        let outcome: TrialOutcome
+        var outcome: TrialOutcome
+        let cpu = processCPUSeconds()
         do { outcome = try train(job) } catch { outcome = .failed(job.id, "\(error)") }
+        outcome.cpuSeconds = processCPUSeconds() - cpu
         do { try SearchJSON.write(outcome, to: path) } catch {
             return .failed(job.id, "\(error)")
         }
@@ -35,15 +38,17 @@ public enum TrialRunner {
     static func train(_ job: TrialJob) throws -> TrialOutcome {
         guard let choice = DeviceChoice(parsing: job.device) else { throw SearchError("device '\(job.device)' is not cpu, cuda, cuda:N or auto") }
         let backend = try BackendFactory.make(choice, threads: job.threads, strictFP32: false, notice: { _ in })
+        if let config = job.train { return try trainSegment(job, config: config, backend: backend) }
+        guard let trial = job.trial else { throw SearchError("\(job.directory)/job.json names neither a trial nor a training") }
         let directory = RunDirectory(path: job.runDirectory)
         let run: TrainingRun
         if directory.exists(directory.configPath) {
             // Interrupted earlier: continue from the trial's own last checkpoint.
             run = try TrainingRun.resume(from: directory, backend: backend)
         } else {
-            let data = try RunData.load(job.data, seed: job.trial.seed)
+            let data = try RunData.load(job.data, seed: trial.seed)
             let shape = ImageShape(channels: data.train.channels, height: data.train.height, width: data.train.width)
-            let config = try job.trial.trainConfig(data: job.data, input: shape, classes: data.train.classes,
+            let config = try trial.trainConfig(data: job.data, input: shape, classes: data.train.classes,
                                                    device: job.device, reuse: job.reuse)
             run = try TrainingRun(config: config, backend: backend, data: data)
         }
@@ -70,6 +75,49 @@ public enum TrialRunner {
                             flopsSkipped: summary.skippedFlops, epochs: summary.epochs)
     }
 
+    /// An explicit training (`job.train`) up to `job.targetEpoch`: a new run, or the one in the
+    /// trial's `run/` continued from its last checkpoint (bit-identical to a run never stopped).
+    /// Below the last epoch every epoch is committed as `fit` does but the run is left
+    /// incomplete; at the last one `fit` writes `summary.json` and completes it. The test set is
+    /// not loaded: hyperparameters are chosen on validation alone (the final training reports test).
+    static func trainSegment(_ job: TrialJob, config: TrainConfig, backend: Backend) throws -> TrialOutcome {
+        let directory = RunDirectory(path: job.runDirectory)
+        let resuming = directory.exists(directory.configPath)
+        let recorder = try RunRecorder(directory, kind: .train, mode: resuming ? .resume : .new)
+        defer { recorder.close() }
+        // Config and data as a resume finds them (the folder's config.json wins over the job's).
+        let stored = resuming ? try directory.readJSON(TrainConfig.self, from: directory.configPath) : config
+        var data = try RunData.load(stored.data, seed: stored.seed)
+        data.test = nil
+        let run = try TrainingRun(config: stored, backend: backend, data: data)
+        if let last = recorder.lastCheckpointPath {
+            try run.restore(from: last)
+            run.history = try directory.readMetrics().prefix(run.epoch).map { $0 }
+        }
+        if !directory.exists(directory.configPath) { try directory.writeJSON(stored, to: directory.configPath) }
+        let until = min(job.untilEpoch ?? stored.epochs, stored.epochs)
+        do {
+            while run.epoch < until {
+                let metrics = try run.trainEpoch()
+                let file = try run.checkpoint()
+                try recorder.appendMetrics(metrics)
+                try recorder.commit(file, epoch: run.epoch, best: run.bestEpoch == run.epoch,
+                                    validationAccuracy: metrics.validationAccuracy)
+            }
+        } catch let error as DivergenceError {
+            throw recorder.diverged(error)
+        }
+        if run.isFinished { try run.fit(recorder: recorder) }
+        func finite(_ x: Double?) -> Double? { x.flatMap { $0.isFinite ? $0 : nil } }
+        let last = run.history.last
+        return TrialOutcome(id: job.id, status: .finished, validationLoss: finite(last?.validationLoss),
+                            validationAccuracy: finite(last?.validationAccuracy),
+                            seconds: run.history.reduce(0) { $0 + $1.seconds }, flopsExecuted: run.cumulativeFlops,
+                            flopsSkipped: run.skippedFlops, epochs: run.epoch,
+                            validationLosses: run.history.map { finite($0.validationLoss) },
+                            validationAccuracies: run.history.map { finite($0.validationAccuracy) })
+    }
+
     /// In a worker process: ends it when the search process that started it goes away (kill -9
     /// included), so a resumed search never has two processes writing one trial directory.
     /// `parent` is the pid the search passed in `STRATA_SEARCH_PARENT`.
@@ -87,3 +135,11 @@ public enum TrialRunner {
 }
 
 nonisolated(unsafe) private var watchedParent: Int32 = 0
+
+/// User + system CPU seconds of this process so far, all threads.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}

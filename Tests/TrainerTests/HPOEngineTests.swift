@@ -1,0 +1,283 @@
+import GPUTensor
+@testable import Trainer
+import XCTest
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Several workers without threads: holds up to `slots` jobs and finishes the most recently
+/// submitted first (`TrialRunner.run`, the worker side of every executor), so results arrive
+/// out of trial order, as they do from parallel workers.
+final class OutOfOrderExecutor: TrialExecutor {
+    let slots: Int
+    private var held: [TrialJob] = []
+    private(set) var submitted: [TrialJob] = []
+    private(set) var mostAtOnce = 0
+    /// Simulates the search process being killed once this many results have been collected.
+    var killAfter: Int?
+    struct Killed: Error {}
+
+    init(slots: Int) { self.slots = slots }
+    var freeSlots: Int { slots - held.count }
+
+    func submit(_ job: TrialJob) throws {
+        held.append(job)
+        submitted.append(job)
+        mostAtOnce = max(mostAtOnce, held.count)
+    }
+
+    func poll(timeout: Double) throws -> [(outcome: TrialOutcome, wallSeconds: Double)] {
+        if let k = killAfter {
+            if k == 0 {
+                // The killed search's workers ran on: the held jobs finish (outcome.json) unjournaled.
+                for job in held { _ = TrialRunner.run(job) }
+                throw Killed()
+            }
+            killAfter = k - 1
+        }
+        guard let job = held.popLast() else { return [] }
+        return [(TrialRunner.run(job), 0.01)]
+    }
+
+    func cancelAll() { held.removeAll() }
+}
+
+final class HPOEngineTests: XCTestCase {
+    func makeConfig(data: String, trials: Int, sampler: HPOConfig.SamplerKind = .random,
+                    pruner: HPOConfig.PrunerKind = .asha, epochs: Int = 3) throws -> HPOConfig {
+        var base = smallConfig(data: data, filters: [4, 6], epochs: epochs, augment: false, optimizer: .adam(learningRate: 1e-3))
+        base.batchSize = 8
+        let space = try HPOSpace([("lr", .float(low: 1e-4, high: 1e-1, log: true)), ("batch_size", .categorical(["8", "16"]))])
+        return HPOConfig(trial: base, final: base, space: space, sampler: sampler, pruner: pruner, objective: .loss,
+                         trials: trials, finalEpochs: 0, proxy: nil)
+    }
+
+    func makeData() throws -> String {
+        let data = try makeTemporaryDirectory(self)
+        try writeRandomCIFAR(data, train: 96, test: 20)
+        return data
+    }
+
+    func search(_ config: HPOConfig, in path: String, executor: TrialExecutor) throws -> (HPORun, HPOSummary) {
+        let run = try HPORun(config: config, directory: RunDirectory(path: path), backend: CPUBackend(),
+                             data: try RunData.load(config.trial.data, seed: config.trial.seed))
+        run.executor = executor
+        return (run, try run.run())
+    }
+
+    func journal(_ run: HPORun) throws -> [HPOTrialRecord] { try HPORun.readJournal(run.journalPath) }
+
+    /// Two workers whose results come back out of order propose the same trials as one worker
+    /// (the random sampler is a function of seed and trial number), and without a pruner every
+    /// trial's values are bit-identical: where a trial runs does not change it.
+    func testTwoWorkersRunTheSameTrialsAsOne() throws {
+        let data = try makeData(), root = try makeTemporaryDirectory(self)
+        let config = try makeConfig(data: data, trials: 5, pruner: .none)
+        let (one, _) = try search(config, in: root + "/one", executor: InProcessExecutor())
+        let parallel = OutOfOrderExecutor(slots: 2)
+        let (two, _) = try search(config, in: root + "/two", executor: parallel)
+        XCTAssertEqual(parallel.mostAtOnce, 2, "two trials were running at once")
+        XCTAssertEqual(two.records.map(\.trial), [0, 1, 2, 3, 4])
+        XCTAssertEqual(two.records.map(\.params), one.records.map(\.params))
+        XCTAssertEqual(two.records.map(\.values), one.records.map(\.values))
+        XCTAssertEqual(two.records.map(\.status), Array(repeating: .complete, count: 5))
+        // Results arrived out of trial order (the journal's order is arrival's).
+        let ended = try journal(two).filter { $0.status != .running }.map(\.trial)
+        XCTAssertNotEqual(ended, ended.sorted())
+
+        // With ASHA the same trials are proposed; each stops at a rung or runs its budget.
+        let asha = try makeConfig(data: data, trials: 6)
+        let (a1, _) = try search(asha, in: root + "/asha1", executor: InProcessExecutor())
+        let (a2, _) = try search(asha, in: root + "/asha2", executor: OutOfOrderExecutor(slots: 3))
+        XCTAssertEqual(Set(a2.records.map { HPOReport.params($0.params) }), Set(a1.records.map { HPOReport.params($0.params) }))
+        XCTAssertEqual(a2.records.count, 6)
+        for r in a1.records + a2.records {
+            XCTAssertTrue(r.status == .complete ? r.values.count == 3 : r.status == .pruned && r.values.count == 1, "\(r)")
+        }
+    }
+
+    /// ASHA stops a trial at its first rung: its job trained one epoch and no more (its run
+    /// directory holds one epoch), and its last journal line says pruned. A promoted trial is
+    /// continued from its checkpoint by a second job, and ends with exactly the values of a trial
+    /// trained in one go (no pruner): segments are bit-identical to one run.
+    func testAPrunedTrialStopsAtItsRungAndPromotedOnesContinueBitIdentically() throws {
+        let data = try makeData(), root = try makeTemporaryDirectory(self)
+        let executor = InProcessExecutor()
+        let (asha, summary) = try search(try makeConfig(data: data, trials: 6), in: root + "/asha", executor: executor)
+        let (whole, _) = try search(try makeConfig(data: data, trials: 6, pruner: .none), in: root + "/none",
+                                    executor: InProcessExecutor())
+        XCTAssertGreaterThan(summary.pruned, 0)
+        XCTAssertGreaterThan(summary.complete, 0)
+        let lines = try journal(asha)
+        for r in asha.records {
+            let dir = RunDirectory(path: asha.trialDirectory(r.trial) + "/run")
+            let trained = try dir.readMetrics().count
+            let jobs = executor.submitted.filter { $0.id == HPORun.trialID(r.trial) }
+            switch r.status {
+            case .pruned:
+                XCTAssertEqual(r.values.count, 1)
+                XCTAssertEqual(r.rungs, [1])
+                XCTAssertEqual(trained, 1, "trial \(r.trial) trained past its rung")
+                XCTAssertEqual(jobs.map(\.untilEpoch), [1])
+                XCTAssertEqual(lines.last { $0.trial == r.trial }?.status, .pruned)
+                XCTAssertFalse(dir.exists(dir.summaryPath), "a pruned run is not complete")
+            case .complete:
+                XCTAssertEqual(r.rungs, [1, 3])
+                XCTAssertEqual(jobs.map(\.untilEpoch), [1, 3], "rung 1, then the budget")
+                XCTAssertEqual(trained, 3)
+                XCTAssertEqual(r.values, whole.records[r.trial].values, "trial \(r.trial): resumed segments = one run")
+                XCTAssertEqual(lines.filter { $0.trial == r.trial }.map(\.status), [.running, .running, .complete])
+            default:
+                XCTFail("trial \(r.trial) \(r.status)")
+            }
+        }
+        // Hyperband: each trial's segments end at its own bracket's rungs.
+        let hb = try makeConfig(data: data, trials: 4, pruner: .hyperband, epochs: 3)
+        let pruner = try XCTUnwrap(hb.makePruner() as? HyperbandPruner)
+        let hbExecutor = InProcessExecutor()
+        let (hbRun, _) = try search(hb, in: root + "/hb", executor: hbExecutor)
+        for r in hbRun.records {
+            let first = hbExecutor.submitted.first { $0.id == HPORun.trialID(r.trial) }?.untilEpoch
+            XCTAssertEqual(first, min(3, pruner.decisionStep(trial: r.trial, after: 0)))
+        }
+    }
+
+    /// A search killed with trials running (a promoted one mid-way, results written by workers
+    /// but not journaled) and a torn journal line, resumed with two workers: it ends with the
+    /// same trials, values and states as a search never interrupted, and no trial trained twice.
+    func testResumeAfterACutCompletesTheSameTrials() throws {
+        let data = try makeData(), root = try makeTemporaryDirectory(self)
+        let config = try makeConfig(data: data, trials: 6)
+        let (whole, _) = try search(config, in: root + "/whole", executor: InProcessExecutor())
+
+        let cut = OutOfOrderExecutor(slots: 1)
+        cut.killAfter = 4
+        XCTAssertThrowsError(try search(config, in: root + "/cut", executor: cut))
+        let dir = RunDirectory(path: root + "/cut")
+        let before = try HPORun.readJournal(dir.path + "/journal.jsonl")
+        XCTAssertTrue(before.contains { $0.status == .running && !$0.values.isEmpty }, "a promoted trial was cut mid-way")
+        let torn = Array(#"{"params":{"batch_size":{"choice":"8"}},"sec"#.utf8)
+        let fh = try XCTUnwrap(FileHandle(forWritingAtPath: dir.path + "/journal.jsonl"))
+        fh.seekToEndOfFile()
+        fh.write(Data(torn))
+        fh.closeFile()
+
+        let resumed = try HPORun(resuming: dir, backend: CPUBackend())
+        XCTAssertEqual(resumed.records.count, Set(before.map(\.trial)).count, "the torn line is dropped")
+        resumed.executor = InProcessExecutor()
+        try resumed.run()
+        XCTAssertEqual(resumed.records.map(\.params), whole.records.map(\.params))
+        XCTAssertEqual(resumed.records.map(\.values), whole.records.map(\.values))
+        XCTAssertEqual(resumed.records.map(\.status), whole.records.map(\.status))
+        XCTAssertEqual(resumed.records.map(\.rungs), whole.records.map(\.rungs))
+        // The journal is whole again: every line parses, the torn bytes are gone.
+        let after = try HPORun.readJournal(dir.path + "/journal.jsonl")
+        XCTAssertEqual(try XCTUnwrap(FileManager.default.contents(atPath: dir.path + "/journal.jsonl")).last, 0x0A)
+        XCTAssertEqual(after.prefix(before.count).map(\.trial), before.map(\.trial))
+        for r in resumed.records {
+            XCTAssertEqual(try RunDirectory(path: resumed.trialDirectory(r.trial) + "/run").readMetrics().map(\.epoch),
+                           Array(1...r.values.count), "trial \(r.trial) trained each epoch once")
+        }
+    }
+
+    /// `--compare-full`'s report: both searches side by side with time, trials, best score and
+    /// final test accuracy, and every trial with its hyperparameters, rung values and state.
+    func testReportPutsProxyAndFullSideBySide() throws {
+        let data = try makeData(), root = try makeTemporaryDirectory(self)
+        var full = try makeConfig(data: data, trials: 4)
+        full.finalEpochs = 1
+        full.objective = .accuracy
+        var proxy = full
+        proxy.trial.model = try Pruning.prune(full.trial.model, seed: 11, percentile: 85, minRatio: 0.15, backend: CPUBackend()).spec
+        proxy.trial.modelName = "cnn-proxy"
+        proxy.proxy = "synflow"
+        let p = try search(proxy, in: root + "/proxy", executor: InProcessExecutor())
+        let f = try search(full, in: root + "/full", executor: InProcessExecutor())
+        let comparison = try HPOReport.writeComparison(proxy: p, full: f, to: root)
+        XCTAssertEqual(comparison.searchTimeSaved, 1 - p.1.searchSeconds / f.1.searchSeconds, accuracy: 1e-12)
+        XCTAssertNotNil(comparison.finalAccuracyDifference)
+        let cpu = try XCTUnwrap(comparison.cpuTimeSaved)
+        XCTAssertEqual(cpu, 1 - p.1.searchCPUSeconds! / f.1.searchCPUSeconds!, accuracy: 1e-12)
+        XCTAssertTrue((p.0.records + f.0.records).allSatisfy { ($0.cpuSeconds ?? 0) > 0 }, "every trial's CPU seconds")
+        let html = String(decoding: try XCTUnwrap(FileManager.default.contents(atPath: root + "/report.html")), as: UTF8.self)
+        for needle in ["Proxy against full model", "cnn-proxy", "Search time saved by the proxy", "(CPU time: " + SearchReport.fixed(cpu * 100, 1) + "%)",
+                       SearchReport.fixed(comparison.searchTimeSaved * 100, 1) + "%",
+                       SearchReport.fixed(try XCTUnwrap(p.1.finalTestAccuracy) * 100, 2) + "%",
+                       SearchReport.fixed(try XCTUnwrap(f.1.finalTestAccuracy) * 100, 2) + "%",
+                       SearchReport.fixed(try XCTUnwrap(p.1.bestScore) * 100, 2) + "%",
+                       "Trials: proxy", "Trials: full model", "<th>lr</th>", "<th>batch_size</th>", "e1: "] {
+            XCTAssertTrue(html.contains(needle), "report.html lacks \(needle)")
+        }
+        for r in p.0.records + f.0.records { XCTAssertTrue(html.contains(">\(r.status.rawValue)<"), "\(r.status)") }
+        let json = try RunDirectory(path: root).readJSON(HPOComparison.self, from: root + "/comparison.json")
+        XCTAssertEqual(json, comparison)
+        // Learning rates and weight decays keep their digits.
+        XCTAssertEqual(HPOReport.significant(0.00314159), "3.14e-3")
+        XCTAssertEqual(HPOReport.significant(9.9996e-5), "1.00e-4")
+        XCTAssertEqual(HPOReport.significant(0.25), "0.250")
+        XCTAssertEqual(HPOReport.params(["lr": .float(1.05e-4), "batch_size": .choice("64")]), "batch_size=64 lr=1.05e-4")
+        // Each search also has its own report.
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/proxy/report.html"))
+    }
+
+    /// `strata hpo` end to end on worker processes (`--workers 2`, the `search-trial` worker
+    /// command) and, when a Python with `ray` is there (`STRATA_RAY_PYTHON`), on a local Ray
+    /// head (`--engine ray`): the same trials and bit-identical values as one worker. Needs the
+    /// strata binary next to the test bundle; skipped otherwise.
+    func testStrataHPOOnWorkerProcessesAndRay() throws {
+        let strata = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("strata").path
+        guard FileManager.default.isExecutableFile(atPath: strata) else { throw XCTSkip("no strata binary next to the tests") }
+        let data = try makeTemporaryDirectory(self)
+        try writeRandomCIFAR(data, train: 96, test: 20)
+        let space = data + "/space.json"
+        try writeBytes(Array(#"{"lr": {"low": 1e-4, "high": 0.1, "log": true}, "batch_size": {"choices": [8, 16]}}"#.utf8), to: space)
+        let common = ["hpo", "--model", "cnn", "--filters", "4,6", "--hidden", "8", "--data", data, "--validation-fraction", "0.25",
+                      "--no-augment", "--space", space, "--sampler", "random", "--pruner", "none", "--trials", "4", "--epochs", "2",
+                      "--final-epochs", "1", "--threads", "2", "--batch-size", "8", "--device", "cpu"]
+        func records(_ dir: String) throws -> [HPOTrialRecord] { HPORun.latest(try HPORun.readJournal(dir + "/journal.jsonl")) }
+        XCTAssertEqual(try runTool(strata, common + ["--workers", "1", "--output", data + "/one"]), 0)
+        XCTAssertEqual(try runTool(strata, common + ["--workers", "2", "--output", data + "/two"]), 0)
+        let one = try records(data + "/one"), two = try records(data + "/two")
+        XCTAssertEqual(one.count, 4)
+        XCTAssertEqual(two.map(\.params), one.map(\.params))
+        XCTAssertEqual(two.map(\.values), one.map(\.values))
+        XCTAssertEqual(two.map(\.status), Array(repeating: .complete, count: 4))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: data + "/two/report.html"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: data + "/two/final/summary.json"))
+
+        let python = ProcessInfo.processInfo.environment["STRATA_RAY_PYTHON"] ?? "python3"
+        guard (try? runTool(python, ["-c", "import ray"])) == 0 else { throw XCTSkip("\(python) has no ray (set STRATA_RAY_PYTHON)") }
+        let ray = URL(fileURLWithPath: python).deletingLastPathComponent().appendingPathComponent("ray").path
+        let rayCLI = FileManager.default.isExecutableFile(atPath: ray) ? ray : "ray"
+        let port = 20000 + Int(getpid() % 20000)
+        XCTAssertEqual(try runTool(rayCLI, ["start", "--head", "--node-ip-address", "127.0.0.1", "--port", "\(port)", "--num-cpus", "2",
+                                            "--include-dashboard", "false", "--disable-usage-stats"]), 0)
+        defer { _ = try? runTool(rayCLI, ["stop"]) }
+        // ASHA on Ray: promoted trials continue from the run directory that travelled with their job.
+        var asha = common
+        asha[asha.firstIndex(of: "--pruner")! + 1] = "asha"
+        asha[asha.firstIndex(of: "--epochs")! + 1] = "3"   // rung 1, then the budget
+        XCTAssertEqual(try runTool(strata, asha + ["--workers", "1", "--output", data + "/asha-local"]), 0)
+        XCTAssertEqual(try runTool(strata, asha + ["--workers", "1", "--output", data + "/asha-ray", "--engine", "ray",
+                                                   "--ray-address", "127.0.0.1:\(port)", "--python", python]), 0)
+        let local = try records(data + "/asha-local"), onRay = try records(data + "/asha-ray")
+        XCTAssertEqual(onRay.map(\.params), local.map(\.params))
+        XCTAssertEqual(onRay.map(\.values), local.map(\.values))
+        XCTAssertEqual(onRay.map(\.status), local.map(\.status))
+        XCTAssertTrue(onRay.contains { $0.status == .complete && $0.rungs == [1, 3] }, "a promoted trial continued on Ray")
+    }
+
+    @discardableResult
+    func runTool(_ executable: String, _ arguments: [String]) throws -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable.contains("/") ? executable : "/usr/bin/env")
+        p.arguments = executable.contains("/") ? arguments : [executable] + arguments
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+}
