@@ -94,7 +94,7 @@ test-cuda: deps cuda
 # Swift: dist/cuda/strata is a wrapper that finds the CUDA libraries there (scripts/dist-cuda-wrapper.sh).
 dist-cuda: deps cuda
 	$(CUDA_ENV) $(SWIFT) build -c release --static-swift-stdlib $(CUDA_FLAGS) --product strata
-	mkdir -p dist/cuda/bin dist/cuda/lib
+	rm -rf dist/cuda && mkdir -p dist/cuda/bin dist/cuda/lib
 	cp $(CUDA_BUILD)/release/strata dist/cuda/bin/ && strip dist/cuda/bin/strata
 	# oneDNN (the CPU convolutions, also the reference of `selftest --device cuda`), opened at
 	# run time, with the two libraries it needs that a GPU machine may lack.

@@ -114,6 +114,32 @@ final class SearchTrainingTests: XCTestCase {
         }
     }
 
+    /// A trial killed after its run directory got `config.json` and before its first checkpoint
+    /// (the window a fast machine hit in testKilledSearchResumesToTheSameResults) resumes from
+    /// epoch 0: it used to be opened as a new run and fail with "is not empty".
+    func testTrialKilledBeforeItsFirstCheckpointResumes() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let settings = SearchSettings(space: SearchSpace(name: "one", convLayers: [1], filters: [4], hidden: [[8]], lr: [0.01],
+                                                         batchSize: [16], epochs: 2),
+                                      reuse: .none, data: DataConfig(kind: "cifar10", path: data, validationFraction: 0.25, augment: false))
+        let engine = SearchEngine(directory: SearchDirectory(path: dir), settings: settings, executor: InProcessExecutor(),
+                                  threadsPerTrial: 1)
+        let records = try engine.run()
+        XCTAssertEqual(records.map(\.status), [.finished], records.compactMap(\.error).joined())
+        let trial = SearchDirectory(path: dir).trialDirectory(records[0].id)
+        let run = trial + "/run"
+        // Back to the moment after config.json: everything else of the run and the outcome gone.
+        for name in try FileManager.default.contentsOfDirectory(atPath: run) where name != "config.json" {
+            try FileManager.default.removeItem(atPath: run + "/" + name)
+        }
+        try FileManager.default.removeItem(atPath: TrialRunner.outcomePath(trial))
+        let job = try SearchJSON.read(TrialJob.self, from: trial + "/job.json")
+        let outcome = TrialRunner.run(job)
+        XCTAssertEqual(outcome.status, .finished, outcome.error ?? "")
+        XCTAssertEqual(outcome.epochs, 2)
+        XCTAssertEqual(outcome.validationLoss, records[0].validationLoss, "the same training as the uninterrupted trial")
+    }
+
     /// `strata search` killed with SIGKILL at three moments (mid-trial, right after a journal
     /// record, at once) and resumed each time ends with the same journal metrics as a search that
     /// ran through. Needs the `strata` binary next to the test bundle (`swift build --build-tests`).

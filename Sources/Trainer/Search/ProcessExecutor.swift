@@ -4,8 +4,8 @@ import Glibc
 
 /// Runs each trial in a child process of its own: `<executable> <arguments...> <job.json>`.
 ///
-/// Why processes and not threads: the CPU backend sets OpenBLAS's global thread count inside its
-/// conv kernels, so two backends on two threads of one process race on it; a child process per
+/// Why processes and not threads: the CPU backend sets the OpenMP thread count that oneDNN's
+/// kernels use, and two backends on two threads of one process would share one team; a child process per
 /// trial also keeps a crash (a precondition, an out-of-memory kill) to that trial, and the
 /// `job.json` in / `outcome.json` out contract is the one a cluster executor needs anyway.
 /// Each child gets `STRATA_SEARCH_PARENT` (it exits when the search process goes away) and its

@@ -42,8 +42,11 @@ public enum TrialRunner {
         guard let trial = job.trial else { throw SearchError("\(job.directory)/job.json names neither a trial nor a training") }
         let directory = RunDirectory(path: job.runDirectory)
         let run: TrainingRun
-        if directory.exists(directory.configPath) {
-            // Interrupted earlier: continue from the trial's own last checkpoint.
+        // Interrupted earlier: continue from the trial's own last checkpoint, if it got one. The
+        // mode is said, not inferred from the epoch: a trial killed after its config.json and
+        // before its first checkpoint resumes at epoch 0 (as a new run it met "is not empty").
+        let resuming = directory.exists(directory.configPath)
+        if resuming {
             run = try TrainingRun.resume(from: directory, backend: backend)
         } else {
             let data = try RunData.load(job.data, seed: trial.seed)
@@ -52,7 +55,7 @@ public enum TrialRunner {
                                                    device: job.device, reuse: job.reuse)
             run = try TrainingRun(config: config, backend: backend, data: data)
         }
-        let summary = try run.fit(in: directory)
+        let summary = try run.fit(in: directory, mode: resuming ? .resume : .new)
         // Diverged: a loss that is not finite or 100x that of guessing uniformly (ln K per image).
         let limit = 100 * log(Double(max(2, run.data.train.classes)))
         func diverged(_ x: Double) -> Bool { !x.isFinite || x > limit }
