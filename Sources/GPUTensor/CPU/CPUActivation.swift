@@ -10,7 +10,7 @@ extension CPUBackend {
 
     /// `y = max(x, 0)`. NaN propagates (as in PyTorch), so a diverging run stays visible.
     public func reluForward(_ x: Tensor, output y: Tensor) {
-        precondition(x.count == y.count, "reluForward \(x) -> \(y)")
+        ShapeChecks.reluForward(x, output: y)
         let xp = x.hostPointer, yp = y.hostPointer
         parallelFor(x.count, grain: Self.minWorkPerThread) { r in
             for i in r {
@@ -22,7 +22,7 @@ extension CPUBackend {
 
     /// `dx = dy * (y > 0)`.
     public func reluBackward(output y: Tensor, gradOutput dy: Tensor, gradInput dx: Tensor) {
-        precondition(y.count == dy.count && y.count == dx.count, "reluBackward \(y), \(dy), \(dx)")
+        ShapeChecks.reluBackward(output: y, gradOutput: dy, gradInput: dx)
         let yp = y.hostPointer, dyp = dy.hostPointer, dxp = dx.hostPointer
         parallelFor(y.count, grain: Self.minWorkPerThread) { r in
             // Both loads unconditional: `y > 0 ? dy[i] : 0` would load dy only on the taken

@@ -19,10 +19,7 @@ extension CPUBackend {
     /// x and y must not overlap. Channels-last: a pixel's C values move together; threads split
     /// output rows.
     public func randomCropFlip(_ x: Tensor, output y: Tensor, padding: Int, allowFlip: Bool, seed: UInt64, counter: UInt64) {
-        precondition(x.rank == 4 && x.shape == y.shape, "randomCropFlip \(x) -> \(y)")
-        precondition(padding >= 0, "randomCropFlip: padding \(padding)")
-        precondition(x.storage !== y.storage || x.offset + x.count <= y.offset || y.offset + y.count <= x.offset,
-                     "randomCropFlip: input and output overlap")
+        ShapeChecks.randomCropFlip(x, output: y, padding: padding)
         let (_, ch, h, w) = x.nchw
         let xp = x.hostPointer, yp = y.hostPointer
         parallelFor(x.shape[0] * h, grain: Self.grain(itemCost: w * ch)) { rows in
@@ -57,10 +54,8 @@ extension CPUBackend {
     /// `y[n, c, ...] = (x[n, c, ...] - mean[c]) / std[c]`; y may alias x. (N, C) and
     /// channels-last (N, C, H, W) are rows of C values.
     public func normalizeChannels(_ x: Tensor, output y: Tensor, mean: [Float], std: [Float]) {
-        precondition(x.rank == 4 || x.rank == 2, "normalizeChannels: x \(x.shape) must be (N, C, H, W) or (N, C)")
+        ShapeChecks.normalizeChannels(x, output: y, mean: mean, std: std)
         let (_, ch, _, _) = x.nchw
-        precondition(y.shape == x.shape && mean.count == ch && std.count == ch,
-                     "normalizeChannels \(x) -> \(y) with \(mean.count) means, \(std.count) stds")
         let rows = x.count / max(1, ch)
         let xp = x.hostPointer, yp = y.hostPointer
         mean.withUnsafeBufferPointer { meanp in
@@ -75,22 +70,10 @@ extension CPUBackend {
         }
     }
 
-    /// Output spatial size of the option-A shortcut: ceil(size / stride).
-    @inline(__always)
-    private static func shortcutSize(_ size: Int, _ stride: Int) -> Int { (size + stride - 1) / stride }
-
-    @inline(__always)
-    private static func checkShortcut(_ x: Tensor, _ y: Tensor, _ stride: Int, _ channelOffset: Int, _ what: StaticString) {
-        precondition(stride >= 1 && x.rank == 4 && y.rank == 4 && x.shape[0] == y.shape[0]
-                     && channelOffset >= 0 && channelOffset + x.shape[1] <= y.shape[1]
-                     && y.shape[2] == shortcutSize(x.shape[2], stride) && y.shape[3] == shortcutSize(x.shape[3], stride),
-                     "\(what): x \(x.shape) -> y \(y.shape) with stride \(stride), channel offset \(channelOffset)")
-    }
-
     /// `y[n, c + offset, i, j] = x[n, c, i*stride, j*stride]`, all other y zero. Channels-last:
     /// each output pixel is zeros, the source pixel's Cin values, zeros.
     public func shortcutPadForward(_ x: Tensor, output y: Tensor, stride: Int, channelOffset: Int) {
-        Self.checkShortcut(x, y, stride, channelOffset, "shortcutPadForward")
+        ShapeChecks.shortcutPad(x, y, stride: stride, channelOffset: channelOffset, "shortcutPadForward")
         let (_, cin, h, w) = x.nchw
         let (n, cout, oh, ow) = y.nchw
         let xp = x.hostPointer, yp = y.hostPointer
@@ -111,7 +94,7 @@ extension CPUBackend {
 
     /// The adjoint: `dx[n, c, i*stride, j*stride] = dy[n, c + offset, i, j]`, all other dx zero.
     public func shortcutPadBackward(gradOutput dy: Tensor, gradInput dx: Tensor, stride: Int, channelOffset: Int) {
-        Self.checkShortcut(dx, dy, stride, channelOffset, "shortcutPadBackward")
+        ShapeChecks.shortcutPad(dx, dy, stride: stride, channelOffset: channelOffset, "shortcutPadBackward")
         let (_, cin, h, w) = dx.nchw
         let (n, cout, oh, ow) = dy.nchw
         let dyp = dy.hostPointer, dxp = dx.hostPointer

@@ -40,14 +40,14 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     /// `source` is logical row-major; rank-4 tensors are stored channels-last (CPULayout.swift).
     public func upload(_ source: UnsafeBufferPointer<Float>, to destination: Tensor) {
-        precondition(source.count == destination.count, "upload of \(source.count) values into \(destination)")
+        ShapeChecks.upload(source.count, to: destination)
         guard let src = source.baseAddress else { return }
         storeLogical(src, into: destination.hostPointer, shape: destination.shape)
     }
 
     /// Writes logical row-major values (rank-4 tensors are converted from channels-last).
     public func download(_ source: Tensor, into destination: UnsafeMutableBufferPointer<Float>) throws {
-        precondition(destination.count == source.count, "download of \(source) into \(destination.count) values")
+        ShapeChecks.download(source, into: destination.count)
         guard let dst = destination.baseAddress else { return }
         loadLogical(source.hostPointer, into: dst, shape: source.shape)
     }
@@ -55,7 +55,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     /// Copies in logical order: a plain copy between tensors stored alike, a permutation between
     /// a channels-last rank-4 tensor and another shape (Flatten's (N, C, H, W) -> (N, C*H*W)).
     public func copy(_ source: Tensor, to destination: Tensor) {
-        precondition(source.count == destination.count, "copy \(source) to \(destination)")
+        ShapeChecks.copy(source, to: destination)
         let sp = source.hostPointer, dp = destination.hostPointer
         let sourcePermuted = Self.isChannelsLast(source.shape), destinationPermuted = Self.isChannelsLast(destination.shape)
         if !sourcePermuted && !destinationPermuted || source.shape == destination.shape {

@@ -9,11 +9,6 @@
 // partials and the partials are added in chunk order, so results do not depend on the thread
 // count. Per step, forward training reads x twice and writes y once (it was 3 reads + 1 write).
 extension CPUBackend {
-    @inline(__always)
-    private func checkChannels(_ t: Tensor, _ ch: Int, _ what: StaticString) {
-        precondition(t.count == ch, "\(what): \(t) for \(ch) channels")
-    }
-
     /// Rows per statistics chunk: about 16K elements, so a chunk is worth a thread.
     @inline(__always)
     private static func chunkRows(channels: Int) -> Int { max(8, 16384 / max(1, channels)) }
@@ -59,17 +54,11 @@ extension CPUBackend {
     }
 
     public func batchNormForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float) {
+        // Also refuses one value per channel (as PyTorch does: its unbiased variance is undefined).
+        ShapeChecks.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                             runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd)
         let (_, ch, _, _) = x.nchw
         let m = x.count / max(1, ch)
-        precondition(y.shape == x.shape, "batchNormForwardTraining: y \(y.shape) for x \(x.shape)")
-        checkChannels(gamma, ch, "batchNormForwardTraining")
-        checkChannels(beta, ch, "batchNormForwardTraining")
-        checkChannels(runningMean, ch, "batchNormForwardTraining")
-        checkChannels(runningVar, ch, "batchNormForwardTraining")
-        checkChannels(saveMean, ch, "batchNormForwardTraining")
-        checkChannels(saveInvStd, ch, "batchNormForwardTraining")
-        // PyTorch refuses this too: the unbiased variance of one value is undefined.
-        precondition(m > 1, "batchNormForwardTraining needs more than one value per channel, x \(x.shape)")
         let xp = x.hostPointer, yp = y.hostPointer
         let gp = gamma.hostPointer, bp = beta.hostPointer
         let rmp = runningMean.hostPointer, rvp = runningVar.hostPointer
@@ -137,13 +126,10 @@ extension CPUBackend {
 
     /// `y = (x - runningMean) / sqrt(runningVar + eps) * gamma + beta`.
     public func batchNormForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
+        ShapeChecks.batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta,
+                                              runningMean: runningMean, runningVar: runningVar)
         let (_, ch, _, _) = x.nchw
         let m = x.count / max(1, ch)
-        precondition(y.shape == x.shape, "batchNormForwardInference: y \(y.shape) for x \(x.shape)")
-        checkChannels(gamma, ch, "batchNormForwardInference")
-        checkChannels(beta, ch, "batchNormForwardInference")
-        checkChannels(runningMean, ch, "batchNormForwardInference")
-        checkChannels(runningVar, ch, "batchNormForwardInference")
         let xp = x.hostPointer, yp = y.hostPointer
         let gp = gamma.hostPointer, bp = beta.hostPointer
         let rmp = runningMean.hostPointer, rvp = runningVar.hostPointer
@@ -168,15 +154,10 @@ extension CPUBackend {
     /// With xhat = (x - mean) * invStd over the channel's M = N*H*W values:
     /// `dbeta = sum dy`, `dgamma = sum dy*xhat`, `dx = gamma*invStd * (dy - dbeta/M - xhat*dgamma/M)`.
     public func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float) {
+        ShapeChecks.batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
+                                      gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
         let (_, ch, _, _) = x.nchw
         let m = x.count / max(1, ch)
-        precondition(dy.shape == x.shape && dx.shape == x.shape,
-                     "batchNormBackward: dy \(dy.shape), dx \(dx.shape) for x \(x.shape)")
-        checkChannels(gamma, ch, "batchNormBackward")
-        checkChannels(saveMean, ch, "batchNormBackward")
-        checkChannels(saveInvStd, ch, "batchNormBackward")
-        checkChannels(gradGamma, ch, "batchNormBackward")
-        checkChannels(gradBeta, ch, "batchNormBackward")
         let xp = x.hostPointer, dyp = dy.hostPointer, dxp = dx.hostPointer
         let gp = gamma.hostPointer, smp = saveMean.hostPointer, sip = saveInvStd.hostPointer
         let dgp = gradGamma.hostPointer, dbp = gradBeta.hostPointer

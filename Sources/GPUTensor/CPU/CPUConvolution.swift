@@ -13,33 +13,26 @@ import Glibc
 // The float64 references in Verification/ConvolutionChecks.swift remain the oracle.
 
 extension CPUBackend {
-    private func checkShapes(_ g: ConvGeometry, x: [Int], w: [Int], y: [Int]) {
-        precondition(x == g.inputShape, "\(g): input \(x), expected \(g.inputShape)")
-        precondition(w == g.weightShape, "\(g): weight \(w), expected \(g.weightShape)")
-        precondition(y == g.outputShape, "\(g): output \(y), expected \(g.outputShape)")
-    }
-
     public func conv2dForward(_ g: ConvGeometry, input x: Tensor, weight w: Tensor, bias: Tensor?, output y: Tensor) {
-        checkShapes(g, x: x.shape, w: w.shape, y: y.shape)
-        if let bias { precondition(bias.count == g.outChannels, "\(g): bias \(bias.shape)") }
+        ShapeChecks.conv2d(g, input: x, weight: w, output: y, bias: bias, "conv2dForward")
         dnnlConvolutionForward(g, input: x, weight: w, bias: bias, output: y)
     }
 
     public func conv2dBackwardData(_ g: ConvGeometry, gradOutput dy: Tensor, weight w: Tensor, gradInput dx: Tensor) {
-        checkShapes(g, x: dx.shape, w: w.shape, y: dy.shape)
+        ShapeChecks.conv2d(g, input: dx, weight: w, output: dy, "conv2dBackwardData")
         dnnlConvolutionBackwardData(g, gradOutput: dy, weight: w, gradInput: dx)
     }
 
     public func conv2dBackwardFilter(_ g: ConvGeometry, input x: Tensor, gradOutput dy: Tensor,
                                      gradWeight dw: Tensor, mode: GradMode) {
-        checkShapes(g, x: x.shape, w: dw.shape, y: dy.shape)
+        ShapeChecks.conv2d(g, input: x, weight: dw, output: dy, "conv2dBackwardFilter")
         dnnlConvolutionBackwardFilter(g, input: x, gradOutput: dy, gradWeight: dw, mode: mode)
     }
 
     /// (N, C) and channels-last (N, C, H, W) alike are rows of C values (CPULayout.swift).
     public func addBias(_ y: Tensor, bias: Tensor) {
+        ShapeChecks.bias(y, bias: bias, "addBias")
         let (_, c, _, _) = y.nchw
-        precondition(bias.count == c, "addBias: bias \(bias.shape) for \(y.shape)")
         let yp = y.hostPointer, bp = bias.hostPointer, rows = y.count / max(1, c)
         parallelFor(rows, grain: Self.grain(itemCost: c)) { r in
             for i in r {
@@ -50,8 +43,8 @@ extension CPUBackend {
     }
 
     public func biasBackward(gradOutput dy: Tensor, gradBias db: Tensor, mode: GradMode) {
+        ShapeChecks.bias(dy, bias: db, "biasBackward")
         let (_, c, _, _) = dy.nchw
-        precondition(db.count == c, "biasBackward: bias \(db.shape) for \(dy.shape)")
         let dyp = dy.hostPointer, dbp = db.hostPointer, rows = dy.count / max(1, c)
         guard rows > 0 && c > 0 else {
             if mode == .overwrite { dbp.update(repeating: 0, count: c) }

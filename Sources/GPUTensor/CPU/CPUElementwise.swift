@@ -10,7 +10,7 @@ extension CPUBackend {
 
     /// `out = a + b`; out may alias a or b.
     public func add(_ a: Tensor, _ b: Tensor, output out: Tensor) {
-        precondition(a.count == b.count && a.count == out.count, "add \(a) + \(b) -> \(out)")
+        ShapeChecks.add(a, b, output: out)
         let ap = a.hostPointer, bp = b.hostPointer, op = out.hostPointer
         parallelFor(a.count, grain: Self.minWorkPerThread) { r in
             for i in r { op[i] = ap[i] + bp[i] }
@@ -19,7 +19,7 @@ extension CPUBackend {
 
     /// `out = alpha * x`; out may alias x.
     public func scale(_ x: Tensor, by alpha: Float, output out: Tensor) {
-        precondition(x.count == out.count, "scale \(x) -> \(out)")
+        ShapeChecks.scale(x, output: out)
         let xp = x.hostPointer, op = out.hostPointer
         parallelFor(x.count, grain: Self.minWorkPerThread) { r in
             for i in r { op[i] = alpha * xp[i] }
@@ -28,7 +28,7 @@ extension CPUBackend {
 
     /// `y += alpha * x`.
     public func axpy(alpha: Float, x: Tensor, y: Tensor) {
-        precondition(x.count == y.count, "axpy \(x) into \(y)")
+        ShapeChecks.axpy(x: x, y: y)
         let xp = x.hostPointer, yp = y.hostPointer
         parallelFor(x.count, grain: Self.minWorkPerThread) { r in
             for i in r { yp[i] += alpha * xp[i] }
@@ -51,15 +51,13 @@ extension CPUBackend {
     }
 
     public func sum(_ x: Tensor, into out: Tensor, slot: Int) {
-        precondition(out.rank == 1 && (0..<out.count).contains(slot), "sum into slot \(slot) of \(out)")
+        ShapeChecks.slot(out, slot, "sum")
         // `sum` never fails on the CPU; the same code gives the same float.
         out.hostPointer[slot] = (try? sum(x)) ?? .nan
     }
 
     public func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor, slot: Int) {
-        precondition(logits.rank == 2 && labels.count == logits.shape[0] && logits.shape[1] > 0,
-                     "countCorrect of \(logits) against \(labels)")
-        precondition(out.rank == 1 && (0..<out.count).contains(slot), "countCorrect into slot \(slot) of \(out)")
+        ShapeChecks.countCorrect(logits: logits, labels: labels, into: out, slot: slot)
         let rows = logits.shape[0], k = logits.shape[1]
         let xp = logits.hostPointer, lp = labels.hostPointer
         var correct = 0
@@ -87,9 +85,8 @@ extension CPUBackend {
 
     /// out[n] = index of the first maximum of row n of x (N, K), as a float.
     public func argmax(rows x: Tensor, output out: Tensor) {
-        precondition(x.rank == 2 && out.count == x.shape[0], "argmax of \(x) into \(out)")
+        ShapeChecks.argmax(rows: x, output: out)
         let rows = x.shape[0], k = x.shape[1]
-        precondition(k > 0, "argmax over empty rows \(x)")
         let xp = x.hostPointer, op = out.hostPointer
         parallelFor(rows, grain: Self.grain(itemCost: k)) { r in
             for i in r {

@@ -14,10 +14,7 @@ extension CPUBackend {
     /// Row-major `c = alpha * op(a) * op(b) + beta * c` through oneDNN's `dnnl_sgemm`.
     public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                      alpha: Float, a: Tensor, b: Tensor, beta: Float, c: Tensor) {
-        precondition(m >= 0 && n >= 0 && k >= 0, "gemm with negative size \(m)x\(n)x\(k)")
-        precondition(a.count == m * k, "gemm: a \(a.shape) is not \(transposeA ? "(k, m)" : "(m, k)") = \(m), \(k)")
-        precondition(b.count == k * n, "gemm: b \(b.shape) is not \(transposeB ? "(n, k)" : "(k, n)") = \(k), \(n)")
-        precondition(c.count == m * n, "gemm: c \(c.shape) is not (m, n) = (\(m), \(n))")
+        ShapeChecks.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, b: b, c: c)
         guard m > 0 && n > 0 else { return }
         guard k > 0 else {
             // An empty product: c = beta * c (BLAS-style calls reject a leading dimension of 0).

@@ -6,11 +6,8 @@ extension CPUBackend {
     /// Per row: `loss = log(sum_k exp(z_k - max)) + max - z_label`, stable for any logit range
     /// (the exponentials never exceed 1; their sum is kept in Double).
     public func softmaxCrossEntropy(logits: Tensor, labels: Tensor, losses: Tensor, gradLogits: Tensor?, gradScale: Float) {
-        precondition(logits.rank == 2, "softmaxCrossEntropy: logits \(logits.shape) must be (N, K)")
+        ShapeChecks.softmaxCrossEntropy(logits: logits, labels: labels, losses: losses, gradLogits: gradLogits)
         let rows = logits.shape[0], k = logits.shape[1]
-        precondition(k > 0 && labels.count == rows && losses.count == rows,
-                     "softmaxCrossEntropy: logits \(logits.shape), labels \(labels.shape), losses \(losses.shape)")
-        if let g = gradLogits { precondition(g.count == logits.count, "softmaxCrossEntropy: gradLogits \(g.shape)") }
         let zp = logits.hostPointer, lp = labels.hostPointer, outp = losses.hostPointer
         let gp: UnsafeMutablePointer<Float>? = gradLogits?.hostPointer
         parallelFor(rows, grain: Self.grain(itemCost: 4 * k)) { r in

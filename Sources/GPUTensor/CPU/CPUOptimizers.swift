@@ -8,16 +8,14 @@ extension CPUBackend {
     /// `g = grad + wd*p; v = momentum*v + g; p -= lr * (nesterov ? g + momentum*v : v)`;
     /// without momentum (or velocity) `p -= lr * g`.
     public func sgdUpdate(parameter p: Tensor, gradient grad: Tensor, velocity: Tensor?, learningRate lr: Float, momentum: Float, weightDecay wd: Float, nesterov: Bool) {
-        precondition(p.count == grad.count, "sgdUpdate: parameter \(p), gradient \(grad)")
+        let velocity = ShapeChecks.sgdUpdate(parameter: p, gradient: grad, velocity: velocity, momentum: momentum)
         let pp = p.hostPointer, gp = grad.hostPointer
-        guard momentum != 0 else {
+        guard let velocity else {
             parallelFor(p.count, grain: Self.minWorkPerThread) { r in
                 for i in r { pp[i] -= lr * (gp[i] + wd * pp[i]) }
             }
             return
         }
-        guard let velocity else { preconditionFailure("sgdUpdate: momentum \(momentum) needs a velocity tensor") }
-        precondition(velocity.count == p.count, "sgdUpdate: velocity \(velocity) for parameter \(p)")
         let vp = velocity.hostPointer
         parallelFor(p.count, grain: Self.minWorkPerThread) { r in
             if nesterov {
@@ -40,13 +38,11 @@ extension CPUBackend {
     /// `g = grad + wd*p; sq = alpha*sq + (1-alpha)*g^2; d = g / (sqrt(sq) + eps)`;
     /// with momentum `buf = momentum*buf + d; p -= lr*buf`, else `p -= lr*d`.
     public func rmspropUpdate(parameter p: Tensor, gradient grad: Tensor, squareAverage sq: Tensor, momentumBuffer buf: Tensor?, learningRate lr: Float, alpha: Float, epsilon eps: Float, momentum: Float, weightDecay wd: Float) {
-        precondition(p.count == grad.count && p.count == sq.count, "rmspropUpdate: parameter \(p), gradient \(grad), square average \(sq)")
+        let buffer = ShapeChecks.rmspropUpdate(parameter: p, gradient: grad, squareAverage: sq, momentumBuffer: buf, momentum: momentum)
         let pp = p.hostPointer, gp = grad.hostPointer, sp = sq.hostPointer
         let oneMinusAlpha = 1 - alpha
-        if momentum != 0 {
-            guard let buf else { preconditionFailure("rmspropUpdate: momentum \(momentum) needs a momentum buffer") }
-            precondition(buf.count == p.count, "rmspropUpdate: momentum buffer \(buf) for parameter \(p)")
-            let bp = buf.hostPointer
+        if let buffer {
+            let bp = buffer.hostPointer
             parallelFor(p.count, grain: Self.minWorkPerThread) { r in
                 for i in r {
                     let g = gp[i] + wd * pp[i]
@@ -73,9 +69,7 @@ extension CPUBackend {
     /// p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`, with `g = grad + wd*p` (Adam)
     /// or `p *= 1 - lr*wd` first and `g = grad` (AdamW). Bias corrections are computed in Double.
     public func adamUpdate(parameter p: Tensor, gradient grad: Tensor, firstMoment m: Tensor, secondMoment v: Tensor, learningRate lr: Float, beta1: Float, beta2: Float, epsilon eps: Float, weightDecay wd: Float, decoupled: Bool, step: Int) {
-        precondition(p.count == grad.count && p.count == m.count && p.count == v.count,
-                     "adamUpdate: parameter \(p), gradient \(grad), moments \(m), \(v)")
-        precondition(step >= 1, "adamUpdate: step \(step) must count from 1")
+        ShapeChecks.adamUpdate(parameter: p, gradient: grad, firstMoment: m, secondMoment: v, step: step)
         let pp = p.hostPointer, gp = grad.hostPointer, mp = m.hostPointer, vp = v.hostPointer
         let bc1 = pow(Double(beta1), Double(step)), bc2 = pow(Double(beta2), Double(step))
         let stepSize = Float(Double(lr) / (1 - bc1))

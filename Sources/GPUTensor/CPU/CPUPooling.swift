@@ -1,19 +1,6 @@
 // Pooling over channels-last (N, C, H, W) tensors (stored NHWC, CPULayout.swift): the channel is
 // the inner loop. Window (oh, ow) covers rows oh*stride - pad ..< +window, clipped to the image.
 extension CPUBackend {
-    /// Compares dimensions one by one: building `g.inputShape` would allocate on every call.
-    @inline(__always)
-    private static func isShape(_ t: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Bool {
-        t.rank == 4 && t.shape[0] == n && t.shape[1] == c && t.shape[2] == h && t.shape[3] == w
-    }
-
-    @inline(__always)
-    private func checkPool(_ g: PoolGeometry, input x: Tensor, output y: Tensor, _ what: StaticString) {
-        precondition(Self.isShape(x, g.batch, g.channels, g.height, g.width)
-                     && Self.isShape(y, g.batch, g.channels, g.outHeight, g.outWidth),
-                     "\(what): x \(x.shape), y \(y.shape) for pool \(g.inputShape) -> \(g.outputShape)")
-    }
-
     /// Whether max pooling replaces the window's running maximum `best` by `v`: when v is
     /// larger, or v is the window's first NaN. Written without short-circuit branches so the
     /// callers compile to selects: on real activations `v > best` is a coin flip, and the
@@ -38,7 +25,7 @@ extension CPUBackend {
     /// Channels-last: each output pixel's window is scanned in row-major order with the channels
     /// as the inner, vectorised loop; threads split output rows.
     public func maxPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
-        checkPool(g, input: x, output: y, "maxPoolForward")
+        ShapeChecks.pool(g, input: x, output: y, "maxPoolForward")
         let (h, w, oh, ow, ch) = (g.height, g.width, g.outHeight, g.outWidth, g.channels)
         let (k, s, pad) = (g.window, g.stride, g.padding)
         let xp = x.hostPointer, yp = y.hostPointer
@@ -81,8 +68,8 @@ extension CPUBackend {
     /// Each dy goes to the first maximal input of its window (recomputed from x, same rule as
     /// forward); overlapping windows add. Threads split images (windows overlap only inside one).
     public func maxPoolBackward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gradInput dx: Tensor) {
-        checkPool(g, input: x, output: y, "maxPoolBackward")
-        checkPool(g, input: dx, output: dy, "maxPoolBackward")
+        ShapeChecks.pool(g, input: x, output: y, "maxPoolBackward")
+        ShapeChecks.pool(g, input: dx, output: dy, "maxPoolBackward")
         let (h, w, oh, ow, ch) = (g.height, g.width, g.outHeight, g.outWidth, g.channels)
         let (k, s, pad) = (g.window, g.stride, g.padding)
         let xp = x.hostPointer, dyp = dy.hostPointer, dxp = dx.hostPointer
@@ -133,7 +120,7 @@ extension CPUBackend {
 
     /// Mean over the window with zero padding counted (PyTorch count_include_pad): divisor window².
     public func avgPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
-        checkPool(g, input: x, output: y, "avgPoolForward")
+        ShapeChecks.pool(g, input: x, output: y, "avgPoolForward")
         let (h, w, oh, ow, ch) = (g.height, g.width, g.outHeight, g.outWidth, g.channels)
         let (k, s, pad) = (g.window, g.stride, g.padding)
         let inv = 1 / Float(k * k)
@@ -160,7 +147,7 @@ extension CPUBackend {
     }
 
     public func avgPoolBackward(_ g: PoolGeometry, gradOutput dy: Tensor, gradInput dx: Tensor) {
-        checkPool(g, input: dx, output: dy, "avgPoolBackward")
+        ShapeChecks.pool(g, input: dx, output: dy, "avgPoolBackward")
         let (h, w, oh, ow, ch) = (g.height, g.width, g.outHeight, g.outWidth, g.channels)
         let (k, s, pad) = (g.window, g.stride, g.padding)
         let inv = 1 / Float(k * k)
@@ -189,7 +176,7 @@ extension CPUBackend {
     /// x (N, C, H, W), channels-last -> y (N, C) (or (N, C, 1, 1)): per image, the mean of its
     /// H*W rows of C values.
     public func globalAvgPoolForward(input x: Tensor, output y: Tensor) {
-        precondition(x.rank == 4 && y.count == x.shape[0] * x.shape[1], "globalAvgPoolForward \(x) -> \(y)")
+        ShapeChecks.globalAvgPool(input: x, output: y, "globalAvgPoolForward")
         let n = x.shape[0], ch = x.shape[1], hw = x.shape[2] * x.shape[3]
         let inv = 1 / Float(hw)
         let xp = x.hostPointer, yp = y.hostPointer
@@ -208,7 +195,7 @@ extension CPUBackend {
 
     /// dy (N, C) -> dx (N, C, H, W) = dy / (H*W) broadcast to every pixel.
     public func globalAvgPoolBackward(gradOutput dy: Tensor, gradInput dx: Tensor) {
-        precondition(dx.rank == 4 && dy.count == dx.shape[0] * dx.shape[1], "globalAvgPoolBackward \(dy) -> \(dx)")
+        ShapeChecks.globalAvgPool(input: dx, output: dy, "globalAvgPoolBackward")
         let n = dx.shape[0], ch = dx.shape[1], hw = dx.shape[2] * dx.shape[3]
         let inv = 1 / Float(hw)
         let dyp = dy.hostPointer, dxp = dx.hostPointer

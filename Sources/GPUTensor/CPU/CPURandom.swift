@@ -22,8 +22,8 @@ extension CPUBackend {
 
     /// `mask_i = u_i >= p ? 1/(1-p) : 0` (the scale rounded to float once), `y = x * mask`.
     public func dropoutForward(_ x: Tensor, output y: Tensor, mask: Tensor, probability p: Float, seed: UInt64, counter: UInt64) {
-        precondition(x.count == y.count && x.count == mask.count, "dropoutForward \(x) -> \(y), mask \(mask)")
-        precondition(p >= 0 && p < 1, "dropout probability \(p) outside [0, 1)")
+        ShapeChecks.dropoutForward(x, output: y, mask: mask, probability: p)
+        // The CPU's own: Philox indexes logical positions, so every tensor must map them alike.
         precondition(Self.storedAlike(x.shape, y.shape) && Self.storedAlike(x.shape, mask.shape),
                      "dropoutForward \(x) -> \(y), mask \(mask): a channels-last tensor needs its own shape")
         let xp = x.hostPointer, yp = y.hostPointer, mp = mask.hostPointer
@@ -38,7 +38,7 @@ extension CPUBackend {
     }
 
     public func dropoutBackward(gradOutput dy: Tensor, mask: Tensor, gradInput dx: Tensor) {
-        precondition(dy.count == mask.count && dy.count == dx.count, "dropoutBackward \(dy), mask \(mask) -> \(dx)")
+        ShapeChecks.dropoutBackward(gradOutput: dy, mask: mask, gradInput: dx)
         let dyp = dy.hostPointer, mp = mask.hostPointer, dxp = dx.hostPointer
         parallelFor(dy.count, grain: Self.minWorkPerThread) { r in
             for i in r { dxp[i] = dyp[i] * mp[i] }

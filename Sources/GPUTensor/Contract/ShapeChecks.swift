@@ -253,7 +253,8 @@ public enum ShapeChecks {
     public static func normalizeChannels(_ x: Tensor, output y: Tensor, mean: [Float], std: [Float]) {
         precondition(x.rank == 4 || x.rank == 2, "normalizeChannels: x \(x.shape) must be (N, C, H, W) or (N, C)")
         let ch = x.shape[1]
-        precondition(y.count == x.count && mean.count == ch && std.count == ch,
+        // y[n, c, ...] is indexed like x: the same shape, not only the same count.
+        precondition(y.shape == x.shape && mean.count == ch && std.count == ch,
                      "normalizeChannels \(x) -> \(y) with \(mean.count) means, \(std.count) stds")
     }
 
