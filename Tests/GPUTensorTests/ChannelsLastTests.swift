@@ -1,4 +1,5 @@
 import XCTest
+import CDNNL
 @testable import GPUTensor
 
 /// The CPU backend's channels-last storage (CPULayout.swift): the memory really is NHWC / OHWI,
@@ -97,6 +98,35 @@ final class ChannelsLastTests: XCTestCase {
                   ConvGeometry(batch: 1, inChannels: 16, height: 8, width: 8, outChannels: 32, kernel: 1, stride: 2)] {
             try assertNoActivationReorders(g)
         }
+    }
+
+    /// Wide 3x3 stride-1 layers take Winograd (activations through the primitive's blocked
+    /// layout), everything else the direct kernels on the caller's NHWC memory; the switch and
+    /// the rule are as documented (DNNLConvolutionPlan.prefersWinograd).
+    func testWideThreeByThreeLayersRunWinograd() throws {
+        let wide = ConvGeometry(batch: 2, inChannels: 64, height: 6, width: 7, outChannels: 64, kernel: 3, stride: 1, padding: 1)
+        XCTAssertTrue(DNNLConvolutionPlan.prefersWinograd(wide))
+        for narrow in [ConvGeometry(batch: 2, inChannels: 32, height: 8, width: 8, outChannels: 64, kernel: 3, padding: 1),
+                       ConvGeometry(batch: 2, inChannels: 64, height: 8, width: 8, outChannels: 64, kernel: 3, stride: 2, padding: 1),
+                       ConvGeometry(batch: 2, inChannels: 512, height: 2, width: 2, outChannels: 512, kernel: 3, padding: 1),
+                       ConvGeometry(batch: 2, inChannels: 72, height: 8, width: 8, outChannels: 64, kernel: 3, padding: 1),
+                       ConvGeometry(batch: 2, inChannels: 64, height: 8, width: 8, outChannels: 64, kernel: 1)] {
+            XCTAssertFalse(DNNLConvolutionPlan.prefersWinograd(narrow), "\(narrow)")
+        }
+        let plan = backend.dnnl.plan(wide, bias: true)
+        guard plan.algorithm == dnnl_convolution_winograd else {
+            throw XCTSkip("oneDNN has no Winograd convolution on this CPU (it needs AVX-512)")
+        }
+        XCTAssertNotNil(plan.src.reorder, "Winograd reads a blocked copy")
+        XCTAssertNotNil(plan.backwardData.diffSrc.reorder, "both backward directions run Winograd too")
+        XCTAssertNotNil(plan.backwardWeights.src.reorder)
+        let saved = DNNLConvolutionPlan.winogradEnabled
+        DNNLConvolutionPlan.winogradEnabled = false
+        defer { DNNLConvolutionPlan.winogradEnabled = saved }
+        XCTAssertFalse(DNNLConvolutionPlan.prefersWinograd(wide), "STRATA_CPU_WINOGRAD=off keeps it direct")
+        let direct = CPUBackend(threads: 1).dnnl.plan(wide, bias: true)
+        XCTAssertEqual(direct.algorithm, dnnl_convolution_direct)
+        XCTAssertNil(direct.src.reorder)
     }
 
     private func assertNoActivationReorders(_ g: ConvGeometry) throws {

@@ -184,6 +184,29 @@ final class DNNLConvolutionPlan {
     // Convolution descriptor inputs, shared by the three directions.
     private let strides: [Int64], padL: [Int64], padR: [Int64]
     private let userSrcMD, userWeightsMD, userDstMD, actSrcMD, actDstMD, anyWeightsMD: dnnl_memory_desc_t
+    /// Direct, or Winograd F(4x4, 3x3) where it pays (`usesWinograd`).
+    let algorithm: dnnl_alg_kind_t
+
+    /// Whether 3x3 convolutions with many channels run Winograd (`STRATA_CPU_WINOGRAD=off`
+    /// keeps every convolution direct); read when a plan is created, tests change it.
+    nonisolated(unsafe) static var winogradEnabled: Bool = {
+        guard let v = getenv("STRATA_CPU_WINOGRAD") else { return true }
+        return !["off", "0", "no", "false"].contains(String(cString: v).lowercased())
+    }()
+
+    /// Winograd F(4x4, 3x3) (oneDNN's jit_wino_4x3, AVX-512) for 3x3 stride-1 "same" convolutions
+    /// of at least 64 input and output channels (multiples of 16) on images of at least 4x4.
+    /// Measured per call at 2 threads, batch 64 (bench/NOTES.md section 9): 512 channels on 4x4
+    /// 6.1 ms against 27.9 for the fastest direct kernel, 256 on 8x8 6.2 against 13.1, 64 on 32x32
+    /// 5.0 against 18.0 (forward; backward alike), but 512 on 2x2 11.1 against 2.6: below 4x4 a
+    /// 6x6 tile is mostly padding. Its rounding differs from the direct sum's (checked against
+    /// float64 at `ConvolutionChecks.winogradTolerance`). Activations go through blocked copies
+    /// (the primitive's own layout), which these layer sizes amortise.
+    static func prefersWinograd(_ g: ConvGeometry) -> Bool {
+        winogradEnabled && g.kernelH == 3 && g.kernelW == 3 && g.strideH == 1 && g.strideW == 1
+            && g.padH == 1 && g.padW == 1 && g.inChannels >= 64 && g.outChannels >= 64
+            && g.inChannels % 16 == 0 && g.outChannels % 16 == 0 && g.outHeight >= 4 && g.outWidth >= 4
+    }
 
     init(_ g: ConvGeometry, bias hasBias: Bool, context: DNNLContext) {
         geometry = g
@@ -202,22 +225,42 @@ final class DNNLConvolutionPlan {
         // 75-84 GFLOP/s against 48-51 on an NHWC copy, bench/NOTES.md section 5); on NHWC
         // storage that layout needs reorders on both sides, and the stem's forward then costs
         // the same and its backward-filter 1.5x the direct NHWC plan (thread CPU time, section 6).
-        actSrcMD = userSrcMD
-        actDstMD = userDstMD
         anyWeightsMD = memoryDesc(g.weightShape, dnnl_format_tag_any)
         var biasMD = memoryDesc([g.outChannels], dnnl_a)
-
-        var desc = dnnl_convolution_desc_t()
-        var s = actSrcMD, w = anyWeightsMD, d = actDstMD
         let (strides, padL, padR) = (self.strides, self.padL, self.padR)
-        let status = withUnsafePointer(to: &biasMD) { b in
-            dnnl_convolution_forward_desc_init(&desc, dnnl_forward_training, dnnl_convolution_direct, &s, &w,
-                                               hasBias ? b : nil, &d, strides, padL, padR)
+        let anyWeights = anyWeightsMD
+        // The forward's primitive descriptor for an algorithm and activation layout; nil where
+        // oneDNN has no implementation (Winograd needs AVX-512 and its own layouts).
+        func forwardDescriptor(_ algorithm: dnnl_alg_kind_t, _ src: dnnl_memory_desc_t,
+                               _ dst: dnnl_memory_desc_t) -> dnnl_primitive_desc_t? {
+            var desc = dnnl_convolution_desc_t()
+            var s = src, w = anyWeights, d = dst
+            let status = withUnsafePointer(to: &biasMD) { b in
+                dnnl_convolution_forward_desc_init(&desc, dnnl_forward_training, algorithm, &s, &w,
+                                                   hasBias ? b : nil, &d, strides, padL, padR)
+            }
+            var pd: dnnl_primitive_desc_t?
+            guard status == dnnl_success,
+                  dnnl_primitive_desc_create(&pd, &desc, nil, context.engine, nil) == dnnl_success else { return nil }
+            return pd
         }
-        dnnlCheck(status, "forward descriptor \(g)")
-        var pd: dnnl_primitive_desc_t?
-        dnnlCheck(dnnl_primitive_desc_create(&pd, &desc, nil, context.engine, nil), "forward primitive descriptor \(g)")
-        forwardPD = pd!
+        let anyLayout = memoryDesc(g.inputShape, dnnl_format_tag_any), anyOut = memoryDesc(g.outputShape, dnnl_format_tag_any)
+        if Self.prefersWinograd(g), let pd = forwardDescriptor(dnnl_convolution_winograd, anyLayout, anyOut),
+           Self.backwardSupported(dnnl_convolution_winograd, src: anyLayout, weights: anyWeights, dst: anyOut,
+                                  strides: strides, padL: padL, padR: padR, hint: pd, context: context) {
+            algorithm = dnnl_convolution_winograd
+            actSrcMD = anyLayout
+            actDstMD = anyOut
+            forwardPD = pd
+        } else {
+            algorithm = dnnl_convolution_direct
+            actSrcMD = userSrcMD
+            actDstMD = userDstMD
+            guard let pd = forwardDescriptor(dnnl_convolution_direct, userSrcMD, userDstMD) else {
+                preconditionFailure("oneDNN: no forward convolution for \(g)")
+            }
+            forwardPD = pd
+        }
         var prim: dnnl_primitive_t?
         dnnlCheck(dnnl_primitive_create(&prim, forwardPD), "forward primitive \(g)")
         forward = prim!
@@ -237,6 +280,24 @@ final class DNNLConvolutionPlan {
         dnnl_primitive_destroy(forward)
         dnnl_primitive_desc_destroy(forwardPD)
         if let bias { dnnl_memory_destroy(bias) }
+    }
+
+    /// Whether both backward directions of `algorithm` exist for these descriptors (a plan uses
+    /// one algorithm for all three directions).
+    static func backwardSupported(_ algorithm: dnnl_alg_kind_t, src: dnnl_memory_desc_t, weights: dnnl_memory_desc_t,
+                                  dst: dnnl_memory_desc_t, strides: [Int64], padL: [Int64], padR: [Int64],
+                                  hint: dnnl_primitive_desc_t, context: DNNLContext) -> Bool {
+        var s = src, w = weights, d = dst
+        var data = dnnl_convolution_desc_t(), filter = dnnl_convolution_desc_t()
+        guard dnnl_convolution_backward_data_desc_init(&data, algorithm, &s, &w, &d, strides, padL, padR) == dnnl_success,
+              dnnl_convolution_backward_weights_desc_init(&filter, algorithm, &s, &w, nil, &d, strides, padL, padR) == dnnl_success
+        else { return false }
+        for var desc in [data, filter] {
+            var pd: dnnl_primitive_desc_t?
+            guard dnnl_primitive_desc_create(&pd, &desc, nil, context.engine, hint) == dnnl_success else { return false }
+            dnnl_primitive_desc_destroy(pd)
+        }
+        return true
     }
 
     static func query(_ pd: dnnl_primitive_desc_t, _ what: dnnl_query_t, _ index: Int32 = 0) -> dnnl_memory_desc_t {
@@ -260,7 +321,7 @@ final class DNNLConvolutionPlan {
             let g = plan.geometry, context = plan.context
             var desc = dnnl_convolution_desc_t()
             var ds = plan.actSrcMD, w = plan.anyWeightsMD, dd = plan.actDstMD
-            dnnlCheck(dnnl_convolution_backward_data_desc_init(&desc, dnnl_convolution_direct, &ds, &w, &dd,
+            dnnlCheck(dnnl_convolution_backward_data_desc_init(&desc, plan.algorithm, &ds, &w, &dd,
                                                                plan.strides, plan.padL, plan.padR),
                       "backward-data descriptor \(g)")
             (pd, primitive) = DNNLConvolutionPlan.create(&desc, hint: plan.forwardPD, context: context, "backward-data \(g)")
@@ -281,7 +342,7 @@ final class DNNLConvolutionPlan {
             let g = plan.geometry, context = plan.context
             var desc = dnnl_convolution_desc_t()
             var s = plan.actSrcMD, dw = plan.anyWeightsMD, dd = plan.actDstMD
-            dnnlCheck(dnnl_convolution_backward_weights_desc_init(&desc, dnnl_convolution_direct, &s, &dw, nil, &dd,
+            dnnlCheck(dnnl_convolution_backward_weights_desc_init(&desc, plan.algorithm, &s, &dw, nil, &dd,
                                                                   plan.strides, plan.padL, plan.padR),
                       "backward-weights descriptor \(g)")
             (pd, primitive) = DNNLConvolutionPlan.create(&desc, hint: plan.forwardPD, context: context, "backward-weights \(g)")
