@@ -192,7 +192,7 @@ if [ "$full" != 1 ]; then
     for model in resnet20 vgg16; do
         bench_arm bench-train-nhwc-cudnn $model 128 STRATA_CUDA_LAYOUT=nhwc STRATA_CUDA_BN=cudnn
     done
-    step selftest 90 "$STRATA" selftest --device cuda --quiet
+    step selftest 90 env STRATA_CUDA_LAYOUT=nchw "$STRATA" selftest --device cuda --quiet
     for model in resnet20 resnet56 vgg16 cnn; do bench_arm bench-train-nhwc $model 32 STRATA_CUDA_LAYOUT=nhwc; done
     if [ -n "$data" ]; then
         step train-cuda-nhwc 60 env STRATA_CUDA_LAYOUT=nhwc "$STRATA" train --model resnet20 --data "$data" --epochs 3 \
@@ -213,7 +213,7 @@ fi
 
 # MARK: 2. Selftest
 
-step selftest 90 "$STRATA" selftest --device cuda --quiet
+step selftest 90 env STRATA_CUDA_LAYOUT=nchw "$STRATA" selftest --device cuda --quiet
 # The channels-last CUDA layout (CUDALayout.swift) against the same CPU oracle.
 step selftest-nhwc 90 env STRATA_CUDA_LAYOUT=nhwc "$STRATA" selftest --device cuda --quiet
 step selftest-nhwc-pbn 90 env STRATA_CUDA_LAYOUT=nhwc STRATA_CUDA_BN=persistent "$STRATA" selftest --device cuda --quiet
@@ -226,7 +226,7 @@ for mode in tf32 strict; do
     for model in resnet20 resnet56 vgg16 cnn; do
         head=""; [ $model = vgg16 ] && head="--head single"
         for batch in 32 128; do
-            step "bench-train/$model-b$batch-$mode" 25 \
+            step "bench-train/$model-b$batch-$mode" 25 env STRATA_CUDA_LAYOUT=nchw \
                 "$STRATA" bench train --model $model $head --batch-size $batch --steps 20 --device cuda $flag --json
         done
     done
