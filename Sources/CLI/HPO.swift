@@ -78,17 +78,7 @@ struct HPOCommand: ParsableCommand {
     @Option(help: "Trials at once.")
     var workers: Int = 1
 
-    @Option(help: "local (worker processes here) or ray (python -m strata_ray.driver), as in strata search.")
-    var engine: String = "local"
-
-    @Option(help: "ray: HOST:PORT of a Ray cluster, or local (a Ray started here with --workers CPUs).")
-    var rayAddress: String = "local"
-
-    @Option(help: "ray: the Python that has the ray package.")
-    var python: String = "python3"
-
-    @Option(help: "ray: the folder holding strata_ray (default: python/ of the source tree the binary was built in).")
-    var rayPackage: String?
+    @OptionGroup var engineOptions: EngineOptions
 
     func validate() throws {
         guard ["tpe", "random"].contains(sampler) else { throw ValidationError("--sampler must be tpe or random, not '\(sampler)'") }
@@ -99,7 +89,7 @@ struct HPOCommand: ParsableCommand {
         guard finalEpochs >= 0 else { throw ValidationError("--final-epochs must be at least 0, got \(finalEpochs)") }
         guard batchSize >= 2 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two images), got \(batchSize)") }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1, got \(workers)") }
-        guard ["local", "ray"].contains(engine) else { throw ValidationError("--engine must be local or ray, not '\(engine)'") }
+        try engineOptions.validate()
         if compareFull && proxy == nil { throw ValidationError("--compare-full compares a --proxy search with the full one: give --proxy") }
         if let proxy { _ = try Self.parseProxy(proxy) }
     }
@@ -187,16 +177,11 @@ struct HPOCommand: ParsableCommand {
         // --threads: the cores split between the workers (and the final training's).
         let cores = deviceOptions.threads ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         run.threadsPerTrial = max(1, cores / workers)
-        if engine == "ray" {
-            run.executor = try RayExecutor(python: python, packagePath: rayPackage ?? defaultRayPackage(), address: rayAddress,
-                                           strata: realSelfExecutable(), slots: workers, logPath: run.directory.path + "/ray.log")
-        } else {
-            run.executor = ProcessExecutor(executable: selfExecutable(), arguments: ["search-trial"], workers: workers)
-        }
+        run.executor = try engineOptions.makeExecutor(workers: workers, logPath: run.directory.path + "/ray.log")
         defer { (run.executor as? RayExecutor)?.shutdown() }
         let ended = run.records.filter { $0.status != .running }.count
         print("hpo in \(run.directory.path): \(c.trials) trials of \(c.trial.modelName), \(c.trial.epochs) epochs each, "
-              + "\(c.sampler.rawValue) sampler, \(c.pruner.rawValue) pruner, \(engine) engine, \(workers) workers x "
+              + "\(c.sampler.rawValue) sampler, \(c.pruner.rawValue) pruner, \(engineOptions.engine) engine, \(workers) workers x "
               + "\(run.threadsPerTrial) threads, \(ended) already done")
         let summary = try run.run { print($0); fflush(stdout) }
         let score = summary.bestScore.map { c.objective == .accuracy ? formatFixed($0 * 100, digits: 2) + "%" : formatFixed($0, digits: 4) } ?? "-"

@@ -60,17 +60,7 @@ struct Search: ParsableCommand {
     @Option(help: "CPU cores to split between the workers (default: all online).")
     var threads: Int?
 
-    @Option(help: "local (worker processes here) or ray (python -m strata_ray.driver).")
-    var engine: String = "local"
-
-    @Option(help: "ray: HOST:PORT of a Ray cluster, or local (a Ray started here with --workers CPUs).")
-    var rayAddress: String = "local"
-
-    @Option(help: "ray: the Python that has the ray package.")
-    var python: String = "python3"
-
-    @Option(help: "ray: the folder holding strata_ray (default: python/ of the source tree the binary was built in).")
-    var rayPackage: String?
+    @OptionGroup var engineOptions: EngineOptions
 
     @Option(help: "cpu, cuda, cuda:N or auto, for every trial.")
     var device: String = "cpu"
@@ -98,7 +88,7 @@ struct Search: ParsableCommand {
         if let w = workers, w < 1 { throw ValidationError("--workers must be at least 1") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1") }
-        guard ["local", "ray"].contains(engine) else { throw ValidationError("--engine must be local or ray, not '\(engine)'") }
+        try engineOptions.validate()
         guard ["grid", "random", "tpe"].contains(strategy) else { throw ValidationError("--strategy must be grid, random or tpe, not '\(strategy)'") }
         if strategy != "grid" && (trials ?? 0) < 1 { throw ValidationError("--strategy \(strategy) needs --trials N (N >= 1)") }
         if strategy == "grid" && trials != nil { throw ValidationError("--trials goes with --strategy random") }
@@ -168,13 +158,7 @@ struct Search: ParsableCommand {
         let cores = threads ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let workers = self.workers ?? cores
         try makeSearchFolder(dir.path)
-        let executor: TrialExecutor
-        if engine == "ray" {
-            executor = try RayExecutor(python: python, packagePath: rayPackage ?? defaultRayPackage(), address: rayAddress,
-                                       strata: realSelfExecutable(), slots: workers, logPath: dir.path + "/ray.log")
-        } else {
-            executor = ProcessExecutor(executable: selfExecutable(), arguments: ["search-trial"], workers: workers)
-        }
+        let executor = try engineOptions.makeExecutor(workers: workers, logPath: dir.path + "/ray.log")
         defer { (executor as? RayExecutor)?.shutdown() }
         let engine = SearchEngine(directory: dir, settings: settings, executor: executor,
                                   threadsPerTrial: max(1, cores / workers), retryFailed: retryFailed)

@@ -45,6 +45,25 @@ def read_cifar_test(directory, limit=None):
     return [raw[i * 3073 + 1:(i + 1) * 3073] for i in range(rows)], [raw[i * 3073] for i in range(rows)]
 
 
+
+def evaluate_twin(torch, twin, strata_meta, data):
+    """The twin's (accuracy, mean loss, count) on test_batch.bin in eval mode, the images
+    normalised as the checkpoint's Strata metadata says."""
+    images, labels = read_cifar_test(data)
+    x = torch.frombuffer(bytearray(b"".join(images)), dtype=torch.uint8).float().reshape(-1, 3, 32, 32) / 255
+    mean = torch.tensor(strata_meta["normalizationMean"]).reshape(1, 3, 1, 1)
+    std = torch.tensor(strata_meta["normalizationStd"]).reshape(1, 3, 1, 1)
+    x = (x - mean) / std
+    y = torch.tensor(labels)
+    twin.eval()
+    correct, loss_sum = 0, 0.0
+    with torch.no_grad():
+        for i in range(0, len(y), 256):
+            logits = twin(x[i:i + 256]).double()
+            correct += int((logits.argmax(1) == y[i:i + 256]).sum())
+            loss_sum += float(torch.nn.functional.cross_entropy(logits, y[i:i + 256], reduction="sum"))
+    return correct / len(y), loss_sum / len(y), len(y)
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint")
@@ -87,20 +106,7 @@ def main():
         summary_path = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "summary.json")
         strata_meta = json.loads(meta.get("strata", "{}"))
         if args.data and os.path.exists(summary_path) and "normalizationMean" in strata_meta:
-            images, labels = read_cifar_test(args.data)
-            x = torch.tensor(list(b"".join(images)), dtype=torch.float32).reshape(-1, 3, 32, 32) / 255
-            mean = torch.tensor(strata_meta["normalizationMean"]).reshape(1, 3, 1, 1)
-            std = torch.tensor(strata_meta["normalizationStd"]).reshape(1, 3, 1, 1)
-            x = (x - mean) / std
-            y = torch.tensor(labels)
-            twin.eval()
-            correct, loss_sum = 0, 0.0
-            with torch.no_grad():
-                for i in range(0, len(y), 256):
-                    logits = twin(x[i:i + 256]).double()
-                    correct += int((logits.argmax(1) == y[i:i + 256]).sum())
-                    loss_sum += float(torch.nn.functional.cross_entropy(logits, y[i:i + 256], reduction="sum"))
-            accuracy, loss = correct / len(y), loss_sum / len(y)
+            accuracy, loss, count = evaluate_twin(torch, twin, strata_meta, args.data)
             with open(summary_path) as f:
                 summary = json.load(f)
             strata_accuracy, strata_loss = summary.get("testAccuracy"), summary.get("testLoss")
@@ -111,7 +117,7 @@ def main():
             else:
                 # The same weights and images in float32 on both sides: the mean loss agrees to
                 # rounding, and at most a near-tie or two may flip a prediction.
-                same = (abs(accuracy - strata_accuracy) <= 2 / len(y)
+                same = (abs(accuracy - strata_accuracy) <= 2 / count
                         and abs(loss - strata_loss) <= 1e-3 * max(1.0, abs(strata_loss)))
                 print(f"{'ok  ' if same else 'FAIL'} test set in eval mode: twin accuracy {accuracy:.4f} "
                       f"loss {loss:.5f}, strata accuracy {strata_accuracy:.4f} loss {strata_loss:.5f}")

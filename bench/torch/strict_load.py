@@ -54,21 +54,7 @@ def strata_eval(binary, checkpoint, data, device):
 
 def twin_eval(torch, twin, strata_meta, data):
     """The twin's (accuracy, mean loss, count) over test_batch.bin, normalised as Strata does."""
-    images, labels = check_load.read_cifar_test(data)
-    x = torch.frombuffer(bytearray(b"".join(images)), dtype=torch.uint8).float().reshape(-1, 3, 32, 32) / 255
-    mean = torch.tensor(strata_meta["normalizationMean"]).reshape(1, 3, 1, 1)
-    std = torch.tensor(strata_meta["normalizationStd"]).reshape(1, 3, 1, 1)
-    x = (x - mean) / std
-    y = torch.tensor(labels)
-    twin.eval()
-    correct, loss_sum = 0, 0.0
-    with torch.no_grad():
-        for i in range(0, len(y), 256):
-            logits = twin(x[i:i + 256]).double()
-            correct += int((logits.argmax(1) == y[i:i + 256]).sum())
-            loss_sum += float(torch.nn.functional.cross_entropy(logits, y[i:i + 256], reduction="sum"))
-    return correct / len(y), loss_sum / len(y), len(y)
-
+    return check_load.evaluate_twin(torch, twin, strata_meta, data)
 
 def check(path, args):
     """Checks one checkpoint; returns (ok, result dict)."""

@@ -1,0 +1,30 @@
+import ArgumentParser
+import Trainer
+
+/// Where the trials of `strata search` and `strata hpo` run: worker processes here, or Ray.
+struct EngineOptions: ParsableArguments {
+    @Option(help: "local (worker processes here) or ray (python -m strata_ray.driver).")
+    var engine: String = "local"
+
+    @Option(help: "ray: HOST:PORT of a Ray cluster, or local (a Ray started here with --workers CPUs).")
+    var rayAddress: String = "local"
+
+    @Option(help: "ray: the Python that has the ray package.")
+    var python: String = "python3"
+
+    @Option(help: "ray: the folder holding strata_ray (default: python/ of the source tree the binary was built in).")
+    var rayPackage: String?
+
+    func validate() throws {
+        guard ["local", "ray"].contains(engine) else { throw ValidationError("--engine must be local or ray, not '\(engine)'") }
+    }
+
+    /// The executor for `workers` trials at once (Ray writes its log to `logPath`).
+    func makeExecutor(workers: Int, logPath: String) throws -> TrialExecutor {
+        guard engine == "ray" else {
+            return ProcessExecutor(executable: selfExecutable(), arguments: ["search-trial"], workers: workers)
+        }
+        return try RayExecutor(python: python, packagePath: rayPackage ?? defaultRayPackage(), address: rayAddress,
+                               strata: realSelfExecutable(), slots: workers, logPath: logPath)
+    }
+}
