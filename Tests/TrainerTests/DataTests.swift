@@ -440,3 +440,18 @@ final class BatchLoaderTests: XCTestCase {
         XCTAssertEqual(got, reference.map { $0.2 })
     }
 }
+
+/// Runs `executable` (a path, or a name looked up on PATH) with `arguments`, output discarded;
+/// its exit status.
+@discardableResult
+func runTool(_ executable: String, _ arguments: [String]) throws -> Int32 {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable.contains("/") ? executable : "/usr/bin/env")
+    p.arguments = executable.contains("/") ? arguments : [executable] + arguments
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    p.waitUntilExit()
+    return p.terminationStatus
+}
+

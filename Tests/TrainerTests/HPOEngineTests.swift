@@ -268,16 +268,4 @@ final class HPOEngineTests: XCTestCase {
         XCTAssertEqual(onRay.map(\.status), local.map(\.status))
         XCTAssertTrue(onRay.contains { $0.status == .complete && $0.rungs == [1, 3] }, "a promoted trial continued on Ray")
     }
-
-    @discardableResult
-    func runTool(_ executable: String, _ arguments: [String]) throws -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable.contains("/") ? executable : "/usr/bin/env")
-        p.arguments = executable.contains("/") ? arguments : [executable] + arguments
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        return p.terminationStatus
-    }
 }

@@ -10,7 +10,7 @@ final class SearchRayTests: XCTestCase {
         let python = ProcessInfo.processInfo.environment["STRATA_RAY_PYTHON"] ?? "python3"
         let strata = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("strata").path
         guard FileManager.default.isExecutableFile(atPath: strata) else { throw XCTSkip("no strata binary next to the tests") }
-        guard (try? run(python, ["-c", "import ray"])) == 0 else { throw XCTSkip("\(python) has no ray (set STRATA_RAY_PYTHON)") }
+        guard (try? runTool(python, ["-c", "import ray"])) == 0 else { throw XCTSkip("\(python) has no ray (set STRATA_RAY_PYTHON)") }
         let ray = URL(fileURLWithPath: python).deletingLastPathComponent().appendingPathComponent("ray").path
         let rayCLI = FileManager.default.isExecutableFile(atPath: ray) ? ray : "ray"
 
@@ -20,15 +20,15 @@ final class SearchRayTests: XCTestCase {
         try Data(#"{"grid": {"conv_layers": [1,2,3], "filters": [4], "hidden": [[8], [6]], "lr": [0.01], "batch_size": [16]}, "epochs": 2}"#.utf8)
             .write(to: URL(fileURLWithPath: space))
         let port = 20000 + Int(getpid() % 20000)
-        XCTAssertEqual(try run(rayCLI, ["start", "--head", "--node-ip-address", "127.0.0.1", "--port", "\(port)", "--num-cpus", "2",
+        XCTAssertEqual(try runTool(rayCLI, ["start", "--head", "--node-ip-address", "127.0.0.1", "--port", "\(port)", "--num-cpus", "2",
                                         "--include-dashboard", "false", "--disable-usage-stats"]), 0)
-        defer { _ = try? run(rayCLI, ["stop"]) }
+        defer { _ = try? runTool(rayCLI, ["stop"]) }
 
         let common = ["search", "--space", space, "--reuse", "best-prefix", "--data", data, "--validation-fraction", "0.25",
                       "--workers", "2", "--threads", "2"]
         let local = data + "/local", onRay = data + "/ray"
-        XCTAssertEqual(try run(strata, common + ["--output", local]), 0)
-        XCTAssertEqual(try run(strata, common + ["--output", onRay, "--engine", "ray", "--ray-address", "127.0.0.1:\(port)",
+        XCTAssertEqual(try runTool(strata, common + ["--output", local]), 0)
+        XCTAssertEqual(try runTool(strata, common + ["--output", onRay, "--engine", "ray", "--ray-address", "127.0.0.1:\(port)",
                                                  "--python", python]), 0)
         let a = try SearchJournal(path: local + "/journal.jsonl").read(), b = try SearchJournal(path: onRay + "/journal.jsonl").read()
         XCTAssertEqual(a.count, 6)
@@ -46,15 +46,4 @@ final class SearchRayTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: onRay + "/report.html"))
     }
 
-    @discardableResult
-    func run(_ executable: String, _ arguments: [String]) throws -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable.contains("/") ? executable : "/usr/bin/env")
-        p.arguments = executable.contains("/") ? arguments : [executable] + arguments
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        return p.terminationStatus
-    }
 }
