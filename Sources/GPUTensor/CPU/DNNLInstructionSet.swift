@@ -4,7 +4,8 @@ import CDNNLLoader
 /// The instruction set oneDNN's kernels use on this CPU (chosen at run time from the CPU's
 /// features), shown in the CPU backend's name.
 enum DNNLInstructionSet {
-    static var name: String {
+    /// Looked up once: the CPU does not change under a running process.
+    static let name: String = {
         var message = [CChar](repeating: 0, count: 256)
         guard strata_dnnl_load(&message, Int32(message.count)) == 0 else { return "unavailable" }
         switch dnnl_get_effective_cpu_isa() {
@@ -18,5 +19,5 @@ enum DNNLInstructionSet {
         case dnnl_cpu_isa_avx512_core_amx: return "AMX"
         default: return "other ISA"
         }
-    }
+    }()
 }
