@@ -5,6 +5,8 @@
 # same configuration, in an order that rotates every round (a shared machine's load bursts hit
 # all three alike), with THREADS threads each; at the end, medians and Strata / best PyTorch.
 #   bench/compare.sh [rounds]      (PYTHON=... picks the Python that has torch)
+# COMPARE_DEVICES=cuda runs only the CUDA arms (a GPU machine's many cores would make the 2-thread
+# CPU arms slow and say little); the default, cpu,cuda, runs both where there is a GPU.
 # Without torch it prints one SKIP line and exits 0. PyTorch runs with OMP_WAIT_POLICY=passive
 # (unless set): with libgomp's default spinning it ran 3-4x slower on a machine shared with other
 # jobs (a 16->16 conv: 33-38 vs 110-146 GFLOP/s); Strata sets the same policy for its libgomp.
@@ -32,14 +34,19 @@ configs=(
   "cnn-48x3-500,250|40|--model cnn --filters 48,48,48 --hidden 500,250 --optimizer adam|--model cnn --filters 48,48,48 --hidden 500,250 --optimizer adam"
   "cnn-48x3-500,250|128|--model cnn --filters 48,48,48 --hidden 500,250 --optimizer adam|--model cnn --filters 48,48,48 --hidden 500,250 --optimizer adam"
 )
-arms=(strata torch-nchw torch-channels-last)
+devices=${COMPARE_DEVICES:-cpu,cuda}
+case ",$devices," in *,cpu,*|*,cuda,*) ;; *) echo "bench-compare: COMPARE_DEVICES='$devices' names neither cpu nor cuda" >&2; exit 2 ;; esac
+arms=()
+case ",$devices," in *,cpu,*) arms+=(strata torch-nchw torch-channels-last) ;; esac
 cuda_bin=${STRATA_CUDA:-}
 if [ -z "$cuda_bin" ]; then
   for b in .build-cuda/release/strata dist/cuda/strata; do
     [ -x "$b" ] && { cuda_bin=$b; break; }
   done
 fi
-if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
+if [[ ",$devices," != *,cuda,* ]]; then
+  :
+elif ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
   echo "SKIP bench-compare CUDA arms: no GPU (nvidia-smi missing or lists none)"
 elif [ -z "$cuda_bin" ] || [ ! -x "$cuda_bin" ]; then
   echo "SKIP bench-compare CUDA arms: no CUDA build of strata (make dist-cuda, a release build with --traits CUDA into .build-cuda, or STRATA_CUDA=...)"
@@ -62,6 +69,10 @@ run_arm() {   # arm batch strata-args torch-args
   esac 2>/dev/null | "$python" -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["images_per_second"])' \
     || echo nan
 }
+if [ ${#arms[@]} -eq 0 ]; then
+  echo "SKIP bench-compare: COMPARE_DEVICES=$devices and no arm can run"
+  exit 0
+fi
 for ((r = 0; r < rounds; r++)); do
   for config in "${configs[@]}"; do
     IFS='|' read -r name batch sargs targs <<< "$config"
