@@ -70,6 +70,10 @@ extension CPUBackend {
     public func maxPoolBackward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gradInput dx: Tensor) {
         ShapeChecks.pool(g, input: x, output: y, "maxPoolBackward")
         ShapeChecks.pool(g, input: dx, output: dy, "maxPoolBackward")
+        if g.stride == g.window && g.padding == 0 {
+            maxPoolBackwardTiled(g, input: x, gradOutput: dy, gradInput: dx)
+            return
+        }
         let (h, w, oh, ow, ch) = (g.height, g.width, g.outHeight, g.outWidth, g.channels)
         let (k, s, pad) = (g.window, g.stride, g.padding)
         let xp = x.hostPointer, dyp = dy.hostPointer, dxp = dx.hostPointer
@@ -113,6 +117,69 @@ extension CPUBackend {
                             din[at] += d[c]
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// The usual 2x2/2 case: windows tile the image (stride = window, no padding), so every input
+    /// is in at most one window and dx is written once, without the zeroing pass and the scattered
+    /// adds of the general case: each window position gets dy where it holds the window's first
+    /// maximum, else 0. The rows and columns past the last window get 0. Threads split output rows.
+    private func maxPoolBackwardTiled(_ g: PoolGeometry, input x: Tensor, gradOutput dy: Tensor, gradInput dx: Tensor) {
+        let (h, w, oh, ow, ch, k) = (g.height, g.width, g.outHeight, g.outWidth, g.channels, g.window)
+        let xp = x.hostPointer, dyp = dy.hostPointer, dxp = dx.hostPointer
+        parallelFor(g.batch * oh, grain: Self.grain(itemCost: 2 * k * w * ch)) { outRows in
+            for outRow in outRows {
+                let n = outRow / oh, i = outRow % oh
+                let xin = xp + n * h * w * ch, din = dxp + n * h * w * ch
+                for j in 0..<ow {
+                    let d = dyp + (outRow * ow + j) * ch
+                    let corner = (i * k * w + j * k) * ch
+                    var c = 0
+                    while c + 8 <= ch {
+                        // The window's first maximum as a position 0 ..< k*k per lane (kept as
+                        // floats: the compare and select then stay in one vector type).
+                        var best = SIMD8<Float>(repeating: -.infinity), at = SIMD8<Float>()
+                        for r in 0..<k {
+                            for col in 0..<k {
+                                let v = poolLoad8(xin + corner + (r * w + col) * ch + c)
+                                let take = Self.maxPoolPick8(best, v)
+                                best.replace(with: v, where: take)
+                                at.replace(with: Float(r * k + col), where: take)
+                            }
+                        }
+                        let grad = poolLoad8(d + c)
+                        for r in 0..<k {
+                            for col in 0..<k {
+                                var out = SIMD8<Float>()
+                                out.replace(with: grad, where: at .== Float(r * k + col))
+                                poolStore8(out, din + corner + (r * w + col) * ch + c)
+                            }
+                        }
+                        c += 8
+                    }
+                    for c in c..<ch {
+                        var best = -Float.infinity, at = 0
+                        for r in 0..<k {
+                            for col in 0..<k {
+                                let v = xin[corner + (r * w + col) * ch + c], take = Self.maxPoolPick(best, v)
+                                best = take ? v : best
+                                at = take ? r * k + col : at
+                            }
+                        }
+                        for p in 0..<(k * k) { din[corner + ((p / k) * w + p % k) * ch + c] = p == at ? d[c] : 0 }
+                    }
+                }
+                // Inputs in no window: the columns right of the last window in these rows, and
+                // (with the image's last window row) the rows below it.
+                if ow * k < w {
+                    for r in (i * k)..<(i * k + k) {
+                        (din + (r * w + ow * k) * ch).update(repeating: 0, count: (w - ow * k) * ch)
+                    }
+                }
+                if i == oh - 1 && oh * k < h {
+                    (din + oh * k * w * ch).update(repeating: 0, count: (h - oh * k) * w * ch)
                 }
             }
         }

@@ -100,6 +100,10 @@ enum LayerChecks {
         PoolGeometry(batch: 2, channels: 2, height: 8, width: 8, window: 2, stride: 2, padding: 0),
         PoolGeometry(batch: 1, channels: 3, height: 7, width: 5, window: 3, stride: 2, padding: 0),
         PoolGeometry(batch: 3, channels: 1, height: 6, width: 6, window: 2, stride: 1, padding: 1),
+        // Tiled windows (stride = window, no padding) with rows and columns left over, and enough
+        // channels for the vector loops plus a remainder.
+        PoolGeometry(batch: 2, channels: 19, height: 9, width: 7, window: 2, stride: 2, padding: 0),
+        PoolGeometry(batch: 1, channels: 16, height: 6, width: 8, window: 3, stride: 3, padding: 0),
     ]
 
     /// Max (padding = -inf) or average (padding counted as zeros, divisor window²) pooling.
