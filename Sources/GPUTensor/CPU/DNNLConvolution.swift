@@ -208,6 +208,39 @@ final class DNNLConvolutionPlan {
             && g.inChannels % 16 == 0 && g.outChannels % 16 == 0 && g.outHeight >= 4 && g.outWidth >= 4
     }
 
+    /// Whether the forward takes oneDNN's older `jit:` kernel instead of its first choice (brgconv
+    /// in oneDNN 2.6 on AVX-512): for few input channels (the 3-channel stem) and outputs of at
+    /// most 2x2, where brgconv's blocking is mostly padding. Measured per call, batch 128, 2 threads,
+    /// best of 8 (bench/c/dnnl-impls.c, bench/NOTES.md section 10): 3 -> 16 channels on 32x32 0.31 ms
+    /// against 0.43; 3 -> 48 0.78 against 0.97; 512 -> 512 on 2x2 (batch 64) 2.62 against 3.20;
+    /// elsewhere brgconv is as fast or faster (64 -> 64 on 8x8: 1.04 against 1.15). A fixed rule,
+    /// not a timing at plan creation, so that a run and its resume choose the same kernels.
+    static func prefersJitForward(_ g: ConvGeometry) -> Bool {
+        g.inChannels < 8 || g.outHeight * g.outWidth <= 4
+    }
+
+    /// The first implementation oneDNN offers for `desc` whose name starts with `prefix`, else its
+    /// first one (nil when it has none).
+    static func firstImplementation(_ desc: inout dnnl_convolution_desc_t, named prefix: String,
+                                    context: DNNLContext) -> dnnl_primitive_desc_t? {
+        var iterator: dnnl_primitive_desc_iterator_t?
+        guard dnnl_primitive_desc_iterator_create(&iterator, &desc, nil, context.engine, nil) == dnnl_success,
+              let iterator else { return nil }
+        defer { dnnl_primitive_desc_iterator_destroy(iterator) }
+        var first: dnnl_primitive_desc_t?
+        repeat {
+            guard let pd = dnnl_primitive_desc_iterator_fetch(iterator) else { break }
+            var name: UnsafePointer<CChar>?
+            if dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) == dnnl_success,
+               let name, String(cString: name).hasPrefix(prefix) {
+                if let first { dnnl_primitive_desc_destroy(first) }
+                return pd
+            }
+            if first == nil { first = pd } else { dnnl_primitive_desc_destroy(pd) }
+        } while dnnl_primitive_desc_iterator_next(iterator) == dnnl_success
+        return first
+    }
+
     init(_ g: ConvGeometry, bias hasBias: Bool, context: DNNLContext) {
         geometry = g
         self.context = context
@@ -239,9 +272,12 @@ final class DNNLConvolutionPlan {
                 dnnl_convolution_forward_desc_init(&desc, dnnl_forward_training, algorithm, &s, &w,
                                                    hasBias ? b : nil, &d, strides, padL, padR)
             }
+            guard status == dnnl_success else { return nil }
+            if algorithm == dnnl_convolution_direct && Self.prefersJitForward(g) {
+                return Self.firstImplementation(&desc, named: "jit:", context: context)
+            }
             var pd: dnnl_primitive_desc_t?
-            guard status == dnnl_success,
-                  dnnl_primitive_desc_create(&pd, &desc, nil, context.engine, nil) == dnnl_success else { return nil }
+            guard dnnl_primitive_desc_create(&pd, &desc, nil, context.engine, nil) == dnnl_success else { return nil }
             return pd
         }
         let anyLayout = memoryDesc(g.inputShape, dnnl_format_tag_any), anyOut = memoryDesc(g.outputShape, dnnl_format_tag_any)

@@ -104,7 +104,7 @@ extension KernelChecks {
     static let convTolerance = Tolerance(atol: 1e-5, rtol: 1e-4)
 
     /// The shapes the convolution checks cover: odd and non-square sizes, stride 1 and 2,
-    /// padding 0, 1, 2, kernels 1x1, 3x3, 5x5 and 3x2, batch 1 and 2, 1 to 8 channels.
+    /// padding 0, 1, 2, kernels 1x1, 3x3, 5x5 and 3x2, batch 1 and 2, 1 to 24 channels.
     static var convolutionCheckShapes: [ConvGeometry] {
         [ConvGeometry(batch: 2, inChannels: 3, height: 7, width: 7, outChannels: 4, kernel: 3, stride: 1, padding: 1),
          ConvGeometry(batch: 1, inChannels: 2, height: 5, width: 6, outChannels: 3, kernel: 3, stride: 2, padding: 1),
@@ -117,7 +117,10 @@ extension KernelChecks {
                       kernelH: 3, kernelW: 2, strideH: 2, strideW: 1, padH: 1, padW: 0),
          ConvGeometry(batch: 1, inChannels: 4, height: 6, width: 5, outChannels: 2, kernel: 3, stride: 2, padding: 0),
          ConvGeometry(batch: 2, inChannels: 8, height: 6, width: 5, outChannels: 5, kernel: 3, stride: 1, padding: 1),
-         ConvGeometry(batch: 1, inChannels: 6, height: 7, width: 7, outChannels: 4, kernel: 3, stride: 2, padding: 1)]
+         ConvGeometry(batch: 1, inChannels: 6, height: 7, width: 7, outChannels: 4, kernel: 3, stride: 2, padding: 1),
+         // A 2x2 output with more than a stem's channels: the CPU's forward takes oneDNN's jit
+         // kernel there (DNNLConvolutionPlan.prefersJitForward), its backward the usual ones.
+         ConvGeometry(batch: 2, inChannels: 24, height: 2, width: 2, outChannels: 16, kernel: 3, stride: 1, padding: 1)]
     }
 
     static func gemmChecks(_ backend: Backend) throws -> [CheckResult] {
