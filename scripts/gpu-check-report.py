@@ -105,6 +105,12 @@ def main():
     report["strata_bench_train_nhwc_persistent_bn"] = nhwc_pbn
     nhwc_cudnn = bench_folder("bench-train-nhwc-cudnn", layout="nhwc", batch_norm="cudnn")
     report["strata_bench_train_nhwc_cudnn_bn"] = nhwc_cudnn
+    nofuse = bench_folder("bench-train-nhwc-nofuse", layout="nhwc", fusion="off")
+    report["strata_bench_train_nhwc_no_fusion"] = nofuse
+    for r in nofuse:
+        fused = next((n.get("images_per_second") for n in nhwc if n.get("model") == r["model"]
+                      and n.get("batch_size") == r["batch_size"]), None)
+        print(f"{r['model']} b{r['batch_size']} nhwc images/s: fused {fused}, STRATA_FUSE=off {r.get('images_per_second')}")
     for r in nhwc_cudnn:
         ours = next((n.get("images_per_second") for n in nhwc if n.get("model") == r["model"]
                      and n.get("batch_size") == r["batch_size"]), None)

@@ -14,8 +14,10 @@
 #      resnet20 at batch 128, in nchw and nhwc (bench-profile/)
 #   4. bench train TF32: nhwc at batch 128 and 32 (bench-train-nhwc/), nchw at 128 (bench-train/),
 #      nhwc with cuDNN's batch norm (STRATA_CUDA_BN=cudnn) at 128 for comparison (bench-train-nhwc-cudnn/)
-#   5. strata selftest --device cuda in the default layout (nchw)
+#   5. strata selftest --device cuda in NCHW (STRATA_CUDA_LAYOUT=nchw); bench train at batch 32 in
+#      nhwc and nchw; nhwc with STRATA_FUSE=off (no layer fusion) at 128 (bench-train-nhwc-nofuse/)
 #   6. ResNet-20 on the CIFAR-10 subset, 3 epochs, cuda nhwc, and its checkpoint in PyTorch (strict)
+#   7. bench/compare.sh's CUDA arms, one round (COMPARE_DEVICES=cuda)
 # GPU_CHECK_FULL=1 runs the earlier full check instead (about 8 minutes, GPU_CHECK_BUDGET 470):
 #   selftest in three settings; bench train for resnet20, resnet56, vgg16, cnn at batch 32 and
 #   128, TF32 and --strict-fp32, nhwc, nhwc + persistent BN; PyTorch on the same card; training
@@ -194,6 +196,13 @@ if [ "$full" != 1 ]; then
     done
     step selftest 90 env STRATA_CUDA_LAYOUT=nchw "$STRATA" selftest --device cuda --quiet
     for model in resnet20 resnet56 vgg16 cnn; do bench_arm bench-train-nhwc $model 32 STRATA_CUDA_LAYOUT=nhwc; done
+    # Batch 32 in NCHW next to the nhwc arms above: which layout small batches should get.
+    for model in resnet20 resnet56 vgg16 cnn; do bench_arm bench-train $model 32 STRATA_CUDA_LAYOUT=nchw; done
+    # Layer fusion (batch norm + ReLU, + the residual add) against none, nhwc: what it is worth on a GPU.
+    mkdir -p "$OUT/bench-train-nhwc-nofuse"
+    for model in resnet20 vgg16; do
+        bench_arm bench-train-nhwc-nofuse $model 128 STRATA_CUDA_LAYOUT=nhwc STRATA_FUSE=off
+    done
     if [ -n "$data" ]; then
         step train-cuda-nhwc 60 env STRATA_CUDA_LAYOUT=nhwc "$STRATA" train --model resnet20 --data "$data" --epochs 3 \
             --seed 1 --device cuda --output "$work/train-cuda-nhwc"
@@ -204,6 +213,9 @@ if [ "$full" != 1 ]; then
                 "$work/train-cuda-nhwc/last.safetensors" --data "$data" --json "$OUT/check-load-nhwc.json"
         fi
     fi
+    # bench/compare.sh's CUDA arms (Strata and PyTorch NCHW / channels-last, one round, TF32).
+    show_lines=12 step bench-compare-cuda 150 env COMPARE_DEVICES=cuda STRATA_CUDA="$STRATA" PYTHON="${python:-python3}" \
+        bash bench/compare.sh 1
     report gpu
     say "gpu-check: done in $(( $(date +%s) - start ))s, $([ $failed = 0 ] && echo 'every step passed' || echo 'some steps failed (see gpu-check.json)')"
     exit $failed
