@@ -37,7 +37,7 @@ struct BenchTrain: ParsableCommand {
         case "fashion", "fashion-mnist", "mnist": shape = .fashionMNIST
         default: throw ValidationError("--input must be cifar or fashion")
         }
-        let unwrapped = try orExit { try deviceOptions.makeBackend() }
+        let unwrapped = try orExit { try deviceOptions.makeBackend(batchSize: batchSize) }
         let profiler = profile ? ProfilingBackend(wrapping: unwrapped) : nil
         let backend: Backend = profiler ?? unwrapped
         let config = TrainConfig(modelName: modelOptions.name,

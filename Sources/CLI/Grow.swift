@@ -80,7 +80,7 @@ struct Grow: ParsableCommand {
     }
 
     func run() throws {
-        let backend = try orExit { try deviceOptions.makeBackend() }
+        let backend = try orExit { try deviceOptions.makeBackend(batchSize: batchSize) }
         if let resume {
             let directory = RunDirectory(path: resume)
             let recorder = try orExit { try openRun(directory, kind: .grow, mode: .resume) }

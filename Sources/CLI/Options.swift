@@ -27,9 +27,11 @@ struct DeviceOptions: ParsableArguments {
     /// Several devices for comparisons: `--device cpu,cuda`.
     var choices: [DeviceChoice] { device.split(separator: ",").compactMap { DeviceChoice(parsing: String($0)) } }
 
-    func makeBackend() throws -> Backend {
+    /// `batchSize`: the training batch, for commands that train (it picks the CUDA layout).
+    func makeBackend(batchSize: Int? = nil) throws -> Backend {
         guard choices.count == 1 else { throw ValidationError("--device takes one device for this command") }
-        return try BackendFactory.make(choices[0], threads: threads, strictFP32: strictFP32, notice: printError)
+        return try BackendFactory.make(choices[0], threads: threads, strictFP32: strictFP32, batchSize: batchSize,
+                                       notice: printError)
     }
 }
 

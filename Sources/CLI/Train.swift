@@ -158,8 +158,17 @@ struct Train: ParsableCommand {
         guard batchSize > 1 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two images), got \(batchSize)") }
     }
 
+    /// The images per step this run trains at (a CUDA backend's layout depends on it): the resumed
+    /// run's or the config file's (nil when unreadable: the errors come later, with context), else
+    /// --batch-size.
+    private var trainingBatchSize: Int? {
+        if let resume { return (try? ConfigFile.readTrainConfig(RunDirectory(path: resume).configPath))?.batchSize }
+        if let config { return (try? ConfigFile.readTrainConfig(config))?.batchSize }
+        return batchSize
+    }
+
     func run() throws {
-        let backend = try orExit { try deviceOptions.makeBackend() }
+        let backend = try orExit { try deviceOptions.makeBackend(batchSize: trainingBatchSize) }
         let run: TrainingRun
         let directory: RunDirectory
         let recorder: RunRecorder

@@ -35,15 +35,17 @@ public enum BackendFactory {
 
     /// The backend for `choice`; `notice` receives a one-line message when `auto` falls back.
     /// `strictFP32` turns TF32 tensor-core math off on CUDA (the CPU always computes in FP32).
+    /// `batchSize`, the images per training step where the caller has one, picks the CUDA layout
+    /// unless `STRATA_CUDA_LAYOUT` does (`CUDALayout.standard(forBatch:)`).
     public static func make(_ choice: DeviceChoice, threads: Int? = nil, strictFP32: Bool = false,
-                            notice: (String) -> Void = { _ in }) throws -> Backend {
+                            batchSize: Int? = nil, notice: (String) -> Void = { _ in }) throws -> Backend {
         switch choice {
         case .cpu:
             try CPUBackend.checkRuntime()
             return CPUBackend(threads: threads)
         case .cuda(let n):
             #if CUDA
-            return try CUDABackend(deviceIndex: n, strictFP32: strictFP32)
+            return try CUDABackend(deviceIndex: n, strictFP32: strictFP32, batchSize: batchSize)
             #else
             throw DeviceUnavailable(device: "cuda:\(n)",
                                     reason: "this strata was built without the CUDA trait (rebuild with `swift build --traits CUDA`, see README)")
@@ -51,7 +53,7 @@ public enum BackendFactory {
         case .auto:
             #if CUDA
             do {
-                return try CUDABackend(deviceIndex: 0, strictFP32: strictFP32)
+                return try CUDABackend(deviceIndex: 0, strictFP32: strictFP32, batchSize: batchSize)
             } catch {
                 notice("strata: no usable GPU (\(error)); using the CPU")
                 try CPUBackend.checkRuntime()

@@ -12,6 +12,19 @@ final class CUDALayoutTests: XCTestCase {
         XCTAssertEqual(CUDALayout.standard, .nhwc, "channels-last is the default since the GPU check of 2026-11-30")
     }
 
+    func testUnsetPicksByTheTrainingBatch() throws {
+        // NCHW below 64 images per step (cuDNN's NHWC backward-data is slower there), else the default.
+        XCTAssertEqual(try CUDALayout.choose(environment: nil, batch: 32), .nchw)
+        XCTAssertEqual(try CUDALayout.choose(environment: " ", batch: 63), .nchw)
+        XCTAssertEqual(try CUDALayout.choose(environment: nil, batch: 64), .nhwc)
+        XCTAssertEqual(try CUDALayout.choose(environment: "", batch: 128), .nhwc)
+        XCTAssertEqual(try CUDALayout.choose(environment: nil, batch: nil), CUDALayout.standard)
+        // The variable, when set, wins over the batch size, and a bad value is still an error.
+        XCTAssertEqual(try CUDALayout.choose(environment: "nhwc", batch: 32), .nhwc)
+        XCTAssertEqual(try CUDALayout.choose(environment: "NCHW", batch: 128), .nchw)
+        XCTAssertThrowsError(try CUDALayout.choose(environment: "channels_last", batch: 32))
+    }
+
     func testBothLayoutsInAnyCase() throws {
         XCTAssertEqual(try CUDALayout.parse(environment: "nhwc"), .nhwc)
         XCTAssertEqual(try CUDALayout.parse(environment: "NHWC"), .nhwc)

@@ -65,16 +65,17 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// cuDNN handles, and compiles the kernels for the device's architecture (NVRTC, ~1 s).
     /// Throws `DeviceUnavailable` with the reason (no driver, no such device, a library failing,
     /// a `STRATA_CUDA_LAYOUT` or `STRATA_CUDA_BN` that is none of its choices). `layout` and
-    /// `batchNormMode` nil read the environment.
+    /// `batchNormMode` nil read the environment; with the layout's variable unset, `batchSize` (the
+    /// images per training step, when the caller has one) picks it (`CUDALayout.standard(forBatch:)`).
     public init(deviceIndex: Int, strictFP32: Bool = false, layout: CUDALayout? = nil,
-                batchNormMode: CUDABatchNormMode? = nil) throws {
+                batchNormMode: CUDABatchNormMode? = nil, batchSize: Int? = nil) throws {
         let name = "cuda:\(deviceIndex)"
         func unavailable(_ error: Error) -> DeviceUnavailable {
             DeviceUnavailable(device: name, reason: "\(error)")
         }
         do {
             func environment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
-            self.layout = try layout ?? CUDALayout.parse(environment: environment(CUDALayout.variable))
+            self.layout = try layout ?? CUDALayout.choose(environment: environment(CUDALayout.variable), batch: batchSize)
             self.batchNormMode = try batchNormMode ?? CUDABatchNormMode.parse(environment: environment(CUDABatchNormMode.variable))
         } catch { throw unavailable(error) }
         try CUDALibraries.load(device: name)

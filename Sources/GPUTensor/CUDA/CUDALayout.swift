@@ -21,8 +21,28 @@ public enum CUDALayout: String, Sendable, CaseIterable, CUDASetting {
     /// The default since the H200 runs of 2026-11-30 (scripts/gpu-check.sh, bench/GPU.md): with our
     /// batch norm, `bench train` at batch 128 ran 1.05-1.31x faster channels-last than NCHW
     /// (vgg16 22,793 vs 17,365 images/s); at batch 32 it was slower (resnet20 6,803 vs 12,287),
-    /// where `STRATA_CUDA_LAYOUT=nchw` is the faster choice.
+    /// see `standard(forBatch:)`.
     public static let standard: CUDALayout = .nhwc
+
+    /// Below this many images per step a training run gets NCHW when `STRATA_CUDA_LAYOUT` is unset.
+    public static let smallBatchLimit = 64
+
+    /// The layout for a run that trains `batch` images per step, when the variable does not say:
+    /// NCHW below `smallBatchLimit`, else `standard`. At batch 32 both H200 runs measured NCHW
+    /// faster for every model (run 4: resnet20 8,527 vs 6,482 images/s, resnet56 3,137 vs 2,314,
+    /// cnn 54,679 vs 37,640, vgg16 level at 5,911 vs 5,960; run 2: resnet20 12,287 vs 6,803): cuDNN's
+    /// NHWC backward-data took 0.147 ms where NCHW took 0.067 at those sizes. nil (a command
+    /// without one batch size) is `standard`. A fixed rule, so a run and its resume agree.
+    public static func standard(forBatch batch: Int?) -> CUDALayout {
+        guard let batch else { return standard }
+        return batch < smallBatchLimit ? .nchw : standard
+    }
+
+    /// `STRATA_CUDA_LAYOUT`'s choice when it is set (and not blank), else `standard(forBatch:)`.
+    public static func choose(environment value: String?, batch: Int?) throws -> CUDALayout {
+        let blank = (value ?? "").allSatisfy { $0 == " " || $0 == "\t" }
+        return blank ? standard(forBatch: batch) : try parse(environment: value)
+    }
 }
 
 /// Who runs batch norm (and bias backward) on channels-last tensors (`STRATA_CUDA_BN`; with
