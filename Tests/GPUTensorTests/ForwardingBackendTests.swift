@@ -79,6 +79,19 @@ final class ForwardingBackendTests: XCTestCase {
             b.batchNormBackward(input: x, gradOutput: y, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
                                 gradInput: dx, gradGamma: dgamma, gradBeta: dbeta, mode: .overwrite, epsilon: 1e-5)
         }
+        // The fused batch norm + ReLU: one call each, under its own name (not as its parts).
+        try expect(.batchNormReLUForwardTraining) {
+            b.batchNormReLUForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: mean, runningVar: variance,
+                                           saveMean: saveMean, saveInvStd: saveInvStd, momentum: 0.1, epsilon: 1e-5)
+        }
+        try expect(.batchNormReLUForwardInference) {
+            b.batchNormReLUForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: mean,
+                                            runningVar: variance, epsilon: 1e-5)
+        }
+        try expect(.batchNormReLUBackward) {
+            b.batchNormReLUBackward(input: x, output: y, gradOutput: mask, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
+                                    gradInput: dx, gradGamma: dgamma, gradBeta: dbeta, mode: .overwrite, epsilon: 1e-5)
+        }
 
         try expect(.softmaxCrossEntropy) {
             b.softmaxCrossEntropy(logits: logits, labels: labels, losses: rows, gradLogits: nil, gradScale: 1)

@@ -57,6 +57,21 @@ extension CPUBackend {
         // Also refuses one value per channel (as PyTorch does: its unbiased variance is undefined).
         ShapeChecks.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
                                              runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd)
+        batchNormTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                          saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon, relu: false)
+    }
+
+    /// `max(bn(x), 0)` in the pass that writes y: the ReLU costs no pass of its own.
+    public func batchNormReLUForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float) {
+        ShapeChecks.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                             runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
+                                             "batchNormReLUForwardTraining")
+        batchNormTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                          saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon, relu: true)
+    }
+
+    /// The training forward, with (`relu`) or without the ReLU applied as y is written.
+    private func batchNormTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float, relu: Bool) {
         let (_, ch, _, _) = x.nchw
         let m = x.count / max(1, ch)
         let xp = x.hostPointer, yp = y.hostPointer
@@ -113,11 +128,19 @@ extension CPUBackend {
                     for r in rows {
                         let p = xp + r * ch, o = yp + r * ch
                         var c = 0
-                        while c + 8 <= ch {
-                            store8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c), o + c)
-                            c += 8
+                        if relu {
+                            while c + 8 <= ch {
+                                store8(relu8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c)), o + c)
+                                c += 8
+                            }
+                            for c in c..<ch { o[c] = relu1(p[c] * scaleP[c] + offsetP[c]) }
+                        } else {
+                            while c + 8 <= ch {
+                                store8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c), o + c)
+                                c += 8
+                            }
+                            for c in c..<ch { o[c] = p[c] * scaleP[c] + offsetP[c] }
                         }
-                        for c in c..<ch { o[c] = p[c] * scaleP[c] + offsetP[c] }
                     }
                 }
             }
@@ -128,6 +151,19 @@ extension CPUBackend {
     public func batchNormForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
         ShapeChecks.batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta,
                                               runningMean: runningMean, runningVar: runningVar)
+        batchNormInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                           epsilon: epsilon, relu: false)
+    }
+
+    /// `max(batchNormForwardInference(x), 0)` in one pass.
+    public func batchNormReLUForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
+        ShapeChecks.batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta,
+                                              runningMean: runningMean, runningVar: runningVar, "batchNormReLUForwardInference")
+        batchNormInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                           epsilon: epsilon, relu: true)
+    }
+
+    private func batchNormInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, epsilon: Float, relu: Bool) {
         let (_, ch, _, _) = x.nchw
         let m = x.count / max(1, ch)
         let xp = x.hostPointer, yp = y.hostPointer
@@ -141,11 +177,19 @@ extension CPUBackend {
                 for r in rows {
                     let p = xp + r * ch, o = yp + r * ch
                     var c = 0
-                    while c + 8 <= ch {
-                        store8((load8(p + c) - load8(rmp + c)) * load8(scaleP + c) + load8(bp + c), o + c)
-                        c += 8
+                    if relu {
+                        while c + 8 <= ch {
+                            store8(relu8((load8(p + c) - load8(rmp + c)) * load8(scaleP + c) + load8(bp + c)), o + c)
+                            c += 8
+                        }
+                        for c in c..<ch { o[c] = relu1((p[c] - rmp[c]) * scaleP[c] + bp[c]) }
+                    } else {
+                        while c + 8 <= ch {
+                            store8((load8(p + c) - load8(rmp + c)) * load8(scaleP + c) + load8(bp + c), o + c)
+                            c += 8
+                        }
+                        for c in c..<ch { o[c] = (p[c] - rmp[c]) * scaleP[c] + bp[c] }
                     }
-                    for c in c..<ch { o[c] = (p[c] - rmp[c]) * scaleP[c] + bp[c] }
                 }
             }
         }
@@ -156,9 +200,34 @@ extension CPUBackend {
     public func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float) {
         ShapeChecks.batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
                                       gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
+        batchNormBackward(input: x, mask: nil, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
+                          gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode)
+    }
+
+    /// The backward with dy masked by ReLU (`y > 0 ? dy : 0`, reluBackward's select) inside the
+    /// reduction and the dx pass: no pass of its own, and dy is left as it was.
+    public func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float) {
+        ShapeChecks.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, saveMean: saveMean,
+                                          saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
+        batchNormBackward(input: x, mask: y, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
+                          gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode)
+    }
+
+    /// `mask`: the fused forward's output, whose positive entries pass dy (nil: all of dy).
+    private func batchNormBackward(input x: Tensor, mask: Tensor?, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode) {
+        if let mask { return batchNormBackward(x, MaskedGradient(dy: dy.hostPointer, y: mask.hostPointer), gamma: gamma,
+                                               saveMean: saveMean, saveInvStd: saveInvStd, gradInput: dx,
+                                               gradGamma: gradGamma, gradBeta: gradBeta, mode: mode) }
+        batchNormBackward(x, PlainGradient(dy: dy.hostPointer), gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
+                          gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode)
+    }
+
+    /// Generic over how dy is read, so that each variant is specialised (no per-element branch).
+    @inline(__always)
+    private func batchNormBackward<G: BatchNormGradient>(_ x: Tensor, _ grad: G, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode) {
         let (_, ch, _, _) = x.nchw
         let m = x.count / max(1, ch)
-        let xp = x.hostPointer, dyp = dy.hostPointer, dxp = dx.hostPointer
+        let xp = x.hostPointer, dxp = dx.hostPointer
         let gp = gamma.hostPointer, smp = saveMean.hostPointer, sip = saveInvStd.hostPointer
         let dgp = gradGamma.hostPointer, dbp = gradBeta.hostPointer
         let accumulate = mode == .accumulate
@@ -172,7 +241,7 @@ extension CPUBackend {
                     let mean = load8(smp + c), invStd = load8(sip + c)
                     var s1 = SIMD8<Float>(), s2 = SIMD8<Float>()
                     for r in rows {
-                        let d = load8(dyp + r * ch + c)
+                        let d = grad.load8(r * ch + c)
                         s1 += d
                         s2 += d * ((load8(xp + r * ch + c) - mean) * invStd)
                     }
@@ -182,7 +251,7 @@ extension CPUBackend {
                 }
                 for c in c..<ch {
                     for r in rows {
-                        let d = dyp[r * ch + c]
+                        let d = grad[r * ch + c]
                         f[c] += d
                         g[c] += d * ((xp[r * ch + c] - smp[c]) * sip[c])
                     }
@@ -205,16 +274,16 @@ extension CPUBackend {
                 let a = UnsafePointer(meanDy), b = UnsafePointer(meanDyXhat), s = UnsafePointer(scale)
                 parallelFor(m, grain: Self.grain(itemCost: 2 * ch)) { rows in
                     for r in rows {
-                        let xr = xp + r * ch, dr = dyp + r * ch, o = dxp + r * ch
+                        let xr = xp + r * ch, o = dxp + r * ch, row = r * ch
                         var c = 0
                         while c + 8 <= ch {
                             let xhat = (load8(xr + c) - load8(smp + c)) * load8(sip + c)
-                            store8(load8(s + c) * (load8(dr + c) - load8(a + c) - xhat * load8(b + c)), o + c)
+                            store8(load8(s + c) * (grad.load8(row + c) - load8(a + c) - xhat * load8(b + c)), o + c)
                             c += 8
                         }
                         for c in c..<ch {
                             let xhat = (xr[c] - smp[c]) * sip[c]
-                            o[c] = s[c] * (dr[c] - a[c] - xhat * b[c])
+                            o[c] = s[c] * (grad[row + c] - a[c] - xhat * b[c])
                         }
                     }
                 }
@@ -252,6 +321,46 @@ private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
 @inline(__always)
 private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
+/// `max(v, 0)` as `reluForward` computes it (`v < 0 ? 0 : v`: NaN and -0 pass), so that the fused
+/// kernels give the unfused composition's bits.
+@inline(__always)
+private func relu8(_ v: SIMD8<Float>) -> SIMD8<Float> { v.replacing(with: 0, where: v .< 0) }
+
+@inline(__always)
+private func relu1(_ v: Float) -> Float { v < 0 ? 0 : v }
+
+/// How batch norm's backward reads dy: as it is, or masked by ReLU's output.
+private protocol BatchNormGradient {
+    func load8(_ i: Int) -> SIMD8<Float>
+    subscript(_ i: Int) -> Float { get }
+}
+
+private struct PlainGradient: BatchNormGradient {
+    let dy: UnsafeMutablePointer<Float>
+    @inline(__always) func load8(_ i: Int) -> SIMD8<Float> { CPUBatchNorm.load8(dy + i) }
+    @inline(__always) subscript(_ i: Int) -> Float { dy[i] }
+}
+
+/// `y > 0 ? dy : 0`, reluBackward's select (NaN in y gives 0), with both loads unconditional.
+private struct MaskedGradient: BatchNormGradient {
+    let dy: UnsafeMutablePointer<Float>
+    let y: UnsafeMutablePointer<Float>
+    @inline(__always) func load8(_ i: Int) -> SIMD8<Float> {
+        SIMD8<Float>(repeating: 0).replacing(with: CPUBatchNorm.load8(dy + i), where: CPUBatchNorm.load8(y + i) .> 0)
+    }
+    @inline(__always) subscript(_ i: Int) -> Float {
+        let g = dy[i]
+        return y[i] > 0 ? g : 0
+    }
+}
+
+/// Namespace for the file's vector helpers where a member name would shadow them.
+private enum CPUBatchNorm {
+    @inline(__always) static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
 }
 
 /// Workspace slot of the per-chunk statistics partials.

@@ -16,4 +16,56 @@ public protocol BatchNormKernels: AnyObject {
     /// `epsilon` is the forward's (cuDNN asks for the same value in both directions).
     func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor,
                            gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float)
+
+    // MARK: Batch norm + ReLU, fused (a ResNet's or VGG's conv -> BN -> ReLU)
+    //
+    // The same results as the unfused composition (a backend without fused kernels gets the
+    // defaults below, which ARE that composition); a fused kernel saves the passes over memory
+    // that the separate ReLU costs. x must not alias y.
+
+    /// `y = max(batchNormForwardTraining(x), 0)` (NaN propagates, as in `reluForward`); the
+    /// statistics, saved and running, exactly as `batchNormForwardTraining`.
+    func batchNormReLUForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                      runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                      momentum: Float, epsilon: Float)
+    /// `y = max(batchNormForwardInference(x), 0)`.
+    func batchNormReLUForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                       runningMean: Tensor, runningVar: Tensor, epsilon: Float)
+    /// Backward of `batchNormReLUForwardTraining`: `batchNormBackward` with the gradient of the
+    /// normalised values `dy * (y > 0)`, y being the fused forward's output (ReLU's mask). Overwrites
+    /// dx, writes or adds dgamma, dbeta per `mode`; dy's contents afterwards are unspecified (the
+    /// composed default masks it in place).
+    func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor,
+                               saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
+                               mode: GradMode, epsilon: Float)
+}
+
+/// The fused batch norm + ReLU as the composition of the unfused kernels: what a backend without
+/// fused kernels (cuDNN's batch norm) runs.
+public extension BatchNormKernels where Self: ActivationKernels {
+    func batchNormReLUForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                      runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                      momentum: Float, epsilon: Float) {
+        batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                 runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
+                                 momentum: momentum, epsilon: epsilon)
+        reluForward(y, output: y)
+    }
+
+    func batchNormReLUForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                       runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
+        batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                  runningVar: runningVar, epsilon: epsilon)
+        reluForward(y, output: y)
+    }
+
+    func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor,
+                               saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
+                               mode: GradMode, epsilon: Float) {
+        ShapeChecks.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, saveMean: saveMean,
+                                          saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
+        reluBackward(output: y, gradOutput: dy, gradInput: dy)
+        batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
+                          gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode, epsilon: epsilon)
+    }
 }
