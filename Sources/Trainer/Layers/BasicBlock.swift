@@ -114,7 +114,11 @@ public final class BasicBlock: Layer {
 
     public func forward(_ x: Tensor, mode: ForwardMode) -> Tensor {
         let n = x.shape[0]
-        let h = conv2.forward(relu1.forward(bn1.forward(conv1.forward(x, mode: mode), mode: mode), mode: mode), mode: mode)
+        let a = conv1.forward(x, mode: mode)
+        // bn1 + relu1 as one kernel (LayerFusion); relu1's backward then passes dy to bn1's.
+        let r = LayerFusion.enabled ? bn1.forward(a, mode: mode, fusing: relu1)
+                                    : relu1.forward(bn1.forward(a, mode: mode), mode: mode)
+        let h = conv2.forward(r, mode: mode)
         let y = bn2.forward(h, mode: mode)   // bn2's own output buffer: safe to add into
         let s: Tensor                         // (N, planes, Ho, Wo)
         if let d = downsample {

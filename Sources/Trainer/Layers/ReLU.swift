@@ -14,6 +14,8 @@ public final class ReLU: Layer {
     private var output: Tensor?      // (maxBatch, ...) when not in place
     private var gradInput: Tensor?   // (maxBatch, ...) when not in place
     private var lastOutput: Tensor?  // (N, ...)
+    /// Whether the last forward ran fused into the batch norm before (`tookFusedForward`).
+    private var fused = false
 
     public init(name: String = "", inPlace: Bool = true) {
         self.name = name
@@ -39,12 +41,24 @@ public final class ReLU: Layer {
         let y = inPlace ? x : output!.slice(0..<x.shape[0])
         backend.reluForward(x, output: y)
         lastOutput = y
+        fused = false
         return y
+    }
+
+    /// The batch norm before this (in-place) ReLU applied it in its own kernel, whose output is `y`:
+    /// this forward is done, and this backward passes dy through (the batch norm's backward
+    /// applies the mask).
+    func tookFusedForward(output y: Tensor) {
+        precondition(inPlace, "ReLU \(name): only an in-place ReLU can be fused into the layer before it")
+        checkBatch(y, inputShape, maxBatch, "ReLU \(name)")
+        lastOutput = y
+        fused = true
     }
 
     public func backward(_ dy: Tensor, computeInputGradient: Bool) -> Tensor? {
         guard computeInputGradient else { return nil }
         guard let y = lastOutput else { preconditionFailure("ReLU \(name): backward before forward") }
+        if fused { return dy }
         let dx = inPlace ? dy : gradInput!.slice(0..<y.shape[0])
         backend.reluBackward(output: y, gradOutput: dy, gradInput: dx)
         return dx
