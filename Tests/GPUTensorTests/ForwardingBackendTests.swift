@@ -92,6 +92,15 @@ final class ForwardingBackendTests: XCTestCase {
             b.batchNormReLUBackward(input: x, output: y, gradOutput: mask, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
                                     gradInput: dx, gradGamma: dgamma, gradBeta: dbeta, mode: .overwrite, epsilon: 1e-5)
         }
+        try expect(.batchNormAddReLUForwardTraining) {
+            b.batchNormAddReLUForwardTraining(input: x, residual: mask, output: y, gamma: gamma, beta: beta, runningMean: mean,
+                                              runningVar: variance, saveMean: saveMean, saveInvStd: saveInvStd,
+                                              momentum: 0.1, epsilon: 1e-5)
+        }
+        try expect(.batchNormAddReLUForwardInference) {
+            b.batchNormAddReLUForwardInference(input: x, residual: mask, output: y, gamma: gamma, beta: beta, runningMean: mean,
+                                               runningVar: variance, epsilon: 1e-5)
+        }
 
         try expect(.softmaxCrossEntropy) {
             b.softmaxCrossEntropy(logits: logits, labels: labels, losses: rows, gradLogits: nil, gradScale: 1)

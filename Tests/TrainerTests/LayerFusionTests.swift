@@ -8,9 +8,9 @@ import GPUTensor
 /// `bn(x) > 0`), so results must be BIT-IDENTICAL, not close: training, evaluation, frozen
 /// prefixes (inference-mode batch norm with an input gradient, as Synflow runs it).
 final class LayerFusionTests: XCTestCase {
-    private var saved = LayerFusion.enabled
-    override func setUp() { saved = LayerFusion.enabled }
-    override func tearDown() { LayerFusion.enabled = saved }
+    private var saved = (LayerFusion.enabled, LayerFusion.residualAdd)
+    override func setUp() { saved = (LayerFusion.enabled, LayerFusion.residualAdd) }
+    override func tearDown() { (LayerFusion.enabled, LayerFusion.residualAdd) = saved }
 
     /// Runs `body` with fusion on, then off; returns both results.
     private func both<R>(_ body: () throws -> R) rethrows -> (fused: R, unfused: R) {
@@ -29,7 +29,8 @@ final class LayerFusionTests: XCTestCase {
         var config = smallConfig(data: data, epochs: 2)
         config.modelName = name
         config.model = model
-        let runs = try both { () -> (bytes: [UInt8], losses: [Double], test: Double?, fusedCalls: Int, reluCalls: Int) in
+        let runs = try both { () -> (bytes: [UInt8], losses: [Double], test: Double?, fusedCalls: Int, reluCalls: Int,
+                                     residualCalls: Int, adds: Int) in
             let dir = RunDirectory(path: try makeTemporaryDirectory(self))
             let recorder = RecordingBackend(CPUBackend())
             let run = try TrainingRun(config: config, backend: recorder, data: RunData.load(config.data, seed: config.seed))
@@ -37,7 +38,12 @@ final class LayerFusionTests: XCTestCase {
             let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir.lastCheckpointPath)))
             return (bytes, run.history.map(\.trainLoss), summary.testLoss,
                     recorder.count("batchNormReLUForwardTraining") + recorder.count("batchNormReLUBackward"),
-                    recorder.count("reluForward"))
+                    recorder.count("reluForward"), recorder.count("batchNormAddReLUForwardTraining"), recorder.count("add"))
+        }
+        if model.family == .resnet {
+            XCTAssertGreaterThan(runs.fused.residualCalls, 0, "\(name): bn2 + shortcut + ReLU fused")
+            XCTAssertEqual(runs.fused.adds, 0, "\(name): no residual add of its own")
+            XCTAssertEqual(runs.unfused.residualCalls, 0)
         }
         XCTAssertGreaterThan(runs.fused.fusedCalls, 0, "\(name): the fused kernels ran")
         XCTAssertEqual(runs.unfused.fusedCalls, 0, "\(name): STRATA_FUSE=off runs no fused kernel")
@@ -51,6 +57,26 @@ final class LayerFusionTests: XCTestCase {
     func testResNet20TrainsBitIdenticallyFused() throws {
         try checkTrainingIsBitIdentical(ModelSpec(family: .resnet, input: .cifar, classes: 10,
                                                   resnet: ResNetOptions(depth: 20, width: 4)), name: "resnet20")
+    }
+
+    /// Option B (projection shortcut: the residual is a batch norm's output), batch norm + ReLU
+    /// fused but not the residual add (`STRATA_FUSE=bn-relu`) against everything fused.
+    func testResNetOptionBAndPartialFusionAreBitIdentical() throws {
+        let spec = ModelSpec(family: .resnet, input: .cifar, classes: 10, resnet: ResNetOptions(depth: 8, shortcut: .b, width: 4))
+        try checkTrainingIsBitIdentical(spec, name: "resnet8 option B")
+        let data = try makeTemporaryDirectory(self)
+        try writeRandomCIFAR(data, train: 40, test: 12)
+        var config = smallConfig(data: data, epochs: 1)
+        config.model = spec
+        func losses(residual: Bool) throws -> [Double] {
+            LayerFusion.enabled = true
+            LayerFusion.residualAdd = residual
+            defer { LayerFusion.residualAdd = true }
+            let run = try TrainingRun(config: config, backend: CPUBackend(), data: RunData.load(config.data, seed: config.seed))
+            _ = try run.fit(in: RunDirectory(path: try makeTemporaryDirectory(self)))
+            return run.history.map(\.trainLoss) + (try run.model.stateDict.flatMap { try run.backend.download($0.tensor).map(Double.init) })
+        }
+        XCTAssertEqual(try losses(residual: true), try losses(residual: false))
     }
 
     func testVGGTrainsBitIdenticallyFused() throws {

@@ -341,7 +341,7 @@ final class ModelNumericTests: XCTestCase {
                 for kernel in ["batchNormBackward", "batchNormReLUBackward"] {
                     XCTAssertEqual(recorder.calls(kernel, touching: p.value), 0, "\(p.name): \(kernel)")
                 }
-                for kernel in ["batchNormForwardTraining", "batchNormReLUForwardTraining"] {
+                for kernel in ["batchNormForwardTraining", "batchNormReLUForwardTraining", "batchNormAddReLUForwardTraining"] {
                     XCTAssertEqual(recorder.calls(kernel, touching: p.value), 0, "\(p.name): BN in training mode (\(kernel))")
                 }
             } else {

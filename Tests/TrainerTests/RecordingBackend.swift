@@ -119,6 +119,23 @@ final class RecordingBackend: ForwardingBackend {
                                         mode: mode, epsilon: epsilon)
         }
     }
+    override func batchNormAddReLUForwardTraining(input x: Tensor, residual: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                                  runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                                  momentum: Float, epsilon: Float) {
+        batchNormEpsilons.append(("batchNormAddReLUForwardTraining", epsilon))
+        noting([gamma, runningMean]) {
+            super.batchNormAddReLUForwardTraining(input: x, residual: residual, output: y, gamma: gamma, beta: beta,
+                                                  runningMean: runningMean, runningVar: runningVar, saveMean: saveMean,
+                                                  saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon)
+        }
+    }
+    override func batchNormAddReLUForwardInference(input x: Tensor, residual: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                                   runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
+        noting([gamma, runningMean]) {
+            super.batchNormAddReLUForwardInference(input: x, residual: residual, output: y, gamma: gamma, beta: beta,
+                                                   runningMean: runningMean, runningVar: runningVar, epsilon: epsilon)
+        }
+    }
     override func fill(_ x: Tensor, value: Float) { noting([x]) { super.fill(x, value: value) } }
     override func sum(_ x: Tensor, into out: Tensor, slot: Int) {
         onSumIntoSlot?(x)

@@ -58,7 +58,7 @@ extension CPUBackend {
         ShapeChecks.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
                                              runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd)
         batchNormTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
-                          saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon, relu: false)
+                          saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon, then: .none)
     }
 
     /// `max(bn(x), 0)` in the pass that writes y: the ReLU costs no pass of its own.
@@ -67,11 +67,22 @@ extension CPUBackend {
                                              runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
                                              "batchNormReLUForwardTraining")
         batchNormTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
-                          saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon, relu: true)
+                          saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon, then: .relu)
     }
 
-    /// The training forward, with (`relu`) or without the ReLU applied as y is written.
-    private func batchNormTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float, relu: Bool) {
+    /// `max(bn(x) + residual, 0)` in the pass that writes y: the add and the ReLU cost no passes.
+    public func batchNormAddReLUForwardTraining(input x: Tensor, residual: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float) {
+        ShapeChecks.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                             runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
+                                             "batchNormAddReLUForwardTraining")
+        ShapeChecks.batchNormResidual(input: x, residual: residual, output: y, "batchNormAddReLUForwardTraining")
+        batchNormTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                          saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon,
+                          then: .addReLU(residual.hostPointer))
+    }
+
+    /// The training forward, with `epilogue` applied as y is written.
+    private func batchNormTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float, then epilogue: BatchNormEpilogue) {
         let (_, ch, _, _) = x.nchw
         let m = x.count / max(1, ch)
         let xp = x.hostPointer, yp = y.hostPointer
@@ -128,18 +139,26 @@ extension CPUBackend {
                     for r in rows {
                         let p = xp + r * ch, o = yp + r * ch
                         var c = 0
-                        if relu {
-                            while c + 8 <= ch {
-                                store8(relu8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c)), o + c)
-                                c += 8
-                            }
-                            for c in c..<ch { o[c] = relu1(p[c] * scaleP[c] + offsetP[c]) }
-                        } else {
+                        switch epilogue {
+                        case .none:
                             while c + 8 <= ch {
                                 store8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c), o + c)
                                 c += 8
                             }
                             for c in c..<ch { o[c] = p[c] * scaleP[c] + offsetP[c] }
+                        case .relu:
+                            while c + 8 <= ch {
+                                store8(relu8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c)), o + c)
+                                c += 8
+                            }
+                            for c in c..<ch { o[c] = relu1(p[c] * scaleP[c] + offsetP[c]) }
+                        case .addReLU(let residual):
+                            let s = residual + r * ch
+                            while c + 8 <= ch {
+                                store8(relu8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c) + load8(s + c)), o + c)
+                                c += 8
+                            }
+                            for c in c..<ch { o[c] = relu1(p[c] * scaleP[c] + offsetP[c] + s[c]) }
                         }
                     }
                 }
@@ -152,7 +171,7 @@ extension CPUBackend {
         ShapeChecks.batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta,
                                               runningMean: runningMean, runningVar: runningVar)
         batchNormInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
-                           epsilon: epsilon, relu: false)
+                           epsilon: epsilon, then: .none)
     }
 
     /// `max(batchNormForwardInference(x), 0)` in one pass.
@@ -160,10 +179,19 @@ extension CPUBackend {
         ShapeChecks.batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta,
                                               runningMean: runningMean, runningVar: runningVar, "batchNormReLUForwardInference")
         batchNormInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
-                           epsilon: epsilon, relu: true)
+                           epsilon: epsilon, then: .relu)
     }
 
-    private func batchNormInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, epsilon: Float, relu: Bool) {
+    /// `max(batchNormForwardInference(x) + residual, 0)` in one pass.
+    public func batchNormAddReLUForwardInference(input x: Tensor, residual: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
+        ShapeChecks.batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                              runningVar: runningVar, "batchNormAddReLUForwardInference")
+        ShapeChecks.batchNormResidual(input: x, residual: residual, output: y, "batchNormAddReLUForwardInference")
+        batchNormInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                           epsilon: epsilon, then: .addReLU(residual.hostPointer))
+    }
+
+    private func batchNormInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, epsilon: Float, then epilogue: BatchNormEpilogue) {
         let (_, ch, _, _) = x.nchw
         let m = x.count / max(1, ch)
         let xp = x.hostPointer, yp = y.hostPointer
@@ -177,18 +205,26 @@ extension CPUBackend {
                 for r in rows {
                     let p = xp + r * ch, o = yp + r * ch
                     var c = 0
-                    if relu {
-                        while c + 8 <= ch {
-                            store8(relu8((load8(p + c) - load8(rmp + c)) * load8(scaleP + c) + load8(bp + c)), o + c)
-                            c += 8
-                        }
-                        for c in c..<ch { o[c] = relu1((p[c] - rmp[c]) * scaleP[c] + bp[c]) }
-                    } else {
+                    switch epilogue {
+                    case .none:
                         while c + 8 <= ch {
                             store8((load8(p + c) - load8(rmp + c)) * load8(scaleP + c) + load8(bp + c), o + c)
                             c += 8
                         }
                         for c in c..<ch { o[c] = (p[c] - rmp[c]) * scaleP[c] + bp[c] }
+                    case .relu:
+                        while c + 8 <= ch {
+                            store8(relu8((load8(p + c) - load8(rmp + c)) * load8(scaleP + c) + load8(bp + c)), o + c)
+                            c += 8
+                        }
+                        for c in c..<ch { o[c] = relu1((p[c] - rmp[c]) * scaleP[c] + bp[c]) }
+                    case .addReLU(let residual):
+                        let s = residual + r * ch
+                        while c + 8 <= ch {
+                            store8(relu8((load8(p + c) - load8(rmp + c)) * load8(scaleP + c) + load8(bp + c) + load8(s + c)), o + c)
+                            c += 8
+                        }
+                        for c in c..<ch { o[c] = relu1((p[c] - rmp[c]) * scaleP[c] + bp[c] + s[c]) }
                     }
                 }
             }
@@ -330,6 +366,14 @@ private func relu8(_ v: SIMD8<Float>) -> SIMD8<Float> { v.replacing(with: 0, whe
 
 @inline(__always)
 private func relu1(_ v: Float) -> Float { v < 0 ? 0 : v }
+
+/// What the forward does to the normalised value before it stores it: nothing, ReLU, or add the
+/// residual (same layout as x) and then ReLU.
+private enum BatchNormEpilogue {
+    case none
+    case relu
+    case addReLU(UnsafeMutablePointer<Float>)
+}
 
 /// How batch norm's backward reads dy: as it is, or masked by ReLU's output.
 private protocol BatchNormGradient {

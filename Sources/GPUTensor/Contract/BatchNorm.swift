@@ -38,10 +38,44 @@ public protocol BatchNormKernels: AnyObject {
     func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor,
                                saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
                                mode: GradMode, epsilon: Float)
+
+    // MARK: Batch norm + residual add + ReLU, fused (the end of a ResNet basic block)
+    //
+    // `y = max(bn(x) + residual, 0)`, with `bn(x) + residual` rounded as `add` rounds it. No
+    // backward of its own: the residual branch needs ReLU's gradient anyway, so callers run
+    // `reluBackward` and then `batchNormBackward`. residual has x's shape and may not alias y.
+
+    /// The training forward (statistics exactly as `batchNormForwardTraining`), then + residual, then ReLU.
+    func batchNormAddReLUForwardTraining(input x: Tensor, residual: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                         runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                         momentum: Float, epsilon: Float)
+    /// The inference forward, then + residual, then ReLU.
+    func batchNormAddReLUForwardInference(input x: Tensor, residual: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                          runningMean: Tensor, runningVar: Tensor, epsilon: Float)
 }
 
 /// The fused batch norm + ReLU as the composition of the unfused kernels: what a backend without
 /// fused kernels (cuDNN's batch norm) runs.
+public extension BatchNormKernels where Self: ActivationKernels & ElementwiseKernels {
+    func batchNormAddReLUForwardTraining(input x: Tensor, residual: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                         runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                         momentum: Float, epsilon: Float) {
+        batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                 runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
+                                 momentum: momentum, epsilon: epsilon)
+        add(y, residual, output: y)
+        reluForward(y, output: y)
+    }
+
+    func batchNormAddReLUForwardInference(input x: Tensor, residual: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                          runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
+        batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                  runningVar: runningVar, epsilon: epsilon)
+        add(y, residual, output: y)
+        reluForward(y, output: y)
+    }
+}
+
 public extension BatchNormKernels where Self: ActivationKernels {
     func batchNormReLUForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
                                       runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,

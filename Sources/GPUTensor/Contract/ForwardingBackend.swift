@@ -164,6 +164,23 @@ open class ForwardingBackend: Backend {
         }
     }
 
+    open func batchNormAddReLUForwardTraining(input x: Tensor, residual: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                              runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                              momentum: Float, epsilon: Float) {
+        around(.batchNormAddReLUForwardTraining) {
+            base.batchNormAddReLUForwardTraining(input: x, residual: residual, output: y, gamma: gamma, beta: beta,
+                                                 runningMean: runningMean, runningVar: runningVar, saveMean: saveMean,
+                                                 saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon)
+        }
+    }
+    open func batchNormAddReLUForwardInference(input x: Tensor, residual: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                               runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
+        around(.batchNormAddReLUForwardInference) {
+            base.batchNormAddReLUForwardInference(input: x, residual: residual, output: y, gamma: gamma, beta: beta,
+                                                  runningMean: runningMean, runningVar: runningVar, epsilon: epsilon)
+        }
+    }
+
     // MARK: Loss
 
     open func softmaxCrossEntropy(logits: Tensor, labels: Tensor, losses: Tensor, gradLogits: Tensor?, gradScale: Float) {
@@ -273,6 +290,7 @@ public enum BackendKernel: Int, CaseIterable, Sendable {
     case maxPoolForward, maxPoolBackward, avgPoolForward, avgPoolBackward, globalAvgPoolForward, globalAvgPoolBackward
     case batchNormForwardTraining, batchNormForwardInference, batchNormBackward
     case batchNormReLUForwardTraining, batchNormReLUForwardInference, batchNormReLUBackward
+    case batchNormAddReLUForwardTraining, batchNormAddReLUForwardInference
     case softmaxCrossEntropy
     case fill, add, scale, axpy, sum, argmax
     case sumIntoSlot, countCorrect

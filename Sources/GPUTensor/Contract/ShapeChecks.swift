@@ -148,6 +148,13 @@ public enum ShapeChecks {
         batchNormInput(x, y, what)
     }
 
+    /// The fused batch norm + add + ReLU: the forward's checks, and the residual of x's shape.
+    @inline(__always)
+    public static func batchNormResidual(input x: Tensor, residual: Tensor, output y: Tensor, _ what: StaticString) {
+        batchNormInput(x, residual, what)
+        precondition(residual.storage !== y.storage || residual.offset != y.offset, "\(what): residual aliases y")
+    }
+
     /// x (N, C) or (N, C, H, W) and `other` (y, dy or dx) of the same shape.
     @inline(__always)
     static func batchNormInput(_ x: Tensor, _ other: Tensor, _ what: StaticString) {

@@ -170,6 +170,19 @@ enum CrossDevice {
                 be.batchNormReLUForwardInference(input: t[0], output: o[0], gamma: t[1], beta: t[2], runningMean: t[3],
                                                  runningVar: t[4], epsilon: 1e-5)
             }
+            let residual = input(shape, seed: seed + 8)
+            out += try pair("\(name) + residual training", b, r, inputs: [x, gamma, beta, residual],
+                            outputs: [shape, [c], [c], [c], [c]], initial: [nil, runMean, runVar, nil, nil],
+                            tolerance: reduction) { be, t, o in
+                be.batchNormAddReLUForwardTraining(input: t[0], residual: t[3], output: o[0], gamma: t[1], beta: t[2],
+                                                   runningMean: o[1], runningVar: o[2], saveMean: o[3], saveInvStd: o[4],
+                                                   momentum: 0.1, epsilon: 1e-5)
+            }
+            out += try pair("\(name) + residual inference", b, r, inputs: [x, gamma, beta, (runMean, [c]), (runVar, [c]), residual],
+                            outputs: [shape], tolerance: reduction) { be, t, o in
+                be.batchNormAddReLUForwardInference(input: t[0], residual: t[5], output: o[0], gamma: t[1], beta: t[2],
+                                                    runningMean: t[3], runningVar: t[4], epsilon: 1e-5)
+            }
             out += try pair("\(name) backward accumulate", b, r, inputs: [x, gamma, beta, dy],
                             outputs: [shape, [c], [c]], initial: [nil, input([c], seed: seed + 6).values, input([c], seed: seed + 7).values],
                             tolerance: reduction) { be, t, o in

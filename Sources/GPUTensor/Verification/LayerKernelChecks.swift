@@ -433,6 +433,38 @@ enum LayerChecks {
                                expected: try b.download(udx).map(Double.init), tolerance: gradTol))
             out.append(compare("batchNormReLUBackward dgamma vs unfused \(name)", actual: try b.download(dg),
                                expected: try b.download(udg).map(Double.init), tolerance: gradTol))
+
+            // + residual before the ReLU (the end of a basic block): forwards against float64 and
+            // against batchNorm*, add, reluForward on this backend.
+            let res = checkInput(count, seed: s + 8)
+            let rt = try b.tensor(res, shape: shape), ay = try F.garbage(b, shape), uay = try F.garbage(b, shape)
+            let arm = try b.tensor(rm0, shape: [ch]), arv = try b.tensor(rv0, shape: [ch])
+            let asm = try F.garbage(b, [ch]), asi = try F.garbage(b, [ch])
+            b.batchNormAddReLUForwardTraining(input: xt, residual: rt, output: ay, gamma: gt, beta: bt, runningMean: arm,
+                                              runningVar: arv, saveMean: asm, saveInvStd: asi, momentum: Float(momentum),
+                                              epsilon: Float(eps))
+            out.append(compare("batchNormAddReLUForwardTraining y \(name)", actual: try b.download(ay),
+                               expected: relu(zip(ref.y, res).map(+)), tolerance: forwardTol))
+            out.append(compare("batchNormAddReLUForwardTraining runningVar \(name)", actual: try b.download(arv),
+                               expected: (0..<ch).map { (1 - momentum) * rv0[$0] + momentum * ref.unbiased[$0] },
+                               tolerance: statTol))
+            out.append(compare("batchNormAddReLUForwardTraining saveInvStd \(name)", actual: try b.download(asi),
+                               expected: ref.biased.map { 1 / ($0 + eps).squareRoot() }, tolerance: statTol))
+            b.batchNormForwardTraining(input: xt, output: uay, gamma: gt, beta: bt, runningMean: urm, runningVar: urv,
+                                       saveMean: usm, saveInvStd: usi, momentum: Float(momentum), epsilon: Float(eps))
+            b.add(uay, rt, output: uay)
+            b.reluForward(uay, output: uay)
+            out.append(compare("batchNormAddReLUForwardTraining y vs unfused \(name)", actual: try b.download(ay),
+                               expected: try b.download(uay).map(Double.init), tolerance: forwardTol))
+            let aiy = try F.garbage(b, shape)
+            b.batchNormAddReLUForwardInference(input: xt, residual: rt, output: aiy, gamma: gt, beta: bt, runningMean: irm,
+                                               runningVar: irv, epsilon: Float(eps))
+            let addInferRef = zip(inferRef.indices, res).map { idx, v -> Double in
+                let c = (idx / hw) % ch
+                return max(0, (x[idx] - rm0[c]) / (rv0[c] + eps).squareRoot() * gamma[c] + beta[c] + v)
+            }
+            out.append(compare("batchNormAddReLUForwardInference y \(name)", actual: try b.download(aiy),
+                               expected: addInferRef, tolerance: forwardTol))
         }
         return out
     }

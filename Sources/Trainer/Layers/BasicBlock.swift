@@ -119,7 +119,6 @@ public final class BasicBlock: Layer {
         let r = LayerFusion.enabled ? bn1.forward(a, mode: mode, fusing: relu1)
                                     : relu1.forward(bn1.forward(a, mode: mode), mode: mode)
         let h = conv2.forward(r, mode: mode)
-        let y = bn2.forward(h, mode: mode)   // bn2's own output buffer: safe to add into
         let s: Tensor                         // (N, planes, Ho, Wo)
         if let d = downsample {
             s = d.bn.forward(d.conv.forward(x, mode: mode), mode: mode)
@@ -129,8 +128,13 @@ public final class BasicBlock: Layer {
         } else {
             s = x
         }
-        backend.add(y, s, output: y)
         lastBatch = n
+        if LayerFusion.enabled && LayerFusion.residualAdd {
+            // relu(bn2(h) + s) in bn2's pass over h; relu2's backward still applies its mask.
+            return bn2.forward(h, mode: mode, adding: s, fusing: relu2)
+        }
+        let y = bn2.forward(h, mode: mode)   // bn2's own output buffer: safe to add into
+        backend.add(y, s, output: y)
         return relu2.forward(y, mode: mode)
     }
 

@@ -85,10 +85,31 @@ public final class BatchNorm2D: Layer {
 
     /// Forward, and with `relu` (the in-place ReLU that follows this layer) that ReLU too, in the
     /// same kernel: returns `max(bn(x), 0)`, which `relu` takes as its own forward's output.
-    func forward(_ x: Tensor, mode: ForwardMode, fusing relu: ReLU?) -> Tensor {
+    /// With a `residual` (x's shape; a basic block's shortcut) returns `max(bn(x) + residual, 0)`;
+    /// `relu`'s backward then applies its mask itself (the shortcut needs that gradient too) and
+    /// this layer's backward is the plain one.
+    func forward(_ x: Tensor, mode: ForwardMode, adding residual: Tensor? = nil, fusing relu: ReLU?) -> Tensor {
         checkBatch(x, inputShape, maxBatch, name)
         let y = output.slice(0..<x.shape[0])
         let train = mode == .training && !isFrozen
+        if let residual {
+            guard let relu else { preconditionFailure("\(name): a residual is only fused with the ReLU after it") }
+            if train {
+                backend.batchNormAddReLUForwardTraining(input: x, residual: residual, output: y, gamma: gamma.value,
+                                                        beta: beta.value, runningMean: runningMean.value,
+                                                        runningVar: runningVar.value, saveMean: saveMean,
+                                                        saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon)
+            } else {
+                backend.batchNormAddReLUForwardInference(input: x, residual: residual, output: y, gamma: gamma.value,
+                                                         beta: beta.value, runningMean: runningMean.value,
+                                                         runningVar: runningVar.value, epsilon: epsilon)
+            }
+            lastForwardTrained = train
+            lastForwardFusedReLU = false
+            input = x
+            relu.tookFusedForward(output: y, appliesMask: true)
+            return y
+        }
         switch (train, relu != nil) {
         case (true, false):
             backend.batchNormForwardTraining(input: x, output: y, gamma: gamma.value, beta: beta.value,
@@ -112,7 +133,7 @@ public final class BatchNorm2D: Layer {
         lastForwardTrained = train
         lastForwardFusedReLU = relu != nil
         input = x
-        relu?.tookFusedForward(output: y)
+        relu?.tookFusedForward(output: y, appliesMask: false)
         return y
     }
 
