@@ -89,7 +89,7 @@ final class ForwardingBackendTests: XCTestCase {
                                             runningVar: variance, epsilon: 1e-5)
         }
         try expect(.batchNormReLUBackward) {
-            b.batchNormReLUBackward(input: x, output: y, gradOutput: mask, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
+            b.batchNormReLUBackward(input: x, output: y, gradOutput: mask, gamma: gamma, beta: beta, saveMean: saveMean, saveInvStd: saveInvStd,
                                     gradInput: dx, gradGamma: dgamma, gradBeta: dbeta, mode: .overwrite, epsilon: 1e-5)
         }
         try expect(.batchNormAddReLUForwardTraining) {

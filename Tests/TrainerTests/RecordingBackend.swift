@@ -109,12 +109,12 @@ final class RecordingBackend: ForwardingBackend {
                                                 runningVar: runningVar, epsilon: epsilon)
         }
     }
-    override func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor,
+    override func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor, saveMean: Tensor,
                                         saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
                                         mode: GradMode, epsilon: Float) {
         batchNormEpsilons.append(("batchNormReLUBackward", epsilon))
         noting([gamma, gradGamma, gradBeta]) {
-            super.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, saveMean: saveMean,
+            super.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, beta: beta, saveMean: saveMean,
                                         saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta,
                                         mode: mode, epsilon: epsilon)
         }

@@ -125,11 +125,11 @@ extension CPUBackend {
                     let q = max(0, sums[ch + c] - sums[c] * meanShift)   // sum of (x - mean)^2
                     let mean = Double(shift[c]) + meanShift
                     let invStd = 1 / (q / Double(m) + eps).squareRoot()
-                    let sc = Double(gp[c]) * invStd
-                    scale[c] = Float(sc)
-                    offset[c] = Float(Double(bp[c]) - mean * sc)
                     smp[c] = Float(mean)
                     sip[c] = Float(invStd)
+                    // From the saved (float) statistics, so that the fused backward recomputes
+                    // the same map, and with it ReLU's mask, from x.
+                    (scale[c], offset[c]) = normalizingAffine(gamma: gp[c], beta: bp[c], mean: smp[c], invStd: sip[c])
                     let unbiased = q / Double(m - 1)
                     rmp[c] = Float((1 - mom) * Double(rmp[c]) + mom * mean)
                     rvp[c] = Float((1 - mom) * Double(rvp[c]) + mom * unbiased)
@@ -236,24 +236,32 @@ extension CPUBackend {
     public func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float) {
         ShapeChecks.batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
                                       gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
-        batchNormBackward(input: x, mask: nil, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
+        batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
                           gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode)
     }
 
     /// The backward with dy masked by ReLU (`y > 0 ? dy : 0`, reluBackward's select) inside the
-    /// reduction and the dx pass: no pass of its own, and dy is left as it was.
-    public func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float) {
-        ShapeChecks.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, saveMean: saveMean,
+    /// reduction and the dx pass: no pass of its own, and dy is left as it was. The mask is
+    /// recomputed from x: y > 0 exactly when `x * scale + offset > 0` with the forward's own float
+    /// scale and offset (`normalizingAffine` of the saved statistics; NaN and -0 give 0 either
+    /// way), so y is not read: each pass reads x and dy, as the plain backward does.
+    public func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float) {
+        ShapeChecks.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, beta: beta, saveMean: saveMean,
                                           saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
-        batchNormBackward(input: x, mask: y, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
-                          gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode)
+        let ch = x.nchw.c
+        let gp = gamma.hostPointer, bp = beta.hostPointer, smp = saveMean.hostPointer, sip = saveInvStd.hostPointer
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * ch) { affine in
+            let scale = affine.baseAddress!, offset = scale + ch
+            for c in 0..<ch {
+                (scale[c], offset[c]) = normalizingAffine(gamma: gp[c], beta: bp[c], mean: smp[c], invStd: sip[c])
+            }
+            batchNormBackward(x, MaskedGradient(dy: dy.hostPointer, scale: scale, offset: offset), gamma: gamma,
+                              saveMean: saveMean, saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma,
+                              gradBeta: gradBeta, mode: mode)
+        }
     }
 
-    /// `mask`: the fused forward's output, whose positive entries pass dy (nil: all of dy).
-    private func batchNormBackward(input x: Tensor, mask: Tensor?, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode) {
-        if let mask { return batchNormBackward(x, MaskedGradient(dy: dy.hostPointer, y: mask.hostPointer), gamma: gamma,
-                                               saveMean: saveMean, saveInvStd: saveInvStd, gradInput: dx,
-                                               gradGamma: gradGamma, gradBeta: gradBeta, mode: mode) }
+    private func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode) {
         batchNormBackward(x, PlainGradient(dy: dy.hostPointer), gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
                           gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode)
     }
@@ -277,9 +285,10 @@ extension CPUBackend {
                     let mean = load8(smp + c), invStd = load8(sip + c)
                     var s1 = SIMD8<Float>(), s2 = SIMD8<Float>()
                     for r in rows {
-                        let d = grad.load8(r * ch + c)
+                        let xv = load8(xp + r * ch + c)
+                        let d = grad.load8(r * ch + c, channel: c, x: xv)
                         s1 += d
-                        s2 += d * ((load8(xp + r * ch + c) - mean) * invStd)
+                        s2 += d * ((xv - mean) * invStd)
                     }
                     store8(load8(f + c) + s1, f + c)
                     store8(load8(g + c) + s2, g + c)
@@ -287,9 +296,10 @@ extension CPUBackend {
                 }
                 for c in c..<ch {
                     for r in rows {
-                        let d = grad[r * ch + c]
+                        let xs = xp[r * ch + c]
+                        let d = grad.load1(r * ch + c, channel: c, x: xs)
                         f[c] += d
-                        g[c] += d * ((xp[r * ch + c] - smp[c]) * sip[c])
+                        g[c] += d * ((xs - smp[c]) * sip[c])
                     }
                 }
             }
@@ -313,13 +323,15 @@ extension CPUBackend {
                         let xr = xp + r * ch, o = dxp + r * ch, row = r * ch
                         var c = 0
                         while c + 8 <= ch {
-                            let xhat = (load8(xr + c) - load8(smp + c)) * load8(sip + c)
-                            store8(load8(s + c) * (grad.load8(row + c) - load8(a + c) - xhat * load8(b + c)), o + c)
+                            let xv = load8(xr + c)
+                            let xhat = (xv - load8(smp + c)) * load8(sip + c)
+                            let d = grad.load8(row + c, channel: c, x: xv)
+                            store8(load8(s + c) * (d - load8(a + c) - xhat * load8(b + c)), o + c)
                             c += 8
                         }
                         for c in c..<ch {
                             let xhat = (xr[c] - smp[c]) * sip[c]
-                            o[c] = s[c] * (grad[row + c] - a[c] - xhat * b[c])
+                            o[c] = s[c] * (grad.load1(row + c, channel: c, x: xr[c]) - a[c] - xhat * b[c])
                         }
                     }
                 }
@@ -375,28 +387,41 @@ private enum BatchNormEpilogue {
     case addReLU(UnsafeMutablePointer<Float>)
 }
 
-/// How batch norm's backward reads dy: as it is, or masked by ReLU's output.
+/// `scale = gamma * invStd`, `offset = beta - mean * scale` (in Double, rounded once each): the
+/// per-channel map the training forward applies, computed from the saved float statistics so that
+/// the fused backward can recompute it bit for bit.
+@inline(__always)
+private func normalizingAffine(gamma: Float, beta: Float, mean: Float, invStd: Float) -> (Float, Float) {
+    let sc = Double(gamma) * Double(invStd)
+    return (Float(sc), Float(Double(beta) - Double(mean) * sc))
+}
+
+/// How batch norm's backward reads dy (element i of channel c, whose input is x): as it is, or
+/// masked by ReLU.
 private protocol BatchNormGradient {
-    func load8(_ i: Int) -> SIMD8<Float>
-    subscript(_ i: Int) -> Float { get }
+    func load8(_ i: Int, channel c: Int, x: SIMD8<Float>) -> SIMD8<Float>
+    func load1(_ i: Int, channel c: Int, x: Float) -> Float
 }
 
 private struct PlainGradient: BatchNormGradient {
     let dy: UnsafeMutablePointer<Float>
-    @inline(__always) func load8(_ i: Int) -> SIMD8<Float> { CPUBatchNorm.load8(dy + i) }
-    @inline(__always) subscript(_ i: Int) -> Float { dy[i] }
+    @inline(__always) func load8(_ i: Int, channel c: Int, x: SIMD8<Float>) -> SIMD8<Float> { CPUBatchNorm.load8(dy + i) }
+    @inline(__always) func load1(_ i: Int, channel c: Int, x: Float) -> Float { dy[i] }
 }
 
-/// `y > 0 ? dy : 0`, reluBackward's select (NaN in y gives 0), with both loads unconditional.
+/// `y > 0 ? dy : 0` (reluBackward's select), with y's sign recomputed from x as the fused forward
+/// computed y: `x * scale + offset`, then `relu` (positive exactly when that is).
 private struct MaskedGradient: BatchNormGradient {
     let dy: UnsafeMutablePointer<Float>
-    let y: UnsafeMutablePointer<Float>
-    @inline(__always) func load8(_ i: Int) -> SIMD8<Float> {
-        SIMD8<Float>(repeating: 0).replacing(with: CPUBatchNorm.load8(dy + i), where: CPUBatchNorm.load8(y + i) .> 0)
+    let scale: UnsafeMutablePointer<Float>
+    let offset: UnsafeMutablePointer<Float>
+    @inline(__always) func load8(_ i: Int, channel c: Int, x: SIMD8<Float>) -> SIMD8<Float> {
+        let v = x * CPUBatchNorm.load8(scale + c) + CPUBatchNorm.load8(offset + c)
+        return SIMD8<Float>(repeating: 0).replacing(with: CPUBatchNorm.load8(dy + i), where: v .> 0)
     }
-    @inline(__always) subscript(_ i: Int) -> Float {
+    @inline(__always) func load1(_ i: Int, channel c: Int, x: Float) -> Float {
         let g = dy[i]
-        return y[i] > 0 ? g : 0
+        return x * scale[c] + offset[c] > 0 ? g : 0
     }
 }
 

@@ -123,10 +123,10 @@ extension CUDABackend {
                                          runningVar: runningVar, epsilon: epsilon, relu: true)
     }
 
-    public func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor,
+    public func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor,
                                       saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor,
                                       gradBeta: Tensor, mode: GradMode, epsilon: Float) {
-        ShapeChecks.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, saveMean: saveMean,
+        ShapeChecks.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, beta: beta, saveMean: saveMean,
                                           saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
         guard usesChannelKernels(x) else {
             reluBackward(output: y, gradOutput: dy, gradInput: dy)

@@ -34,8 +34,10 @@ public protocol BatchNormKernels: AnyObject {
     /// Backward of `batchNormReLUForwardTraining`: `batchNormBackward` with the gradient of the
     /// normalised values `dy * (y > 0)`, y being the fused forward's output (ReLU's mask). Overwrites
     /// dx, writes or adds dgamma, dbeta per `mode`; dy's contents afterwards are unspecified (the
-    /// composed default masks it in place).
-    func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor,
+    /// composed default masks it in place). gamma, beta and the saved statistics are the forward's,
+    /// so that a backend may recompute the mask from x instead of reading y (the CPU does: one
+    /// stream fewer in each pass, as its forward normalises with exactly that affine map).
+    func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor, saveMean: Tensor,
                                saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
                                mode: GradMode, epsilon: Float)
 
@@ -93,10 +95,10 @@ public extension BatchNormKernels where Self: ActivationKernels {
         reluForward(y, output: y)
     }
 
-    func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor,
+    func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor, saveMean: Tensor,
                                saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
                                mode: GradMode, epsilon: Float) {
-        ShapeChecks.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, saveMean: saveMean,
+        ShapeChecks.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, beta: beta, saveMean: saveMean,
                                           saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
         reluBackward(output: y, gradOutput: dy, gradInput: dy)
         batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,

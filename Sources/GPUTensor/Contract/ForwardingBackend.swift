@@ -154,11 +154,11 @@ open class ForwardingBackend: Backend {
                                                runningMean: runningMean, runningVar: runningVar, epsilon: epsilon)
         }
     }
-    open func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor,
+    open func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor, saveMean: Tensor,
                                     saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
                                     mode: GradMode, epsilon: Float) {
         around(.batchNormReLUBackward) {
-            base.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, saveMean: saveMean,
+            base.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, beta: beta, saveMean: saveMean,
                                        saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta,
                                        mode: mode, epsilon: epsilon)
         }

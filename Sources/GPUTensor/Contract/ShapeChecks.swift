@@ -139,13 +139,14 @@ public enum ShapeChecks {
     /// The fused batch norm + ReLU: the forwards as `batchNormForwardTraining`/`Inference` (with
     /// their own names); the backward as `batchNormBackward` plus the forward's output y.
     @inline(__always)
-    public static func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor,
+    public static func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor,
                                              saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor,
                                              gradBeta: Tensor) {
         let what: StaticString = "batchNormReLUBackward"
         batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
                           gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, what)
         batchNormInput(x, y, what)
+        perChannel(x, beta, what)
     }
 
     /// The fused batch norm + add + ReLU: the forward's checks, and the residual of x's shape.

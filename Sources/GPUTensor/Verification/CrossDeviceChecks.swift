@@ -190,7 +190,7 @@ enum CrossDevice {
                 let sm = try be.allocate([c]), si = try be.allocate([c])
                 be.batchNormReLUForwardTraining(input: t[0], output: y, gamma: t[1], beta: t[2], runningMean: rm,
                                                 runningVar: rv, saveMean: sm, saveInvStd: si, momentum: 0.1, epsilon: 1e-5)
-                be.batchNormReLUBackward(input: t[0], output: y, gradOutput: t[3], gamma: t[1], saveMean: sm, saveInvStd: si,
+                be.batchNormReLUBackward(input: t[0], output: y, gradOutput: t[3], gamma: t[1], beta: t[2], saveMean: sm, saveInvStd: si,
                                          gradInput: o[0], gradGamma: o[1], gradBeta: o[2], mode: .accumulate, epsilon: 1e-5)
             }
         }

@@ -404,7 +404,7 @@ enum LayerChecks {
             let fdBeta = finiteDifferenceGradient(at: beta) { loss(x, gamma, $0) }
             let dy = try b.tensor(r, shape: shape), dx = try F.garbage(b, shape)
             let dg = try F.garbage(b, [ch]), db = try F.garbage(b, [ch])
-            b.batchNormReLUBackward(input: xt, output: yt, gradOutput: dy, gamma: gt, saveMean: smt, saveInvStd: sit,
+            b.batchNormReLUBackward(input: xt, output: yt, gradOutput: dy, gamma: gt, beta: bt, saveMean: smt, saveInvStd: sit,
                                     gradInput: dx, gradGamma: dg, gradBeta: db, mode: .overwrite, epsilon: Float(eps))
             let dxv = try b.download(dx)
             out.append(compare("batchNormReLUBackward dx \(name)", actual: dxv, expected: fdX, tolerance: gradTol))
@@ -416,7 +416,7 @@ enum LayerChecks {
             let g0 = checkInput(ch, seed: s + 6), b0 = checkInput(ch, seed: s + 7)
             let dy2 = try b.tensor(r, shape: shape), dx2 = try F.garbage(b, shape)
             let dga = try b.tensor(g0, shape: [ch]), dba = try b.tensor(b0, shape: [ch])
-            b.batchNormReLUBackward(input: xt, output: yt, gradOutput: dy2, gamma: gt, saveMean: smt, saveInvStd: sit,
+            b.batchNormReLUBackward(input: xt, output: yt, gradOutput: dy2, gamma: gt, beta: bt, saveMean: smt, saveInvStd: sit,
                                     gradInput: dx2, gradGamma: dga, gradBeta: dba, mode: .accumulate, epsilon: Float(eps))
             out.append(compare("batchNormReLUBackward dgamma accumulate \(name)", actual: try b.download(dga),
                                expected: zip(g0, fdGamma).map(+), tolerance: gradTol))

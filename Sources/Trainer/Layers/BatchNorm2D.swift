@@ -145,7 +145,7 @@ public final class BatchNorm2D: Layer {
             if lastForwardFusedReLU {
                 // y, this layer's output, is the fused ReLU's: its mask (the ReLU layer passed dy through).
                 backend.batchNormReLUBackward(input: x, output: output.slice(0..<x.shape[0]), gradOutput: dy,
-                                              gamma: gamma.value, saveMean: saveMean, saveInvStd: saveInvStd,
+                                              gamma: gamma.value, beta: beta.value, saveMean: saveMean, saveInvStd: saveInvStd,
                                               gradInput: dx, gradGamma: gamma.grad, gradBeta: beta.grad,
                                               mode: .overwrite, epsilon: epsilon)
             } else {
