@@ -76,7 +76,9 @@ final class LayerFusionTests: XCTestCase {
             _ = try run.fit(in: RunDirectory(path: try makeTemporaryDirectory(self)))
             return run.history.map(\.trainLoss) + (try run.model.stateDict.flatMap { try run.backend.download($0.tensor).map(Double.init) })
         }
-        XCTAssertEqual(try losses(residual: true), try losses(residual: false))
+        let all = try losses(residual: true), partial = try losses(residual: false)
+        XCTAssertEqual(all.count, partial.count)
+        XCTAssertTrue(all == partial, "losses and state differ with STRATA_FUSE=bn-relu")
     }
 
     func testVGGTrainsBitIdenticallyFused() throws {
