@@ -8,6 +8,9 @@
 // chunks whose size depends only on (R, C); each chunk sums into its own row of per-channel
 // partials and the partials are added in chunk order, so results do not depend on the thread
 // count. Per step, forward training reads x twice and writes y once (it was 3 reads + 1 write).
+// The fused variants (bench/NOTES.md section 10) apply ReLU (and a residual add) in the pass that
+// writes y, and ReLU's mask inside the backward's two passes, recomputed from x rather than read
+// from y; the unfused composition gives the same bits.
 extension CPUBackend {
     /// Rows per statistics chunk: about 16K elements, so a chunk is worth a thread.
     @inline(__always)
