@@ -187,7 +187,9 @@ final class CUDAErrorTests: XCTestCase {
             (CUDAKernels.channelSumsReLU.name, CUDAKernels.channelSumsReLU.parameterCTypes),
             (CUDAKernels.batchNormNormalizeReLU.name, CUDAKernels.batchNormNormalizeReLU.parameterCTypes),
             (CUDAKernels.batchNormInferenceReLU.name, CUDAKernels.batchNormInferenceReLU.parameterCTypes),
-            (CUDAKernels.batchNormBackwardDataReLU.name, CUDAKernels.batchNormBackwardDataReLU.parameterCTypes)
+            (CUDAKernels.batchNormBackwardDataReLU.name, CUDAKernels.batchNormBackwardDataReLU.parameterCTypes),
+            (CUDAKernels.batchNormNormalizeAddReLU.name, CUDAKernels.batchNormNormalizeAddReLU.parameterCTypes),
+            (CUDAKernels.batchNormInferenceAddReLU.name, CUDAKernels.batchNormInferenceAddReLU.parameterCTypes)
         ]
         XCTAssertEqual(Set(typed.map(\.0)), Set(CUDAKernelSource.Kernel.allCases), "every kernel has a typed signature")
         let text = CUDAKernelSource.text

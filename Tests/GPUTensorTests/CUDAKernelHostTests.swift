@@ -268,7 +268,16 @@ static void bnShape(i64 rows, i64 c, i64 chunks, unsigned block) {
       near("batch_norm_inference_nhwc", yi, yig, 1e-5, where);
       BV yif(total);
       launchHost(3, 1, [&] { batch_norm_inference_relu_nhwc(x.data(), yif.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), total, c, eps); });
-      same("batch_norm_inference_relu_nhwc", reluOf(yig), yif, where); }
+      same("batch_norm_inference_relu_nhwc", reluOf(yig), yif, where);
+      // + a residual, as add_f32 adds it, then ReLU.
+      BV res = bnValues(total, (unsigned)(rows * 3 + c), 0.0f, 1.0f), sumi(total), yia(total);
+      for (i64 e = 0; e < total; ++e) sumi[e] = yig[e] + res[e];
+      launchHost(3, 1, [&] { batch_norm_inference_add_relu_nhwc(x.data(), res.data(), yia.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), total, c, eps); });
+      same("batch_norm_inference_add_relu_nhwc", reluOf(sumi), yia, where);
+      BV sumt(total), yta(total);
+      for (i64 e = 0; e < total; ++e) sumt[e] = yg[e] + res[e];
+      launchHost(5, 1, [&] { batch_norm_normalize_add_relu_nhwc(x.data(), res.data(), yta.data(), gamma.data(), beta.data(), sm.data(), si.data(), total, c); });
+      same("batch_norm_normalize_add_relu_nhwc", reluOf(sumt), yta, where); }
 
     // Fused batch norm + ReLU: the forward is relu(the unfused output); the backward from the
     // fused output's mask equals relu_backward's select into dy, then the unfused kernels. beta is
@@ -410,8 +419,8 @@ int main() {
         XCTAssertFalse(result.output.contains("MISMATCH"), String(result.output.prefix(4000)))
         XCTAssertEqual(result.status, 0, String(result.output.prefix(4000)))
         // 14 shapes x 14 checks (statistics, running stats, y, inference, dgamma, dbeta, dx, db; twice),
-        // and 8 of the fused batch norm + ReLU against the unfused kernels.
-        XCTAssertGreaterThanOrEqual(checks(result.output) ?? 0, 14 * 22, result.output)
+        // and 10 of the fused batch norm + ReLU (+ residual) against the unfused kernels.
+        XCTAssertGreaterThanOrEqual(checks(result.output) ?? 0, 14 * 24, result.output)
     }
 }
 #endif

@@ -2,7 +2,7 @@ import XCTest
 @testable import GPUTensor
 
 /// `ForwardingBackend` calls each requirement of its base once, under that requirement's own
-/// `BackendKernel` (a copy-paste slip in the 42 forwarders would mislabel a profiler row or a
+/// `BackendKernel` (a copy-paste slip in the 47 forwarders would mislabel a profiler row or a
 /// recorded call), and every `BackendKernel` case is some requirement's.
 final class ForwardingBackendTests: XCTestCase {
     private final class Tagging: ForwardingBackend {

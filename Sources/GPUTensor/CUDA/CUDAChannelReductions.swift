@@ -164,6 +164,17 @@ extern "C" __global__ void batch_norm_normalize_relu_nhwc(const float* x, float*
     }
 }
 
+// The same plus a residual (a basic block's shortcut, same layout), then ReLU: the end of a block.
+extern "C" __global__ void batch_norm_normalize_add_relu_nhwc(const float* x, const float* residual, float* y,
+                                                              const float* gamma, const float* beta, const float* mean,
+                                                              const float* invStd, i64 total, i64 c) {
+    CHANNEL_GRID_STRIDE(e, ch, total, c) {
+        float v = (x[e] - mean[ch]) * invStd[ch] * gamma[ch] + beta[ch];
+        v = v + residual[e];
+        y[e] = v < 0.0f ? 0.0f : v;
+    }
+}
+
 // Inference: the running statistics, invStd = 1/sqrt(runningVar + eps).
 extern "C" __global__ void batch_norm_inference_nhwc(const float* x, float* y, const float* gamma, const float* beta,
                                                      const float* runningMean, const float* runningVar, i64 total,
@@ -180,6 +191,18 @@ extern "C" __global__ void batch_norm_inference_relu_nhwc(const float* x, float*
     CHANNEL_GRID_STRIDE(e, ch, total, c) {
         float invStd = 1.0f / sqrtf(runningVar[ch] + epsilon);
         float v = (x[e] - runningMean[ch]) * invStd * gamma[ch] + beta[ch];
+        y[e] = v < 0.0f ? 0.0f : v;
+    }
+}
+
+extern "C" __global__ void batch_norm_inference_add_relu_nhwc(const float* x, const float* residual, float* y,
+                                                              const float* gamma, const float* beta,
+                                                              const float* runningMean, const float* runningVar,
+                                                              i64 total, i64 c, float epsilon) {
+    CHANNEL_GRID_STRIDE(e, ch, total, c) {
+        float invStd = 1.0f / sqrtf(runningVar[ch] + epsilon);
+        float v = (x[e] - runningMean[ch]) * invStd * gamma[ch] + beta[ch];
+        v = v + residual[e];
         y[e] = v < 0.0f ? 0.0f : v;
     }
 }
@@ -272,6 +295,14 @@ extension CUDAKernels {
     /// const float* mean, const double* coef, i64 total, i64 c)`
     static let batchNormBackwardDataReLU = CUDAKernel<Tensor, Tensor, Tensor, Tensor, Tensor, DeviceScratch, Int, Int>(
         .batch_norm_backward_data_relu_nhwc)
+    /// `batch_norm_normalize_add_relu_nhwc(const float* x, const float* residual, float* y, const float* gamma,
+    /// const float* beta, const float* mean, const float* invStd, i64 total, i64 c)`
+    static let batchNormNormalizeAddReLU = CUDAKernel<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Int, Int>(
+        .batch_norm_normalize_add_relu_nhwc)
+    /// `batch_norm_inference_add_relu_nhwc(const float* x, const float* residual, float* y, const float* gamma,
+    /// const float* beta, const float* runningMean, const float* runningVar, i64 total, i64 c, float epsilon)`
+    static let batchNormInferenceAddReLU = CUDAKernel<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Int, Int, Float>(
+        .batch_norm_inference_add_relu_nhwc)
     /// `bias_backward_statistics(const double* partial, i64 chunks, i64 c, float* db, int accumulate)`
     static let biasBackwardStatistics = CUDAKernel<DeviceScratch, Int, Int, Tensor, Bool>(.bias_backward_statistics)
 }
@@ -326,22 +357,33 @@ extension CUDABackend {
     /// One block per channel, at most 65535 blocks (grid-stride over the rest).
     private func channelBlocks(_ c: Int) -> Int { max(1, min(c, 65535)) }
 
-    /// `relu`: the fused batch norm + ReLU (the ReLU in the normalising pass).
+    /// `relu`: the fused batch norm + ReLU (the ReLU in the normalising pass); with a `residual`
+    /// also, `max(bn(x) + residual, 0)`.
     func channelBatchNormForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
                                          runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
-                                         momentum: Float, epsilon: Float, relu: Bool = false) {
+                                         momentum: Float, epsilon: Float, relu: Bool = false, residual: Tensor? = nil) {
         let c = x.nchw.c, rows = x.count / c
         recordFailure {
             let sums = try channelSums(x, x, shift: nil)
             launch(CUDAKernels.batchNormStatistics, count: c, blocks: channelBlocks(c), DeviceScratch(address: sums.partials),
                    sums.grid.chunks, rows, c, saveMean, saveInvStd, runningMean, runningVar, momentum, epsilon)
-            launch(relu ? CUDAKernels.batchNormNormalizeReLU : CUDAKernels.batchNormNormalize, count: x.count,
-                   x, y, gamma, beta, saveMean, saveInvStd, x.count, c)
+            if let residual {
+                launch(CUDAKernels.batchNormNormalizeAddReLU, count: x.count, x, residual, y, gamma, beta, saveMean,
+                       saveInvStd, x.count, c)
+            } else {
+                launch(relu ? CUDAKernels.batchNormNormalizeReLU : CUDAKernels.batchNormNormalize, count: x.count,
+                       x, y, gamma, beta, saveMean, saveInvStd, x.count, c)
+            }
         }
     }
 
     func channelBatchNormForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
-                                          runningMean: Tensor, runningVar: Tensor, epsilon: Float, relu: Bool = false) {
+                                          runningMean: Tensor, runningVar: Tensor, epsilon: Float, relu: Bool = false,
+                                          residual: Tensor? = nil) {
+        if let residual {
+            return launch(CUDAKernels.batchNormInferenceAddReLU, count: x.count, x, residual, y, gamma, beta, runningMean,
+                          runningVar, x.count, x.nchw.c, epsilon)
+        }
         launch(relu ? CUDAKernels.batchNormInferenceReLU : CUDAKernels.batchNormInference, count: x.count,
                x, y, gamma, beta, runningMean, runningVar, x.count, x.nchw.c, epsilon)
     }
