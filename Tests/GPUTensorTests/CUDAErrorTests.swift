@@ -183,7 +183,13 @@ final class CUDAErrorTests: XCTestCase {
             (CUDAKernels.batchNormInference.name, CUDAKernels.batchNormInference.parameterCTypes),
             (CUDAKernels.batchNormBackwardStatistics.name, CUDAKernels.batchNormBackwardStatistics.parameterCTypes),
             (CUDAKernels.batchNormBackwardData.name, CUDAKernels.batchNormBackwardData.parameterCTypes),
-            (CUDAKernels.biasBackwardStatistics.name, CUDAKernels.biasBackwardStatistics.parameterCTypes)
+            (CUDAKernels.biasBackwardStatistics.name, CUDAKernels.biasBackwardStatistics.parameterCTypes),
+            (CUDAKernels.channelSumsReLU.name, CUDAKernels.channelSumsReLU.parameterCTypes),
+            (CUDAKernels.batchNormNormalizeReLU.name, CUDAKernels.batchNormNormalizeReLU.parameterCTypes),
+            (CUDAKernels.batchNormInferenceReLU.name, CUDAKernels.batchNormInferenceReLU.parameterCTypes),
+            (CUDAKernels.batchNormBackwardDataReLU.name, CUDAKernels.batchNormBackwardDataReLU.parameterCTypes),
+            (CUDAKernels.batchNormNormalizeAddReLU.name, CUDAKernels.batchNormNormalizeAddReLU.parameterCTypes),
+            (CUDAKernels.batchNormInferenceAddReLU.name, CUDAKernels.batchNormInferenceAddReLU.parameterCTypes)
         ]
         XCTAssertEqual(Set(typed.map(\.0)), Set(CUDAKernelSource.Kernel.allCases), "every kernel has a typed signature")
         let text = CUDAKernelSource.text

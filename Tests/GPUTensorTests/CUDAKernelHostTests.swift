@@ -201,6 +201,18 @@ static void near(const char* name, const DV& want, const BV& got, double tol, co
         }
 }
 
+// Bit for bit: a fused kernel against the unfused kernels it replaces.
+static void same(const char* name, const BV& want, const BV& got, const char* where) {
+    bnChecks++;
+    for (size_t i = 0; i < want.size(); ++i)
+        if (std::memcmp(&want[i], &got[i], 4) != 0) {
+            printf("MISMATCH %s (%s) at %zu: fused %.9g, unfused %.9g\n", name, where, i, got[i], want[i]);
+            bnFailures++; return;
+        }
+}
+
+static BV reluOf(BV v) { for (auto& x : v) x = x < 0.0f ? 0.0f : x; return v; }
+
 static BV bnValues(size_t count, unsigned seed, float offset, float scale) {
     BV v(count); srand(seed);
     for (auto& x : v) x = offset + scale * ((float)rand() / (float)RAND_MAX * 2.0f - 1.0f);
@@ -253,7 +265,45 @@ static void bnShape(i64 rows, i64 c, i64 chunks, unsigned block) {
     { DV yi(total); BV yig(total);
       for (i64 e = 0; e < total; ++e) { i64 k = e % c; yi[e] = (x[e] - rmean[k]) / sqrt((double)rvar[k] + eps) * gamma[k] + beta[k]; }
       launchHost(3, 1, [&] { batch_norm_inference_nhwc(x.data(), yig.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), total, c, eps); });
-      near("batch_norm_inference_nhwc", yi, yig, 1e-5, where); }
+      near("batch_norm_inference_nhwc", yi, yig, 1e-5, where);
+      BV yif(total);
+      launchHost(3, 1, [&] { batch_norm_inference_relu_nhwc(x.data(), yif.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), total, c, eps); });
+      same("batch_norm_inference_relu_nhwc", reluOf(yig), yif, where);
+      // + a residual, as add_f32 adds it, then ReLU.
+      BV res = bnValues(total, (unsigned)(rows * 3 + c), 0.0f, 1.0f), sumi(total), yia(total);
+      for (i64 e = 0; e < total; ++e) sumi[e] = yig[e] + res[e];
+      launchHost(3, 1, [&] { batch_norm_inference_add_relu_nhwc(x.data(), res.data(), yia.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), total, c, eps); });
+      same("batch_norm_inference_add_relu_nhwc", reluOf(sumi), yia, where);
+      BV sumt(total), yta(total);
+      for (i64 e = 0; e < total; ++e) sumt[e] = yg[e] + res[e];
+      launchHost(5, 1, [&] { batch_norm_normalize_add_relu_nhwc(x.data(), res.data(), yta.data(), gamma.data(), beta.data(), sm.data(), si.data(), total, c); });
+      same("batch_norm_normalize_add_relu_nhwc", reluOf(sumt), yta, where); }
+
+    // Fused batch norm + ReLU: the forward is relu(the unfused output); the backward from the
+    // fused output's mask equals relu_backward's select into dy, then the unfused kernels. beta is
+    // shifted so that about half of the normalised values are cut.
+    { BV betaCut = beta; for (auto& b : betaCut) b -= 0.1f;
+      BV yu(total), yf(total);
+      launchHost(5, 1, [&] { batch_norm_normalize_nhwc(x.data(), yu.data(), gamma.data(), betaCut.data(), sm.data(), si.data(), total, c); });
+      launchHost(5, 1, [&] { batch_norm_normalize_relu_nhwc(x.data(), yf.data(), gamma.data(), betaCut.data(), sm.data(), si.data(), total, c); });
+      BV yr = reluOf(yu);
+      same("batch_norm_normalize_relu_nhwc", yr, yf, where);
+      i64 cut = 0; for (float v : yf) cut += v == 0.0f;
+      if (cut == 0 || cut == total) { printf("MISMATCH fused ReLU cuts %lld of %lld values (%s)\n", cut, total, where); bnFailures++; }
+      for (int accumulate = 0; accumulate < 2; ++accumulate) {
+          BV dym(total); for (i64 e = 0; e < total; ++e) dym[e] = yf[e] > 0.0f ? dy[e] : 0.0f;
+          BV ggu(c, 0.25f), gbu(c, -0.5f), dxu(total, 99.0f), ggf = ggu, gbf = gbu, dxf = dxu;
+          double* coef = partial.data() + chunks * c * 2;
+          launchHost(sumBlocks, block, [&] { channel_sums_nhwc(dym.data(), x.data(), sm.data(), rows, c, partial.data()); });
+          launchHost(perChannel, block, [&] { batch_norm_backward_statistics(partial.data(), chunks, rows, c, gamma.data(), si.data(), ggu.data(), gbu.data(), accumulate, coef); });
+          launchHost(4, 1, [&] { batch_norm_backward_data_nhwc(x.data(), dym.data(), dxu.data(), sm.data(), coef, total, c); });
+          launchHost(sumBlocks, block, [&] { channel_sums_relu_nhwc(dy.data(), yf.data(), x.data(), sm.data(), rows, c, partial.data()); });
+          launchHost(perChannel, block, [&] { batch_norm_backward_statistics(partial.data(), chunks, rows, c, gamma.data(), si.data(), ggf.data(), gbf.data(), accumulate, coef); });
+          launchHost(4, 1, [&] { batch_norm_backward_data_relu_nhwc(x.data(), yf.data(), dy.data(), dxf.data(), sm.data(), coef, total, c); });
+          same("fused batch_norm + relu dgamma", ggu, ggf, where);
+          same("fused batch_norm + relu dbeta", gbu, gbf, where);
+          same("batch_norm_backward_data_relu_nhwc", dxu, dxf, where);
+      } }
 
     // backward, overwrite then accumulate (dx is always overwritten)
     for (int accumulate = 0; accumulate < 2; ++accumulate) {
@@ -368,8 +418,9 @@ int main() {
         guard let result = try compileAndRun(Self.channelReductionHarness) else { return }
         XCTAssertFalse(result.output.contains("MISMATCH"), String(result.output.prefix(4000)))
         XCTAssertEqual(result.status, 0, String(result.output.prefix(4000)))
-        // 14 shapes x 14 checks (statistics, running stats, y, inference, dgamma, dbeta, dx, db; twice).
-        XCTAssertGreaterThanOrEqual(checks(result.output) ?? 0, 196, result.output)
+        // 14 shapes x 14 checks (statistics, running stats, y, inference, dgamma, dbeta, dx, db; twice),
+        // and 10 of the fused batch norm + ReLU (+ residual) against the unfused kernels.
+        XCTAssertGreaterThanOrEqual(checks(result.output) ?? 0, 14 * 24, result.output)
     }
 }
 #endif

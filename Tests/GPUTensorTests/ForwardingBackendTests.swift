@@ -2,7 +2,7 @@ import XCTest
 @testable import GPUTensor
 
 /// `ForwardingBackend` calls each requirement of its base once, under that requirement's own
-/// `BackendKernel` (a copy-paste slip in the 42 forwarders would mislabel a profiler row or a
+/// `BackendKernel` (a copy-paste slip in the 47 forwarders would mislabel a profiler row or a
 /// recorded call), and every `BackendKernel` case is some requirement's.
 final class ForwardingBackendTests: XCTestCase {
     private final class Tagging: ForwardingBackend {
@@ -78,6 +78,28 @@ final class ForwardingBackendTests: XCTestCase {
         try expect(.batchNormBackward) {
             b.batchNormBackward(input: x, gradOutput: y, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
                                 gradInput: dx, gradGamma: dgamma, gradBeta: dbeta, mode: .overwrite, epsilon: 1e-5)
+        }
+        // The fused batch norm + ReLU: one call each, under its own name (not as its parts).
+        try expect(.batchNormReLUForwardTraining) {
+            b.batchNormReLUForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: mean, runningVar: variance,
+                                           saveMean: saveMean, saveInvStd: saveInvStd, momentum: 0.1, epsilon: 1e-5)
+        }
+        try expect(.batchNormReLUForwardInference) {
+            b.batchNormReLUForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: mean,
+                                            runningVar: variance, epsilon: 1e-5)
+        }
+        try expect(.batchNormReLUBackward) {
+            b.batchNormReLUBackward(input: x, output: y, gradOutput: mask, gamma: gamma, beta: beta, saveMean: saveMean, saveInvStd: saveInvStd,
+                                    gradInput: dx, gradGamma: dgamma, gradBeta: dbeta, mode: .overwrite, epsilon: 1e-5)
+        }
+        try expect(.batchNormAddReLUForwardTraining) {
+            b.batchNormAddReLUForwardTraining(input: x, residual: mask, output: y, gamma: gamma, beta: beta, runningMean: mean,
+                                              runningVar: variance, saveMean: saveMean, saveInvStd: saveInvStd,
+                                              momentum: 0.1, epsilon: 1e-5)
+        }
+        try expect(.batchNormAddReLUForwardInference) {
+            b.batchNormAddReLUForwardInference(input: x, residual: mask, output: y, gamma: gamma, beta: beta, runningMean: mean,
+                                               runningVar: variance, epsilon: 1e-5)
         }
 
         try expect(.softmaxCrossEntropy) {

@@ -25,6 +25,7 @@ final class KernelTests: XCTestCase {
     func testAvgPool() { assertPasses("pool2d avg", minimum: 10) }
     func testGlobalAvgPool() { assertPasses("global pool avg", minimum: 8) }
     func testBatchNorm() { assertPasses("batchnorm", minimum: 60) }
+    func testBatchNormReLUFused() { assertPasses("bn+ReLU fused", minimum: 76) }
     func testSoftmaxCrossEntropy() { assertPasses("softmax cross-entropy", minimum: 15) }
     func testElementwise() { assertPasses("elementwise", minimum: 18) }
     func testSum() { assertPasses("reduction sum", minimum: 5) }

@@ -50,6 +50,16 @@ final class SelfTestTests: XCTestCase {
         XCTAssertTrue(broken.failures.allSatisfy { $0.contains("accumulate") })
     }
 
+    /// A fused batch norm + ReLU backward that forgets ReLU's mask.
+    func testFusedBatchNormReLUWithoutTheMaskIsCaught() {
+        let broken = run(.batchNormReLUMaskIgnored, "bn+ReLU fused")
+        printExpected(broken.failures)
+        XCTAssertGreaterThan(broken.failed, 0)
+        XCTAssertTrue(broken.failures.allSatisfy { $0.contains("batchNormReLUBackward") }, "only the broken kernel fails")
+        XCTAssertTrue(broken.failures.contains { $0.contains("vs unfused") }, "the comparison with the composition fails too")
+        XCTAssertEqual(run(.none, "bn+ReLU fused").failed, 0)
+    }
+
     func testCropFlipOnWrongRandomStreamIsCaught() {
         let broken = run(.cropFlipWrongStream, "augment crop-flip")
         printExpected(broken.failures)
@@ -106,7 +116,7 @@ final class SelfTestTests: XCTestCase {
 /// A backend that forwards every call to a `CPUBackend` but, depending on `fault`, corrupts one
 /// kernel's result by a small amount, the way a subtle bug in a new backend would.
 final class BrokenBackend: ForwardingBackend {
-    enum Fault { case none, reluBackwardOffset, batchNormDxScaled, batchNormIgnoresAccumulate, cropFlipWrongStream, slotOffByOne, nanDroppedFromSlotSum }
+    enum Fault { case none, reluBackwardOffset, batchNormDxScaled, batchNormIgnoresAccumulate, cropFlipWrongStream, slotOffByOne, nanDroppedFromSlotSum, batchNormReLUMaskIgnored }
     let fault: Fault
     /// The device it claims to be (a GPU, for tests of what selftest does on one).
     let claimedDevice: Device?
@@ -126,6 +136,12 @@ final class BrokenBackend: ForwardingBackend {
         if fault == .batchNormDxScaled {
             for i in 0..<dx.count { dx.hostPointer[i] *= 1.001 }
         }
+    }
+    override func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float) {
+        guard fault == .batchNormReLUMaskIgnored else {
+            return base.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, beta: beta, saveMean: saveMean, saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode, epsilon: epsilon)
+        }
+        base.batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode, epsilon: epsilon)
     }
     override func sum(_ x: Tensor, into out: Tensor, slot: Int) {
         base.sum(x, into: out, slot: slot)

@@ -337,8 +337,13 @@ final class ModelNumericTests: XCTestCase {
                 XCTAssertTrue(g.allSatisfy { $0 == 12345 }, "\(p.name): frozen gradient written")
                 XCTAssertEqual(recorder.calls("conv2dBackwardFilter", touching: p.grad), 0, p.name)
                 XCTAssertEqual(recorder.calls("conv2dBackwardData", touching: p.value), 0, "\(p.name): dx through frozen conv")
-                XCTAssertEqual(recorder.calls("batchNormBackward", touching: p.value), 0, p.name)
-                XCTAssertEqual(recorder.calls("batchNormForwardTraining", touching: p.value), 0, "\(p.name): BN in training mode")
+                // Fused with the ReLU after it or not (LayerFusion).
+                for kernel in ["batchNormBackward", "batchNormReLUBackward"] {
+                    XCTAssertEqual(recorder.calls(kernel, touching: p.value), 0, "\(p.name): \(kernel)")
+                }
+                for kernel in ["batchNormForwardTraining", "batchNormReLUForwardTraining", "batchNormAddReLUForwardTraining"] {
+                    XCTAssertEqual(recorder.calls(kernel, touching: p.value), 0, "\(p.name): BN in training mode (\(kernel))")
+                }
             } else {
                 XCTAssertFalse(g.contains(12345), "\(p.name): trainable gradient not written")
             }

@@ -8,6 +8,9 @@
 // chunks whose size depends only on (R, C); each chunk sums into its own row of per-channel
 // partials and the partials are added in chunk order, so results do not depend on the thread
 // count. Per step, forward training reads x twice and writes y once (it was 3 reads + 1 write).
+// The fused variants (bench/NOTES.md section 10) apply ReLU (and a residual add) in the pass that
+// writes y, and ReLU's mask inside the backward's two passes, recomputed from x rather than read
+// from y; the unfused composition gives the same bits.
 extension CPUBackend {
     /// Rows per statistics chunk: about 16K elements, so a chunk is worth a thread.
     @inline(__always)
@@ -57,6 +60,32 @@ extension CPUBackend {
         // Also refuses one value per channel (as PyTorch does: its unbiased variance is undefined).
         ShapeChecks.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
                                              runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd)
+        batchNormTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                          saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon, then: .none)
+    }
+
+    /// `max(bn(x), 0)` in the pass that writes y: the ReLU costs no pass of its own.
+    public func batchNormReLUForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float) {
+        ShapeChecks.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                             runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
+                                             "batchNormReLUForwardTraining")
+        batchNormTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                          saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon, then: .relu)
+    }
+
+    /// `max(bn(x) + residual, 0)` in the pass that writes y: the add and the ReLU cost no passes.
+    public func batchNormAddReLUForwardTraining(input x: Tensor, residual: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float) {
+        ShapeChecks.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                             runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
+                                             "batchNormAddReLUForwardTraining")
+        ShapeChecks.batchNormResidual(input: x, residual: residual, output: y, "batchNormAddReLUForwardTraining")
+        batchNormTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                          saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon,
+                          then: .addReLU(residual.hostPointer))
+    }
+
+    /// The training forward, with `epilogue` applied as y is written.
+    private func batchNormTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float, then epilogue: BatchNormEpilogue) {
         let (_, ch, _, _) = x.nchw
         let m = x.count / max(1, ch)
         let xp = x.hostPointer, yp = y.hostPointer
@@ -99,11 +128,11 @@ extension CPUBackend {
                     let q = max(0, sums[ch + c] - sums[c] * meanShift)   // sum of (x - mean)^2
                     let mean = Double(shift[c]) + meanShift
                     let invStd = 1 / (q / Double(m) + eps).squareRoot()
-                    let sc = Double(gp[c]) * invStd
-                    scale[c] = Float(sc)
-                    offset[c] = Float(Double(bp[c]) - mean * sc)
                     smp[c] = Float(mean)
                     sip[c] = Float(invStd)
+                    // From the saved (float) statistics, so that the fused backward recomputes
+                    // the same map, and with it ReLU's mask, from x.
+                    (scale[c], offset[c]) = normalizingAffine(gamma: gp[c], beta: bp[c], mean: smp[c], invStd: sip[c])
                     let unbiased = q / Double(m - 1)
                     rmp[c] = Float((1 - mom) * Double(rmp[c]) + mom * mean)
                     rvp[c] = Float((1 - mom) * Double(rvp[c]) + mom * unbiased)
@@ -113,11 +142,27 @@ extension CPUBackend {
                     for r in rows {
                         let p = xp + r * ch, o = yp + r * ch
                         var c = 0
-                        while c + 8 <= ch {
-                            store8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c), o + c)
-                            c += 8
+                        switch epilogue {
+                        case .none:
+                            while c + 8 <= ch {
+                                store8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c), o + c)
+                                c += 8
+                            }
+                            for c in c..<ch { o[c] = p[c] * scaleP[c] + offsetP[c] }
+                        case .relu:
+                            while c + 8 <= ch {
+                                store8(relu8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c)), o + c)
+                                c += 8
+                            }
+                            for c in c..<ch { o[c] = relu1(p[c] * scaleP[c] + offsetP[c]) }
+                        case .addReLU(let residual):
+                            let s = residual + r * ch
+                            while c + 8 <= ch {
+                                store8(relu8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c) + load8(s + c)), o + c)
+                                c += 8
+                            }
+                            for c in c..<ch { o[c] = relu1(p[c] * scaleP[c] + offsetP[c] + s[c]) }
                         }
-                        for c in c..<ch { o[c] = p[c] * scaleP[c] + offsetP[c] }
                     }
                 }
             }
@@ -128,6 +173,28 @@ extension CPUBackend {
     public func batchNormForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
         ShapeChecks.batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta,
                                               runningMean: runningMean, runningVar: runningVar)
+        batchNormInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                           epsilon: epsilon, then: .none)
+    }
+
+    /// `max(batchNormForwardInference(x), 0)` in one pass.
+    public func batchNormReLUForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
+        ShapeChecks.batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta,
+                                              runningMean: runningMean, runningVar: runningVar, "batchNormReLUForwardInference")
+        batchNormInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                           epsilon: epsilon, then: .relu)
+    }
+
+    /// `max(batchNormForwardInference(x) + residual, 0)` in one pass.
+    public func batchNormAddReLUForwardInference(input x: Tensor, residual: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
+        ShapeChecks.batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                              runningVar: runningVar, "batchNormAddReLUForwardInference")
+        ShapeChecks.batchNormResidual(input: x, residual: residual, output: y, "batchNormAddReLUForwardInference")
+        batchNormInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                           epsilon: epsilon, then: .addReLU(residual.hostPointer))
+    }
+
+    private func batchNormInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, epsilon: Float, then epilogue: BatchNormEpilogue) {
         let (_, ch, _, _) = x.nchw
         let m = x.count / max(1, ch)
         let xp = x.hostPointer, yp = y.hostPointer
@@ -141,11 +208,27 @@ extension CPUBackend {
                 for r in rows {
                     let p = xp + r * ch, o = yp + r * ch
                     var c = 0
-                    while c + 8 <= ch {
-                        store8((load8(p + c) - load8(rmp + c)) * load8(scaleP + c) + load8(bp + c), o + c)
-                        c += 8
+                    switch epilogue {
+                    case .none:
+                        while c + 8 <= ch {
+                            store8((load8(p + c) - load8(rmp + c)) * load8(scaleP + c) + load8(bp + c), o + c)
+                            c += 8
+                        }
+                        for c in c..<ch { o[c] = (p[c] - rmp[c]) * scaleP[c] + bp[c] }
+                    case .relu:
+                        while c + 8 <= ch {
+                            store8(relu8((load8(p + c) - load8(rmp + c)) * load8(scaleP + c) + load8(bp + c)), o + c)
+                            c += 8
+                        }
+                        for c in c..<ch { o[c] = relu1((p[c] - rmp[c]) * scaleP[c] + bp[c]) }
+                    case .addReLU(let residual):
+                        let s = residual + r * ch
+                        while c + 8 <= ch {
+                            store8(relu8((load8(p + c) - load8(rmp + c)) * load8(scaleP + c) + load8(bp + c) + load8(s + c)), o + c)
+                            c += 8
+                        }
+                        for c in c..<ch { o[c] = relu1((p[c] - rmp[c]) * scaleP[c] + bp[c] + s[c]) }
                     }
-                    for c in c..<ch { o[c] = (p[c] - rmp[c]) * scaleP[c] + bp[c] }
                 }
             }
         }
@@ -156,9 +239,42 @@ extension CPUBackend {
     public func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float) {
         ShapeChecks.batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
                                       gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
+        batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
+                          gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode)
+    }
+
+    /// The backward with dy masked by ReLU (`y > 0 ? dy : 0`, reluBackward's select) inside the
+    /// reduction and the dx pass: no pass of its own, and dy is left as it was. The mask is
+    /// recomputed from x: y > 0 exactly when `x * scale + offset > 0` with the forward's own float
+    /// scale and offset (`normalizingAffine` of the saved statistics; NaN and -0 give 0 either
+    /// way), so y is not read: each pass reads x and dy, as the plain backward does.
+    public func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float) {
+        ShapeChecks.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, beta: beta, saveMean: saveMean,
+                                          saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
+        let ch = x.nchw.c
+        let gp = gamma.hostPointer, bp = beta.hostPointer, smp = saveMean.hostPointer, sip = saveInvStd.hostPointer
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * ch) { affine in
+            let scale = affine.baseAddress!, offset = scale + ch
+            for c in 0..<ch {
+                (scale[c], offset[c]) = normalizingAffine(gamma: gp[c], beta: bp[c], mean: smp[c], invStd: sip[c])
+            }
+            batchNormBackward(x, MaskedGradient(dy: dy.hostPointer, scale: scale, offset: offset), gamma: gamma,
+                              saveMean: saveMean, saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma,
+                              gradBeta: gradBeta, mode: mode)
+        }
+    }
+
+    private func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode) {
+        batchNormBackward(x, PlainGradient(dy: dy.hostPointer), gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
+                          gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode)
+    }
+
+    /// Generic over how dy is read, so that each variant is specialised (no per-element branch).
+    @inline(__always)
+    private func batchNormBackward<G: BatchNormGradient>(_ x: Tensor, _ grad: G, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode) {
         let (_, ch, _, _) = x.nchw
         let m = x.count / max(1, ch)
-        let xp = x.hostPointer, dyp = dy.hostPointer, dxp = dx.hostPointer
+        let xp = x.hostPointer, dxp = dx.hostPointer
         let gp = gamma.hostPointer, smp = saveMean.hostPointer, sip = saveInvStd.hostPointer
         let dgp = gradGamma.hostPointer, dbp = gradBeta.hostPointer
         let accumulate = mode == .accumulate
@@ -172,9 +288,10 @@ extension CPUBackend {
                     let mean = load8(smp + c), invStd = load8(sip + c)
                     var s1 = SIMD8<Float>(), s2 = SIMD8<Float>()
                     for r in rows {
-                        let d = load8(dyp + r * ch + c)
+                        let xv = load8(xp + r * ch + c)
+                        let d = grad.load8(r * ch + c, channel: c, x: xv)
                         s1 += d
-                        s2 += d * ((load8(xp + r * ch + c) - mean) * invStd)
+                        s2 += d * ((xv - mean) * invStd)
                     }
                     store8(load8(f + c) + s1, f + c)
                     store8(load8(g + c) + s2, g + c)
@@ -182,9 +299,10 @@ extension CPUBackend {
                 }
                 for c in c..<ch {
                     for r in rows {
-                        let d = dyp[r * ch + c]
+                        let xs = xp[r * ch + c]
+                        let d = grad.load1(r * ch + c, channel: c, x: xs)
                         f[c] += d
-                        g[c] += d * ((xp[r * ch + c] - smp[c]) * sip[c])
+                        g[c] += d * ((xs - smp[c]) * sip[c])
                     }
                 }
             }
@@ -205,16 +323,18 @@ extension CPUBackend {
                 let a = UnsafePointer(meanDy), b = UnsafePointer(meanDyXhat), s = UnsafePointer(scale)
                 parallelFor(m, grain: Self.grain(itemCost: 2 * ch)) { rows in
                     for r in rows {
-                        let xr = xp + r * ch, dr = dyp + r * ch, o = dxp + r * ch
+                        let xr = xp + r * ch, o = dxp + r * ch, row = r * ch
                         var c = 0
                         while c + 8 <= ch {
-                            let xhat = (load8(xr + c) - load8(smp + c)) * load8(sip + c)
-                            store8(load8(s + c) * (load8(dr + c) - load8(a + c) - xhat * load8(b + c)), o + c)
+                            let xv = load8(xr + c)
+                            let xhat = (xv - load8(smp + c)) * load8(sip + c)
+                            let d = grad.load8(row + c, channel: c, x: xv)
+                            store8(load8(s + c) * (d - load8(a + c) - xhat * load8(b + c)), o + c)
                             c += 8
                         }
                         for c in c..<ch {
                             let xhat = (xr[c] - smp[c]) * sip[c]
-                            o[c] = s[c] * (dr[c] - a[c] - xhat * b[c])
+                            o[c] = s[c] * (grad.load1(row + c, channel: c, x: xr[c]) - a[c] - xhat * b[c])
                         }
                     }
                 }
@@ -252,6 +372,67 @@ private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
 @inline(__always)
 private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
+/// `max(v, 0)` as `reluForward` computes it (`v < 0 ? 0 : v`: NaN and -0 pass), so that the fused
+/// kernels give the unfused composition's bits.
+@inline(__always)
+private func relu8(_ v: SIMD8<Float>) -> SIMD8<Float> { v.replacing(with: 0, where: v .< 0) }
+
+@inline(__always)
+private func relu1(_ v: Float) -> Float { v < 0 ? 0 : v }
+
+/// What the forward does to the normalised value before it stores it: nothing, ReLU, or add the
+/// residual (same layout as x) and then ReLU.
+private enum BatchNormEpilogue {
+    case none
+    case relu
+    case addReLU(UnsafeMutablePointer<Float>)
+}
+
+/// `scale = gamma * invStd`, `offset = beta - mean * scale` (in Double, rounded once each): the
+/// per-channel map the training forward applies, computed from the saved float statistics so that
+/// the fused backward can recompute it bit for bit.
+@inline(__always)
+private func normalizingAffine(gamma: Float, beta: Float, mean: Float, invStd: Float) -> (Float, Float) {
+    let sc = Double(gamma) * Double(invStd)
+    return (Float(sc), Float(Double(beta) - Double(mean) * sc))
+}
+
+/// How batch norm's backward reads dy (element i of channel c, whose input is x): as it is, or
+/// masked by ReLU.
+private protocol BatchNormGradient {
+    func load8(_ i: Int, channel c: Int, x: SIMD8<Float>) -> SIMD8<Float>
+    func load1(_ i: Int, channel c: Int, x: Float) -> Float
+}
+
+private struct PlainGradient: BatchNormGradient {
+    let dy: UnsafeMutablePointer<Float>
+    @inline(__always) func load8(_ i: Int, channel c: Int, x: SIMD8<Float>) -> SIMD8<Float> { CPUBatchNorm.load8(dy + i) }
+    @inline(__always) func load1(_ i: Int, channel c: Int, x: Float) -> Float { dy[i] }
+}
+
+/// `y > 0 ? dy : 0` (reluBackward's select), with y's sign recomputed from x as the fused forward
+/// computed y: `x * scale + offset`, then `relu` (positive exactly when that is).
+private struct MaskedGradient: BatchNormGradient {
+    let dy: UnsafeMutablePointer<Float>
+    let scale: UnsafeMutablePointer<Float>
+    let offset: UnsafeMutablePointer<Float>
+    @inline(__always) func load8(_ i: Int, channel c: Int, x: SIMD8<Float>) -> SIMD8<Float> {
+        let v = x * CPUBatchNorm.load8(scale + c) + CPUBatchNorm.load8(offset + c)
+        return SIMD8<Float>(repeating: 0).replacing(with: CPUBatchNorm.load8(dy + i), where: v .> 0)
+    }
+    @inline(__always) func load1(_ i: Int, channel c: Int, x: Float) -> Float {
+        let g = dy[i]
+        return x * scale[c] + offset[c] > 0 ? g : 0
+    }
+}
+
+/// Namespace for the file's vector helpers where a member name would shadow them.
+private enum CPUBatchNorm {
+    @inline(__always) static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
 }
 
 /// Workspace slot of the per-chunk statistics partials.

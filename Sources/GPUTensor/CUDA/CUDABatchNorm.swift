@@ -88,4 +88,91 @@ extension CUDABackend {
         }
     }
 }
+
+// Batch norm + residual add + ReLU, the end of a basic block: one normalising pass on our
+// channels-last kernels; cuDNN's path runs the composition.
+extension CUDABackend {
+    public func batchNormAddReLUForwardTraining(input x: Tensor, residual: Tensor, output y: Tensor, gamma: Tensor,
+                                                beta: Tensor, runningMean: Tensor, runningVar: Tensor, saveMean: Tensor,
+                                                saveInvStd: Tensor, momentum: Float, epsilon: Float) {
+        ShapeChecks.batchNormResidual(input: x, residual: residual, output: y, "batchNormAddReLUForwardTraining")
+        guard usesChannelKernels(x) else {
+            batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                     runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
+                                     momentum: momentum, epsilon: epsilon)
+            add(y, residual, output: y)
+            return reluForward(y, output: y)
+        }
+        ShapeChecks.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                             runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
+                                             "batchNormAddReLUForwardTraining")
+        channelBatchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                        runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
+                                        momentum: momentum, epsilon: epsilon, relu: true, residual: residual)
+    }
+
+    public func batchNormAddReLUForwardInference(input x: Tensor, residual: Tensor, output y: Tensor, gamma: Tensor,
+                                                 beta: Tensor, runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
+        ShapeChecks.batchNormResidual(input: x, residual: residual, output: y, "batchNormAddReLUForwardInference")
+        guard usesChannelKernels(x) else {
+            batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                      runningVar: runningVar, epsilon: epsilon)
+            add(y, residual, output: y)
+            return reluForward(y, output: y)
+        }
+        ShapeChecks.batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                              runningVar: runningVar, "batchNormAddReLUForwardInference")
+        channelBatchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                         runningVar: runningVar, epsilon: epsilon, relu: true, residual: residual)
+    }
+}
+
+// Batch norm + ReLU fused: our channels-last kernels apply the ReLU in the normalising pass and
+// its mask inside the backward's sums and dx pass; cuDNN's path (NCHW, or `STRATA_CUDA_BN`) runs
+// the composition (the contract's default, written out because these methods replace it).
+extension CUDABackend {
+    public func batchNormReLUForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                             runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                             momentum: Float, epsilon: Float) {
+        guard usesChannelKernels(x) else {
+            batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                     runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
+                                     momentum: momentum, epsilon: epsilon)
+            return reluForward(y, output: y)
+        }
+        ShapeChecks.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                             runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
+                                             "batchNormReLUForwardTraining")
+        channelBatchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                        runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
+                                        momentum: momentum, epsilon: epsilon, relu: true)
+    }
+
+    public func batchNormReLUForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                              runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
+        guard usesChannelKernels(x) else {
+            batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                      runningVar: runningVar, epsilon: epsilon)
+            return reluForward(y, output: y)
+        }
+        ShapeChecks.batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                              runningVar: runningVar, "batchNormReLUForwardInference")
+        channelBatchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                         runningVar: runningVar, epsilon: epsilon, relu: true)
+    }
+
+    public func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor,
+                                      saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor,
+                                      gradBeta: Tensor, mode: GradMode, epsilon: Float) {
+        ShapeChecks.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, beta: beta, saveMean: saveMean,
+                                          saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
+        guard usesChannelKernels(x) else {
+            reluBackward(output: y, gradOutput: dy, gradInput: dy)
+            return batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
+                                     gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode, epsilon: epsilon)
+        }
+        channelBatchNormBackward(input: x, reluOutput: y, gradOutput: dy, gamma: gamma, saveMean: saveMean,
+                                 saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode)
+    }
+}
 #endif

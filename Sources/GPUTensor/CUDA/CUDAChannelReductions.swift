@@ -32,8 +32,10 @@ __device__ __forceinline__ void channel_tiling(i64 c, i64* width, i64* lanes, i6
 // partial[(chunk * c + ch) * 2 + 0] = sum of a, [.. + 1] = sum of a * (b - shift[ch]) over the
 // chunk's rows; b == 0: the second sum is skipped (bias), shift == 0: no shift (a * b).
 // Forward statistics: a = b = x (sums of x and x^2). Backward: a = dy, b = x, shift = mean.
-extern "C" __global__ void channel_sums_nhwc(const float* a, const float* b, const float* shift, i64 rows, i64 c,
-                                             double* partial) {
+// mask != 0: a is read as `mask > 0 ? a : 0` (ReLU's backward select, from the fused forward's
+// output), for the fused batch norm + ReLU backward.
+__device__ __forceinline__ void channel_sums_body(const float* a, const float* mask, const float* b, const float* shift,
+                                                  i64 rows, i64 c, double* partial) {
     __shared__ double s1[256], s2[256];
     i64 width, lanes, tiles;
     channel_tiling(c, &width, &lanes, &tiles);
@@ -51,6 +53,10 @@ extern "C" __global__ void channel_sums_nhwc(const float* a, const float* b, con
             float va[4], vb[4];
 #pragma unroll
             for (int u = 0; u < 4; ++u) va[u] = a[(r + u * lanes) * c + ch];
+            if (mask) {
+#pragma unroll
+                for (int u = 0; u < 4; ++u) va[u] = mask[(r + u * lanes) * c + ch] > 0.0f ? va[u] : 0.0f;
+            }
             if (second && !same) {
 #pragma unroll
                 for (int u = 0; u < 4; ++u) vb[u] = b[(r + u * lanes) * c + ch];
@@ -65,7 +71,9 @@ extern "C" __global__ void channel_sums_nhwc(const float* a, const float* b, con
             }
         }
         for (; r < r1; r += lanes) {
-            double va = (double)a[r * c + ch];
+            float fa = a[r * c + ch];
+            if (mask) fa = mask[r * c + ch] > 0.0f ? fa : 0.0f;
+            double va = (double)fa;
             acc1 += va;
             if (second) acc2 += va * ((double)b[r * c + ch] - sh);
         }
@@ -83,6 +91,17 @@ extern "C" __global__ void channel_sums_nhwc(const float* a, const float* b, con
         partial[(chunk * c + ch) * 2] = s1[t];
         partial[(chunk * c + ch) * 2 + 1] = s2[t];
     }
+}
+
+extern "C" __global__ void channel_sums_nhwc(const float* a, const float* b, const float* shift, i64 rows, i64 c,
+                                             double* partial) {
+    channel_sums_body(a, 0, b, shift, rows, c, partial);
+}
+
+// The fused batch norm + ReLU backward's sums: dy masked by the forward's output y (y > 0).
+extern "C" __global__ void channel_sums_relu_nhwc(const float* dy, const float* y, const float* x, const float* mean,
+                                                  i64 rows, i64 c, double* partial) {
+    channel_sums_body(dy, y, x, mean, rows, c, partial);
 }
 
 // Adds one channel's `chunks` partials (component k of 2) with the whole block, in a fixed order.
@@ -136,6 +155,26 @@ extern "C" __global__ void batch_norm_normalize_nhwc(const float* x, float* y, c
     CHANNEL_GRID_STRIDE(e, ch, total, c) y[e] = (x[e] - mean[ch]) * invStd[ch] * gamma[ch] + beta[ch];
 }
 
+// The same, then ReLU (`v < 0 ? 0 : v`, as relu_forward: NaN passes), in one pass.
+extern "C" __global__ void batch_norm_normalize_relu_nhwc(const float* x, float* y, const float* gamma, const float* beta,
+                                                          const float* mean, const float* invStd, i64 total, i64 c) {
+    CHANNEL_GRID_STRIDE(e, ch, total, c) {
+        float v = (x[e] - mean[ch]) * invStd[ch] * gamma[ch] + beta[ch];
+        y[e] = v < 0.0f ? 0.0f : v;
+    }
+}
+
+// The same plus a residual (a basic block's shortcut, same layout), then ReLU: the end of a block.
+extern "C" __global__ void batch_norm_normalize_add_relu_nhwc(const float* x, const float* residual, float* y,
+                                                              const float* gamma, const float* beta, const float* mean,
+                                                              const float* invStd, i64 total, i64 c) {
+    CHANNEL_GRID_STRIDE(e, ch, total, c) {
+        float v = (x[e] - mean[ch]) * invStd[ch] * gamma[ch] + beta[ch];
+        v = v + residual[e];
+        y[e] = v < 0.0f ? 0.0f : v;
+    }
+}
+
 // Inference: the running statistics, invStd = 1/sqrt(runningVar + eps).
 extern "C" __global__ void batch_norm_inference_nhwc(const float* x, float* y, const float* gamma, const float* beta,
                                                      const float* runningMean, const float* runningVar, i64 total,
@@ -143,6 +182,28 @@ extern "C" __global__ void batch_norm_inference_nhwc(const float* x, float* y, c
     CHANNEL_GRID_STRIDE(e, ch, total, c) {
         float invStd = 1.0f / sqrtf(runningVar[ch] + epsilon);
         y[e] = (x[e] - runningMean[ch]) * invStd * gamma[ch] + beta[ch];
+    }
+}
+
+extern "C" __global__ void batch_norm_inference_relu_nhwc(const float* x, float* y, const float* gamma, const float* beta,
+                                                          const float* runningMean, const float* runningVar, i64 total,
+                                                          i64 c, float epsilon) {
+    CHANNEL_GRID_STRIDE(e, ch, total, c) {
+        float invStd = 1.0f / sqrtf(runningVar[ch] + epsilon);
+        float v = (x[e] - runningMean[ch]) * invStd * gamma[ch] + beta[ch];
+        y[e] = v < 0.0f ? 0.0f : v;
+    }
+}
+
+extern "C" __global__ void batch_norm_inference_add_relu_nhwc(const float* x, const float* residual, float* y,
+                                                              const float* gamma, const float* beta,
+                                                              const float* runningMean, const float* runningVar,
+                                                              i64 total, i64 c, float epsilon) {
+    CHANNEL_GRID_STRIDE(e, ch, total, c) {
+        float invStd = 1.0f / sqrtf(runningVar[ch] + epsilon);
+        float v = (x[e] - runningMean[ch]) * invStd * gamma[ch] + beta[ch];
+        v = v + residual[e];
+        y[e] = v < 0.0f ? 0.0f : v;
     }
 }
 
@@ -172,6 +233,16 @@ extern "C" __global__ void batch_norm_backward_data_nhwc(const float* x, const f
     CHANNEL_GRID_STRIDE(e, ch, total, c) {
         float k = (float)coef[3 * ch], mb = (float)coef[3 * ch + 1], mg = (float)coef[3 * ch + 2];
         dx[e] = k * (dy[e] - mb - (x[e] - mean[ch]) * mg);
+    }
+}
+
+// The same with dy masked by the fused forward's output y (`y > 0 ? dy : 0`, relu_backward's select).
+extern "C" __global__ void batch_norm_backward_data_relu_nhwc(const float* x, const float* y, const float* dy, float* dx,
+                                                              const float* mean, const double* coef, i64 total, i64 c) {
+    CHANNEL_GRID_STRIDE(e, ch, total, c) {
+        float k = (float)coef[3 * ch], mb = (float)coef[3 * ch + 1], mg = (float)coef[3 * ch + 2];
+        float g = y[e] > 0.0f ? dy[e] : 0.0f;
+        dx[e] = k * (g - mb - (x[e] - mean[ch]) * mg);
     }
 }
 
@@ -209,6 +280,29 @@ extension CUDAKernels {
     /// const double* coef, i64 total, i64 c)`
     static let batchNormBackwardData = CUDAKernel<Tensor, Tensor, Tensor, Tensor, DeviceScratch, Int, Int>(
         .batch_norm_backward_data_nhwc)
+    /// `channel_sums_relu_nhwc(const float* dy, const float* y, const float* x, const float* mean, i64 rows, i64 c,
+    /// double* partial)`
+    static let channelSumsReLU = CUDAKernel<Tensor, Tensor, Tensor, Tensor, Int, Int, DeviceScratch>(.channel_sums_relu_nhwc)
+    /// `batch_norm_normalize_relu_nhwc(const float* x, float* y, const float* gamma, const float* beta,
+    /// const float* mean, const float* invStd, i64 total, i64 c)`
+    static let batchNormNormalizeReLU = CUDAKernel<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Int, Int>(
+        .batch_norm_normalize_relu_nhwc)
+    /// `batch_norm_inference_relu_nhwc(const float* x, float* y, const float* gamma, const float* beta,
+    /// const float* runningMean, const float* runningVar, i64 total, i64 c, float epsilon)`
+    static let batchNormInferenceReLU = CUDAKernel<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Int, Int, Float>(
+        .batch_norm_inference_relu_nhwc)
+    /// `batch_norm_backward_data_relu_nhwc(const float* x, const float* y, const float* dy, float* dx,
+    /// const float* mean, const double* coef, i64 total, i64 c)`
+    static let batchNormBackwardDataReLU = CUDAKernel<Tensor, Tensor, Tensor, Tensor, Tensor, DeviceScratch, Int, Int>(
+        .batch_norm_backward_data_relu_nhwc)
+    /// `batch_norm_normalize_add_relu_nhwc(const float* x, const float* residual, float* y, const float* gamma,
+    /// const float* beta, const float* mean, const float* invStd, i64 total, i64 c)`
+    static let batchNormNormalizeAddReLU = CUDAKernel<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Int, Int>(
+        .batch_norm_normalize_add_relu_nhwc)
+    /// `batch_norm_inference_add_relu_nhwc(const float* x, const float* residual, float* y, const float* gamma,
+    /// const float* beta, const float* runningMean, const float* runningVar, i64 total, i64 c, float epsilon)`
+    static let batchNormInferenceAddReLU = CUDAKernel<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Int, Int, Float>(
+        .batch_norm_inference_add_relu_nhwc)
     /// `bias_backward_statistics(const double* partial, i64 chunks, i64 c, float* db, int accumulate)`
     static let biasBackwardStatistics = CUDAKernel<DeviceScratch, Int, Int, Tensor, Bool>(.bias_backward_statistics)
 }
@@ -241,50 +335,76 @@ extension CUDABackend {
 
     /// Queues the column sums of `a` (and of a * (b - shift)) into the workspace; returns the grid
     /// and the partials, followed by `extraDoubles` free doubles for the caller.
-    private func channelSums(_ a: Tensor, _ b: Tensor?, shift: Tensor?, extraDoubles: Int = 0) throws
+    /// `reluMask`: a is read as `reluMask > 0 ? a : 0` (the fused batch norm + ReLU backward; b
+    /// and shift are then x and the mean).
+    private func channelSums(_ a: Tensor, _ b: Tensor?, shift: Tensor?, reluMask: Tensor? = nil, extraDoubles: Int = 0) throws
         -> (grid: ChannelSumsGrid, partials: UnsafeMutableRawPointer?, extra: UnsafeMutableRawPointer?) {
         let (n, c, h, w) = a.nchw
         let rows = n * h * w
         let grid = ChannelSumsGrid(rows: rows, channels: c, multiprocessors: multiprocessors)
         let partialBytes = grid.chunks * c * 2 * MemoryLayout<Double>.stride
         let base = try workspace.reserve(partialBytes + extraDoubles * MemoryLayout<Double>.stride)
-        launch(CUDAKernels.channelSums, count: a.count, blocks: grid.blocks, a, b, shift, rows, c,
-               DeviceScratch(address: base))
+        if let reluMask, let b, let shift {
+            launch(CUDAKernels.channelSumsReLU, count: a.count, blocks: grid.blocks, a, reluMask, b, shift, rows, c,
+                   DeviceScratch(address: base))
+        } else {
+            launch(CUDAKernels.channelSums, count: a.count, blocks: grid.blocks, a, b, shift, rows, c,
+                   DeviceScratch(address: base))
+        }
         return (grid, base, base.map { $0 + partialBytes })
     }
 
     /// One block per channel, at most 65535 blocks (grid-stride over the rest).
     private func channelBlocks(_ c: Int) -> Int { max(1, min(c, 65535)) }
 
+    /// `relu`: the fused batch norm + ReLU (the ReLU in the normalising pass); with a `residual`
+    /// also, `max(bn(x) + residual, 0)`.
     func channelBatchNormForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
                                          runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
-                                         momentum: Float, epsilon: Float) {
+                                         momentum: Float, epsilon: Float, relu: Bool = false, residual: Tensor? = nil) {
         let c = x.nchw.c, rows = x.count / c
         recordFailure {
             let sums = try channelSums(x, x, shift: nil)
             launch(CUDAKernels.batchNormStatistics, count: c, blocks: channelBlocks(c), DeviceScratch(address: sums.partials),
                    sums.grid.chunks, rows, c, saveMean, saveInvStd, runningMean, runningVar, momentum, epsilon)
-            launch(CUDAKernels.batchNormNormalize, count: x.count, x, y, gamma, beta, saveMean, saveInvStd, x.count, c)
+            if let residual {
+                launch(CUDAKernels.batchNormNormalizeAddReLU, count: x.count, x, residual, y, gamma, beta, saveMean,
+                       saveInvStd, x.count, c)
+            } else {
+                launch(relu ? CUDAKernels.batchNormNormalizeReLU : CUDAKernels.batchNormNormalize, count: x.count,
+                       x, y, gamma, beta, saveMean, saveInvStd, x.count, c)
+            }
         }
     }
 
     func channelBatchNormForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
-                                          runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
-        launch(CUDAKernels.batchNormInference, count: x.count, x, y, gamma, beta, runningMean, runningVar, x.count,
-               x.nchw.c, epsilon)
+                                          runningMean: Tensor, runningVar: Tensor, epsilon: Float, relu: Bool = false,
+                                          residual: Tensor? = nil) {
+        if let residual {
+            return launch(CUDAKernels.batchNormInferenceAddReLU, count: x.count, x, residual, y, gamma, beta, runningMean,
+                          runningVar, x.count, x.nchw.c, epsilon)
+        }
+        launch(relu ? CUDAKernels.batchNormInferenceReLU : CUDAKernels.batchNormInference, count: x.count,
+               x, y, gamma, beta, runningMean, runningVar, x.count, x.nchw.c, epsilon)
     }
 
-    func channelBatchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor,
-                                  saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
-                                  mode: GradMode) {
+    /// `reluOutput`: the fused forward's output, whose mask (`y > 0`) dy passes through, inside the
+    /// sums and the dx pass.
+    func channelBatchNormBackward(input x: Tensor, reluOutput: Tensor? = nil, gradOutput dy: Tensor, gamma: Tensor,
+                                  saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor,
+                                  gradBeta: Tensor, mode: GradMode) {
         let c = x.nchw.c, rows = x.count / c
         recordFailure {
-            let sums = try channelSums(dy, x, shift: saveMean, extraDoubles: 3 * c)
+            let sums = try channelSums(dy, x, shift: saveMean, reluMask: reluOutput, extraDoubles: 3 * c)
             let coef = DeviceScratch(address: sums.extra)
             launch(CUDAKernels.batchNormBackwardStatistics, count: c, blocks: channelBlocks(c),
                    DeviceScratch(address: sums.partials), sums.grid.chunks, rows, c, gamma, saveInvStd, gradGamma, gradBeta,
                    mode == .accumulate, coef)
-            launch(CUDAKernels.batchNormBackwardData, count: x.count, x, dy, dx, saveMean, coef, x.count, c)
+            if let y = reluOutput {
+                launch(CUDAKernels.batchNormBackwardDataReLU, count: x.count, x, y, dy, dx, saveMean, coef, x.count, c)
+            } else {
+                launch(CUDAKernels.batchNormBackwardData, count: x.count, x, dy, dx, saveMean, coef, x.count, c)
+            }
         }
     }
 

@@ -81,6 +81,8 @@ __device__ __forceinline__ i64 logical_of_nhwc(i64 e, i64 c, i64 hw) {
         case nchw_to_nhwc, nhwc_to_nchw
         case channel_sums_nhwc, batch_norm_statistics, batch_norm_normalize_nhwc, batch_norm_inference_nhwc
         case batch_norm_backward_statistics, batch_norm_backward_data_nhwc, bias_backward_statistics
+        case channel_sums_relu_nhwc, batch_norm_normalize_relu_nhwc, batch_norm_inference_relu_nhwc
+        case batch_norm_backward_data_relu_nhwc, batch_norm_normalize_add_relu_nhwc, batch_norm_inference_add_relu_nhwc
     }
 }
 #endif

@@ -138,6 +138,49 @@ open class ForwardingBackend: Backend {
         }
     }
 
+    open func batchNormReLUForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                           runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                           momentum: Float, epsilon: Float) {
+        around(.batchNormReLUForwardTraining) {
+            base.batchNormReLUForwardTraining(input: x, output: y, gamma: gamma, beta: beta,
+                                              runningMean: runningMean, runningVar: runningVar,
+                                              saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon)
+        }
+    }
+    open func batchNormReLUForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                            runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
+        around(.batchNormReLUForwardInference) {
+            base.batchNormReLUForwardInference(input: x, output: y, gamma: gamma, beta: beta,
+                                               runningMean: runningMean, runningVar: runningVar, epsilon: epsilon)
+        }
+    }
+    open func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor, saveMean: Tensor,
+                                    saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
+                                    mode: GradMode, epsilon: Float) {
+        around(.batchNormReLUBackward) {
+            base.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, beta: beta, saveMean: saveMean,
+                                       saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta,
+                                       mode: mode, epsilon: epsilon)
+        }
+    }
+
+    open func batchNormAddReLUForwardTraining(input x: Tensor, residual: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                              runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                              momentum: Float, epsilon: Float) {
+        around(.batchNormAddReLUForwardTraining) {
+            base.batchNormAddReLUForwardTraining(input: x, residual: residual, output: y, gamma: gamma, beta: beta,
+                                                 runningMean: runningMean, runningVar: runningVar, saveMean: saveMean,
+                                                 saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon)
+        }
+    }
+    open func batchNormAddReLUForwardInference(input x: Tensor, residual: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                               runningMean: Tensor, runningVar: Tensor, epsilon: Float) {
+        around(.batchNormAddReLUForwardInference) {
+            base.batchNormAddReLUForwardInference(input: x, residual: residual, output: y, gamma: gamma, beta: beta,
+                                                  runningMean: runningMean, runningVar: runningVar, epsilon: epsilon)
+        }
+    }
+
     // MARK: Loss
 
     open func softmaxCrossEntropy(logits: Tensor, labels: Tensor, losses: Tensor, gradLogits: Tensor?, gradScale: Float) {
@@ -246,6 +289,8 @@ public enum BackendKernel: Int, CaseIterable, Sendable {
     case reluForward, reluBackward
     case maxPoolForward, maxPoolBackward, avgPoolForward, avgPoolBackward, globalAvgPoolForward, globalAvgPoolBackward
     case batchNormForwardTraining, batchNormForwardInference, batchNormBackward
+    case batchNormReLUForwardTraining, batchNormReLUForwardInference, batchNormReLUBackward
+    case batchNormAddReLUForwardTraining, batchNormAddReLUForwardInference
     case softmaxCrossEntropy
     case fill, add, scale, axpy, sum, argmax
     case sumIntoSlot, countCorrect

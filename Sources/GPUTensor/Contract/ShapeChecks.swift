@@ -109,8 +109,8 @@ public enum ShapeChecks {
 
     @inline(__always)
     public static func batchNormForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
-                                                runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor) {
-        let what: StaticString = "batchNormForwardTraining"
+                                                runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                                _ what: StaticString = "batchNormForwardTraining") {
         batchNormInput(x, y, what)
         perChannel(x, gamma, what); perChannel(x, beta, what); perChannel(x, runningMean, what)
         perChannel(x, runningVar, what); perChannel(x, saveMean, what); perChannel(x, saveInvStd, what)
@@ -120,20 +120,40 @@ public enum ShapeChecks {
 
     @inline(__always)
     public static func batchNormForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
-                                                 runningMean: Tensor, runningVar: Tensor) {
-        let what: StaticString = "batchNormForwardInference"
+                                                 runningMean: Tensor, runningVar: Tensor,
+                                                 _ what: StaticString = "batchNormForwardInference") {
         batchNormInput(x, y, what)
         perChannel(x, gamma, what); perChannel(x, beta, what); perChannel(x, runningMean, what); perChannel(x, runningVar, what)
     }
 
     @inline(__always)
     public static func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor,
-                                         gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor) {
-        let what: StaticString = "batchNormBackward"
+                                         gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
+                                         _ what: StaticString = "batchNormBackward") {
         batchNormInput(x, dy, what)
         batchNormInput(x, dx, what)
         perChannel(x, gamma, what); perChannel(x, saveMean, what); perChannel(x, saveInvStd, what)
         perChannel(x, gradGamma, what); perChannel(x, gradBeta, what)
+    }
+
+    /// The fused batch norm + ReLU: the forwards as `batchNormForwardTraining`/`Inference` (with
+    /// their own names); the backward as `batchNormBackward` plus the forward's output y.
+    @inline(__always)
+    public static func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor,
+                                             saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor,
+                                             gradBeta: Tensor) {
+        let what: StaticString = "batchNormReLUBackward"
+        batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
+                          gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, what)
+        batchNormInput(x, y, what)
+        perChannel(x, beta, what)
+    }
+
+    /// The fused batch norm + add + ReLU: the forward's checks, and the residual of x's shape.
+    @inline(__always)
+    public static func batchNormResidual(input x: Tensor, residual: Tensor, output y: Tensor, _ what: StaticString) {
+        batchNormInput(x, residual, what)
+        precondition(residual.storage !== y.storage || residual.offset != y.offset, "\(what): residual aliases y")
     }
 
     /// x (N, C) or (N, C, H, W) and `other` (y, dy or dx) of the same shape.

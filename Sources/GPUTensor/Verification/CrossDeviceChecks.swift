@@ -17,6 +17,7 @@ extension KernelChecks {
             KernelCheck("cross-device gemm") { try CrossDevice.gemm($0, r) },
             KernelCheck("cross-device conv2d") { try CrossDevice.convolution($0, r) },
             KernelCheck("cross-device batchnorm") { try CrossDevice.batchNorm($0, r) },
+            KernelCheck("cross-device batchnorm relu") { try CrossDevice.batchNormReLU($0, r) },
             KernelCheck("cross-device pool, relu") { try CrossDevice.poolingAndRelu($0, r) },
             KernelCheck("cross-device softmax-ce") { try CrossDevice.softmax($0, r) },
             KernelCheck("cross-device elementwise") { try CrossDevice.elementwise($0, r) },
@@ -143,6 +144,54 @@ enum CrossDevice {
                                             runningVar: rv, saveMean: sm, saveInvStd: si, momentum: 0.1, epsilon: 1e-5)
                 be.batchNormBackward(input: t[0], gradOutput: t[3], gamma: t[1], saveMean: sm, saveInvStd: si,
                                      gradInput: o[0], gradGamma: o[1], gradBeta: o[2], mode: .accumulate, epsilon: 1e-5)
+            }
+        }
+        return out
+    }
+
+    /// The fused batch norm + ReLU, each backend's backward from its own fused forward (its
+    /// statistics and its ReLU mask).
+    static func batchNormReLU(_ b: Backend, _ r: Backend) throws -> [CheckResult] {
+        var out: [CheckResult] = []
+        for (s, shape) in [[8, 6, 5, 5], [16, 10], [4, 40, 3, 3]].enumerated() {
+            let c = shape[1], seed = UInt64(250 + 10 * s)
+            let x = input(shape, seed: seed, low: -1, high: 3), gamma = input([c], seed: seed + 1, low: 0.5, high: 1.5)
+            let beta = input([c], seed: seed + 2, low: -0.5, high: 0.5), dy = input(shape, seed: seed + 3)
+            let runMean = input([c], seed: seed + 4).values, runVar = input([c], seed: seed + 5, low: 0.5, high: 2).values
+            let name = "batchnorm+relu \(shape)"
+            out += try pair("\(name) training", b, r, inputs: [x, gamma, beta],
+                            outputs: [shape, [c], [c], [c], [c]], initial: [nil, runMean, runVar, nil, nil],
+                            tolerance: reduction) { be, t, o in
+                be.batchNormReLUForwardTraining(input: t[0], output: o[0], gamma: t[1], beta: t[2], runningMean: o[1],
+                                                runningVar: o[2], saveMean: o[3], saveInvStd: o[4], momentum: 0.1, epsilon: 1e-5)
+            }
+            out += try pair("\(name) inference", b, r, inputs: [x, gamma, beta, (runMean, [c]), (runVar, [c])],
+                            outputs: [shape], tolerance: reduction) { be, t, o in
+                be.batchNormReLUForwardInference(input: t[0], output: o[0], gamma: t[1], beta: t[2], runningMean: t[3],
+                                                 runningVar: t[4], epsilon: 1e-5)
+            }
+            let residual = input(shape, seed: seed + 8)
+            out += try pair("\(name) + residual training", b, r, inputs: [x, gamma, beta, residual],
+                            outputs: [shape, [c], [c], [c], [c]], initial: [nil, runMean, runVar, nil, nil],
+                            tolerance: reduction) { be, t, o in
+                be.batchNormAddReLUForwardTraining(input: t[0], residual: t[3], output: o[0], gamma: t[1], beta: t[2],
+                                                   runningMean: o[1], runningVar: o[2], saveMean: o[3], saveInvStd: o[4],
+                                                   momentum: 0.1, epsilon: 1e-5)
+            }
+            out += try pair("\(name) + residual inference", b, r, inputs: [x, gamma, beta, (runMean, [c]), (runVar, [c]), residual],
+                            outputs: [shape], tolerance: reduction) { be, t, o in
+                be.batchNormAddReLUForwardInference(input: t[0], residual: t[5], output: o[0], gamma: t[1], beta: t[2],
+                                                    runningMean: t[3], runningVar: t[4], epsilon: 1e-5)
+            }
+            out += try pair("\(name) backward accumulate", b, r, inputs: [x, gamma, beta, dy],
+                            outputs: [shape, [c], [c]], initial: [nil, input([c], seed: seed + 6).values, input([c], seed: seed + 7).values],
+                            tolerance: reduction) { be, t, o in
+                let y = try be.allocate(shape), rm = try be.allocate([c]), rv = try be.allocate([c])
+                let sm = try be.allocate([c]), si = try be.allocate([c])
+                be.batchNormReLUForwardTraining(input: t[0], output: y, gamma: t[1], beta: t[2], runningMean: rm,
+                                                runningVar: rv, saveMean: sm, saveInvStd: si, momentum: 0.1, epsilon: 1e-5)
+                be.batchNormReLUBackward(input: t[0], output: y, gradOutput: t[3], gamma: t[1], beta: t[2], saveMean: sm, saveInvStd: si,
+                                         gradInput: o[0], gradGamma: o[1], gradBeta: o[2], mode: .accumulate, epsilon: 1e-5)
             }
         }
         return out

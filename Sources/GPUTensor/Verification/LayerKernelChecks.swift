@@ -19,6 +19,8 @@ extension KernelChecks {
             KernelCheck("pool2d avg", run: LayerChecks.avgPool),
             KernelCheck("global pool avg", run: LayerChecks.globalAvgPool),
             KernelCheck("batchnorm", run: LayerChecks.batchNorm),
+            // Named apart from "batchnorm" and "relu", so that a filter for either runs its own family.
+            KernelCheck("bn+ReLU fused", run: LayerChecks.batchNormReLU),
             KernelCheck("softmax cross-entropy", run: LayerChecks.softmaxCrossEntropy),
         ]
     }
@@ -329,6 +331,144 @@ enum LayerChecks {
                                expected: zip(g0, fdGamma).map(+), tolerance: paramGradTol))
             out.append(compare("batchNormBackward dbeta accumulate \(name)", actual: try b.download(dba),
                                expected: zip(b0, fdBeta).map(+), tolerance: paramGradTol))
+        }
+        return out
+    }
+
+    /// The fused batch norm + ReLU: forwards against `max(reference, 0)` in float64, the backward
+    /// against central differences of `dot(max(reference y, 0), r)` (the inputs keep every
+    /// normalised value well away from ReLU's kink at these steps), and each output against the
+    /// unfused composition on the same backend (`batchNorm*` then `relu*`).
+    static func batchNormReLU(_ b: Backend) throws -> [CheckResult] {
+        var out: [CheckResult] = []
+        let eps = 1e-5, momentum = 0.1
+        let forwardTol = Tolerance(atol: 2e-6, rtol: 1e-5), statTol = Tolerance(atol: 1e-7, rtol: 2e-6)
+        let gradTol = Tolerance(atol: 2e-6, rtol: 1e-5)
+        func relu(_ v: [Double]) -> [Double] { v.map { max($0, 0) } }
+        for (k, shape) in [[2, 3, 5, 5], [3, 2, 4, 4], [6, 4], [4, 9]].enumerated() {
+            let s = UInt64(700 + 10 * k), name = F.shapeName(shape)
+            let count = shape.reduce(1, *), ch = shape[1]
+            let x = checkInput(count, seed: s, low: -1, high: 3)
+            let gamma = checkInput(ch, seed: s + 1, low: 0.5, high: 1.5)
+            // beta around zero: about half of the normalised values are cut.
+            let beta = checkInput(ch, seed: s + 2, low: -0.5, high: 0.5)
+            let rm0 = checkInput(ch, seed: s + 3, low: -0.2, high: 0.2)
+            let rv0 = checkInput(ch, seed: s + 4, low: 0.5, high: 1.5)
+            let r = checkInput(count, seed: s + 5)
+            let ref = batchNormReference(x, shape: shape, gamma: gamma, beta: beta, epsilon: eps)
+
+            let xt = try b.tensor(x, shape: shape), yt = try F.garbage(b, shape)
+            let gt = try b.tensor(gamma, shape: [ch]), bt = try b.tensor(beta, shape: [ch])
+            let rmt = try b.tensor(rm0, shape: [ch]), rvt = try b.tensor(rv0, shape: [ch])
+            let smt = try F.garbage(b, [ch]), sit = try F.garbage(b, [ch])
+            b.batchNormReLUForwardTraining(input: xt, output: yt, gamma: gt, beta: bt, runningMean: rmt, runningVar: rvt,
+                                           saveMean: smt, saveInvStd: sit, momentum: Float(momentum), epsilon: Float(eps))
+            let y = try b.download(yt)
+            out.append(compare("batchNormReLUForwardTraining y \(name)", actual: y, expected: relu(ref.y), tolerance: forwardTol))
+            out.append(compare("batchNormReLUForwardTraining saveMean \(name)", actual: try b.download(smt),
+                               expected: ref.mean, tolerance: statTol))
+            out.append(compare("batchNormReLUForwardTraining saveInvStd \(name)", actual: try b.download(sit),
+                               expected: ref.biased.map { 1 / ($0 + eps).squareRoot() }, tolerance: statTol))
+            out.append(compare("batchNormReLUForwardTraining runningVar \(name)", actual: try b.download(rvt),
+                               expected: (0..<ch).map { (1 - momentum) * rv0[$0] + momentum * ref.unbiased[$0] },
+                               tolerance: statTol))
+
+            // The unfused composition on this backend.
+            let uy = try F.garbage(b, shape), urm = try b.tensor(rm0, shape: [ch]), urv = try b.tensor(rv0, shape: [ch])
+            let usm = try F.garbage(b, [ch]), usi = try F.garbage(b, [ch])
+            b.batchNormForwardTraining(input: xt, output: uy, gamma: gt, beta: bt, runningMean: urm, runningVar: urv,
+                                       saveMean: usm, saveInvStd: usi, momentum: Float(momentum), epsilon: Float(eps))
+            b.reluForward(uy, output: uy)
+            out.append(compare("batchNormReLUForwardTraining y vs unfused \(name)", actual: y,
+                               expected: try b.download(uy).map(Double.init), tolerance: forwardTol))
+
+            let (_, _, hw) = F.nchw(shape)
+            let iy = try F.garbage(b, shape), uiy = try F.garbage(b, shape)
+            let irm = try b.tensor(rm0, shape: [ch]), irv = try b.tensor(rv0, shape: [ch])
+            b.batchNormReLUForwardInference(input: xt, output: iy, gamma: gt, beta: bt, runningMean: irm, runningVar: irv,
+                                            epsilon: Float(eps))
+            let inferRef = (0..<count).map { idx -> Double in
+                let c = (idx / hw) % ch
+                return max(0, (x[idx] - rm0[c]) / (rv0[c] + eps).squareRoot() * gamma[c] + beta[c])
+            }
+            out.append(compare("batchNormReLUForwardInference y \(name)", actual: try b.download(iy), expected: inferRef,
+                               tolerance: forwardTol))
+            b.batchNormForwardInference(input: xt, output: uiy, gamma: gt, beta: bt, runningMean: irm, runningVar: irv,
+                                        epsilon: Float(eps))
+            b.reluForward(uiy, output: uiy)
+            out.append(compare("batchNormReLUForwardInference y vs unfused \(name)", actual: try b.download(iy),
+                               expected: try b.download(uiy).map(Double.init), tolerance: forwardTol))
+
+            // Backward, the mask from the fused forward's own output yt.
+            let loss = { (x: [Double], g: [Double], be: [Double]) in
+                dot(relu(batchNormReference(x, shape: shape, gamma: g, beta: be, epsilon: eps).y), r)
+            }
+            let fdX = finiteDifferenceGradient(at: x) { loss($0, gamma, beta) }
+            let fdGamma = finiteDifferenceGradient(at: gamma) { loss(x, $0, beta) }
+            let fdBeta = finiteDifferenceGradient(at: beta) { loss(x, gamma, $0) }
+            let dy = try b.tensor(r, shape: shape), dx = try F.garbage(b, shape)
+            let dg = try F.garbage(b, [ch]), db = try F.garbage(b, [ch])
+            b.batchNormReLUBackward(input: xt, output: yt, gradOutput: dy, gamma: gt, beta: bt, saveMean: smt, saveInvStd: sit,
+                                    gradInput: dx, gradGamma: dg, gradBeta: db, mode: .overwrite, epsilon: Float(eps))
+            let dxv = try b.download(dx)
+            out.append(compare("batchNormReLUBackward dx \(name)", actual: dxv, expected: fdX, tolerance: gradTol))
+            out.append(compare("batchNormReLUBackward dgamma overwrite \(name)", actual: try b.download(dg),
+                               expected: fdGamma, tolerance: gradTol))
+            out.append(compare("batchNormReLUBackward dbeta overwrite \(name)", actual: try b.download(db),
+                               expected: fdBeta, tolerance: gradTol))
+
+            let g0 = checkInput(ch, seed: s + 6), b0 = checkInput(ch, seed: s + 7)
+            let dy2 = try b.tensor(r, shape: shape), dx2 = try F.garbage(b, shape)
+            let dga = try b.tensor(g0, shape: [ch]), dba = try b.tensor(b0, shape: [ch])
+            b.batchNormReLUBackward(input: xt, output: yt, gradOutput: dy2, gamma: gt, beta: bt, saveMean: smt, saveInvStd: sit,
+                                    gradInput: dx2, gradGamma: dga, gradBeta: dba, mode: .accumulate, epsilon: Float(eps))
+            out.append(compare("batchNormReLUBackward dgamma accumulate \(name)", actual: try b.download(dga),
+                               expected: zip(g0, fdGamma).map(+), tolerance: gradTol))
+            out.append(compare("batchNormReLUBackward dbeta accumulate \(name)", actual: try b.download(dba),
+                               expected: zip(b0, fdBeta).map(+), tolerance: gradTol))
+
+            // Unfused: reluBackward, then batchNormBackward.
+            let udy = try b.tensor(r, shape: shape), udx = try F.garbage(b, shape)
+            let udg = try F.garbage(b, [ch]), udb = try F.garbage(b, [ch])
+            b.reluBackward(output: uy, gradOutput: udy, gradInput: udy)
+            b.batchNormBackward(input: xt, gradOutput: udy, gamma: gt, saveMean: usm, saveInvStd: usi,
+                                gradInput: udx, gradGamma: udg, gradBeta: udb, mode: .overwrite, epsilon: Float(eps))
+            out.append(compare("batchNormReLUBackward dx vs unfused \(name)", actual: dxv,
+                               expected: try b.download(udx).map(Double.init), tolerance: gradTol))
+            out.append(compare("batchNormReLUBackward dgamma vs unfused \(name)", actual: try b.download(dg),
+                               expected: try b.download(udg).map(Double.init), tolerance: gradTol))
+
+            // + residual before the ReLU (the end of a basic block): forwards against float64 and
+            // against batchNorm*, add, reluForward on this backend.
+            let res = checkInput(count, seed: s + 8)
+            let rt = try b.tensor(res, shape: shape), ay = try F.garbage(b, shape), uay = try F.garbage(b, shape)
+            let arm = try b.tensor(rm0, shape: [ch]), arv = try b.tensor(rv0, shape: [ch])
+            let asm = try F.garbage(b, [ch]), asi = try F.garbage(b, [ch])
+            b.batchNormAddReLUForwardTraining(input: xt, residual: rt, output: ay, gamma: gt, beta: bt, runningMean: arm,
+                                              runningVar: arv, saveMean: asm, saveInvStd: asi, momentum: Float(momentum),
+                                              epsilon: Float(eps))
+            out.append(compare("batchNormAddReLUForwardTraining y \(name)", actual: try b.download(ay),
+                               expected: relu(zip(ref.y, res).map(+)), tolerance: forwardTol))
+            out.append(compare("batchNormAddReLUForwardTraining runningVar \(name)", actual: try b.download(arv),
+                               expected: (0..<ch).map { (1 - momentum) * rv0[$0] + momentum * ref.unbiased[$0] },
+                               tolerance: statTol))
+            out.append(compare("batchNormAddReLUForwardTraining saveInvStd \(name)", actual: try b.download(asi),
+                               expected: ref.biased.map { 1 / ($0 + eps).squareRoot() }, tolerance: statTol))
+            b.batchNormForwardTraining(input: xt, output: uay, gamma: gt, beta: bt, runningMean: urm, runningVar: urv,
+                                       saveMean: usm, saveInvStd: usi, momentum: Float(momentum), epsilon: Float(eps))
+            b.add(uay, rt, output: uay)
+            b.reluForward(uay, output: uay)
+            out.append(compare("batchNormAddReLUForwardTraining y vs unfused \(name)", actual: try b.download(ay),
+                               expected: try b.download(uay).map(Double.init), tolerance: forwardTol))
+            let aiy = try F.garbage(b, shape)
+            b.batchNormAddReLUForwardInference(input: xt, residual: rt, output: aiy, gamma: gt, beta: bt, runningMean: irm,
+                                               runningVar: irv, epsilon: Float(eps))
+            let addInferRef = zip(inferRef.indices, res).map { idx, v -> Double in
+                let c = (idx / hw) % ch
+                return max(0, (x[idx] - rm0[c]) / (rv0[c] + eps).squareRoot() * gamma[c] + beta[c] + v)
+            }
+            out.append(compare("batchNormAddReLUForwardInference y \(name)", actual: try b.download(aiy),
+                               expected: addInferRef, tolerance: forwardTol))
         }
         return out
     }

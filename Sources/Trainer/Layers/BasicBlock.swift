@@ -114,8 +114,11 @@ public final class BasicBlock: Layer {
 
     public func forward(_ x: Tensor, mode: ForwardMode) -> Tensor {
         let n = x.shape[0]
-        let h = conv2.forward(relu1.forward(bn1.forward(conv1.forward(x, mode: mode), mode: mode), mode: mode), mode: mode)
-        let y = bn2.forward(h, mode: mode)   // bn2's own output buffer: safe to add into
+        let a = conv1.forward(x, mode: mode)
+        // bn1 + relu1 as one kernel (LayerFusion); relu1's backward then passes dy to bn1's.
+        let r = LayerFusion.enabled ? bn1.forward(a, mode: mode, fusing: relu1)
+                                    : relu1.forward(bn1.forward(a, mode: mode), mode: mode)
+        let h = conv2.forward(r, mode: mode)
         let s: Tensor                         // (N, planes, Ho, Wo)
         if let d = downsample {
             s = d.bn.forward(d.conv.forward(x, mode: mode), mode: mode)
@@ -125,8 +128,13 @@ public final class BasicBlock: Layer {
         } else {
             s = x
         }
-        backend.add(y, s, output: y)
         lastBatch = n
+        if LayerFusion.enabled && LayerFusion.residualAdd {
+            // relu(bn2(h) + s) in bn2's pass over h; relu2's backward still applies its mask.
+            return bn2.forward(h, mode: mode, adding: s, fusing: relu2)
+        }
+        let y = bn2.forward(h, mode: mode)   // bn2's own output buffer: safe to add into
+        backend.add(y, s, output: y)
         return relu2.forward(y, mode: mode)
     }
 

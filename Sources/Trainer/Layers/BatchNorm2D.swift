@@ -13,6 +13,10 @@ import GPUTensor
 ///
 /// A frozen batch norm always normalises with the running statistics; its backward is then the
 /// per-channel scale `dx = dy * gamma / sqrt(running_var + eps)`.
+///
+/// When an in-place `ReLU` follows it, containers run both as one fused kernel
+/// (`forward(_:mode:fusing:)`, see `LayerFusion`): the output is then `max(bn(x), 0)`, the ReLU
+/// layer's own forward and backward cost nothing, and this layer's backward applies ReLU's mask.
 public final class BatchNorm2D: Layer {
     public let name: String
     public let channels: Int
@@ -34,6 +38,8 @@ public final class BatchNorm2D: Layer {
     private var zeros: Tensor!            // (C), for the inference-mode backward
     private var input: Tensor?
     private var lastForwardTrained = false
+    /// Whether the last forward applied the following ReLU (whose mask backward then applies).
+    private var lastForwardFusedReLU = false
 
     public init(name: String, channels: Int, momentum: Float = 0.1, epsilon: Float = 1e-5) {
         precondition(channels > 0)
@@ -75,22 +81,59 @@ public final class BatchNorm2D: Layer {
         self.input = nil
     }
 
-    public func forward(_ x: Tensor, mode: ForwardMode) -> Tensor {
+    public func forward(_ x: Tensor, mode: ForwardMode) -> Tensor { forward(x, mode: mode, fusing: nil) }
+
+    /// Forward, and with `relu` (the in-place ReLU that follows this layer) that ReLU too, in the
+    /// same kernel: returns `max(bn(x), 0)`, which `relu` takes as its own forward's output.
+    /// With a `residual` (x's shape; a basic block's shortcut) returns `max(bn(x) + residual, 0)`;
+    /// `relu`'s backward then applies its mask itself (the shortcut needs that gradient too) and
+    /// this layer's backward is the plain one.
+    func forward(_ x: Tensor, mode: ForwardMode, adding residual: Tensor? = nil, fusing relu: ReLU?) -> Tensor {
         checkBatch(x, inputShape, maxBatch, name)
         let y = output.slice(0..<x.shape[0])
-        if mode == .training && !isFrozen {
+        let train = mode == .training && !isFrozen
+        if let residual {
+            guard let relu else { preconditionFailure("\(name): a residual is only fused with the ReLU after it") }
+            if train {
+                backend.batchNormAddReLUForwardTraining(input: x, residual: residual, output: y, gamma: gamma.value,
+                                                        beta: beta.value, runningMean: runningMean.value,
+                                                        runningVar: runningVar.value, saveMean: saveMean,
+                                                        saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon)
+            } else {
+                backend.batchNormAddReLUForwardInference(input: x, residual: residual, output: y, gamma: gamma.value,
+                                                         beta: beta.value, runningMean: runningMean.value,
+                                                         runningVar: runningVar.value, epsilon: epsilon)
+            }
+            lastForwardTrained = train
+            lastForwardFusedReLU = false
+            input = x
+            relu.tookFusedForward(output: y, appliesMask: true)
+            return y
+        }
+        switch (train, relu != nil) {
+        case (true, false):
             backend.batchNormForwardTraining(input: x, output: y, gamma: gamma.value, beta: beta.value,
                                              runningMean: runningMean.value, runningVar: runningVar.value,
                                              saveMean: saveMean, saveInvStd: saveInvStd,
                                              momentum: momentum, epsilon: epsilon)
-            lastForwardTrained = true
-        } else {
+        case (true, true):
+            backend.batchNormReLUForwardTraining(input: x, output: y, gamma: gamma.value, beta: beta.value,
+                                                 runningMean: runningMean.value, runningVar: runningVar.value,
+                                                 saveMean: saveMean, saveInvStd: saveInvStd,
+                                                 momentum: momentum, epsilon: epsilon)
+        case (false, false):
             backend.batchNormForwardInference(input: x, output: y, gamma: gamma.value, beta: beta.value,
                                               runningMean: runningMean.value, runningVar: runningVar.value,
                                               epsilon: epsilon)
-            lastForwardTrained = false
+        case (false, true):
+            backend.batchNormReLUForwardInference(input: x, output: y, gamma: gamma.value, beta: beta.value,
+                                                  runningMean: runningMean.value, runningVar: runningVar.value,
+                                                  epsilon: epsilon)
         }
+        lastForwardTrained = train
+        lastForwardFusedReLU = relu != nil
         input = x
+        relu?.tookFusedForward(output: y, appliesMask: false)
         return y
     }
 
@@ -99,13 +142,25 @@ public final class BatchNorm2D: Layer {
         let dx = gradInput.slice(0..<x.shape[0])
         if lastForwardTrained {
             // One kernel writes dx, dgamma and dbeta; dx is free when not wanted.
-            backend.batchNormBackward(input: x, gradOutput: dy, gamma: gamma.value, saveMean: saveMean,
-                                      saveInvStd: saveInvStd, gradInput: dx, gradGamma: gamma.grad,
-                                      gradBeta: beta.grad, mode: .overwrite, epsilon: epsilon)
+            if lastForwardFusedReLU {
+                // y, this layer's output, is the fused ReLU's: its mask (the ReLU layer passed dy through).
+                backend.batchNormReLUBackward(input: x, output: output.slice(0..<x.shape[0]), gradOutput: dy,
+                                              gamma: gamma.value, beta: beta.value, saveMean: saveMean, saveInvStd: saveInvStd,
+                                              gradInput: dx, gradGamma: gamma.grad, gradBeta: beta.grad,
+                                              mode: .overwrite, epsilon: epsilon)
+            } else {
+                backend.batchNormBackward(input: x, gradOutput: dy, gamma: gamma.value, saveMean: saveMean,
+                                          saveInvStd: saveInvStd, gradInput: dx, gradGamma: gamma.grad,
+                                          gradBeta: beta.grad, mode: .overwrite, epsilon: epsilon)
+            }
             return computeInputGradient ? dx : nil
         }
         precondition(isFrozen, "\(name): backward through a trainable batch norm run in inference mode")
         guard computeInputGradient else { return nil }
+        if lastForwardFusedReLU {
+            // A frozen prefix's interior (or Synflow) only: ReLU's mask as its own kernel, in dy's memory.
+            backend.reluBackward(output: output.slice(0..<x.shape[0]), gradOutput: dy, gradInput: dy)
+        }
         // The inference forward is affine per channel; its adjoint is the scale gamma/sqrt(var+eps),
         // which is the inference kernel itself applied to dy with zero mean and zero shift.
         backend.batchNormForwardInference(input: dy, output: dx, gamma: gamma.value, beta: zeros,

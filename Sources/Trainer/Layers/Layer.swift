@@ -250,10 +250,20 @@ func checkBatch(_ x: Tensor, _ perImage: [Int], _ maxBatch: Int, _ who: @autoclo
                  "\(who()): got \(x.shape), prepared for (<= \(maxBatch)) x \(perImage)")
 }
 
-/// Runs `layers` forward in order.
+/// Runs `layers` forward in order; a batch norm followed by an in-place ReLU runs as one fused
+/// kernel (`LayerFusion`), after which both layers' backward are as usual.
 func forwardChain(_ layers: [any Layer], _ x: Tensor, mode: ForwardMode) -> Tensor {
     var h = x
-    for layer in layers { h = layer.forward(h, mode: mode) }
+    var i = 0
+    while i < layers.count {
+        if i + 1 < layers.count, let relu = LayerFusion.relu(fusedInto: layers[i], followedBy: layers[i + 1]) {
+            h = (layers[i] as! BatchNorm2D).forward(h, mode: mode, fusing: relu)
+            i += 2
+        } else {
+            h = layers[i].forward(h, mode: mode)
+            i += 1
+        }
+    }
     return h
 }
 

@@ -14,6 +14,9 @@ public final class ReLU: Layer {
     private var output: Tensor?      // (maxBatch, ...) when not in place
     private var gradInput: Tensor?   // (maxBatch, ...) when not in place
     private var lastOutput: Tensor?  // (N, ...)
+    /// Whether the last forward ran fused into the batch norm before, which applies the mask in
+    /// its backward (`tookFusedForward`): this backward then passes dy through.
+    private var maskAppliedBefore = false
 
     public init(name: String = "", inPlace: Bool = true) {
         self.name = name
@@ -39,12 +42,25 @@ public final class ReLU: Layer {
         let y = inPlace ? x : output!.slice(0..<x.shape[0])
         backend.reluForward(x, output: y)
         lastOutput = y
+        maskAppliedBefore = false
         return y
+    }
+
+    /// The batch norm before this (in-place) ReLU applied it in its own kernel, whose output is `y`:
+    /// this forward is done. `appliesMask`: this backward still applies ReLU's mask (the fused
+    /// kernel added a residual, whose branch needs that gradient); otherwise it passes dy through
+    /// and the batch norm's backward applies the mask.
+    func tookFusedForward(output y: Tensor, appliesMask: Bool) {
+        precondition(inPlace, "ReLU \(name): only an in-place ReLU can be fused into the layer before it")
+        checkBatch(y, inputShape, maxBatch, "ReLU \(name)")
+        lastOutput = y
+        maskAppliedBefore = !appliesMask
     }
 
     public func backward(_ dy: Tensor, computeInputGradient: Bool) -> Tensor? {
         guard computeInputGradient else { return nil }
         guard let y = lastOutput else { preconditionFailure("ReLU \(name): backward before forward") }
+        if maskAppliedBefore { return dy }
         let dx = inPlace ? dy : gradInput!.slice(0..<y.shape[0])
         backend.reluBackward(output: y, gradOutput: dy, gradInput: dx)
         return dx

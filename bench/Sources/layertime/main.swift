@@ -57,3 +57,49 @@ for shape in [[128, 16, 32, 32], [128, 32, 16, 16], [128, 64, 8, 8], [128, 48, 3
     let cells = [bnF, bnB, reluF, reluB, poolF, poolB, biasB, add].map(fmt).joined(separator: " | ")
     print("| \(shape.map(String.init).joined(separator: "x")) | \(cells) |")
 }
+
+// Batch norm + ReLU (+ residual add) fused against the kernels they replace (section 10). The
+// unfused columns are the sums of the separate kernels' times, as a training step runs them.
+print("")
+print("fused against unfused (sum of the separate kernels), ms per call")
+print("| shape | BN+ReLU fwd | BN fwd + ReLU fwd | BN+ReLU bwd | ReLU bwd + BN bwd | BN+add+ReLU fwd | BN fwd + add + ReLU fwd |")
+print("|---|---|---|---|---|---|---|")
+for shape in [[128, 16, 32, 32], [128, 32, 16, 16], [128, 64, 8, 8], [64, 64, 32, 32], [64, 256, 8, 8], [64, 512, 4, 4]] {
+    let c = [shape[1]]
+    let x = try backend.allocate(shape), y = try backend.allocate(shape), dy = try backend.allocate(shape)
+    let dx = try backend.allocate(shape), s = try backend.allocate(shape)
+    backend.fillUniform(x, low: -1, high: 2, seed: 1, counter: 0)
+    backend.fillUniform(dy, low: -1, high: 1, seed: 2, counter: 0)
+    backend.fillUniform(s, low: -1, high: 1, seed: 3, counter: 0)
+    let gamma = try backend.allocate(c), beta = try backend.allocate(c)
+    let rm = try backend.allocate(c), rv = try backend.allocate(c), sm = try backend.allocate(c), si = try backend.allocate(c)
+    let dg = try backend.allocate(c), db = try backend.allocate(c)
+    backend.fill(gamma, value: 1)
+    let fusedF = bestMs {
+        backend.batchNormReLUForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: rm, runningVar: rv,
+                                             saveMean: sm, saveInvStd: si, momentum: 0.1, epsilon: 1e-5)
+    }
+    let bnF = bestMs {
+        backend.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: rm, runningVar: rv,
+                                         saveMean: sm, saveInvStd: si, momentum: 0.1, epsilon: 1e-5)
+    }
+    let reluF = bestMs { backend.reluForward(y, output: y) }
+    backend.batchNormReLUForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: rm, runningVar: rv,
+                                         saveMean: sm, saveInvStd: si, momentum: 0.1, epsilon: 1e-5)
+    let fusedB = bestMs {
+        backend.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, beta: beta, saveMean: sm,
+                                      saveInvStd: si, gradInput: dx, gradGamma: dg, gradBeta: db, mode: .overwrite, epsilon: 1e-5)
+    }
+    let reluB = bestMs { backend.reluBackward(output: y, gradOutput: dy, gradInput: dx) }
+    let bnB = bestMs {
+        backend.batchNormBackward(input: x, gradOutput: dx, gamma: gamma, saveMean: sm, saveInvStd: si, gradInput: dy,
+                                  gradGamma: dg, gradBeta: db, mode: .overwrite, epsilon: 1e-5)
+    }
+    let fusedA = bestMs {
+        backend.batchNormAddReLUForwardTraining(input: x, residual: s, output: y, gamma: gamma, beta: beta, runningMean: rm,
+                                                runningVar: rv, saveMean: sm, saveInvStd: si, momentum: 0.1, epsilon: 1e-5)
+    }
+    let add = bestMs { backend.add(y, s, output: y) }
+    let cells = [fusedF, bnF + reluF, fusedB, reluB + bnB, fusedA, bnF + add + reluF].map(fmt).joined(separator: " | ")
+    print("| \(shape.map(String.init).joined(separator: "x")) | \(cells) |")
+}
