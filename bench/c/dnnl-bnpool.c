@@ -1,6 +1,6 @@
 // oneDNN's batch norm (plain and with its fused ReLU), ReLU and max pooling on channels-last data,
 // at the shapes of a ResNet-20 step (batch 128) and a VGG-16 step (batch 64): the figures to hold
-// against Strata's own CPU kernels (`strata bench train --profile`, bench/NOTES.md section 10).
+// against Strata's own CPU kernels (`strata bench train --profile`, bench/NOTES.md section 11).
 //   cc -O2 bench/c/dnnl-bnpool.c -o /tmp/bnpool -ldnnl && OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive [FLUSH=1] /tmp/bnpool
 // Per shape: the median of 25 calls (after 3 warm-up calls) per primitive; then the sum over one
 // training step's calls (ResNet-20: 7 batch norms at 16x32x32, 6 at 32x16x16, 6 at 64x8x8, each
@@ -111,12 +111,15 @@ int main(void) {
            step[0], step[1], step[2], step[3], step[4], step[5]);
 
     // VGG-16 at batch 64: max pool 2x2 stride 2 after each stage.
-    int pool[5][2] = {{64, 32}, {128, 16}, {256, 8}, {512, 4}, {512, 2}};
+    // (channels, size, batch): VGG-16's five pools at batch 64, then the shapes of bench/Sources/layertime.
+    int pool[9][3] = {{64, 32, 64}, {128, 16, 64}, {256, 8, 64}, {512, 4, 64}, {512, 2, 64},
+                      {16, 32, 128}, {32, 16, 128}, {64, 8, 128}, {48, 32, 128}};
     double pf = 0, pb = 0;
-    printf("\nmax pool 2x2/2, VGG-16 shapes, batch 64, NHWC (median ms per call)\n");
-    for (int s = 0; s < 5; s++) {
-        int C = pool[s][0], H = pool[s][1];
-        dnnl_memory_desc_t x = nhwc(64, C, H, H), y = nhwc(64, C, H / 2, H / 2);
+    printf("\nmax pool 2x2/2, NHWC (median ms per call)\n");
+    for (int s = 0; s < 9; s++) {
+        int C = pool[s][0], H = pool[s][1], N = pool[s][2];
+        if (s == 5) printf("per VGG-16 step (5 pools, batch 64), ms: fwd %.2f, bwd %.2f\n", pf, pb);
+        dnnl_memory_desc_t x = nhwc(N, C, H, H), y = nhwc(N, C, H / 2, H / 2);
         dnnl_dims_t k = {2, 2}, str = {2, 2}, pad = {0, 0}, dil = {0, 0};
         dnnl_pooling_v2_desc_t fd, bd;
         CK(dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_training, dnnl_pooling_max, &x, &y, str, k, dil, pad, pad));
@@ -128,9 +131,8 @@ int main(void) {
         dnnl_memory_t dy = mem(&y), dx = mem(&x);
         int ba[3] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WORKSPACE, DNNL_ARG_DIFF_SRC}; dnnl_memory_t bm[3] = {dy, ws, dx};
         double b = run(&bd, hint, 3, ba, bm, &impl);
-        printf("%3dx%2dx%-2d  fwd %7.3f  bwd %7.3f  %s\n", C, H, H, f, b, impl);
+        printf("%3dx%3dx%2dx%-2d  fwd %7.3f  bwd %7.3f  %s\n", N, C, H, H, f, b, impl);
         pf += f; pb += b;
     }
-    printf("per VGG-16 step (5 pools), ms: fwd %.2f, bwd %.2f\n", pf, pb);
     return 0;
 }
