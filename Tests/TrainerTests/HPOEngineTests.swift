@@ -47,9 +47,10 @@ final class OutOfOrderExecutor: TrialExecutor {
 /// One slot; trials run as they come, but the final training's job trains only `finalEpochs`
 /// epochs and then dies: `.search`, the search process killed (`poll` throws; the worker's
 /// epochs are committed, it wrote no outcome), or `.worker`, the worker killed alone (a failed
-/// outcome, left in `outcome.json` too, as a worker that caught an error leaves it).
+/// outcome, left in `outcome.json` too, as a worker that caught an error leaves it), or
+/// `.searchAfterTheWorker`, the search killed after the worker finished every epoch.
 final class FinalKillingExecutor: TrialExecutor {
-    enum How { case search, worker }
+    enum How { case search, worker, searchAfterTheWorker }
     let how: How
     let finalEpochs: Int
     private var held: [TrialJob] = []
@@ -73,6 +74,9 @@ final class FinalKillingExecutor: TrialExecutor {
         switch how {
         case .search:
             try FileManager.default.removeItem(atPath: outcomePath)
+            throw Killed()
+        case .searchAfterTheWorker:
+            _ = TrialRunner.run(job)
             throw Killed()
         case .worker:
             let failed = TrialOutcome.failed(job.id, "worker killed by signal 9")
@@ -267,6 +271,21 @@ final class HPOEngineTests: XCTestCase {
         again.executor = idle
         XCTAssertEqual(try again.run(), summary)
         XCTAssertTrue(idle.submitted.isEmpty)
+
+        // The search killed after the final's worker ended: its outcome is journaled, nothing runs again.
+        do {
+            let path = root + "/cut-after"
+            XCTAssertThrowsError(try search(config, in: path, executor: FinalKillingExecutor(how: .searchAfterTheWorker, finalEpochs: 1)))
+            let resumed = try HPORun(resuming: RunDirectory(path: path), backend: CPUBackend())
+            let rerun = InProcessExecutor()
+            resumed.executor = rerun
+            let s = try resumed.run()
+            XCTAssertTrue(rerun.submitted.isEmpty)
+            XCTAssertEqual(s.finalTestAccuracy, summary.finalTestAccuracy)
+            let events = try HPORun.readFinalEvents(path + "/journal.jsonl")
+            XCTAssertEqual(events.map(\.status), [.started, .finished])
+            XCTAssertGreaterThan(events.last?.cpuSeconds ?? 0, 0)
+        }
 
         for how in [FinalKillingExecutor.How.search, .worker] {
             let path = root + "/cut-\(how)"

@@ -526,9 +526,21 @@ public final class HPORun {
         try ConfigValidation.check(final, data: DataFacts(data), source: .file(configPath))
         let folder = finalJobDirectory
         try makeDirectory(folder)
-        // A failed attempt's stored outcome would answer the retry: the retry continues the run instead.
         let outcomePath = TrialRunner.outcomePath(folder)
-        if let old = try? SearchJSON.read(TrialOutcome.self, from: outcomePath), old.status == .failed { unlink(outcomePath) }
+        let stored = try? SearchJSON.read(TrialOutcome.self, from: outcomePath)
+        // The search was killed after its worker finished: journal what the worker left.
+        if let stored, stored.status != .failed, stored.epochs >= final.epochs,
+           let summary = try? run.readJSON(RunSummary.self, from: run.summaryPath) {
+            var event = HPOFinalRecord(status: .finished, trial: winner.trial, params: winner.params, epochs: final.epochs)
+            event.seconds = summary.totalSeconds
+            event.cpuSeconds = stored.cpuSeconds
+            event.testAccuracy = summary.testAccuracy
+            event.testLoss = summary.testLoss
+            try journal(event)
+            return summary
+        }
+        // A failed attempt's stored outcome would answer the retry: the retry continues the run instead.
+        if stored?.status == .failed { unlink(outcomePath) }
         let job = TrialJob(id: "final", trial: nil, data: final.data, device: final.device, threads: threadsForFinal ?? threadsPerTrial,
                            directory: folder, donor: nil, reuseLayers: 0, prefixPath: nil, prefixKey: nil, cache: false,
                            cacheBudget: 0, attempt: finalEvents.filter { $0.status == .started }.count + 1, train: final,
