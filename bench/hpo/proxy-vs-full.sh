@@ -24,7 +24,7 @@ TRIALS=${TRIALS:-20}
 EPOCHS=${EPOCHS:-6}
 FINAL=${FINAL:-20}
 PROXY=${PROXY:-synflow:p=85,m=0.15}
-REPEATS=${REPEATS:-"1 2 3"}
+REPEATS=${REPEATS-"1 2 3"}   # REPEATS="" runs no repeated finals
 THREADS=${THREADS:-2}
 # The model, as strata's own flags (word-split): the cnn unless MODEL_ARGS says otherwise.
 read -r -a MODEL <<< "${MODEL_ARGS:---model cnn --filters 32,64,128 --hidden 128}"
