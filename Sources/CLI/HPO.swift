@@ -19,7 +19,8 @@ struct HPOCommand: ParsableCommand {
         each, --workers at a time, through the search engine (worker processes, or Ray with --engine ray); --pruner \
         stops weak trials at rungs of 1, 3, 9, ... epochs: a trial's job trains it up to its next rung, and a promoted \
         trial continues from its checkpoint. The best complete trial's hyperparameters then train the full model for \
-        --final-epochs in OUTPUT/final. Results: journal.jsonl, summary.json, report.html. --compare-full runs the \
+        --final-epochs, as one more job of the same engine with all --threads (OUTPUT/final, its run directory \
+        OUTPUT/final/run; a killed final continues from its last checkpoint with --resume). Results: journal.jsonl, summary.json, report.html. --compare-full runs the \
         same search on the full model too (OUTPUT/proxy, OUTPUT/full) and reports both side by side \
         (OUTPUT/report.html, OUTPUT/comparison.json).
 
@@ -177,6 +178,7 @@ struct HPOCommand: ParsableCommand {
         // --threads: the cores split between the workers (and the final training's).
         let cores = deviceOptions.threads ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         run.threadsPerTrial = max(1, cores / workers)
+        run.threadsForFinal = cores   // the final runs alone
         run.executor = try engineOptions.makeExecutor(workers: workers, logPath: run.directory.path + "/ray.log")
         defer { (run.executor as? RayExecutor)?.shutdown() }
         let ended = run.records.filter { $0.status != .running }.count

@@ -44,6 +44,50 @@ final class OutOfOrderExecutor: TrialExecutor {
     func cancelAll() { held.removeAll() }
 }
 
+/// One slot; trials run as they come, but the final training's job trains only `finalEpochs`
+/// epochs and then dies: `.search`, the search process killed (`poll` throws; the worker's
+/// epochs are committed, it wrote no outcome), or `.worker`, the worker killed alone (a failed
+/// outcome, left in `outcome.json` too, as a worker that caught an error leaves it), or
+/// `.searchAfterTheWorker`, the search killed after the worker finished every epoch.
+final class FinalKillingExecutor: TrialExecutor {
+    enum How { case search, worker, searchAfterTheWorker }
+    let how: How
+    let finalEpochs: Int
+    private var held: [TrialJob] = []
+    struct Killed: Error {}
+
+    init(how: How, finalEpochs: Int) {
+        self.how = how
+        self.finalEpochs = finalEpochs
+    }
+
+    var freeSlots: Int { held.isEmpty ? 1 : 0 }
+    func submit(_ job: TrialJob) throws { held.append(job) }
+
+    func poll(timeout: Double) throws -> [(outcome: TrialOutcome, wallSeconds: Double)] {
+        guard let job = held.popLast() else { return [] }
+        guard job.id == "final" else { return [(TrialRunner.run(job), 0.01)] }
+        var cut = job
+        cut.untilEpoch = finalEpochs
+        _ = TrialRunner.run(cut)
+        let outcomePath = TrialRunner.outcomePath(job.directory)
+        switch how {
+        case .search:
+            try FileManager.default.removeItem(atPath: outcomePath)
+            throw Killed()
+        case .searchAfterTheWorker:
+            _ = TrialRunner.run(job)
+            throw Killed()
+        case .worker:
+            let failed = TrialOutcome.failed(job.id, "worker killed by signal 9")
+            try SearchJSON.write(failed, to: outcomePath)
+            return [(failed, 0.01)]
+        }
+    }
+
+    func cancelAll() { held.removeAll() }
+}
+
 final class HPOEngineTests: XCTestCase {
     func makeConfig(data: String, trials: Int, sampler: HPOConfig.SamplerKind = .random,
                     pruner: HPOConfig.PrunerKind = .asha, epochs: Int = 3) throws -> HPOConfig {
@@ -182,6 +226,92 @@ final class HPOEngineTests: XCTestCase {
         }
     }
 
+    /// The final training is a job of the search's executor (in `final/`, its run directory
+    /// `final/run`), journaled when it starts and ends (seconds, CPU seconds, test accuracy). A
+    /// finished one is not run again; one killed after its first epoch (the search process, or
+    /// only its worker) continues on resume from that checkpoint: each epoch trained once, no
+    /// trial rerun, and the same test accuracy, to the bit, as a final never interrupted.
+    func testTheFinalIsAJobAndAKilledFinalResumesFromItsLastCheckpoint() throws {
+        let data = try makeData(), root = try makeTemporaryDirectory(self)
+        var config = try makeConfig(data: data, trials: 3, pruner: .none, epochs: 1)
+        config.finalEpochs = 3
+        // In a scope: the run holds its directory's lock until it goes.
+        let (summary, wholeMetrics, trialLines, values) = try { () throws -> (HPOSummary, [EpochMetrics], [HPOTrialRecord], [[Double]]) in
+            let executor = InProcessExecutor()
+            let (whole, summary) = try search(config, in: root + "/whole", executor: executor)
+            XCTAssertEqual(executor.submitted.map(\.id), ["trial-0000", "trial-0001", "trial-0002", "final"])
+            let job = try XCTUnwrap(executor.submitted.last)
+            XCTAssertEqual(job.train?.epochs, 3)
+            XCTAssertEqual(job.keepTestSet, true)
+            XCTAssertNil(job.untilEpoch)
+            XCTAssertEqual(job.directory, whole.finalJobDirectory)
+            XCTAssertEqual(whole.finalDirectory.path, whole.finalJobDirectory + "/run")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: whole.finalJobDirectory + "/job.json"))
+            let wholeMetrics = try whole.finalDirectory.readMetrics()
+            XCTAssertEqual(wholeMetrics.map(\.epoch), [1, 2, 3])
+            let events = try HPORun.readFinalEvents(whole.journalPath)
+            XCTAssertEqual(events.map(\.status), [.started, .finished])
+            XCTAssertEqual(events[0].fromEpoch, 0)
+            XCTAssertEqual(events[1].trial, summary.bestTrial)
+            XCTAssertEqual(events[1].params, summary.bestParams)
+            XCTAssertEqual(events[1].epochs, 3)
+            XCTAssertEqual(events[1].seconds, summary.finalSeconds)
+            XCTAssertEqual(events[1].testAccuracy, summary.finalTestAccuracy)
+            XCTAssertEqual(events[1].testLoss, summary.finalTestLoss)
+            XCTAssertNotNil(summary.finalTestAccuracy)
+            XCTAssertGreaterThan(events[1].cpuSeconds ?? 0, 0)
+            XCTAssertGreaterThan(events[1].wallSeconds ?? 0, 0)
+            let trialLines = try journal(whole)
+            XCTAssertEqual(trialLines.count, 6, "each trial: proposed, complete; the final's lines are apart")
+            return (summary, wholeMetrics, trialLines, whole.records.map(\.values))
+        }()
+        // A resume of a finished search trains nothing and reports the same.
+        let again = try HPORun(resuming: RunDirectory(path: root + "/whole"), backend: CPUBackend())
+        let idle = InProcessExecutor()
+        again.executor = idle
+        XCTAssertEqual(try again.run(), summary)
+        XCTAssertTrue(idle.submitted.isEmpty)
+
+        // The search killed after the final's worker ended: its outcome is journaled, nothing runs again.
+        do {
+            let path = root + "/cut-after"
+            XCTAssertThrowsError(try search(config, in: path, executor: FinalKillingExecutor(how: .searchAfterTheWorker, finalEpochs: 1)))
+            let resumed = try HPORun(resuming: RunDirectory(path: path), backend: CPUBackend())
+            let rerun = InProcessExecutor()
+            resumed.executor = rerun
+            let s = try resumed.run()
+            XCTAssertTrue(rerun.submitted.isEmpty)
+            XCTAssertEqual(s.finalTestAccuracy, summary.finalTestAccuracy)
+            let events = try HPORun.readFinalEvents(path + "/journal.jsonl")
+            XCTAssertEqual(events.map(\.status), [.started, .finished])
+            XCTAssertGreaterThan(events.last?.cpuSeconds ?? 0, 0)
+        }
+
+        for how in [FinalKillingExecutor.How.search, .worker] {
+            let path = root + "/cut-\(how)"
+            XCTAssertThrowsError(try search(config, in: path, executor: FinalKillingExecutor(how: how, finalEpochs: 1))) {
+                if how == .worker { XCTAssertTrue("\($0)".contains("--resume") && "\($0)".contains("signal 9"), "\($0)") }
+            }
+            XCTAssertEqual(try HPORun.readFinalEvents(path + "/journal.jsonl").map(\.status), how == .search ? [.started] : [.started, .failed])
+            let resumed = try HPORun(resuming: RunDirectory(path: path), backend: CPUBackend())
+            XCTAssertEqual(try resumed.finalDirectory.readMetrics().map(\.epoch), [1], "\(how): killed after epoch 1")
+            let rerun = InProcessExecutor()
+            resumed.executor = rerun
+            let s = try resumed.run()
+            XCTAssertEqual(rerun.submitted.map(\.id), ["final"], "\(how): no trial ran again")
+            let metrics = try resumed.finalDirectory.readMetrics()
+            XCTAssertEqual(metrics.map(\.epoch), [1, 2, 3], "\(how): each epoch trained once")
+            XCTAssertEqual(metrics.map(\.trainLoss), wholeMetrics.map(\.trainLoss), "\(how)")
+            XCTAssertEqual(s.finalTestAccuracy, summary.finalTestAccuracy, "\(how): the resumed final is the uninterrupted one")
+            XCTAssertEqual(s.finalTestLoss, summary.finalTestLoss, "\(how)")
+            let events = try HPORun.readFinalEvents(path + "/journal.jsonl")
+            XCTAssertEqual(events.map(\.status), how == .search ? [.started, .started, .finished] : [.started, .failed, .started, .finished])
+            XCTAssertEqual(events.filter { $0.status == .started }.map(\.fromEpoch), [0, 1], "\(how)")
+            XCTAssertEqual(try HPORun.readJournal(path + "/journal.jsonl").count, trialLines.count, "\(how)")
+            XCTAssertEqual(resumed.records.map(\.values), values, "\(how)")
+        }
+    }
+
     /// `--compare-full`'s report: both searches side by side with time, trials, best score and
     /// final test accuracy, and every trial with its hyperparameters, rung values and state.
     func testReportPutsProxyAndFullSideBySide() throws {
@@ -245,7 +375,16 @@ final class HPOEngineTests: XCTestCase {
         XCTAssertEqual(two.map(\.values), one.map(\.values))
         XCTAssertEqual(two.map(\.status), Array(repeating: .complete, count: 4))
         XCTAssertTrue(FileManager.default.fileExists(atPath: data + "/two/report.html"))
-        XCTAssertTrue(FileManager.default.fileExists(atPath: data + "/two/final/summary.json"))
+        // The final ran as a worker process's job too, journaled, in final/run.
+        XCTAssertTrue(FileManager.default.fileExists(atPath: data + "/two/final/run/summary.json"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: data + "/two/final/stderr.log"), "a worker process trained it")
+        for dir in ["one", "two"] {
+            let events = try HPORun.readFinalEvents(data + "/\(dir)/journal.jsonl")
+            XCTAssertEqual(events.map(\.status), [.started, .finished], dir)
+            XCTAssertGreaterThan(events.last?.cpuSeconds ?? 0, 0, dir)
+        }
+        XCTAssertEqual(try HPORun.readFinalEvents(data + "/two/journal.jsonl").last?.testAccuracy,
+                       try HPORun.readFinalEvents(data + "/one/journal.jsonl").last?.testAccuracy)
 
         let python = ProcessInfo.processInfo.environment["STRATA_RAY_PYTHON"] ?? "python3"
         guard (try? runTool(python, ["-c", "import ray"])) == 0 else { throw XCTSkip("\(python) has no ray (set STRATA_RAY_PYTHON)") }
@@ -267,5 +406,12 @@ final class HPOEngineTests: XCTestCase {
         XCTAssertEqual(onRay.map(\.values), local.map(\.values))
         XCTAssertEqual(onRay.map(\.status), local.map(\.status))
         XCTAssertTrue(onRay.contains { $0.status == .complete && $0.rungs == [1, 3] }, "a promoted trial continued on Ray")
+        // The final ran on Ray: its files came back into final/, the same test accuracy as locally.
+        let rayFinal = try HPORun.readFinalEvents(data + "/asha-ray/journal.jsonl")
+        XCTAssertEqual(rayFinal.map(\.status), [.started, .finished])
+        XCTAssertEqual(rayFinal.last?.testAccuracy, try HPORun.readFinalEvents(data + "/asha-local/journal.jsonl").last?.testAccuracy)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: data + "/asha-ray/final/run/summary.json"))
+        let raySummary = try RunDirectory(path: data).readJSON(HPOSummary.self, from: data + "/asha-ray/summary.json")
+        XCTAssertEqual(raySummary.finalTestAccuracy, rayFinal.last?.testAccuracy)
     }
 }

@@ -12,6 +12,8 @@
 #   PROXY=synflow:p=70 FULL_FROM=runs/hpo-bench OUT=runs/hpo-bench-p70 bench/hpo/proxy-vs-full.sh
 #       another proxy against the full searches already in FULL_FROM (the full side does not depend
 #       on the proxy: same sampler, seed and budget), so only the proxy side runs
+#   MODEL_ARGS="--model resnet20" THREADS=1 OUT=runs/hpo-bench-r20 bench/hpo/proxy-vs-full.sh
+#       another model (default: --model cnn --filters 32,64,128 --hidden 128)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STRATA=${STRATA:-.build/release/strata}
@@ -22,9 +24,10 @@ TRIALS=${TRIALS:-20}
 EPOCHS=${EPOCHS:-6}
 FINAL=${FINAL:-20}
 PROXY=${PROXY:-synflow:p=85,m=0.15}
-REPEATS=${REPEATS:-"1 2 3"}
+REPEATS=${REPEATS-"1 2 3"}   # REPEATS="" runs no repeated finals
 THREADS=${THREADS:-2}
-MODEL=(--model cnn --filters 32,64,128 --hidden 128)
+# The model, as strata's own flags (word-split): the cnn unless MODEL_ARGS says otherwise.
+read -r -a MODEL <<< "${MODEL_ARGS:---model cnn --filters 32,64,128 --hidden 128}"
 mkdir -p "$OUT"
 log="$OUT/bench.log"
 for s in $SEEDS; do

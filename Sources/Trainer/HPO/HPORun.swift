@@ -4,6 +4,9 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Everything an HPO run needs to be resumed: written to `hpo.json` in its directory.
 public struct HPOConfig: Codable, Equatable, Sendable {
@@ -112,6 +115,36 @@ public struct HPOTrialRecord: Codable, Equatable, Sendable {
     public var cost: Double { wallSeconds ?? seconds }
 }
 
+/// A line of `journal.jsonl` about the final training (`"event": "final"`; trial lines have no
+/// `event`). `started` when its job is submitted (`fromEpoch`: the epochs its run directory
+/// already holds, which the job continues from), then `finished` (its epochs' seconds over every
+/// session, this job's wall and CPU seconds, test accuracy and loss) or `failed` (the error;
+/// `--resume` submits it again, continuing from its last checkpoint).
+public struct HPOFinalRecord: Codable, Equatable, Sendable {
+    public enum Status: String, Codable, Sendable { case started, finished, failed }
+    public var event = "final"
+    public var status: Status
+    /// The winner whose hyperparameters the full model trains with.
+    public var trial: Int
+    public var params: [String: HPOValue]
+    public var epochs: Int
+    public var fromEpoch: Int?
+    public var seconds: Double?
+    public var wallSeconds: Double?
+    public var cpuSeconds: Double?
+    public var testAccuracy: Double?
+    public var testLoss: Double?
+    public var error: String?
+
+    public init(status: Status, trial: Int, params: [String: HPOValue], epochs: Int, fromEpoch: Int? = nil) {
+        self.status = status
+        self.trial = trial
+        self.params = params
+        self.epochs = epochs
+        self.fromEpoch = fromEpoch
+    }
+}
+
 /// `summary.json` of an HPO run.
 public struct HPOSummary: Codable, Equatable, Sendable {
     public var trials: Int
@@ -170,15 +203,28 @@ public final class HPORun {
     public var executor: TrialExecutor = InProcessExecutor()
     /// CPU threads of each trial's backend.
     public var threadsPerTrial = 1
-    /// The journal's lines in order (the pruner's history is replayed from them).
+    /// CPU threads of the final training's job (it runs alone: default `threadsPerTrial`).
+    public var threadsForFinal: Int?
+    /// The journal's trial lines in order (the pruner's history is replayed from them).
     private var lines: [HPOTrialRecord] = []
+    /// The journal's final-training lines in order.
+    public private(set) var finalEvents: [HPOFinalRecord] = []
     private let lock: RunLock
 
     public var journalPath: String { directory.path + "/journal.jsonl" }
     public var configPath: String { directory.path + "/hpo.json" }
     public var reportPath: String { directory.path + "/report.html" }
     public var sessionsPath: String { directory.path + "/sessions.jsonl" }
-    public var finalDirectory: RunDirectory { RunDirectory(path: directory.path + "/final") }
+    /// The final training's folder, a job's like a trial's: `job.json`, `outcome.json`, the
+    /// worker's logs, and `run/`, its run directory.
+    public var finalJobDirectory: String { directory.path + "/final" }
+    /// The final training's run directory (`final/run`; `final` itself in a directory whose
+    /// final was trained in the search process, before it became a job).
+    public var finalDirectory: RunDirectory {
+        RunDirectory(path: hasInProcessFinal ? finalJobDirectory : finalJobDirectory + "/run")
+    }
+    /// A final trained (or begun) in the search process by an earlier strata: it is finished there.
+    var hasInProcessFinal: Bool { FileSystem.kind(of: finalJobDirectory + "/manifest.json") == .file }
     /// A trial's folder: `job.json`, `outcome.json`, the worker's logs, `run/` (its run directory).
     public func trialDirectory(_ trial: Int) -> String { directory.path + "/trials/" + Self.trialID(trial) }
 
@@ -214,18 +260,43 @@ public final class HPORun {
         self.directory = directory
         self.backend = backend
         data = try RunData.load(config.trial.data, seed: config.trial.seed)
-        lines = try Self.readJournal(directory.path + "/journal.jsonl")
+        let all = try Self.readJournalLines(directory.path + "/journal.jsonl")
+        lines = all.compactMap { if case .trial(let r) = $0 { return r } else { return nil } }
+        finalEvents = all.compactMap { if case .final(let r) = $0 { return r } else { return nil } }
         records = Self.latest(lines)
+    }
+
+    /// The journal's trial lines (the final training's are left out).
+    static func readJournal(_ path: String) throws -> [HPOTrialRecord] {
+        try readJournalLines(path).compactMap { if case .trial(let r) = $0 { return r } else { return nil } }
+    }
+
+    /// The final training's lines of the journal.
+    static func readFinalEvents(_ path: String) throws -> [HPOFinalRecord] {
+        try readJournalLines(path).compactMap { if case .final(let r) = $0 { return r } else { return nil } }
+    }
+
+    enum JournalLine {
+        case trial(HPOTrialRecord)
+        case final(HPOFinalRecord)
     }
 
     /// The journal's lines; a line cut by a kill is the last one and is dropped (the next
     /// append cuts it off the file), anything else that does not parse is corruption.
-    static func readJournal(_ path: String) throws -> [HPOTrialRecord] {
+    static func readJournalLines(_ path: String) throws -> [JournalLine] {
+        struct Event: Decodable { var event: String? }
         guard let text = FileManager.default.contents(atPath: path) else { return [] }
         let lines = text.split(separator: 0x0A)
-        var out: [HPOTrialRecord] = []
+        var out: [JournalLine] = []
         for (i, line) in lines.enumerated() {
-            do { out.append(try RunDirectory.decoder.decode(HPOTrialRecord.self, from: Data(line))) } catch {
+            do {
+                let event = try RunDirectory.decoder.decode(Event.self, from: Data(line)).event
+                switch event {
+                case nil: out.append(.trial(try RunDirectory.decoder.decode(HPOTrialRecord.self, from: Data(line))))
+                case "final": out.append(.final(try RunDirectory.decoder.decode(HPOFinalRecord.self, from: Data(line))))
+                default: throw RunDirectoryError(path: path, reason: "line \(i + 1) is an unknown event '\(event!)'")
+                }
+            } catch {
                 if i == lines.count - 1 && text.last != 0x0A { break }
                 throw RunDirectoryError(path: path, reason: "line \(i + 1) is not valid")
             }
@@ -241,6 +312,16 @@ public final class HPORun {
 
     /// Appends one line (fsync'd; a torn last line is cut off first) and notes it.
     func journal(_ record: HPOTrialRecord) throws {
+        try appendJournalLine(record)
+        lines.append(record)
+    }
+
+    func journal(_ record: HPOFinalRecord) throws {
+        try appendJournalLine(record)
+        finalEvents.append(record)
+    }
+
+    private func appendJournalLine<T: Encodable>(_ record: T) throws {
         let encoder = RunDirectory.encoder
         encoder.outputFormatting = [.sortedKeys]
         let text: String
@@ -248,7 +329,6 @@ public final class HPORun {
             throw RunDirectoryError(path: journalPath, reason: "line cannot be encoded: \(error)")
         }
         try SearchJournal.appendLine(text, to: journalPath)
-        lines.append(record)
     }
 
     /// Sign convention: samplers and pruners minimise.
@@ -416,11 +496,14 @@ public final class HPORun {
         if config.finalEpochs > 0 {
             var final = try HPOParameter.apply(best.params, to: config.final)
             final.epochs = config.finalEpochs
-            let resuming = finalDirectory.exists(finalDirectory.path + "/manifest.json")
-            let run = resuming ? try TrainingRun.resume(from: finalDirectory, backend: backend)
-                               : try TrainingRun(config: final, backend: backend, data: data)
-            progress("final: \(final.modelName) with trial \(best.trial + 1)'s hyperparameters for \(final.epochs) epochs")
-            let s = try run.fit(in: finalDirectory, mode: resuming ? .resume : .new)
+            let s: RunSummary
+            if hasInProcessFinal {
+                progress("final: \(final.modelName) with trial \(best.trial + 1)'s hyperparameters for \(final.epochs) epochs")
+                let run = try TrainingRun.resume(from: finalDirectory, backend: backend)
+                s = try run.fit(in: finalDirectory, mode: .resume)
+            } else {
+                s = try trainFinal(final, winner: best, progress: progress)
+            }
             // Its epochs' seconds over every session (a resume that finds it done adds nothing).
             summary.finalSeconds = s.totalSeconds
             summary.finalTestAccuracy = s.testAccuracy
@@ -428,6 +511,69 @@ public final class HPORun {
         }
         try directory.writeJSON(summary, to: directory.summaryPath)
         try writeReport(summary)
+        return summary
+    }
+
+    /// The final training as a job of `executor`, like a trial's (a worker process, a Ray task,
+    /// or this process), in `final/`; journaled when it starts and when it ends. A final that
+    /// finished is not run again; one cut short (the search or its worker killed) continues
+    /// from its run directory's last checkpoint, bit-identical to a run never stopped.
+    func trainFinal(_ final: TrainConfig, winner: HPOTrialRecord, progress: (String) -> Void) throws -> RunSummary {
+        let run = finalDirectory
+        if finalEvents.last?.status == .finished, run.exists(run.summaryPath) {
+            return try run.readJSON(RunSummary.self, from: run.summaryPath)
+        }
+        try ConfigValidation.check(final, data: DataFacts(data), source: .file(configPath))
+        let folder = finalJobDirectory
+        try makeDirectory(folder)
+        let outcomePath = TrialRunner.outcomePath(folder)
+        let stored = try? SearchJSON.read(TrialOutcome.self, from: outcomePath)
+        // The search was killed after its worker finished: journal what the worker left.
+        if let stored, stored.status != .failed, stored.epochs >= final.epochs,
+           let summary = try? run.readJSON(RunSummary.self, from: run.summaryPath) {
+            var event = HPOFinalRecord(status: .finished, trial: winner.trial, params: winner.params, epochs: final.epochs)
+            event.seconds = summary.totalSeconds
+            event.cpuSeconds = stored.cpuSeconds
+            event.testAccuracy = summary.testAccuracy
+            event.testLoss = summary.testLoss
+            try journal(event)
+            return summary
+        }
+        // A failed attempt's stored outcome would answer the retry: the retry continues the run instead.
+        if stored?.status == .failed { unlink(outcomePath) }
+        let job = TrialJob(id: "final", trial: nil, data: final.data, device: final.device, threads: threadsForFinal ?? threadsPerTrial,
+                           directory: folder, donor: nil, reuseLayers: 0, prefixPath: nil, prefixKey: nil, cache: false,
+                           cacheBudget: 0, attempt: finalEvents.filter { $0.status == .started }.count + 1, train: final,
+                           untilEpoch: nil, keepTestSet: true)
+        try SearchJSON.write(job, to: folder + "/job.json")
+        let from = run.exists(run.manifestPath) ? (try run.readJSON(RunManifest.self, from: run.manifestPath)).epoch : 0
+        var event = HPOFinalRecord(status: .started, trial: winner.trial, params: winner.params, epochs: final.epochs, fromEpoch: from)
+        try journal(event)
+        progress("final: \(final.modelName) with trial \(winner.trial + 1)'s hyperparameters for \(final.epochs) epochs"
+                 + (from > 0 ? ", continuing after epoch \(from)" : ""))
+        try executor.submit(job)
+        var ended: (outcome: TrialOutcome, wallSeconds: Double)?
+        while ended == nil { ended = try executor.poll(timeout: 1).first { $0.outcome.id == job.id } }
+        let (outcome, wall) = ended!
+        event.fromEpoch = nil
+        event.wallSeconds = wall
+        event.cpuSeconds = outcome.cpuSeconds
+        var summary: RunSummary?
+        if outcome.status != .failed {
+            summary = try? run.readJSON(RunSummary.self, from: run.summaryPath)
+        }
+        guard let summary, outcome.epochs >= final.epochs else {
+            event.status = .failed
+            event.error = outcome.error ?? "the job ended after \(outcome.epochs) of \(final.epochs) epochs without \(run.summaryPath)"
+            try journal(event)
+            throw HPOError("the final training failed: \(event.error!); `strata hpo --resume \(directory.path)` continues it "
+                           + "from its last checkpoint in \(run.path)")
+        }
+        event.status = .finished
+        event.seconds = summary.totalSeconds
+        event.testAccuracy = summary.testAccuracy
+        event.testLoss = summary.testLoss
+        try journal(event)
         return summary
     }
 

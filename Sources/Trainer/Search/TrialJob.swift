@@ -33,6 +33,9 @@ public struct TrialJob: Codable, Equatable, Sendable {
     /// Stop after this epoch (a checkpoint is committed, the run is not complete); nil: train
     /// every epoch of the config.
     public var untilEpoch: Int? = nil
+    /// Keep the test set and report its accuracy when the training completes: the hpo's final
+    /// training (trials never see the test set: they are chosen on validation alone).
+    public var keepTestSet: Bool? = nil
 
     /// The epoch this job trains up to, when it is an explicit training.
     public var targetEpoch: Int? {

@@ -84,7 +84,8 @@ public enum TrialRunner {
     /// trial's `run/` continued from its last checkpoint (bit-identical to a run never stopped).
     /// Below the last epoch every epoch is committed as `fit` does but the run is left
     /// incomplete; at the last one `fit` writes `summary.json` and completes it. The test set is
-    /// not loaded: hyperparameters are chosen on validation alone (the final training reports test).
+    /// dropped (hyperparameters are chosen on validation alone) unless the job keeps it: the hpo's
+    /// final training, whose `summary.json` and outcome carry the test accuracy.
     static func trainSegment(_ job: TrialJob, config: TrainConfig, backend: Backend) throws -> TrialOutcome {
         let directory = RunDirectory(path: job.runDirectory)
         let resuming = directory.exists(directory.configPath)
@@ -93,7 +94,7 @@ public enum TrialRunner {
         // Config and data as a resume finds them (the folder's config.json wins over the job's).
         let stored = resuming ? try directory.readJSON(TrainConfig.self, from: directory.configPath) : config
         var data = try RunData.load(stored.data, seed: stored.seed)
-        data.test = nil
+        if job.keepTestSet != true { data.test = nil }
         let run = try TrainingRun(config: stored, backend: backend, data: data)
         if let last = recorder.lastCheckpointPath {
             try run.restore(from: last)
@@ -112,11 +113,11 @@ public enum TrialRunner {
         } catch let error as DivergenceError {
             throw recorder.diverged(error)
         }
-        if run.isFinished { try run.fit(recorder: recorder) }
+        let summary: RunSummary? = try run.isFinished ? run.fit(recorder: recorder) : nil
         func finite(_ x: Double?) -> Double? { x.flatMap { $0.isFinite ? $0 : nil } }
         let last = run.history.last
         return TrialOutcome(id: job.id, status: .finished, validationLoss: finite(last?.validationLoss),
-                            validationAccuracy: finite(last?.validationAccuracy),
+                            validationAccuracy: finite(last?.validationAccuracy), testAccuracy: finite(summary?.testAccuracy),
                             seconds: run.history.reduce(0) { $0 + $1.seconds }, flopsExecuted: run.cumulativeFlops,
                             flopsSkipped: run.skippedFlops, epochs: run.epoch,
                             validationLosses: run.history.map { finite($0.validationLoss) },
