@@ -6,7 +6,7 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "local (worker processes here) or ray (python -m strata_ray.driver).")
     var engine: String = "local"
 
-    @Option(help: "ray: HOST:PORT of a Ray cluster, or local (a Ray started here with --workers CPUs).")
+    @Option(help: "ray: HOST:PORT of a Ray cluster, or local (a Ray started here with --threads CPUs).")
     var rayAddress: String = "local"
 
     @Option(help: "ray: the Python that has the ray package.")
@@ -19,12 +19,13 @@ struct EngineOptions: ParsableArguments {
         guard ["local", "ray"].contains(engine) else { throw ValidationError("--engine must be local or ray, not '\(engine)'") }
     }
 
-    /// The executor for `workers` trials at once (Ray writes its log to `logPath`).
-    func makeExecutor(workers: Int, logPath: String) throws -> TrialExecutor {
+    /// The executor for `workers` trials at once on `cores` CPU threads in all (Ray writes its log
+    /// to `logPath`; a local Ray gets `cores` CPUs, so a job of all of them, the hpo's final, runs).
+    func makeExecutor(workers: Int, cores: Int, logPath: String) throws -> TrialExecutor {
         guard engine == "ray" else {
             return ProcessExecutor(executable: selfExecutable(), arguments: ["search-trial"], workers: workers)
         }
         return try RayExecutor(python: python, packagePath: rayPackage ?? defaultRayPackage(), address: rayAddress,
-                               strata: realSelfExecutable(), slots: workers, logPath: logPath)
+                               strata: realSelfExecutable(), slots: workers, cpus: max(workers, cores), logPath: logPath)
     }
 }

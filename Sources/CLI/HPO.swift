@@ -179,7 +179,7 @@ struct HPOCommand: ParsableCommand {
         let cores = deviceOptions.threads ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         run.threadsPerTrial = max(1, cores / workers)
         run.threadsForFinal = cores   // the final runs alone
-        run.executor = try engineOptions.makeExecutor(workers: workers, logPath: run.directory.path + "/ray.log")
+        run.executor = try engineOptions.makeExecutor(workers: workers, cores: cores, logPath: run.directory.path + "/ray.log")
         defer { (run.executor as? RayExecutor)?.shutdown() }
         let ended = run.records.filter { $0.status != .running }.count
         print("hpo in \(run.directory.path): \(c.trials) trials of \(c.trial.modelName), \(c.trial.epochs) epochs each, "

@@ -158,7 +158,7 @@ struct Search: ParsableCommand {
         let cores = threads ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let workers = self.workers ?? cores
         try makeSearchFolder(dir.path)
-        let executor = try engineOptions.makeExecutor(workers: workers, logPath: dir.path + "/ray.log")
+        let executor = try engineOptions.makeExecutor(workers: workers, cores: cores, logPath: dir.path + "/ray.log")
         defer { (executor as? RayExecutor)?.shutdown() }
         let engine = SearchEngine(directory: dir, settings: settings, executor: executor,
                                   threadsPerTrial: max(1, cores / workers), retryFailed: retryFailed)

@@ -388,6 +388,14 @@ final class HPOEngineTests: XCTestCase {
 
         let python = ProcessInfo.processInfo.environment["STRATA_RAY_PYTHON"] ?? "python3"
         guard (try? runTool(python, ["-c", "import ray"])) == 0 else { throw XCTSkip("\(python) has no ray (set STRATA_RAY_PYTHON)") }
+        // A Ray started by the driver itself (--ray-address local) with one worker of two threads:
+        // each task asks for its job's threads (the final for all of --threads), so that Ray must
+        // have --threads CPUs, not --workers (with one it waited forever). Before the head below.
+        XCTAssertEqual(try runTool("timeout", ["300", strata] + common + ["--workers", "1", "--output", data + "/ray-local",
+                                                                          "--engine", "ray", "--python", python]), 0,
+                       "an hpo on a local Ray with --threads 2 --workers 1 ended (124: it waited for CPUs)")
+        XCTAssertEqual(try records(data + "/ray-local").map(\.values), one.map(\.values))
+        XCTAssertEqual(try HPORun.readFinalEvents(data + "/ray-local/journal.jsonl").map(\.status), [.started, .finished])
         let ray = URL(fileURLWithPath: python).deletingLastPathComponent().appendingPathComponent("ray").path
         let rayCLI = FileManager.default.isExecutableFile(atPath: ray) ? ray : "ray"
         let port = 20000 + Int(getpid() % 20000)

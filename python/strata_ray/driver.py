@@ -80,14 +80,17 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--address", default="local", help="HOST:PORT of a Ray cluster, or 'local' (a Ray started here)")
     parser.add_argument("--strata", required=True, help="the strata binary on the workers")
-    parser.add_argument("--slots", type=int, default=1, help="trials at once (local: CPUs of the Ray started here)")
+    parser.add_argument("--slots", type=int, default=1, help="trials at once")
+    parser.add_argument("--cpus", type=int, default=None,
+                        help="local: CPUs of the Ray started here (default --slots); at least the most threads a job asks for")
     args = parser.parse_args()
 
     # Ray and its workers print to stderr only: stdout carries the protocol.
     real_stdout = sys.stdout
     sys.stdout = sys.stderr
     if args.address == "local":
-        ray.init(num_cpus=args.slots, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        # Each task asks for its job's threads: a Ray with fewer CPUs would never schedule it.
+        ray.init(num_cpus=max(args.slots, args.cpus or 0), include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     else:
         ray.init(address=args.address, log_to_driver=False, logging_level="ERROR")
 

@@ -211,7 +211,7 @@ final class DNNLConvolutionPlan {
     /// Whether the forward takes oneDNN's older `jit:` kernel instead of its first choice (brgconv
     /// in oneDNN 2.6 on AVX-512): for few input channels (the 3-channel stem) and outputs of at
     /// most 2x2, where brgconv's blocking is mostly padding. Measured per call, batch 128, 2 threads,
-    /// best of 8 (bench/c/dnnl-impls.c, bench/NOTES.md section 10): 3 -> 16 channels on 32x32 0.31 ms
+    /// best of 8 (bench/c/dnnl-impls.c, bench/NOTES.md section 11): 3 -> 16 channels on 32x32 0.31 ms
     /// against 0.43; 3 -> 48 0.78 against 0.97; 512 -> 512 on 2x2 (batch 64) 2.62 against 3.20;
     /// elsewhere brgconv is as fast or faster (64 -> 64 on 8x8: 1.04 against 1.15). A fixed rule,
     /// not a timing at plan creation, so that a run and its resume choose the same kernels.

@@ -33,9 +33,12 @@ public final class RayExecutor: TrialExecutor {
         var files: [String: String]?
     }
 
-    /// Starts the driver: `python -m strata_ray.driver --address ADDRESS --strata STRATA --slots N`
-    /// with `packagePath` on PYTHONPATH; its stderr (Ray's log) goes to `logPath`.
-    public init(python: String, packagePath: String, address: String, strata: String, slots: Int, logPath: String) throws {
+    /// Starts the driver: `python -m strata_ray.driver --address ADDRESS --strata STRATA --slots N
+    /// [--cpus C]` with `packagePath` on PYTHONPATH; its stderr (Ray's log) goes to `logPath`. `cpus`:
+    /// the CPUs of a Ray started here (`address` local), at least the most threads one job asks for
+    /// (each Ray task asks for its job's threads; with fewer CPUs it would wait forever).
+    public init(python: String, packagePath: String, address: String, strata: String, slots: Int, cpus: Int? = nil,
+                logPath: String) throws {
         self.slots = max(1, slots)
         self.logPath = logPath
         signal(SIGPIPE, SIG_IGN)   // a dead driver is an error on write, not the end of the search
@@ -52,6 +55,7 @@ public final class RayExecutor: TrialExecutor {
         posix_spawn_file_actions_adddup2(&actions, output[1], 1)
         posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         let argv = [python, "-m", "strata_ray.driver", "--address", address, "--strata", strata, "--slots", "\(self.slots)"]
+            + (cpus.map { ["--cpus", "\($0)"] } ?? [])
         var env = currentEnvironment().filter { !$0.hasPrefix("PYTHONPATH=") }
         let old = getenv("PYTHONPATH").map { String(cString: $0) }
         env.append("PYTHONPATH=" + packagePath + (old.map { ":" + $0 } ?? ""))
