@@ -252,6 +252,60 @@ enum LayerChecks {
         return (y, mean, biased, unbiased)
     }
 
+    /// One batch-norm check's inputs (seeded from `seed`): x with mean ~1 and spread ~1.2 (a
+    /// one-pass E[x^2] - E[x]^2 in float32 would already show), gamma, beta, running statistics,
+    /// the backward's dy (`r`), the float64 reference, and their tensors on the backend; the saved
+    /// statistics start as garbage.
+    struct BatchNormCase {
+        let shape: [Int], ch: Int, count: Int, hw: Int
+        let x, gamma, beta, rm0, rv0, r: [Double]
+        let ref: (y: [Double], mean: [Double], biased: [Double], unbiased: [Double])
+        let xt, gt, bt, rmt, rvt, smt, sit: Tensor
+
+        init(_ b: Backend, shape: [Int], seed s: UInt64, epsilon: Double) throws {
+            self.shape = shape
+            count = shape.reduce(1, *)
+            ch = shape[1]
+            hw = F.nchw(shape).2
+            x = checkInput(count, seed: s, low: -1, high: 3)
+            gamma = checkInput(ch, seed: s + 1, low: 0.5, high: 1.5)
+            // beta around zero: with a ReLU after it, about half of the normalised values are cut.
+            beta = checkInput(ch, seed: s + 2, low: -0.5, high: 0.5)
+            rm0 = checkInput(ch, seed: s + 3, low: -0.2, high: 0.2)
+            rv0 = checkInput(ch, seed: s + 4, low: 0.5, high: 1.5)
+            r = checkInput(count, seed: s + 5)
+            ref = batchNormReference(x, shape: shape, gamma: gamma, beta: beta, epsilon: epsilon)
+            xt = try b.tensor(x, shape: shape)
+            gt = try b.tensor(gamma, shape: [ch])
+            bt = try b.tensor(beta, shape: [ch])
+            rmt = try b.tensor(rm0, shape: [ch])
+            rvt = try b.tensor(rv0, shape: [ch])
+            smt = try F.garbage(b, [ch])
+            sit = try F.garbage(b, [ch])
+        }
+
+        /// The inference forward with the initial running statistics, in float64, + `residual`
+        /// (per element) and through `activation`.
+        func inferenceReference(epsilon eps: Double, adding residual: [Double]? = nil,
+                                _ activation: (Double) -> Double = { $0 }) -> [Double] {
+            (0..<count).map { idx in
+                let c = (idx / hw) % ch
+                return activation((x[idx] - rm0[c]) / (rv0[c] + eps).squareRoot() * gamma[c] + beta[c] + (residual?[idx] ?? 0))
+            }
+        }
+
+        /// Central differences of `dot(transform(reference y), r)` in x, gamma and beta.
+        func finiteDifferences(epsilon eps: Double, _ transform: @escaping ([Double]) -> [Double] = { $0 })
+            -> (x: [Double], gamma: [Double], beta: [Double]) {
+            let loss = { (x: [Double], g: [Double], be: [Double]) in
+                dot(transform(batchNormReference(x, shape: shape, gamma: g, beta: be, epsilon: eps).y), r)
+            }
+            return (finiteDifferenceGradient(at: x) { loss($0, gamma, beta) },
+                    finiteDifferenceGradient(at: gamma) { loss(x, $0, beta) },
+                    finiteDifferenceGradient(at: beta) { loss(x, gamma, $0) })
+        }
+    }
+
     static func batchNorm(_ b: Backend) throws -> [CheckResult] {
         var out: [CheckResult] = []
         let eps = 1e-5, momentum = 0.1
@@ -263,20 +317,10 @@ enum LayerChecks {
         let paramGradTol = Tolerance(atol: 2e-6, rtol: 1e-5)
         for (k, shape) in [[2, 3, 5, 5], [1, 2, 3, 3], [3, 1, 4, 4], [5, 4], [2, 3]].enumerated() {
             let s = UInt64(500 + 10 * k), name = F.shapeName(shape)
-            let count = shape.reduce(1, *), ch = shape[1]
-            // Mean ~1 and spread ~1.2: a one-pass E[x^2] - E[x]^2 in float32 would already show.
-            let x = checkInput(count, seed: s, low: -1, high: 3)
-            let gamma = checkInput(ch, seed: s + 1, low: 0.5, high: 1.5)
-            let beta = checkInput(ch, seed: s + 2, low: -0.5, high: 0.5)
-            let rm0 = checkInput(ch, seed: s + 3, low: -0.2, high: 0.2)
-            let rv0 = checkInput(ch, seed: s + 4, low: 0.5, high: 1.5)
-            let r = checkInput(count, seed: s + 5)
-            let ref = batchNormReference(x, shape: shape, gamma: gamma, beta: beta, epsilon: eps)
-
-            let xt = try b.tensor(x, shape: shape), yt = try F.garbage(b, shape)
-            let gt = try b.tensor(gamma, shape: [ch]), bt = try b.tensor(beta, shape: [ch])
-            let rmt = try b.tensor(rm0, shape: [ch]), rvt = try b.tensor(rv0, shape: [ch])
-            let smt = try F.garbage(b, [ch]), sit = try F.garbage(b, [ch])
+            let t = try BatchNormCase(b, shape: shape, seed: s, epsilon: eps)
+            let (ch, rm0, rv0, r, ref) = (t.ch, t.rm0, t.rv0, t.r, t.ref)
+            let (xt, gt, bt, rmt, rvt, smt, sit) = (t.xt, t.gt, t.bt, t.rmt, t.rvt, t.smt, t.sit)
+            let yt = try F.garbage(b, shape)
             b.batchNormForwardTraining(input: xt, output: yt, gamma: gt, beta: bt, runningMean: rmt, runningVar: rvt,
                                        saveMean: smt, saveInvStd: sit, momentum: Float(momentum), epsilon: Float(eps))
             out.append(compare("batchNormForwardTraining y \(name)", actual: try b.download(yt), expected: ref.y,
@@ -296,21 +340,11 @@ enum LayerChecks {
             let irm = try b.tensor(rm0, shape: [ch]), irv = try b.tensor(rv0, shape: [ch]), iy = try F.garbage(b, shape)
             b.batchNormForwardInference(input: xt, output: iy, gamma: gt, beta: bt, runningMean: irm, runningVar: irv,
                                         epsilon: Float(eps))
-            let (_, _, hw) = F.nchw(shape)
-            let inferRef = (0..<count).map { idx -> Double in
-                let c = (idx / hw) % ch
-                return (x[idx] - rm0[c]) / (rv0[c] + eps).squareRoot() * gamma[c] + beta[c]
-            }
-            out.append(compare("batchNormForwardInference y \(name)", actual: try b.download(iy), expected: inferRef,
-                               tolerance: forwardTol))
+            out.append(compare("batchNormForwardInference y \(name)", actual: try b.download(iy),
+                               expected: t.inferenceReference(epsilon: eps), tolerance: forwardTol))
 
             // Backward of the training forward, against FD of dot(reference y, r).
-            let loss = { (x: [Double], g: [Double], be: [Double]) in
-                dot(batchNormReference(x, shape: shape, gamma: g, beta: be, epsilon: eps).y, r)
-            }
-            let fdX = finiteDifferenceGradient(at: x) { loss($0, gamma, beta) }
-            let fdGamma = finiteDifferenceGradient(at: gamma) { loss(x, $0, beta) }
-            let fdBeta = finiteDifferenceGradient(at: beta) { loss(x, gamma, $0) }
+            let (fdX, fdGamma, fdBeta) = t.finiteDifferences(epsilon: eps)
             let dy = try b.tensor(r, shape: shape), dx = try F.garbage(b, shape)
             let dg = try F.garbage(b, [ch]), db = try F.garbage(b, [ch])
             b.batchNormBackward(input: xt, gradOutput: dy, gamma: gt, saveMean: smt, saveInvStd: sit,
@@ -347,20 +381,10 @@ enum LayerChecks {
         func relu(_ v: [Double]) -> [Double] { v.map { max($0, 0) } }
         for (k, shape) in [[2, 3, 5, 5], [3, 2, 4, 4], [6, 4], [4, 9]].enumerated() {
             let s = UInt64(700 + 10 * k), name = F.shapeName(shape)
-            let count = shape.reduce(1, *), ch = shape[1]
-            let x = checkInput(count, seed: s, low: -1, high: 3)
-            let gamma = checkInput(ch, seed: s + 1, low: 0.5, high: 1.5)
-            // beta around zero: about half of the normalised values are cut.
-            let beta = checkInput(ch, seed: s + 2, low: -0.5, high: 0.5)
-            let rm0 = checkInput(ch, seed: s + 3, low: -0.2, high: 0.2)
-            let rv0 = checkInput(ch, seed: s + 4, low: 0.5, high: 1.5)
-            let r = checkInput(count, seed: s + 5)
-            let ref = batchNormReference(x, shape: shape, gamma: gamma, beta: beta, epsilon: eps)
-
-            let xt = try b.tensor(x, shape: shape), yt = try F.garbage(b, shape)
-            let gt = try b.tensor(gamma, shape: [ch]), bt = try b.tensor(beta, shape: [ch])
-            let rmt = try b.tensor(rm0, shape: [ch]), rvt = try b.tensor(rv0, shape: [ch])
-            let smt = try F.garbage(b, [ch]), sit = try F.garbage(b, [ch])
+            let t = try BatchNormCase(b, shape: shape, seed: s, epsilon: eps)
+            let (count, ch, rm0, rv0, r, ref) = (t.count, t.ch, t.rm0, t.rv0, t.r, t.ref)
+            let (xt, gt, bt, rmt, rvt, smt, sit) = (t.xt, t.gt, t.bt, t.rmt, t.rvt, t.smt, t.sit)
+            let yt = try F.garbage(b, shape)
             b.batchNormReLUForwardTraining(input: xt, output: yt, gamma: gt, beta: bt, runningMean: rmt, runningVar: rvt,
                                            saveMean: smt, saveInvStd: sit, momentum: Float(momentum), epsilon: Float(eps))
             let y = try b.download(yt)
@@ -382,17 +406,12 @@ enum LayerChecks {
             out.append(compare("batchNormReLUForwardTraining y vs unfused \(name)", actual: y,
                                expected: try b.download(uy).map(Double.init), tolerance: forwardTol))
 
-            let (_, _, hw) = F.nchw(shape)
             let iy = try F.garbage(b, shape), uiy = try F.garbage(b, shape)
             let irm = try b.tensor(rm0, shape: [ch]), irv = try b.tensor(rv0, shape: [ch])
             b.batchNormReLUForwardInference(input: xt, output: iy, gamma: gt, beta: bt, runningMean: irm, runningVar: irv,
                                             epsilon: Float(eps))
-            let inferRef = (0..<count).map { idx -> Double in
-                let c = (idx / hw) % ch
-                return max(0, (x[idx] - rm0[c]) / (rv0[c] + eps).squareRoot() * gamma[c] + beta[c])
-            }
-            out.append(compare("batchNormReLUForwardInference y \(name)", actual: try b.download(iy), expected: inferRef,
-                               tolerance: forwardTol))
+            out.append(compare("batchNormReLUForwardInference y \(name)", actual: try b.download(iy),
+                               expected: t.inferenceReference(epsilon: eps) { max($0, 0) }, tolerance: forwardTol))
             b.batchNormForwardInference(input: xt, output: uiy, gamma: gt, beta: bt, runningMean: irm, runningVar: irv,
                                         epsilon: Float(eps))
             b.reluForward(uiy, output: uiy)
@@ -400,12 +419,7 @@ enum LayerChecks {
                                expected: try b.download(uiy).map(Double.init), tolerance: forwardTol))
 
             // Backward, the mask from the fused forward's own output yt.
-            let loss = { (x: [Double], g: [Double], be: [Double]) in
-                dot(relu(batchNormReference(x, shape: shape, gamma: g, beta: be, epsilon: eps).y), r)
-            }
-            let fdX = finiteDifferenceGradient(at: x) { loss($0, gamma, beta) }
-            let fdGamma = finiteDifferenceGradient(at: gamma) { loss(x, $0, beta) }
-            let fdBeta = finiteDifferenceGradient(at: beta) { loss(x, gamma, $0) }
+            let (fdX, fdGamma, fdBeta) = t.finiteDifferences(epsilon: eps, relu)
             let dy = try b.tensor(r, shape: shape), dx = try F.garbage(b, shape)
             let dg = try F.garbage(b, [ch]), db = try F.garbage(b, [ch])
             b.batchNormReLUBackward(input: xt, output: yt, gradOutput: dy, gamma: gt, beta: bt, saveMean: smt, saveInvStd: sit,
@@ -463,12 +477,9 @@ enum LayerChecks {
             let aiy = try F.garbage(b, shape)
             b.batchNormAddReLUForwardInference(input: xt, residual: rt, output: aiy, gamma: gt, beta: bt, runningMean: irm,
                                                runningVar: irv, epsilon: Float(eps))
-            let addInferRef = zip(inferRef.indices, res).map { idx, v -> Double in
-                let c = (idx / hw) % ch
-                return max(0, (x[idx] - rm0[c]) / (rv0[c] + eps).squareRoot() * gamma[c] + beta[c] + v)
-            }
             out.append(compare("batchNormAddReLUForwardInference y \(name)", actual: try b.download(aiy),
-                               expected: addInferRef, tolerance: forwardTol))
+                               expected: t.inferenceReference(epsilon: eps, adding: res) { max($0, 0) },
+                               tolerance: forwardTol))
         }
         return out
     }
