@@ -137,34 +137,7 @@ extension CPUBackend {
                     rmp[c] = Float((1 - mom) * Double(rmp[c]) + mom * mean)
                     rvp[c] = Float((1 - mom) * Double(rvp[c]) + mom * unbiased)
                 }
-                let scaleP = UnsafePointer(scale), offsetP = UnsafePointer(offset)
-                parallelFor(m, grain: Self.grain(itemCost: ch)) { rows in
-                    for r in rows {
-                        let p = xp + r * ch, o = yp + r * ch
-                        var c = 0
-                        switch epilogue {
-                        case .none:
-                            while c + 8 <= ch {
-                                store8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c), o + c)
-                                c += 8
-                            }
-                            for c in c..<ch { o[c] = p[c] * scaleP[c] + offsetP[c] }
-                        case .relu:
-                            while c + 8 <= ch {
-                                store8(relu8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c)), o + c)
-                                c += 8
-                            }
-                            for c in c..<ch { o[c] = relu1(p[c] * scaleP[c] + offsetP[c]) }
-                        case .addReLU(let residual):
-                            let s = residual + r * ch
-                            while c + 8 <= ch {
-                                store8(relu8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c) + load8(s + c)), o + c)
-                                c += 8
-                            }
-                            for c in c..<ch { o[c] = relu1(p[c] * scaleP[c] + offsetP[c] + s[c]) }
-                        }
-                    }
-                }
+                normalizeRows(m, channels: ch, x: xp, y: yp, scale: scale, offset: offset, then: epilogue)
             }
         }
     }
@@ -194,41 +167,53 @@ extension CPUBackend {
                            epsilon: epsilon, then: .addReLU(residual.hostPointer))
     }
 
+    /// The inference map as the training forward's: per channel `scale = gamma / sqrt(runningVar + eps)`,
+    /// `offset = beta - runningMean * scale`, then `normalizeRows`.
     private func batchNormInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, epsilon: Float, then epilogue: BatchNormEpilogue) {
         let (_, ch, _, _) = x.nchw
-        let m = x.count / max(1, ch)
-        let xp = x.hostPointer, yp = y.hostPointer
         let gp = gamma.hostPointer, bp = beta.hostPointer
         let rmp = runningMean.hostPointer, rvp = runningVar.hostPointer
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: ch) { buffer in
-            let scale = buffer.baseAddress!
-            for c in 0..<ch { scale[c] = gp[c] / (rvp[c] + epsilon).squareRoot() }
-            let scaleP = UnsafePointer(scale)
-            parallelFor(m, grain: Self.grain(itemCost: ch)) { rows in
-                for r in rows {
-                    let p = xp + r * ch, o = yp + r * ch
-                    var c = 0
-                    switch epilogue {
-                    case .none:
-                        while c + 8 <= ch {
-                            store8((load8(p + c) - load8(rmp + c)) * load8(scaleP + c) + load8(bp + c), o + c)
-                            c += 8
-                        }
-                        for c in c..<ch { o[c] = (p[c] - rmp[c]) * scaleP[c] + bp[c] }
-                    case .relu:
-                        while c + 8 <= ch {
-                            store8(relu8((load8(p + c) - load8(rmp + c)) * load8(scaleP + c) + load8(bp + c)), o + c)
-                            c += 8
-                        }
-                        for c in c..<ch { o[c] = relu1((p[c] - rmp[c]) * scaleP[c] + bp[c]) }
-                    case .addReLU(let residual):
-                        let s = residual + r * ch
-                        while c + 8 <= ch {
-                            store8(relu8((load8(p + c) - load8(rmp + c)) * load8(scaleP + c) + load8(bp + c) + load8(s + c)), o + c)
-                            c += 8
-                        }
-                        for c in c..<ch { o[c] = relu1((p[c] - rmp[c]) * scaleP[c] + bp[c] + s[c]) }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * ch) { affine in
+            let scale = affine.baseAddress!, offset = scale + ch
+            for c in 0..<ch {
+                (scale[c], offset[c]) = normalizingAffine(gamma: gp[c], beta: bp[c], mean: rmp[c],
+                                                          invStd: 1 / (rvp[c] + epsilon).squareRoot())
+            }
+            normalizeRows(x.count / max(1, ch), channels: ch, x: x.hostPointer, y: y.hostPointer, scale: scale,
+                          offset: offset, then: epilogue)
+        }
+    }
+
+    /// `y = x * scale + offset` per channel over `rows` rows of `channels` values, then the epilogue
+    /// (nothing, ReLU, or + residual then ReLU) in the same pass: every batch-norm forward's last pass.
+    private func normalizeRows(_ rows: Int, channels ch: Int, x xp: UnsafeMutablePointer<Float>, y yp: UnsafeMutablePointer<Float>,
+                               scale: UnsafeMutablePointer<Float>, offset: UnsafeMutablePointer<Float>,
+                               then epilogue: BatchNormEpilogue) {
+        let scaleP = UnsafePointer(scale), offsetP = UnsafePointer(offset)
+        parallelFor(rows, grain: Self.grain(itemCost: ch)) { rows in
+            for r in rows {
+                let p = xp + r * ch, o = yp + r * ch
+                var c = 0
+                switch epilogue {
+                case .none:
+                    while c + 8 <= ch {
+                        store8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c), o + c)
+                        c += 8
                     }
+                    for c in c..<ch { o[c] = p[c] * scaleP[c] + offsetP[c] }
+                case .relu:
+                    while c + 8 <= ch {
+                        store8(relu8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c)), o + c)
+                        c += 8
+                    }
+                    for c in c..<ch { o[c] = relu1(p[c] * scaleP[c] + offsetP[c]) }
+                case .addReLU(let residual):
+                    let s = residual + r * ch
+                    while c + 8 <= ch {
+                        store8(relu8(load8(p + c) * load8(scaleP + c) + load8(offsetP + c) + load8(s + c)), o + c)
+                        c += 8
+                    }
+                    for c in c..<ch { o[c] = relu1(p[c] * scaleP[c] + offsetP[c] + s[c]) }
                 }
             }
         }
