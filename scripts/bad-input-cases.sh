@@ -103,4 +103,5 @@ case_ "6 checkpoint normalisation std 0" 1 'std0.safetensors: .*normalizationStd
 case_ "6 --resume finished run, fewer epochs" 64 '--epochs 1 is fewer than the 2 epochs run1 has' -- "$S" train --resume run1 --epochs 1 --device cpu
 case_ "6 --momentum 1.5" 64 '--momentum must be in \[0, 1\)' -- "$S" train $SMALL --optimizer sgd --momentum 1.5 --epochs 1 --output o15 --device cpu
 case_ "6 --rmsprop-alpha 2" 64 '--rmsprop-alpha must be in \[0, 1\)' -- "$S" train $SMALL --optimizer rmsprop --rmsprop-alpha 2 --epochs 1 --output o16 --device cpu
+case_ "6 --proxy lr=fast" 64 '--proxy: lr must be scaled or same, not .fast.' -- "$S" hpo $SMALL --proxy synflow:p=85,lr=fast --trials 1 --output o17 --device cpu
 exit $fail

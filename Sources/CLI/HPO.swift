@@ -58,7 +58,7 @@ struct HPOCommand: ParsableCommand {
     @Option(help: "Epochs of the final training of the full model with the winner (0: none).")
     var finalEpochs: Int = 20
 
-    @Option(help: "synflow[:p=85,m=0.15]: search on a pruned proxy of the model.")
+    @Option(help: "synflow[:p=85,m=0.15,lr=same|scaled]: search on a pruned proxy of the model (lr=scaled: its narrowed layers' learning rates follow their fan-in, so that the lr found is the full model's).")
     var proxy: String?
 
     @Flag(help: "Also search the full model with the same sampler, seed and budget, and compare.")
@@ -95,22 +95,29 @@ struct HPOCommand: ParsableCommand {
         if let proxy { _ = try Self.parseProxy(proxy) }
     }
 
-    /// `synflow`, `synflow:p=90`, `synflow:p=85,m=0.15`.
-    static func parseProxy(_ text: String) throws -> (percentile: Double, minRatio: Double) {
+    /// `synflow`, `synflow:p=90`, `synflow:p=85,m=0.15,lr=same`.
+    static func parseProxy(_ text: String) throws -> (percentile: Double, minRatio: Double, transfer: LearningRateTransfer) {
+        let usage = "synflow[:p=85,m=0.15,lr=scaled|same]"
         let parts = text.split(separator: ":", maxSplits: 1)
-        guard parts.first == "synflow" else { throw ValidationError("--proxy must be synflow[:p=85,m=0.15], not '\(text)'") }
-        var p = 85.0, m = 0.15
+        guard parts.first == "synflow" else { throw ValidationError("--proxy must be \(usage), not '\(text)'") }
+        var p = 85.0, m = 0.15, transfer = LearningRateTransfer.same
         for kv in parts.dropFirst().first?.split(separator: ",") ?? [] {
             let pair = kv.split(separator: "=")
-            guard pair.count == 2, let v = Double(pair[1]) else { throw ValidationError("--proxy: '\(kv)' is not key=value") }
+            guard pair.count == 2 else { throw ValidationError("--proxy: '\(kv)' is not key=value (\(usage))") }
             switch pair[0] {
-            case "p": p = v
-            case "m": m = v
-            default: throw ValidationError("--proxy: unknown setting '\(pair[0])' (p, m)")
+            case "p", "m":
+                guard let v = Double(pair[1]) else { throw ValidationError("--proxy: '\(kv)' is not a number") }
+                if pair[0] == "p" { p = v } else { m = v }
+            case "lr":
+                guard let t = LearningRateTransfer(rawValue: String(pair[1])) else {
+                    throw ValidationError("--proxy: lr must be scaled or same, not '\(pair[1])'")
+                }
+                transfer = t
+            default: throw ValidationError("--proxy: unknown setting '\(pair[0])' (p, m, lr)")
             }
         }
         guard (0...100).contains(p), m > 0 && m <= 1 else { throw ValidationError("--proxy: p must be in [0, 100] and m in (0, 1]") }
-        return (p, m)
+        return (p, m, transfer)
     }
 
     func run() throws {
@@ -151,13 +158,21 @@ struct HPOCommand: ParsableCommand {
                                                 backend: backend, data: data)) }
             return
         }
-        let (p, m) = try Self.parseProxy(proxy)
+        let (p, m, transfer) = try Self.parseProxy(proxy)
         let report = try orExit { try Pruning.prune(base.model, seed: seed, percentile: p, minRatio: m, backend: backend) }
         var trial = base
         trial.model = report.spec
         trial.modelName = base.modelName + "-proxy"
+        let scales = try orExit { try transfer.scales(full: base.model, proxy: report.spec, optimizer: base.optimizer.kind) }
+        trial.optimizer.learningRateScales = scales.isEmpty ? nil : scales
         print("proxy: \(report.paramsBefore) -> \(report.paramsAfter) parameters, \(formatCount(report.flopsBefore)) -> "
               + "\(formatCount(report.flopsAfter))FLOP forward per image (synflow, p=\(p), m=\(m))")
+        if let low = scales.values.min(), let high = scales.values.max() {
+            print("proxy learning rates: \(scales.count) narrowed layers train at \(formatFixed(Double(low), digits: 2))-"
+                  + "\(formatFixed(Double(high), digits: 2))x the sampled lr (sqrt of the fan-in ratio), so the winner's lr is the full model's")
+        } else {
+            print("proxy learning rates: as sampled (\(transfer == .same ? "lr=same" : "SGD: no transfer"))")
+        }
         let proxyConfig = hpoConfig(trial: trial, proxy: proxy)
         guard compareFull else {
             try orExit { _ = try runOne(HPORun(config: proxyConfig, directory: RunDirectory(path: root), backend: backend, data: data)) }

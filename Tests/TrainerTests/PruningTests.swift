@@ -164,4 +164,37 @@ final class PruningTests: XCTestCase {
         bad.resnet?.blockWidths = [1, 2]
         XCTAssertThrowsError(try Model(spec: bad)) { XCTAssertTrue("\($0)".contains("9 positive inner widths")) }
     }
+
+    /// The proxy's lr transfer: each weight whose fan-in the pruning narrowed trains at
+    /// sqrt(full fan-in / proxy fan-in) x the lr; nothing else is scaled; SGD and lr=same get none.
+    func testLearningRateTransferFollowsTheFanInOfNarrowedWeightsOnly() throws {
+        let full = ModelSpec.cnn(CNNOptions(filters: [32, 64, 128], hidden: [128]))
+        var proxy = full
+        proxy.cnn!.filters = [32, 10, 20]
+        let scales = try LearningRateTransfer.scaled.scales(full: full, proxy: proxy, optimizer: .adam)
+        let model = try Model(spec: proxy), fullModel = try Model(spec: full)
+        let convs = Synflow.convolutions(of: model).map(\.name)
+        let dense = model.parameters.filter { $0.shape.count == 2 }.map(\.name)
+        XCTAssertEqual(convs.count, 3)
+        XCTAssertEqual(dense.count, 2)
+        // conv0 (3 input channels) and conv1 (all 32 of conv0's kept) keep their fan-in.
+        XCTAssertNil(scales[convs[0] + ".weight"])
+        XCTAssertNil(scales[convs[1] + ".weight"])
+        XCTAssertEqual(Double(try XCTUnwrap(scales[convs[2] + ".weight"])), (64.0 / 10).squareRoot(), accuracy: 1e-6)
+        XCTAssertEqual(Double(try XCTUnwrap(scales[dense[0]])), (128.0 / 20).squareRoot(), accuracy: 1e-6, "flatten: channels x pixels")
+        XCTAssertNil(scales[dense[1]], "the hidden layer was not pruned")
+        XCTAssertEqual(Set(scales.keys), [convs[2] + ".weight", dense[0]], "no bias or batch-norm parameter is scaled")
+        XCTAssertTrue(fullModel.parameters.contains { $0.name == dense[0] })
+        XCTAssertEqual(try LearningRateTransfer.scaled.scales(full: full, proxy: proxy, optimizer: .sgd), [:])
+        XCTAssertEqual(try LearningRateTransfer.same.scales(full: full, proxy: proxy, optimizer: .adam), [:])
+        // ResNet: conv1 narrows its block's conv2 input; the stem, conv1 and the shortcuts keep theirs.
+        let r = try Pruning.prune(try ModelZoo.spec("resnet20"), seed: 0, percentile: 85, minRatio: 0.15, backend: CPUBackend())
+        let rs = try LearningRateTransfer.scaled.scales(full: try ModelZoo.spec("resnet20"), proxy: r.spec, optimizer: .adamw)
+        XCTAssertFalse(rs.isEmpty)
+        XCTAssertTrue(rs.keys.allSatisfy { $0.hasSuffix(".conv2.weight") }, "\(rs.keys.sorted())")
+        for l in r.plan.layers where l.channelsAfter < l.channelsBefore {
+            let name = l.name.replacingOccurrences(of: ".conv1", with: ".conv2.weight")
+            XCTAssertEqual(Double(try XCTUnwrap(rs[name], name)), (Double(l.channelsBefore) / Double(l.channelsAfter)).squareRoot(), accuracy: 1e-6)
+        }
+    }
 }

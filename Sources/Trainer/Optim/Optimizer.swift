@@ -17,12 +17,14 @@ public final class Optimizer {
         self.backend = backend
     }
 
-    /// One update of every `(name, value, grad)` with learning rate `lr` (from the schedule).
-    public func step(_ parameters: [(name: String, value: Tensor, grad: Tensor)], learningRate lr: Float) throws {
+    /// One update of every `(name, value, grad)` with learning rate `lr` (from the schedule),
+    /// times the parameter's `learningRateScales` entry if it has one.
+    public func step(_ parameters: [(name: String, value: Tensor, grad: Tensor)], learningRate baseRate: Float) throws {
         stepCount += 1
         let c = config
         for p in parameters {
             let slots = try stateTensors(for: p.name, like: p.value)
+            let lr = baseRate * (c.learningRateScales?[p.name] ?? 1)
             switch c.kind {
             case .sgd:
                 backend.sgdUpdate(parameter: p.value, gradient: p.grad, velocity: slots.first,

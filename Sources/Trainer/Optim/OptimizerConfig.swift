@@ -16,6 +16,10 @@ public struct OptimizerConfig: Codable, Equatable, Sendable {
     public var epsilon: Float
     public var beta1: Float
     public var beta2: Float
+    /// Per-parameter multipliers of the learning rate, by parameter name (absent: 1). A pruned
+    /// proxy's learning-rate transfer (`Pruning.learningRateTransfer`) sets them, so that the lr a
+    /// search finds on the proxy is the one the full model trains with.
+    public var learningRateScales: [String: Float]?
 
     public init(kind: Kind, learningRate: Float, momentum: Float = 0, nesterov: Bool = false,
                 weightDecay: Float = 0, alpha: Float = 0.99, epsilon: Float? = nil,
@@ -70,6 +74,7 @@ public struct OptimizerConfig: Codable, Equatable, Sendable {
         epsilon = try c.decodeIfPresent(Float.self, forKey: .epsilon) ?? (rms ? Self.rmspropPaperEpsilon : 1e-8)
         beta1 = try c.decodeIfPresent(Float.self, forKey: .beta1) ?? 0.9
         beta2 = try c.decodeIfPresent(Float.self, forKey: .beta2) ?? 0.999
+        learningRateScales = try c.decodeIfPresent([String: Float].self, forKey: .learningRateScales)
     }
 
     /// Names of the per-parameter state tensors this optimizer keeps (PyTorch's state keys).
