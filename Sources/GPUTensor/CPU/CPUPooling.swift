@@ -1,5 +1,11 @@
 // Pooling over channels-last (N, C, H, W) tensors (stored NHWC, CPULayout.swift): the channel is
 // the inner loop. Window (oh, ow) covers rows oh*stride - pad ..< +window, clipped to the image.
+//
+// Max pooling saves its window positions: the training forward writes, per output element, the
+// position of its window's maximum (one byte, r * window + c in the window as if padded: oneDNN's
+// workspace encoding), and the backward routes dy from those bytes without reading x. Until then
+// the backward recomputed every window's maximum from x (bench/NOTES.md section 12 for the
+// measurements, and why these are our kernels rather than oneDNN's: its max pooling drops NaN).
 extension CPUBackend {
     /// Whether max pooling replaces the window's running maximum `best` by `v`: when v is
     /// larger, or v is the window's first NaN. Written without short-circuit branches so the
@@ -18,103 +24,97 @@ extension CPUBackend {
         (best .== best) .& .!(v .<= best)
     }
 
-    @inline(__always)
-    private static var lanes: SIMD8<Int32> { SIMD8(0, 1, 2, 3, 4, 5, 6, 7) }
+    /// One byte per output element (N, Ho, Wo, C order), in float32 elements rounded up.
+    public func maxPoolWorkspaceCount(_ g: PoolGeometry) -> Int {
+        precondition(g.window * g.window <= 256, "CPU max pooling saves window positions in a byte: window \(g.window) > 16")
+        return (g.batch * g.outHeight * g.outWidth * g.channels + 3) / 4
+    }
 
     /// Padding is -infinity; NaN wins (as in PyTorch); ties keep the first (row-major) maximum.
     /// Channels-last: each output pixel's window is scanned in row-major order with the channels
-    /// as the inner, vectorised loop; threads split output rows.
-    public func maxPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
+    /// as the inner, vectorised loop; threads split output rows. With a workspace, each output's
+    /// window position goes to its byte there.
+    public func maxPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, workspace: Tensor?) {
         ShapeChecks.pool(g, input: x, output: y, "maxPoolForward")
+        if let workspace { ShapeChecks.maxPoolWorkspace(workspace, count: maxPoolWorkspaceCount(g), "maxPoolForward") }
         let (h, w, oh, ow, ch) = (g.height, g.width, g.outHeight, g.outWidth, g.channels)
         let (k, s, pad) = (g.window, g.stride, g.padding)
         let xp = x.hostPointer, yp = y.hostPointer
+        let positions = workspace.map { UnsafeMutableRawPointer($0.hostPointer).assumingMemoryBound(to: UInt8.self) }
         parallelFor(g.batch * oh, grain: Self.grain(itemCost: ow * k * k * ch)) { outRows in
             for outRow in outRows {
                 let n = outRow / oh, i = outRow % oh
                 let image = xp + n * h * w * ch
-                let r0 = max(i * s - pad, 0), r1 = min(i * s - pad + k, h)
+                let top = i * s - pad, r0 = max(top, 0), r1 = min(top + k, h)
                 for j in 0..<ow {
-                    let c0 = max(j * s - pad, 0), c1 = min(j * s - pad + k, w)
-                    let o = yp + (outRow * ow + j) * ch
-                    // Eight channels at a time with the running maxima in a register.
+                    let left = j * s - pad, c0 = max(left, 0), c1 = min(left + k, w)
+                    let o = (outRow * ow + j) * ch
+                    // The window's first in-image position: where an all -infinity window routes.
+                    let first = Int32((r0 - top) * k + c0 - left)
+                    // Eight channels at a time with the running maxima and positions in registers.
                     var c = 0
                     while c + 8 <= ch {
                         var best = SIMD8<Float>(repeating: -.infinity)
+                        var at = SIMD8<Int32>(repeating: first)
                         for r in r0..<r1 {
                             for col in c0..<c1 {
-                                let v = poolLoad8(image + (r * w + col) * ch + c)
-                                best.replace(with: v, where: Self.maxPoolPick8(best, v))
+                                let v = poolLoad8(image + (r * w + col) * ch + c), take = Self.maxPoolPick8(best, v)
+                                best.replace(with: v, where: take)
+                                at.replace(with: Int32((r - top) * k + col - left), where: take)
                             }
                         }
-                        poolStore8(best, o + c)
+                        poolStore8(best, yp + o + c)
+                        if let positions {
+                            UnsafeMutableRawPointer(positions + o + c).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: at),
+                                                                                  as: SIMD8<UInt8>.self)
+                        }
                         c += 8
                     }
                     for c in c..<ch {
-                        var best = -Float.infinity
+                        var best = -Float.infinity, at = first
                         for r in r0..<r1 {
                             for col in c0..<c1 {
-                                let v = image[(r * w + col) * ch + c]
-                                best = Self.maxPoolPick(best, v) ? v : best
+                                let v = image[(r * w + col) * ch + c], take = Self.maxPoolPick(best, v)
+                                best = take ? v : best
+                                at = take ? Int32((r - top) * k + col - left) : at
                             }
                         }
-                        o[c] = best
+                        yp[o + c] = best
+                        positions?[o + c] = UInt8(truncatingIfNeeded: at)
                     }
                 }
             }
         }
     }
 
-    /// Each dy goes to the first maximal input of its window (recomputed from x, same rule as
-    /// forward); overlapping windows add. Threads split images (windows overlap only inside one).
-    public func maxPoolBackward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gradInput dx: Tensor) {
+    /// Each dy goes to the position its training forward saved in `workspace` (x and y are not
+    /// read); overlapping windows add. Threads split images (windows overlap only inside one).
+    public func maxPoolBackward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, workspace: Tensor?,
+                                gradOutput dy: Tensor, gradInput dx: Tensor) {
         ShapeChecks.pool(g, input: x, output: y, "maxPoolBackward")
         ShapeChecks.pool(g, input: dx, output: dy, "maxPoolBackward")
+        ShapeChecks.maxPoolWorkspace(workspace, count: maxPoolWorkspaceCount(g), "maxPoolBackward")
+        let positions = UnsafeMutableRawPointer(workspace!.hostPointer).assumingMemoryBound(to: UInt8.self)
         if g.stride == g.window && g.padding == 0 {
-            maxPoolBackwardTiled(g, input: x, gradOutput: dy, gradInput: dx)
+            maxPoolBackwardTiled(g, positions: positions, gradOutput: dy, gradInput: dx)
             return
         }
         let (h, w, oh, ow, ch) = (g.height, g.width, g.outHeight, g.outWidth, g.channels)
         let (k, s, pad) = (g.window, g.stride, g.padding)
-        let xp = x.hostPointer, dyp = dy.hostPointer, dxp = dx.hostPointer
-        parallelFor(g.batch, grain: Self.grain(itemCost: oh * ow * k * k * ch)) { images in
+        let dyp = dy.hostPointer, dxp = dx.hostPointer
+        parallelFor(g.batch, grain: Self.grain(itemCost: oh * ow * ch * 2)) { images in
             for n in images {
-                let xin = xp + n * h * w * ch, din = dxp + n * h * w * ch
-                let dout = dyp + n * oh * ow * ch
+                let din = dxp + n * h * w * ch
                 din.update(repeating: 0, count: h * w * ch)
                 for i in 0..<oh {
-                    let r0 = max(i * s - pad, 0), r1 = min(i * s - pad + k, h)
                     for j in 0..<ow {
-                        let c0 = max(j * s - pad, 0), c1 = min(j * s - pad + k, w)
-                        let d = dout + (i * ow + j) * ch
-                        // Eight channels at a time: the running maxima and their positions (element
-                        // offsets in the image) in registers, then one add per channel.
-                        var c = 0
-                        while c + 8 <= ch {
-                            var best = SIMD8<Float>(repeating: -.infinity)
-                            var at = SIMD8<Int32>(repeating: Int32((r0 * w + c0) * ch + c)) &+ Self.lanes
-                            for r in r0..<r1 {
-                                for col in c0..<c1 {
-                                    let base = (r * w + col) * ch + c
-                                    let v = poolLoad8(xin + base), take = Self.maxPoolPick8(best, v)
-                                    best.replace(with: v, where: take)
-                                    at.replace(with: SIMD8<Int32>(repeating: Int32(base)) &+ Self.lanes, where: take)
-                                }
-                            }
-                            for lane in 0..<8 { din[Int(at[lane])] += d[c + lane] }
-                            c += 8
-                        }
-                        for c in c..<ch {
-                            var best = -Float.infinity, at = (r0 * w + c0) * ch + c
-                            for r in r0..<r1 {
-                                for col in c0..<c1 {
-                                    let base = (r * w + col) * ch + c
-                                    let v = xin[base], take = Self.maxPoolPick(best, v)
-                                    best = take ? v : best
-                                    at = take ? base : at
-                                }
-                            }
-                            din[at] += d[c]
+                        let o = ((n * oh + i) * ow + j) * ch
+                        // The window's top-left corner as if padded, as an element offset in the
+                        // image (negative inside the padding); a saved position is never padding.
+                        let corner = ((i * s - pad) * w + j * s - pad) * ch
+                        for c in 0..<ch {
+                            let p = Int(positions[o + c])
+                            din[corner + ((p / k) * w + p % k) * ch + c] += dyp[o + c]
                         }
                     }
                 }
@@ -124,51 +124,36 @@ extension CPUBackend {
 
     /// The usual 2x2/2 case: windows tile the image (stride = window, no padding), so every input
     /// is in at most one window and dx is written once, without the zeroing pass and the scattered
-    /// adds of the general case: each window position gets dy where it holds the window's first
-    /// maximum, else 0. The rows and columns past the last window get 0. Threads split output rows.
-    private func maxPoolBackwardTiled(_ g: PoolGeometry, input x: Tensor, gradOutput dy: Tensor, gradInput dx: Tensor) {
+    /// adds of the general case: each window position gets dy where the forward saved it, else 0.
+    /// The rows and columns past the last window get 0. Threads split output rows.
+    private func maxPoolBackwardTiled(_ g: PoolGeometry, positions: UnsafeMutablePointer<UInt8>,
+                                      gradOutput dy: Tensor, gradInput dx: Tensor) {
         let (h, w, oh, ow, ch, k) = (g.height, g.width, g.outHeight, g.outWidth, g.channels, g.window)
-        let xp = x.hostPointer, dyp = dy.hostPointer, dxp = dx.hostPointer
+        let dyp = dy.hostPointer, dxp = dx.hostPointer
         parallelFor(g.batch * oh, grain: Self.grain(itemCost: 2 * k * w * ch)) { outRows in
             for outRow in outRows {
                 let n = outRow / oh, i = outRow % oh
-                let xin = xp + n * h * w * ch, din = dxp + n * h * w * ch
+                let din = dxp + n * h * w * ch
                 for j in 0..<ow {
-                    let d = dyp + (outRow * ow + j) * ch
+                    let o = (outRow * ow + j) * ch
                     let corner = (i * k * w + j * k) * ch
                     var c = 0
                     while c + 8 <= ch {
-                        // The window's first maximum as a position 0 ..< k*k per lane (kept as
-                        // floats: the compare and select then stay in one vector type).
-                        var best = SIMD8<Float>(repeating: -.infinity), at = SIMD8<Float>()
-                        for r in 0..<k {
-                            for col in 0..<k {
-                                let v = poolLoad8(xin + corner + (r * w + col) * ch + c)
-                                let take = Self.maxPoolPick8(best, v)
-                                best.replace(with: v, where: take)
-                                at.replace(with: Float(r * k + col), where: take)
-                            }
-                        }
-                        let grad = poolLoad8(d + c)
+                        let at = SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(positions + o + c)
+                            .loadUnaligned(as: SIMD8<UInt8>.self))
+                        let grad = poolLoad8(dyp + o + c)
                         for r in 0..<k {
                             for col in 0..<k {
                                 var out = SIMD8<Float>()
-                                out.replace(with: grad, where: at .== Float(r * k + col))
+                                out.replace(with: grad, where: at .== Int32(r * k + col))
                                 poolStore8(out, din + corner + (r * w + col) * ch + c)
                             }
                         }
                         c += 8
                     }
                     for c in c..<ch {
-                        var best = -Float.infinity, at = 0
-                        for r in 0..<k {
-                            for col in 0..<k {
-                                let v = xin[corner + (r * w + col) * ch + c], take = Self.maxPoolPick(best, v)
-                                best = take ? v : best
-                                at = take ? r * k + col : at
-                            }
-                        }
-                        for p in 0..<(k * k) { din[corner + ((p / k) * w + p % k) * ch + c] = p == at ? d[c] : 0 }
+                        let at = Int(positions[o + c])
+                        for p in 0..<(k * k) { din[corner + ((p / k) * w + p % k) * ch + c] = p == at ? dyp[o + c] : 0 }
                     }
                 }
                 // Inputs in no window: the columns right of the last window in these rows, and

@@ -210,8 +210,9 @@ enum CrossDevice {
             let dy = input(g.outputShape, seed: 302)
             out += try pair("maxpool \(g.window)/\(g.stride) pad \(g.padding) fwd, bwd", b, r, inputs: [x, dy],
                             outputs: [g.outputShape, g.inputShape], tolerance: float) { be, t, o in
-                be.maxPoolForward(g, input: t[0], output: o[0])
-                be.maxPoolBackward(g, input: t[0], output: o[0], gradOutput: t[1], gradInput: o[1])
+                let positions = try be.allocateMaxPoolWorkspace(g)
+                be.maxPoolForward(g, input: t[0], output: o[0], workspace: positions)
+                be.maxPoolBackward(g, input: t[0], output: o[0], workspace: positions, gradOutput: t[1], gradInput: o[1])
             }
             out += try pair("avgpool \(g.window)/\(g.stride) pad \(g.padding) fwd, bwd", b, r, inputs: [x, dy],
                             outputs: [g.outputShape, g.inputShape], tolerance: float) { be, t, o in
@@ -358,6 +359,7 @@ enum CrossDevice {
             // Flatten by logical copies: a backend may store rank-4 tensors in its own order.
             let flat = try be.allocate([batch, features]), dFlat = try be.allocate([batch, features])
             let dx = try be.allocate(g.inputShape)
+            let positions = try be.allocateMaxPoolWorkspace(pool)
             be.fill(runVar, value: 1)
             var stepLosses: [Float] = []
             for _ in 0..<3 {
@@ -366,7 +368,7 @@ enum CrossDevice {
                                             runningVar: runVar, saveMean: saveMean, saveInvStd: saveInvStd,
                                             momentum: 0.1, epsilon: 1e-5)
                 be.reluForward(bn, output: act)
-                be.maxPoolForward(pool, input: act, output: pooled)
+                be.maxPoolForward(pool, input: act, output: pooled, workspace: positions)
                 be.copy(pooled, to: flat)
                 be.gemm(transposeA: false, transposeB: true, m: batch, n: classes, k: features, alpha: 1,
                         a: flat, b: params[4], beta: 0, c: logits)
@@ -381,7 +383,7 @@ enum CrossDevice {
                 be.gemm(transposeA: false, transposeB: false, m: batch, n: features, k: classes, alpha: 1,
                         a: dLogits, b: params[4], beta: 0, c: dFlat)
                 be.copy(dFlat, to: dPooled)
-                be.maxPoolBackward(pool, input: act, output: pooled, gradOutput: dPooled, gradInput: dAct)
+                be.maxPoolBackward(pool, input: act, output: pooled, workspace: positions, gradOutput: dPooled, gradInput: dAct)
                 be.reluBackward(output: act, gradOutput: dAct, gradInput: dAct)
                 be.batchNormBackward(input: conv, gradOutput: dAct, gamma: params[2], saveMean: saveMean,
                                      saveInvStd: saveInvStd, gradInput: dConv, gradGamma: grads[2], gradBeta: grads[3],
