@@ -1,11 +1,9 @@
 // Pooling over channels-last (N, C, H, W) tensors (stored NHWC, CPULayout.swift): the channel is
 // the inner loop. Window (oh, ow) covers rows oh*stride - pad ..< +window, clipped to the image.
 //
-// Max pooling saves its window positions: the training forward writes, per output element, the
-// position of its window's maximum (one byte, r * window + c in the window as if padded: oneDNN's
-// workspace encoding), and the backward routes dy from those bytes without reading x. Until then
-// the backward recomputed every window's maximum from x (bench/NOTES.md section 12 for the
-// measurements, and why these are our kernels rather than oneDNN's: its max pooling drops NaN).
+// Max pooling runs on oneDNN (DNNLPooling.swift) with its workspace of window positions; here are
+// the check that decides whether x holds NaN or -infinity (which oneDNN's max pooling does not
+// treat as the contract says) and `maxPoolExact`, the contract's rule for those inputs.
 extension CPUBackend {
     /// Whether max pooling replaces the window's running maximum `best` by `v`: when v is
     /// larger, or v is the window's first NaN. Written without short-circuit branches so the
@@ -24,19 +22,36 @@ extension CPUBackend {
         (best .== best) .& .!(v .<= best)
     }
 
-    /// One byte per output element (N, Ho, Wo, C order), in float32 elements rounded up.
-    public func maxPoolWorkspaceCount(_ g: PoolGeometry) -> Int {
-        precondition(g.window * g.window <= 256, "CPU max pooling saves window positions in a byte: window \(g.window) > 16")
-        return (g.batch * g.outHeight * g.outWidth * g.channels + 3) / 4
+    /// Whether some element of x is NaN or -infinity (not above -infinity): one vectorised pass,
+    /// threads splitting x, each stopping at the end of its part (the answer is rarely yes).
+    func hasValueNotAboveMinusInfinity(_ x: Tensor) -> Bool {
+        let xp = x.hostPointer, count = x.count
+        let chunk = 4096, chunks = (count + chunk - 1) / chunk
+        let found = UnsafeMutablePointer<Bool>.allocate(capacity: max(chunks, 1))
+        defer { found.deallocate() }
+        parallelFor(chunks, grain: Self.grain(itemCost: chunk)) { parts in
+            for part in parts {
+                let start = part * chunk, end = min(start + chunk, count)
+                var special = SIMDMask<SIMD8<Int32>>(repeating: false)
+                var i = start
+                while i + 8 <= end {
+                    special = special .| .!(poolLoad8(xp + i) .> -.infinity)
+                    i += 8
+                }
+                var tail = false
+                for j in i..<end { tail = tail || !(xp[j] > -.infinity) }
+                found[part] = tail || any(special)
+            }
+        }
+        return (0..<chunks).contains { found[$0] }
     }
 
-    /// Padding is -infinity; NaN wins (as in PyTorch); ties keep the first (row-major) maximum.
+    /// Max pooling by the contract's rule: padding is -infinity; NaN wins (as in PyTorch); ties
+    /// keep the first (row-major) maximum. With a workspace, each output's window position goes
+    /// to its byte there, in oneDNN's encoding. For inputs with NaN or -infinity (`maxPoolForward`).
     /// Channels-last: each output pixel's window is scanned in row-major order with the channels
-    /// as the inner, vectorised loop; threads split output rows. With a workspace, each output's
-    /// window position goes to its byte there.
-    public func maxPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, workspace: Tensor?) {
-        ShapeChecks.pool(g, input: x, output: y, "maxPoolForward")
-        if let workspace { ShapeChecks.maxPoolWorkspace(workspace, count: maxPoolWorkspaceCount(g), "maxPoolForward") }
+    /// as the inner, vectorised loop; threads split output rows.
+    func maxPoolExact(_ g: PoolGeometry, input x: Tensor, output y: Tensor, workspace: Tensor?) {
         let (h, w, oh, ow, ch) = (g.height, g.width, g.outHeight, g.outWidth, g.channels)
         let (k, s, pad) = (g.window, g.stride, g.padding)
         let xp = x.hostPointer, yp = y.hostPointer
@@ -80,88 +95,6 @@ extension CPUBackend {
                         yp[o + c] = best
                         positions?[o + c] = UInt8(truncatingIfNeeded: at)
                     }
-                }
-            }
-        }
-    }
-
-    /// Each dy goes to the position its training forward saved in `workspace` (x and y are not
-    /// read); overlapping windows add. Threads split images (windows overlap only inside one).
-    public func maxPoolBackward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, workspace: Tensor?,
-                                gradOutput dy: Tensor, gradInput dx: Tensor) {
-        ShapeChecks.pool(g, input: x, output: y, "maxPoolBackward")
-        ShapeChecks.pool(g, input: dx, output: dy, "maxPoolBackward")
-        ShapeChecks.maxPoolWorkspace(workspace, count: maxPoolWorkspaceCount(g), "maxPoolBackward")
-        let positions = UnsafeMutableRawPointer(workspace!.hostPointer).assumingMemoryBound(to: UInt8.self)
-        if g.stride == g.window && g.padding == 0 {
-            maxPoolBackwardTiled(g, positions: positions, gradOutput: dy, gradInput: dx)
-            return
-        }
-        let (h, w, oh, ow, ch) = (g.height, g.width, g.outHeight, g.outWidth, g.channels)
-        let (k, s, pad) = (g.window, g.stride, g.padding)
-        let dyp = dy.hostPointer, dxp = dx.hostPointer
-        parallelFor(g.batch, grain: Self.grain(itemCost: oh * ow * ch * 2)) { images in
-            for n in images {
-                let din = dxp + n * h * w * ch
-                din.update(repeating: 0, count: h * w * ch)
-                for i in 0..<oh {
-                    for j in 0..<ow {
-                        let o = ((n * oh + i) * ow + j) * ch
-                        // The window's top-left corner as if padded, as an element offset in the
-                        // image (negative inside the padding); a saved position is never padding.
-                        let corner = ((i * s - pad) * w + j * s - pad) * ch
-                        for c in 0..<ch {
-                            let p = Int(positions[o + c])
-                            din[corner + ((p / k) * w + p % k) * ch + c] += dyp[o + c]
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The usual 2x2/2 case: windows tile the image (stride = window, no padding), so every input
-    /// is in at most one window and dx is written once, without the zeroing pass and the scattered
-    /// adds of the general case: each window position gets dy where the forward saved it, else 0.
-    /// The rows and columns past the last window get 0. Threads split output rows.
-    private func maxPoolBackwardTiled(_ g: PoolGeometry, positions: UnsafeMutablePointer<UInt8>,
-                                      gradOutput dy: Tensor, gradInput dx: Tensor) {
-        let (h, w, oh, ow, ch, k) = (g.height, g.width, g.outHeight, g.outWidth, g.channels, g.window)
-        let dyp = dy.hostPointer, dxp = dx.hostPointer
-        parallelFor(g.batch * oh, grain: Self.grain(itemCost: 2 * k * w * ch)) { outRows in
-            for outRow in outRows {
-                let n = outRow / oh, i = outRow % oh
-                let din = dxp + n * h * w * ch
-                for j in 0..<ow {
-                    let o = (outRow * ow + j) * ch
-                    let corner = (i * k * w + j * k) * ch
-                    var c = 0
-                    while c + 8 <= ch {
-                        let at = loadPositions8(positions + o + c)
-                        let grad = poolLoad8(dyp + o + c)
-                        for r in 0..<k {
-                            for col in 0..<k {
-                                var out = SIMD8<Float>()
-                                out.replace(with: grad, where: at .== Float(r * k + col))
-                                poolStore8(out, din + corner + (r * w + col) * ch + c)
-                            }
-                        }
-                        c += 8
-                    }
-                    for c in c..<ch {
-                        let at = Int(positions[o + c])
-                        for p in 0..<(k * k) { din[corner + ((p / k) * w + p % k) * ch + c] = p == at ? dyp[o + c] : 0 }
-                    }
-                }
-                // Inputs in no window: the columns right of the last window in these rows, and
-                // (with the image's last window row) the rows below it.
-                if ow * k < w {
-                    for r in (i * k)..<(i * k + k) {
-                        (din + (r * w + ow * k) * ch).update(repeating: 0, count: (w - ow * k) * ch)
-                    }
-                }
-                if i == oh - 1 && oh * k < h {
-                    (din + oh * k * w * ch).update(repeating: 0, count: (h - oh * k) * w * ch)
                 }
             }
         }
@@ -267,15 +200,7 @@ private func poolStore8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
 
-/// Eight window positions (bytes) as floats, lane by lane: Swift's generic SIMD conversions
-/// between byte and 32-bit lanes compiled to far slower code here (a 2x2/2 backward at 12.8 ms
-/// per call instead of about 1).
-@inline(__always)
-private func loadPositions8(_ p: UnsafePointer<UInt8>) -> SIMD8<Float> {
-    SIMD8(Float(p[0]), Float(p[1]), Float(p[2]), Float(p[3]), Float(p[4]), Float(p[5]), Float(p[6]), Float(p[7]))
-}
-
-/// `loadPositions8`'s inverse (the positions are small whole numbers): 2^23 + a whole number
+/// Eight window positions (small whole numbers held as floats) as bytes: 2^23 + a whole number
 /// below 256 holds it in its low byte, and four 64-bit lanes (two positions each) pack into one
 /// 8-byte store, without a conversion or an extraction per lane.
 @inline(__always)
