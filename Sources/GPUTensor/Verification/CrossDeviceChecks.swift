@@ -45,8 +45,9 @@ enum CrossDevice {
 
     /// Runs `op` on both backends over the same inputs and fresh outputs (`outputs` shapes; each
     /// output starts as `initial` if given, else zero) and compares every output.
+    /// `specials`: NaN and infinities match where both backends have the same one (else any NaN fails).
     static func pair(_ name: String, _ b: Backend, _ r: Backend, inputs: [Input], outputs: [[Int]],
-                     initial: [[Double]?]? = nil, tolerance: Tolerance,
+                     initial: [[Double]?]? = nil, tolerance: Tolerance, specials: Bool = false,
                      _ op: (Backend, [Tensor], [Tensor]) throws -> Void) throws -> [CheckResult] {
         func run(_ backend: Backend) throws -> [[Float]] {
             let ins = try inputs.map { try backend.tensor($0.values, shape: $0.shape) }
@@ -60,8 +61,12 @@ enum CrossDevice {
         }
         let actual = try run(b), expected = try run(r)
         return zip(actual, expected).enumerated().map { k, pair in
-            compare(outputs.count == 1 ? name : "\(name) output \(k)", actual: pair.0,
-                    expected: pair.1.map(Double.init), tolerance: tolerance)
+            let finite: ([Float]) -> [Double] = { v in
+                let d = v.map(Double.init)
+                return specials ? LayerChecks.specialsAsFinite(d) : d
+            }
+            return compare(outputs.count == 1 ? name : "\(name) output \(k)", actual: finite(pair.0).map(Float.init),
+                           expected: finite(pair.1), tolerance: tolerance)
         }
     }
 
@@ -205,9 +210,18 @@ enum CrossDevice {
             be.reluForward(t[0], output: o[0])
             be.reluBackward(output: o[0], gradOutput: t[1], gradInput: o[1])
         }
+        // NaN scattered through x: the first NaN of a window wins and takes its dy, on both.
+        let withNaN: Input = (x.values.enumerated().map { $0.offset % 13 == 4 ? .nan : $0.element }, x.shape)
         for g in [PoolGeometry(batch: 3, channels: 4, height: 9, width: 9, window: 2, stride: 2),
-                  PoolGeometry(batch: 3, channels: 4, height: 9, width: 9, window: 3, stride: 2, padding: 1)] {
+                  PoolGeometry(batch: 3, channels: 4, height: 9, width: 9, window: 3, stride: 2, padding: 1),
+                  PoolGeometry(batch: 3, channels: 4, height: 9, width: 9, window: 2, stride: 2, padding: 1)] {
             let dy = input(g.outputShape, seed: 302)
+            out += try pair("maxpool \(g.window)/\(g.stride) pad \(g.padding) with NaN fwd, bwd", b, r, inputs: [withNaN, dy],
+                            outputs: [g.outputShape, g.inputShape], tolerance: float, specials: true) { be, t, o in
+                let positions = try be.allocateMaxPoolWorkspace(g)
+                be.maxPoolForward(g, input: t[0], output: o[0], workspace: positions)
+                be.maxPoolBackward(g, input: t[0], output: o[0], workspace: positions, gradOutput: t[1], gradInput: o[1])
+            }
             out += try pair("maxpool \(g.window)/\(g.stride) pad \(g.padding) fwd, bwd", b, r, inputs: [x, dy],
                             outputs: [g.outputShape, g.inputShape], tolerance: float) { be, t, o in
                 let positions = try be.allocateMaxPoolWorkspace(g)

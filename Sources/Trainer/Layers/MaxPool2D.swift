@@ -21,12 +21,18 @@ public final class MaxPool2D: Pool2D {
     override func prepareKernels(_ g: PoolGeometry) throws {
         let count = backend.maxPoolWorkspaceCount(g)
         workspace = count > 0 ? try backend.allocate([count]) : nil
+        workspaceSlice = nil
         positionsSaved = false
     }
 
-    /// The workspace's first `maxPoolWorkspaceCount(g)` elements (g's batch may be smaller).
+    /// The workspace's first `maxPoolWorkspaceCount(g)` elements (g's batch may be smaller),
+    /// kept for the last batch size so that a step asks the backend nothing.
+    private var workspaceSlice: (batch: Int, tensor: Tensor?)?
     private func workspace(_ g: PoolGeometry) -> Tensor? {
-        workspace.map { $0.slice(0..<backend.maxPoolWorkspaceCount(g)) }
+        if let workspaceSlice, workspaceSlice.batch == g.batch { return workspaceSlice.tensor }
+        let slice = workspace.map { $0.slice(0..<backend.maxPoolWorkspaceCount(g)) }
+        workspaceSlice = (g.batch, slice)
+        return slice
     }
 
     override func poolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, mode: ForwardMode) {
