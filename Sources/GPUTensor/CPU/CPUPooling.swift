@@ -22,28 +22,29 @@ extension CPUBackend {
         (best .== best) .& .!(v .<= best)
     }
 
-    /// Whether some element of x is NaN or -infinity (not above -infinity): one vectorised pass,
-    /// threads splitting x, each stopping at the end of its part (the answer is rarely yes).
+    /// Whether some element of x is NaN or -infinity (not above -infinity): one vectorised pass
+    /// over x, threads splitting it in chunks of 4,096 elements.
     func hasValueNotAboveMinusInfinity(_ x: Tensor) -> Bool {
         let xp = x.hostPointer, count = x.count
         let chunk = 4096, chunks = (count + chunk - 1) / chunk
-        let found = UnsafeMutablePointer<Bool>.allocate(capacity: max(chunks, 1))
-        defer { found.deallocate() }
-        parallelFor(chunks, grain: Self.grain(itemCost: chunk)) { parts in
-            for part in parts {
-                let start = part * chunk, end = min(start + chunk, count)
-                var special = SIMDMask<SIMD8<Int32>>(repeating: false)
-                var i = start
-                while i + 8 <= end {
-                    special = special .| .!(poolLoad8(xp + i) .> -.infinity)
-                    i += 8
+        // One answer per chunk (each chunk is one thread's, once): no shared flag to contend for.
+        return withUnsafeTemporaryAllocation(of: Bool.self, capacity: max(chunks, 1)) { found in
+            parallelFor(chunks, grain: Self.grain(itemCost: chunk)) { parts in
+                for part in parts {
+                    let start = part * chunk, end = min(start + chunk, count)
+                    var special = SIMDMask<SIMD8<Int32>>(repeating: false)
+                    var i = start
+                    while i + 8 <= end {
+                        special = special .| .!(poolLoad8(xp + i) .> -.infinity)
+                        i += 8
+                    }
+                    var tail = false
+                    for j in i..<end { tail = tail || !(xp[j] > -.infinity) }
+                    found[part] = tail || any(special)
                 }
-                var tail = false
-                for j in i..<end { tail = tail || !(xp[j] > -.infinity) }
-                found[part] = tail || any(special)
             }
+            return found.prefix(chunks).contains(true)
         }
-        return (0..<chunks).contains { found[$0] }
     }
 
     /// Max pooling by the contract's rule: padding is -infinity; NaN wins (as in PyTorch); ties
