@@ -152,7 +152,26 @@ int main(void) {
         int ba[3] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WORKSPACE, DNNL_ARG_DIFF_SRC}; dnnl_memory_t bm[3] = {dy, ws, dx};
         double b = run(&bd, hint, 3, ba, bm, &impl);
         double scan = scan_ms(src, (size_t)N * C * H * H);
-        printf("%3dx%3dx%2dx%-2d  fwd %7.3f  bwd %7.3f  NaN scan of x %7.3f  %s\n", N, C, H, H, f, b, scan, impl);
+        // The same question asked of oneDNN: the sum of x is NaN or infinite when x holds NaN or an
+        // infinity (or when the sum overflows: a false alarm that only costs time).
+        dnnl_memory_desc_t one = nhwc(1, 1, 1, 1);
+        dnnl_reduction_desc_t rd;
+        CK(dnnl_reduction_desc_init(&rd, dnnl_reduction_sum, &x, &one, 0, 0));
+        dnnl_memory_t total = mem(&one);
+        int ra[2] = {DNNL_ARG_SRC, DNNL_ARG_DST}; dnnl_memory_t rm[2] = {src, total};
+        const char *rimpl, *gimpl;
+        double sum = run(&rd, NULL, 2, ra, rm, &rimpl);
+        // Or per image and channel: oneDNN's average pooling over the whole image (N x C sums).
+        dnnl_memory_desc_t nc = nhwc(N, C, 1, 1);
+        dnnl_dims_t whole = {H, H}, zero = {0, 0};
+        dnnl_pooling_v2_desc_t gd;
+        CK(dnnl_pooling_v2_forward_desc_init(&gd, dnnl_forward_inference, dnnl_pooling_avg_include_padding, &x, &nc,
+                                             whole, whole, dil, zero, zero));
+        dnnl_memory_t means = mem(&nc);
+        dnnl_memory_t gm[2] = {src, means};
+        double global = run(&gd, NULL, 2, ra, gm, &gimpl);
+        printf("%3dx%3dx%2dx%-2d  fwd %7.3f  bwd %7.3f  NaN scan of x %7.3f  oneDNN sum of x %7.3f (%s)  global avg pool %7.3f (%s)  %s\n",
+               N, C, H, H, f, b, scan, sum, rimpl, global, gimpl, impl);
         pf += f; pb += b;
     }
     return 0;

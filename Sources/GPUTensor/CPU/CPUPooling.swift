@@ -1,9 +1,9 @@
 // Pooling over channels-last (N, C, H, W) tensors (stored NHWC, CPULayout.swift): the channel is
 // the inner loop. Window (oh, ow) covers rows oh*stride - pad ..< +window, clipped to the image.
 //
-// Max pooling runs on oneDNN (DNNLPooling.swift) with its workspace of window positions; here are
-// the check that decides whether x holds NaN or -infinity (which oneDNN's max pooling does not
-// treat as the contract says) and `maxPoolExact`, the contract's rule for those inputs.
+// Max pooling runs on oneDNN (DNNLPooling.swift) with its workspace of window positions; here is
+// `maxPoolExact`, the contract's rule for inputs with NaN or -infinity, which oneDNN's max pooling
+// does not treat as the contract says.
 extension CPUBackend {
     /// Whether max pooling replaces the window's running maximum `best` by `v`: when v is
     /// larger, or v is the window's first NaN. Written without short-circuit branches so the
@@ -20,31 +20,6 @@ extension CPUBackend {
     @inline(__always)
     private static func maxPoolPick8(_ best: SIMD8<Float>, _ v: SIMD8<Float>) -> SIMDMask<SIMD8<Int32>> {
         (best .== best) .& .!(v .<= best)
-    }
-
-    /// Whether some element of x is NaN or -infinity (not above -infinity): one vectorised pass
-    /// over x, threads splitting it in chunks of 4,096 elements.
-    func hasValueNotAboveMinusInfinity(_ x: Tensor) -> Bool {
-        let xp = x.hostPointer, count = x.count
-        let chunk = 4096, chunks = (count + chunk - 1) / chunk
-        // One answer per chunk (each chunk is one thread's, once): no shared flag to contend for.
-        return withUnsafeTemporaryAllocation(of: Bool.self, capacity: max(chunks, 1)) { found in
-            parallelFor(chunks, grain: Self.grain(itemCost: chunk)) { parts in
-                for part in parts {
-                    let start = part * chunk, end = min(start + chunk, count)
-                    var special = SIMDMask<SIMD8<Int32>>(repeating: false)
-                    var i = start
-                    while i + 8 <= end {
-                        special = special .| .!(poolLoad8(xp + i) .> -.infinity)
-                        i += 8
-                    }
-                    var tail = false
-                    for j in i..<end { tail = tail || !(xp[j] > -.infinity) }
-                    found[part] = tail || any(special)
-                }
-            }
-            return found.prefix(chunks).contains(true)
-        }
     }
 
     /// Max pooling by the contract's rule: padding is -infinity; NaN wins (as in PyTorch); ties

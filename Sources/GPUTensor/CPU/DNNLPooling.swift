@@ -13,10 +13,15 @@ import CDNNL
 // the contract says, but drops NaN (its comparisons are false for NaN, so a window's NaN loses to
 // any number and an all-NaN window yields -FLT_MAX), and an all -infinity window yields -FLT_MAX
 // and routes to the window's first position even where that is padding. So every forward also
-// checks x for a value that is not above -infinity (NaN or -infinity), a vectorised pass that costs
-// about half oneDNN's forward (bench/NOTES.md section 12); only where it finds one, the contract's
-// rule is applied by `maxPoolExact` (scalar, rewrites y and the positions): NaN stays visible, as
-// in PyTorch, and a diverging run stops on its non-finite loss instead of training on.
+// asks whether x holds NaN or -infinity, and only where it does, runs the contract's rule
+// (`maxPoolExact`, CPUPooling.swift, which rewrites y and the positions): NaN stays visible, as in
+// PyTorch, and a diverging run stops on its non-finite loss instead of training on. The question
+// goes to oneDNN too: its average pooling over each whole image (N x C means) is NaN or -infinity
+// exactly when that image-channel holds a NaN or a -infinity (IEEE sums propagate both; +infinity
+// with -infinity gives NaN), or, harmlessly, when the sum overflows to -infinity; then N x C values
+// are scanned. That costs about a fifth of oneDNN's max-pool forward warm, a third of our own
+// vectorised scan of x (bench/NOTES.md section 12), which the product's baseline SSE2 build runs
+// four floats at a time.
 
 /// The forward (training and inference) and backward max-pooling primitives of one geometry.
 final class DNNLPoolingPlan {
@@ -24,8 +29,11 @@ final class DNNLPoolingPlan {
     let training: dnnl_primitive_t
     let inference: dnnl_primitive_t
     let backward: dnnl_primitive_t
-    let src, dst, workspace, diffDst, diffSrc: dnnl_memory_t
-    private let trainingPD, inferencePD, backwardPD: dnnl_primitive_desc_t
+    /// Average pooling over each whole image: (N, C, H, W) -> the means (N, C, 1, 1), NaN or
+    /// -infinity where x is (file header).
+    let imageMeans: dnnl_primitive_t
+    let src, dst, workspace, diffDst, diffSrc, means: dnnl_memory_t
+    private let trainingPD, inferencePD, backwardPD, imageMeansPD: dnnl_primitive_desc_t
 
     init(_ g: PoolGeometry, context: DNNLContext) {
         geometry = g
@@ -54,6 +62,21 @@ final class DNNLPoolingPlan {
         (trainingPD, training) = primitive(dnnl_forward_training, hint: nil)
         (inferencePD, inference) = primitive(dnnl_forward_inference, hint: nil)
         (backwardPD, backward) = primitive(nil, hint: trainingPD)
+        let meansShape = [g.batch, g.channels, 1, 1]
+        var meansMD = memoryDesc(meansShape, dnnl_nhwc)
+        do {
+            var desc = dnnl_pooling_v2_desc_t()
+            var s = srcMD
+            let whole = [Int64(g.height), Int64(g.width)], zero: [Int64] = [0, 0]
+            dnnlCheck(dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, dnnl_pooling_avg_include_padding,
+                                                        &s, &meansMD, whole, whole, dilation, zero, zero),
+                      "image-mean pooling descriptor \(g)")
+            var pd: dnnl_primitive_desc_t?
+            dnnlCheck(dnnl_primitive_desc_create(&pd, &desc, nil, context.engine, nil), "image-mean pooling \(g)")
+            var prim: dnnl_primitive_t?
+            dnnlCheck(dnnl_primitive_create(&prim, pd), "image-mean pooling primitive \(g)")
+            (imageMeansPD, imageMeans) = (pd!, prim!)
+        }
         // The workspace must be the byte per output element that `maxPoolWorkspaceCount` sizes
         // and `maxPoolExact` writes.
         var wsMD = DNNLConvolutionPlan.query(trainingPD, dnnl_query_workspace_md)
@@ -67,17 +90,19 @@ final class DNNLPoolingPlan {
             return out!
         }
         src = memory(srcMD); dst = memory(dstMD); workspace = memory(wsMD)
-        diffDst = memory(dstMD); diffSrc = memory(srcMD)
+        diffDst = memory(dstMD); diffSrc = memory(srcMD); means = memory(meansMD)
     }
 
     deinit {
-        for p in [training, inference, backward] { dnnl_primitive_destroy(p) }
-        for pd in [trainingPD, inferencePD, backwardPD] { dnnl_primitive_desc_destroy(pd) }
-        for m in [src, dst, workspace, diffDst, diffSrc] { dnnl_memory_destroy(m) }
+        for p in [training, inference, backward, imageMeans] { dnnl_primitive_destroy(p) }
+        for pd in [trainingPD, inferencePD, backwardPD, imageMeansPD] { dnnl_primitive_desc_destroy(pd) }
+        for m in [src, dst, workspace, diffDst, diffSrc, means] { dnnl_memory_destroy(m) }
     }
 
-    static func bind(_ m: dnnl_memory_t, _ t: Tensor) -> dnnl_memory_t {
-        dnnlCheck(dnnl_memory_set_data_handle(m, t.hostPointer), "set_data_handle")
+    static func bind(_ m: dnnl_memory_t, _ t: Tensor) -> dnnl_memory_t { bind(m, t.hostPointer) }
+
+    static func bind(_ m: dnnl_memory_t, _ p: UnsafeMutablePointer<Float>) -> dnnl_memory_t {
+        dnnlCheck(dnnl_memory_set_data_handle(m, p), "set_data_handle")
         return m
     }
 }
@@ -107,7 +132,13 @@ extension CPUBackend {
         } else {
             context.execute(plan.inference, args, "max-pool forward (inference) \(g)")
         }
-        if hasValueNotAboveMinusInfinity(x) { maxPoolExact(g, input: x, output: y, workspace: workspace) }
+        // Does x hold NaN or -infinity? Its per-image means say (file header).
+        let means = self.workspace.buffer(slot: imageMeansSlot, count: g.batch * g.channels)
+        context.execute(plan.imageMeans, [(DNNL_ARG_SRC, plan.src), (DNNL_ARG_DST, DNNLPoolingPlan.bind(plan.means, means))],
+                        "image means \(g)")
+        if !(0..<(g.batch * g.channels)).allSatisfy({ means[$0] > -.infinity }) {
+            maxPoolExact(g, input: x, output: y, workspace: workspace)
+        }
     }
 
     /// Each dy goes to the position its training forward saved in `workspace` (x and y are not
@@ -125,3 +156,6 @@ extension CPUBackend {
                         "max-pool backward \(g)")
     }
 }
+
+/// Workspace slot of the per-image means of `maxPoolForward`'s NaN check.
+private let imageMeansSlot = 0xD3_00
