@@ -19,9 +19,9 @@ import CDNNL
 // goes to oneDNN too: its average pooling over each whole image (N x C means) is NaN or -infinity
 // exactly when that image-channel holds a NaN or a -infinity (IEEE sums propagate both; +infinity
 // with -infinity gives NaN), or, harmlessly, when the sum overflows to -infinity; then N x C values
-// are scanned. That costs about a fifth of oneDNN's max-pool forward warm, a third of our own
-// vectorised scan of x (bench/NOTES.md section 12), which the product's baseline SSE2 build runs
-// four floats at a time.
+// are scanned. That costs a quarter to a half of oneDNN's max-pool forward with warm caches, a
+// third of our own vectorised scan of x, which the product's baseline SSE2 build runs four floats
+// at a time (bench/NOTES.md section 12).
 
 /// The forward (training and inference) and backward max-pooling primitives of one geometry.
 final class DNNLPoolingPlan {
