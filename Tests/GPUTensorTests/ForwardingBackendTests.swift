@@ -58,8 +58,13 @@ final class ForwardingBackendTests: XCTestCase {
 
         let pool = PoolGeometry(batch: 2, channels: 4, height: 4, width: 4, window: 2, stride: 2)
         let py = try make([2, 4, 2, 2]), pooled = try make([2, 4])
-        try expect(.maxPoolForward) { b.maxPoolForward(pool, input: x, output: py) }
-        try expect(.maxPoolBackward) { b.maxPoolBackward(pool, input: x, output: py, gradOutput: py, gradInput: dx) }
+        var positions = 0
+        try expect(.maxPoolWorkspaceCount) { positions = b.maxPoolWorkspaceCount(pool) }
+        let ws = try make([max(positions, 1)])
+        try expect(.maxPoolForward) { b.maxPoolForward(pool, input: x, output: py, workspace: ws) }
+        try expect(.maxPoolBackward) {
+            b.maxPoolBackward(pool, input: x, output: py, workspace: ws, gradOutput: py, gradInput: dx)
+        }
         try expect(.avgPoolForward) { b.avgPoolForward(pool, input: x, output: py) }
         try expect(.avgPoolBackward) { b.avgPoolBackward(pool, gradOutput: py, gradInput: dx) }
         try expect(.globalAvgPoolForward) { b.globalAvgPoolForward(input: x, output: pooled) }

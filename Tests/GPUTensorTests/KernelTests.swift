@@ -72,7 +72,9 @@ final class ThreadedKernelTests: XCTestCase {
             let x = try self.input(b, shape, seed: 2), y = try b.allocate(g.outputShape), dx = try b.allocate(shape)
             let y2 = try b.allocate(g.outputShape), dx2 = try b.allocate(shape)
             let gy = try b.allocate([16, 16]), gdx = try b.allocate(shape)
-            b.maxPoolForward(g, input: x, output: y); b.maxPoolBackward(g, input: x, output: y, gradOutput: y, gradInput: dx)
+            let ws = try b.allocateMaxPoolWorkspace(g)
+            b.maxPoolForward(g, input: x, output: y, workspace: ws)
+            b.maxPoolBackward(g, input: x, output: y, workspace: ws, gradOutput: y, gradInput: dx)
             b.avgPoolForward(g, input: x, output: y2); b.avgPoolBackward(g, gradOutput: y2, gradInput: dx2)
             b.globalAvgPoolForward(input: x, output: gy); b.globalAvgPoolBackward(gradOutput: gy, gradInput: gdx)
             return [y, dx, y2, dx2, gy, gdx]

@@ -86,6 +86,39 @@ final class LayerGradientTests: XCTestCase {
         try checkLayer(MaxPool2D(window: 2, padding: 1), input: [1, 7, 7], batch: 2, inputValues: kinkFreeValues)
     }
 
+    /// The window positions are the layer's: a batch smaller than the prepared one uses the
+    /// front of its workspace, and a backward after an inference forward (which saves no
+    /// positions; Synflow runs that way) saves them first. Both equal a plain training step's dx.
+    func testMaxPoolWorkspaceSmallerBatchAndInferenceForward() throws {
+        for (window, stride, padding) in [(2, 2, 0), (3, 2, 1)] {
+            let shape = [3, 7, 7], n = 2
+            let reference = MaxPool2D(window: window, stride: stride, padding: padding)
+            try reference.prepare(input: shape, maxBatch: n, backend: backend)
+            let x = try backend.tensor(kinkFreeValues(n * shape.reduce(1, *)), shape: [n] + shape)
+            let outShape = [n] + reference.outputShape(input: shape)
+            let dy = try backend.tensor(randomValues(outShape.reduce(1, *), seed: 5), shape: outShape)
+            _ = reference.forward(x, mode: .training)
+            let expected = try backend.download(reference.backward(dy, computeInputGradient: true)!)
+            XCTAssertTrue(expected.contains { $0 != 0 })
+
+            let wide = MaxPool2D(window: window, stride: stride, padding: padding)
+            try wide.prepare(input: shape, maxBatch: 5, backend: backend)
+            _ = wide.forward(x, mode: .training)
+            XCTAssertEqual(try backend.download(wide.backward(dy, computeInputGradient: true)!), expected,
+                           "smaller batch, \(window)/\(stride) pad \(padding)")
+
+            let scored = MaxPool2D(window: window, stride: stride, padding: padding)
+            try scored.prepare(input: shape, maxBatch: n, backend: backend)
+            _ = scored.forward(x, mode: .training)   // positions of another input, then overwritten
+            let other = try backend.tensor(randomValues(x.count, seed: 9), shape: x.shape)
+            _ = scored.forward(other, mode: .training)
+            let y = try backend.download(scored.forward(x, mode: .inference))
+            XCTAssertEqual(try backend.download(scored.backward(dy, computeInputGradient: true)!), expected,
+                           "backward after an inference forward, \(window)/\(stride) pad \(padding)")
+            XCTAssertEqual(try backend.download(scored.forward(x, mode: .inference)), y)
+        }
+    }
+
     func testAvgPool() throws {
         try checkLayer(AvgPool2D(window: 2), input: [2, 4, 4], batch: 2)
         try checkLayer(AvgPool2D(window: 3, stride: 2, padding: 1), input: [2, 5, 5], batch: 2)

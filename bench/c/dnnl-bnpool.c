@@ -30,6 +30,26 @@ static dnnl_memory_t mem(const dnnl_memory_desc_t *md) {
     for (size_t i = 0; i < n; i++) ((float *)p)[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f + 0.01f;
     return m;
 }
+// Whether x holds a NaN: the pass oneDNN's max pooling would need beside it to keep NaN visible
+// (it drops NaN, bench/c/dnnl-pool-semantics.c). Four accumulators so that -O2 vectorises it.
+static int has_nan(const float *x, size_t n) {
+    unsigned a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) { a0 |= x[i] != x[i]; a1 |= x[i + 1] != x[i + 1]; a2 |= x[i + 2] != x[i + 2]; a3 |= x[i + 3] != x[i + 3]; }
+    for (; i < n; i++) a0 |= x[i] != x[i];
+    return (a0 | a1 | a2 | a3) != 0;
+}
+static double scan_ms(dnnl_memory_t m, size_t n) {
+    void *p; CK(dnnl_memory_get_data_handle(m, &p));
+    double t[25]; volatile int found = 0;
+    for (int r = 0; r < 28; r++) {
+        evict();
+        double t0 = now(); found |= has_nan((const float *)p, n);
+        if (r >= 3) t[r - 3] = (now() - t0) * 1e3;
+    }
+    qsort(t, 25, sizeof(double), cmp);
+    return t[12];
+}
 static dnnl_memory_desc_t nhwc(int n, int c, int h, int w) {
     dnnl_memory_desc_t md; dnnl_dims_t d = {n, c, h, w};
     CK(dnnl_memory_desc_init_by_tag(&md, 4, d, dnnl_f32, dnnl_nhwc)); return md;
@@ -131,7 +151,27 @@ int main(void) {
         dnnl_memory_t dy = mem(&y), dx = mem(&x);
         int ba[3] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WORKSPACE, DNNL_ARG_DIFF_SRC}; dnnl_memory_t bm[3] = {dy, ws, dx};
         double b = run(&bd, hint, 3, ba, bm, &impl);
-        printf("%3dx%3dx%2dx%-2d  fwd %7.3f  bwd %7.3f  %s\n", N, C, H, H, f, b, impl);
+        double scan = scan_ms(src, (size_t)N * C * H * H);
+        // The same question asked of oneDNN: the sum of x is NaN or infinite when x holds NaN or an
+        // infinity (or when the sum overflows: a false alarm that only costs time).
+        dnnl_memory_desc_t one = nhwc(1, 1, 1, 1);
+        dnnl_reduction_desc_t rd;
+        CK(dnnl_reduction_desc_init(&rd, dnnl_reduction_sum, &x, &one, 0, 0));
+        dnnl_memory_t total = mem(&one);
+        int ra[2] = {DNNL_ARG_SRC, DNNL_ARG_DST}; dnnl_memory_t rm[2] = {src, total};
+        const char *rimpl, *gimpl;
+        double sum = run(&rd, NULL, 2, ra, rm, &rimpl);
+        // Or per image and channel: oneDNN's average pooling over the whole image (N x C sums).
+        dnnl_memory_desc_t nc = nhwc(N, C, 1, 1);
+        dnnl_dims_t whole = {H, H}, zero = {0, 0};
+        dnnl_pooling_v2_desc_t gd;
+        CK(dnnl_pooling_v2_forward_desc_init(&gd, dnnl_forward_inference, dnnl_pooling_avg_include_padding, &x, &nc,
+                                             whole, whole, dil, zero, zero));
+        dnnl_memory_t means = mem(&nc);
+        dnnl_memory_t gm[2] = {src, means};
+        double global = run(&gd, NULL, 2, ra, gm, &gimpl);
+        printf("%3dx%3dx%2dx%-2d  fwd %7.3f  bwd %7.3f  NaN scan of x %7.3f  oneDNN sum of x %7.3f (%s)  global avg pool %7.3f (%s)  %s\n",
+               N, C, H, H, f, b, scan, sum, rimpl, global, gimpl, impl);
         pf += f; pb += b;
     }
     return 0;

@@ -1,5 +1,9 @@
 // Pooling over channels-last (N, C, H, W) tensors (stored NHWC, CPULayout.swift): the channel is
 // the inner loop. Window (oh, ow) covers rows oh*stride - pad ..< +window, clipped to the image.
+//
+// Max pooling runs on oneDNN (DNNLPooling.swift) with its workspace of window positions; here is
+// `maxPoolExact`, the contract's rule for inputs with NaN or -infinity, which oneDNN's max pooling
+// does not treat as the contract says.
 extension CPUBackend {
     /// Whether max pooling replaces the window's running maximum `best` by `v`: when v is
     /// larger, or v is the window's first NaN. Written without short-circuit branches so the
@@ -18,168 +22,55 @@ extension CPUBackend {
         (best .== best) .& .!(v .<= best)
     }
 
-    @inline(__always)
-    private static var lanes: SIMD8<Int32> { SIMD8(0, 1, 2, 3, 4, 5, 6, 7) }
-
-    /// Padding is -infinity; NaN wins (as in PyTorch); ties keep the first (row-major) maximum.
+    /// Max pooling by the contract's rule: padding is -infinity; NaN wins (as in PyTorch); ties
+    /// keep the first (row-major) maximum. With a workspace, each output's window position goes
+    /// to its byte there, in oneDNN's encoding. For inputs with NaN or -infinity (`maxPoolForward`).
     /// Channels-last: each output pixel's window is scanned in row-major order with the channels
     /// as the inner, vectorised loop; threads split output rows.
-    public func maxPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
-        ShapeChecks.pool(g, input: x, output: y, "maxPoolForward")
+    func maxPoolExact(_ g: PoolGeometry, input x: Tensor, output y: Tensor, workspace: Tensor?) {
         let (h, w, oh, ow, ch) = (g.height, g.width, g.outHeight, g.outWidth, g.channels)
         let (k, s, pad) = (g.window, g.stride, g.padding)
         let xp = x.hostPointer, yp = y.hostPointer
+        let positions = workspace.map { UnsafeMutableRawPointer($0.hostPointer).assumingMemoryBound(to: UInt8.self) }
         parallelFor(g.batch * oh, grain: Self.grain(itemCost: ow * k * k * ch)) { outRows in
             for outRow in outRows {
                 let n = outRow / oh, i = outRow % oh
                 let image = xp + n * h * w * ch
-                let r0 = max(i * s - pad, 0), r1 = min(i * s - pad + k, h)
+                let top = i * s - pad, r0 = max(top, 0), r1 = min(top + k, h)
                 for j in 0..<ow {
-                    let c0 = max(j * s - pad, 0), c1 = min(j * s - pad + k, w)
-                    let o = yp + (outRow * ow + j) * ch
-                    // Eight channels at a time with the running maxima in a register.
+                    let left = j * s - pad, c0 = max(left, 0), c1 = min(left + k, w)
+                    let o = (outRow * ow + j) * ch
+                    // The window's first in-image position: where an all -infinity window routes.
+                    let first = (r0 - top) * k + c0 - left
+                    // Eight channels at a time with the running maxima and positions in registers.
                     var c = 0
                     while c + 8 <= ch {
+                        // Positions as floats: the compare and select then stay in one vector type.
                         var best = SIMD8<Float>(repeating: -.infinity)
+                        var at = SIMD8<Float>(repeating: Float(first))
                         for r in r0..<r1 {
                             for col in c0..<c1 {
-                                let v = poolLoad8(image + (r * w + col) * ch + c)
-                                best.replace(with: v, where: Self.maxPoolPick8(best, v))
-                            }
-                        }
-                        poolStore8(best, o + c)
-                        c += 8
-                    }
-                    for c in c..<ch {
-                        var best = -Float.infinity
-                        for r in r0..<r1 {
-                            for col in c0..<c1 {
-                                let v = image[(r * w + col) * ch + c]
-                                best = Self.maxPoolPick(best, v) ? v : best
-                            }
-                        }
-                        o[c] = best
-                    }
-                }
-            }
-        }
-    }
-
-    /// Each dy goes to the first maximal input of its window (recomputed from x, same rule as
-    /// forward); overlapping windows add. Threads split images (windows overlap only inside one).
-    public func maxPoolBackward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gradInput dx: Tensor) {
-        ShapeChecks.pool(g, input: x, output: y, "maxPoolBackward")
-        ShapeChecks.pool(g, input: dx, output: dy, "maxPoolBackward")
-        if g.stride == g.window && g.padding == 0 {
-            maxPoolBackwardTiled(g, input: x, gradOutput: dy, gradInput: dx)
-            return
-        }
-        let (h, w, oh, ow, ch) = (g.height, g.width, g.outHeight, g.outWidth, g.channels)
-        let (k, s, pad) = (g.window, g.stride, g.padding)
-        let xp = x.hostPointer, dyp = dy.hostPointer, dxp = dx.hostPointer
-        parallelFor(g.batch, grain: Self.grain(itemCost: oh * ow * k * k * ch)) { images in
-            for n in images {
-                let xin = xp + n * h * w * ch, din = dxp + n * h * w * ch
-                let dout = dyp + n * oh * ow * ch
-                din.update(repeating: 0, count: h * w * ch)
-                for i in 0..<oh {
-                    let r0 = max(i * s - pad, 0), r1 = min(i * s - pad + k, h)
-                    for j in 0..<ow {
-                        let c0 = max(j * s - pad, 0), c1 = min(j * s - pad + k, w)
-                        let d = dout + (i * ow + j) * ch
-                        // Eight channels at a time: the running maxima and their positions (element
-                        // offsets in the image) in registers, then one add per channel.
-                        var c = 0
-                        while c + 8 <= ch {
-                            var best = SIMD8<Float>(repeating: -.infinity)
-                            var at = SIMD8<Int32>(repeating: Int32((r0 * w + c0) * ch + c)) &+ Self.lanes
-                            for r in r0..<r1 {
-                                for col in c0..<c1 {
-                                    let base = (r * w + col) * ch + c
-                                    let v = poolLoad8(xin + base), take = Self.maxPoolPick8(best, v)
-                                    best.replace(with: v, where: take)
-                                    at.replace(with: SIMD8<Int32>(repeating: Int32(base)) &+ Self.lanes, where: take)
-                                }
-                            }
-                            for lane in 0..<8 { din[Int(at[lane])] += d[c + lane] }
-                            c += 8
-                        }
-                        for c in c..<ch {
-                            var best = -Float.infinity, at = (r0 * w + c0) * ch + c
-                            for r in r0..<r1 {
-                                for col in c0..<c1 {
-                                    let base = (r * w + col) * ch + c
-                                    let v = xin[base], take = Self.maxPoolPick(best, v)
-                                    best = take ? v : best
-                                    at = take ? base : at
-                                }
-                            }
-                            din[at] += d[c]
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The usual 2x2/2 case: windows tile the image (stride = window, no padding), so every input
-    /// is in at most one window and dx is written once, without the zeroing pass and the scattered
-    /// adds of the general case: each window position gets dy where it holds the window's first
-    /// maximum, else 0. The rows and columns past the last window get 0. Threads split output rows.
-    private func maxPoolBackwardTiled(_ g: PoolGeometry, input x: Tensor, gradOutput dy: Tensor, gradInput dx: Tensor) {
-        let (h, w, oh, ow, ch, k) = (g.height, g.width, g.outHeight, g.outWidth, g.channels, g.window)
-        let xp = x.hostPointer, dyp = dy.hostPointer, dxp = dx.hostPointer
-        parallelFor(g.batch * oh, grain: Self.grain(itemCost: 2 * k * w * ch)) { outRows in
-            for outRow in outRows {
-                let n = outRow / oh, i = outRow % oh
-                let xin = xp + n * h * w * ch, din = dxp + n * h * w * ch
-                for j in 0..<ow {
-                    let d = dyp + (outRow * ow + j) * ch
-                    let corner = (i * k * w + j * k) * ch
-                    var c = 0
-                    while c + 8 <= ch {
-                        // The window's first maximum as a position 0 ..< k*k per lane (kept as
-                        // floats: the compare and select then stay in one vector type).
-                        var best = SIMD8<Float>(repeating: -.infinity), at = SIMD8<Float>()
-                        for r in 0..<k {
-                            for col in 0..<k {
-                                let v = poolLoad8(xin + corner + (r * w + col) * ch + c)
-                                let take = Self.maxPoolPick8(best, v)
+                                let v = poolLoad8(image + (r * w + col) * ch + c), take = Self.maxPoolPick8(best, v)
                                 best.replace(with: v, where: take)
-                                at.replace(with: Float(r * k + col), where: take)
+                                at.replace(with: Float((r - top) * k + col - left), where: take)
                             }
                         }
-                        let grad = poolLoad8(d + c)
-                        for r in 0..<k {
-                            for col in 0..<k {
-                                var out = SIMD8<Float>()
-                                out.replace(with: grad, where: at .== Float(r * k + col))
-                                poolStore8(out, din + corner + (r * w + col) * ch + c)
-                            }
-                        }
+                        poolStore8(best, yp + o + c)
+                        if let positions { storePositions8(at, positions + o + c) }
                         c += 8
                     }
                     for c in c..<ch {
-                        var best = -Float.infinity, at = 0
-                        for r in 0..<k {
-                            for col in 0..<k {
-                                let v = xin[corner + (r * w + col) * ch + c], take = Self.maxPoolPick(best, v)
+                        var best = -Float.infinity, at = first
+                        for r in r0..<r1 {
+                            for col in c0..<c1 {
+                                let v = image[(r * w + col) * ch + c], take = Self.maxPoolPick(best, v)
                                 best = take ? v : best
-                                at = take ? r * k + col : at
+                                at = take ? (r - top) * k + col - left : at
                             }
                         }
-                        for p in 0..<(k * k) { din[corner + ((p / k) * w + p % k) * ch + c] = p == at ? d[c] : 0 }
+                        yp[o + c] = best
+                        positions?[o + c] = UInt8(truncatingIfNeeded: at)
                     }
-                }
-                // Inputs in no window: the columns right of the last window in these rows, and
-                // (with the image's last window row) the rows below it.
-                if ow * k < w {
-                    for r in (i * k)..<(i * k + k) {
-                        (din + (r * w + ow * k) * ch).update(repeating: 0, count: (w - ow * k) * ch)
-                    }
-                }
-                if i == oh - 1 && oh * k < h {
-                    (din + oh * k * w * ch).update(repeating: 0, count: (h - oh * k) * w * ch)
                 }
             }
         }
@@ -283,4 +174,15 @@ private func poolLoad8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
 @inline(__always)
 private func poolStore8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
+/// Eight window positions (small whole numbers held as floats) as bytes: 2^23 + a whole number
+/// below 256 holds it in its low byte, and four 64-bit lanes (two positions each) pack into one
+/// 8-byte store, without a conversion or an extraction per lane.
+@inline(__always)
+private func storePositions8(_ at: SIMD8<Float>, _ p: UnsafeMutablePointer<UInt8>) {
+    let bits = unsafeBitCast(at + 8_388_608, to: SIMD4<UInt64>.self) & 0x0000_00FF_0000_00FF
+    let pairs = (bits | (bits &>> 24)) & 0xFFFF
+    let packed = pairs[0] | pairs[1] &<< 16 | pairs[2] &<< 32 | pairs[3] &<< 48
+    UnsafeMutableRawPointer(p).storeBytes(of: packed.littleEndian, as: UInt64.self)
 }

@@ -31,7 +31,7 @@ func dnnlCheck(_ status: dnnl_status_t, _ what: @autoclosure () -> String) {
     precondition(status == dnnl_success, "oneDNN: \(what()) failed with status \(status.rawValue)")
 }
 
-private func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t) -> dnnl_memory_desc_t {
+func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t) -> dnnl_memory_desc_t {
     var md = dnnl_memory_desc_t()
     let d = dims.map(Int64.init)
     dnnlCheck(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), d, dnnl_f32, tag), "memory descriptor \(dims)")
@@ -44,6 +44,8 @@ final class DNNLContext: @unchecked Sendable {
     let stream: dnnl_stream_t
     let threads: Int
     private var plans: [PlanKey: DNNLConvolutionPlan] = [:]
+    /// Plans of the other primitive families (DNNLPooling.swift), under their own hashable keys.
+    private var otherPlans: [AnyHashable: AnyObject] = [:]
     private let lock = HostMutex()
 
     struct PlanKey: Hashable { var geometry: ConvGeometry; var bias: Bool }
@@ -64,6 +66,7 @@ final class DNNLContext: @unchecked Sendable {
 
     deinit {
         plans.removeAll()
+        otherPlans.removeAll()
         dnnl_stream_destroy(stream)
         dnnl_engine_destroy(engine)
     }
@@ -78,6 +81,16 @@ final class DNNLContext: @unchecked Sendable {
         useThreads()
         let p = DNNLConvolutionPlan(g, bias: bias, context: self)
         plans[key] = p
+        return p
+    }
+
+    /// The plan cached under `key`, made by `make` (with the backend's thread count) the first time.
+    func plan<Plan: AnyObject>(_ key: AnyHashable, make: () -> Plan) -> Plan {
+        lock.lock(); defer { lock.unlock() }
+        if let p = otherPlans[key] { return p as! Plan }
+        useThreads()
+        let p = make()
+        otherPlans[key] = p
         return p
     }
 

@@ -292,9 +292,11 @@ extension CUDAKernels {
 
 // Pooling, augmentation and the strided channel copy (the option-A shortcut): launchers for the NVRTC kernels (own kernels
 // rather than cuDNN pooling, so max-pool ties route to the first maximum exactly as on the CPU). Channels-last tensors
-// (`isChannelsLast`, CUDALayout.swift) take the `_nhwc` variants.
+// (`isChannelsLast`, CUDALayout.swift) take the `_nhwc` variants. Max pooling keeps no window positions
+// (`maxPoolWorkspaceCount` is the contract's default, 0): the backward gathers, per input, the dy of the windows
+// whose first maximum it is, recomputed from x; that writes dx once without atomics.
 extension CUDABackend {
-    public func maxPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
+    public func maxPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, workspace: Tensor?) {
         ShapeChecks.pool(g, input: x, output: y, "maxPoolForward")
         if isChannelsLast(x) {
             launch(CUDAKernels.maxPoolForwardNHWC, count: y.count,
@@ -305,7 +307,8 @@ extension CUDABackend {
         }
     }
 
-    public func maxPoolBackward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gradInput dx: Tensor) {
+    public func maxPoolBackward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, workspace: Tensor?,
+                                gradOutput dy: Tensor, gradInput dx: Tensor) {
         ShapeChecks.pool(g, input: x, output: y, "maxPoolBackward")
         ShapeChecks.pool(g, input: dx, output: dy, "maxPoolBackward")
         if isChannelsLast(x) {

@@ -93,11 +93,17 @@ open class ForwardingBackend: Backend {
 
     // MARK: Pooling
 
-    open func maxPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
-        around(.maxPoolForward) { base.maxPoolForward(g, input: x, output: y) }
+    open func maxPoolWorkspaceCount(_ g: PoolGeometry) -> Int {
+        around(.maxPoolWorkspaceCount) { base.maxPoolWorkspaceCount(g) }
     }
-    open func maxPoolBackward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gradInput dx: Tensor) {
-        around(.maxPoolBackward) { base.maxPoolBackward(g, input: x, output: y, gradOutput: dy, gradInput: dx) }
+    open func maxPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, workspace: Tensor?) {
+        around(.maxPoolForward) { base.maxPoolForward(g, input: x, output: y, workspace: workspace) }
+    }
+    open func maxPoolBackward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, workspace: Tensor?,
+                              gradOutput dy: Tensor, gradInput dx: Tensor) {
+        around(.maxPoolBackward) {
+            base.maxPoolBackward(g, input: x, output: y, workspace: workspace, gradOutput: dy, gradInput: dx)
+        }
     }
     open func avgPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
         around(.avgPoolForward) { base.avgPoolForward(g, input: x, output: y) }
@@ -287,7 +293,7 @@ public enum BackendKernel: Int, CaseIterable, Sendable {
     case gemm
     case conv2dForward, conv2dBackwardData, conv2dBackwardFilter, addBias, biasBackward
     case reluForward, reluBackward
-    case maxPoolForward, maxPoolBackward, avgPoolForward, avgPoolBackward, globalAvgPoolForward, globalAvgPoolBackward
+    case maxPoolWorkspaceCount, maxPoolForward, maxPoolBackward, avgPoolForward, avgPoolBackward, globalAvgPoolForward, globalAvgPoolBackward
     case batchNormForwardTraining, batchNormForwardInference, batchNormBackward
     case batchNormReLUForwardTraining, batchNormReLUForwardInference, batchNormReLUBackward
     case batchNormAddReLUForwardTraining, batchNormAddReLUForwardInference

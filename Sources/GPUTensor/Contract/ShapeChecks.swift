@@ -98,6 +98,14 @@ public enum ShapeChecks {
                      "\(what): x \(x.shape), y \(y.shape) for pool \(g.inputShape) -> \(g.outputShape)")
     }
 
+    /// A max-pool workspace: nil only where the backend needs none (`count` 0), else at least
+    /// `count` elements (`maxPoolWorkspaceCount`).
+    @inline(__always)
+    public static func maxPoolWorkspace(_ workspace: Tensor?, count: Int, _ what: StaticString) {
+        precondition(count == 0 || (workspace?.count ?? 0) >= count,
+                     "\(what): workspace \(workspace?.shape ?? []) for \(count) elements (maxPoolWorkspaceCount)")
+    }
+
     /// x (or dx) (N, C, H, W), y (or dy) of N*C values.
     @inline(__always)
     public static func globalAvgPool(input x: Tensor, output y: Tensor, _ what: StaticString) {

@@ -45,8 +45,9 @@ enum CrossDevice {
 
     /// Runs `op` on both backends over the same inputs and fresh outputs (`outputs` shapes; each
     /// output starts as `initial` if given, else zero) and compares every output.
+    /// `specials`: NaN and infinities match where both backends have the same one (else any NaN fails).
     static func pair(_ name: String, _ b: Backend, _ r: Backend, inputs: [Input], outputs: [[Int]],
-                     initial: [[Double]?]? = nil, tolerance: Tolerance,
+                     initial: [[Double]?]? = nil, tolerance: Tolerance, specials: Bool = false,
                      _ op: (Backend, [Tensor], [Tensor]) throws -> Void) throws -> [CheckResult] {
         func run(_ backend: Backend) throws -> [[Float]] {
             let ins = try inputs.map { try backend.tensor($0.values, shape: $0.shape) }
@@ -60,8 +61,12 @@ enum CrossDevice {
         }
         let actual = try run(b), expected = try run(r)
         return zip(actual, expected).enumerated().map { k, pair in
-            compare(outputs.count == 1 ? name : "\(name) output \(k)", actual: pair.0,
-                    expected: pair.1.map(Double.init), tolerance: tolerance)
+            let finite: ([Float]) -> [Double] = { v in
+                let d = v.map(Double.init)
+                return specials ? LayerChecks.specialsAsFinite(d) : d
+            }
+            return compare(outputs.count == 1 ? name : "\(name) output \(k)", actual: finite(pair.0).map(Float.init),
+                           expected: finite(pair.1), tolerance: tolerance)
         }
     }
 
@@ -205,13 +210,23 @@ enum CrossDevice {
             be.reluForward(t[0], output: o[0])
             be.reluBackward(output: o[0], gradOutput: t[1], gradInput: o[1])
         }
+        // NaN scattered through x: the first NaN of a window wins and takes its dy, on both.
+        let withNaN: Input = (x.values.enumerated().map { $0.offset % 13 == 4 ? .nan : $0.element }, x.shape)
         for g in [PoolGeometry(batch: 3, channels: 4, height: 9, width: 9, window: 2, stride: 2),
-                  PoolGeometry(batch: 3, channels: 4, height: 9, width: 9, window: 3, stride: 2, padding: 1)] {
+                  PoolGeometry(batch: 3, channels: 4, height: 9, width: 9, window: 3, stride: 2, padding: 1),
+                  PoolGeometry(batch: 3, channels: 4, height: 9, width: 9, window: 2, stride: 2, padding: 1)] {
             let dy = input(g.outputShape, seed: 302)
+            out += try pair("maxpool \(g.window)/\(g.stride) pad \(g.padding) with NaN fwd, bwd", b, r, inputs: [withNaN, dy],
+                            outputs: [g.outputShape, g.inputShape], tolerance: float, specials: true) { be, t, o in
+                let positions = try be.allocateMaxPoolWorkspace(g)
+                be.maxPoolForward(g, input: t[0], output: o[0], workspace: positions)
+                be.maxPoolBackward(g, input: t[0], output: o[0], workspace: positions, gradOutput: t[1], gradInput: o[1])
+            }
             out += try pair("maxpool \(g.window)/\(g.stride) pad \(g.padding) fwd, bwd", b, r, inputs: [x, dy],
                             outputs: [g.outputShape, g.inputShape], tolerance: float) { be, t, o in
-                be.maxPoolForward(g, input: t[0], output: o[0])
-                be.maxPoolBackward(g, input: t[0], output: o[0], gradOutput: t[1], gradInput: o[1])
+                let positions = try be.allocateMaxPoolWorkspace(g)
+                be.maxPoolForward(g, input: t[0], output: o[0], workspace: positions)
+                be.maxPoolBackward(g, input: t[0], output: o[0], workspace: positions, gradOutput: t[1], gradInput: o[1])
             }
             out += try pair("avgpool \(g.window)/\(g.stride) pad \(g.padding) fwd, bwd", b, r, inputs: [x, dy],
                             outputs: [g.outputShape, g.inputShape], tolerance: float) { be, t, o in
@@ -358,6 +373,7 @@ enum CrossDevice {
             // Flatten by logical copies: a backend may store rank-4 tensors in its own order.
             let flat = try be.allocate([batch, features]), dFlat = try be.allocate([batch, features])
             let dx = try be.allocate(g.inputShape)
+            let positions = try be.allocateMaxPoolWorkspace(pool)
             be.fill(runVar, value: 1)
             var stepLosses: [Float] = []
             for _ in 0..<3 {
@@ -366,7 +382,7 @@ enum CrossDevice {
                                             runningVar: runVar, saveMean: saveMean, saveInvStd: saveInvStd,
                                             momentum: 0.1, epsilon: 1e-5)
                 be.reluForward(bn, output: act)
-                be.maxPoolForward(pool, input: act, output: pooled)
+                be.maxPoolForward(pool, input: act, output: pooled, workspace: positions)
                 be.copy(pooled, to: flat)
                 be.gemm(transposeA: false, transposeB: true, m: batch, n: classes, k: features, alpha: 1,
                         a: flat, b: params[4], beta: 0, c: logits)
@@ -381,7 +397,7 @@ enum CrossDevice {
                 be.gemm(transposeA: false, transposeB: false, m: batch, n: features, k: classes, alpha: 1,
                         a: dLogits, b: params[4], beta: 0, c: dFlat)
                 be.copy(dFlat, to: dPooled)
-                be.maxPoolBackward(pool, input: act, output: pooled, gradOutput: dPooled, gradInput: dAct)
+                be.maxPoolBackward(pool, input: act, output: pooled, workspace: positions, gradOutput: dPooled, gradInput: dAct)
                 be.reluBackward(output: act, gradOutput: dAct, gradInput: dAct)
                 be.batchNormBackward(input: conv, gradOutput: dAct, gamma: params[2], saveMean: saveMean,
                                      saveInvStd: saveInvStd, gradInput: dConv, gradGamma: grads[2], gradBeta: grads[3],

@@ -108,6 +108,15 @@ enum LayerChecks {
         PoolGeometry(batch: 1, channels: 16, height: 6, width: 8, window: 3, stride: 3, padding: 0),
     ]
 
+    /// More max-pool cases: the models' 2x2/2 and 3x3/2 pad 1 with channels past the vector
+    /// loops (not multiples of 8 or 16), 3x3/1, odd sizes.
+    static let maxPoolGeometries = [
+        PoolGeometry(batch: 2, channels: 21, height: 7, width: 9, window: 3, stride: 2, padding: 1),
+        PoolGeometry(batch: 2, channels: 11, height: 5, width: 5, window: 3, stride: 1, padding: 0),
+        PoolGeometry(batch: 3, channels: 24, height: 5, width: 5, window: 2, stride: 2, padding: 1),
+        PoolGeometry(batch: 1, channels: 35, height: 3, width: 3, window: 3, stride: 1, padding: 1),
+    ]
+
     /// Max (padding = -inf) or average (padding counted as zeros, divisor window²) pooling.
     static func poolReference(_ g: PoolGeometry, _ x: [Double], max isMax: Bool) -> [Double] {
         let (h, w, oh, ow, k) = (g.height, g.width, g.outHeight, g.outWidth, g.window)
@@ -131,55 +140,87 @@ enum LayerChecks {
         return y
     }
 
-    /// Max-pool backward by the documented rule (first maximum in row-major window order), for ties.
-    static func maxPoolBackwardReference(_ g: PoolGeometry, _ x: [Double], _ dy: [Double]) -> [Double] {
+    /// Max pooling by the documented rule, per output: the window's first (row-major) maximum,
+    /// a NaN being the maximum (the first NaN), padding never chosen. Returns y and, per output,
+    /// the index of its input in x.
+    static func maxPoolReference(_ g: PoolGeometry, _ x: [Double]) -> (y: [Double], at: [Int]) {
         let (h, w, oh, ow, k) = (g.height, g.width, g.outHeight, g.outWidth, g.window)
-        var dx = [Double](repeating: 0, count: x.count)
+        var y = [Double](repeating: 0, count: g.batch * g.channels * oh * ow), at = [Int](repeating: -1, count: y.count)
         for plane in 0..<(g.batch * g.channels) {
             for i in 0..<oh {
                 for j in 0..<ow {
-                    var best = -Double.infinity, at = -1
+                    var best = -Double.infinity, index = -1
                     for di in 0..<k {
                         for dj in 0..<k {
                             let r = i * g.stride - g.padding + di, c = j * g.stride - g.padding + dj
                             guard r >= 0 && r < h && c >= 0 && c < w else { continue }
-                            let index = plane * h * w + r * w + c
-                            if x[index] > best { best = x[index]; at = index }
+                            let v = x[plane * h * w + r * w + c]
+                            if index < 0 || (!best.isNaN && (v > best || v.isNaN)) { best = v; index = plane * h * w + r * w + c }
                         }
                     }
-                    dx[at] += dy[plane * oh * ow + i * ow + j]
+                    y[plane * oh * ow + i * ow + j] = best
+                    at[plane * oh * ow + i * ow + j] = index
                 }
             }
         }
+        return (y, at)
+    }
+
+    /// Max-pool backward by the documented rule (`maxPoolReference`'s positions), for ties and NaN.
+    static func maxPoolBackwardReference(_ g: PoolGeometry, _ x: [Double], _ dy: [Double]) -> [Double] {
+        var dx = [Double](repeating: 0, count: x.count)
+        for (o, index) in maxPoolReference(g, x).at.enumerated() { dx[index] += dy[o] }
         return dx
     }
 
+    /// NaN and infinities as distinct finite stand-ins, so that `compare` checks where they are.
+    static func specialsAsFinite(_ v: [Double]) -> [Double] {
+        v.map { $0.isNaN ? 0x1p100 : $0 == .infinity ? 0x1p101 : $0 == -.infinity ? -0x1p101 : $0 }   // exact in Float
+    }
+
+    /// Max pooling with the window positions its training forward saves (`PoolingKernels`): the
+    /// forward against the float64 reference, with and without a workspace; the backward, with the
+    /// workspace of the SAME forward, against finite differences (distinct inputs) and against the
+    /// documented routing on ties (a constant image), NaN (first NaN wins) and -infinity.
     static func maxPool(_ b: Backend) throws -> [CheckResult] {
         var out: [CheckResult] = []
         let gradTol = Tolerance(atol: 1e-6, rtol: 1e-5)   // dx: sums of up to 9 float dy values
-        for (k, g) in poolGeometries.enumerated() {
+        for (k, g) in (poolGeometries + maxPoolGeometries).enumerated() {
             let name = F.poolName(g), n = g.inputShape.reduce(1, *), m = g.outputShape.reduce(1, *)
+            let workspace = try b.allocateMaxPoolWorkspace(g)
+            if let workspace { b.fill(workspace, value: 7.25) }   // garbage: the forward must write it all
             let x = F.distinctInput(n, seed: 200 + UInt64(k))
             let r = checkInput(m, seed: 210 + UInt64(k))
             let xt = try b.tensor(x, shape: g.inputShape), yt = try F.garbage(b, g.outputShape)
-            b.maxPoolForward(g, input: xt, output: yt)
-            out.append(compare("maxPoolForward \(name)", actual: try b.download(yt),
+            b.maxPoolForward(g, input: xt, output: yt, workspace: nil)
+            out.append(compare("maxPoolForward inference \(name)", actual: try b.download(yt),
+                               expected: poolReference(g, x, max: true), tolerance: F.exact))
+            b.fill(yt, value: 7.25)
+            b.maxPoolForward(g, input: xt, output: yt, workspace: workspace)
+            out.append(compare("maxPoolForward training \(name)", actual: try b.download(yt),
                                expected: poolReference(g, x, max: true), tolerance: F.exact))
             let dy = try b.tensor(r, shape: g.outputShape), dx = try F.garbage(b, g.inputShape)
-            b.maxPoolBackward(g, input: xt, output: yt, gradOutput: dy, gradInput: dx)
+            b.maxPoolBackward(g, input: xt, output: yt, workspace: workspace, gradOutput: dy, gradInput: dx)
             let fd = finiteDifferenceGradient(at: x) { dot(poolReference(g, $0, max: true), r) }
             out.append(compare("maxPoolBackward dx \(name)", actual: try b.download(dx), expected: fd, tolerance: gradTol))
 
-            // Ties: a constant negative image. Forward must not pick the padding; backward must
-            // route every dy to the first element of its window.
-            let tie = [Double](repeating: -0.5, count: n)
-            let tt = try b.tensor(tie, shape: g.inputShape)
-            b.maxPoolForward(g, input: tt, output: yt)
-            out.append(compare("maxPoolForward constant -0.5 \(name)", actual: try b.download(yt),
-                               expected: poolReference(g, tie, max: true), tolerance: F.exact))
-            b.maxPoolBackward(g, input: tt, output: yt, gradOutput: dy, gradInput: dx)
-            out.append(compare("maxPoolBackward ties route to first max \(name)", actual: try b.download(dx),
-                               expected: maxPoolBackwardReference(g, tie, r), tolerance: gradTol))
+            // Special inputs. Ties: a constant negative image (forward must not pick the padding,
+            // backward must route every dy to the first element of its window). NaN: scattered, so
+            // that some windows hold one or two and the first NaN must win. -infinity everywhere:
+            // every dy to the window's first in-image element.
+            let nan = x.enumerated().map { $0.offset % 7 == 3 || $0.offset % 11 == 5 ? Double.nan : $0.element }
+            for (label, special) in [("constant -0.5", [Double](repeating: -0.5, count: n)), ("NaN", nan),
+                                     ("-infinity", [Double](repeating: -.infinity, count: n))] {
+                let tt = try b.tensor(special, shape: g.inputShape)
+                b.fill(dx, value: 7.25)
+                b.maxPoolForward(g, input: tt, output: yt, workspace: workspace)
+                out.append(compare("maxPoolForward \(label) \(name)",
+                                   actual: specialsAsFinite(try b.download(yt).map(Double.init)).map(Float.init),
+                                   expected: specialsAsFinite(maxPoolReference(g, special).y), tolerance: F.exact))
+                b.maxPoolBackward(g, input: tt, output: yt, workspace: workspace, gradOutput: dy, gradInput: dx)
+                out.append(compare("maxPoolBackward \(label) routes to first max \(name)", actual: try b.download(dx),
+                                   expected: maxPoolBackwardReference(g, special, r), tolerance: gradTol))
+            }
         }
         return out
     }

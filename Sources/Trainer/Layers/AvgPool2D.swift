@@ -9,7 +9,7 @@ public final class AvgPool2D: Pool2D {
 
     override var kind: String { "AvgPool2D" }
 
-    override func poolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
+    override func poolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, mode: ForwardMode) {
         backend.avgPoolForward(g, input: x, output: y)
     }
 

@@ -26,7 +26,11 @@ public class Pool2D: Layer {
     /// For messages: `MaxPool2D` or `AvgPool2D`.
     var kind: String { preconditionFailure("Pool2D is abstract") }
 
-    func poolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor) {
+    /// Allocates what the subclass's kernels need beyond the output and input gradient, for
+    /// `g` (the largest batch); called by `prepare` once `backend` is set.
+    func prepareKernels(_ g: PoolGeometry) throws {}
+
+    func poolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, mode: ForwardMode) {
         preconditionFailure("Pool2D is abstract")
     }
 
@@ -50,6 +54,7 @@ public class Pool2D: Layer {
         output = try backend.allocate(g.outputShape)
         gradInput = try backend.allocate(g.inputShape)
         saved = nil
+        try prepareKernels(g)
     }
 
     public func forward(_ x: Tensor, mode: ForwardMode) -> Tensor {
@@ -57,7 +62,7 @@ public class Pool2D: Layer {
         var g = geometry!
         g.batch = x.shape[0]
         let y = output.slice(0..<g.batch)
-        poolForward(g, input: x, output: y)
+        poolForward(g, input: x, output: y, mode: mode)
         saved = (x, y)
         return y
     }

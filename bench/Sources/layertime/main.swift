@@ -50,8 +50,9 @@ for shape in [[128, 16, 32, 32], [128, 32, 16, 16], [128, 64, 8, 8], [128, 48, 3
     }
     let reluF = bestMs { backend.reluForward(x, output: y) }
     let reluB = bestMs { backend.reluBackward(output: y, gradOutput: x, gradInput: dx) }
-    let poolF = bestMs { backend.maxPoolForward(pool, input: x, output: py) }
-    let poolB = bestMs { backend.maxPoolBackward(pool, input: x, output: py, gradOutput: py, gradInput: dx) }
+    let ws = try backend.allocateMaxPoolWorkspace(pool)
+    let poolF = bestMs { backend.maxPoolForward(pool, input: x, output: py, workspace: ws) }
+    let poolB = bestMs { backend.maxPoolBackward(pool, input: x, output: py, workspace: ws, gradOutput: py, gradInput: dx) }
     let biasB = bestMs { backend.biasBackward(gradOutput: x, gradBias: db, mode: .overwrite) }
     let add = bestMs { backend.add(x, y, output: dx) }
     let cells = [bnF, bnB, reluF, reluB, poolF, poolB, biasB, add].map(fmt).joined(separator: " | ")
