@@ -58,7 +58,7 @@ struct HPOCommand: ParsableCommand {
     @Option(help: "Epochs of the final training of the full model with the winner (0: none).")
     var finalEpochs: Int = 20
 
-    @Option(help: "synflow[:p=85,m=0.15,lr=same|scaled]: search on a pruned proxy of the model (lr=scaled: its narrowed layers' learning rates follow their fan-in, so that the lr found is the full model's).")
+    @Option(help: "synflow[:p=85,m=0.15,lr=scaled|same]: search on a pruned proxy of the model (lr=scaled, the default: its narrowed layers' learning rates follow their fan-in, so that the lr found is the full model's; lr=same: as sampled).")
     var proxy: String?
 
     @Flag(help: "Also search the full model with the same sampler, seed and budget, and compare.")
@@ -100,7 +100,7 @@ struct HPOCommand: ParsableCommand {
         let usage = "synflow[:p=85,m=0.15,lr=scaled|same]"
         let parts = text.split(separator: ":", maxSplits: 1)
         guard parts.first == "synflow" else { throw ValidationError("--proxy must be \(usage), not '\(text)'") }
-        var p = 85.0, m = 0.15, transfer = LearningRateTransfer.same
+        var p = 85.0, m = 0.15, transfer = LearningRateTransfer.scaled
         for kv in parts.dropFirst().first?.split(separator: ",") ?? [] {
             let pair = kv.split(separator: "=")
             guard pair.count == 2 else { throw ValidationError("--proxy: '\(kv)' is not key=value (\(usage))") }
