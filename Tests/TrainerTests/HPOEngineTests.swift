@@ -323,7 +323,14 @@ final class HPOEngineTests: XCTestCase {
         proxy.trial.model = try Pruning.prune(full.trial.model, seed: 11, percentile: 85, minRatio: 0.15, backend: CPUBackend()).spec
         proxy.trial.modelName = "cnn-proxy"
         proxy.proxy = "synflow"
+        let scales = try LearningRateTransfer.scaled.scales(full: full.trial.model, proxy: proxy.trial.model,
+                                                            optimizer: full.trial.optimizer.kind)
+        XCTAssertFalse(scales.isEmpty, "the 4,6 cnn's pruned conv narrows the next layer's fan-in")
+        proxy.trial.optimizer.learningRateScales = scales
         let p = try search(proxy, in: root + "/proxy", executor: InProcessExecutor())
+        // The trials' jobs trained with the multipliers (they travel in the trial's config).
+        XCTAssertEqual(try RunDirectory(path: root).readJSON(HPOConfig.self, from: root + "/proxy/hpo.json").trial.optimizer.learningRateScales,
+                       proxy.trial.optimizer.learningRateScales)
         let f = try search(full, in: root + "/full", executor: InProcessExecutor())
         let comparison = try HPOReport.writeComparison(proxy: p, full: f, to: root)
         XCTAssertEqual(comparison.searchTimeSaved, 1 - p.1.searchSeconds / f.1.searchSeconds, accuracy: 1e-12)
@@ -337,7 +344,8 @@ final class HPOEngineTests: XCTestCase {
                        SearchReport.fixed(try XCTUnwrap(p.1.finalTestAccuracy) * 100, 2) + "%",
                        SearchReport.fixed(try XCTUnwrap(f.1.finalTestAccuracy) * 100, 2) + "%",
                        SearchReport.fixed(try XCTUnwrap(p.1.bestScore) * 100, 2) + "%",
-                       "Trials: proxy", "Trials: full model", "<th>lr</th>", "<th>batch_size</th>", "e1: "] {
+                       "Trials: proxy", "Trials: full model", "<th>lr</th>", "<th>batch_size</th>", "e1: "]
+            + ["the proxy's learning rates follow its widths"] {
             XCTAssertTrue(html.contains(needle), "report.html lacks \(needle)")
         }
         for r in p.0.records + f.0.records { XCTAssertTrue(html.contains(">\(r.status.rawValue)<"), "\(r.status)") }

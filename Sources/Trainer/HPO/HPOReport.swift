@@ -64,6 +64,14 @@ public enum HPOReport {
         } else {
             page += "<h2>Summary</h2>\n" + summaryTable(runs)
         }
+        for run in runs {
+            guard let scales = run.config.trial.optimizer.learningRateScales, let low = scales.values.min(),
+                  let high = scales.values.max() else { continue }
+            page += "<p>\(R.escape(run.name)): the proxy's learning rates follow its widths: \(scales.count) weights whose fan-in "
+                + "the pruning narrowed (\(R.escape(scales.keys.sorted().joined(separator: ", ")))) trained at "
+                + "\(R.fixed(Double(low), 2))\(high > low ? "-" + R.fixed(Double(high), 2) : "")x the sampled lr "
+                + "(sqrt of full fan-in / proxy fan-in), so the lr found is the full model's.</p>\n"
+        }
         page += "<p class=\"note\">Search s: the trials' jobs' wall seconds summed (worker start and data loading included; "
             + "the trials' compute, whatever the number of workers). CPU s: their CPU seconds (user + system), "
             + "less moved by other work on the machine. Wall s: the search sessions' wall time. "
