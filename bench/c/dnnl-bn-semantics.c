@@ -87,6 +87,23 @@ int main(void) {
                (unsigned long long)hash(r.dx, n * 4), (unsigned long long)hash(r.dscale, C * 4), (unsigned long long)hash(r.dshift, C * 4));
         free(x); free(dy); free(sc); free(sh);
     }
+    // 1b. Fused against unfused: y against max(plain y, 0); the fused backward against the plain one
+    //     with dy masked by (y > 0) first (how the unfused composition runs it).
+    for (int s = 0; s < 5; s++) {
+        int N = shapes[s][0], C = shapes[s][1], H = shapes[s][2], W = shapes[s][3];
+        size_t n = (size_t)N * C * H * W;
+        float *x = malloc(n * 4), *dy = malloc(n * 4), *sc = malloc(C * 4), *sh = malloc(C * 4);
+        rng = 7; fill(x, n, 0.3f, 2); fill(dy, n, 0, 1); fill(sc, C, 1, 0.5f); fill(sh, C, 0, 0.5f);
+        result f = run(N, C, H, W, dnnl_fuse_norm_relu, x, dy, sc, sh), u0 = run(N, C, H, W, 0, x, dy, sc, sh);
+        size_t ydiff = 0, dxdiff = 0, pdiff = 0;
+        for (size_t i = 0; i < n; i++) { float r = u0.y[i] < 0 ? 0 : u0.y[i]; ydiff += memcmp(&r, &f.y[i], 4) != 0; dy[i] = u0.y[i] > 0 ? dy[i] : 0; }
+        result u = run(N, C, H, W, 0, x, dy, sc, sh);
+        for (size_t i = 0; i < n; i++) dxdiff += memcmp(&u.dx[i], &f.dx[i], 4) != 0;
+        for (int c = 0; c < C; c++) pdiff += (memcmp(&u.dscale[c], &f.dscale[c], 4) != 0) + (memcmp(&u.dshift[c], &f.dshift[c], 4) != 0);
+        printf("fused vs unfused %dx%dx%dx%d: y bits differ %zu of %zu, dx %zu of %zu, dgamma+dbeta %zu of %d\n",
+               N, C, H, W, ydiff, n, dxdiff, n, pdiff, 2 * C);
+        free(x); free(dy); free(sc); free(sh);
+    }
     // 2. NaN: channel 0 has one NaN in x; channel 1 has one NaN in dy; channel 2 has gamma NaN-free but
     //    x all negative after the shift (ReLU mask all zero); NaN in x at channel 3 with the ReLU.
     {

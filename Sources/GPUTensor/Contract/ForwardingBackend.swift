@@ -144,13 +144,17 @@ open class ForwardingBackend: Backend {
         }
     }
 
+    open func batchNormReLUWorkspaceCount(shape: [Int]) -> Int {
+        around(.batchNormReLUWorkspaceCount) { base.batchNormReLUWorkspaceCount(shape: shape) }
+    }
     open func batchNormReLUForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
                                            runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
-                                           momentum: Float, epsilon: Float) {
+                                           momentum: Float, epsilon: Float, workspace: Tensor?) {
         around(.batchNormReLUForwardTraining) {
             base.batchNormReLUForwardTraining(input: x, output: y, gamma: gamma, beta: beta,
                                               runningMean: runningMean, runningVar: runningVar,
-                                              saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon)
+                                              saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon,
+                                              workspace: workspace)
         }
     }
     open func batchNormReLUForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
@@ -162,11 +166,11 @@ open class ForwardingBackend: Backend {
     }
     open func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor, saveMean: Tensor,
                                     saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
-                                    mode: GradMode, epsilon: Float) {
+                                    mode: GradMode, epsilon: Float, workspace: Tensor?) {
         around(.batchNormReLUBackward) {
             base.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, beta: beta, saveMean: saveMean,
                                        saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta,
-                                       mode: mode, epsilon: epsilon)
+                                       mode: mode, epsilon: epsilon, workspace: workspace)
         }
     }
 
@@ -295,7 +299,7 @@ public enum BackendKernel: Int, CaseIterable, Sendable {
     case reluForward, reluBackward
     case maxPoolWorkspaceCount, maxPoolForward, maxPoolBackward, avgPoolForward, avgPoolBackward, globalAvgPoolForward, globalAvgPoolBackward
     case batchNormForwardTraining, batchNormForwardInference, batchNormBackward
-    case batchNormReLUForwardTraining, batchNormReLUForwardInference, batchNormReLUBackward
+    case batchNormReLUWorkspaceCount, batchNormReLUForwardTraining, batchNormReLUForwardInference, batchNormReLUBackward
     case batchNormAddReLUForwardTraining, batchNormAddReLUForwardInference
     case softmaxCrossEntropy
     case fill, add, scale, axpy, sum, argmax
