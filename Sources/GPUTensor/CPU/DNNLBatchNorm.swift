@@ -141,11 +141,9 @@ extension CPUBackend {
                                              runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
                                              "batchNormReLUForwardTraining")
         precondition(x.storage !== y.storage || x.offset != y.offset, "batchNormReLUForwardTraining: x aliases y")
-        ShapeChecks.batchNormReLUWorkspace(workspace, count: batchNormReLUWorkspaceCount(shape: x.shape),
-                                           "batchNormReLUForwardTraining")
         dnnlBatchNormTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
                               saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon,
-                              relu: workspace!)
+                              relu: workspace ?? { preconditionFailure("batch norm + ReLU: no workspace (batchNormReLUWorkspaceCount)") }())
     }
 
     /// oneDNN's batch norm, then `y = max(y + residual, 0)` in one pass of ours (oneDNN 2.6 has no
@@ -175,11 +173,9 @@ extension CPUBackend {
     public func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float, workspace: Tensor?) {
         ShapeChecks.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, beta: beta, saveMean: saveMean,
                                           saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
-        ShapeChecks.batchNormReLUWorkspace(workspace, count: batchNormReLUWorkspaceCount(shape: x.shape),
-                                           "batchNormReLUBackward")
         dnnlBatchNormBackward(input: x, gradOutput: dy, gamma: gamma, beta: beta, saveMean: saveMean, saveInvStd: saveInvStd,
                               gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode, epsilon: epsilon,
-                              relu: workspace!)
+                              relu: workspace ?? { preconditionFailure("batch norm + ReLU: no workspace (batchNormReLUWorkspaceCount)") }())
     }
 
     /// x's shape as oneDNN's (N, C, H, W).
@@ -200,6 +196,9 @@ extension CPUBackend {
     /// the contract's saved and running statistics.
     private func dnnlBatchNormTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float, relu mask: Tensor?) {
         let plan = batchNormPlan(x.shape, relu: mask != nil, epsilon: epsilon), context = dnnl
+        if mask != nil {
+            ShapeChecks.batchNormReLUWorkspace(mask, count: (plan.workspaceBytes + 3) / 4, "batchNormReLUForwardTraining")
+        }
         let ch = x.nchw.c, m = x.count / ch
         let variance = workspace.buffer(slot: bnVarianceSlot, count: ch)
         typealias P = DNNLBatchNormPlan
@@ -239,6 +238,7 @@ extension CPUBackend {
     /// or added per `mode`.
     private func dnnlBatchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor?, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float, relu mask: Tensor?) {
         let plan = batchNormPlan(x.shape, relu: mask != nil, epsilon: epsilon), context = dnnl
+        if mask != nil { ShapeChecks.batchNormReLUWorkspace(mask, count: (plan.workspaceBytes + 3) / 4, "batchNormReLUBackward") }
         let ch = x.nchw.c
         // The forward's variance from 1 / sqrt(var + eps) (file header); then the gradients of
         // gamma and beta, into scratch when they are to be added.
