@@ -85,13 +85,9 @@ final class ForwardingBackendTests: XCTestCase {
                                 gradInput: dx, gradGamma: dgamma, gradBeta: dbeta, mode: .overwrite, epsilon: 1e-5)
         }
         // The fused batch norm + ReLU: one call each, under its own name (not as its parts).
-        var bnWorkspace = 0
-        try expect(.batchNormReLUWorkspaceCount) { bnWorkspace = b.batchNormReLUWorkspaceCount(shape: x.shape) }
-        let reluMask = bnWorkspace > 0 ? try make([bnWorkspace]) : nil
         try expect(.batchNormReLUForwardTraining) {
             b.batchNormReLUForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: mean, runningVar: variance,
-                                           saveMean: saveMean, saveInvStd: saveInvStd, momentum: 0.1, epsilon: 1e-5,
-                                           workspace: reluMask)
+                                           saveMean: saveMean, saveInvStd: saveInvStd, momentum: 0.1, epsilon: 1e-5)
         }
         try expect(.batchNormReLUForwardInference) {
             b.batchNormReLUForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: mean,
@@ -99,8 +95,7 @@ final class ForwardingBackendTests: XCTestCase {
         }
         try expect(.batchNormReLUBackward) {
             b.batchNormReLUBackward(input: x, output: y, gradOutput: mask, gamma: gamma, beta: beta, saveMean: saveMean, saveInvStd: saveInvStd,
-                                    gradInput: dx, gradGamma: dgamma, gradBeta: dbeta, mode: .overwrite, epsilon: 1e-5,
-                                    workspace: reluMask)
+                                    gradInput: dx, gradGamma: dgamma, gradBeta: dbeta, mode: .overwrite, epsilon: 1e-5)
         }
         try expect(.batchNormAddReLUForwardTraining) {
             b.batchNormAddReLUForwardTraining(input: x, residual: mask, output: y, gamma: gamma, beta: beta, runningMean: mean,

@@ -79,20 +79,19 @@ final class ThreadedKernelTests: XCTestCase {
             b.globalAvgPoolForward(input: x, output: gy); b.globalAvgPoolBackward(gradOutput: gy, gradInput: gdx)
             return [y, dx, y2, dx2, gy, gdx]
         }
-        // Batch norm's training forwards and backwards run on oneDNN, whose reductions are split by
-        // thread (bench/NOTES.md section 13; the convolutions' already were): only our own batch-norm
-        // kernels, the inference forwards, are checked here.
-        try assertSame("batchnorm inference (ours)") { b in
+        try assertSame("batchnorm") { b in
             let x = try self.input(b, shape, seed: 3, low: 0, high: 2), y = try b.allocate(shape)
-            let r = try self.input(b, shape, seed: 13), ya = try b.allocate(shape)
             let c = [16]
             let gamma = try self.input(b, c, seed: 4), beta = try self.input(b, c, seed: 5)
-            let rm = try self.input(b, c, seed: 14), rv = try self.input(b, c, seed: 15, low: 0.5, high: 2)
-            b.batchNormForwardInference(input: x, output: y, gamma: gamma, beta: beta, runningMean: rm, runningVar: rv,
+            let rm = try b.allocate(c), rv = try b.allocate(c), sm = try b.allocate(c), si = try b.allocate(c)
+            let dx = try b.allocate(shape), dg = try b.allocate(c), db = try b.allocate(c), yi = try b.allocate(shape)
+            b.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: rm, runningVar: rv,
+                                       saveMean: sm, saveInvStd: si, momentum: 0.1, epsilon: 1e-5)
+            b.batchNormBackward(input: x, gradOutput: y, gamma: gamma, saveMean: sm, saveInvStd: si, gradInput: dx,
+                                gradGamma: dg, gradBeta: db, mode: .accumulate, epsilon: 1e-5)
+            b.batchNormForwardInference(input: x, output: yi, gamma: gamma, beta: beta, runningMean: rm, runningVar: rv,
                                         epsilon: 1e-5)
-            b.batchNormAddReLUForwardInference(input: x, residual: r, output: ya, gamma: gamma, beta: beta, runningMean: rm,
-                                               runningVar: rv, epsilon: 1e-5)
-            return [y, ya]
+            return [y, rm, rv, sm, si, dx, dg, db, yi]
         }
         try assertSame("softmax cross-entropy, argmax") { b in
             let z = try self.input(b, [4096, 10], seed: 6, low: -5, high: 5)

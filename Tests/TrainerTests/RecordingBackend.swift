@@ -94,13 +94,12 @@ final class RecordingBackend: ForwardingBackend {
         }
     }
     override func batchNormReLUForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
-                                               runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float,
-                                               workspace: Tensor?) {
+                                               runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float) {
         batchNormEpsilons.append(("batchNormReLUForwardTraining", epsilon))
         noting([gamma, runningMean]) {
             super.batchNormReLUForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
                                                runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
-                                               momentum: momentum, epsilon: epsilon, workspace: workspace)
+                                               momentum: momentum, epsilon: epsilon)
         }
     }
     override func batchNormReLUForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
@@ -112,12 +111,12 @@ final class RecordingBackend: ForwardingBackend {
     }
     override func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor, saveMean: Tensor,
                                         saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
-                                        mode: GradMode, epsilon: Float, workspace: Tensor?) {
+                                        mode: GradMode, epsilon: Float) {
         batchNormEpsilons.append(("batchNormReLUBackward", epsilon))
         noting([gamma, gradGamma, gradBeta]) {
             super.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, beta: beta, saveMean: saveMean,
                                         saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta,
-                                        mode: mode, epsilon: epsilon, workspace: workspace)
+                                        mode: mode, epsilon: epsilon)
         }
     }
     override func batchNormAddReLUForwardTraining(input x: Tensor, residual: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,

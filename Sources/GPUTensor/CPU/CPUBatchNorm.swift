@@ -1,15 +1,18 @@
-// Our batch-norm kernels: the inference forwards (plain, + ReLU, + residual + ReLU), each one
-// pass that applies the per-channel map and its epilogue as it writes y, and the add + ReLU pass
-// that follows oneDNN's batch norm in the training forward of batch norm + residual + ReLU (oneDNN
-// 2.6's batch norm has no residual post-op). The training forwards' statistics and the backwards
-// are oneDNN's (DNNLBatchNorm.swift; bench/NOTES.md section 13). x is (N, C) or channels-last
-// (N, C, H, W): both are R rows of C values (CPULayout.swift), so every pass runs along rows with
-// the channel as the inner, vectorised index.
-//
-// `chunkedSums` (per-column sums in Double over fixed chunks, the same for any thread count)
-// serves `columnSums`, the bias gradient's reduction.
+// Batch norm per channel c over N*H*W values. x is (N, C) or channels-last (N, C, H, W): both
+// are R rows of C values (CPULayout.swift), so every pass runs along rows with the channel as
+// the inner, vectorised index.
+// Statistics take one pass over x: sums of d = x - K and d^2 with K a per-channel shift (the
+// first row's value), so that inputs with a large mean relative to their spread (common after a
+// ReLU) lose nothing to cancellation in var = (S2 - S1^2/M) / M. The sums run in float32 over
+// blocks of `blockRows` rows (8-wide vectors) and in Double across blocks. The rows are cut into
+// chunks whose size depends only on (R, C); each chunk sums into its own row of per-channel
+// partials and the partials are added in chunk order, so results do not depend on the thread
+// count. Per step, forward training reads x twice and writes y once (it was 3 reads + 1 write).
+// The fused variants (bench/NOTES.md section 10) apply ReLU (and a residual add) in the pass that
+// writes y, and ReLU's mask inside the backward's two passes, recomputed from x rather than read
+// from y; the unfused composition gives the same bits.
 extension CPUBackend {
-    /// Rows per chunk: about 16K elements, so a chunk is worth a thread.
+    /// Rows per statistics chunk: about 16K elements, so a chunk is worth a thread.
     @inline(__always)
     private static func chunkRows(channels: Int) -> Int { max(8, 16384 / max(1, channels)) }
 
@@ -53,19 +56,89 @@ extension CPUBackend {
         raw.bindMemory(to: Float.self, capacity: 2 * chunks * width)
     }
 
-    /// `y = max(y + residual, 0)` in one pass over y (rows of C values), rounded as `add` then
-    /// `reluForward` round it: what the training forward of batch norm + residual + ReLU runs after
-    /// oneDNN's batch norm (DNNLBatchNorm.swift).
-    func addReLUInPlace(_ y: Tensor, residual: Tensor) {
-        let yp = y.hostPointer, rp = residual.hostPointer, n = y.count
-        parallelFor((n + 7) / 8, grain: Self.grain(itemCost: 16)) { blocks in
-            let start = blocks.lowerBound * 8, end = min(n, blocks.upperBound * 8)
-            var i = start
-            while i + 8 <= end {
-                store8(relu8(load8(yp + i) + load8(rp + i)), yp + i)
-                i += 8
+    public func batchNormForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float) {
+        // Also refuses one value per channel (as PyTorch does: its unbiased variance is undefined).
+        ShapeChecks.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                             runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd)
+        batchNormTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                          saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon, then: .none)
+    }
+
+    /// `max(bn(x), 0)` in the pass that writes y: the ReLU costs no pass of its own.
+    public func batchNormReLUForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float) {
+        ShapeChecks.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                             runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
+                                             "batchNormReLUForwardTraining")
+        batchNormTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                          saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon, then: .relu)
+    }
+
+    /// `max(bn(x) + residual, 0)` in the pass that writes y: the add and the ReLU cost no passes.
+    public func batchNormAddReLUForwardTraining(input x: Tensor, residual: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float) {
+        ShapeChecks.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
+                                             runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
+                                             "batchNormAddReLUForwardTraining")
+        ShapeChecks.batchNormResidual(input: x, residual: residual, output: y, "batchNormAddReLUForwardTraining")
+        batchNormTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                          saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon,
+                          then: .addReLU(residual.hostPointer))
+    }
+
+    /// The training forward, with `epilogue` applied as y is written.
+    private func batchNormTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor, momentum: Float, epsilon: Float, then epilogue: BatchNormEpilogue) {
+        let (_, ch, _, _) = x.nchw
+        let m = x.count / max(1, ch)
+        let xp = x.hostPointer, yp = y.hostPointer
+        let gp = gamma.hostPointer, bp = beta.hostPointer
+        let rmp = runningMean.hostPointer, rvp = runningVar.hostPointer
+        let smp = saveMean.hostPointer, sip = saveInvStd.hostPointer
+        let mom = Double(momentum), eps = Double(epsilon)
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * ch) { buffer in
+            // sums[0..<C]: sum of d = x - K; sums[C..<2C]: sum of d^2, with K = x's first row.
+            let sums = buffer.baseAddress!
+            let shift = UnsafePointer(xp)
+            chunkedSums(rows: m, channels: ch, width: 2 * ch, slot: bnPartialsSlot, into: sums) { rows, f in
+                let g = f + ch
+                // Eight channels at a time down the block's rows, the sums in registers.
+                var c = 0
+                while c + 8 <= ch {
+                    let k = load8(shift + c)
+                    var s1 = SIMD8<Float>(), s2 = SIMD8<Float>()
+                    for r in rows {
+                        let d = load8(xp + r * ch + c) - k
+                        s1 += d
+                        s2 += d * d
+                    }
+                    store8(load8(f + c) + s1, f + c)
+                    store8(load8(g + c) + s2, g + c)
+                    c += 8
+                }
+                for c in c..<ch {
+                    for r in rows {
+                        let d = xp[r * ch + c] - shift[c]
+                        f[c] += d
+                        g[c] += d * d
+                    }
+                }
             }
-            for i in i..<end { yp[i] = relu1(yp[i] + rp[i]) }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * ch) { affine in
+                let scale = affine.baseAddress!, offset = scale + ch
+                for c in 0..<ch {
+                    let meanShift = sums[c] / Double(m)
+                    let q = max(0, sums[ch + c] - sums[c] * meanShift)   // sum of (x - mean)^2
+                    let mean = Double(shift[c]) + meanShift
+                    let invStd = 1 / (q / Double(m) + eps).squareRoot()
+                    smp[c] = Float(mean)
+                    sip[c] = Float(invStd)
+                    // From the saved (float) statistics, so that the fused backward recomputes
+                    // the same map, and with it ReLU's mask, from x.
+                    (scale[c], offset[c]) = normalizingAffine(gamma: gp[c], beta: bp[c], mean: smp[c], invStd: sip[c])
+                    let unbiased = q / Double(m - 1)
+                    rmp[c] = Float((1 - mom) * Double(rmp[c]) + mom * mean)
+                    rvp[c] = Float((1 - mom) * Double(rvp[c]) + mom * unbiased)
+                }
+                normalizeRows(m, channels: ch, x: xp, y: yp, scale: scale, offset: offset, then: epilogue)
+            }
         }
     }
 
@@ -145,6 +218,114 @@ extension CPUBackend {
             }
         }
     }
+
+    /// With xhat = (x - mean) * invStd over the channel's M = N*H*W values:
+    /// `dbeta = sum dy`, `dgamma = sum dy*xhat`, `dx = gamma*invStd * (dy - dbeta/M - xhat*dgamma/M)`.
+    public func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float) {
+        ShapeChecks.batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
+                                      gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
+        batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
+                          gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode)
+    }
+
+    /// The backward with dy masked by ReLU (`y > 0 ? dy : 0`, reluBackward's select) inside the
+    /// reduction and the dx pass: no pass of its own, and dy is left as it was. The mask is
+    /// recomputed from x: y > 0 exactly when `x * scale + offset > 0` with the forward's own float
+    /// scale and offset (`normalizingAffine` of the saved statistics; NaN and -0 give 0 either
+    /// way), so y is not read: each pass reads x and dy, as the plain backward does.
+    public func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode, epsilon: Float) {
+        ShapeChecks.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, beta: beta, saveMean: saveMean,
+                                          saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
+        let ch = x.nchw.c
+        let gp = gamma.hostPointer, bp = beta.hostPointer, smp = saveMean.hostPointer, sip = saveInvStd.hostPointer
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * ch) { affine in
+            let scale = affine.baseAddress!, offset = scale + ch
+            for c in 0..<ch {
+                (scale[c], offset[c]) = normalizingAffine(gamma: gp[c], beta: bp[c], mean: smp[c], invStd: sip[c])
+            }
+            batchNormBackward(x, MaskedGradient(dy: dy.hostPointer, scale: scale, offset: offset), gamma: gamma,
+                              saveMean: saveMean, saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma,
+                              gradBeta: gradBeta, mode: mode)
+        }
+    }
+
+    private func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode) {
+        batchNormBackward(x, PlainGradient(dy: dy.hostPointer), gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
+                          gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode)
+    }
+
+    /// Generic over how dy is read, so that each variant is specialised (no per-element branch).
+    @inline(__always)
+    private func batchNormBackward<G: BatchNormGradient>(_ x: Tensor, _ grad: G, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor, mode: GradMode) {
+        let (_, ch, _, _) = x.nchw
+        let m = x.count / max(1, ch)
+        let xp = x.hostPointer, dxp = dx.hostPointer
+        let gp = gamma.hostPointer, smp = saveMean.hostPointer, sip = saveInvStd.hostPointer
+        let dgp = gradGamma.hostPointer, dbp = gradBeta.hostPointer
+        let accumulate = mode == .accumulate
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * ch) { buffer in
+            // sums[0..<C]: sum dy; sums[C..<2C]: sum dy * xhat.
+            let sums = buffer.baseAddress!
+            chunkedSums(rows: m, channels: ch, width: 2 * ch, slot: bnPartialsSlot, into: sums) { rows, f in
+                let g = f + ch
+                var c = 0
+                while c + 8 <= ch {
+                    let mean = load8(smp + c), invStd = load8(sip + c)
+                    var s1 = SIMD8<Float>(), s2 = SIMD8<Float>()
+                    for r in rows {
+                        let xv = load8(xp + r * ch + c)
+                        let d = grad.load8(r * ch + c, channel: c, x: xv)
+                        s1 += d
+                        s2 += d * ((xv - mean) * invStd)
+                    }
+                    store8(load8(f + c) + s1, f + c)
+                    store8(load8(g + c) + s2, g + c)
+                    c += 8
+                }
+                for c in c..<ch {
+                    for r in rows {
+                        let xs = xp[r * ch + c]
+                        let d = grad.load1(r * ch + c, channel: c, x: xs)
+                        f[c] += d
+                        g[c] += d * ((xs - smp[c]) * sip[c])
+                    }
+                }
+            }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * ch) { affine in
+                let meanDy = affine.baseAddress!, meanDyXhat = meanDy + ch, scale = meanDyXhat + ch
+                for c in 0..<ch {
+                    meanDy[c] = Float(sums[c] / Double(m))
+                    meanDyXhat[c] = Float(sums[ch + c] / Double(m))
+                    scale[c] = gp[c] * sip[c]
+                    if accumulate {
+                        dgp[c] += Float(sums[ch + c])
+                        dbp[c] += Float(sums[c])
+                    } else {
+                        dgp[c] = Float(sums[ch + c])
+                        dbp[c] = Float(sums[c])
+                    }
+                }
+                let a = UnsafePointer(meanDy), b = UnsafePointer(meanDyXhat), s = UnsafePointer(scale)
+                parallelFor(m, grain: Self.grain(itemCost: 2 * ch)) { rows in
+                    for r in rows {
+                        let xr = xp + r * ch, o = dxp + r * ch, row = r * ch
+                        var c = 0
+                        while c + 8 <= ch {
+                            let xv = load8(xr + c)
+                            let xhat = (xv - load8(smp + c)) * load8(sip + c)
+                            let d = grad.load8(row + c, channel: c, x: xv)
+                            store8(load8(s + c) * (d - load8(a + c) - xhat * load8(b + c)), o + c)
+                            c += 8
+                        }
+                        for c in c..<ch {
+                            let xhat = (xr[c] - smp[c]) * sip[c]
+                            o[c] = s[c] * (grad.load1(row + c, channel: c, x: xr[c]) - a[c] - xhat * b[c])
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 extension CPUBackend {
@@ -195,10 +376,49 @@ private enum BatchNormEpilogue {
 }
 
 /// `scale = gamma * invStd`, `offset = beta - mean * scale` (in Double, rounded once each): the
-/// per-channel map the forwards apply.
+/// per-channel map the training forward applies, computed from the saved float statistics so that
+/// the fused backward can recompute it bit for bit.
 @inline(__always)
 private func normalizingAffine(gamma: Float, beta: Float, mean: Float, invStd: Float) -> (Float, Float) {
     let sc = Double(gamma) * Double(invStd)
     return (Float(sc), Float(Double(beta) - Double(mean) * sc))
 }
 
+/// How batch norm's backward reads dy (element i of channel c, whose input is x): as it is, or
+/// masked by ReLU.
+private protocol BatchNormGradient {
+    func load8(_ i: Int, channel c: Int, x: SIMD8<Float>) -> SIMD8<Float>
+    func load1(_ i: Int, channel c: Int, x: Float) -> Float
+}
+
+private struct PlainGradient: BatchNormGradient {
+    let dy: UnsafeMutablePointer<Float>
+    @inline(__always) func load8(_ i: Int, channel c: Int, x: SIMD8<Float>) -> SIMD8<Float> { CPUBatchNorm.load8(dy + i) }
+    @inline(__always) func load1(_ i: Int, channel c: Int, x: Float) -> Float { dy[i] }
+}
+
+/// `y > 0 ? dy : 0` (reluBackward's select), with y's sign recomputed from x as the fused forward
+/// computed y: `x * scale + offset`, then `relu` (positive exactly when that is).
+private struct MaskedGradient: BatchNormGradient {
+    let dy: UnsafeMutablePointer<Float>
+    let scale: UnsafeMutablePointer<Float>
+    let offset: UnsafeMutablePointer<Float>
+    @inline(__always) func load8(_ i: Int, channel c: Int, x: SIMD8<Float>) -> SIMD8<Float> {
+        let v = x * CPUBatchNorm.load8(scale + c) + CPUBatchNorm.load8(offset + c)
+        return SIMD8<Float>(repeating: 0).replacing(with: CPUBatchNorm.load8(dy + i), where: v .> 0)
+    }
+    @inline(__always) func load1(_ i: Int, channel c: Int, x: Float) -> Float {
+        let g = dy[i]
+        return x * scale[c] + offset[c] > 0 ? g : 0
+    }
+}
+
+/// Namespace for the file's vector helpers where a member name would shadow them.
+private enum CPUBatchNorm {
+    @inline(__always) static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+}
+
+/// Workspace slot of the per-chunk statistics partials.
+private let bnPartialsSlot = 0xB0_00

@@ -133,8 +133,7 @@ extension CUDABackend {
 extension CUDABackend {
     public func batchNormReLUForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
                                              runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
-                                             momentum: Float, epsilon: Float, workspace: Tensor?) {
-        // No workspace (count 0, the protocol's default): the backward reads y as the mask.
+                                             momentum: Float, epsilon: Float) {
         guard usesChannelKernels(x) else {
             batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
                                      runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
@@ -164,7 +163,7 @@ extension CUDABackend {
 
     public func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor,
                                       saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor,
-                                      gradBeta: Tensor, mode: GradMode, epsilon: Float, workspace: Tensor?) {
+                                      gradBeta: Tensor, mode: GradMode, epsilon: Float) {
         ShapeChecks.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, beta: beta, saveMean: saveMean,
                                           saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
         guard usesChannelKernels(x) else {

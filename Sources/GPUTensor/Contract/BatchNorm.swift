@@ -23,21 +23,11 @@ public protocol BatchNormKernels: AnyObject {
     // defaults below, which ARE that composition); a fused kernel saves the passes over memory
     // that the separate ReLU costs. x must not alias y.
 
-    /// Float32 elements of the workspace `batchNormReLUForwardTraining` writes for
-    /// `batchNormReLUBackward` when x has `shape` ((N, C) or (N, C, H, W), its batch included); 0
-    /// when the backend needs none (the protocol's default). Never more for a smaller batch.
-    ///
-    /// The caller owns that memory (a layer, per batch shape, reused), passes it to the training
-    /// forward and the SAME tensor, untouched, to the backward of that forward. Its contents are the
-    /// backend's own (the CPU backend: oneDNN's ReLU mask, a bit per element); they are valid only
-    /// for the forward that wrote them, never a checkpoint tensor.
-    func batchNormReLUWorkspaceCount(shape: [Int]) -> Int
     /// `y = max(batchNormForwardTraining(x), 0)` (NaN propagates, as in `reluForward`); the
-    /// statistics, saved and running, exactly as `batchNormForwardTraining`. `workspace`: at least
-    /// `batchNormReLUWorkspaceCount(shape: x.shape)` elements (nil only where that is 0).
+    /// statistics, saved and running, exactly as `batchNormForwardTraining`.
     func batchNormReLUForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
                                       runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
-                                      momentum: Float, epsilon: Float, workspace: Tensor?)
+                                      momentum: Float, epsilon: Float)
     /// `y = max(batchNormForwardInference(x), 0)`.
     func batchNormReLUForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
                                        runningMean: Tensor, runningVar: Tensor, epsilon: Float)
@@ -45,12 +35,11 @@ public protocol BatchNormKernels: AnyObject {
     /// normalised values `dy * (y > 0)`, y being the fused forward's output (ReLU's mask). Overwrites
     /// dx, writes or adds dgamma, dbeta per `mode`; dy's contents afterwards are unspecified (the
     /// composed default masks it in place). gamma, beta and the saved statistics are the forward's,
-    /// so that a backend may recompute the mask from x instead of reading y (one
-    /// stream fewer in each pass), or read the mask its forward saved in `workspace` (the one that
-    /// forward wrote; nil only where `batchNormReLUWorkspaceCount` is 0).
+    /// so that a backend may recompute the mask from x instead of reading y (the CPU does: one
+    /// stream fewer in each pass, as its forward normalises with exactly that affine map).
     func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor, saveMean: Tensor,
                                saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
-                               mode: GradMode, epsilon: Float, workspace: Tensor?)
+                               mode: GradMode, epsilon: Float)
 
     // MARK: Batch norm + residual add + ReLU, fused (the end of a ResNet basic block)
     //
@@ -89,24 +78,10 @@ public extension BatchNormKernels where Self: ActivationKernels & ElementwiseKer
     }
 }
 
-public extension BatchNormKernels {
-    /// No workspace unless the backend asks for one (the composed defaults and CUDA's kernels need none).
-    func batchNormReLUWorkspaceCount(shape: [Int]) -> Int { 0 }
-}
-
-public extension Backend {
-    /// A batch-norm + ReLU workspace for x of `shape` (`batchNormReLUWorkspaceCount`), or nil
-    /// where the backend needs none.
-    func allocateBatchNormReLUWorkspace(shape: [Int]) throws -> Tensor? {
-        let count = batchNormReLUWorkspaceCount(shape: shape)
-        return count > 0 ? try allocate([count]) : nil
-    }
-}
-
 public extension BatchNormKernels where Self: ActivationKernels {
     func batchNormReLUForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
                                       runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
-                                      momentum: Float, epsilon: Float, workspace: Tensor?) {
+                                      momentum: Float, epsilon: Float) {
         batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: runningMean,
                                  runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
                                  momentum: momentum, epsilon: epsilon)
@@ -122,7 +97,7 @@ public extension BatchNormKernels where Self: ActivationKernels {
 
     func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor, saveMean: Tensor,
                                saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
-                               mode: GradMode, epsilon: Float, workspace: Tensor?) {
+                               mode: GradMode, epsilon: Float) {
         ShapeChecks.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, beta: beta, saveMean: saveMean,
                                           saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta)
         reluBackward(output: y, gradOutput: dy, gradInput: dy)

@@ -144,17 +144,13 @@ open class ForwardingBackend: Backend {
         }
     }
 
-    open func batchNormReLUWorkspaceCount(shape: [Int]) -> Int {
-        around(.batchNormReLUWorkspaceCount) { base.batchNormReLUWorkspaceCount(shape: shape) }
-    }
     open func batchNormReLUForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
                                            runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
-                                           momentum: Float, epsilon: Float, workspace: Tensor?) {
+                                           momentum: Float, epsilon: Float) {
         around(.batchNormReLUForwardTraining) {
             base.batchNormReLUForwardTraining(input: x, output: y, gamma: gamma, beta: beta,
                                               runningMean: runningMean, runningVar: runningVar,
-                                              saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon,
-                                              workspace: workspace)
+                                              saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon)
         }
     }
     open func batchNormReLUForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
@@ -166,11 +162,11 @@ open class ForwardingBackend: Backend {
     }
     open func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor, saveMean: Tensor,
                                     saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
-                                    mode: GradMode, epsilon: Float, workspace: Tensor?) {
+                                    mode: GradMode, epsilon: Float) {
         around(.batchNormReLUBackward) {
             base.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, beta: beta, saveMean: saveMean,
                                        saveInvStd: saveInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta,
-                                       mode: mode, epsilon: epsilon, workspace: workspace)
+                                       mode: mode, epsilon: epsilon)
         }
     }
 
@@ -299,7 +295,7 @@ public enum BackendKernel: Int, CaseIterable, Sendable {
     case reluForward, reluBackward
     case maxPoolWorkspaceCount, maxPoolForward, maxPoolBackward, avgPoolForward, avgPoolBackward, globalAvgPoolForward, globalAvgPoolBackward
     case batchNormForwardTraining, batchNormForwardInference, batchNormBackward
-    case batchNormReLUWorkspaceCount, batchNormReLUForwardTraining, batchNormReLUForwardInference, batchNormReLUBackward
+    case batchNormReLUForwardTraining, batchNormReLUForwardInference, batchNormReLUBackward
     case batchNormAddReLUForwardTraining, batchNormAddReLUForwardInference
     case softmaxCrossEntropy
     case fill, add, scale, axpy, sum, argmax

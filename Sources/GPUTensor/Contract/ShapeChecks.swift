@@ -157,14 +157,6 @@ public enum ShapeChecks {
         perChannel(x, beta, what)
     }
 
-    /// A batch-norm + ReLU workspace: nil only where the backend needs none (`count` 0), else at
-    /// least `count` elements (`batchNormReLUWorkspaceCount`).
-    @inline(__always)
-    public static func batchNormReLUWorkspace(_ workspace: Tensor?, count: Int, _ what: StaticString) {
-        precondition(count == 0 || (workspace?.count ?? 0) >= count,
-                     "\(what): workspace \(workspace?.shape ?? []) for \(count) elements (batchNormReLUWorkspaceCount)")
-    }
-
     /// The fused batch norm + add + ReLU: the forward's checks, and the residual of x's shape.
     @inline(__always)
     public static func batchNormResidual(input x: Tensor, residual: Tensor, output y: Tensor, _ what: StaticString) {

@@ -168,8 +168,7 @@ enum CrossDevice {
                             outputs: [shape, [c], [c], [c], [c]], initial: [nil, runMean, runVar, nil, nil],
                             tolerance: reduction) { be, t, o in
                 be.batchNormReLUForwardTraining(input: t[0], output: o[0], gamma: t[1], beta: t[2], runningMean: o[1],
-                                                runningVar: o[2], saveMean: o[3], saveInvStd: o[4], momentum: 0.1, epsilon: 1e-5,
-                                                workspace: try be.allocateBatchNormReLUWorkspace(shape: shape))
+                                                runningVar: o[2], saveMean: o[3], saveInvStd: o[4], momentum: 0.1, epsilon: 1e-5)
             }
             out += try pair("\(name) inference", b, r, inputs: [x, gamma, beta, (runMean, [c]), (runVar, [c])],
                             outputs: [shape], tolerance: reduction) { be, t, o in
@@ -194,13 +193,10 @@ enum CrossDevice {
                             tolerance: reduction) { be, t, o in
                 let y = try be.allocate(shape), rm = try be.allocate([c]), rv = try be.allocate([c])
                 let sm = try be.allocate([c]), si = try be.allocate([c])
-                let ws = try be.allocateBatchNormReLUWorkspace(shape: shape)
                 be.batchNormReLUForwardTraining(input: t[0], output: y, gamma: t[1], beta: t[2], runningMean: rm,
-                                                runningVar: rv, saveMean: sm, saveInvStd: si, momentum: 0.1, epsilon: 1e-5,
-                                                workspace: ws)
+                                                runningVar: rv, saveMean: sm, saveInvStd: si, momentum: 0.1, epsilon: 1e-5)
                 be.batchNormReLUBackward(input: t[0], output: y, gradOutput: t[3], gamma: t[1], beta: t[2], saveMean: sm, saveInvStd: si,
-                                         gradInput: o[0], gradGamma: o[1], gradBeta: o[2], mode: .accumulate, epsilon: 1e-5,
-                                         workspace: ws)
+                                         gradInput: o[0], gradGamma: o[1], gradBeta: o[2], mode: .accumulate, epsilon: 1e-5)
             }
         }
         return out

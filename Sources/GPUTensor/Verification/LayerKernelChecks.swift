@@ -425,10 +425,9 @@ enum LayerChecks {
             let t = try BatchNormCase(b, shape: shape, seed: s, epsilon: eps)
             let (count, ch, rm0, rv0, r, ref) = (t.count, t.ch, t.rm0, t.rv0, t.r, t.ref)
             let (xt, gt, bt, rmt, rvt, smt, sit) = (t.xt, t.gt, t.bt, t.rmt, t.rvt, t.smt, t.sit)
-            let yt = try F.garbage(b, shape), ws = try b.allocateBatchNormReLUWorkspace(shape: shape)
+            let yt = try F.garbage(b, shape)
             b.batchNormReLUForwardTraining(input: xt, output: yt, gamma: gt, beta: bt, runningMean: rmt, runningVar: rvt,
-                                           saveMean: smt, saveInvStd: sit, momentum: Float(momentum), epsilon: Float(eps),
-                                           workspace: ws)
+                                           saveMean: smt, saveInvStd: sit, momentum: Float(momentum), epsilon: Float(eps))
             let y = try b.download(yt)
             out.append(compare("batchNormReLUForwardTraining y \(name)", actual: y, expected: relu(ref.y), tolerance: forwardTol))
             out.append(compare("batchNormReLUForwardTraining saveMean \(name)", actual: try b.download(smt),
@@ -465,8 +464,7 @@ enum LayerChecks {
             let dy = try b.tensor(r, shape: shape), dx = try F.garbage(b, shape)
             let dg = try F.garbage(b, [ch]), db = try F.garbage(b, [ch])
             b.batchNormReLUBackward(input: xt, output: yt, gradOutput: dy, gamma: gt, beta: bt, saveMean: smt, saveInvStd: sit,
-                                    gradInput: dx, gradGamma: dg, gradBeta: db, mode: .overwrite, epsilon: Float(eps),
-                                    workspace: ws)
+                                    gradInput: dx, gradGamma: dg, gradBeta: db, mode: .overwrite, epsilon: Float(eps))
             let dxv = try b.download(dx)
             out.append(compare("batchNormReLUBackward dx \(name)", actual: dxv, expected: fdX, tolerance: gradTol))
             out.append(compare("batchNormReLUBackward dgamma overwrite \(name)", actual: try b.download(dg),
@@ -478,8 +476,7 @@ enum LayerChecks {
             let dy2 = try b.tensor(r, shape: shape), dx2 = try F.garbage(b, shape)
             let dga = try b.tensor(g0, shape: [ch]), dba = try b.tensor(b0, shape: [ch])
             b.batchNormReLUBackward(input: xt, output: yt, gradOutput: dy2, gamma: gt, beta: bt, saveMean: smt, saveInvStd: sit,
-                                    gradInput: dx2, gradGamma: dga, gradBeta: dba, mode: .accumulate, epsilon: Float(eps),
-                                    workspace: ws)
+                                    gradInput: dx2, gradGamma: dga, gradBeta: dba, mode: .accumulate, epsilon: Float(eps))
             out.append(compare("batchNormReLUBackward dgamma accumulate \(name)", actual: try b.download(dga),
                                expected: zip(g0, fdGamma).map(+), tolerance: gradTol))
             out.append(compare("batchNormReLUBackward dbeta accumulate \(name)", actual: try b.download(dba),
@@ -552,10 +549,8 @@ enum LayerChecks {
             let f = try stats(), u = try stats()
             b.fill(f[0], value: 0); b.fill(f[1], value: 1); b.fill(u[0], value: 0); b.fill(u[1], value: 1)
             let yt = try F.garbage(b, shape), uy = try F.garbage(b, shape)
-            let ws = try b.allocateBatchNormReLUWorkspace(shape: shape)
-            if let ws { b.fill(ws, value: 7.25) }   // garbage: the forward must write it all
             b.batchNormReLUForwardTraining(input: xt, output: yt, gamma: gt, beta: bt, runningMean: f[0], runningVar: f[1],
-                                           saveMean: f[2], saveInvStd: f[3], momentum: 0.1, epsilon: Float(eps), workspace: ws)
+                                           saveMean: f[2], saveInvStd: f[3], momentum: 0.1, epsilon: Float(eps))
             b.batchNormForwardTraining(input: xt, output: uy, gamma: gt, beta: bt, runningMean: u[0], runningVar: u[1],
                                        saveMean: u[2], saveInvStd: u[3], momentum: 0.1, epsilon: Float(eps))
             b.reluForward(uy, output: uy)
@@ -570,8 +565,7 @@ enum LayerChecks {
             let dx = try F.garbage(b, shape), udx = try F.garbage(b, shape)
             let g = try stats(), ug = try stats()
             b.batchNormReLUBackward(input: xt, output: yt, gradOutput: dy, gamma: gt, beta: bt, saveMean: f[2], saveInvStd: f[3],
-                                    gradInput: dx, gradGamma: g[0], gradBeta: g[1], mode: .overwrite, epsilon: Float(eps),
-                                    workspace: ws)
+                                    gradInput: dx, gradGamma: g[0], gradBeta: g[1], mode: .overwrite, epsilon: Float(eps))
             b.reluBackward(output: uy, gradOutput: udy, gradInput: udy)
             b.batchNormBackward(input: xt, gradOutput: udy, gamma: gt, saveMean: u[2], saveInvStd: u[3],
                                 gradInput: udx, gradGamma: ug[0], gradBeta: ug[1], mode: .overwrite, epsilon: Float(eps))
@@ -595,6 +589,7 @@ enum LayerChecks {
         }
         return out
     }
+
 
     // MARK: Softmax cross-entropy
 

@@ -17,9 +17,6 @@ import GPUTensor
 /// When an in-place `ReLU` follows it, containers run both as one fused kernel
 /// (`forward(_:mode:fusing:)`, see `LayerFusion`): the output is then `max(bn(x), 0)`, the ReLU
 /// layer's own forward and backward cost nothing, and this layer's backward applies ReLU's mask.
-/// The layer then owns the backend's batch-norm + ReLU workspace (the mask a training forward
-/// saves for the backward, `batchNormReLUWorkspaceCount`), allocated with its other buffers for
-/// the largest batch and reused; it is scratch, not state (not in `stateDict`, never checkpointed).
 public final class BatchNorm2D: Layer {
     public let name: String
     public let channels: Int
@@ -43,11 +40,6 @@ public final class BatchNorm2D: Layer {
     private var lastForwardTrained = false
     /// Whether the last forward applied the following ReLU (whose mask backward then applies).
     private var lastForwardFusedReLU = false
-    /// (batchNormReLUWorkspaceCount of the largest batch); nil where the backend needs none.
-    private var reluWorkspace: Tensor?
-    /// Its first `batchNormReLUWorkspaceCount` elements for the last batch size, so that a step
-    /// asks the backend nothing.
-    private var reluWorkspaceSlice: (batch: Int, tensor: Tensor?)?
 
     public init(name: String, channels: Int, momentum: Float = 0.1, epsilon: Float = 1e-5) {
         precondition(channels > 0)
@@ -86,20 +78,7 @@ public final class BatchNorm2D: Layer {
         saveMean = try backend.allocate([channels])
         saveInvStd = try backend.allocate([channels])
         zeros = try backend.allocate([channels])
-        let count = backend.batchNormReLUWorkspaceCount(shape: batched(maxBatch, input))
-        reluWorkspace = count > 0 ? try backend.allocate([count]) : nil
-        reluWorkspaceSlice = nil
         self.input = nil
-    }
-
-    /// The ReLU-mask workspace for a batch of `batch` (a slice of the largest batch's).
-    private func reluWorkspace(batch: Int) -> Tensor? {
-        if let reluWorkspaceSlice, reluWorkspaceSlice.batch == batch { return reluWorkspaceSlice.tensor }
-        let slice = reluWorkspace.map {
-            $0.slice(0..<backend.batchNormReLUWorkspaceCount(shape: batched(batch, inputShape)))
-        }
-        reluWorkspaceSlice = (batch, slice)
-        return slice
     }
 
     public func forward(_ x: Tensor, mode: ForwardMode) -> Tensor { forward(x, mode: mode, fusing: nil) }
@@ -141,8 +120,7 @@ public final class BatchNorm2D: Layer {
             backend.batchNormReLUForwardTraining(input: x, output: y, gamma: gamma.value, beta: beta.value,
                                                  runningMean: runningMean.value, runningVar: runningVar.value,
                                                  saveMean: saveMean, saveInvStd: saveInvStd,
-                                                 momentum: momentum, epsilon: epsilon,
-                                                 workspace: reluWorkspace(batch: x.shape[0]))
+                                                 momentum: momentum, epsilon: epsilon)
         case (false, false):
             backend.batchNormForwardInference(input: x, output: y, gamma: gamma.value, beta: beta.value,
                                               runningMean: runningMean.value, runningVar: runningVar.value,
@@ -169,8 +147,7 @@ public final class BatchNorm2D: Layer {
                 backend.batchNormReLUBackward(input: x, output: output.slice(0..<x.shape[0]), gradOutput: dy,
                                               gamma: gamma.value, beta: beta.value, saveMean: saveMean, saveInvStd: saveInvStd,
                                               gradInput: dx, gradGamma: gamma.grad, gradBeta: beta.grad,
-                                              mode: .overwrite, epsilon: epsilon,
-                                              workspace: reluWorkspace(batch: x.shape[0]))
+                                              mode: .overwrite, epsilon: epsilon)
             } else {
                 backend.batchNormBackward(input: x, gradOutput: dy, gamma: gamma.value, saveMean: saveMean,
                                           saveInvStd: saveInvStd, gradInput: dx, gradGamma: gamma.grad,

@@ -37,7 +37,6 @@ for shape in [[128, 16, 32, 32], [128, 32, 16, 16], [128, 64, 8, 8], [128, 48, 3
     let gamma = try backend.allocate(c), beta = try backend.allocate(c)
     let rm = try backend.allocate(c), rv = try backend.allocate(c), sm = try backend.allocate(c), si = try backend.allocate(c)
     let dg = try backend.allocate(c), db = try backend.allocate(c)
-    let ws = try backend.allocateBatchNormReLUWorkspace(shape: shape)
     backend.fill(gamma, value: 1)
     let pool = PoolGeometry(batch: shape[0], channels: shape[1], height: shape[2], width: shape[3], window: 2, stride: 2)
     let py = try backend.allocate(pool.outputShape)
@@ -76,11 +75,10 @@ for shape in [[128, 16, 32, 32], [128, 32, 16, 16], [128, 64, 8, 8], [64, 64, 32
     let gamma = try backend.allocate(c), beta = try backend.allocate(c)
     let rm = try backend.allocate(c), rv = try backend.allocate(c), sm = try backend.allocate(c), si = try backend.allocate(c)
     let dg = try backend.allocate(c), db = try backend.allocate(c)
-    let ws = try backend.allocateBatchNormReLUWorkspace(shape: shape)
     backend.fill(gamma, value: 1)
     let fusedF = bestMs {
         backend.batchNormReLUForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: rm, runningVar: rv,
-                                             saveMean: sm, saveInvStd: si, momentum: 0.1, epsilon: 1e-5, workspace: ws)
+                                             saveMean: sm, saveInvStd: si, momentum: 0.1, epsilon: 1e-5)
     }
     let bnF = bestMs {
         backend.batchNormForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: rm, runningVar: rv,
@@ -88,11 +86,10 @@ for shape in [[128, 16, 32, 32], [128, 32, 16, 16], [128, 64, 8, 8], [64, 64, 32
     }
     let reluF = bestMs { backend.reluForward(y, output: y) }
     backend.batchNormReLUForwardTraining(input: x, output: y, gamma: gamma, beta: beta, runningMean: rm, runningVar: rv,
-                                         saveMean: sm, saveInvStd: si, momentum: 0.1, epsilon: 1e-5, workspace: ws)
+                                         saveMean: sm, saveInvStd: si, momentum: 0.1, epsilon: 1e-5)
     let fusedB = bestMs {
         backend.batchNormReLUBackward(input: x, output: y, gradOutput: dy, gamma: gamma, beta: beta, saveMean: sm,
-                                      saveInvStd: si, gradInput: dx, gradGamma: dg, gradBeta: db, mode: .overwrite, epsilon: 1e-5,
-                                      workspace: ws)
+                                      saveInvStd: si, gradInput: dx, gradGamma: dg, gradBeta: db, mode: .overwrite, epsilon: 1e-5)
     }
     let reluB = bestMs { backend.reluBackward(output: y, gradOutput: dy, gradInput: dx) }
     let bnB = bestMs {
