@@ -522,8 +522,74 @@ enum LayerChecks {
                                expected: t.inferenceReference(epsilon: eps, adding: res) { max($0, 0) },
                                tolerance: forwardTol))
         }
+        out += try batchNormReLUSpecials(b)
         return out
     }
+
+    /// The fused batch norm + ReLU where its mask matters most: a NaN in one channel's x (that
+    /// channel's statistics and every y are NaN, and NaN passes the ReLU as in `reluForward`), a
+    /// channel whose normalised values are all negative (y and the mask all zero, so its dx, dgamma
+    /// and dbeta are exactly 0), the others random: against float64 (NaN as a finite stand-in), and
+    /// forward and backward against the unfused composition on the same backend.
+    static func batchNormReLUSpecials(_ b: Backend) throws -> [CheckResult] {
+        var out: [CheckResult] = []
+        let eps = 1e-5, tol = Tolerance(atol: 2e-6, rtol: 1e-5)
+        func relu(_ v: Double) -> Double { v.isNaN ? v : max(v, 0) }
+        for (k, shape) in [[4, 16, 3, 3], [2, 3, 5, 5]].enumerated() {
+            let (n, ch, hw) = F.nchw(shape), count = shape.reduce(1, *), name = F.shapeName(shape)
+            var x = checkInput(count, seed: 780 + UInt64(k), low: -1, high: 3)
+            x[(1 * ch + 0) * hw + hw / 2] = .nan                   // image 1, channel 0
+            let gamma = checkInput(ch, seed: 781 + UInt64(k), low: 0.5, high: 1.5)
+            var beta = checkInput(ch, seed: 782 + UInt64(k), low: -0.5, high: 0.5)
+            beta[ch - 1] = -100                                     // the last channel: all y < 0
+            let r = checkInput(count, seed: 783 + UInt64(k))
+            let ref = batchNormReference(x, shape: shape, gamma: gamma, beta: beta, epsilon: eps)
+            let xt = try b.tensor(x, shape: shape), gt = try b.tensor(gamma, shape: [ch]), bt = try b.tensor(beta, shape: [ch])
+            func stats() throws -> [Tensor] { try [F.garbage(b, [ch]), F.garbage(b, [ch]), F.garbage(b, [ch]), F.garbage(b, [ch])] }
+            let f = try stats(), u = try stats()
+            b.fill(f[0], value: 0); b.fill(f[1], value: 1); b.fill(u[0], value: 0); b.fill(u[1], value: 1)
+            let yt = try F.garbage(b, shape), uy = try F.garbage(b, shape)
+            b.batchNormReLUForwardTraining(input: xt, output: yt, gamma: gt, beta: bt, runningMean: f[0], runningVar: f[1],
+                                           saveMean: f[2], saveInvStd: f[3], momentum: 0.1, epsilon: Float(eps))
+            b.batchNormForwardTraining(input: xt, output: uy, gamma: gt, beta: bt, runningMean: u[0], runningVar: u[1],
+                                       saveMean: u[2], saveInvStd: u[3], momentum: 0.1, epsilon: Float(eps))
+            b.reluForward(uy, output: uy)
+            let y = specialsAsFinite(try b.download(yt).map(Double.init))
+            out.append(compare("batchNormReLUForwardTraining NaN, all-negative channel \(name)", actual: y.map(Float.init),
+                               expected: specialsAsFinite(ref.y.map(relu)), tolerance: tol))
+            out.append(compare("batchNormReLUForwardTraining NaN, all-negative channel vs unfused \(name)",
+                               actual: y.map(Float.init),
+                               expected: specialsAsFinite(try b.download(uy).map(Double.init)), tolerance: tol))
+
+            let dy = try b.tensor(r, shape: shape), udy = try b.tensor(r, shape: shape)
+            let dx = try F.garbage(b, shape), udx = try F.garbage(b, shape)
+            let g = try stats(), ug = try stats()
+            b.batchNormReLUBackward(input: xt, output: yt, gradOutput: dy, gamma: gt, beta: bt, saveMean: f[2], saveInvStd: f[3],
+                                    gradInput: dx, gradGamma: g[0], gradBeta: g[1], mode: .overwrite, epsilon: Float(eps))
+            b.reluBackward(output: uy, gradOutput: udy, gradInput: udy)
+            b.batchNormBackward(input: xt, gradOutput: udy, gamma: gt, saveMean: u[2], saveInvStd: u[3],
+                                gradInput: udx, gradGamma: ug[0], gradBeta: ug[1], mode: .overwrite, epsilon: Float(eps))
+            let dxv = specialsAsFinite(try b.download(dx).map(Double.init))
+            let pairs: [(String, Tensor, Tensor)] = [("dx", dx, udx), ("dgamma", g[0], ug[0]), ("dbeta", g[1], ug[1])]
+            for (label, fused, unfused) in pairs {
+                let actual: [Double] = specialsAsFinite(try b.download(fused).map(Double.init))
+                let expected: [Double] = specialsAsFinite(try b.download(unfused).map(Double.init))
+                out.append(compare("batchNormReLUBackward NaN, all-negative channel \(label) vs unfused \(name)",
+                                   actual: actual.map(Float.init), expected: expected, tolerance: tol))
+            }
+            // The all-negative channel: no gradient at all; the NaN channel: dx all NaN.
+            let last: [Float] = (0..<n).flatMap { i in (0..<hw).map { Float(dxv[(i * ch + ch - 1) * hw + $0]) } }
+            let lastParams: [Float] = [try b.download(g[0])[ch - 1], try b.download(g[1])[ch - 1]]
+            out.append(compare("batchNormReLUBackward all-negative channel dx, dgamma, dbeta = 0 \(name)",
+                               actual: last + lastParams,
+                               expected: [Double](repeating: 0, count: n * hw + 2), tolerance: F.exact))
+            let first: [Float] = (0..<n).flatMap { i in (0..<hw).map { Float(dxv[(i * ch) * hw + $0]) } }
+            out.append(compare("batchNormReLUBackward NaN channel dx all NaN \(name)", actual: first,
+                               expected: [Double](repeating: 0x1p100, count: n * hw), tolerance: F.exact))
+        }
+        return out
+    }
+
 
     // MARK: Softmax cross-entropy
 
