@@ -104,4 +104,6 @@ case_ "6 --resume finished run, fewer epochs" 64 '--epochs 1 is fewer than the 2
 case_ "6 --momentum 1.5" 64 '--momentum must be in \[0, 1\)' -- "$S" train $SMALL --optimizer sgd --momentum 1.5 --epochs 1 --output o15 --device cpu
 case_ "6 --rmsprop-alpha 2" 64 '--rmsprop-alpha must be in \[0, 1\)' -- "$S" train $SMALL --optimizer rmsprop --rmsprop-alpha 2 --epochs 1 --output o16 --device cpu
 case_ "6 --proxy lr=fast" 64 '--proxy: lr must be scaled or same, not .fast.' -- "$S" hpo $SMALL --proxy synflow:p=85,lr=fast --trials 1 --output o17 --device cpu
+case_ "6 --proxy tied=sideways" 64 '--proxy: tied must be keep or prune, not .sideways.' -- "$S" hpo $SMALL --proxy synflow:tied=sideways --trials 1 --output o18 --device cpu
+case_ "6 prune --tied sideways" 64 '--tied must be keep or prune, not .sideways.' -- "$S" prune --model resnet20 --tied sideways
 exit $fail

@@ -58,7 +58,7 @@ struct HPOCommand: ParsableCommand {
     @Option(help: "Epochs of the final training of the full model with the winner (0: none).")
     var finalEpochs: Int = 20
 
-    @Option(help: "synflow[:p=85,m=0.15,lr=scaled|same]: search on a pruned proxy of the model (lr=scaled, the default: its narrowed layers' learning rates follow their fan-in, so that the lr found is the full model's; lr=same: as sampled).")
+    @Option(help: "synflow[:p=85,m=0.15,lr=scaled|same,tied=keep|prune]: search on a pruned proxy of the model (lr=scaled, the default: its narrowed layers' learning rates follow their fan-in, so that the lr found is the full model's; lr=same: as sampled; tied: a ResNet's shortcut-tied stage widths kept, the default, or pruned too, as `strata prune --tied`).")
     var proxy: String?
 
     @Flag(help: "Also search the full model with the same sampler, seed and budget, and compare.")
@@ -95,12 +95,13 @@ struct HPOCommand: ParsableCommand {
         if let proxy { _ = try Self.parseProxy(proxy) }
     }
 
-    /// `synflow`, `synflow:p=90`, `synflow:p=85,m=0.15,lr=same`.
-    static func parseProxy(_ text: String) throws -> (percentile: Double, minRatio: Double, transfer: LearningRateTransfer) {
-        let usage = "synflow[:p=85,m=0.15,lr=scaled|same]"
+    /// `synflow`, `synflow:p=90`, `synflow:p=85,m=0.15,lr=same,tied=prune`.
+    static func parseProxy(_ text: String) throws -> (percentile: Double, minRatio: Double, transfer: LearningRateTransfer,
+                                                      tied: TiedChannels) {
+        let usage = "synflow[:p=85,m=0.15,lr=scaled|same,tied=keep|prune]"
         let parts = text.split(separator: ":", maxSplits: 1)
         guard parts.first == "synflow" else { throw ValidationError("--proxy must be \(usage), not '\(text)'") }
-        var p = 85.0, m = 0.15, transfer = LearningRateTransfer.scaled
+        var p = 85.0, m = 0.15, transfer = LearningRateTransfer.scaled, tied = TiedChannels.keep
         for kv in parts.dropFirst().first?.split(separator: ",") ?? [] {
             let pair = kv.split(separator: "=")
             guard pair.count == 2 else { throw ValidationError("--proxy: '\(kv)' is not key=value (\(usage))") }
@@ -113,11 +114,16 @@ struct HPOCommand: ParsableCommand {
                     throw ValidationError("--proxy: lr must be scaled or same, not '\(pair[1])'")
                 }
                 transfer = t
-            default: throw ValidationError("--proxy: unknown setting '\(pair[0])' (p, m, lr)")
+            case "tied":
+                guard let t = TiedChannels(rawValue: String(pair[1])) else {
+                    throw ValidationError("--proxy: tied must be keep or prune, not '\(pair[1])'")
+                }
+                tied = t
+            default: throw ValidationError("--proxy: unknown setting '\(pair[0])' (p, m, lr, tied)")
             }
         }
         guard (0...100).contains(p), m > 0 && m <= 1 else { throw ValidationError("--proxy: p must be in [0, 100] and m in (0, 1]") }
-        return (p, m, transfer)
+        return (p, m, transfer, tied)
     }
 
     func run() throws {
@@ -158,15 +164,15 @@ struct HPOCommand: ParsableCommand {
                                                 backend: backend, data: data)) }
             return
         }
-        let (p, m, transfer) = try Self.parseProxy(proxy)
-        let report = try orExit { try Pruning.prune(base.model, seed: seed, percentile: p, minRatio: m, backend: backend) }
+        let (p, m, transfer, tied) = try Self.parseProxy(proxy)
+        let report = try orExit { try Pruning.prune(base.model, seed: seed, percentile: p, minRatio: m, tied: tied, backend: backend) }
         var trial = base
         trial.model = report.spec
         trial.modelName = base.modelName + "-proxy"
         let scales = try orExit { try transfer.scales(full: base.model, proxy: report.spec, optimizer: base.optimizer.kind) }
         trial.optimizer.learningRateScales = scales.isEmpty ? nil : scales
         print("proxy: \(report.paramsBefore) -> \(report.paramsAfter) parameters, \(formatCount(report.flopsBefore)) -> "
-              + "\(formatCount(report.flopsAfter))FLOP forward per image (synflow, p=\(p), m=\(m))")
+              + "\(formatCount(report.flopsAfter))FLOP forward per image (synflow, p=\(p), m=\(m)\(base.model.family == .resnet ? ", tied=\(tied.rawValue)" : ""))")
         if let low = scales.values.min(), let high = scales.values.max() {
             print("proxy learning rates: \(scales.count) narrowed layers train at \(formatFixed(Double(low), digits: 2))-"
                   + "\(formatFixed(Double(high), digits: 2))x the sampled lr (sqrt of the fan-in ratio), so the winner's lr is the full model's")

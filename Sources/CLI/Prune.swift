@@ -14,8 +14,10 @@ struct Prune: ParsableCommand {
         Scores every output channel of the model's convolutions with Synflow at initialisation (absolute weights, \
         an input of ones, batch norm in inference mode with its initial statistics), removes the channels below \
         the --percentile-th percentile over the whole network, keeps at least --min-ratio of every layer, and \
-        prints the widths, parameters and FLOPs before and after. ResNets keep their blocks' output widths (tied \
-        by the identity shortcuts) and narrow each block's inner convolution.
+        prints the widths, parameters and FLOPs before and after. ResNets narrow each block's inner convolution; \
+        their blocks' output widths, tied across a stage by the identity shortcuts, are kept (--tied keep) or \
+        pruned together, each stage's tied channels as one layer (--tied prune; with option A shortcuts no stage \
+        ends narrower than the one before it).
 
         --output writes the proxy's model spec, which `strata train --model-spec FILE` trains.
 
@@ -37,6 +39,9 @@ struct Prune: ParsableCommand {
     @Option(help: "Fraction of every layer's channels kept at least.")
     var minRatio: Double = 0.15
 
+    @Option(help: "ResNets: keep the stages' shortcut-tied output widths, or prune them together (keep|prune).")
+    var tied: String = "keep"
+
     @Option(help: "Initialisation seed of the scored model (use the seed the proxy will be trained with).")
     var seed: UInt64 = 0
 
@@ -49,6 +54,7 @@ struct Prune: ParsableCommand {
     func validate() throws {
         guard (0...100).contains(percentile) else { throw ValidationError("--percentile must be in [0, 100], got \(percentile)") }
         guard minRatio > 0 && minRatio <= 1 else { throw ValidationError("--min-ratio must be in (0, 1], got \(minRatio)") }
+        guard TiedChannels(rawValue: tied) != nil else { throw ValidationError("--tied must be keep or prune, not '\(tied)'") }
         guard classes >= 2 else { throw ValidationError("--classes must be at least 2") }
         _ = try inputShape()
     }
@@ -64,7 +70,8 @@ struct Prune: ParsableCommand {
     func run() throws {
         let spec = try modelOptions.spec(input: try inputShape(), classes: classes)
         let report = try orExit {
-            try Pruning.prune(spec, seed: seed, percentile: percentile, minRatio: minRatio, backend: CPUBackend())
+            try Pruning.prune(spec, seed: seed, percentile: percentile, minRatio: minRatio, tied: TiedChannels(rawValue: tied)!,
+                              backend: CPUBackend())
         }
         if let output {
             try orExit { try RunDirectory(path: ".").writeJSON(report.spec, to: output) }

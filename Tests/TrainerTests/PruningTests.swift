@@ -154,11 +154,77 @@ final class PruningTests: XCTestCase {
         XCTAssertEqual(blocks.map(\.midPlanes), r.plan.layers.map(\.channelsAfter))
     }
 
+    func testTiedLayersArePrunedAsOneAndAdjustOnlyRaises() throws {
+        let scores = [Synflow.LayerScores(layer: "a", scores: [1, 2, 3, 4]),
+                      Synflow.LayerScores(layer: "c", scores: [10, 0]),
+                      Synflow.LayerScores(layer: "b", scores: [1, 0, 5, 6])]
+        // a and b tied: channel scores are the means [1, 1, 4, 5]; with c's, [0, 1, 1, 4, 5, 10]:
+        // the 50th percentile is 2.5.
+        let plan = try ChannelPlan(scores: scores, tied: [["a", "b"]], percentile: 50, minRatio: 0.15)
+        XCTAssertEqual(plan.threshold, 2.5, accuracy: 1e-12)
+        XCTAssertEqual(plan.layers.map(\.name), ["a", "c", "b"], "the layers stay in forward order")
+        XCTAssertEqual(plan.layers.map(\.kept), [[2, 3], [0], [2, 3]])
+        // adjust raises the tied group to 3: the best of the dropped (a tie: the lower index) joins.
+        let raised = try ChannelPlan(scores: scores, tied: [["a", "b"]], percentile: 50, minRatio: 0.15, adjust: { $0.map { $0 + 1 } })
+        XCTAssertEqual(raised.layers.map(\.kept), [[0, 2, 3], [0], [0, 2, 3]])
+        XCTAssertThrowsError(try ChannelPlan(scores: scores, tied: [["a", "b"]], percentile: 50, minRatio: 0.15, adjust: { $0.map { $0 - 1 } }))
+        XCTAssertThrowsError(try ChannelPlan(scores: scores, tied: [["a", "c"]], percentile: 50, minRatio: 0.15)) {
+            XCTAssertTrue("\($0)".contains("not convolutions of one width"), "\($0)")
+        }
+        XCTAssertEqual(Pruning.optionAWidths([16, 5, 10]), [16, 16, 16])
+        XCTAssertEqual(Pruning.optionAWidths([3, 4, 64]), [4, 4, 64])
+        XCTAssertEqual(Pruning.optionAWidths([6, 9, 7]), [6, 10, 10])
+    }
+
+    /// `--tied prune`: each stage's shortcut-tied channels (the stem with stage 1, every block's
+    /// conv2, an option B projection) are pruned together, and the proxy's stages really narrow.
+    func testTiedPruningNarrowsTheStagesOfAResNet() throws {
+        for shortcut in [ResidualShortcut.a, .b] {
+            var spec = try ModelZoo.spec("resnet20")
+            spec.resnet!.shortcut = shortcut
+            let kept = try Pruning.prune(spec, seed: 0, percentile: 85, minRatio: 0.15, backend: CPUBackend())
+            let r = try Pruning.prune(spec, seed: 0, percentile: 85, minRatio: 0.15, tied: .prune, backend: CPUBackend())
+            let stages = try XCTUnwrap(r.spec.resnet?.stageWidths)
+            for l in r.plan.layers {
+                XCTAssertGreaterThanOrEqual(Double(l.channelsAfter), 0.15 * Double(l.channelsBefore), "\(shortcut) \(l.name)")
+            }
+            // Every tied convolution of a stage keeps the same channels, and the spec says its width.
+            for (s, group) in Pruning.tiedGroups(of: try Model(spec: spec)).enumerated() {
+                let layers = r.plan.layers.filter { group.contains($0.name) }
+                XCTAssertEqual(layers.count, s == 0 ? 4 : (shortcut == .b ? 4 : 3), "\(group)")
+                XCTAssertEqual(Set(layers.map(\.kept)).count, 1, "\(group)")
+                XCTAssertEqual(layers[0].channelsAfter, stages[s])
+            }
+            XCTAssertTrue(r.plan.layers.contains { $0.name == "layer2.0.downsample.0" } == (shortcut == .b))
+            if shortcut == .a {
+                XCTAssertTrue(zip(stages, stages.dropFirst()).allSatisfy { $1 >= $0 && ($1 - $0) % 2 == 0 }, "\(stages)")
+            }
+            XCTAssertLessThan(stages[2], 64, "stage 3 narrows")
+            XCTAssertLessThan(r.flopsAfter, kept.flopsAfter)
+            XCTAssertLessThan(r.paramsAfter, kept.paramsAfter)
+            let proxy = try Model(spec: r.spec)
+            XCTAssertEqual(proxy.parameterCount, r.paramsAfter)
+            XCTAssertEqual(proxy.blocks.compactMap { ($0 as? BasicBlock)?.planes },
+                           [0, 0, 0, 1, 1, 1, 2, 2, 2].map { stages[$0] })
+            XCTAssertEqual(try JSONDecoder().decode(ModelSpec.self, from: JSONEncoder().encode(r.spec)), r.spec)
+            // The lr transfer follows: the fc's fan-in is stage 3's width.
+            let scales = try LearningRateTransfer.scaled.scales(full: spec, proxy: r.spec, optimizer: .adam)
+            XCTAssertEqual(Double(try XCTUnwrap(scales["fc.weight"])), (64 / Double(stages[2])).squareRoot(), accuracy: 1e-6)
+        }
+        // A spec whose option A stages fall, or miss one, is refused with the field's name.
+        var bad = try ModelZoo.spec("resnet20")
+        bad.resnet!.stageWidths = [16, 8, 32]
+        XCTAssertThrowsError(try Model(spec: bad)) { XCTAssertTrue("\($0)".contains("stageWidths"), "\($0)") }
+        bad.resnet!.stageWidths = [16, 32]
+        XCTAssertThrowsError(try Model(spec: bad)) { XCTAssertTrue("\($0)".contains("3 positive widths"), "\($0)") }
+    }
+
     func testASpecWithoutBlockWidthsDecodesAsBefore() throws {
         let json = #"{"depth":20,"shortcut":"A","width":16}"#
         let o = try JSONDecoder().decode(ResNetOptions.self, from: Data(json.utf8))
         XCTAssertNil(o.blockWidths)
-        XCTAssertFalse(String(decoding: try JSONEncoder().encode(o), as: UTF8.self).contains("blockWidths"),
+        XCTAssertNil(o.stageWidths)
+        XCTAssertFalse(String(decoding: try JSONEncoder().encode(o), as: UTF8.self).contains("Widths"),
                        "unpruned specs (and so checkpoints) are written as before")
         var bad = try ModelZoo.spec("resnet20")
         bad.resnet?.blockWidths = [1, 2]

@@ -78,13 +78,22 @@ public struct ResNetOptions: Codable, Hashable, Sendable {
     /// Inner width (conv1 -> conv2) of each basic block, in order, when narrower than the block
     /// (a channel-pruned proxy, `strata prune`); nil: every block is as wide as its stage.
     public var blockWidths: [Int]?
+    /// Output width of each of the three stages (the stem's is the first stage's), when not
+    /// width, 2*width, 4*width (a proxy whose shortcut-tied channels were pruned, `strata prune
+    /// --tied prune`); nil: the paper's widths.
+    public var stageWidths: [Int]?
 
-    public init(depth: Int, shortcut: ResidualShortcut = .a, width: Int = 16, blockWidths: [Int]? = nil) {
+    public init(depth: Int, shortcut: ResidualShortcut = .a, width: Int = 16, blockWidths: [Int]? = nil,
+                stageWidths: [Int]? = nil) {
         self.depth = depth
         self.shortcut = shortcut
         self.width = width
         self.blockWidths = blockWidths
+        self.stageWidths = stageWidths
     }
+
+    /// The output widths of the three stages.
+    public var stagePlanes: [Int] { stageWidths ?? [width, width << 1, width << 2] }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -92,6 +101,7 @@ public struct ResNetOptions: Codable, Hashable, Sendable {
         shortcut = try c.decodeIfPresent(ResidualShortcut.self, forKey: .shortcut) ?? .a
         width = try c.decodeIfPresent(Int.self, forKey: .width) ?? 16
         blockWidths = try c.decodeIfPresent([Int].self, forKey: .blockWidths)
+        stageWidths = try c.decodeIfPresent([Int].self, forKey: .stageWidths)
     }
 }
 

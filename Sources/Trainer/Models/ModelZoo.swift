@@ -101,25 +101,34 @@ enum ModelBuilder {
         guard o.depth >= 8 && (o.depth - 2) % 6 == 0 else {
             throw ModelSpecError("resnet depth must be 6n+2 (20, 32, 44, 56, 110), got \(o.depth)")
         }
-        guard o.width > 0 && (o.shortcut == .b || o.width % 2 == 0) else {
+        guard o.width > 0 && (o.shortcut == .b || o.width % 2 == 0 || o.stageWidths != nil) else {
             throw ModelSpecError("resnet width must be positive (and even for option A), got \(o.width)")
         }
         let n = (o.depth - 2) / 6
+        let planes = o.stagePlanes
+        if let widths = o.stageWidths {
+            guard widths.count == 3, widths.allSatisfy({ $0 > 0 }) else {
+                throw ModelSpecError("resnet stageWidths must give 3 positive widths (one per stage), got \(widths)")
+            }
+            // Option A pads a stage's channels evenly on both sides into the next one's.
+            guard o.shortcut == .b || zip(widths, widths.dropFirst()).allSatisfy({ $1 >= $0 && ($1 - $0) % 2 == 0 }) else {
+                throw ModelSpecError("resnet stageWidths \(widths): option A shortcuts need each stage at least as wide as the last, by an even number")
+            }
+        }
         if let widths = o.blockWidths {
             guard widths.count == 3 * n, widths.allSatisfy({ $0 > 0 }) else {
                 throw ModelSpecError("resnet blockWidths must give \(3 * n) positive inner widths (one per block), got \(widths)")
             }
         }
         let stem = Sequential([
-            Conv2D(name: "conv1", inChannels: input.channels, outChannels: o.width, kernel: 3, padding: 1, bias: false),
-            BatchNorm2D(name: "bn1", channels: o.width),
+            Conv2D(name: "conv1", inChannels: input.channels, outChannels: planes[0], kernel: 3, padding: 1, bias: false),
+            BatchNorm2D(name: "bn1", channels: planes[0]),
             ReLU(),
         ])
         var stages: Stages = [("stem", [stem])]
-        var inPlanes = o.width
+        var inPlanes = planes[0]
         var size = input.height
         for s in 0..<3 {
-            let planes = o.width << s
             let stride = s == 0 ? 1 : 2
             if stride == 2 {
                 guard size >= 2 else { throw ModelSpecError("input \(input) too small for resnet stage \(s + 1)") }
@@ -127,10 +136,10 @@ enum ModelBuilder {
             }
             var blocks: [any Layer] = []
             for b in 0..<n {
-                blocks.append(BasicBlock(name: "layer\(s + 1).\(b)", inPlanes: inPlanes, planes: planes,
+                blocks.append(BasicBlock(name: "layer\(s + 1).\(b)", inPlanes: inPlanes, planes: planes[s],
                                          midPlanes: o.blockWidths?[s * n + b], stride: b == 0 ? stride : 1,
                                          shortcut: o.shortcut))
-                inPlanes = planes
+                inPlanes = planes[s]
             }
             stages.append(("layer\(s + 1)", blocks))
         }

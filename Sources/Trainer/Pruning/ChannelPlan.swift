@@ -5,8 +5,11 @@ import GPUTensor
 /// Channels scoring below the `percentile`-th percentile of all prunable channels of the network
 /// are removed, but every layer keeps at least ceil(`minRatio` x its channels) (its best-scoring
 /// ones) and at least one. Prunable: every convolution of the cnn and VGG families; in ResNets the
-/// inner convolution (`conv1`) of each basic block, since the block's output channels are tied to
-/// the identity shortcuts of the whole stage and are kept.
+/// inner convolution (`conv1`) of each basic block, and, with `TiedChannels.prune`, the channels
+/// each stage's identity shortcuts tie together (the stem or first block's input, every block's
+/// `conv2`, an option B projection): such a group is pruned as one layer, a channel's score the
+/// mean of its scores in the group's convolutions (Synflow gives every layer about the same total
+/// score, so the mean keeps a tied channel on the scale of an untied layer's).
 public struct ChannelPlan: Codable, Equatable, Sendable {
     public struct Layer: Codable, Equatable, Sendable {
         public var name: String
@@ -28,21 +31,51 @@ public struct ChannelPlan: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey { case percentile, minRatio = "min_ratio", threshold, layers }
 
-    public init(scores: [Synflow.LayerScores], percentile: Double, minRatio: Double) throws {
+    /// `tied`: groups of layer names whose output channels are pruned together (same width, same
+    /// kept indices); every other layer is a group of its own. `adjust` may raise the groups'
+    /// widths (in the order of `tied`) to meet the model's constraints; the best-scoring of the
+    /// dropped channels are then kept too.
+    public init(scores: [Synflow.LayerScores], tied: [[String]] = [], percentile: Double, minRatio: Double,
+                adjust: ([Int]) -> [Int] = { $0 }) throws {
         guard percentile >= 0 && percentile <= 100 else { throw PruningError("--percentile must be in [0, 100], got \(percentile)") }
         guard minRatio > 0 && minRatio <= 1 else { throw PruningError("--min-ratio must be in (0, 1], got \(minRatio)") }
         guard !scores.isEmpty else { throw PruningError("the model has no prunable convolution") }
         self.percentile = percentile
         self.minRatio = minRatio
-        let threshold = Self.percentile(scores.flatMap(\.scores), percentile)
+        // Groups: the tied ones first (in the order `adjust` sees them), then every other layer.
+        let byName = Dictionary(scores.map { ($0.layer, $0.scores) }, uniquingKeysWith: { a, _ in a })
+        var groups: [[String]] = []
+        for names in tied {
+            guard let n = byName[names.first ?? ""]?.count, names.allSatisfy({ byName[$0]?.count == n }) else {
+                throw PruningError("tied layers \(names) are not convolutions of one width")
+            }
+            groups.append(names)
+        }
+        let inTied = Set(tied.joined())
+        groups += scores.map(\.layer).filter { !inTied.contains($0) }.map { [$0] }
+        let groupScores: [[Double]] = groups.map { names in
+            let members = names.map { byName[$0]! }
+            return members[0].indices.map { c in members.map { $0[c] }.reduce(0, +) / Double(members.count) }
+        }
+        let threshold = Self.percentile(groupScores.flatMap { $0 }, percentile)
         self.threshold = threshold
+        var widths = groupScores.map { scores in
+            let floor = max(1, Int((minRatio * Double(scores.count) - 1e-9).rounded(.up)))
+            return min(scores.count, max(floor, scores.filter { $0 >= threshold }.count))
+        }
+        let adjusted = adjust(Array(widths.prefix(tied.count)))
+        for (i, w) in adjusted.enumerated() {
+            guard w >= widths[i] && w <= groupScores[i].count else { throw PruningError("adjusted width \(w) of \(groups[i]) out of range") }
+            widths[i] = w
+        }
+        var keptOf: [String: [Int]] = [:]
+        for (g, scores) in groupScores.enumerated() {
+            let order = scores.indices.sorted { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
+            for name in groups[g] { keptOf[name] = Array(order.prefix(widths[g])).sorted() }
+        }
         layers = scores.map { layer in
-            let n = layer.scores.count
-            let floor = max(1, Int((minRatio * Double(n) - 1e-9).rounded(.up)))
-            let order = layer.scores.indices.sorted { layer.scores[$0] > layer.scores[$1] || (layer.scores[$0] == layer.scores[$1] && $0 < $1) }
-            let above = order.filter { layer.scores[$0] >= threshold }.count
-            let keep = min(n, max(floor, above))
-            return Layer(name: layer.layer, channelsBefore: n, channelsAfter: keep, kept: Array(order.prefix(keep)).sorted())
+            let kept = keptOf[layer.layer]!
+            return Layer(name: layer.layer, channelsBefore: layer.scores.count, channelsAfter: kept.count, kept: kept)
         }
     }
 
@@ -56,14 +89,46 @@ public struct ChannelPlan: Codable, Equatable, Sendable {
     }
 }
 
+/// What a ResNet proxy does with the channels that identity shortcuts tie across a stage.
+public enum TiedChannels: String, Codable, CaseIterable, Sendable {
+    /// Every block keeps its output width; only each block's inner convolution narrows.
+    case keep
+    /// Each stage's tied channels are scored and pruned together, as one layer: the stage gets
+    /// narrower too (with option A shortcuts, no narrower than the stage before it).
+    case prune
+}
+
 /// Structured pruning at initialisation: scores, plan, and the narrower model's spec.
 public enum Pruning {
     /// Names of the convolutions a plan may narrow, in forward order (see `ChannelPlan`).
-    public static func prunableConvolutions(of model: Model, family: ModelSpec.Family) -> [String] {
-        switch family {
-        case .cnn, .vgg: return Synflow.convolutions(of: model).map(\.name)
-        case .resnet: return model.blocks.compactMap { ($0 as? BasicBlock)?.conv1.name }
+    public static func prunableConvolutions(of model: Model, family: ModelSpec.Family, tied: TiedChannels = .keep) -> [String] {
+        switch (family, tied) {
+        case (.cnn, _), (.vgg, _), (.resnet, .prune): return Synflow.convolutions(of: model).map(\.name)
+        case (.resnet, .keep): return model.blocks.compactMap { ($0 as? BasicBlock)?.conv1.name }
         }
+    }
+
+    /// A ResNet's groups of tied convolutions, stage by stage: those whose outputs the identity
+    /// shortcuts add together (the stem with stage 1's blocks; a projection with its stage's).
+    static func tiedGroups(of model: Model) -> [[String]] {
+        var groups: [Int: [String]] = [:]
+        for conv in Synflow.convolutions(of: model) {
+            if conv.name == "conv1" { groups[1, default: []].append(conv.name); continue }   // the stem
+            let parts = conv.name.split(separator: ".")
+            guard parts.count >= 3, parts[0].hasPrefix("layer"), let stage = Int(parts[0].dropFirst(5)),
+                  parts[2] == "conv2" || parts[2] == "downsample" else { continue }
+            groups[stage, default: []].append(conv.name)
+        }
+        return groups.keys.sorted().map { groups[$0]! }
+    }
+
+    /// Option A pads each stage's channels evenly into the next: the widths must not fall and
+    /// must differ by even numbers. Raises them until they do: each to an even number (the full
+    /// widths are even, so none passes its full width), then to the width of the stage before.
+    static func optionAWidths(_ widths: [Int]) -> [Int] {
+        var w = widths.map { $0 + $0 % 2 }
+        for s in w.indices.dropFirst() { w[s] = max(w[s], w[s - 1]) }
+        return w
     }
 
     /// The spec of the proxy: the same family and depth with the plan's widths. The proxy is
@@ -83,7 +148,14 @@ public enum Pruning {
                 return Array(rest.prefix(group.count))
             }
         case .resnet:
-            pruned.resnet!.blockWidths = widths
+            let width = Dictionary(plan.layers.map { ($0.name, $0.channelsAfter) }, uniquingKeysWith: { a, _ in a })
+            pruned.resnet!.blockWidths = plan.layers.filter { $0.name.hasSuffix(".conv1") }.map(\.channelsAfter)
+            // Tied widths pruned: each stage's is its first tied convolution's.
+            if let stem = width["conv1"] {
+                let firsts = ["layer2.0.conv2", "layer3.0.conv2"].compactMap { width[$0] }
+                guard firsts.count == 2 else { throw PruningError("plan prunes the stem but not every stage") }
+                pruned.resnet!.stageWidths = [stem] + firsts
+            }
         }
         _ = try Model(spec: pruned)   // the pruned spec must build
         return pruned
@@ -91,11 +163,17 @@ public enum Pruning {
 
     /// Scores a scratch copy of `spec`'s model (initialised from `seed`), plans, and reports.
     public static func prune(_ spec: ModelSpec, seed: UInt64, percentile: Double, minRatio: Double,
-                             backend: Backend) throws -> PruneReport {
+                             tied: TiedChannels = .keep, backend: Backend) throws -> PruneReport {
         let scratch = try Model(spec: spec)
-        let prunable = Set(prunableConvolutions(of: scratch, family: spec.family))
+        let prunable = Set(prunableConvolutions(of: scratch, family: spec.family, tied: tied))
         let scores = try Synflow.channelScores(of: scratch, seed: seed, backend: backend).filter { prunable.contains($0.layer) }
-        let plan = try ChannelPlan(scores: scores, percentile: percentile, minRatio: minRatio)
+        let plan: ChannelPlan
+        if spec.family == .resnet && tied == .prune, let o = spec.resnet {
+            plan = try ChannelPlan(scores: scores, tied: tiedGroups(of: scratch), percentile: percentile, minRatio: minRatio,
+                                   adjust: { o.shortcut == .a ? optionAWidths($0) : $0 })
+        } else {
+            plan = try ChannelPlan(scores: scores, percentile: percentile, minRatio: minRatio)
+        }
         let pruned = try prunedSpec(spec, plan: plan)
         let before = try Model(spec: spec), after = try Model(spec: pruned)
         return PruneReport(plan: plan, spec: pruned, paramsBefore: before.parameterCount, paramsAfter: after.parameterCount,
