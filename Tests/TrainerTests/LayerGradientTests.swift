@@ -161,6 +161,15 @@ final class LayerGradientTests: XCTestCase {
                        batch: 2, steps: [1e-2, 1e-3, 1e-4], tolerance: (3e-3, 2e-2))
     }
 
+    /// A `--tied prune` proxy's stage transitions: option A with a stride but no new channels
+    /// (offset 0), and with an odd width padded by one channel on each side.
+    func testBasicBlockOptionAPrunedStageWidths() throws {
+        try checkLayer(BasicBlock(name: "b", inPlanes: 3, planes: 3, midPlanes: 2, stride: 2, shortcut: .a), input: [3, 6, 6],
+                       batch: 2, steps: [1e-2, 1e-3, 1e-4], tolerance: (3e-3, 2e-2))
+        try checkLayer(BasicBlock(name: "b", inPlanes: 3, planes: 5, stride: 2, shortcut: .a), input: [3, 5, 5],
+                       batch: 2, steps: [1e-2, 1e-3, 1e-4], tolerance: (3e-3, 2e-2))
+    }
+
     /// A frozen block passes gradients through (BN as a fixed affine map) and writes no weight gradient.
     func testFrozenBasicBlockPassesInputGradient() throws {
         let block = BasicBlock(name: "b", inPlanes: 2, planes: 4, stride: 2, shortcut: .b)

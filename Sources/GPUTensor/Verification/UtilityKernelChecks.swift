@@ -445,7 +445,8 @@ enum UtilityChecks {
     static func shortcut(_ b: Backend) throws -> [CheckResult] {
         var out: [CheckResult] = []
         for (k, (xShape, cout, stride, offset)) in [([2, 3, 7, 7], 8, 2, 2), ([1, 4, 6, 6], 4, 1, 0), ([1, 4, 6, 6], 8, 1, 3),
-                                                    ([3, 2, 5, 4], 5, 2, 1), ([2, 16, 8, 8], 32, 2, 8)].enumerated() {
+                                                    ([3, 2, 5, 4], 5, 2, 1), ([2, 16, 8, 8], 32, 2, 8),
+                                                    ([2, 3, 6, 6], 3, 2, 0)].enumerated() {   // a pruned stage: stride, no new channels
             let yShape = [xShape[0], cout, (xShape[2] + stride - 1) / stride, (xShape[3] + stride - 1) / stride]
             let name = "\(F.shapeName(xShape)) -> \(F.shapeName(yShape)) stride \(stride) offset \(offset)"
             let x = checkInput(xShape.reduce(1, *), seed: 1600 + UInt64(k))
