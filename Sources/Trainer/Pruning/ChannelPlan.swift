@@ -6,7 +6,7 @@ import GPUTensor
 /// are removed, but every layer keeps at least ceil(`minRatio` x its channels) (its best-scoring
 /// ones) and at least one. Prunable: every convolution of the cnn and VGG families; in ResNets the
 /// inner convolution (`conv1`) of each basic block, and, with `TiedChannels.prune`, the channels
-/// each stage's identity shortcuts tie together (the stem or first block's input, every block's
+/// each stage's identity shortcuts tie together (the stem's in stage 1, every block's
 /// `conv2`, an option B projection): such a group is pruned as one layer, a channel's score the
 /// mean of its scores in the group's convolutions (Synflow gives every layer about the same total
 /// score, so the mean keeps a tied channel on the scale of an untied layer's).
