@@ -70,10 +70,10 @@ print(f"\ntwo full searches (all {len(pairs)} pairs of seeds): |difference| mean
       f"full winners' spread (s.d. over seeds) {statistics.stdev(fm):.2f} pts")
 for n, row in table.items():
     if n == "full": continue
-    d = [abs(row[s][0] - full[s][0]) for s in a.seeds if row[s] and full[s]]
-    print(f"{n} against the full search of its seed: |difference| mean {statistics.mean(d):.2f}, median {statistics.median(d):.2f}, "
-          f"within 0.5 in {sum(x <= 0.5 for x in d)} of {len(d)}")
     d = [row[s][0] - full[s][0] for s in a.seeds if row[s] and full[s]]
+    ad = [abs(x) for x in d]
+    print(f"{n} against the full search of its seed: |difference| mean {statistics.mean(ad):.2f}, median {statistics.median(ad):.2f}, "
+          f"within 0.5 in {sum(x <= 0.5 for x in ad)} of {len(ad)}")
     if len(d) > 2:
         m, se = statistics.mean(d), statistics.stdev(d) / len(d) ** 0.5
         lo, hi = m - t95(len(d) - 1) * se, m + t95(len(d) - 1) * se
