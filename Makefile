@@ -33,6 +33,7 @@ test: deps
 	$(SWIFT) test $(BUILD_FLAGS) --skip-build
 	$(BIN) selftest --device cpu
 	scripts/bad-input-cases.sh $(BIN)
+	scripts/quickstart-check.py $(BIN)   # the README's quickstart, in tiny form
 
 selftest: build
 	$(BIN) selftest --device cpu

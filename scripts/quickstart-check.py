@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Runs the README's quickstart in tiny form, so that it cannot rot (run by `make test`).
+
+    scripts/quickstart-check.py [BIN] [README]     BIN: .build/release/strata
+
+Every command of the `## Quickstart` section's ```sh blocks runs, in order, in a scratch folder
+(with the repository's examples/ beside it), except `make ...` and `alias ...` lines: `strata` is
+BIN, and the budgets shrink (--epochs 1, --train-limit 600, --trials 2, --final-epochs 1,
+--max-epochs 2). Each must exit 0 (141 is accepted where a pipe's reader stopped early). A ```text
+block after a ```sh block is the expected output of that block's last command: each of its lines
+must match a line of the command's output, with every number, hexadecimal trial id and run of
+spaces taken as a wildcard of its kind. So a renamed flag, a changed message or a command that
+now fails breaks `make test` until the README says what the program does.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build/release/strata"))
+README = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, "README.md")
+
+TINY = [
+    (r"--train-limit \d+", "--train-limit 600"),
+    (r"--epochs \d+", "--epochs 1"),
+    (r"--max-epochs \d+", "--max-epochs 2"),
+    (r"--final-epochs \d+", "--final-epochs 1"),
+    (r"--trials \d+", "--trials 2"),
+]
+
+
+def quickstart_blocks(text):
+    """[(kind, lines)] of the fenced blocks between '## Quickstart' and the next '## '."""
+    start = text.find("\n## Quickstart")
+    if start < 0:
+        sys.exit("quickstart-check: README has no '## Quickstart' section")
+    end = text.find("\n## ", start + 1)
+    section = text[start:end if end > 0 else len(text)].split("\n")
+    blocks, kind, lines = [], None, []
+    for line in section:
+        if kind is None and line.startswith("```"):
+            kind, lines = line[3:].strip(), []
+        elif kind is not None and line.startswith("```"):
+            blocks.append((kind, lines))
+            kind = None
+        elif kind is not None:
+            lines.append(line)
+    return blocks
+
+
+def command_lines(lines):
+    """Joins continued lines and drops comments, `make` and `alias` lines."""
+    out, pending = [], ""
+    for line in lines:
+        line = pending + line
+        if line.endswith("\\"):
+            pending = line[:-1] + " "
+            continue
+        pending = ""
+        line = re.sub(r"\s+#.*$", "", line).strip()
+        if not line or line.startswith("#") or line.startswith("make ") or line.startswith("alias "):
+            continue
+        out.append(line)
+    return out
+
+
+def pattern(expected):
+    """A regex for one expected line: numbers, trial ids and spaces as wildcards."""
+    parts = re.split(r"(\b[0-9a-f]{16}\b|\d+(?:\.\d+)?|\s+)", expected.strip())
+    regex = ""
+    for i, p in enumerate(parts):
+        if i % 2 == 0:
+            regex += re.escape(p)
+        elif re.fullmatch(r"[0-9a-f]{16}", p) and not p.isdigit():
+            regex += r"[0-9a-f]{16}"
+        elif p.isspace():
+            regex += r"\s+"
+        else:
+            regex += r"[0-9]+(?:\.[0-9]+)?"
+    return re.compile(regex)
+
+
+def main():
+    if not os.access(BIN, os.X_OK):
+        sys.exit(f"quickstart-check: {BIN} is not an executable strata binary (build it first)")
+    blocks = quickstart_blocks(open(README).read())
+    work = tempfile.mkdtemp(prefix="strata-quickstart-")
+    os.symlink(os.path.join(ROOT, "examples"), os.path.join(work, "examples"))
+    os.symlink(os.path.join(ROOT, "scripts"), os.path.join(work, "scripts"))
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(BIN) + os.pathsep + env.get("PATH", "")
+    failures, ran, checked = 0, 0, 0
+    last_output, last_command = None, None
+    try:
+        for kind, lines in blocks:
+            if kind == "sh":
+                for command in command_lines(lines):
+                    tiny = command
+                    for find, replace in TINY:
+                        tiny = re.sub(find, replace, tiny)
+                    tiny = re.sub(r"^strata\b", BIN, tiny)
+                    tiny = re.sub(r"\|\s*strata\b", "| " + BIN, tiny)
+                    result = subprocess.run(["bash", "-o", "pipefail", "-c", tiny], cwd=work, env=env,
+                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                            timeout=600)
+                    ran += 1
+                    piped = "|" in tiny
+                    if result.returncode != 0 and not (piped and result.returncode == 141):
+                        failures += 1
+                        print(f"FAIL (exit {result.returncode}): {command}\n  ran: {tiny}\n  "
+                              + "\n  ".join(result.stdout.strip().split("\n")[-8:]))
+                    else:
+                        print(f"ok: {command}")
+                    last_output, last_command = result.stdout, command
+            elif kind == "text" and last_output is not None:
+                out_lines = [l.strip() for l in last_output.split("\n")]
+                for expected in lines:
+                    if not expected.strip():
+                        continue
+                    checked += 1
+                    if not any(pattern(expected).fullmatch(l) for l in out_lines):
+                        failures += 1
+                        print(f"FAIL: the output of `{last_command}` has no line like\n  {expected.strip()}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"quickstart: {ran} commands, {checked} expected lines: "
+          + ("all as the README says" if failures == 0 else f"{failures} problems"))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
