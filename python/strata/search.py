@@ -23,6 +23,29 @@ def _params_columns(params):
     return {f"params_{k}": v for k, v in sorted((params or {}).items())}
 
 
+def hpo_value(value):
+    """An hpo parameter value from its journal form: {"float": x} and {"int": n} as numbers,
+    {"choice": text} as the number the text reads as (strata keeps choices as text, so the
+    space's batch size 64 is "64"), else the text. Anything else is returned as it is."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return value
+    (kind, x), = value.items()
+    if kind in ("float", "int"):
+        return x
+    if kind == "choice" and isinstance(x, str):
+        for number in (int, float):
+            try:
+                return number(x)
+            except ValueError:
+                pass
+    return x
+
+
+def hpo_params(params):
+    """{name: value} of an hpo journal's or summary's `params`, values decoded by `hpo_value`."""
+    return {k: hpo_value(v) for k, v in (params or {}).items()}
+
+
 def _frame(rows, first):
     """A DataFrame of `rows` whose columns start with `first` (those present), then params_*,
     then the rest in first-seen order."""
@@ -108,8 +131,8 @@ def load_search(path):
             continue
         job = read_json(job_path)
         row = {"id": name, "status": "running"}
-        if isinstance(job.get("config"), dict):
-            row.update(_params_columns(job["config"]))
+        if isinstance(job.get("trial"), dict):
+            row.update(_params_columns(job["trial"]))
         rows.append(row)
     trials = _frame(rows, SEARCH_COLUMNS)
     return Search(path, settings, journal, trials, _optional_json(os.path.join(path, "summary.json")))
@@ -133,16 +156,21 @@ class HPO:
     """What `load_hpo` read: `settings` (hpo.json), `journal` (every trial line, a DataFrame: a
     trial appears when proposed, at each promotion and when it ends), `trials` (one row per
     trial, its last line), `final` (the final training's events, a list of dicts, the last one
-    its state), `summary` (summary.json), `comparison` (comparison.json of `--compare-full`)."""
+    its state), `summary` (summary.json, None until the search ends)."""
 
-    def __init__(self, path, settings, journal, trials, final, summary, comparison):
+    def __init__(self, path, settings, journal, trials, final, summary):
         self.path = path
         self.settings = settings
         self.journal = journal
         self.trials = trials
         self.final = final
         self.summary = summary
-        self.comparison = comparison
+
+    @property
+    def best_params(self):
+        """summary.json's `bestParams`, values decoded as in `trials` (None before the end)."""
+        best = (self.summary or {}).get("bestParams")
+        return hpo_params(best) if best is not None else None
 
     @property
     def final_state(self):
@@ -163,7 +191,7 @@ class HPO:
         return f"HPO({self.path!r}, {len(self.trials)} trials, final {state})"
 
 
-HPO_COLUMNS = ("number", "status", "value", "validation_accuracy", "validation_loss", "epochs",
+HPO_COLUMNS = ("number", "status", "value", "score", "validation_accuracy", "validation_loss", "epochs",
                "seconds", "wall_seconds", "cpu_seconds", "rungs", "values", "error")
 
 
@@ -171,14 +199,19 @@ def load_hpo(path):
     """Reads a `strata hpo` output directory into an `HPO`.
 
     `trials` has one row per trial: `number` (as in the journal and `summary.json`'s
-    `bestTrial`), `status` (running, complete, pruned, failed), `value` (the objective after its
-    last epoch, minimised: minus the validation accuracy, or the loss), `params_<name>`,
+    `bestTrial`; the log's "trial 3/4" is number 2), `status` (running, complete, pruned,
+    failed), `value` (the objective after its last epoch, minimised as strata minimises it:
+    minus the validation accuracy, or the loss), `score` (the same in the objective's own
+    sense: the accuracy, or the loss), `params_<name>`,
     validation accuracy and loss, `epochs` trained, seconds (training, wall, CPU), `rungs`
     and `values` (the objective after each epoch). `hpo.learning_curves()` gives the values
     in long form."""
     path = os.fspath(path)
     settings_path = os.path.join(path, "hpo.json")
     if not os.path.exists(settings_path):
+        if all(os.path.exists(os.path.join(path, p, "hpo.json")) for p in ("proxy", "full")):
+            raise StrataFileError(f"{path}: a --compare-full directory: load_hpo its proxy/ and full/ "
+                                  "(comparison.json holds the side-by-side figures)")
         raise StrataFileError(f"{path}: not an hpo directory (no hpo.json)")
     settings = read_json(settings_path)
     trial_lines, final = [], []
@@ -198,17 +231,18 @@ def load_hpo(path):
     for number in sorted(latest):
         line = latest[number]
         values = line.get("values") or []
-        row = {"number": number, "status": line.get("status"),
-               "value": values[-1] if values else math.nan, "epochs": len(values)}
-        row.update(_params_columns(line.get("params")))
+        value = values[-1] if values else math.nan
+        row = {"number": number, "status": line.get("status"), "value": value,
+               "score": -value if settings.get("objective", "accuracy") == "accuracy" else value,
+               "epochs": len(values)}
+        row.update(_params_columns(hpo_params(line.get("params"))))
         for key, value in line.items():
             if key not in ("trial", "params", "status"):
                 row[_snake(key)] = value
         rows.append(row)
     journal = pd.json_normalize(trial_lines, sep=".") if trial_lines else pd.DataFrame()
     trials = _frame(rows, HPO_COLUMNS)
-    return HPO(path, settings, journal, trials, final, _optional_json(os.path.join(path, "summary.json")),
-               _optional_json(os.path.join(path, "comparison.json")))
+    return HPO(path, settings, journal, trials, final, _optional_json(os.path.join(path, "summary.json")))
 
 
 def learning_curves(hpo):
