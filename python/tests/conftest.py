@@ -30,7 +30,7 @@ def strata_binary():
 
 
 @pytest.fixture(scope="session")
-def strata():
+def strata_bin():
     binary = strata_binary()
     if binary is None:
         pytest.skip("no strata binary (build it with `swift build -c release` or set STRATA_BIN)")
