@@ -213,3 +213,19 @@ def test_search_and_hpo_made_by_the_binary(made):
     final = hpo.final_run()
     assert final.summary["testAccuracy"] == hpo.summary["finalTestAccuracy"]
     assert final.checkpoint("last").model["family"] == "cnn"
+
+
+def test_grow_run(strata_bin, made, tmp_path):
+    out = str(tmp_path / "grow")
+    run_strata(strata_bin, "grow", "--model", "cnn", "--filters", "4,4,4", "--hidden", "8", "--data", made["data"],
+               "--max-epochs", "4", "--window", "2", "--output", out)
+    run = strata.load_run(out)
+    assert run.kind == "grow" and run.status == "complete"
+    assert list(run.metrics["epoch"]) == [1, 2, 3, 4]
+    assert "metrics.validationAccuracy" in run.metrics.columns  # grow nests each epoch's training metrics
+    ckpt = run.checkpoint("last")
+    assert isinstance(ckpt.info["grow"], dict) and ckpt.epoch == 4
+    active = ckpt.model.get("activeStages")
+    if active is not None and active < 3:
+        with pytest.raises(ValueError, match="partly grown"):
+            twin.build(ckpt.model)

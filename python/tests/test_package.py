@@ -38,3 +38,17 @@ def test_installed_copy_is_tested():
     from importlib.metadata import distribution
     files = {str(f) for f in distribution("strata-results").files}
     assert "strata/twin.py" in files and "strata_ray/driver.py" in files
+
+
+def test_twin_builds_from_specs_and_refuses_partial_models():
+    from strata import twin
+    shapes = twin.state_dict_shapes(twin.build({"family": "cnn", "cnn": {"filters": [4, 6], "hidden": [8]}}))
+    assert shapes["features.3.weight"] == (6, 4, 3, 3) and shapes["classifier.0.weight"] == (8, 6 * 8 * 8)
+    shapes = twin.state_dict_shapes(twin.build_named("resnet20"))
+    assert shapes["layer3.2.bn2.num_batches_tracked"] == () and shapes["fc.weight"] == (10, 64)
+    assert not any("downsample" in k for k in shapes)  # option A: no projection
+    with pytest.raises(ValueError, match="partly grown"):
+        twin.build({"family": "cnn", "cnn": {"filters": [4, 4]}, "activeStages": 1})
+    with pytest.raises(ValueError, match="unknown family"):
+        twin.build({"family": "mlp"})
+    assert twin.shape_mismatches({"a": (1,), "b": (2,)}, {"b": (3,), "c": (1,), "optimizer.b.m": (2,)}) == (["a"], ["c"], ["b"])
