@@ -186,6 +186,19 @@ class HPO:
         run = os.path.join(self.path, "final", "run")
         return load_run(run if os.path.isdir(run) else os.path.join(self.path, "final"))
 
+    def learning_curves(self):
+        """The objective after each epoch of each trial, long form: number, epoch (from 1),
+        value (minimised, as in `trials`), score, status, and whether the trial's job ended at
+        that epoch (`rung`: where the pruner decided, or the budget)."""
+        sign = -1 if (self.settings or {}).get("objective", "accuracy") == "accuracy" else 1
+        rows = []
+        for _, t in self.trials.iterrows():
+            rungs = set(t["rungs"]) if isinstance(t.get("rungs"), list) else set()
+            for epoch, value in enumerate(t["values"] if isinstance(t.get("values"), list) else [], 1):
+                rows.append({"number": t["number"], "epoch": epoch, "value": value, "score": sign * value,
+                             "status": t["status"], "rung": epoch in rungs})
+        return pd.DataFrame(rows, columns=["number", "epoch", "value", "score", "status", "rung"])
+
     def __repr__(self):
         state = (self.final_state or {}).get("status", "none")
         return f"HPO({self.path!r}, {len(self.trials)} trials, final {state})"
@@ -245,19 +258,6 @@ def load_hpo(path):
     return HPO(path, settings, journal, trials, final, _optional_json(os.path.join(path, "summary.json")))
 
 
-def learning_curves(hpo):
-    """The objective after each epoch of each trial, long form: number, epoch (from 1), value,
-    status, and whether the trial's job ended at that epoch (`rung`)."""
-    rows = []
-    for _, t in hpo.trials.iterrows():
-        rungs = set(t["rungs"]) if isinstance(t.get("rungs"), list) else set()
-        for epoch, value in enumerate(t["values"] if isinstance(t.get("values"), list) else [], 1):
-            rows.append({"number": t["number"], "epoch": epoch, "value": value,
-                         "status": t["status"], "rung": epoch in rungs})
-    return pd.DataFrame(rows, columns=["number", "epoch", "value", "status", "rung"])
-
-
-HPO.learning_curves = learning_curves
 
 
 def _snake(name):

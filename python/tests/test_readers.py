@@ -180,6 +180,7 @@ def test_hpo_learning_curves():
     zero = curves[curves["number"] == 0]
     assert zero["epoch"].tolist() == [1, 2, 3] and zero["rung"].tolist() == [True, False, True]
     assert zero["value"].tolist() == hpo.trials.loc[0, "values"]
+    assert (curves["score"] == -curves["value"]).all()  # the objective is accuracy
 
 
 def test_hpo_running_and_bad_journal(tmp_path):
