@@ -18,8 +18,8 @@ __version__ = "0.1.0"
 # name -> submodule that defines it
 _EXPORTS = {
     "load_run": "run", "Run": "run",
-    "load_search": "search", "load_searches": "search", "load_hpo": "search",
-    "Search": "search", "HPO": "search",
+    "load_search": "search", "load_searches": "search", "load_hpo": "hpo",
+    "Search": "search", "HPO": "hpo",
     "read_checkpoint": "checkpoint", "read_raw": "checkpoint", "Checkpoint": "checkpoint",
     "CheckpointError": "checkpoint",
     "load_twin": "twin",

@@ -146,7 +146,7 @@ def test_twin_loads_strictly_and_agrees_with_strata_eval(strata_bin, made, name)
 
 
 def test_twin_refuses_a_checkpoint_that_does_not_match(made, tmp_path):
-    torch = pytest.importorskip("torch")  # noqa: F841
+    pytest.importorskip("torch")
     ckpt = strata.load_run(made["resnet8-B"]).checkpoint("best")
     tensors = dict(ckpt.tensors)
     del tensors["layer2.0.downsample.1.running_var"]
