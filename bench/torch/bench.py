@@ -18,7 +18,9 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The twins live in the repository's Python package (python/strata/twin.py); this tree's copy
+# goes first, so the script matches the strata built from the same tree.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
 
 
 def skip(reason, path):
@@ -47,7 +49,7 @@ def main():
         return skip(f"torch is not installed for {sys.executable} ({e})", args.json)
     if not torch.cuda.is_available():
         return skip(f"torch {torch.__version__} sees no CUDA GPU", args.json)
-    import models
+    from strata import twin as models
 
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Loads a Strata checkpoint into its PyTorch twin (models.py) with strict=True.
+"""Loads a Strata checkpoint into its PyTorch twin (python/strata/twin.py) with strict=True.
 
     python3 bench/torch/check_load.py runs/x/last.safetensors [--data DIR] [--json OUT.json]
 
@@ -13,25 +13,19 @@ Exit status 0 when everything that could be checked matched, 1 otherwise.
 import argparse
 import json
 import os
-import struct
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import models  # noqa: E402
-
-DTYPES = {"F32": ("f", 4), "I64": ("q", 8), "F64": ("d", 8), "I32": ("i", 4)}
+# The checkpoint reader and the twins are the repository's Python package (python/strata); this
+# tree's copy goes first, so the script matches the strata built from the same tree. Neither
+# needs numpy or pandas.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+from strata import twin as models  # noqa: E402
+from strata.checkpoint import read_raw  # noqa: E402
 
 
 def read_safetensors(path):
     """(metadata, {name: (dtype, shape, bytes)}) without the safetensors package."""
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    meta = header.pop("__metadata__", {})
-    tensors = {k: (v["dtype"], tuple(v["shape"]), data[v["data_offsets"][0]:v["data_offsets"][1]])
-               for k, v in header.items()}
-    return meta, tensors
+    return read_raw(path)
 
 
 def read_cifar_test(directory, limit=None):
@@ -76,10 +70,8 @@ def main():
     result = {"checkpoint": args.checkpoint, "model": spec, "torch": models.HAVE_TORCH}
     twin = models.build(spec)
     expected = models.state_dict_shapes(twin)
-    saved = {k: v[1] for k, v in tensors.items() if not k.startswith("optimizer.")}
-    missing = sorted(set(expected) - set(saved))
-    unexpected = sorted(set(saved) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(saved) if tuple(expected[k]) != tuple(saved[k]))
+    saved = {k: v[1] for k, v in tensors.items()}
+    missing, unexpected, wrong = models.shape_mismatches(expected, saved)
     result.update(names=len(expected), missing=missing, unexpected=unexpected,
                   wrong_shape={k: [list(expected[k]), list(saved[k])] for k in wrong})
     ok = not (missing or unexpected or wrong)
@@ -92,14 +84,7 @@ def main():
         print("SKIP load_state_dict(strict=True): torch is not installed for " + sys.executable)
     elif ok:
         import torch
-        state = {}
-        for k, (dtype, shape, raw) in tensors.items():
-            if k.startswith("optimizer."):
-                continue
-            code, _ = DTYPES[dtype]
-            t = torch.frombuffer(bytearray(raw), dtype={"f": torch.float32, "q": torch.int64,
-                                                       "d": torch.float64, "i": torch.int32}[code])
-            state[k] = t.reshape(shape) if shape else t.reshape(())
+        state = models.torch_state_dict(tensors)
         twin.load_state_dict(state, strict=True)
         print("ok   load_state_dict(strict=True)")
         result["strict_load"] = True

@@ -16,7 +16,9 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The twins live in the repository's Python package (python/strata/twin.py); this tree's copy
+# goes first, so the script matches the strata built from the same tree.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
 
 
 def main():
@@ -39,7 +41,7 @@ def main():
     except ImportError as e:
         print(f"SKIP torch is not installed for {sys.executable} ({e})")
         return 3
-    import models
+    from strata import twin as models
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print(f"SKIP torch {torch.__version__} sees no CUDA GPU")

@@ -27,8 +27,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import check_load  # noqa: E402  (the safetensors and CIFAR readers)
-import models  # noqa: E402
+import check_load  # noqa: E402  (the CIFAR reader; puts the repository's python/ on sys.path)
+from strata import twin as models  # noqa: E402
 
 EVAL_LINE = re.compile(r"test accuracy ([0-9.]+)%, loss (\S+) on (\d+) images")
 
@@ -68,10 +68,7 @@ def check(path, args):
         say(False, f"{path}: no twin: {e}")
         return False, result
     expected = models.state_dict_shapes(twin)
-    saved = {k: v[1] for k, v in tensors.items() if not k.startswith("optimizer.")}
-    missing = sorted(set(expected) - set(saved))
-    unexpected = sorted(set(saved) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(saved) if tuple(expected[k]) != tuple(saved[k]))
+    missing, unexpected, wrong = models.shape_mismatches(expected, {k: v[1] for k, v in tensors.items()})
     ok = not (missing or unexpected or wrong)
     result.update(missing=missing, unexpected=unexpected, wrong_shape=wrong)
     say(ok, f"{path}: names and shapes, {len(expected)} twin tensors, {len(missing)} missing, "
@@ -82,9 +79,7 @@ def check(path, args):
         say(None, f"{path}: load_state_dict(strict=True) and the test-set comparison: torch is not installed for {sys.executable}")
         return True, result
     import torch
-    codes = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "I32": torch.int32}
-    state = {k: torch.frombuffer(bytearray(raw), dtype=codes[dtype]).reshape(shape)
-             for k, (dtype, shape, raw) in tensors.items() if not k.startswith("optimizer.")}
+    state = models.torch_state_dict(tensors)
     try:
         twin.load_state_dict(state, strict=True)
     except RuntimeError as e:

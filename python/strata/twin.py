@@ -1,15 +1,18 @@
 """PyTorch twins of Strata's model zoo (Sources/Trainer/Models/ModelZoo.swift).
 
 Same architectures and the same state-dict names as Strata's checkpoints, so a Strata
-checkpoint loads with `load_state_dict(..., strict=True)` (check_load.py) and PyTorch can be
-timed on the same models (bench.py).
+checkpoint loads with `load_state_dict(..., strict=True)` (`load_twin`, bench/torch/check_load.py)
+and PyTorch can be timed on the same models (bench/torch/bench.py).
 
+    model = load_twin("runs/x/best.safetensors")                  # built from its metadata, loaded strictly
     model = build({"family": "resnet", "resnet": {"depth": 20}})   # or build_named("resnet20")
 
 Without torch the same classes are built against `ShimNN`, a stand-in for torch.nn that only
 records parameter and buffer shapes: `state_dict_shapes(model)` then lists the names and shapes
 a checkpoint must have, which is how the twins are checked on a machine without PyTorch.
 """
+
+import json
 
 try:
     import torch
@@ -269,3 +272,63 @@ def build_named(name, head="paper", classes=10):
     if name == "cnn":
         return build({"family": "cnn", "cnn": {}, "classes": classes})
     raise ValueError(f"unknown model {name!r}")
+
+
+# MARK: Checkpoints into twins
+
+def shape_mismatches(expected, shapes):
+    """(missing, unexpected, wrong shape) names between a twin's {name: shape}
+    (`state_dict_shapes`) and a checkpoint's (optimizer state left out); all empty when the
+    checkpoint would load strictly."""
+    saved = {k: tuple(s) for k, s in shapes.items() if not k.startswith("optimizer.")}
+    missing = sorted(set(expected) - set(saved))
+    unexpected = sorted(set(saved) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(saved) if tuple(expected[k]) != saved[k])
+    return missing, unexpected, wrong
+
+
+def torch_state_dict(tensors):
+    """{name: torch tensor} from `read_raw`'s (dtype, shape, bytes) or `Checkpoint.tensors`'
+    numpy arrays, optimizer state left out (needs torch, not numpy for the former)."""
+    if not HAVE_TORCH:
+        raise ImportError("torch is not installed (pip install torch)")
+    codes = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+             "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+             "U8": torch.uint8, "BOOL": torch.bool}
+    state = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            continue
+        if isinstance(value, tuple):
+            dtype, shape, raw = value
+            if dtype not in codes:
+                raise ValueError(f"tensor {name!r}: dtype {dtype} has no torch equivalent here")
+            t = torch.frombuffer(bytearray(raw), dtype=codes[dtype]) if len(raw) else torch.empty(0, dtype=codes[dtype])
+            state[name] = t.reshape(shape)
+        else:  # a numpy array
+            state[name] = torch.from_numpy(value.copy())
+    return state
+
+
+def load_twin(checkpoint, device="cpu", eval_mode=True):
+    """The PyTorch twin of a Strata checkpoint (a path, or a `Checkpoint`), built from the model
+    spec in its metadata, its weights and BatchNorm statistics loaded with strict=True: a name
+    or shape that differs raises. In eval mode unless `eval_mode=False`. Needs torch only (no
+    numpy) when given a path."""
+    if not HAVE_TORCH:
+        raise ImportError("strata.twin.load_twin needs torch (pip install torch)")
+    from .checkpoint import Checkpoint, CheckpointError, read_raw
+    if isinstance(checkpoint, Checkpoint):
+        path, spec, tensors = checkpoint.path, checkpoint.model, checkpoint.tensors
+    else:
+        path = str(checkpoint)
+        metadata, tensors = read_raw(path)
+        if "model" not in metadata:
+            raise CheckpointError(f"{path}: no `model` metadata: not a Strata model checkpoint")
+        spec = json.loads(metadata["model"])
+    if not isinstance(spec, dict):
+        raise CheckpointError(f"{path}: no `model` metadata: not a Strata model checkpoint")
+    twin = build(spec)
+    twin.load_state_dict(torch_state_dict(tensors), strict=True)
+    twin = twin.to(device)
+    return twin.eval() if eval_mode else twin
