@@ -272,7 +272,7 @@ public final class RunRecorder {
                 if rmdir(p) == 0 { removed.append("baseline/") }
             } else if isRunFile(name) {
                 guard unlink(p) == 0 else {
-                    throw RunDirectoryError(path: p, reason: "cannot be removed: \(SystemCallError(call: "unlink", errno: errno).message)")
+                    throw RunDirectoryError(path: p, reason: "cannot be removed: \(SystemCallError(call: "unlink", path: p, errno: errno).message)")
                 }
                 removed.append(name)
             }
