@@ -72,7 +72,8 @@ struct BenchTrain: ParsableCommand {
         // A loss that still diverges (a large --lr) is said as such: the figure would time NaN arithmetic.
         func epoch() throws -> EpochMetrics {
             do { return try run.trainEpoch() } catch let e as DivergenceError {
-                throw ValidationError("--lr \(learningRate): \(e) on the synthetic data; a speed figure needs finite values, give a smaller --lr")
+                throw ValidationError("--lr \(learningRate): \(e.what) on the synthetic data (pass \(e.epoch), step \(e.batch ?? 0)); "
+                                      + "a speed figure needs finite values: give a smaller --lr (default \(Self.defaultLearningRate))")
             }
         }
         _ = try orExit { try epoch() }       // warm-up: first-touch of buffers, plans

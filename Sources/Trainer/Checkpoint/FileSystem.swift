@@ -19,15 +19,19 @@ struct SystemCallError: Error, Equatable, CustomStringConvertible {
     var call: String
     var path: String
     var errno: Int32
+    /// Set when strata refused the call itself (a FIFO where a file was expected): said instead of strerror.
+    var refusal: String?
 
-    init(call: String, path: String, errno: Int32) {
+    init(call: String, path: String, errno: Int32, refusal: String? = nil) {
         self.call = call
         self.path = path
         self.errno = errno
+        self.refusal = refusal
     }
 
     /// "open failed: No such file or directory (errno 2)" (the path left to the wrapper).
     var message: String {
+        if let refusal { return "\(call) refused: \(refusal)" }
         let reason = String(cString: strerror(errno))
         return "\(call) failed: \(reason) (errno \(errno))"
     }
@@ -88,14 +92,20 @@ enum FileSystem {
     }
 
     /// The whole file. Reads until end of file, so a file that changes size while read is
-    /// still read consistently up to where it ended.
+    /// still read consistently up to where it ended. Only regular files: a FIFO or a device
+    /// (`/dev/zero`) is refused at once rather than read without end.
     static func readFile(_ path: String) throws -> [UInt8] {
-        let fd = posixOpen(path, O_RDONLY | O_CLOEXEC, 0)
+        // O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever.
+        let fd = posixOpen(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0)
         guard fd >= 0 else { throw SystemCallError(call: "open", path: path, errno: errno) }
         defer { _ = posixClose(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw SystemCallError(call: "fstat", path: path, errno: errno) }
         guard (st.st_mode & S_IFMT) != S_IFDIR else { throw SystemCallError(call: "read", path: path, errno: EISDIR) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw SystemCallError(call: "read", path: path, errno: EINVAL,
+                                  refusal: "not a regular file (a device, FIFO or socket)")
+        }
         var bytes = [UInt8](repeating: 0, count: max(Int(st.st_size), 0))
         var filled = 0
         // Read the size fstat gave; then probe for more in case the file grew meanwhile.
@@ -122,13 +132,14 @@ enum FileSystem {
     /// Replaces `path` with `bytes` so that a crash at any point leaves either the old file or
     /// the new one, never a mix: write a temporary file in the same directory, fsync it, rename
     /// it over the target, fsync the directory (so the rename itself is durable).
-    /// On failure the temporary file is removed and the target is untouched.
+    /// On failure the temporary file is removed and the target is untouched; the error names the
+    /// target (the temporary file is an implementation detail).
     static func writeAtomically(_ bytes: [UInt8], to path: String, calls: SystemCalls = .posix) throws {
         let (directory, base) = split(path)
         let temporary = directory + "/." + base + ".tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))"
 
         let fd = calls.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw SystemCallError(call: "open", path: temporary, errno: errno) }
+        guard fd >= 0 else { throw SystemCallError(call: "open", path: path, errno: errno) }
         var closed = false
         do {
             try bytes.withUnsafeBytes { raw in
@@ -137,16 +148,16 @@ enum FileSystem {
                     let n = calls.write(fd, UnsafeRawBufferPointer(rebasing: raw[done...]))
                     if n < 0 {
                         if errno == EINTR { continue }
-                        throw SystemCallError(call: "write", path: temporary, errno: errno)
+                        throw SystemCallError(call: "write", path: path, errno: errno)
                     }
-                    if n == 0 { throw SystemCallError(call: "write", path: temporary, errno: EIO) }
+                    if n == 0 { throw SystemCallError(call: "write", path: path, errno: EIO) }
                     done += n
                 }
             }
-            guard calls.fsync(fd) == 0 else { throw SystemCallError(call: "fsync", path: temporary, errno: errno) }
+            guard calls.fsync(fd) == 0 else { throw SystemCallError(call: "fsync", path: path, errno: errno) }
             closed = true
             // close can report a deferred write error (NFS); then the data is not safe.
-            guard calls.close(fd) == 0 else { throw SystemCallError(call: "close", path: temporary, errno: errno) }
+            guard calls.close(fd) == 0 else { throw SystemCallError(call: "close", path: path, errno: errno) }
             guard calls.rename(temporary, path) == 0 else { throw SystemCallError(call: "rename", path: path, errno: errno) }
         } catch {
             let saved = (error as? SystemCallError)?.errno ?? 0
