@@ -135,5 +135,10 @@ public struct InputFileError: Error, Equatable, CustomStringConvertible {
     public let path: String
     public let flag: String?
     public let reason: String
+    public init(path: String, flag: String?, reason: String) {
+        self.path = path
+        self.flag = flag
+        self.reason = reason
+    }
     public var description: String { (flag.map { $0 + " " } ?? "") + path + ": " + reason }
 }

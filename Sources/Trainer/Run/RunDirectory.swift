@@ -27,8 +27,8 @@ public struct RunDirectory: Sendable {
     public func create() throws {
         do { try OutputPolicy().makeFolder(path) } catch let e as OutputError {
             let prefix = "cannot be created: "
-            let reason = e.reason.hasPrefix(prefix) ? String(e.reason.dropFirst(prefix.count)) : e.reason
-            throw RunDirectoryError(path: path, reason: "cannot create the run directory: \(reason)")
+            guard e.reason.hasPrefix(prefix) else { throw RunDirectoryError(path: path, reason: e.reason) }
+            throw RunDirectoryError(path: path, reason: "cannot create the run directory: \(e.reason.dropFirst(prefix.count))")
         }
     }
 

@@ -179,7 +179,8 @@ public enum ConfigValidation {
             do {
                 let model = try Model(spec: c.model)
                 if let r = c.reuse, r.blocks > model.blocks.count {
-                    add("reuse.blocks", "--reuse-layers", "is \(r.blocks), more than the \(model.blocks.count) blocks the model has")
+                    let n = model.blocks.count
+                    add("reuse.blocks", "--reuse-layers", "is \(r.blocks), more than the model's \(n) block\(n == 1 ? "" : "s")")
                 }
                 if let memoryLimit, c.batchSize <= maxBatch, c.evalBatchSize <= maxBatch {
                     out += memoryIssues(c, model: model, limit: memoryLimit)
