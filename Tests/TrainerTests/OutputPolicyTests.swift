@@ -89,6 +89,18 @@ final class OutputPolicyTests: XCTestCase {
         XCTAssertTrue(try OutputPolicy().prepareFolder(hpo, for: .hpo).sameStudy)
     }
 
+    func testOverwriteNeverRemovesAFolderAnotherProcessIsWriting() throws {
+        let dir = try makeTemporaryDirectory(self)
+        try touch(dir + "/journal.jsonl", "live")
+        let holder = try RunLock(directory: dir)   // flock is per open file: a second open conflicts
+        XCTAssertThrowsError(try OutputPolicy(overwrite: true).prepareFolder(dir, for: .search)) {
+            XCTAssertTrue("\($0)".contains("is in use by another strata process"), "\($0)")
+        }
+        XCTAssertEqual(text(dir + "/journal.jsonl"), "live")
+        holder.release()
+        XCTAssertEqual(try OutputPolicy(overwrite: true).prepareFolder(dir, for: .search).removed, ["journal.jsonl"])
+    }
+
     func testRemovingDoesNotFollowSymbolicLinks() throws {
         let outside = try makeTemporaryDirectory(self)
         try touch(outside + "/precious", "keep")

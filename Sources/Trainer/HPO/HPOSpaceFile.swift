@@ -68,12 +68,13 @@ public enum HPOParameter: String, CaseIterable, Sendable {
             guard HPOParameter(rawValue: name) != nil else {
                 throw HPOError("\(path): unknown hyperparameter '\(name)' (use \(allCases.map(\.rawValue).joined(separator: ", ")))")
             }
-            let dimension = try object[name]!.dimension(name: name, file: path)
-            try check(dimension, of: HPOParameter(rawValue: name)!, file: path)
-            dims.append((name, dimension))
+            dims.append((name, try object[name]!.dimension(name: name, file: path)))
         }
         guard !dims.isEmpty else { throw HPOError("\(path): the space names no hyperparameter") }
-        do { return try HPOSpace(dims) } catch let e as HPOError { throw HPOError("\(path): \(e.description)") }
+        let space: HPOSpace
+        do { space = try HPOSpace(dims) } catch let e as HPOError { throw HPOError("\(path): \(e.description)") }
+        for (name, dimension) in dims { try check(dimension, of: HPOParameter(rawValue: name)!, file: path) }
+        return space
     }
 
     /// Refuses, naming the file and the key, a value the trainer would refuse: every trial that

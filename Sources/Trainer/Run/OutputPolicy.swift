@@ -136,6 +136,9 @@ public struct OutputPolicy: Sendable {
                           + "choose another \(flag), or pass --overwrite to remove the \(study.name)'s files from it")
         }
         let doomed = entries.filter { study.writes.contains($0) }
+        // Never remove what a live process is writing: its lock is held for as long as it runs.
+        let lock = doomed.isEmpty ? nil : try RunLock(directory: path)
+        defer { lock?.release() }
         for name in doomed {
             do { try FileSystem.removeTree(FileSystem.join(path, name)) } catch let e as SystemCallError {
                 throw refusal(path, "--overwrite cannot remove \(e.path): \(String(cString: strerror(e.errno)))")
