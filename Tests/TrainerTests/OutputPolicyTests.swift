@@ -9,7 +9,8 @@ import Glibc
 /// arguments, `SystemCallError`'s description, and the hpo space file's up-front checks.
 final class OutputPolicyTests: XCTestCase {
     private func touch(_ path: String, _ text: String = "x") throws { try writeBytes(Array(text.utf8), to: path) }
-    private func names(_ dir: String) -> [String] { FileSystem.contents(ofDirectory: dir) ?? [] }
+    /// A folder's names, without the lock file `--overwrite` takes while it removes.
+    private func names(_ dir: String) -> [String] { (FileSystem.contents(ofDirectory: dir) ?? []).filter { $0 != RunLock.fileName } }
     private func text(_ path: String) -> String { String(decoding: (try? FileSystem.readFile(path)) ?? [], as: UTF8.self) }
 
     private func assertRefused(_ body: @autoclosure () throws -> Any, _ fragments: [String], line: UInt = #line) {
