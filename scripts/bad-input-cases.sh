@@ -154,6 +154,11 @@ case_ "24 prune --output an existing file" 1 '--output existing.json: already ex
 case_ "24 prune --output under a regular file" 1 '--output afile/x.json: cannot be written: afile is not a folder' -- "$S" prune --model cnn --filters 8 --hidden 16 --output afile/x.json
 case_ "24 train --output a dangling link" 1 'dangling is a dangling symbolic link \(to nowhere\)' -- "$S" train $SMALL --epochs 1 --output dangling --device cpu
 case_ "24 reuse-report --output holding a report" 1 '--output somedir: already holds report.json; pass --overwrite' -- "$S" reuse-report --target run1 --source run1 --data tiny --output somedir --device cpu
+case_ "24 grow --output a dangling link" 1 'dangling is a dangling symbolic link' -- "$S" grow $SMALL --max-epochs 2 --output dangling --device cpu
+case_ "24 grow --output under a regular file" 1 'afile is a regular file' -- "$S" grow $SMALL --max-epochs 2 --output afile/g --device cpu
+case_ "24 reuse-report --output a regular file" 1 '--output afile: exists and is a regular file' -- "$S" reuse-report --target run1 --source run1 --data tiny --output afile --device cpu
+case_ "24 hpo --output a dangling link" 1 '--output dangling: is a dangling symbolic link' -- "$S" hpo $SMALL --trials 1 --epochs 1 --output dangling --device cpu
+case_ "24 search --reuse a,b --output a user's folder" 1 '--output userdir: is not empty and is not a strata search comparison' -- "$S" search --space seed000-small --reuse none,paper --data tiny --output userdir --device cpu
 if [ "$(id -u)" != 0 ]; then
     mkdir ro && chmod 555 ro
     case_ "24 train --output in a read-only folder" 1 'ro is not writable' -- "$S" train $SMALL --epochs 1 --output ro/run --device cpu
@@ -193,6 +198,9 @@ case_ "24 eval --threads 1000" 64 '--threads 1000 is more than this machine can 
 case_ "24 predict --batch-size 0" 64 '--batch-size must be at least 1' -- "$S" predict run1 --output o31.npy --batch-size 0 --device cpu
 case_ "24 models with an unknown flag" 64 "Unknown option '--bogus'" -- "$S" models --bogus
 case_ "24 info with an argument" 64 "Unexpected argument 'extra'" -- "$S" info extra
+case_ "24 eval --batch-size 0" 64 '--batch-size must be at least 1, got 0' -- "$S" eval run1 --batch-size 0 --device cpu
+case_ "24 eval --checkpoint of a file" 64 '--checkpoint chooses a checkpoint of a run directory' -- "$S" eval run1/best.safetensors --checkpoint last --device cpu
+case_ "24 grow --threads 1000" 64 '--threads 1000 is more than this machine can use' -- "$S" grow $SMALL --threads 1000 --output o38 --device cpu
 case_ "24 eval of a missing file" 1 'nofile.safetensors' -- "$S" eval nofile.safetensors --device cpu
 
 # Space and config files: values the trainer refuses are refused up front, naming file and key.
