@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs strata on the bad-input cases of issue 10 (items 3, 5 and 6) and checks that each ends
-# with ONE line on stderr naming the flag, file or field, the documented exit code (64 usage,
-# 1 runtime) and never a signal.
+# Runs strata on the bad-input cases of issues 10 and 24 and checks that each ends with ONE line
+# on stderr naming the flag, file or field, the documented exit code (64 usage, 1 runtime) and
+# never a signal or a hang; and that the files the refused commands were pointed at are intact.
 #   scripts/bad-input-cases.sh [BIN] [DATA]      BIN: .build/release/strata; DATA: a CIFAR-10 dir
 #                                                (default: random CIFAR-shaped images made here)
 #   REPORT=1 scripts/bad-input-cases.sh BIN      prints "case | exit | message" without checking
@@ -106,4 +106,123 @@ case_ "6 --rmsprop-alpha 2" 64 '--rmsprop-alpha must be in \[0, 1\)' -- "$S" tra
 case_ "6 --proxy lr=fast" 64 '--proxy: lr must be scaled or same, not .fast.' -- "$S" hpo $SMALL --proxy synflow:p=85,lr=fast --trials 1 --output o17 --device cpu
 case_ "6 --proxy tied=sideways" 64 '--proxy: tied must be keep or prune, not .sideways.' -- "$S" hpo $SMALL --proxy synflow:tied=sideways --trials 1 --output o18 --device cpu
 case_ "6 prune --tied sideways" 64 '--tied must be keep or prune, not .sideways.' -- "$S" prune --model resnet20 --tied sideways
+
+# --- issue 24: outputs, file arguments, exit codes, flags with --resume/--config -------------
+# ok NAME REGEX -- COMMAND...: must succeed, with REGEX in its output.
+ok_() {
+    local name=$1 regex=$2; shift 3
+    local rc
+    rc=$( (ulimit -v 3000000; timeout 60 "$@") >"$W/out" 2>&1; echo $?)
+    if [ "$REPORT" = 1 ]; then printf '%s | %s | %s\n' "$name" "$rc" "$(tail -1 "$W/out" | cut -c1-200)"; return; fi
+    if [ "$rc" != 0 ] || ! grep -Eq -- "$regex" "$W/out"; then
+        echo "FAIL $name: exit $rc (want 0), want /$regex/:"; sed 's/^/    /' "$W/out" | tail -5; fail=1
+    else
+        echo "ok   $name: $(grep -E -- "$regex" "$W/out" | head -1 | cut -c1-200)"
+    fi
+}
+mkfifo fifo
+ln -s nowhere dangling
+ln -s nowhere dangling.npy
+mkdir userdir userreport adir.npy somedir
+echo '{"mine": 1}' > userdir/summary.json
+echo '<p>mine</p>' > userdir/report.html
+echo '<p>mine</p>' > userreport/report.html
+echo '{"mine": 1}' > somedir/report.json
+echo keep > existing.npy
+echo keep > existing.json
+echo '{"optimizer": {"choices": ["sgd", "lion"]}}' > badopt.json
+echo '{"batch_size": {"choices": [1, 64]}}' > bs1.json
+python3 -c '
+import json; c = json.load(open("run1/config.json")); c["epochz"] = 3; json.dump(c, open("unknownkey.json", "w"))'
+sums() { md5sum run1/* userdir/* userreport/* somedir/* existing.npy existing.json afile 2>/dev/null; }
+sums > before.md5
+
+# One output policy: what is there is refused, naming the path and what is in it.
+case_ "24 search --output a finished train run" 1 '--output run1: is not empty and is not a strata search \(it holds .*config.json' -- "$S" search --space seed000-small --data tiny --output run1 --device cpu
+case_ "24 search --output a user's folder" 1 '--output userdir: is not empty and is not a strata search .*report.html.*--overwrite' -- "$S" search --space seed000-small --data tiny --output userdir --device cpu
+case_ "24 search --output a regular file" 1 '--output afile: exists and is a regular file' -- "$S" search --space seed000-small --data tiny --output afile --device cpu
+case_ "24 search --output a dangling link" 1 '--output dangling: is a dangling symbolic link' -- "$S" search --space seed000-small --data tiny --output dangling --device cpu
+case_ "24 search --compare into a user's folder" 1 '--output userreport: is not empty and is not a strata search comparison' -- "$S" search --compare run1 --output userreport
+case_ "24 hpo --output a finished train run" 1 '--output run1: is not empty and is not a strata hpo' -- "$S" hpo $SMALL --trials 1 --epochs 1 --output run1 --device cpu
+case_ "24 hpo --output a user's folder" 1 '--output userdir: is not empty and is not a strata hpo' -- "$S" hpo $SMALL --trials 1 --epochs 1 --output userdir --device cpu
+case_ "24 predict --output an existing file" 1 '--output existing.npy: already exists; pass --overwrite' -- "$S" predict run1 --data tiny --output existing.npy --device cpu
+case_ "24 predict --output a dangling link" 1 '--output dangling.npy: is a dangling symbolic link \(to nowhere\)' -- "$S" predict run1 --data tiny --output dangling.npy --device cpu
+case_ "24 predict --output a folder" 1 '--output adir.npy: is a folder' -- "$S" predict run1 --data tiny --output adir.npy --device cpu
+case_ "24 predict --output missing parent" 1 '--output missing/dir/p.npy: cannot be written: the folder missing/dir does not exist' -- "$S" predict run1 --data tiny --output missing/dir/p.npy --device cpu
+case_ "24 prune --output missing parent" 1 '--output missing/dir/x.json: cannot be written: the folder missing/dir does not exist' -- "$S" prune --model cnn --filters 8 --hidden 16 --output missing/dir/x.json
+case_ "24 prune --output an existing file" 1 '--output existing.json: already exists' -- "$S" prune --model cnn --filters 8 --hidden 16 --output existing.json
+case_ "24 prune --output under a regular file" 1 '--output afile/x.json: cannot be written: afile is not a folder' -- "$S" prune --model cnn --filters 8 --hidden 16 --output afile/x.json
+case_ "24 train --output a dangling link" 1 'dangling is a dangling symbolic link \(to nowhere\)' -- "$S" train $SMALL --epochs 1 --output dangling --device cpu
+case_ "24 reuse-report --output holding a report" 1 '--output somedir: already holds report.json; pass --overwrite' -- "$S" reuse-report --target run1 --source run1 --data tiny --output somedir --device cpu
+case_ "24 grow --output a dangling link" 1 'dangling is a dangling symbolic link' -- "$S" grow $SMALL --max-epochs 2 --output dangling --device cpu
+case_ "24 grow --output under a regular file" 1 'afile is a regular file' -- "$S" grow $SMALL --max-epochs 2 --output afile/g --device cpu
+case_ "24 reuse-report --output a regular file" 1 '--output afile: exists and is a regular file' -- "$S" reuse-report --target run1 --source run1 --data tiny --output afile --device cpu
+case_ "24 hpo --output a dangling link" 1 '--output dangling: is a dangling symbolic link' -- "$S" hpo $SMALL --trials 1 --epochs 1 --output dangling --device cpu
+case_ "24 search --reuse a,b --output a user's folder" 1 '--output userdir: is not empty and is not a strata search comparison' -- "$S" search --space seed000-small --reuse none,paper --data tiny --output userdir --device cpu
+if [ "$(id -u)" != 0 ]; then
+    mkdir ro && chmod 555 ro
+    case_ "24 train --output in a read-only folder" 1 'ro is not writable' -- "$S" train $SMALL --epochs 1 --output ro/run --device cpu
+    case_ "24 predict --output in a read-only folder" 1 'ro is not writable' -- "$S" predict run1 --data tiny --output ro/p.npy --device cpu
+fi
+
+# One reader for file arguments: regular files only, at once.
+case_ "24 search --space /dev/zero" 1 '--space /dev/zero: .*not a regular file' -- "$S" search --space /dev/zero --dry-run
+case_ "24 search --space a FIFO" 1 '--space fifo: .*not a regular file' -- "$S" search --space fifo --dry-run
+case_ "24 search --space a folder" 1 '--space tiny: .*is a directory' -- "$S" search --space tiny --dry-run
+case_ "24 search --space missing" 1 '--space nofile.json: .*does not exist' -- "$S" search --space nofile.json --dry-run
+case_ "24 hpo --space /dev/zero" 1 '--space /dev/zero: not a regular file' -- "$S" hpo $SMALL --space /dev/zero --trials 1 --output o20 --device cpu
+case_ "24 hpo --space a FIFO" 1 '--space fifo: not a regular file' -- "$S" hpo $SMALL --space fifo --trials 1 --output o21 --device cpu
+case_ "24 train --config a FIFO" 1 'fifo: not a regular file' -- "$S" train --config fifo --output o22 --device cpu
+case_ "24 train --model-spec /dev/zero" 1 '--model-spec /dev/zero: not a regular file' -- "$S" train --model-spec /dev/zero --data tiny --epochs 1 --output o23 --device cpu
+case_ "24 train --model-spec a FIFO" 1 '--model-spec fifo: not a regular file' -- "$S" train --model-spec fifo --data tiny --epochs 1 --output o24 --device cpu
+case_ "24 eval a FIFO" 1 'fifo: .*not a regular file' -- "$S" eval fifo --device cpu
+case_ "24 predict a FIFO checkpoint" 1 'fifo: .*not a regular file' -- "$S" predict fifo --output o25.npy --device cpu
+case_ "24 search-trial /dev/zero" 1 '/dev/zero.*not a regular file' -- "$S" search-trial /dev/zero
+case_ "24 search-trial a FIFO" 1 'fifo.*not a regular file' -- "$S" search-trial fifo
+case_ "24 reuse-report --source a FIFO" 1 'fifo.*not a regular file' -- "$S" reuse-report --target run1 --source fifo --data tiny --output o26 --device cpu
+
+# Exit codes: flag values are usage errors (64) even when checked against the model or data.
+case_ "24 reuse-report --kinds W,XX" 64 "--kinds: unknown kind 'XX'" -- "$S" reuse-report --target run1 --source run1 --kinds W,XX --output o27
+case_ "24 train --reuse-layers 5 on a small model" 64 "--reuse-layers is 5, more than the model's 1 block" -- "$S" train $SMALL --reuse-from run1 --reuse-layers 5 --epochs 1 --output o28 --device cpu
+case_ "24 bench train --batch-size 0" 64 '--batch-size must be at least 2' -- "$S" bench train --model cnn --batch-size 0 --device cpu
+case_ "24 bench train --lr 0" 64 '--lr must be a finite number greater than 0' -- "$S" bench train --model cnn --lr 0 --device cpu
+case_ "24 bench train --steps 0" 64 '--steps must be in' -- "$S" bench train --model cnn --steps 0 --device cpu
+case_ "24 bench train --optimizer lion" 64 '--optimizer must be sgd, rmsprop, adam or adamw' -- "$S" bench train --model cnn --optimizer lion --device cpu
+case_ "24 bench train diverging --lr" 64 '--lr 0.5: non-finite loss on the synthetic data' -- "$S" bench train --model cnn --filters 48,48,48 --hidden 500,250 --batch-size 128 --lr 0.5 --steps 3 --device cpu
+case_ "24 train --threads 1000" 64 '--threads 1000 is more than this machine can use: at most [0-9]+ \(4x its [0-9]+ cores\)' -- "$S" train $SMALL --threads 1000 --epochs 1 --output o29 --device cpu
+case_ "24 bench train --threads 1000" 64 '--threads 1000 is more than this machine can use' -- "$S" bench train --model cnn --threads 1000 --device cpu
+case_ "24 search --workers 1000" 64 '--workers 1000 is more than this machine can use' -- "$S" search --space seed000-small --workers 1000 --dry-run
+case_ "24 search --threads 0" 64 '--threads must be at least 1, got 0' -- "$S" search --space seed000-small --threads 0 --dry-run
+case_ "24 hpo --workers 1000" 64 '--workers 1000 is more than this machine can use' -- "$S" hpo $SMALL --workers 1000 --output o30 --device cpu
+case_ "24 eval --threads 1000" 64 '--threads 1000 is more than this machine can use' -- "$S" eval run1 --threads 1000 --device cpu
+case_ "24 predict --batch-size 0" 64 '--batch-size must be at least 1' -- "$S" predict run1 --output o31.npy --batch-size 0 --device cpu
+case_ "24 models with an unknown flag" 64 "Unknown option '--bogus'" -- "$S" models --bogus
+case_ "24 info with an argument" 64 "Unexpected argument 'extra'" -- "$S" info extra
+case_ "24 eval --batch-size 0" 64 '--batch-size must be at least 1, got 0' -- "$S" eval run1 --batch-size 0 --device cpu
+case_ "24 eval --checkpoint of a file" 64 '--checkpoint chooses a checkpoint of a run directory' -- "$S" eval run1/best.safetensors --checkpoint last --device cpu
+case_ "24 grow --threads 1000" 64 '--threads 1000 is more than this machine can use' -- "$S" grow $SMALL --threads 1000 --output o38 --device cpu
+case_ "24 eval of a missing file" 1 'nofile.safetensors' -- "$S" eval nofile.safetensors --device cpu
+
+# Space and config files: values the trainer refuses are refused up front, naming file and key.
+case_ "24 hpo --space unknown optimizer" 1 "badopt.json: optimizer choice 'lion' is not one of sgd" -- "$S" hpo $SMALL --space badopt.json --trials 1 --output o32 --device cpu
+case_ "24 hpo --space batch_size 1" 1 'bs1.json: batch_size 1 is not a batch size' -- "$S" hpo $SMALL --space bs1.json --trials 1 --output o33 --device cpu
+case_ "24 train --config with an unknown key" 1 "unknownkey.json: unknown key 'epochz'" -- "$S" train --config unknownkey.json --output o34 --device cpu
+
+# Flags given with --resume or --config are applied or refused, never ignored.
+case_ "24 train --resume with --lr" 64 '--lr cannot be used with --resume' -- "$S" train --resume run1 --lr 0.5 --device cpu
+case_ "24 train --config with --lr" 64 '--lr cannot be used with --config' -- "$S" train --config run1/config.json --lr 0.5 --output o35 --device cpu
+case_ "24 train --resume with --config" 64 '--resume and --config exclude each other' -- "$S" train --resume run1 --config run1/config.json --device cpu
+case_ "24 grow --resume with --max-epochs" 64 '--max-epochs cannot be used with --resume' -- "$S" grow --resume run1 --max-epochs 3 --device cpu
+case_ "24 search --resume with --epochs" 64 '--epochs cannot be used with --resume' -- "$S" search --resume nosearch --epochs 3
+case_ "24 search --resume with --overwrite" 64 '--resume and --overwrite exclude each other' -- "$S" search --resume nosearch --overwrite
+case_ "24 hpo --resume with --trials" 64 '--trials cannot be used with --resume' -- "$S" hpo --resume nohpo --trials 3 --device cpu
+ok_ "24 train --config with --seed applies it" '--seed 11 replaces the seed 0 of run1/config.json' -- "$S" train --config run1/config.json --seed 11 --output o36 --device cpu
+ok_ "24 bench train gives a figure where SGD diverged" 'images/s' -- "$S" bench train --model cnn --filters 48,48,48 --hidden 500,250 --batch-size 128 --steps 2 --device cpu
+ok_ "24 predict --overwrite says what it replaces" '--overwrite: replacing o37.npy' -- sh -c "echo old > o37.npy && '$S' predict run1 --data tiny --output o37.npy --overwrite --device cpu"
+
+# Nothing lost: every file the refused commands were pointed at is as it was.
+if [ "$REPORT" != 1 ]; then
+    if sums | cmp -s - before.md5; then echo "ok   24 nothing lost: run1, userdir, userreport, somedir, existing files intact"
+    else echo "FAIL 24 nothing lost:"; sums | diff before.md5 - | head; fail=1; fi
+fi
 exit $fail

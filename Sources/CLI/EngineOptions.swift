@@ -15,6 +15,9 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "ray: the folder holding strata_ray (default: python/ of the source tree the binary was built in).")
     var rayPackage: String?
 
+    /// The flags of this group, for commands that check which flags were given.
+    static let flagNames: Set<String> = ["engine", "ray-address", "python", "ray-package"]
+
     func validate() throws {
         guard ["local", "ray"].contains(engine) else { throw ValidationError("--engine must be local or ray, not '\(engine)'") }
     }

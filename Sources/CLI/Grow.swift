@@ -67,6 +67,11 @@ struct Grow: ParsableCommand {
 
     func validate() throws {
         if resume != nil && overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
+        if resume != nil {
+            // A flag the resumed run would not use is refused, never silently ignored.
+            try refuseUnusedFlags(with: "--resume", allowed: ["resume", "device", "threads", "strict-fp32"],
+                                  why: "a resumed grow run keeps every setting of its config.json")
+        }
         guard window >= 2 else { throw ValidationError("--window must be at least 2 epochs (a line needs two points), got \(window)") }
         guard gamma > 0 && gamma <= 1 else { throw ValidationError("--gamma must be in (0, 1], got \(gamma)") }
         guard GrowConfig.Initialization(rawValue: initialization) != nil else {

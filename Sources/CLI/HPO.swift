@@ -76,6 +76,9 @@ struct HPOCommand: ParsableCommand {
     @Option(help: "Continue the search in this directory.")
     var resume: String?
 
+    @Flag(help: "Let --output replace an hpo search there: removes its files (hpo.json, journal.jsonl, trials/, final/, summary.json, report.html, ...) first; other files stay.")
+    var overwrite = false
+
     @Option(help: "Trials at once.")
     var workers: Int = 1
 
@@ -89,10 +92,17 @@ struct HPOCommand: ParsableCommand {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         guard finalEpochs >= 0 else { throw ValidationError("--final-epochs must be at least 0, got \(finalEpochs)") }
         guard batchSize >= 2 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two images), got \(batchSize)") }
-        guard workers >= 1 else { throw ValidationError("--workers must be at least 1, got \(workers)") }
+        try checkCPUBound(workers, flag: "--workers")
         try engineOptions.validate()
         if compareFull && proxy == nil { throw ValidationError("--compare-full compares a --proxy search with the full one: give --proxy") }
         if let proxy { _ = try Self.parseProxy(proxy) }
+        if resume != nil {
+            if overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
+            // hpo.json holds the search's settings; only where it runs may change.
+            try refuseUnusedFlags(with: "--resume", allowed: Set(["resume", "device", "threads", "strict-fp32", "workers"])
+                                    .union(EngineOptions.flagNames),
+                                  why: "a resumed hpo keeps the settings in its hpo.json (start a new one with --output to change them)")
+        }
     }
 
     /// `synflow`, `synflow:p=90`, `synflow:p=85,m=0.15,lr=same,tied=prune`.
@@ -159,6 +169,15 @@ struct HPOCommand: ParsableCommand {
                       trials: trials, finalEpochs: finalEpochs, proxy: proxy)
         }
         let root = output ?? "runs/hpo-\(modelOptions.name)-s\(seed)"
+        // Nothing of a user's is written over; an hpo already there is continued with --resume.
+        try orExit {
+            let folder = try OutputPolicy(overwrite: overwrite).prepareFolder(root, for: compareFull ? .hpoComparison : .hpo)
+            if folder.sameStudy {
+                throw OutputError(path: root, flag: "--output", reason: "already holds an hpo search: pass --resume \(root) to continue it, "
+                                  + "or --overwrite to replace it")
+            }
+            if let notice = folder.notice { print(notice) }
+        }
         guard let proxy else {
             try orExit { _ = try runOne(HPORun(config: hpoConfig(trial: base, proxy: nil), directory: RunDirectory(path: root),
                                                 backend: backend, data: data)) }

@@ -39,7 +39,10 @@ struct ModelOptions: ParsableArguments {
 
     func spec(input: ImageShape, classes: Int) throws -> ModelSpec {
         if let modelSpec {
-            let spec = try RunDirectory(path: ".").readJSON(ModelSpec.self, from: modelSpec)
+            let spec: ModelSpec
+            do { spec = try RunDirectory(path: ".").readJSON(ModelSpec.self, from: modelSpec) } catch let e as RunDirectoryError {
+                throw InputFileError(path: modelSpec, flag: "--model-spec", reason: e.reason)
+            }
             guard spec.input == input && spec.classes == classes else {
                 throw ValidationError("--model-spec \(modelSpec) is for \(spec.input) images in \(spec.classes) classes; the data has \(input) in \(classes)")
             }

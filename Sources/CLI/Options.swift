@@ -10,7 +10,7 @@ struct DeviceOptions: ParsableArguments {
     @Option(help: "cpu, cuda, cuda:N or auto (CUDA when built with it and a GPU answers).")
     var device: String = "auto"
 
-    @Option(help: "CPU threads (default: all online cores).")
+    @Option(help: "CPU threads (default: all online cores; at most 4x the cores).")
     var threads: Int?
 
     @Flag(name: .customLong("strict-fp32"), help: "On CUDA, full FP32 in GEMM and convolutions (default: TF32 tensor cores).")
@@ -21,7 +21,7 @@ struct DeviceOptions: ParsableArguments {
         guard !parts.isEmpty, choices.count == parts.count else {
             throw ValidationError("--device must be cpu, cuda, cuda:N or auto (bench ops also takes a list: cpu,cuda), not '\(device)'")
         }
-        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+        try checkCPUBound(threads, flag: "--threads")
     }
 
     /// Several devices for comparisons: `--device cpu,cuda`.
@@ -59,4 +59,43 @@ func orExit<T>(configFile: String? = nil, _ body: () throws -> T) throws -> T {
 func oneLine(_ error: Error) -> String {
     let text = (error as? DecodingError).map { describe($0) } ?? "\(error)"
     return text.split(whereSeparator: \.isNewline).joined(separator: "; ")
+}
+
+/// CPU cores online.
+func onlineCores() -> Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+
+/// `--threads` and `--workers` take at most 4x the machine's cores: a little oversubscription can
+/// help a run that waits on memory, but beyond that each thread or worker only costs memory and
+/// switching (1000 threads turn a 0.2 s job into minutes).
+let cpuOversubscription = 4
+
+func checkCPUBound(_ value: Int?, flag: String) throws {
+    guard let value else { return }
+    if value < 1 { throw ValidationError("\(flag) must be at least 1, got \(value)") }
+    let cores = onlineCores(), limit = cores * cpuOversubscription
+    if value > limit {
+        throw ValidationError("\(flag) \(value) is more than this machine can use: at most \(limit) "
+                              + "(\(cpuOversubscription)x its \(cores) cores)")
+    }
+}
+
+/// The long flags given on the command line (`--lr 0.1`, `--lr=0.1` -> "lr"), for commands that
+/// must tell a flag given from its default (with `--resume` or `--config`).
+func givenFlags() -> Set<String> {
+    var out = Set<String>()
+    for a in CommandLine.arguments.dropFirst() {
+        if a == "--" { break }
+        guard a.hasPrefix("--"), a.count > 2 else { continue }
+        out.insert(String(a.dropFirst(2).split(separator: "=", maxSplits: 1)[0]))
+    }
+    return out
+}
+
+/// Refuses, in one line naming the first, the flags given that `mode` (`--resume`, `--config`)
+/// would not use: a flag is never silently ignored. `allowed` are the flags the mode applies.
+func refuseUnusedFlags(with mode: String, allowed: Set<String>, why: String) throws {
+    let unused = givenFlags().subtracting(allowed).subtracting(["help", "version"]).sorted()
+    guard let first = unused.first else { return }
+    let more = unused.count > 1 ? " (and " + unused.dropFirst().map { "--" + $0 }.joined(separator: ", ") + ")" : ""
+    throw ValidationError("--\(first)\(more) cannot be used with \(mode): \(why)")
 }

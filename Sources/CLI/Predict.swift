@@ -27,6 +27,9 @@ struct Predict: ParsableCommand {
     @Option(help: "Batch size.")
     var batchSize: Int = 256
 
+    @Flag(help: "Replace --output when it exists.")
+    var overwrite = false
+
     @OptionGroup var deviceOptions: DeviceOptions
 
     func validate() throws {
@@ -38,11 +41,14 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         let backend = try orExit { try deviceOptions.makeBackend() }
+        // Checked before the work, so that a refusal costs nothing; the write replaces atomically.
+        let notice = try orExit { try OutputPolicy(overwrite: overwrite).prepareFile(output) }
         let (path, predictions) = try orExit { () throws -> (String, Predictions) in
             let path = RunDirectory.resolveCheckpoint(checkpoint)
             let run = try TrainingRun.forEvaluation(checkpoint: path, dataPath: data, backend: backend, batchSize: batchSize)
             guard let test = run.data.test else { throw TrainingError("no test set") }
             let predictions = try run.predict(test)
+            if let notice { print(notice) }
             try predictions.write(to: output)
             return (path, predictions)
         }

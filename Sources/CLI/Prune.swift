@@ -51,6 +51,9 @@ struct Prune: ParsableCommand {
     @Option(help: "Write the pruned model spec (JSON) to this file.")
     var output: String?
 
+    @Flag(help: "Replace --output when it exists.")
+    var overwrite = false
+
     func validate() throws {
         guard (0...100).contains(percentile) else { throw ValidationError("--percentile must be in [0, 100], got \(percentile)") }
         guard minRatio > 0 && minRatio <= 1 else { throw ValidationError("--min-ratio must be in (0, 1], got \(minRatio)") }
@@ -68,12 +71,14 @@ struct Prune: ParsableCommand {
     }
 
     func run() throws {
+        let notice = try orExit { try output.flatMap { try OutputPolicy(overwrite: overwrite).prepareFile($0) } }
         let spec = try modelOptions.spec(input: try inputShape(), classes: classes)
         let report = try orExit {
             try Pruning.prune(spec, seed: seed, percentile: percentile, minRatio: minRatio, tied: TiedChannels(rawValue: tied)!,
                               backend: CPUBackend())
         }
         if let output {
+            if let notice { print(notice) }
             try orExit { try RunDirectory(path: ".").writeJSON(report.spec, to: output) }
         }
         if json {

@@ -56,11 +56,16 @@ struct ReuseReportCommand: ParsableCommand {
         guard tolerance >= 0 && tolerance.isFinite else { throw ValidationError("--tolerance must be a number of points >= 0") }
         if let t = testLimit, t < 1 { throw ValidationError("--test-limit must be at least 1") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        do { _ = try ParameterKind.parseList(kinds) } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {
         let backend = try orExit { try deviceOptions.makeBackend() }
         let progress = ProgressDisplay()
+        // The report's four files may share a folder with others; only they would be replaced.
+        try orExit {
+            if let notice = try OutputPolicy(overwrite: overwrite).prepareFolder(output, for: .reuseReport).notice { print(notice) }
+        }
         let report = try orExit { () throws -> Trainer.ReuseReport in
             let job = ReuseReportJob(target: target, sources: source, dataPath: data,
                                      options: .init(kinds: try ParameterKind.parseList(kinds), cumulative: cumulative,

@@ -71,6 +71,9 @@ struct Search: ParsableCommand {
     @Option(help: "Continue the search in this directory.")
     var resume: String?
 
+    @Flag(help: "Let --output replace what is there: removes the search's files (search.json, journal.jsonl, trials/, summary.json, report.html, ...) from it first; other files stay.")
+    var overwrite = false
+
     @Flag(help: "With --resume: run failed trials again.")
     var retryFailed = false
 
@@ -85,8 +88,8 @@ struct Search: ParsableCommand {
 
     func validate() throws {
         if compare.isEmpty && resume == nil && space == nil { throw ValidationError("--space is required (or --resume DIR, --compare DIRS)") }
-        if let w = workers, w < 1 { throw ValidationError("--workers must be at least 1") }
-        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+        try checkCPUBound(workers, flag: "--workers")
+        try checkCPUBound(threads, flag: "--threads")
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1") }
         try engineOptions.validate()
         guard ["grid", "random", "tpe"].contains(strategy) else { throw ValidationError("--strategy must be grid, random or tpe, not '\(strategy)'") }
@@ -94,6 +97,13 @@ struct Search: ParsableCommand {
         if strategy == "grid" && trials != nil { throw ValidationError("--trials goes with --strategy random") }
         guard (0..<1).contains(validationFraction) else { throw ValidationError("--validation-fraction must be in [0, 1)") }
         _ = try reuseList()
+        if resume != nil {
+            if overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
+            // What a resumed search applies; everything else comes from its search.json.
+            try refuseUnusedFlags(with: "--resume", allowed: Set(["resume", "retry-failed", "workers", "threads"])
+                                    .union(EngineOptions.flagNames),
+                                  why: "a resumed search keeps the settings in its search.json (start a new search with --output to change them)")
+        }
     }
 
     func reuseList() throws -> [ReuseStrategy] {
@@ -140,6 +150,12 @@ struct Search: ParsableCommand {
                               trainLimit: trainLimit)
         }
         let base = output ?? "runs/search-\(space.name.split(separator: "/").last.map(String.init) ?? "space")-\(reuse.replacingCommas())"
+        // Nothing of a user's is written over: a folder that is not this kind of search is refused.
+        let policy = OutputPolicy(overwrite: overwrite)
+        try orExit {
+            if reuses.count > 1 { try announce(try policy.prepareFolder(base, for: .searchComparison)) }
+            for r in reuses { try announce(try policy.prepareFolder(reuses.count > 1 ? base + "/" + r.rawValue : base, for: .search)) }
+        }
         for r in reuses {
             let dir = SearchDirectory(path: reuses.count > 1 ? base + "/" + r.rawValue : base)
             try orExit { try execute(settings(space, strategy, r, dataConfig), in: dir) }
@@ -157,7 +173,6 @@ struct Search: ParsableCommand {
     func execute(_ settings: SearchSettings, in dir: SearchDirectory) throws {
         let cores = threads ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let workers = self.workers ?? cores
-        try makeSearchFolder(dir.path)
         let executor = try engineOptions.makeExecutor(workers: workers, cores: cores, logPath: dir.path + "/ray.log")
         defer { (executor as? RayExecutor)?.shutdown() }
         let engine = SearchEngine(directory: dir, settings: settings, executor: executor,
@@ -181,7 +196,15 @@ struct Search: ParsableCommand {
 
     func runCompare() throws {
         guard let output else { throw SearchError("--compare needs --output DIR for the combined report") }
+        // The report may replace a comparison's own report.html, never a user's file.
+        let policy = OutputPolicy(overwrite: overwrite)
+        let folder = try policy.prepareFolder(output, for: .searchComparison)
+        if !folder.sameStudy, let notice = try policy.prepareFile(output + "/report.html") { print(notice) }
         try writeCompare(compare, to: output)
+    }
+
+    func announce(_ folder: OutputPolicy.Folder) {
+        if let notice = folder.notice { print(notice) }
     }
 
     func writeCompare(_ dirs: [String], to output: String) throws {

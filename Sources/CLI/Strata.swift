@@ -14,6 +14,11 @@ struct Strata: ParsableCommand {
         said in one line naming the flag); 1 for a runtime error (a file that cannot be read or written, a corrupt \
         dataset, checkpoint or config file, a run that fails), said in one line naming the file, the offset, the \
         tensor or the field. Strata never ends on a signal for bad input.
+
+        Outputs: no command replaces a file or folder a user has there (a search or hpo --output must be empty, \
+        absent or the same study) unless given --overwrite, which says in one line what it removes. File arguments \
+        (--space, --config, --model-spec, checkpoints) must be regular files. --threads and --workers take at most \
+        4x the machine's cores. With --resume or --config, a flag the run would not use is refused, never ignored.
         """,
         subcommands: [Train.self, Grow.self, Search.self, SearchTrial.self, HPOCommand.self, Eval.self, Predict.self, ReuseReportCommand.self, Prune.self, Models.self, SelfTest.self, Bench.self, Info.self])
 

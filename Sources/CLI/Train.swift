@@ -130,7 +130,7 @@ struct Train: ParsableCommand {
     @Flag(help: "Replace the run in --output (its strata files are removed first); without it a non-empty directory is refused.")
     var overwrite = false
 
-    @Option(help: "Rerun the job a config.json describes (a run directory's); other flags but --output and --device are ignored.")
+    @Option(help: "Rerun the job a config.json describes (a run directory's); --seed replaces its seed, --output, --overwrite, --device, --threads and --strict-fp32 apply, any other flag is refused.")
     var config: String?
 
     @Option(help: "Copy the first --reuse-layers blocks from this checkpoint or run directory.")
@@ -156,6 +156,15 @@ struct Train: ParsableCommand {
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         guard cacheBudget >= 0 else { throw ValidationError("--cache-budget must be at least 0 MiB, got \(cacheBudget)") }
         guard batchSize > 1 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two images), got \(batchSize)") }
+        if resume != nil && config != nil { throw ValidationError("--resume and --config exclude each other") }
+        // A flag the run would not use is refused, never silently ignored.
+        if resume != nil {
+            try refuseUnusedFlags(with: "--resume", allowed: ["resume", "epochs", "device", "threads", "strict-fp32"],
+                                  why: "a resumed run keeps the settings of its config.json (only --epochs, --device and --threads apply)")
+        } else if config != nil {
+            try refuseUnusedFlags(with: "--config", allowed: ["config", "seed", "output", "overwrite", "device", "threads", "strict-fp32"],
+                                  why: "the config file sets it (edit a copy of the file instead)")
+        }
     }
 
     /// The images per step this run trains at (a CUDA backend's layout depends on it): the resumed
@@ -185,7 +194,11 @@ struct Train: ParsableCommand {
                   : "resuming \(resume) at epoch \(run.epoch + 1) of \(run.config.epochs) on \(backend.name)")
         } else if let configPath = config {
             let (config, data) = try orExit { () throws -> (TrainConfig, RunData) in
-                let config = try ConfigFile.readTrainConfig(configPath)
+                var config = try ConfigFile.readTrainConfig(configPath)
+                if givenFlags().contains("seed"), seed != config.seed {
+                    print("--seed \(seed) replaces the seed \(config.seed) of \(configPath)")
+                    config.seed = seed
+                }
                 let data = try RunData.load(config.data, seed: config.seed)
                 try ConfigValidation.check(config, data: DataFacts(data), source: .file(configPath))
                 return (config, data)

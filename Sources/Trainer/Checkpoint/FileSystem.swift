@@ -12,17 +12,32 @@ import Musl
 import Darwin
 #endif
 
-/// A failed system call: its name and `errno`. Internal; each library family wraps it into its
-/// own error (`DatasetError`, `CheckpointError`) with the file name.
-struct SystemCallError: Error, Equatable {
+/// A failed system call: its name, the path it was called on and `errno`. Internal; each library
+/// family wraps it into its own error (`DatasetError`, `CheckpointError`) with the file name, and
+/// where one escapes unwrapped its description still names the path and the reason.
+struct SystemCallError: Error, Equatable, CustomStringConvertible {
     var call: String
+    var path: String
     var errno: Int32
+    /// Set when strata refused the call itself (a FIFO where a file was expected): said instead of strerror.
+    var refusal: String?
 
-    /// "open failed: No such file or directory (errno 2)".
+    init(call: String, path: String, errno: Int32, refusal: String? = nil) {
+        self.call = call
+        self.path = path
+        self.errno = errno
+        self.refusal = refusal
+    }
+
+    /// "open failed: No such file or directory (errno 2)" (the path left to the wrapper).
     var message: String {
+        if let refusal { return "\(call) refused: \(refusal)" }
         let reason = String(cString: strerror(errno))
         return "\(call) failed: \(reason) (errno \(errno))"
     }
+
+    /// "runs/x/summary.json: open failed: No such file or directory (errno 2)".
+    var description: String { "\(path): \(message)" }
 }
 
 /// The system calls file writing uses; `.posix` calls the C library. Tests substitute a closure
@@ -77,14 +92,20 @@ enum FileSystem {
     }
 
     /// The whole file. Reads until end of file, so a file that changes size while read is
-    /// still read consistently up to where it ended.
+    /// still read consistently up to where it ended. Only regular files: a FIFO or a device
+    /// (`/dev/zero`) is refused at once rather than read without end.
     static func readFile(_ path: String) throws -> [UInt8] {
-        let fd = posixOpen(path, O_RDONLY | O_CLOEXEC, 0)
-        guard fd >= 0 else { throw SystemCallError(call: "open", errno: errno) }
+        // O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever.
+        let fd = posixOpen(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0)
+        guard fd >= 0 else { throw SystemCallError(call: "open", path: path, errno: errno) }
         defer { _ = posixClose(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw SystemCallError(call: "fstat", errno: errno) }
-        guard (st.st_mode & S_IFMT) != S_IFDIR else { throw SystemCallError(call: "read", errno: EISDIR) }
+        guard fstat(fd, &st) == 0 else { throw SystemCallError(call: "fstat", path: path, errno: errno) }
+        guard (st.st_mode & S_IFMT) != S_IFDIR else { throw SystemCallError(call: "read", path: path, errno: EISDIR) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw SystemCallError(call: "read", path: path, errno: EINVAL,
+                                  refusal: "not a regular file (a device, FIFO or socket)")
+        }
         var bytes = [UInt8](repeating: 0, count: max(Int(st.st_size), 0))
         var filled = 0
         // Read the size fstat gave; then probe for more in case the file grew meanwhile.
@@ -99,7 +120,7 @@ enum FileSystem {
             }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw SystemCallError(call: "read", errno: errno)
+                throw SystemCallError(call: "read", path: path, errno: errno)
             }
             if n == 0 { break }
             filled += n
@@ -111,13 +132,14 @@ enum FileSystem {
     /// Replaces `path` with `bytes` so that a crash at any point leaves either the old file or
     /// the new one, never a mix: write a temporary file in the same directory, fsync it, rename
     /// it over the target, fsync the directory (so the rename itself is durable).
-    /// On failure the temporary file is removed and the target is untouched.
+    /// On failure the temporary file is removed and the target is untouched; the error names the
+    /// target (the temporary file is an implementation detail).
     static func writeAtomically(_ bytes: [UInt8], to path: String, calls: SystemCalls = .posix) throws {
         let (directory, base) = split(path)
         let temporary = directory + "/." + base + ".tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))"
 
         let fd = calls.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw SystemCallError(call: "open", errno: errno) }
+        guard fd >= 0 else { throw SystemCallError(call: "open", path: path, errno: errno) }
         var closed = false
         do {
             try bytes.withUnsafeBytes { raw in
@@ -126,17 +148,17 @@ enum FileSystem {
                     let n = calls.write(fd, UnsafeRawBufferPointer(rebasing: raw[done...]))
                     if n < 0 {
                         if errno == EINTR { continue }
-                        throw SystemCallError(call: "write", errno: errno)
+                        throw SystemCallError(call: "write", path: path, errno: errno)
                     }
-                    if n == 0 { throw SystemCallError(call: "write", errno: EIO) }
+                    if n == 0 { throw SystemCallError(call: "write", path: path, errno: EIO) }
                     done += n
                 }
             }
-            guard calls.fsync(fd) == 0 else { throw SystemCallError(call: "fsync", errno: errno) }
+            guard calls.fsync(fd) == 0 else { throw SystemCallError(call: "fsync", path: path, errno: errno) }
             closed = true
             // close can report a deferred write error (NFS); then the data is not safe.
-            guard calls.close(fd) == 0 else { throw SystemCallError(call: "close", errno: errno) }
-            guard calls.rename(temporary, path) == 0 else { throw SystemCallError(call: "rename", errno: errno) }
+            guard calls.close(fd) == 0 else { throw SystemCallError(call: "close", path: path, errno: errno) }
+            guard calls.rename(temporary, path) == 0 else { throw SystemCallError(call: "rename", path: path, errno: errno) }
         } catch {
             let saved = (error as? SystemCallError)?.errno ?? 0
             if !closed { _ = calls.close(fd) }
@@ -147,10 +169,10 @@ enum FileSystem {
         // The new file is in place; make the directory entry durable too. Some file systems
         // refuse fsync on a directory (EINVAL); the rename has happened, so that is not an error.
         let dfd = calls.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)
-        guard dfd >= 0 else { throw SystemCallError(call: "open (directory)", errno: errno) }
+        guard dfd >= 0 else { throw SystemCallError(call: "open (directory)", path: directory, errno: errno) }
         defer { _ = calls.close(dfd) }
         if calls.fsync(dfd) != 0 && errno != EINVAL && errno != EROFS {
-            throw SystemCallError(call: "fsync (directory)", errno: errno)
+            throw SystemCallError(call: "fsync (directory)", path: directory, errno: errno)
         }
     }
 
@@ -165,11 +187,28 @@ enum FileSystem {
     static func replaceSymbolicLink(at path: String, target: String) throws {
         let (directory, base) = split(path)
         let temporary = directory + "/." + base + ".tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))"
-        guard symlink(target, temporary) == 0 else { throw SystemCallError(call: "symlink", errno: errno) }
+        guard symlink(target, temporary) == 0 else { throw SystemCallError(call: "symlink", path: temporary, errno: errno) }
         guard rename(temporary, path) == 0 else {
             let saved = errno
             unlink(temporary)
-            throw SystemCallError(call: "rename", errno: saved)
+            throw SystemCallError(call: "rename", path: path, errno: saved)
+        }
+    }
+
+    /// Removes `path` and, when it is a folder, everything under it. Symbolic links are removed,
+    /// never followed, so nothing outside `path` is touched. Throws naming the first path that
+    /// could not be removed.
+    static func removeTree(_ path: String) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else {
+            if errno == ENOENT { return }
+            throw SystemCallError(call: "lstat", path: path, errno: errno)
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            for name in contents(ofDirectory: path) ?? [] { try removeTree(join(path, name)) }
+            guard rmdir(path) == 0 else { throw SystemCallError(call: "rmdir", path: path, errno: errno) }
+        } else {
+            guard unlink(path) == 0 else { throw SystemCallError(call: "unlink", path: path, errno: errno) }
         }
     }
 

@@ -31,13 +31,13 @@ final class RegularFile {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             let e = errno
-            throw FileRefusal(detail: SystemCallError(call: "open", errno: e).message, isMissing: e == ENOENT)
+            throw FileRefusal(detail: SystemCallError(call: "open", path: path, errno: e).message, isMissing: e == ENOENT)
         }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
             let e = errno
             close(fd)
-            throw FileRefusal(detail: SystemCallError(call: "fstat", errno: e).message)
+            throw FileRefusal(detail: SystemCallError(call: "fstat", path: path, errno: e).message)
         }
         switch st.st_mode & S_IFMT {
         case S_IFREG: break
@@ -72,7 +72,7 @@ final class RegularFile {
             let n = bytes.withUnsafeMutableBytes { readBytes(fd, $0.baseAddress! + filled, count - filled) }
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }
-                throw FileRefusal(detail: SystemCallError(call: "read", errno: errno).message)
+                throw FileRefusal(detail: SystemCallError(call: "read", path: path, errno: errno).message)
             }
             if n == 0 {
                 throw FileRefusal(detail: "file ended after \(position + filled) of its \(size) bytes (it shrank while read)")
@@ -111,4 +111,34 @@ extension FileSystem {
         }
         return nil
     }
+}
+
+/// The one reader for a file a user names (`--space`, `--config`, `--model-spec`, a run's JSON):
+/// regular files only, at most `limit` bytes, read at once. A FIFO, a device such as `/dev/zero`,
+/// a folder or a missing file get one line naming the path and the reason, never a read that
+/// waits or grows without end. (Checkpoints and datasets read in pieces through `RegularFile`,
+/// under the same rules.)
+public enum InputFile {
+    /// JSON inputs (specs, spaces, configs, manifests) are small; anything above is not one.
+    public static let defaultLimit = 16 << 20
+
+    /// The bytes of `path`; `flag` names the flag that gave it, for the message.
+    public static func read(_ path: String, flag: String? = nil, limit: Int = defaultLimit) throws -> [UInt8] {
+        do { return try FileSystem.readRegularFile(path, limit: limit) } catch let r as FileRefusal {
+            throw InputFileError(path: path, flag: flag, reason: r.isMissing ? "does not exist" : r.detail)
+        }
+    }
+}
+
+/// A file argument that cannot be read: "--space /dev/zero: not a regular file ...".
+public struct InputFileError: Error, Equatable, CustomStringConvertible {
+    public let path: String
+    public let flag: String?
+    public let reason: String
+    public init(path: String, flag: String?, reason: String) {
+        self.path = path
+        self.flag = flag
+        self.reason = reason
+    }
+    public var description: String { (flag.map { $0 + " " } ?? "") + path + ": " + reason }
 }

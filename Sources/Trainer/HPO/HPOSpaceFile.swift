@@ -55,7 +55,8 @@ public enum HPOParameter: String, CaseIterable, Sendable {
 
     /// Reads a space file (see the type's documentation).
     public static func readSpace(_ path: String) throws -> HPOSpace {
-        guard let data = FileManager.default.contents(atPath: path) else { throw HPOError("\(path): cannot be read") }
+        let data: Data
+        do { data = Data(try InputFile.read(path, flag: "--space")) } catch let e as InputFileError { throw HPOError(e.description) }
         let object: [String: Entry]
         do { object = try JSONDecoder().decode([String: Entry].self, from: data) } catch let e as DecodingError {
             throw HPOError("\(path): \(describe(e))")
@@ -70,7 +71,46 @@ public enum HPOParameter: String, CaseIterable, Sendable {
             dims.append((name, try object[name]!.dimension(name: name, file: path)))
         }
         guard !dims.isEmpty else { throw HPOError("\(path): the space names no hyperparameter") }
-        do { return try HPOSpace(dims) } catch let e as HPOError { throw HPOError("\(path): \(e.description)") }
+        let space: HPOSpace
+        do { space = try HPOSpace(dims) } catch let e as HPOError { throw HPOError("\(path): \(e.description)") }
+        for (name, dimension) in dims { try check(dimension, of: HPOParameter(rawValue: name)!, file: path) }
+        return space
+    }
+
+    /// Refuses, naming the file and the key, a value the trainer would refuse: every trial that
+    /// drew it would fail, so the file is wrong, not the trial.
+    static func check(_ d: HPODimension, of p: HPOParameter, file: String) throws {
+        func fail(_ problem: String) -> HPOError { HPOError("\(file): \(p.rawValue) \(problem)") }
+        func formatGeneral(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : "\(v)" }
+        func numbers() throws -> [Double] {
+            switch d {
+            case .float(let lo, let hi, _): return [lo, hi]
+            case .int(let lo, let hi, _): return [Double(lo), Double(hi)]
+            case .categorical(let choices):
+                return try choices.map { c in
+                    guard let v = Double(c), v.isFinite else { throw fail("choice '\(c)' is not a number") }
+                    return v
+                }
+            }
+        }
+        switch p {
+        case .optimizer:
+            guard case .categorical(let choices) = d else { throw fail("needs choices (sgd, rmsprop, adam, adamw), not a range") }
+            if let bad = choices.first(where: { OptimizerConfig.Kind(rawValue: $0) == nil }) {
+                throw fail("choice '\(bad)' is not one of sgd, rmsprop, adam, adamw")
+            }
+        case .batchSize:
+            if case .float = d { throw fail("must be whole numbers: give choices or a range with \"int\": true") }
+            for v in try numbers() where v != v.rounded() || v < 2 || v > Double(ConfigValidation.maxBatch) {
+                throw fail("\(formatGeneral(v)) is not a batch size: it must be a whole number from 2 (batch norm needs two images) to \(ConfigValidation.maxBatch)")
+            }
+        case .lr:
+            if let v = try numbers().first(where: { !($0 > 0) }) { throw fail("\(formatGeneral(v)) is not a learning rate: it must be above 0") }
+        case .weightDecay:
+            if let v = try numbers().first(where: { !($0 >= 0) }) { throw fail("\(formatGeneral(v)) must be at least 0") }
+        case .momentum:
+            if let v = try numbers().first(where: { !($0 >= 0 && $0 < 1) }) { throw fail("\(formatGeneral(v)) must be in [0, 1)") }
+        }
     }
 
     struct Entry: Decodable {

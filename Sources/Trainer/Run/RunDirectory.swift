@@ -25,10 +25,10 @@ public struct RunDirectory: Sendable {
 
     /// Creates the folder (and parents) if needed.
     public func create() throws {
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        } catch {
-            throw RunDirectoryError(path: path, reason: "cannot create the run directory: \(FileSystem.blockingComponent(of: path) ?? "\(error)")")
+        do { try OutputPolicy().makeFolder(path) } catch let e as OutputError {
+            let prefix = "cannot be created: "
+            guard e.reason.hasPrefix(prefix) else { throw RunDirectoryError(path: path, reason: e.reason) }
+            throw RunDirectoryError(path: path, reason: "cannot create the run directory: \(e.reason.dropFirst(prefix.count))")
         }
     }
 
@@ -40,12 +40,15 @@ public struct RunDirectory: Sendable {
         do { data = try Self.encoder.encode(value) } catch {
             throw RunDirectoryError(path: file, reason: "cannot be encoded: \(error)")
         }
-        try FileSystem.writeAtomically(Array(data) + [0x0A], to: file)
+        do { try FileSystem.writeAtomically(Array(data) + [0x0A], to: file) } catch let e as SystemCallError {
+            throw RunDirectoryError(path: file, reason: "cannot be written: \(e.message)")
+        }
     }
 
     public func readJSON<T: Decodable>(_ type: T.Type, from file: String) throws -> T {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw RunDirectoryError(path: file, reason: "cannot be read")
+        let data: Data
+        do { data = Data(try InputFile.read(file)) } catch let e as InputFileError {
+            throw RunDirectoryError(path: file, reason: e.reason)
         }
         do {
             return try RunDirectory.decoder.decode(type, from: data)
@@ -68,13 +71,13 @@ public struct RunDirectory: Sendable {
             throw RunDirectoryError(path: file, reason: "line cannot be encoded: \(error)")
         }
         let fd = open(file, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        guard fd >= 0 else { throw RunDirectoryError(path: file, reason: "cannot be opened: errno \(errno)") }
+        guard fd >= 0 else { throw RunDirectoryError(path: file, reason: "cannot be opened: \(SystemCallError(call: "open", path: file, errno: errno).message)") }
         defer { close(fd) }
         try line.withUnsafeBytes { raw in
             var done = 0
             while done < raw.count {
                 let n = write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 { throw RunDirectoryError(path: file, reason: "write failed: errno \(errno)") }
+                if n < 0 { throw RunDirectoryError(path: file, reason: SystemCallError(call: "write", path: file, errno: errno).message) }
                 done += n
             }
         }

@@ -17,7 +17,7 @@ final class RunLock {
         let path = FileSystem.join(directory, Self.fileName)
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            throw RunDirectoryError(path: directory, reason: "cannot be locked: \(SystemCallError(call: "open \(Self.fileName)", errno: errno).message)")
+            throw RunDirectoryError(path: directory, reason: "cannot be locked: \(SystemCallError(call: "open \(Self.fileName)", path: path, errno: errno).message)")
         }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let saved = errno
@@ -27,7 +27,7 @@ final class RunLock {
                 throw RunDirectoryError(path: directory, reason: "is in use by another strata process"
                                         + (holder.map { " (pid \($0))" } ?? "") + "; wait for it to end or pick another directory")
             }
-            throw RunDirectoryError(path: directory, reason: "cannot be locked: \(SystemCallError(call: "flock", errno: saved).message)")
+            throw RunDirectoryError(path: directory, reason: "cannot be locked: \(SystemCallError(call: "flock", path: path, errno: saved).message)")
         }
         let text = Array("\(getpid())\n".utf8)
         _ = ftruncate(fd, 0)

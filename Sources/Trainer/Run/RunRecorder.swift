@@ -42,7 +42,11 @@ public final class RunRecorder {
         self.kind = kind
         let path = directory.path
         switch FileSystem.kind(of: path) {
-        case .directory: break
+        case .directory:
+            // The output policy's checks: a read-only folder is named as such, not as a failed lock.
+            do { try OutputPolicy().makeFolder(path) } catch let e as OutputError {
+                throw RunDirectoryError(path: path, reason: "cannot be written: \(e.reason)")
+            }
         case nil:
             if mode == .resume {
                 throw RunDirectoryError(path: path, reason: "does not exist: there is no run to resume")
@@ -272,7 +276,7 @@ public final class RunRecorder {
                 if rmdir(p) == 0 { removed.append("baseline/") }
             } else if isRunFile(name) {
                 guard unlink(p) == 0 else {
-                    throw RunDirectoryError(path: p, reason: "cannot be removed: \(SystemCallError(call: "unlink", errno: errno).message)")
+                    throw RunDirectoryError(path: p, reason: "cannot be removed: \(SystemCallError(call: "unlink", path: p, errno: errno).message)")
                 }
                 removed.append(name)
             }

@@ -138,12 +138,8 @@ public final class SearchEngine {
     public func run() throws -> [TrialRecord] {
         try prepare()
         // One search process per directory: two would both run the same trials.
-        let lock = open(directory.path + "/.search.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard lock >= 0 else { throw SearchError("cannot open \(directory.path)/.search.lock: errno \(errno)") }
-        defer { close(lock) }
-        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
-            throw SearchError("another strata search is running in \(directory.path)")
-        }
+        let lock = try RunLock(directory: directory.path)
+        defer { lock.release() }
         let journal = directory.journal
         var records = try journal.latest()
         var order = try journal.read().map(\.id)

@@ -208,8 +208,8 @@ extension SearchSpace {
             return preset
         }
         let bytes: [UInt8]
-        do { bytes = try FileSystem.readFile(nameOrFile) } catch let e as SystemCallError {
-            throw SearchError("--space \(nameOrFile): not a preset (\(presetNames.joined(separator: ", "))) and not a readable file: \(e.message)")
+        do { bytes = try InputFile.read(nameOrFile) } catch let e as InputFileError {
+            throw SearchError("--space \(nameOrFile): not a preset (\(presetNames.joined(separator: ", "))) and not a file strata reads: \(e.reason)")
         }
         var space = try parse(bytes, file: nameOrFile)
         if let epochs { space.epochs = epochs }

@@ -132,13 +132,13 @@ enum SearchJSON {
 
     static func read<T: Decodable>(_ type: T.Type, from file: String) throws -> T {
         let bytes: [UInt8]
-        do { bytes = try FileSystem.readFile(file) } catch { throw SearchError("\(file) cannot be read: \(error)") }
+        do { bytes = try FileSystem.readFile(file) } catch let e as SystemCallError { throw SearchError("\(file) cannot be read: \(e.message)") }
         return try decode(type, from: bytes, file: file)
     }
 
     static func write<T: Encodable>(_ value: T, to file: String) throws {
-        do { try FileSystem.writeAtomically(pretty(value), to: file) } catch {
-            throw SearchError("\(file) cannot be written: \(error)")
+        do { try FileSystem.writeAtomically(pretty(value), to: file) } catch let e as SystemCallError {
+            throw SearchError("\(file) cannot be written: \(e.message)")
         }
     }
 }

@@ -25,14 +25,18 @@ public enum ConfigFile {
 
     /// The `TrainConfig` in `path`, decoded and validated (`ConfigValidation`, source `.file`).
     public static func readTrainConfig(_ path: String) throws -> TrainConfig {
-        let config = try decode(TrainConfig.self, from: try bytes(path), file: path, other: (GrowConfig.self, "a strata grow run's config; use strata grow --resume"))
+        let raw = try bytes(path)
+        let config = try decode(TrainConfig.self, from: raw, file: path, other: (GrowConfig.self, "a strata grow run's config; use strata grow --resume"))
+        try refuseUnknownKeys(raw, decoded: config, file: path)
         try ConfigValidation.check(config, memoryLimit: ConfigValidation.physicalMemory, source: .file(path))
         return config
     }
 
     /// The `GrowConfig` in `path`, decoded and validated.
     public static func readGrowConfig(_ path: String) throws -> GrowConfig {
-        let config = try decode(GrowConfig.self, from: try bytes(path), file: path, other: (TrainConfig.self, "a strata train run's config, not a grow run's; use strata train --resume"))
+        let raw = try bytes(path)
+        let config = try decode(GrowConfig.self, from: raw, file: path, other: (TrainConfig.self, "a strata train run's config, not a grow run's; use strata train --resume"))
+        try refuseUnknownKeys(raw, decoded: config, file: path)
         try ConfigValidation.check(config, memoryLimit: ConfigValidation.physicalMemory, source: .file(path))
         return config
     }
@@ -56,6 +60,41 @@ public enum ConfigFile {
         } catch {
             throw ConfigFileError(file: file, "is not valid JSON: \(error)")
         }
+    }
+
+    /// A key the decoder passed over (a typo such as `learnignRate` would otherwise leave the
+    /// default in place without a word): every key of the file must appear where the decoded
+    /// value, encoded again, has it. A key whose value is null stands for an absent optional.
+    static func refuseUnknownKeys<T: Encodable>(_ bytes: [UInt8], decoded: T, file: String) throws {
+        let encoder = JSONEncoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        guard let again = try? encoder.encode(decoded),
+              let original = try? bytes.withUnsafeBufferPointer({ try HeaderJSON.Parser.parse($0) }),
+              let known = try? Array(again).withUnsafeBufferPointer({ try HeaderJSON.Parser.parse($0) }) else { return }
+        if let key = unknownKey(original, known, at: "") {
+            throw ConfigFileError(file: file, "unknown key '\(key)' (a misspelt field would be ignored)")
+        }
+    }
+
+    /// The dotted path of the first key of `value` that `known` lacks.
+    static func unknownKey(_ value: HeaderJSON.Value, _ known: HeaderJSON.Value, at path: String) -> String? {
+        switch (value, known) {
+        case let (.object(fields), .object(knownFields)):
+            for (key, v) in fields {
+                let here = path.isEmpty ? key : path + "." + key
+                guard let k = knownFields.first(where: { $0.key == key })?.value else {
+                    if v == .null { continue }
+                    return here
+                }
+                if let found = unknownKey(v, k, at: here) { return found }
+            }
+        case let (.array(items), .array(knownItems)):
+            for (i, (v, k)) in zip(items, knownItems).enumerated() {
+                if let found = unknownKey(v, k, at: "\(path)[\(i)]") { return found }
+            }
+        default: break
+        }
+        return nil
     }
 
     static func decodes<U: Decodable>(_ type: U.Type, _ bytes: [UInt8]) -> Bool {

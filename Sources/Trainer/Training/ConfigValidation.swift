@@ -178,6 +178,10 @@ public enum ConfigValidation {
         if modelProblems.isEmpty {
             do {
                 let model = try Model(spec: c.model)
+                if let r = c.reuse, r.blocks > model.blocks.count {
+                    let n = model.blocks.count
+                    add("reuse.blocks", "--reuse-layers", "is \(r.blocks), more than the model's \(n) block\(n == 1 ? "" : "s")")
+                }
                 if let memoryLimit, c.batchSize <= maxBatch, c.evalBatchSize <= maxBatch {
                     out += memoryIssues(c, model: model, limit: memoryLimit)
                 }
