@@ -40,7 +40,7 @@ struct HPOCommand: ParsableCommand {
     @Option(help: "Space file (JSON); default: lr, weight_decay and batch_size.")
     var space: String?
 
-    @Option(help: "tpe or random.")
+    @Option(help: "tpe, random or cmaes (CMA-ES on the numeric hyperparameters, choices drawn uniformly).")
     var sampler: String = "tpe"
 
     @Option(help: "Trials to run.")
@@ -82,7 +82,7 @@ struct HPOCommand: ParsableCommand {
     @OptionGroup var engineOptions: EngineOptions
 
     func validate() throws {
-        guard ["tpe", "random"].contains(sampler) else { throw ValidationError("--sampler must be tpe or random, not '\(sampler)'") }
+        guard ["tpe", "random", "cmaes"].contains(sampler) else { throw ValidationError("--sampler must be tpe, random or cmaes, not '\(sampler)'") }
         guard ["asha", "hyperband", "none"].contains(pruner) else { throw ValidationError("--pruner must be asha, hyperband or none, not '\(pruner)'") }
         guard ["accuracy", "loss"].contains(objective) else { throw ValidationError("--objective must be accuracy or loss, not '\(objective)'") }
         guard trials >= 1 else { throw ValidationError("--trials must be at least 1, got \(trials)") }
