@@ -13,7 +13,7 @@ import Glibc
 struct HPOCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hpo",
-        abstract: "Hyperparameter search (TPE or random, ASHA/Hyperband early stopping), optionally on a Synflow-pruned proxy, then the full model trained with the winner.",
+        abstract: "Hyperparameter search (TPE, CMA-ES or random, ASHA/Hyperband early stopping), optionally on a Synflow-pruned proxy, then the full model trained with the winner.",
         discussion: """
         Trials train the model (or, with --proxy synflow, its channel-pruned proxy: see `strata prune`) for --epochs \
         each, --workers at a time, through the search engine (worker processes, or Ray with --engine ray); --pruner \
