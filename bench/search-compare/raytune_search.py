@@ -194,13 +194,13 @@ def main():
                        seed=space.get("seed", 0))
     for key, default in (("kernel", 3), ("filters", 18)):
         param_space.setdefault(key, default)
-    ray.init(num_cpus=args.workers, log_to_driver=False)
+    ray.init(num_cpus=args.workers)
     storage = os.path.abspath(args.output + ".ray")
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(train_trial, data_dir=data_dir), {"cpu": 1}),
         param_space=param_space,
         tune_config=tune.TuneConfig(metric="best_val_loss", mode="min", reuse_actors=args.reuse_actors),
-        run_config=tune.RunConfig(storage_path=storage, name="seed000", verbose=0))
+        run_config=tune.RunConfig(storage_path=storage, name="seed000"))
     results = tuner.fit()
     trials = []
     for r in results:
