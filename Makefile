@@ -56,7 +56,7 @@ bench-compare: build
 # Ray Tune + PyTorch (defaults, and reuse_actors=True) and `strata search --reuse none|paper|
 # best-prefix` on one space, interleaved over ROUNDS, as one markdown table. PYTHON names a Python
 # with torch and ray[tune]; without one it prints a SKIP line. RESULTS=file also writes the table:
-#   make bench-search-compare PYTHON=~/.cache/strata/yardstick-venv/bin/python RESULTS=bench/search-compare/RESULTS.md
+#   make bench-search-compare PYTHON=~/.cache/strata/search-compare-venv/bin/python RESULTS=bench/search-compare/RESULTS.md
 ROUNDS ?= 2
 bench-search-compare: build
 	ROUNDS=$(ROUNDS) bench/search-compare/run.sh
