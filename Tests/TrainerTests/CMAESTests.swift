@@ -124,4 +124,16 @@ final class CMAESTests: XCTestCase {
             }
         }
     }
+
+    /// `strata hpo --sampler cmaes`: the config names it, survives hpo.json, and makes the sampler.
+    func testHPOConfigChoosesCMAES() throws {
+        let base = smallConfig(data: "/nowhere", filters: [4], epochs: 1, augment: false, optimizer: .adam(learningRate: 1e-3))
+        let space = try HPOSpace([("lr", .float(low: 1e-4, high: 1e-1, log: true))])
+        let config = HPOConfig(trial: base, final: base, space: space, sampler: .cmaes, pruner: .none, objective: .loss,
+                               trials: 4, finalEpochs: 0, proxy: nil)
+        let decoded = try JSONDecoder().decode(HPOConfig.self, from: JSONEncoder().encode(config))
+        XCTAssertEqual(decoded.sampler, .cmaes)
+        let sampler = try XCTUnwrap(decoded.makeSampler() as? CMAESSampler)
+        XCTAssertEqual(sampler.seed, base.seed)
+    }
 }
