@@ -39,8 +39,8 @@ public struct CMAESSampler: HPOSampler {
         self.sigma0 = sigma0
     }
 
-    /// Stream of the categorical draws; CMA-ES's own draws use the trial number's stream
-    /// under a different key so that the two never share random numbers.
+    /// CMA-ES draws from Philox (seed ^ key, trial number); the categorical draws are
+    /// `UniformSampler`'s (seed, trial number), so the two never share random numbers.
     static let key: UInt64 = 0x434D_4145_5300_0000 // ASCII "CMAES"
 
     public func suggest(_ space: HPOSpace, history: [HPOObservation], trialNumber: Int) -> [String: HPOValue] {
@@ -53,7 +53,8 @@ public struct CMAESSampler: HPOSampler {
         guard !numeric.isEmpty else { return out }
 
         let n = numeric.count
-        var state = CMAState(dimension: n, populationSize: max(2, populationSize ?? CMAState.defaultPopulation(n)), sigma: sigma0)
+        var state = CMAState(dimension: n, populationSize: max(2, populationSize ?? CMAState.defaultPopulation(n)),
+                             sigma: max(sigma0, 1e-10))
         // The history as unit-cube points; an observation without one of the numeric values
         // (another space) is skipped.
         var points: [(x: [Double], value: Double)] = []
