@@ -17,7 +17,7 @@ CUDA_BUILD = .build-cuda$(filter-out 13,$(CUDA_VERSION))
 CUDA_ENV = PKG_CONFIG_PATH=$(CUDA_PREFIX)/lib/pkgconfig
 CUDA_FLAGS = --traits CUDA --build-path $(CUDA_BUILD) -Xlinker -rpath -Xlinker $(CUDA_PREFIX)/lib
 
-.PHONY: all deps build test selftest bench bench-compare search-report-check demo clean cuda build-cuda test-cuda dist-cuda gpu-check fuzz kill-resume
+.PHONY: all deps build test selftest bench bench-compare bench-search-compare search-report-check demo clean cuda build-cuda test-cuda dist-cuda gpu-check fuzz kill-resume
 
 all: build
 
@@ -52,6 +52,15 @@ search-report-check: build
 COMPARE_ROUNDS ?= 3
 bench-compare: build
 	bench/compare.sh $(COMPARE_ROUNDS)
+
+# The seed-000 search against the stack its users run today (bench/search-compare/README.md):
+# Ray Tune + PyTorch (defaults, and reuse_actors=True) and `strata search --reuse none|paper|
+# best-prefix` on one space, interleaved over ROUNDS, as one markdown table. PYTHON names a Python
+# with torch and ray[tune]; without one it prints a SKIP line. RESULTS=file also writes the table:
+#   make bench-search-compare PYTHON=~/.cache/strata/search-compare-venv/bin/python RESULTS=bench/search-compare/RESULTS.md
+ROUNDS ?= 2
+bench-search-compare: build
+	ROUNDS=$(ROUNDS) bench/search-compare/run.sh
 
 # Incremental training of the seed CNN family (3 conv sub-networks) on Fashion-MNIST, with
 # look-ahead, against the full network trained from scratch under the same budget.

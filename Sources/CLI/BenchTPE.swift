@@ -2,14 +2,17 @@ import ArgumentParser
 import Trainer
 
 /// `strata bench tpe`: the samplers on standard test functions, for comparison with Optuna
-/// (bench/hpo/tpe-vs-optuna.sh runs both with the same budget and seeds).
+/// (bench/hpo/tpe-vs-optuna.sh and cmaes-vs-optuna.sh run both with the same budget and seeds).
 struct BenchTPE: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tpe",
-        abstract: "Best values of the TPE and random samplers on branin, hartmann6 and a mixed space.")
+        abstract: "Best values of the TPE, random and CMA-ES samplers on branin, hartmann6 and a mixed space.")
 
     @Option(help: "Test functions, comma-separated (branin, hartmann6, mixed).")
     var functions: String = "branin,hartmann6,mixed"
+
+    @Option(help: "Samplers, comma-separated (tpe, random, cmaes).")
+    var samplers: String = "tpe,random"
 
     @Option(help: "Trials per run.")
     var trials: Int = 50
@@ -22,15 +25,22 @@ struct BenchTPE: ParsableCommand {
 
     func validate() throws {
         guard trials >= 1 && seeds >= 1 else { throw ValidationError("--trials and --seeds must be at least 1") }
+        for s in samplerList where !["tpe", "random", "cmaes"].contains(s) {
+            throw ValidationError("--samplers: '\(s)' is not tpe, random or cmaes")
+        }
     }
 
     func run() throws {
         for name in functions.split(separator: ",").map(String.init) {
             let f = try orExit { try HPOTestFunction.named(name) }
-            for sampler in ["tpe", "random"] {
+            for sampler in samplerList {
                 var bests: [Double] = []
                 for seed in 0..<seeds {
-                    let s: HPOSampler = sampler == "tpe" ? TPESampler(seed: UInt64(seed)) : UniformSampler(seed: UInt64(seed))
+                    let s: HPOSampler = switch sampler {
+                    case "tpe": TPESampler(seed: UInt64(seed))
+                    case "cmaes": CMAESSampler(seed: UInt64(seed))
+                    default: UniformSampler(seed: UInt64(seed))
+                    }
                     let best = f.minimise(with: s, trials: trials).best
                     bests.append(best)
                     if json { print("{\"function\": \"\(name)\", \"sampler\": \"\(sampler)\", \"seed\": \(seed), \"best\": \(best)}") }
@@ -43,4 +53,6 @@ struct BenchTPE: ParsableCommand {
             }
         }
     }
+
+    var samplerList: [String] { samplers.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
 }

@@ -13,7 +13,7 @@ import Glibc
 struct HPOCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hpo",
-        abstract: "Hyperparameter search (TPE or random, ASHA/Hyperband early stopping), optionally on a Synflow-pruned proxy, then the full model trained with the winner.",
+        abstract: "Hyperparameter search (TPE, CMA-ES or random, ASHA/Hyperband early stopping), optionally on a Synflow-pruned proxy, then the full model trained with the winner.",
         discussion: """
         Trials train the model (or, with --proxy synflow, its channel-pruned proxy: see `strata prune`) for --epochs \
         each, --workers at a time, through the search engine (worker processes, or Ray with --engine ray); --pruner \
@@ -40,7 +40,7 @@ struct HPOCommand: ParsableCommand {
     @Option(help: "Space file (JSON); default: lr, weight_decay and batch_size.")
     var space: String?
 
-    @Option(help: "tpe or random.")
+    @Option(help: "tpe, random or cmaes (CMA-ES on the numeric hyperparameters, choices drawn uniformly).")
     var sampler: String = "tpe"
 
     @Option(help: "Trials to run.")
@@ -85,7 +85,7 @@ struct HPOCommand: ParsableCommand {
     @OptionGroup var engineOptions: EngineOptions
 
     func validate() throws {
-        guard ["tpe", "random"].contains(sampler) else { throw ValidationError("--sampler must be tpe or random, not '\(sampler)'") }
+        guard ["tpe", "random", "cmaes"].contains(sampler) else { throw ValidationError("--sampler must be tpe, random or cmaes, not '\(sampler)'") }
         guard ["asha", "hyperband", "none"].contains(pruner) else { throw ValidationError("--pruner must be asha, hyperband or none, not '\(pruner)'") }
         guard ["accuracy", "loss"].contains(objective) else { throw ValidationError("--objective must be accuracy or loss, not '\(objective)'") }
         guard trials >= 1 else { throw ValidationError("--trials must be at least 1, got \(trials)") }

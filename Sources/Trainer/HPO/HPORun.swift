@@ -10,7 +10,7 @@ import Glibc
 
 /// Everything an HPO run needs to be resumed: written to `hpo.json` in its directory.
 public struct HPOConfig: Codable, Equatable, Sendable {
-    public enum SamplerKind: String, Codable, Sendable { case tpe, random }
+    public enum SamplerKind: String, Codable, Sendable { case tpe, random, cmaes }
     public enum PrunerKind: String, Codable, Sendable { case asha, hyperband, none }
     public enum Objective: String, Codable, Sendable {
         /// Maximise validation accuracy (the samplers and pruners minimise its negative).
@@ -54,6 +54,7 @@ public struct HPOConfig: Codable, Equatable, Sendable {
         switch sampler {
         case .tpe: return TPESampler(seed: trial.seed)
         case .random: return UniformSampler(seed: trial.seed)
+        case .cmaes: return CMAESSampler(seed: trial.seed)
         }
     }
 
