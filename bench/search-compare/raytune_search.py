@@ -6,7 +6,7 @@ It trains the networks `strata search` trains for the same space file, with the 
 
 - networks: Strata's `cnn` family (conv-ReLU-maxpool per layer, `filters` wide, `kernel` with
   same padding; dense ReLU layers of `hidden` units; a linear classifier), built by the PyTorch
-  twin in bench/torch/models.py; weights He-normal (std sqrt(2 / fan_in)), biases zero, as
+  twin in python/strata/twin.py; weights He-normal (std sqrt(2 / fan_in)), biases zero, as
   Strata's `Initializer.heNormal`;
 - data: the CIFAR-10 binary batches; validation is the same seeded 10% of the training images as
   Strata's `ImageDataset.split` (its Philox-4x32-10 Fisher-Yates permutation, reimplemented here
@@ -33,8 +33,8 @@ import time
 
 import numpy as np
 
-# The PyTorch twins of Strata's models (bench/torch/models.py), for this process and Ray's workers.
-TORCH_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "torch")
+# The PyTorch twins of Strata's models (python/strata/twin.py), for this process and Ray's workers.
+PYTHON_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python")
 
 MASK32 = 0xFFFFFFFF
 SPLIT_STREAM = 0x5350_4C49_5400_0000  # Shuffle.splitStream, ASCII "SPLIT"
@@ -102,9 +102,9 @@ def train_trial(config, data_dir=None):
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
-    if TORCH_DIR not in sys.path:
-        sys.path.insert(0, TORCH_DIR)
-    import models
+    if PYTHON_DIR not in sys.path:
+        sys.path.insert(0, PYTHON_DIR)
+    from strata import twin as models
     from ray import tune
 
     torch.set_num_threads(1)
