@@ -15,7 +15,8 @@ struct Strata: ParsableCommand {
         dataset, checkpoint or config file, a run that fails), said in one line naming the file, the offset, the \
         tensor or the field. Strata never ends on a signal for bad input.
         """,
-        subcommands: [Train.self, Grow.self, Search.self, SearchTrial.self, HPOCommand.self, Eval.self, Predict.self, ReuseReportCommand.self, Prune.self, Models.self, SelfTest.self, Bench.self, Info.self])
+        subcommands: [Train.self, Grow.self, Search.self, SearchTrial.self, HPOCommand.self, Eval.self, Predict.self, ReuseReportCommand.self, Prune.self, Models.self, SelfTest.self, Bench.self, Info.self,
+                      DataCommand.self])
 
     /// Parses and runs a command; every error ends with one line on stderr and exit status 64
     /// (usage) or 1 (runtime). Help and version go to stdout as the parser writes them.
