@@ -174,7 +174,7 @@ final class DataFetchTests: XCTestCase {
         }
         XCTAssertNil(FileSystem.kind(of: dir + "/tiny"))
         XCTAssertNil(FileSystem.kind(of: dir + "/.tiny.unpacking"))
-        XCTAssertEqual(FileSystem.contents(ofDirectory: dir + "/.tiny.partial") ?? [], [], "the corrupt download is deleted")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [], "the corrupt download is deleted")
     }
 
     func testTruncatedDownloadResumesWithARangeRequest() throws {
@@ -211,6 +211,7 @@ final class DataFetchTests: XCTestCase {
             try DatasetFetch.fetch(spec(archive, baseURL: closed), into: dir)
         }
         XCTAssertNil(FileSystem.kind(of: dir + "/tiny"))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [], "no empty partial download left")
     }
 
     func testExistingFolderIsNotReplacedWithoutOverwrite() throws {

@@ -154,11 +154,17 @@ public enum DatasetFetch {
             let url = dataset.url(of: file, mirror: mirror)
             let have = Int64(fileSize(part) ?? 0)
             events(.downloading(url: url, from: have))
-            try Download.fetch(url: url, to: part) { done, total in events(.progress(done: done, total: total)) }
+            do {
+                try Download.fetch(url: url, to: part) { done, total in events(.progress(done: done, total: total)) }
+            } catch {
+                if (fileSize(part) ?? 0) == 0 { unlink(part); rmdir(partial) }   // nothing worth resuming
+                throw error
+            }
             do {
                 try verify(part, against: file, url: url)
             } catch {
                 unlink(part)   // a corrupt file must not be resumed: the next run starts over
+                rmdir(partial)   // only when empty
                 throw error
             }
             events(.verified(file: file.name))
