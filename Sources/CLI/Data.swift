@@ -45,16 +45,21 @@ struct DataFetch: ParsableCommand {
         let directory = dir ?? home + "/.local/share/strata/datasets"
         let mirror = self.mirror ?? getenv("STRATA_DATA_MIRROR").map { String(cString: $0) }
         let display = ProgressDisplay()
+        var barShown = false
         let path = try orExit {
-            try DatasetFetch.fetch(dataset, into: directory, mirror: mirror, overwrite: overwrite) { event in
+            // A failure mid-download must not print its one line after a half-drawn bar.
+            defer { if barShown { fputs("\r\u{1B}[2K", stdout); fflush(stdout) } }
+            return try DatasetFetch.fetch(dataset, into: directory, mirror: mirror, overwrite: overwrite) { event in
                 switch event {
                 case .downloading(let url, let from):
                     display.line(from > 0 ? "Resuming \(url) from \(megabytes(from))" : "Downloading \(url)")
                 case .progress(let done, let total):
-                    if let total, total > 0 {
+                    if let total, total > 0, display.interactive {
+                        barShown = true
                         display.batch(prefix: "  ", done: Int(done * 1000 / total), total: 1000) { "\(megabytes(done)) of \(megabytes(total))" }
                     }
                 case .verified(let file):
+                    barShown = false   // line() clears the bar
                     display.line("  \(file): size and digest verified")
                 case .unpacking(let file):
                     display.line("  unpacking \(file)")

@@ -141,6 +141,9 @@ final class DataFormatsTests: XCTestCase {
         corrupt[0] ^= 0xFF
         assertDatasetError(.badHeader, file: "x.tar", offset: 0, try Tar.entries(corrupt, file: "x.tar"))
         assertDatasetError(.truncated, file: "x.tar", offset: 0, try Tar.entries(Array(archive.prefix(514)), file: "x.tar"))
+        // The last member's data unpadded and no end blocks (found by fuzz/FuzzTar): still read.
+        let unpadded = Array(tarArchive([("a", [1, 2, 3])]).prefix(515))
+        XCTAssertEqual(try Tar.entries(unpadded, file: "x.tar").map(\.name), ["a"])
     }
 
     // MARK: CIFAR-100

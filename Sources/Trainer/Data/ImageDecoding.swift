@@ -14,6 +14,9 @@ public struct DecodedImage: Equatable {
 public enum ImageDecoding {
     /// The largest side accepted, checked from the header before any pixel buffer is allocated.
     public static let maxSide = 1 << 14
+    /// The most pixels accepted (a 33-megapixel photo), so a forged header cannot make us
+    /// allocate gigabytes.
+    public static let maxPixels = 1 << 25
 
     public enum Format { case png, jpeg }
 
@@ -56,8 +59,8 @@ public enum ImageDecoding {
         defer { png_image_free(&image) }
         guard png_image_begin_read_from_memory(&image, b, b.count) != 0 else { throw pngError(&image, file) }
         let width = Int(image.width), height = Int(image.height)
-        guard width > 0, height > 0, width <= maxSide, height <= maxSide else {
-            throw DatasetError(.badHeader, file: file, offset: 16, "PNG is \(width)x\(height); sides must be 1...\(maxSide)")
+        guard width > 0, height > 0, width <= maxSide, height <= maxSide, width * height <= maxPixels else {
+            throw DatasetError(.badHeader, file: file, offset: 16, "PNG is \(width)x\(height); sides must be 1...\(maxSide), at most \(maxPixels) pixels")
         }
         image.format = channels == 1 ? 0 : UInt32(PNG_FORMAT_FLAG_COLOR)   // PNG_FORMAT_GRAY, PNG_FORMAT_RGB
         var pixels = [UInt8](repeating: 0, count: width * height * channels)
@@ -86,8 +89,8 @@ public enum ImageDecoding {
 
     static func decodeJPEG(_ b: [UInt8], file: String, channels: Int) throws -> DecodedImage {
         let (width, height, _) = try jpegHeader(b, file: file)
-        guard width > 0, height > 0, width <= maxSide, height <= maxSide else {
-            throw DatasetError(.badHeader, file: file, "JPEG is \(width)x\(height); sides must be 1...\(maxSide)")
+        guard width > 0, height > 0, width <= maxSide, height <= maxSide, width * height <= maxPixels else {
+            throw DatasetError(.badHeader, file: file, "JPEG is \(width)x\(height); sides must be 1...\(maxSide), at most \(maxPixels) pixels")
         }
         guard let handle = tjInitDecompress() else { throw DatasetError(.unreadable, file: file, "TurboJPEG failed to initialise") }
         defer { tjDestroy(handle) }

@@ -119,6 +119,12 @@ public enum Zip {
             }
             output = data
         case 8:
+            // Deflate expands at most ~1032:1: a larger declared size is corrupt (and must not
+            // make us allocate it).
+            guard member.size <= member.compressedSize * 1032 + 1024 else {
+                throw DatasetError(.badHeader, file: file, offset: h,
+                                   "\(where_): declares \(member.size) bytes, more than \(member.compressedSize) deflated bytes can hold")
+            }
             output = try inflateRaw(data, size: member.size, file: file, what: where_, offset: start)
         default:
             throw DatasetError(.badCompression, file: file, offset: h,

@@ -55,7 +55,8 @@ public enum Tar {
             }
             offset = start + (size + 511) / 512 * 512
         }
-        guard offset == bytes.count || bytes[offset...].allSatisfy({ $0 == 0 }) else {
+        // offset may pass the end: the last member's data need not be padded to 512 bytes.
+        guard offset >= bytes.count || bytes[offset...].allSatisfy({ $0 == 0 }) else {
             throw DatasetError(.truncated, file: file, offset: offset, "tar archive ends inside a 512-byte header")
         }
         return entries
