@@ -13,7 +13,7 @@ swift build -c release -Xswiftc -sanitize=fuzzer,address
 declare -A TARGET=([safetensors]=FuzzSafeTensors [cifar10]=FuzzCIFAR10 [idx]=FuzzIDX [config]=FuzzConfigJSON
     [cifar100]=FuzzCIFAR100 [numpy]=FuzzNumPy [image]=FuzzImage [tar]=FuzzTar [cache]=FuzzDatasetCache)
 declare -A MAXLEN=([safetensors]=4096 [cifar10]=12300 [idx]=4096 [config]=4096
-    [cifar100]=9300 [numpy]=4096 [image]=4096 [tar]=4096 [cache]=4096)
+    [cifar100]=9300 [numpy]=4096 [image]=4096 [tar]=10240 [cache]=4096)
 for r in $READERS; do
     mkdir -p "$WORK/$r"
     echo "== $r: ${TARGET[$r]} for $RUNS inputs"
