@@ -245,6 +245,12 @@ final class DataFormatsTests: XCTestCase {
         let directoryStart = method.count - 22 - members.reduce(0) { $0 + 46 + $1.0.utf8.count }
         method[directoryStart + 10] = 12
         assertDatasetError(.badCompression, file: "d.npz", offset: 0, try NumPy.archiveArrays(method, file: "d.npz"))
+        // A deflated member declaring far more than its bytes can inflate to (a zip bomb, or a
+        // corrupt size) is refused before anything is allocated.
+        var bomb = zipArchive(members, deflate: true)
+        let bombDirectory = bomb.count - 22 - members.reduce(0) { $0 + 46 + $1.0.utf8.count }
+        for (i, b) in [0xFF, 0xFF, 0xFF, 0x7F].enumerated() { bomb[bombDirectory + 24 + i] = UInt8(b) }
+        assertDatasetError(.badHeader, file: "d.npz", offset: 0, try NumPy.archiveArrays(bomb, file: "d.npz"))
         assertDatasetError(.badMagic, file: "d.npz", offset: 8, try NumPy.archiveArrays([UInt8](repeating: 7, count: 30), file: "d.npz"))
         // Labels that disagree with the images in count.
         var mismatched = members
