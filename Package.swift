@@ -32,6 +32,24 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // Dataset downloads (`strata data fetch`): HTTP(S) with Range resume, through libcurl.
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        // Image-folder datasets: PNG through libpng's simplified API, JPEG through TurboJPEG
+        // (both report errors by return value, so no setjmp/longjmp crosses Swift frames).
+        .systemLibrary(
+            name: "CPNG",
+            pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"])]
+        ),
+        .systemLibrary(
+            name: "CTurboJPEG",
+            pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev"])]
+        ),
         .systemLibrary(
             name: "CCuda",
             pkgConfig: "ccuda"
@@ -55,7 +73,7 @@ let package = Package(
         ),
         .target(
             name: "Trainer",
-            dependencies: ["GPUTensor", "CZlib"]
+            dependencies: ["GPUTensor", "CZlib", "CCurl", "CPNG", "CTurboJPEG"]
         ),
         .executableTarget(
             name: "CLI",

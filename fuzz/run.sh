@@ -2,15 +2,18 @@
 # Builds the fuzz targets (libFuzzer + AddressSanitizer) and runs each for RUNS inputs, starting
 # from the seed corpus in corpus/<reader>; new inputs go to WORK/<reader>, crashes to WORK/.
 #   fuzz/run.sh [RUNS] [READER...]      RUNS default 100000; READERs: safetensors cifar10 idx config
+#                                       cifar100 numpy image tar cache
 # Exits non-zero on the first crash, trap, leak, out-of-memory or hang (-timeout seconds per input).
 set -euo pipefail
 cd "$(dirname "$0")"
 RUNS=${1:-100000}; shift || true
-READERS=${*:-safetensors cifar10 idx config}
+READERS=${*:-safetensors cifar10 idx config cifar100 numpy image tar cache}
 WORK=${WORK:-.build/fuzz-work}
 swift build -c release -Xswiftc -sanitize=fuzzer,address
-declare -A TARGET=([safetensors]=FuzzSafeTensors [cifar10]=FuzzCIFAR10 [idx]=FuzzIDX [config]=FuzzConfigJSON)
-declare -A MAXLEN=([safetensors]=4096 [cifar10]=12300 [idx]=4096 [config]=4096)
+declare -A TARGET=([safetensors]=FuzzSafeTensors [cifar10]=FuzzCIFAR10 [idx]=FuzzIDX [config]=FuzzConfigJSON
+    [cifar100]=FuzzCIFAR100 [numpy]=FuzzNumPy [image]=FuzzImage [tar]=FuzzTar [cache]=FuzzDatasetCache)
+declare -A MAXLEN=([safetensors]=4096 [cifar10]=12300 [idx]=4096 [config]=4096
+    [cifar100]=9300 [numpy]=4096 [image]=4096 [tar]=10240 [cache]=4096)
 for r in $READERS; do
     mkdir -p "$WORK/$r"
     echo "== $r: ${TARGET[$r]} for $RUNS inputs"

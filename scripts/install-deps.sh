@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Strata needs from Debian's archive, if it is missing:
-#   build: oneDNN (libdnnl-dev), zlib (zlib1g-dev), pkg-config
+#   build: oneDNN (libdnnl-dev), zlib (zlib1g-dev), pkg-config, libcurl (libcurl4-openssl-dev,
+#          `strata data fetch`), libpng (libpng-dev) and TurboJPEG (libturbojpeg0-dev) for
+#          image-folder datasets
 #   demo:  Fashion-MNIST (dataset-fashion-mnist), with `--dataset`
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -euo pipefail
@@ -9,6 +11,9 @@ packages=()
 # oneDNN has no pkg-config file in Debian: look for its header.
 [[ -f /usr/include/oneapi/dnnl/dnnl.h ]] || packages+=(libdnnl-dev)
 pkg-config --exists zlib 2>/dev/null || packages+=(zlib1g-dev)
+pkg-config --exists libcurl 2>/dev/null || packages+=(libcurl4-openssl-dev)
+pkg-config --exists libpng 2>/dev/null || packages+=(libpng-dev)
+pkg-config --exists libturbojpeg 2>/dev/null || packages+=(libturbojpeg0-dev)
 command -v pkg-config >/dev/null 2>&1 || packages+=(pkg-config)
 if [[ "${1:-}" == "--dataset" && ! -d /usr/share/datasets/fashion-mnist ]]; then
     packages+=(dataset-fashion-mnist)

@@ -20,7 +20,8 @@ struct Strata: ParsableCommand {
         (--space, --config, --model-spec, checkpoints) must be regular files. --threads and --workers take at most \
         4x the machine's cores. With --resume or --config, a flag the run would not use is refused, never ignored.
         """,
-        subcommands: [Train.self, Grow.self, Search.self, SearchTrial.self, HPOCommand.self, Eval.self, Predict.self, ReuseReportCommand.self, Prune.self, Models.self, SelfTest.self, Bench.self, Info.self])
+        subcommands: [Train.self, Grow.self, Search.self, SearchTrial.self, HPOCommand.self, Eval.self, Predict.self, ReuseReportCommand.self, Prune.self, Models.self, SelfTest.self, Bench.self, Info.self,
+                      DataCommand.self])
 
     /// Parses and runs a command; every error ends with one line on stderr and exit status 64
     /// (usage) or 1 (runtime). Help and version go to stdout as the parser writes them.

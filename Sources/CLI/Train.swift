@@ -71,11 +71,10 @@ func optimizerConfig(_ name: String, learningRate: Float? = nil, momentum: Float
 
 /// Dataset flags.
 struct DataOptions: ParsableArguments {
-    @Option(help: "Dataset directory: CIFAR-10 binary batches or MNIST/Fashion-MNIST IDX files.")
+    @Option(help: "Dataset: a directory (CIFAR-10/100 binary, MNIST/Fashion-MNIST IDX, class folders of .png/.jpg, .npy arrays) or an .npz file.")
     var data: String = "/usr/share/datasets/fashion-mnist"
 
-    @Option(help: "cifar10, mnist or fashion-mnist (default: detected from the files).")
-    var datasetKind: String?
+    @OptionGroup var format: DataFormatOptions
 
     @Option(help: "Fraction of the training images held out for validation.")
     var validationFraction: Double = 0.1
@@ -83,17 +82,17 @@ struct DataOptions: ParsableArguments {
     @Option(help: "Train on at most this many images (quick runs).")
     var trainLimit: Int?
 
-    @Flag(inversion: .prefixedNo, help: "Random 4-pixel shifts and horizontal flips (default: on for CIFAR-10, off otherwise).")
+    @Flag(inversion: .prefixedNo, help: "Random 4-pixel shifts and horizontal flips (default: on for CIFAR-10/100, off otherwise).")
     var augment: Bool?
 
     func config() throws -> DataConfig {
-        let kind = try datasetKind.map { k -> String in
-            guard DatasetKind(rawValue: k) != nil else { throw ValidationError("--dataset-kind must be cifar10, mnist or fashion-mnist") }
-            return k
-        } ?? DatasetLoader.detectKind(path: data).rawValue
+        _ = try format.options()   // refuses bad --labels, --image-size, --resize-filter values
+        let kind = try format.kind()?.rawValue ?? DatasetLoader.detectKind(path: data).rawValue
         guard (0..<1).contains(validationFraction) else { throw ValidationError("--validation-fraction must be in [0, 1)") }
         return DataConfig(kind: kind, path: data, validationFraction: validationFraction,
-                          augment: augment ?? (kind == DatasetKind.cifar10.rawValue), trainLimit: trainLimit)
+                          augment: augment ?? (kind == DatasetKind.cifar10.rawValue || kind == DatasetKind.cifar100.rawValue),
+                          trainLimit: trainLimit, labels: format.labels, imageSize: try format.imageSizeValue(),
+                          resizeFilter: format.resizeFilter)
     }
 }
 

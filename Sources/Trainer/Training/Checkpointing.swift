@@ -96,7 +96,7 @@ extension TrainingRun {
         config.batchSize = max(2, min(config.batchSize, batchSize))
         config.data.dropLastBatch = false
         let kind = try config.data.kind.flatMap(DatasetKind.init(rawValue:)) ?? DatasetLoader.detectKind(path: config.data.path)
-        let (_, test) = try DatasetLoader.load(kind: kind, path: config.data.path)
+        let (_, test) = try DatasetLoader.load(kind: kind, path: config.data.path, options: DatasetOptions(config.data))
         guard test.imageShape == config.model.input.dims, test.classes == config.model.classes else {
             throw TrainingError("\(config.data.path) has \(test.imageShape) images in \(test.classes) classes; "
                                 + "the checkpoint's model takes \(config.model.input.dims) in \(config.model.classes)")

@@ -252,6 +252,16 @@ public enum ConfigValidation {
             out.append(ConfigIssue(field: "data.kind", flag: "--dataset-kind",
                                    "must be \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(kind)'"))
         }
+        if let labels = d.labels, CIFAR100.Labels(rawValue: labels) == nil {
+            out.append(ConfigIssue(field: "data.labels", flag: "--labels", "must be fine or coarse, got '\(labels)'"))
+        }
+        if let size = d.imageSize, size.count != 2 || !size.allSatisfy({ (1...4096).contains($0) }) {
+            out.append(ConfigIssue(field: "data.imageSize", flag: "--image-size", "must be [height, width] with sides in 1...4096, got \(size)"))
+        }
+        if let filter = d.resizeFilter, ResizeFilter(rawValue: filter) == nil {
+            out.append(ConfigIssue(field: "data.resizeFilter", flag: "--resize-filter",
+                                   "must be \(ResizeFilter.allCases.map(\.rawValue).joined(separator: " or ")), got '\(filter)'"))
+        }
         return out
     }
 

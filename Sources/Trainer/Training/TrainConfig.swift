@@ -48,15 +48,26 @@ public struct DataConfig: Codable, Equatable, Sendable {
     public var dropLastBatch: Bool
     /// Use only this many training images (quick runs); nil: all.
     public var trainLimit: Int?
+    /// CIFAR-100: `fine` (100 classes, the default) or `coarse` (20).
+    public var labels: String?
+    /// Image folders: [height, width] every image is resized to; nil: the images' own size.
+    public var imageSize: [Int]?
+    /// Image folders: `area` (default) or `bilinear` (`ResizeFilter`).
+    public var resizeFilter: String?
 
+    // The last three are optional, so config.json files written before them still decode.
     public init(kind: String? = nil, path: String, validationFraction: Double = 0.1, augment: Bool = true,
-                dropLastBatch: Bool = true, trainLimit: Int? = nil) {
+                dropLastBatch: Bool = true, trainLimit: Int? = nil, labels: String? = nil,
+                imageSize: [Int]? = nil, resizeFilter: String? = nil) {
         self.kind = kind
         self.path = path
         self.validationFraction = validationFraction
         self.augment = augment
         self.dropLastBatch = dropLastBatch
         self.trainLimit = trainLimit
+        self.labels = labels
+        self.imageSize = imageSize
+        self.resizeFilter = resizeFilter
     }
 }
 

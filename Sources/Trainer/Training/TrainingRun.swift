@@ -24,7 +24,7 @@ public struct RunData {
             }
             return k
         }
-        var (train, test) = try DatasetLoader.load(kind: kind, path: config.path)
+        var (train, test) = try DatasetLoader.load(kind: kind, path: config.path, options: DatasetOptions(config))
         if let limit = config.trainLimit, limit < train.count {
             train = train.subset(Array(Shuffle.permutation(count: train.count, seed: seed, counter: 0x4C49_4D49_54)
                 .prefix(limit)).sorted(), name: train.name)
