@@ -10,7 +10,8 @@ import PackageDescription
 let package = Package(
     name: "StrataFuzz",
     dependencies: [.package(name: "Strata", path: "..")],
-    targets: [.target(name: "FuzzSupport")] + ["FuzzSafeTensors", "FuzzCIFAR10", "FuzzIDX", "FuzzConfigJSON"].map {
+    targets: [.target(name: "FuzzSupport")] + ["FuzzSafeTensors", "FuzzCIFAR10", "FuzzIDX", "FuzzConfigJSON", "FuzzSearchJournal", "FuzzHPOJournal",
+                                                      "FuzzHPOSpace", "FuzzStudyReport"].map {
         .executableTarget(name: $0, dependencies: ["FuzzSupport", .product(name: "Trainer", package: "Strata")])
     },
     swiftLanguageModes: [.v5]

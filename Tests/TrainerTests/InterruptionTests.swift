@@ -157,6 +157,9 @@ final class InterruptionTests: XCTestCase {
         XCTAssertNotNil(stopped.fault)
         let failed = ProcessExecutor.outcome(of: job, status: 1 << 8)
         XCTAssertNil(failed.fault, "an ordinary failure is the trial's")
+        let crashed = ProcessExecutor.outcome(of: job, status: SIGSEGV)
+        XCTAssertNil(crashed.fault, "a crash of its own is the trial's")
+        XCTAssertEqual(crashed.status, .failed)
     }
 
     func testARetriedDonorMakesItsDependentsWaitAndRerun() throws {

@@ -461,7 +461,7 @@ public final class HPORun {
             if let signal = Interruption.requested {
                 stop(.interrupted, signal: signal)
                 throw InterruptedError(signal: signal, resume: resume,
-                                       detail: "\(running.count) running trials continue from their checkpoints")
+                                       detail: "\(running.count) running \(running.count == 1 ? "trial continues" : "trials continue") from its checkpoint on resume")
             }
             while executor.freeSlots > 0 {
                 let t: Int

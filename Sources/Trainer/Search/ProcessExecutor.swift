@@ -67,9 +67,10 @@ public final class ProcessExecutor: TrialExecutor {
     }
 
     /// The child's `outcome.json`, or a failure naming the exit status and the end of stderr.
-    /// A worker that ended without `outcome.json` was stopped from outside (a signal strata did
-    /// not send: `cancelAll`'s workers are never polled) or could not write it (exit status
-    /// `faultExitStatus`): an infrastructure fault, not the trial's result.
+    /// A worker that ended without `outcome.json` and was stopped from outside (a signal strata
+    /// did not send: `cancelAll`'s workers are never polled), or that could not write it (exit
+    /// status `faultExitStatus`), met an infrastructure fault, not the trial's result. One that
+    /// crashed by itself (SIGSEGV, SIGILL, SIGABRT, ...) failed: that is the trial's.
     static func outcome(of job: TrialJob, status: Int32) -> TrialOutcome {
         let path = TrialRunner.outcomePath(job.directory)
         if let o = try? SearchJSON.read(TrialOutcome.self, from: path) {
@@ -86,7 +87,9 @@ public final class ProcessExecutor: TrialExecutor {
             String(decoding: $0.suffix(600), as: UTF8.self).split(separator: "\n").suffix(3).joined(separator: " | ")
         } ?? ""
         var outcome = TrialOutcome.failed(job.id, "worker \(how)" + (tail.isEmpty ? "" : ": \(tail)"))
-        if signal != 0 {
+        if signal != 0 && ![SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS].contains(signal) {
+            // Sent from outside (kill, the OOM killer, a shutdown); a crash of its own (a trap,
+            // a bad access) is the trial's failure.
             outcome.fault = "the worker of trial \(job.id) (\(job.directory)) was \(how), which strata did not send"
         } else if (status >> 8) & 0xff == TrialRunner.faultExitStatus {
             outcome.fault = "the worker of trial \(job.id) stopped on an infrastructure fault without \(path)"

@@ -233,7 +233,7 @@ public final class SearchEngine {
                 if let signal = Interruption.requested {
                     stop(.interrupted, signal: signal)
                     throw InterruptedError(signal: signal, resume: resume,
-                                           detail: "\(order.count) journal lines kept, \(running.count) running trials continue from their checkpoints")
+                                           detail: "\(order.count) journal lines kept; \(running.count) running \(running.count == 1 ? "trial continues" : "trials continue") from its checkpoint on resume")
                 }
                 // Start every runnable trial, in plan order, while a worker is free.
                 var i = 0
