@@ -457,93 +457,93 @@ public final class HPORun {
         }
 
         do {
-        while true {
-            if let signal = Interruption.requested {
-                stop(.interrupted, signal: signal)
-                throw InterruptedError(signal: signal, resume: resume,
-                                       detail: "\(running.count) running \(running.count == 1 ? "trial continues" : "trials continue") from its checkpoint on resume")
-            }
-            while executor.freeSlots > 0 {
-                let t: Int
-                if !queue.isEmpty {
-                    t = queue.removeFirst()
-                } else if next < config.trials {
-                    t = next
-                    next += 1
-                    let params = sampler.suggest(space, history: history(), trialNumber: t)
-                    let proposed = HPOTrialRecord(trial: t, params: params, status: .running, values: [], seconds: 0)
-                    try journal(proposed)
-                    latest[t] = proposed
-                } else {
-                    break
+            while true {
+                if let signal = Interruption.requested {
+                    stop(.interrupted, signal: signal)
+                    throw InterruptedError(signal: signal, resume: resume,
+                                           detail: "\(running.count) running \(running.count == 1 ? "trial continues" : "trials continue") from its checkpoint on resume")
                 }
-                let job: TrialJob
-                do { job = try makeJob(latest[t]!, after: reported[t] ?? 0, pruner: pruner) } catch {
-                    // A full disk or a refused write is the machine's fault, not the trial's.
-                    if InfrastructureFault.describe(error) != nil { throw error }
-                    // Hyperparameters this data or model cannot train with: the trial fails, the search goes on.
-                    var failed = latest[t]!
-                    failed.status = .failed
-                    failed.error = "\(error)"
-                    try record(failed)
-                    continue
-                }
-                // An executor that cannot take a job is broken for every trial: stop (resume continues).
-                try executor.submit(job)
-                running[job.id] = t
-            }
-            if running.isEmpty { break }
-            let ended = try executor.poll(timeout: 0.25)
-            // A signal during the poll: the outcomes of workers it stopped are no results.
-            if Interruption.requested != nil { continue }
-            if let fault = ended.compactMap({ $0.outcome.fault }).first {
-                stop(.stopped, reason: fault)
-                throw InfrastructureFault("\(fault); the hpo stopped (nothing was recorded for the trials running); "
-                                          + "`\(resume)` continues once that is fixed")
-            }
-            for (got, wall) in ended {
-                guard let t = running.removeValue(forKey: got.id) else { continue }
-                var outcome = got
-                let problems = outcome.problems()
-                if !problems.isEmpty {
-                    outcome = .failed(got.id, "the worker's outcome.json is not valid: " + problems.joined(separator: "; "))
-                }
-                jobsEnded += 1
-                var r = latest[t]!
-                r.wallSeconds = (r.wallSeconds ?? 0) + wall
-                if let cpu = outcome.cpuSeconds { r.cpuSeconds = (r.cpuSeconds ?? 0) + cpu }
-                let accuracies = outcome.validationAccuracies ?? [], losses = outcome.validationLosses ?? []
-                let before = reported[t] ?? 0
-                if outcome.status == .failed {
-                    r.status = .failed
-                    r.error = outcome.error ?? "the trial failed"
-                } else if accuracies.count != outcome.epochs || losses.count != outcome.epochs || outcome.epochs <= before {
-                    r.status = .failed
-                    r.error = "the worker reported \(accuracies.count) epochs of values for \(outcome.epochs) epochs after \(before)"
-                } else {
-                    var values = zip(accuracies, losses).map { objective(accuracy: $0, loss: $1) }
-                    var decision = PruneDecision.continue
-                    for e in before..<values.count where decision == .continue {
-                        decision = pruner?.report(trial: t, step: e + 1, value: values[e]) ?? .continue
-                        if decision == .prune { values = Array(values.prefix(e + 1)) }
-                    }
-                    reported[t] = values.count
-                    r.values = values
-                    r.validationAccuracy = accuracies[values.count - 1]
-                    r.validationLoss = losses[values.count - 1]
-                    r.seconds = outcome.seconds
-                    r.rungs = (r.rungs ?? []) + [values.count]
-                    if values.count >= budget {
-                        r.status = .complete   // a decision at the budget stops nothing
-                    } else if decision == .prune {
-                        r.status = .pruned
+                while executor.freeSlots > 0 {
+                    let t: Int
+                    if !queue.isEmpty {
+                        t = queue.removeFirst()
+                    } else if next < config.trials {
+                        t = next
+                        next += 1
+                        let params = sampler.suggest(space, history: history(), trialNumber: t)
+                        let proposed = HPOTrialRecord(trial: t, params: params, status: .running, values: [], seconds: 0)
+                        try journal(proposed)
+                        latest[t] = proposed
                     } else {
-                        queue.append(t)
+                        break
                     }
+                    let job: TrialJob
+                    do { job = try makeJob(latest[t]!, after: reported[t] ?? 0, pruner: pruner) } catch {
+                        // A full disk or a refused write is the machine's fault, not the trial's.
+                        if InfrastructureFault.describe(error) != nil { throw error }
+                        // Hyperparameters this data or model cannot train with: the trial fails, the search goes on.
+                        var failed = latest[t]!
+                        failed.status = .failed
+                        failed.error = "\(error)"
+                        try record(failed)
+                        continue
+                    }
+                    // An executor that cannot take a job is broken for every trial: stop (resume continues).
+                    try executor.submit(job)
+                    running[job.id] = t
                 }
-                try record(r)
+                if running.isEmpty { break }
+                let ended = try executor.poll(timeout: 0.25)
+                // A signal during the poll: the outcomes of workers it stopped are no results.
+                if Interruption.requested != nil { continue }
+                if let fault = ended.compactMap({ $0.outcome.fault }).first {
+                    stop(.stopped, reason: fault)
+                    throw InfrastructureFault("\(fault); the hpo stopped (nothing was recorded for the trials running); "
+                                              + "`\(resume)` continues once that is fixed")
+                }
+                for (got, wall) in ended {
+                    guard let t = running.removeValue(forKey: got.id) else { continue }
+                    var outcome = got
+                    let problems = outcome.problems()
+                    if !problems.isEmpty {
+                        outcome = .failed(got.id, "the worker's outcome.json is not valid: " + problems.joined(separator: "; "))
+                    }
+                    jobsEnded += 1
+                    var r = latest[t]!
+                    r.wallSeconds = (r.wallSeconds ?? 0) + wall
+                    if let cpu = outcome.cpuSeconds { r.cpuSeconds = (r.cpuSeconds ?? 0) + cpu }
+                    let accuracies = outcome.validationAccuracies ?? [], losses = outcome.validationLosses ?? []
+                    let before = reported[t] ?? 0
+                    if outcome.status == .failed {
+                        r.status = .failed
+                        r.error = outcome.error ?? "the trial failed"
+                    } else if accuracies.count != outcome.epochs || losses.count != outcome.epochs || outcome.epochs <= before {
+                        r.status = .failed
+                        r.error = "the worker reported \(accuracies.count) epochs of values for \(outcome.epochs) epochs after \(before)"
+                    } else {
+                        var values = zip(accuracies, losses).map { objective(accuracy: $0, loss: $1) }
+                        var decision = PruneDecision.continue
+                        for e in before..<values.count where decision == .continue {
+                            decision = pruner?.report(trial: t, step: e + 1, value: values[e]) ?? .continue
+                            if decision == .prune { values = Array(values.prefix(e + 1)) }
+                        }
+                        reported[t] = values.count
+                        r.values = values
+                        r.validationAccuracy = accuracies[values.count - 1]
+                        r.validationLoss = losses[values.count - 1]
+                        r.seconds = outcome.seconds
+                        r.rungs = (r.rungs ?? []) + [values.count]
+                        if values.count >= budget {
+                            r.status = .complete   // a decision at the budget stops nothing
+                        } else if decision == .prune {
+                            r.status = .pruned
+                        } else {
+                            queue.append(t)
+                        }
+                    }
+                    try record(r)
+                }
             }
-        }
         } catch let error as InterruptedError {
             throw error
         } catch let error as InfrastructureFault {
@@ -614,7 +614,9 @@ public final class HPORun {
             if hasInProcessFinal {
                 progress("final: \(final.modelName) with trial \(best.trial + 1)'s hyperparameters for \(final.epochs) epochs")
                 let run = try TrainingRun.resume(from: finalDirectory, backend: backend)
-                s = try run.fit(in: finalDirectory, mode: .resume)
+                do { s = try run.fit(in: finalDirectory, mode: .resume) } catch let error as InterruptedError {
+                    throw InterruptedError(signal: error.signal, resume: "strata hpo --resume \(directory.path)", detail: error.detail)
+                }
             } else {
                 s = try trainFinal(final, winner: best, progress: progress)
             }
