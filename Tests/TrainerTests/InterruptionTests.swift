@@ -187,6 +187,44 @@ final class InterruptionTests: XCTestCase {
         }
     }
 
+    func testAnInterruptedHPOIsMarkedAndItsResumeMatchesAnUninterruptedOne() throws {
+        let data = try makeTemporaryDirectory(self)
+        try writeRandomCIFAR(data, train: 96, test: 20)
+        var base = smallConfig(data: data, filters: [8, 12], epochs: 3, augment: false, optimizer: .adam(learningRate: 1e-3))
+        base.batchSize = 8
+        let space = try HPOSpace([("lr", .float(low: 1e-4, high: 1e-1, log: true)), ("batch_size", .categorical(["8", "16"]))])
+        let config = HPOConfig(trial: base, final: base, space: space, sampler: .tpe, pruner: .asha, objective: .loss,
+                               trials: 4, finalEpochs: 0, proxy: nil)
+        let root = try makeTemporaryDirectory(self)
+        let whole = try HPORun(config: config, directory: RunDirectory(path: root + "/a"), backend: CPUBackend(),
+                               data: try RunData.load(config.trial.data, seed: 11))
+        try whole.run()
+
+        let dir = RunDirectory(path: root + "/b")
+        do {   // the run holds its directory's lock until it goes
+            let stopped = try HPORun(config: config, directory: dir, backend: CPUBackend(), data: try RunData.load(config.trial.data, seed: 11))
+            var jobs = 0
+            stopped.executor = InProcessExecutor(body: { job in
+                jobs += 1
+                if jobs == 3 { Interruption.request(SIGTERM) }   // the third job stops at its first step
+                return TrialRunner.run(job)
+            })
+            XCTAssertThrowsError(try stopped.run()) { error in
+                XCTAssertEqual((error as? InterruptedError)?.exitCode, 143)
+                XCTAssertEqual((error as? InterruptedError)?.resume, "strata hpo --resume \(dir.path)")
+            }
+            XCTAssertEqual(try StudySession.read(dir.path + "/sessions.jsonl").map(\.end), [.interrupted])
+            XCTAssertFalse(try HPORun.readJournal(stopped.journalPath).contains { $0.status == .failed }, "a signal is no failure")
+        }
+
+        Interruption.reset()
+        let resumed = try HPORun(resuming: dir, backend: CPUBackend())
+        try resumed.run()
+        XCTAssertEqual(resumed.records.map(\.params), whole.records.map(\.params))
+        XCTAssertEqual(resumed.records.map(\.values), whole.records.map(\.values))
+        XCTAssertEqual(resumed.records.map(\.status), whole.records.map(\.status))
+    }
+
     func testAResumedStudyKeepsHowItRanAndSaysWhenThatChanges() {
         let ran = StudyExecution(workers: 1, threads: 2, threadsPerTrial: 2, engine: "local")
         XCTAssertNil(ran.overrideNotice(ran))
@@ -198,5 +236,7 @@ final class InterruptionTests: XCTestCase {
         XCTAssertTrue(a.sameSearch(as: b), "how a search runs does not make it another search")
         a.reuse = .none
         XCTAssertFalse(a.sameSearch(as: b))
+        XCTAssertEqual(ran.problems(), [])
+        XCTAssertEqual(StudyExecution(workers: 0, threads: 0, threadsPerTrial: 3, engine: "mpi").problems().count, 4)
     }
 }

@@ -298,6 +298,11 @@ public final class HPORun {
         }
         lock = try RunLock(directory: directory.path)
         config = try directory.readJSON(HPOConfig.self, from: path)
+        var problems = StudyDataProblems()
+        if config.trials < 1 || config.trials > 1_000_000 { problems.add(path, "trials \(config.trials) is not in 1...1000000") }
+        if config.finalEpochs < 0 || config.finalEpochs > 1_000_000 { problems.add(path, "finalEpochs \(config.finalEpochs) is not in 0...1000000") }
+        for p in config.execution?.problems() ?? [] { problems.add(path, p) }
+        try problems.throwIfAny()
         self.directory = directory
         self.backend = backend
         data = try RunData.load(config.trial.data, seed: config.trial.seed)

@@ -100,7 +100,11 @@ public struct SearchDirectory: Sendable {
         guard FileSystem.kind(of: settingsPath) == .file else {
             throw SearchError("\(settingsPath) is missing: \(path) is not a search directory")
         }
-        return try SearchJSON.read(SearchSettings.self, from: settingsPath)
+        let settings = try SearchJSON.read(SearchSettings.self, from: settingsPath)
+        var problems = StudyDataProblems()
+        for p in settings.execution?.problems() ?? [] { problems.add(settingsPath, p) }
+        try problems.throwIfAny()
+        return settings
     }
 }
 

@@ -220,6 +220,18 @@ public struct StudyExecution: Codable, Equatable, Sendable {
         self.engine = engine
     }
 
+    /// What is wrong with it as data (it comes from a file a resume reads and then acts on).
+    public func problems() -> [String] {
+        var out: [String] = []
+        if workers < 1 || workers > 4096 { out.append("execution.workers \(workers) is not in 1...4096") }
+        if threads < 1 || threads > 4096 { out.append("execution.threads \(threads) is not in 1...4096") }
+        if threadsPerTrial < 1 || threadsPerTrial > max(1, threads) {
+            out.append("execution.threadsPerTrial \(threadsPerTrial) is not in 1...\(max(1, threads))")
+        }
+        if !["local", "ray"].contains(engine) { out.append("execution.engine '\(engine)' is not local or ray") }
+        return out
+    }
+
     /// One line when `now` differs from how the study ran so far (`self`), nil when it does not.
     public func overrideNotice(_ now: StudyExecution) -> String? {
         var parts: [String] = []
