@@ -77,12 +77,14 @@ demo: build
 	@scripts/install-deps.sh --dataset
 	$(BIN) grow --data /usr/share/datasets/fashion-mnist $(DEMO_FLAGS) --output $(DEMO_DIR) --overwrite  # a rerun replaces the demo run
 
-# SIGKILLs train and grow runs at random moments (some mid-write), resumes them, and compares
-# with uninterrupted runs; KILLS=50 by default. Needs strace and the CIFAR-10 subset (DATA=...).
+# SIGKILLs (every third: SIGTERMs) train and grow runs at random moments (some mid-write), then
+# stops searches by SIGTERM or by SIGKILLing one worker alone, resumes them all, and compares with
+# uninterrupted runs; KILLS=50 and SEARCH_KILLS=8 by default. Needs strace and the CIFAR-10 subset (DATA=...).
 KILLS ?= 50
+SEARCH_KILLS ?= 8
 kill-resume: build
 	@command -v strace >/dev/null || apt-get install -y strace
-	scripts/kill-resume.sh $(KILLS)
+	SEARCH_KILLS=$(SEARCH_KILLS) scripts/kill-resume.sh $(KILLS)
 
 # Strata checkpoints into their PyTorch twins with strict=True, test loss and accuracy against
 # `strata eval` (bench/torch/strict_load.py; trains nothing; a SKIP line without torch):

@@ -11,7 +11,8 @@ let package = Package(
     name: "StrataFuzz",
     dependencies: [.package(name: "Strata", path: "..")],
     targets: [.target(name: "FuzzSupport")] + ["FuzzSafeTensors", "FuzzCIFAR10", "FuzzIDX", "FuzzConfigJSON",
-        "FuzzCIFAR100", "FuzzNumPy", "FuzzImage", "FuzzTar", "FuzzDatasetCache"].map {
+        "FuzzCIFAR100", "FuzzNumPy", "FuzzImage", "FuzzTar", "FuzzDatasetCache",
+        "FuzzSearchJournal", "FuzzHPOJournal", "FuzzHPOSpace", "FuzzStudyReport"].map {
         .executableTarget(name: $0, dependencies: ["FuzzSupport", .product(name: "Trainer", package: "Strata")])
     },
     swiftLanguageModes: [.v5]

@@ -6,6 +6,9 @@ seconds, so two clean runs already differ byte-wise. Also checks the directory i
 manifest complete, every file it names present and readable, last/best links pointing at them,
 every checkpoint file parseable, no temporary file left, metrics equal apart from timings.
 With --killed DIR, checks only the directory as the kill left it (before resuming).
+With --search DIR REF, checks a stopped-and-resumed search directory against an uninterrupted one:
+per trial (last journal line) its status, validation loss and accuracy, test accuracy, the donor it
+used and the layers it reused; no trial failed; the last session ended complete.
 Prints one line; exit 0 when identical, 1 when it differs, 2 when corrupt or lost."""
 import json, os, struct, sys
 
@@ -96,10 +99,39 @@ def check_killed(run):
             return 2, f"{key}: {ref['file']} holds epoch {epoch}, the manifest says {ref['epoch']}"
     return 0, f"manifest at epoch {m['epoch']} consistent"
 
+def search_results(path):
+    last = {}
+    with open(os.path.join(path, "journal.jsonl")) as f:
+        for line in f:
+            if line.endswith("\n"):
+                r = json.loads(line)
+                last[r["id"]] = r
+    keys = ("status", "validation_loss", "validation_accuracy", "test_accuracy", "donor", "reuse_layers", "epochs")
+    return {i: tuple(r.get(k) for k in keys) for i, r in last.items()}
+
+def check_search(run, ref):
+    got, want = search_results(run), search_results(ref)
+    if set(got) != set(want):
+        return 2, f"trials {sorted(set(want) - set(got))} lost, {sorted(set(got) - set(want))} extra"
+    failed = [i for i, r in got.items() if r[0] != "finished"]
+    if failed:
+        return 1, f"{len(failed)} trials not finished: {failed[:3]}"
+    sessions = [json.loads(l) for l in open(os.path.join(run, "sessions.jsonl"))]
+    if not sessions or sessions[-1].get("end", "complete") != "complete":
+        return 2, f"the last session did not end complete: {sessions[-1:] }"
+    diff = [i for i in want if got[i] != want[i]]
+    if diff:
+        i = diff[0]
+        return 1, f"{len(diff)} of {len(want)} trials differ, e.g. {i}: {got[i]} vs {want[i]}"
+    ends = ",".join(s.get("end", "complete") for s in sessions)
+    return 0, f"identical ({len(want)} trials, donors included; sessions {ends})"
+
 if __name__ == "__main__":
     try:
         if sys.argv[1] == "--killed":
             code, text = check_killed(sys.argv[2])
+        elif sys.argv[1] == "--search":
+            code, text = check_search(sys.argv[2], sys.argv[3])
         else:
             code, text = check(sys.argv[1], sys.argv[2])
     except Exception as e:

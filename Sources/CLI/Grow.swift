@@ -173,6 +173,8 @@ func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, record
         })
     } catch let error as DivergenceError {
         throw recorder.diverged(error)
+    } catch let error as InterruptedError {
+        throw recorder.interrupted(error)
     }
     if let writeError { throw writeError }
 
@@ -191,7 +193,12 @@ func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, record
         if run.epoch > 0 { progress.line("resuming the baseline after epoch \(run.epoch)") }
         var baseObserver = observer
         baseObserver.epoch = { m in progress.line(epochLine(m, prefix: "[baseline]")) }
-        baselineSummary = try run.fit(in: baseDirectory, mode: resumeBaseline ? .resume : .new, observer: baseObserver)
+        do {
+            baselineSummary = try run.fit(in: baseDirectory, mode: resumeBaseline ? .resume : .new, observer: baseObserver)
+        } catch let error as InterruptedError {
+            // The grow run is what `--resume` continues (its baseline with it).
+            throw recorder.interrupted(InterruptedError(signal: error.signal))
+        }
         baselineValidation = run.history.last?.validationAccuracy
         series.append(GrowthReport.baselineSeries(run.history, inferenceFlops: run.model.cost.forward))
     }

@@ -215,10 +215,18 @@ struct HPOCommand: ParsableCommand {
 
     func runOne(_ run: HPORun) throws -> (run: HPORun, summary: HPOSummary) {
         let c = run.config
+        // Workers, threads and engine as the run first went (hpo.json) unless given now.
+        let was = c.execution
+        let workers = givenOnCommandLine("--workers") ? self.workers : was?.workers ?? self.workers
+        var engineOptions = self.engineOptions
+        if let was, !givenOnCommandLine("--engine") { engineOptions.engine = was.engine }
         // --threads: the cores split between the workers (and the final training's).
-        let cores = deviceOptions.threads ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let cores = deviceOptions.threads ?? was?.threads ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         run.threadsPerTrial = max(1, cores / workers)
         run.threadsForFinal = cores   // the final runs alone
+        let execution = StudyExecution(workers: workers, threads: cores, threadsPerTrial: run.threadsPerTrial, engine: engineOptions.engine)
+        if let was, let notice = was.overrideNotice(execution) { print(notice) }
+        try run.storeExecution(execution)
         run.executor = try engineOptions.makeExecutor(workers: workers, cores: cores, logPath: run.directory.path + "/ray.log")
         defer { (run.executor as? RayExecutor)?.shutdown() }
         let ended = run.records.filter { $0.status != .running }.count

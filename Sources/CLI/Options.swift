@@ -45,6 +45,8 @@ func printError(_ line: String) {
 func orExit<T>(configFile: String? = nil, _ body: () throws -> T) throws -> T {
     do { return try body() } catch let error as ValidationError { throw error } catch let error as ExitCode {
         throw error
+    } catch let error as InterruptedError {
+        throw error   // Strata.main says how to resume and exits 130/143
     } catch var error as ConfigError {
         if let configFile, error.source == .unnamed { error = error.from(.file(configFile)) }
         printError("strata: error: \(error)")

@@ -170,9 +170,18 @@ struct Search: ParsableCommand {
                        cacheBudget: cacheBudget << 20)
     }
 
-    func execute(_ settings: SearchSettings, in dir: SearchDirectory) throws {
-        let cores = threads ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        let workers = self.workers ?? cores
+    func execute(_ stored: SearchSettings, in dir: SearchDirectory) throws {
+        // Workers, threads and engine as the search first ran (search.json) unless given now.
+        let was = stored.execution
+        let cores = threads ?? was?.threads ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let workers = self.workers ?? was?.workers ?? cores
+        var engineOptions = self.engineOptions
+        if let was, !givenOnCommandLine("--engine") { engineOptions.engine = was.engine }
+        let execution = StudyExecution(workers: workers, threads: cores, threadsPerTrial: max(1, cores / workers),
+                                       engine: engineOptions.engine)
+        if let was, let notice = was.overrideNotice(execution) { print(notice) }
+        var settings = stored
+        settings.execution = was ?? execution
         let executor = try engineOptions.makeExecutor(workers: workers, cores: cores, logPath: dir.path + "/ray.log")
         defer { (executor as? RayExecutor)?.shutdown() }
         let engine = SearchEngine(directory: dir, settings: settings, executor: executor,
@@ -287,6 +296,7 @@ struct SearchTrial: ParsableCommand {
         let job = try orExit { try TrialJob.read(from: self.job) }
         let outcome = TrialRunner.run(job)
         print(encodeJSON(outcome))
+        if outcome.fault != nil { throw ExitCode(TrialRunner.faultExitStatus) }
         if outcome.status == .failed { throw ExitCode.failure }
     }
 }
@@ -344,6 +354,12 @@ func realSelfExecutable() -> String {
     var buf = [CChar](repeating: 0, count: 4096)
     let n = readlink("/proc/self/exe", &buf, buf.count - 1)
     return n > 0 ? String(cString: buf) : CommandLine.arguments[0]
+}
+
+/// Whether `flag` was given (as `--flag V` or `--flag=V`), for options whose default cannot
+/// be told from a value given.
+func givenOnCommandLine(_ flag: String) -> Bool {
+    CommandLine.arguments.contains { $0 == flag || $0.hasPrefix(flag + "=") }
 }
 
 /// `python/` of the source tree the binary was built in (the first folder above the binary that

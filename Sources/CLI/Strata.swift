@@ -29,7 +29,12 @@ struct Strata: ParsableCommand {
         let arguments = joinNegativeValues(Array(CommandLine.arguments.dropFirst()))
         do {
             var command = try parseAsRoot(arguments)
+            // Long commands stop at a safe point on SIGINT/SIGTERM (see `Interruption`).
+            if command is Train || command is Grow || command is Search || command is HPOCommand { Interruption.install() }
             try command.run()
+        } catch let error as InterruptedError {
+            printError("strata: " + error.description)
+            Glibc.exit(error.exitCode)
         } catch {
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }   // --help, --version

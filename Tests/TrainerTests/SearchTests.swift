@@ -123,7 +123,8 @@ final class SearchTests: XCTestCase {
         fh.closeFile()
         XCTAssertEqual(try journal.read(), [record])
         var second = record
-        second.id = "0123456789abcdef"
+        second.config.lr = 0.02
+        second.id = second.config.id
         try journal.append(second)
         XCTAssertEqual(try journal.read(), [record, second])
         XCTAssertEqual(try String(contentsOfFile: journal.path, encoding: .utf8).split(separator: "\n").count, 2)
@@ -153,14 +154,18 @@ final class SearchTests: XCTestCase {
         XCTAssertEqual(records.filter { $0.donor != nil }.count, 7)
         XCTAssertEqual(try SearchJournal(path: dir + "/journal.jsonl").read().count, 12)
 
-        // --retry-failed reruns only the failed trial, now succeeding.
+        // --retry-failed reruns the failed trial, now succeeding, then the trials that depend on
+        // it (they ran without it, or on a donor that ran again): the 2- and 3-layer trials of its chain.
         let again = InProcessExecutor(body: { fakeOutcome($0) })
         let retry = SearchEngine(directory: SearchDirectory(path: dir), settings: settings, executor: again, threadsPerTrial: 1,
                                  retryFailed: true)
+        retry.prefixSource = engine.prefixSource
         let after = try retry.run()
-        XCTAssertEqual(again.submitted.map(\.id), Array(failing))
-        XCTAssertEqual(again.submitted.first?.attempt, 2)
+        let chain = [failing.first!, dependant.id, plan.first { $0.fixedDonor == dependant.id }!.id]
+        XCTAssertEqual(again.submitted.map(\.id), chain)
+        XCTAssertEqual(again.submitted.map(\.attempt), [2, 2, 2])
         XCTAssertEqual(after.filter { $0.status == .failed }.count, 0)
+        XCTAssertEqual(after.first { $0.id == dependant.id }?.donor, failing.first)
         // Without the flag a resumed search does nothing more.
         let idle = InProcessExecutor(body: { fakeOutcome($0) })
         _ = try SearchEngine(directory: SearchDirectory(path: dir), settings: settings, executor: idle, threadsPerTrial: 1).run()

@@ -33,6 +33,9 @@ public struct HPOConfig: Codable, Equatable, Sendable {
     public var finalEpochs: Int
     /// The proxy's pruning plan, when trials train a pruned proxy.
     public var proxy: String?
+    /// Workers, threads and engine of the first session (nil in runs from before it was
+    /// stored): what `--resume` uses unless told otherwise (`HPORun.storeExecution`).
+    public var execution: StudyExecution?
 
     public init(trial: TrainConfig, final: TrainConfig, space: HPOSpace, sampler: SamplerKind, pruner: PrunerKind,
                 objective: Objective, trials: Int, finalEpochs: Int, proxy: String?) {
@@ -114,6 +117,30 @@ public struct HPOTrialRecord: Codable, Equatable, Sendable {
 
     /// The compute this trial cost: its jobs' wall seconds (training seconds for old journals).
     public var cost: Double { wallSeconds ?? seconds }
+
+    /// What is wrong with this line as data; `trials`: the run's trial count, when known.
+    func problems(trials: Int?) -> [String] {
+        var out: [String] = []
+        let limit = trials ?? 1_000_000
+        if trial < 0 || trial >= limit { out.append("trial \(trial) is not a trial number (0..<\(limit))") }
+        for (name, v) in params.sorted(by: { $0.key < $1.key }) {
+            if case .float(let x) = v, !x.isFinite || abs(x) > StudyData.maxAmount { out.append("params.\(name) \(x) is not finite") }
+        }
+        // An objective value is -accuracy or a loss; nan where the epoch had no validation value.
+        for (e, v) in values.enumerated() where !v.isNaN && !(abs(v) <= StudyData.maxAmount) {
+            out.append("values[\(e)] \(v) is not finite")
+        }
+        StudyData.fraction(validationAccuracy, "validationAccuracy", into: &out)
+        StudyData.nonNegative(validationLoss, "validationLoss", into: &out)
+        StudyData.seconds(seconds, "seconds", into: &out)
+        StudyData.seconds(wallSeconds, "wallSeconds", into: &out)
+        StudyData.seconds(cpuSeconds, "cpuSeconds", into: &out)
+        if let rungs, rungs.contains(where: { $0 < 1 || $0 > values.count }) {
+            out.append("rungs \(rungs) are not epochs 1...\(values.count)")
+        }
+        if (status == .complete || status == .pruned) && values.isEmpty { out.append("a \(status.rawValue) trial has no values") }
+        return out
+    }
 }
 
 /// A line of `journal.jsonl` about the final training (`"event": "final"`; trial lines have no
@@ -143,6 +170,20 @@ public struct HPOFinalRecord: Codable, Equatable, Sendable {
         self.params = params
         self.epochs = epochs
         self.fromEpoch = fromEpoch
+    }
+
+    /// What is wrong with this line as data (the trial it names is checked by the reader).
+    func problems() -> [String] {
+        var out: [String] = []
+        if event != "final" { out.append("event '\(event)' is not final") }
+        if epochs < 1 || epochs > 1_000_000 { out.append("epochs \(epochs) is not in 1...1000000") }
+        if let fromEpoch, fromEpoch < 0 || fromEpoch > epochs { out.append("fromEpoch \(fromEpoch) is not in 0...\(epochs)") }
+        StudyData.seconds(seconds, "seconds", into: &out)
+        StudyData.seconds(wallSeconds, "wallSeconds", into: &out)
+        StudyData.seconds(cpuSeconds, "cpuSeconds", into: &out)
+        StudyData.fraction(testAccuracy, "testAccuracy", into: &out)
+        StudyData.nonNegative(testLoss, "testLoss", into: &out)
+        return out
     }
 }
 
@@ -194,7 +235,7 @@ public struct HPOSummary: Codable, Equatable, Sendable {
 /// that was running continues from its checkpoint with the hyperparameters it was proposed
 /// with, and new trials come from the sampler (a function of seed, trial number and history).
 public final class HPORun {
-    public let config: HPOConfig
+    public private(set) var config: HPOConfig
     public let directory: RunDirectory
     public let backend: Backend
     public let data: RunData
@@ -258,13 +299,27 @@ public final class HPORun {
         }
         lock = try RunLock(directory: directory.path)
         config = try directory.readJSON(HPOConfig.self, from: path)
+        var problems = StudyDataProblems()
+        if config.trials < 1 || config.trials > 1_000_000 { problems.add(path, "trials \(config.trials) is not in 1...1000000") }
+        if config.finalEpochs < 0 || config.finalEpochs > 1_000_000 { problems.add(path, "finalEpochs \(config.finalEpochs) is not in 0...1000000") }
+        for p in config.execution?.problems() ?? [] { problems.add(path, p) }
+        try problems.throwIfAny()
         self.directory = directory
         self.backend = backend
         data = try RunData.load(config.trial.data, seed: config.trial.seed)
-        let all = try Self.readJournalLines(directory.path + "/journal.jsonl")
+        let all = try Self.readJournalLines(directory.path + "/journal.jsonl", trials: config.trials)
+        _ = try StudySession.read(directory.path + "/sessions.jsonl")   // refuse a corrupt file before any work
         lines = all.compactMap { if case .trial(let r) = $0 { return r } else { return nil } }
         finalEvents = all.compactMap { if case .final(let r) = $0 { return r } else { return nil } }
         records = Self.latest(lines)
+    }
+
+    /// Records how the trials run (`hpo.json`), once: a resumed run keeps what its first
+    /// session stored (the caller says when it runs otherwise).
+    public func storeExecution(_ execution: StudyExecution) throws {
+        guard config.execution == nil else { return }
+        config.execution = execution
+        try directory.writeJSON(config, to: configPath)
     }
 
     /// The journal's trial lines (the final training's are left out).
@@ -277,31 +332,56 @@ public final class HPORun {
         try readJournalLines(path).compactMap { if case .final(let r) = $0 { return r } else { return nil } }
     }
 
-    enum JournalLine {
+    public enum JournalLine {
         case trial(HPOTrialRecord)
         case final(HPOFinalRecord)
     }
 
     /// The journal's lines; a line cut by a kill is the last one and is dropped (the next
-    /// append cuts it off the file), anything else that does not parse is corruption.
-    static func readJournalLines(_ path: String) throws -> [JournalLine] {
+    /// append cuts it off the file), anything else that does not parse or is not valid as data
+    /// (`problems`) is corruption, reported one line per problem. `trials`: the run's trial
+    /// count (trial numbers must lie below it).
+    static func readJournalLines(_ path: String, trials: Int? = nil) throws -> [JournalLine] {
+        guard FileSystem.kind(of: path) != nil else { return [] }
+        let bytes: [UInt8]
+        do { bytes = try FileSystem.readFile(path) } catch { throw RunDirectoryError(path: path, reason: "cannot be read: \(error)") }
+        return try parseJournal(bytes, file: path, trials: trials)
+    }
+
+    /// `readJournalLines` of a journal's bytes (`file` names it in errors).
+    public static func parseJournal(_ bytes: [UInt8], file: String, trials: Int? = nil) throws -> [JournalLine] {
         struct Event: Decodable { var event: String? }
-        guard let text = FileManager.default.contents(atPath: path) else { return [] }
-        let lines = text.split(separator: 0x0A)
+        let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false)
         var out: [JournalLine] = []
-        for (i, line) in lines.enumerated() {
+        var problems = StudyDataProblems()
+        var known = Set<Int>()
+        let decoder = RunDirectory.decoder
+        for (i, line) in lines.enumerated() where !line.isEmpty {
+            if i == lines.count - 1 { break }   // no newline after it: cut by a kill
             do {
-                let event = try RunDirectory.decoder.decode(Event.self, from: Data(line)).event
+                let event = try decoder.decode(Event.self, from: Data(line)).event
                 switch event {
-                case nil: out.append(.trial(try RunDirectory.decoder.decode(HPOTrialRecord.self, from: Data(line))))
-                case "final": out.append(.final(try RunDirectory.decoder.decode(HPOFinalRecord.self, from: Data(line))))
-                default: throw RunDirectoryError(path: path, reason: "line \(i + 1) is an unknown event '\(event!)'")
+                case nil:
+                    let r = try decoder.decode(HPOTrialRecord.self, from: Data(line))
+                    let found = r.problems(trials: trials)
+                    for p in found { problems.add(file, line: i + 1, p) }
+                    if found.isEmpty { out.append(.trial(r)); known.insert(r.trial) }
+                case "final":
+                    let r = try decoder.decode(HPOFinalRecord.self, from: Data(line))
+                    var found = r.problems()
+                    if !known.contains(r.trial) { found.append("the final names trial \(r.trial), which no earlier line proposed") }
+                    for p in found { problems.add(file, line: i + 1, p) }
+                    if found.isEmpty { out.append(.final(r)) }
+                default:
+                    problems.add(file, line: i + 1, "an unknown event '\(event!)'")
                 }
+            } catch let error as DecodingError {
+                problems.add(file, line: i + 1, "is not valid: \(describe(error))")
             } catch {
-                if i == lines.count - 1 && text.last != 0x0A { break }
-                throw RunDirectoryError(path: path, reason: "line \(i + 1) is not valid")
+                problems.add(file, line: i + 1, "is not valid JSON")
             }
         }
+        try problems.throwIfAny()
         return out
     }
 
@@ -366,6 +446,13 @@ public final class HPORun {
         let budget = config.trial.epochs
 
         func history() -> [HPOObservation] { latest.keys.sorted().compactMap { latest[$0]!.observation } }
+        /// Stops the workers and ends the session with `end`; best effort (the disk may be full).
+        func stop(_ end: StudySession.End, signal: Int32? = nil, reason: String? = nil) {
+            executor.cancelAll()
+            try? StudySession.append(StudySession(seconds: monotonicNow() - start, trials: jobsEnded, end: end, signal: signal,
+                                                  reason: reason), to: sessionsPath)
+        }
+        let resume = "strata hpo --resume \(directory.path)"
         func record(_ r: HPOTrialRecord) throws {
             try journal(r)
             latest[r.trial] = r
@@ -375,76 +462,109 @@ public final class HPORun {
                      + "(\(shown), \(formatSeconds(r.cost)))" + (r.error.map { " " + $0 } ?? ""))
         }
 
-        while true {
-            while executor.freeSlots > 0 {
-                let t: Int
-                if !queue.isEmpty {
-                    t = queue.removeFirst()
-                } else if next < config.trials {
-                    t = next
-                    next += 1
-                    let params = sampler.suggest(space, history: history(), trialNumber: t)
-                    let proposed = HPOTrialRecord(trial: t, params: params, status: .running, values: [], seconds: 0)
-                    try journal(proposed)
-                    latest[t] = proposed
-                } else {
-                    break
+        do {
+            while true {
+                if let signal = Interruption.requested {
+                    stop(.interrupted, signal: signal)
+                    throw InterruptedError(signal: signal, resume: resume,
+                                           detail: "\(running.count) running \(running.count == 1 ? "trial continues" : "trials continue") from its checkpoint on resume")
                 }
-                let job: TrialJob
-                do { job = try makeJob(latest[t]!, after: reported[t] ?? 0, pruner: pruner) } catch {
-                    // Hyperparameters this data or model cannot train with: the trial fails, the search goes on.
-                    var failed = latest[t]!
-                    failed.status = .failed
-                    failed.error = "\(error)"
-                    try record(failed)
-                    continue
-                }
-                // An executor that cannot take a job is broken for every trial: stop (resume continues).
-                try executor.submit(job)
-                running[job.id] = t
-            }
-            if running.isEmpty { break }
-            for (outcome, wall) in try executor.poll(timeout: 0.25) {
-                guard let t = running.removeValue(forKey: outcome.id) else { continue }
-                jobsEnded += 1
-                var r = latest[t]!
-                r.wallSeconds = (r.wallSeconds ?? 0) + wall
-                if let cpu = outcome.cpuSeconds { r.cpuSeconds = (r.cpuSeconds ?? 0) + cpu }
-                let accuracies = outcome.validationAccuracies ?? [], losses = outcome.validationLosses ?? []
-                let before = reported[t] ?? 0
-                if outcome.status == .failed {
-                    r.status = .failed
-                    r.error = outcome.error ?? "the trial failed"
-                } else if accuracies.count != outcome.epochs || losses.count != outcome.epochs || outcome.epochs <= before {
-                    r.status = .failed
-                    r.error = "the worker reported \(accuracies.count) epochs of values for \(outcome.epochs) epochs after \(before)"
-                } else {
-                    var values = zip(accuracies, losses).map { objective(accuracy: $0, loss: $1) }
-                    var decision = PruneDecision.continue
-                    for e in before..<values.count where decision == .continue {
-                        decision = pruner?.report(trial: t, step: e + 1, value: values[e]) ?? .continue
-                        if decision == .prune { values = Array(values.prefix(e + 1)) }
-                    }
-                    reported[t] = values.count
-                    r.values = values
-                    r.validationAccuracy = accuracies[values.count - 1]
-                    r.validationLoss = losses[values.count - 1]
-                    r.seconds = outcome.seconds
-                    r.rungs = (r.rungs ?? []) + [values.count]
-                    if values.count >= budget {
-                        r.status = .complete   // a decision at the budget stops nothing
-                    } else if decision == .prune {
-                        r.status = .pruned
+                while executor.freeSlots > 0 {
+                    let t: Int
+                    if !queue.isEmpty {
+                        t = queue.removeFirst()
+                    } else if next < config.trials {
+                        t = next
+                        next += 1
+                        let params = sampler.suggest(space, history: history(), trialNumber: t)
+                        let proposed = HPOTrialRecord(trial: t, params: params, status: .running, values: [], seconds: 0)
+                        try journal(proposed)
+                        latest[t] = proposed
                     } else {
-                        queue.append(t)
+                        break
                     }
+                    let job: TrialJob
+                    do { job = try makeJob(latest[t]!, after: reported[t] ?? 0, pruner: pruner) } catch {
+                        // A full disk or a refused write is the machine's fault, not the trial's.
+                        if InfrastructureFault.describe(error) != nil { throw error }
+                        // Hyperparameters this data or model cannot train with: the trial fails, the search goes on.
+                        var failed = latest[t]!
+                        failed.status = .failed
+                        failed.error = "\(error)"
+                        try record(failed)
+                        continue
+                    }
+                    // An executor that cannot take a job is broken for every trial: stop (resume continues).
+                    try executor.submit(job)
+                    running[job.id] = t
                 }
-                try record(r)
+                if running.isEmpty { break }
+                let ended = try executor.poll(timeout: 0.25)
+                // A signal during the poll: the outcomes of workers it stopped are no results.
+                if Interruption.requested != nil { continue }
+                if let fault = ended.compactMap({ $0.outcome.fault }).first {
+                    stop(.stopped, reason: fault)
+                    throw InfrastructureFault("\(fault); the hpo stopped (nothing was recorded for the trials running); "
+                                              + "`\(resume)` continues once that is fixed")
+                }
+                for (got, wall) in ended {
+                    guard let t = running.removeValue(forKey: got.id) else { continue }
+                    var outcome = got
+                    let problems = outcome.problems()
+                    if !problems.isEmpty {
+                        outcome = .failed(got.id, "the worker's outcome.json is not valid: " + problems.joined(separator: "; "))
+                    }
+                    jobsEnded += 1
+                    var r = latest[t]!
+                    r.wallSeconds = (r.wallSeconds ?? 0) + wall
+                    if let cpu = outcome.cpuSeconds { r.cpuSeconds = (r.cpuSeconds ?? 0) + cpu }
+                    let accuracies = outcome.validationAccuracies ?? [], losses = outcome.validationLosses ?? []
+                    let before = reported[t] ?? 0
+                    if outcome.status == .failed {
+                        r.status = .failed
+                        r.error = outcome.error ?? "the trial failed"
+                    } else if accuracies.count != outcome.epochs || losses.count != outcome.epochs || outcome.epochs <= before {
+                        r.status = .failed
+                        r.error = "the worker reported \(accuracies.count) epochs of values for \(outcome.epochs) epochs after \(before)"
+                    } else {
+                        var values = zip(accuracies, losses).map { objective(accuracy: $0, loss: $1) }
+                        var decision = PruneDecision.continue
+                        for e in before..<values.count where decision == .continue {
+                            decision = pruner?.report(trial: t, step: e + 1, value: values[e]) ?? .continue
+                            if decision == .prune { values = Array(values.prefix(e + 1)) }
+                        }
+                        reported[t] = values.count
+                        r.values = values
+                        r.validationAccuracy = accuracies[values.count - 1]
+                        r.validationLoss = losses[values.count - 1]
+                        r.seconds = outcome.seconds
+                        r.rungs = (r.rungs ?? []) + [values.count]
+                        if values.count >= budget {
+                            r.status = .complete   // a decision at the budget stops nothing
+                        } else if decision == .prune {
+                            r.status = .pruned
+                        } else {
+                            queue.append(t)
+                        }
+                    }
+                    try record(r)
+                }
             }
+        } catch let error as InterruptedError {
+            throw error
+        } catch let error as InfrastructureFault {
+            throw error
+        } catch {
+            // The driver's own write failed (journal, job.json): stop the workers too.
+            if let fault = InfrastructureFault.describe(error) {
+                stop(.stopped, reason: fault)
+                throw InfrastructureFault("\(fault); the hpo stopped; `\(resume)` continues once that is fixed")
+            }
+            executor.cancelAll()
+            throw error
         }
         if jobsEnded > 0 {
-            try SearchJournal.appendLine(SearchJSON.canonical(SearchSession(seconds: monotonicNow() - start, trials: jobsEnded)),
-                                         to: sessionsPath)
+            try StudySession.append(StudySession(seconds: monotonicNow() - start, trials: jobsEnded, end: .complete), to: sessionsPath)
         }
         records = latest.keys.sorted().map { latest[$0]! }
         return try finish(progress: progress)
@@ -466,8 +586,7 @@ public final class HPORun {
 
     /// Wall seconds of the sessions in `sessions.jsonl`.
     func sessionSeconds() -> Double? {
-        guard let bytes = try? FileSystem.readFile(sessionsPath) else { return nil }
-        let s = bytes.split(separator: 0x0A).compactMap { try? SearchJSON.decode(SearchSession.self, from: Array($0), file: sessionsPath) }
+        let s = (try? StudySession.read(sessionsPath)) ?? []
         return s.isEmpty ? nil : s.reduce(0) { $0 + $1.seconds }
     }
 
@@ -501,7 +620,9 @@ public final class HPORun {
             if hasInProcessFinal {
                 progress("final: \(final.modelName) with trial \(best.trial + 1)'s hyperparameters for \(final.epochs) epochs")
                 let run = try TrainingRun.resume(from: finalDirectory, backend: backend)
-                s = try run.fit(in: finalDirectory, mode: .resume)
+                do { s = try run.fit(in: finalDirectory, mode: .resume) } catch let error as InterruptedError {
+                    throw InterruptedError(signal: error.signal, resume: "strata hpo --resume \(directory.path)", detail: error.detail)
+                }
             } else {
                 s = try trainFinal(final, winner: best, progress: progress)
             }
@@ -554,8 +675,24 @@ public final class HPORun {
                  + (from > 0 ? ", continuing after epoch \(from)" : ""))
         try executor.submit(job)
         var ended: (outcome: TrialOutcome, wallSeconds: Double)?
-        while ended == nil { ended = try executor.poll(timeout: 1).first { $0.outcome.id == job.id } }
+        while ended == nil {
+            if let signal = Interruption.requested {
+                executor.cancelAll()
+                throw InterruptedError(signal: signal, resume: "strata hpo --resume \(directory.path)",
+                                       detail: "the final training continues from its last checkpoint in \(run.path)")
+            }
+            ended = try executor.poll(timeout: 0.25).first { $0.outcome.id == job.id }
+        }
+        if let signal = Interruption.requested {
+            // The job may have ended by the signal: no result; the resume continues it.
+            throw InterruptedError(signal: signal, resume: "strata hpo --resume \(directory.path)",
+                                   detail: "the final training continues from its last checkpoint in \(run.path)")
+        }
         let (outcome, wall) = ended!
+        if let fault = outcome.fault {
+            throw InfrastructureFault("\(fault); the final training stopped; `strata hpo --resume \(directory.path)` continues it "
+                                      + "from its last checkpoint in \(run.path) once that is fixed")
+        }
         event.fromEpoch = nil
         event.wallSeconds = wall
         event.cpuSeconds = outcome.cpuSeconds

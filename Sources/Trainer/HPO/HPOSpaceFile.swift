@@ -152,6 +152,8 @@ public enum HPOParameter: String, CaseIterable, Sendable {
             guard let low, let high else { throw HPOError("\(file): \(name) needs low and high, or choices") }
             if int == true {
                 guard low == low.rounded() && high == high.rounded() else { throw HPOError("\(file): \(name) is an int range with fractional ends") }
+                // Int(x) traps beyond Int's range: ends are bounded well inside it.
+                guard abs(low) <= 1e15 && abs(high) <= 1e15 else { throw HPOError("\(file): \(name) is an int range with ends beyond 1e15") }
                 return .int(low: Int(low), high: Int(high), log: log ?? false)
             }
             return .float(low: low, high: high, log: log ?? false)

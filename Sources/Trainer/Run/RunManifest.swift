@@ -23,6 +23,8 @@ public struct RunManifest: Codable, Equatable, Sendable {
         case complete
         /// The loss became non-finite; `last` is the last good checkpoint.
         case diverged
+        /// Stopped by SIGINT/SIGTERM (`message` says which); `--resume` continues from `last`.
+        case interrupted
     }
 
     /// A checkpoint file of the directory (a plain name, no path) and the epoch it holds.
@@ -44,7 +46,7 @@ public struct RunManifest: Codable, Equatable, Sendable {
     public var metricsLines: Int
     /// `summary.json`, once written.
     public var summary: String?
-    /// Why the run stopped, when `status` is `diverged`.
+    /// Why the run stopped, when `status` is `diverged` or `interrupted`.
     public var message: String?
 
     public init(kind: Kind) {
@@ -56,6 +58,23 @@ public struct RunManifest: Codable, Equatable, Sendable {
 
     /// Every checkpoint file the manifest names.
     public var files: Set<String> { Set([last?.file, best?.file].compactMap { $0 }) }
+}
+
+extension RunRecorder {
+    /// Records that a signal stopped the run (manifest status `interrupted`; `last` stays the
+    /// checkpoint a resume continues from); returns the error with the resume command and the
+    /// last checkpoint's epoch filled in. The next commit marks the run `running` again.
+    public func interrupted(_ error: InterruptedError) -> InterruptedError {
+        var e = error
+        e.resume = e.resume ?? "\(manifest.kind.command) --resume \(directory.path)"
+        e.detail = e.detail ?? (manifest.last.map { "the last checkpoint is epoch \($0.epoch)" } ?? "no epoch was checkpointed yet")
+        var next = manifest
+        next.status = .interrupted
+        next.message = "interrupted by \(e.signalName)"
+        // Best effort: a manifest that cannot be written stays `running`, which resumes the same way.
+        try? directory.writeJSON(next, to: directory.manifestPath)
+        return e
+    }
 }
 
 extension RunDirectory {

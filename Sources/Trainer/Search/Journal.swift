@@ -48,21 +48,42 @@ public struct SearchJournal {
     public init(path: String) { self.path = path }
 
     /// The records in file order (a retried trial appears once per attempt; the last one counts).
+    /// Every line is checked as data (`TrialRecord.problems`); all problems are reported at once,
+    /// one line each, naming the file and the line.
     public func read() throws -> [TrialRecord] {
         guard FileSystem.kind(of: path) != nil else { return [] }
         let bytes: [UInt8]
         do { bytes = try FileSystem.readFile(path) } catch let e as SystemCallError {
             throw SearchError("\(path) cannot be read: \(e.message)")
         }
+        return try Self.parse(bytes, file: path)
+    }
+
+    /// The records of a journal's bytes (`file` names it in errors). A last line without its
+    /// newline (cut by a kill) is left out.
+    public static func parse(_ bytes: [UInt8], file: String) throws -> [TrialRecord] {
         var records: [TrialRecord] = []
+        var problems = StudyDataProblems()
+        var known = Set<String>()
         var start = 0, lineNumber = 0
         for (i, b) in bytes.enumerated() where b == 0x0A {
             lineNumber += 1
             let line = Array(bytes[start..<i])
             start = i + 1
             if line.isEmpty { continue }
-            records.append(try SearchJSON.decode(TrialRecord.self, from: line, file: "\(path) line \(lineNumber)"))
+            let record: TrialRecord
+            do { record = try StudyData.decode(TrialRecord.self, from: line) } catch {
+                problems.add(file, line: lineNumber, "\(error)")
+                continue
+            }
+            let found = record.problems(knownTrials: known)
+            if found.isEmpty {
+                records.append(record)
+                known.insert(record.id)
+            }
+            for p in found { problems.add(file, line: lineNumber, p) }
         }
+        try problems.throwIfAny()
         return records
     }
 

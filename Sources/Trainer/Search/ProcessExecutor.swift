@@ -67,14 +67,35 @@ public final class ProcessExecutor: TrialExecutor {
     }
 
     /// The child's `outcome.json`, or a failure naming the exit status and the end of stderr.
+    /// A worker that ended without `outcome.json` and was stopped from outside (a signal strata
+    /// did not send: `cancelAll`'s workers are never polled), or that could not write it (exit
+    /// status `faultExitStatus`), met an infrastructure fault, not the trial's result. One that
+    /// crashed by itself (SIGSEGV, SIGILL, SIGABRT, ...) failed: that is the trial's.
     static func outcome(of job: TrialJob, status: Int32) -> TrialOutcome {
-        if let o = try? SearchJSON.read(TrialOutcome.self, from: TrialRunner.outcomePath(job.directory)) { return o }
+        let path = TrialRunner.outcomePath(job.directory)
+        if let o = try? SearchJSON.read(TrialOutcome.self, from: path) {
+            if o.fault == nil && (status & 0x7f) == 0 && (status >> 8) & 0xff == TrialRunner.faultExitStatus {
+                var o = o
+                o.fault = "\(job.directory): the worker stopped on an infrastructure fault: \(o.error ?? "")"
+                return o
+            }
+            return o
+        }
         let signal = status & 0x7f
         let how = signal != 0 ? "killed by signal \(signal)" : "exited with status \((status >> 8) & 0xff)"
         let tail = (try? FileSystem.readFile(job.directory + "/stderr.log")).map {
             String(decoding: $0.suffix(600), as: UTF8.self).split(separator: "\n").suffix(3).joined(separator: " | ")
         } ?? ""
-        return .failed(job.id, "worker \(how)" + (tail.isEmpty ? "" : ": \(tail)"))
+        var outcome = TrialOutcome.failed(job.id, "worker \(how)" + (tail.isEmpty ? "" : ": \(tail)"))
+        if signal != 0 && ![SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS].contains(signal) {
+            // Sent from outside (kill, the OOM killer, a shutdown); a crash of its own (a trap,
+            // a bad access) is the trial's failure.
+            outcome.fault = "the worker of trial \(job.id) (\(job.directory)) was \(how), which strata did not send"
+        } else if (status >> 8) & 0xff == TrialRunner.faultExitStatus {
+            outcome.fault = "the worker of trial \(job.id) stopped on an infrastructure fault without \(path)"
+                + (tail.isEmpty ? "" : ": \(tail)")
+        }
+        return outcome
     }
 }
 

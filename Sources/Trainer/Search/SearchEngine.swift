@@ -12,9 +12,13 @@ public struct SearchSettings: Codable, Equatable, Sendable {
     /// Cache frozen prefixes' outputs across epochs (when the data is not augmented).
     public var cache: Bool
     public var cacheBudget: Int
+    /// Workers, threads and engine of the first session (nil in searches from before it was
+    /// stored): what `--resume` uses unless told otherwise. Not part of what makes two
+    /// searches the same search (`sameSearch`).
+    public var execution: StudyExecution?
 
     public init(space: SearchSpace, strategy: SearchStrategy = .grid, reuse: ReuseStrategy, data: DataConfig,
-                device: String = "cpu", cache: Bool = true, cacheBudget: Int = 1 << 30) {
+                device: String = "cpu", cache: Bool = true, cacheBudget: Int = 1 << 30, execution: StudyExecution? = nil) {
         self.space = space
         self.strategy = strategy
         self.reuse = reuse
@@ -22,6 +26,15 @@ public struct SearchSettings: Codable, Equatable, Sendable {
         self.device = device
         self.cache = cache
         self.cacheBudget = cacheBudget
+        self.execution = execution
+    }
+
+    /// The same search, however it is run.
+    public func sameSearch(as other: SearchSettings) -> Bool {
+        var a = self, b = other
+        a.execution = nil
+        b.execution = nil
+        return a == b
     }
 
     /// The trials the strategy proposes up front, planned for reuse (dry runs and static samplers).
@@ -35,12 +48,6 @@ public struct SearchSettings: Codable, Equatable, Sendable {
         }
         return SearchPlan.make(configs, reuse: reuse)
     }
-}
-
-/// A line of `sessions.jsonl`.
-struct SearchSession: Codable {
-    var seconds: Double
-    var trials: Int
 }
 
 /// Counts for the live line.
@@ -79,18 +86,24 @@ public struct SearchDirectory: Sendable {
     /// One line per search session that ended (not killed): its wall seconds and trials run.
     public var sessionsPath: String { path + "/sessions.jsonl" }
 
-    /// Wall seconds of the sessions recorded in `sessions.jsonl`.
+    /// Wall seconds of the sessions recorded in `sessions.jsonl` (0 when it cannot be read:
+    /// `load()` refuses a bad file first).
     public func sessionSeconds() -> Double {
-        guard let bytes = try? FileSystem.readFile(sessionsPath) else { return 0 }
-        return bytes.split(separator: 0x0A).compactMap { try? SearchJSON.decode(SearchSession.self, from: Array($0), file: sessionsPath) }
-            .reduce(0) { $0 + $1.seconds }
+        ((try? StudySession.read(sessionsPath)) ?? []).reduce(0) { $0 + $1.seconds }
     }
+
+    /// The sessions of `sessions.jsonl`, each line checked.
+    public func sessions() throws -> [StudySession] { try StudySession.read(sessionsPath) }
 
     public func readSettings() throws -> SearchSettings {
         guard FileSystem.kind(of: settingsPath) == .file else {
             throw SearchError("\(settingsPath) is missing: \(path) is not a search directory")
         }
-        return try SearchJSON.read(SearchSettings.self, from: settingsPath)
+        let settings = try SearchJSON.read(SearchSettings.self, from: settingsPath)
+        var problems = StudyDataProblems()
+        for p in settings.execution?.problems() ?? [] { problems.add(settingsPath, p) }
+        try problems.throwIfAny()
+        return settings
     }
 }
 
@@ -125,7 +138,7 @@ public final class SearchEngine {
         try makeDirectory(directory.prefixes.directory)
         if FileSystem.kind(of: directory.settingsPath) == .file {
             let old = try directory.readSettings()
-            guard old == settings else {
+            guard old.sameSearch(as: settings) else {
                 throw SearchError("\(directory.path) holds another search (search.json differs); use --resume \(directory.path) or another --output")
             }
         } else {
@@ -134,6 +147,18 @@ public final class SearchEngine {
     }
 
     /// Runs every trial not yet in the journal; returns the latest record of each trial.
+    ///
+    /// With `retryFailed`, a failed trial runs again and every trial that depends on it (its
+    /// donor candidates include it, directly or through another such trial) waits for it; when
+    /// it can start, it runs again only if the donor it would choose now differs from the one
+    /// its journal line used or that donor ran again in this session, so the search ends where
+    /// an uninterrupted one would.
+    ///
+    /// Stops early by throwing: `InterruptedError` on SIGINT/SIGTERM (`Interruption`), an
+    /// `InfrastructureFault` when a worker reports one (full disk, read-only, permissions, a
+    /// worker killed from outside). Both stop the workers, journal nothing for the trials they
+    /// ran (each continues from its own checkpoint on `--resume`) and end `sessions.jsonl` with
+    /// how the session ended.
     @discardableResult
     public func run() throws -> [TrialRecord] {
         try prepare()
@@ -141,6 +166,7 @@ public final class SearchEngine {
         let lock = try RunLock(directory: directory.path)
         defer { lock.release() }
         let journal = directory.journal
+        _ = try directory.sessions()   // refuse a corrupt sessions.jsonl before any work
         var records = try journal.latest()
         var order = try journal.read().map(\.id)
         var sampler = try self.sampler ?? settings.strategy.makeSampler(space: settings.space)
@@ -148,7 +174,11 @@ public final class SearchEngine {
         var index: [String: Int] = [:]
         var pending: [String] = []
         var retrying = Set<String>()
+        /// Journaled trials that depend on a retried one: rerun only if their donor changes.
+        var conditional = Set<String>()
         var running = Set<String>()
+        /// Trials (re)run in this session: a journaled dependent of one used an older version.
+        var submitted = Set<String>()
         var alreadyDone = 0
         /// Asks the sampler for up to `limit` trials and queues those the journal does not hold.
         @discardableResult
@@ -162,8 +192,14 @@ public final class SearchEngine {
                 plan.append(p)
                 added += 1
                 if let r = records[p.id] {
-                    guard r.status == .failed && retryFailed else { alreadyDone += 1; continue }
-                    retrying.insert(p.id)
+                    if r.status == .failed && retryFailed {
+                        retrying.insert(p.id)
+                    } else if retryFailed && p.dependencies.contains(where: { retrying.contains($0) || conditional.contains($0) }) {
+                        conditional.insert(p.id)
+                    } else {
+                        alreadyDone += 1
+                        continue
+                    }
                 }
                 pending.append(p.id)
             }
@@ -183,50 +219,99 @@ public final class SearchEngine {
             return SearchProgress(done: done.count, failed: failed, running: running.count, queued: pending.count,
                                   elapsed: monotonicNow() - start, eta: eta)
         }
-
-        while true {
-            // Start every runnable trial, in plan order, while a worker is free.
-            var i = 0
-            while executor.freeSlots > 0 && i < pending.count {
-                let p = plan[index[pending[i]]!]
-                let ready = p.dependencies.allSatisfy { d in
-                    index[d] == nil || (records[d] != nil && !pending.contains(d) && !running.contains(d))
-                }
-                guard ready else { i += 1; continue }
-                pending.remove(at: i)
-                let job = try schedule(p, records: records, retry: retrying.remove(p.id) != nil)
-                try executor.submit(job)
-                running.insert(p.id)
-                observer.started(job)
-            }
-            // A free worker and nothing runnable: an adaptive sampler may have more now.
-            if executor.freeSlots > 0 && !sampler.isExhausted && extend(limit: executor.freeSlots) > 0 { continue }
-            if running.isEmpty {
-                guard pending.isEmpty else {
-                    throw SearchError("no trial can start: \(pending.count) wait for donors outside the plan (a bug)")
-                }
-                break
-            }
-            for (outcome, wall) in try executor.poll(timeout: 0.25) {
-                guard let p = index[outcome.id].map({ plan[$0] }), running.remove(outcome.id) != nil else { continue }
-                let job = try? SearchJSON.read(TrialJob.self, from: directory.trialDirectory(p.id) + "/job.json")
-                let record = TrialRecord(
-                    id: p.id, config: p.config, donor: job?.donor, reuseLayers: job?.reuseLayers ?? 0,
-                    prefix: job?.prefixKey, status: outcome.status, error: outcome.error,
-                    validationLoss: outcome.validationLoss, validationAccuracy: outcome.validationAccuracy,
-                    testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, wallSeconds: wall,
-                    flopsExecuted: outcome.flopsExecuted, flopsSkipped: outcome.flopsSkipped,
-                    epochs: outcome.epochs, attempt: job?.attempt ?? 1)
-                try journal.append(record)
-                records[p.id] = record
-                order.append(p.id)
-                sessionWall.append(wall)
-                observer.finished(record, progress())
-            }
-            observer.tick(progress())
+        /// Stops the workers and ends the session with `end`; best effort (the disk may be full).
+        func stop(_ end: StudySession.End, signal: Int32? = nil, reason: String? = nil) {
+            executor.cancelAll()
+            try? StudySession.append(StudySession(seconds: monotonicNow() - start, trials: sessionWall.count, end: end,
+                                                  signal: signal, reason: reason), to: directory.sessionsPath)
         }
-        try SearchJournal.appendLine(SearchJSON.canonical(SearchSession(seconds: monotonicNow() - start, trials: sessionWall.count)),
-                                     to: directory.sessionsPath)
+        let resume = "strata search --resume \(directory.path)"
+
+        do {
+            while true {
+                if let signal = Interruption.requested {
+                    stop(.interrupted, signal: signal)
+                    throw InterruptedError(signal: signal, resume: resume,
+                                           detail: "\(order.count) journal lines kept; \(running.count) running \(running.count == 1 ? "trial continues" : "trials continue") from its checkpoint on resume")
+                }
+                // Start every runnable trial, in plan order, while a worker is free.
+                var i = 0
+                while executor.freeSlots > 0 && i < pending.count {
+                    let p = plan[index[pending[i]]!]
+                    let ready = p.dependencies.allSatisfy { d in
+                        index[d] == nil || (records[d] != nil && !pending.contains(d) && !running.contains(d))
+                    }
+                    guard ready else { i += 1; continue }
+                    pending.remove(at: i)
+                    if conditional.remove(p.id) != nil, let old = records[p.id] {
+                        let donor = SearchPlan.chooseDonor(for: p, records: records)
+                        if old.donor == donor && !(donor.map { submitted.contains($0) } ?? false) {
+                            // The same donor, unchanged since: its journal line stands.
+                            alreadyDone += 1
+                            continue
+                        }
+                    }
+                    let rerun = retrying.remove(p.id) != nil || records[p.id] != nil
+                    let job = try schedule(p, records: records, retry: rerun)
+                    try executor.submit(job)
+                    submitted.insert(p.id)
+                    running.insert(p.id)
+                    observer.started(job)
+                }
+                // A free worker and nothing runnable: an adaptive sampler may have more now.
+                if executor.freeSlots > 0 && !sampler.isExhausted && extend(limit: executor.freeSlots) > 0 { continue }
+                if running.isEmpty {
+                    guard pending.isEmpty else {
+                        throw SearchError("no trial can start: \(pending.count) wait for donors outside the plan (a bug)")
+                    }
+                    break
+                }
+                let ended = try executor.poll(timeout: 0.25)
+                // A signal during the poll: the outcomes of workers it stopped are no results.
+                if Interruption.requested != nil { continue }
+                if let fault = ended.compactMap({ $0.outcome.fault }).first {
+                    stop(.stopped, reason: fault)
+                    throw InfrastructureFault("\(fault); the search stopped (nothing was recorded for the trials running); "
+                                              + "`\(resume)` continues once that is fixed")
+                }
+                for (reported, wall) in ended {
+                    guard let p = index[reported.id].map({ plan[$0] }), running.remove(reported.id) != nil else { continue }
+                    var outcome = reported
+                    let problems = outcome.problems()
+                    if !problems.isEmpty {
+                        outcome = .failed(p.id, "the worker's outcome.json is not valid: " + problems.joined(separator: "; "))
+                    }
+                    let job = try? SearchJSON.read(TrialJob.self, from: directory.trialDirectory(p.id) + "/job.json")
+                    let record = TrialRecord(
+                        id: p.id, config: p.config, donor: job?.donor, reuseLayers: job?.reuseLayers ?? 0,
+                        prefix: job?.prefixKey, status: outcome.status, error: outcome.error,
+                        validationLoss: outcome.validationLoss, validationAccuracy: outcome.validationAccuracy,
+                        testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, wallSeconds: min(max(0, wall), StudyData.maxSeconds),
+                        flopsExecuted: outcome.flopsExecuted, flopsSkipped: outcome.flopsSkipped,
+                        epochs: outcome.epochs, attempt: job?.attempt ?? 1)
+                    try journal.append(record)
+                    records[p.id] = record
+                    order.append(p.id)
+                    sessionWall.append(wall)
+                    observer.finished(record, progress())
+                }
+                observer.tick(progress())
+            }
+        } catch let error as InterruptedError {
+            throw error
+        } catch let error as InfrastructureFault {
+            throw error
+        } catch {
+            // The coordinator's own write failed (journal, job.json, a prefix): stop the workers too.
+            if let fault = InfrastructureFault.describe(error) {
+                stop(.stopped, reason: fault)
+                throw InfrastructureFault("\(fault); the search stopped; `\(resume)` continues once that is fixed")
+            }
+            executor.cancelAll()
+            throw error
+        }
+        try StudySession.append(StudySession(seconds: monotonicNow() - start, trials: sessionWall.count, end: .complete),
+                                to: directory.sessionsPath)
         return plan.compactMap { records[$0.id] }
     }
 

@@ -72,6 +72,9 @@ public struct TrialOutcome: Codable, Equatable, Sendable {
     /// CPU seconds (user + system, every thread) the worker spent on this job: the search's
     /// compute, much less disturbed than wall time by other work on a shared machine.
     public var cpuSeconds: Double?
+    /// Set when the worker stopped on an infrastructure fault (`InfrastructureFault`): the
+    /// search stops and the trial runs again on `--resume`; not the trial's own result.
+    public var fault: String?
 
     public init(id: String, status: TrialRecord.Status, error: String? = nil, validationLoss: Double? = nil,
                 validationAccuracy: Double? = nil, testAccuracy: Double? = nil, seconds: Double = 0,

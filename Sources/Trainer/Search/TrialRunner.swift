@@ -13,6 +13,9 @@ import Glibc
 public enum TrialRunner {
     public static func outcomePath(_ trialDirectory: String) -> String { trialDirectory + "/outcome.json" }
 
+    /// The exit status of a worker that stopped on an infrastructure fault (EX_TEMPFAIL).
+    public static let faultExitStatus: Int32 = 75
+
     /// Never throws: any error becomes a failed outcome (also written to `outcome.json`).
     public static func run(_ job: TrialJob) -> TrialOutcome {
         // One process per trial directory at a time: a worker orphaned by a killed search may
@@ -23,14 +26,23 @@ public enum TrialRunner {
         let path = outcomePath(job.directory)
         if FileSystem.kind(of: path) == .file, let done = try? SearchJSON.read(TrialOutcome.self, from: path) {
             // A segment's outcome answers only a job that asks for no more epochs than it holds.
-            if done.status == .failed || job.targetEpoch.map({ done.epochs >= $0 }) ?? true { return done }
+            // An infrastructure fault is no result: the trial runs again.
+            if done.fault == nil && (done.status == .failed || job.targetEpoch.map({ done.epochs >= $0 }) ?? true) { return done }
         }
         var outcome: TrialOutcome
         let cpu = processCPUSeconds()
-        do { outcome = try train(job) } catch { outcome = .failed(job.id, "\(error)") }
+        do { outcome = try train(job) } catch let error as InterruptedError {
+            // Stopped, not ended: no outcome.json, so the trial continues on resume.
+            return .failed(job.id, "\(error)")
+        } catch {
+            outcome = .failed(job.id, "\(error)")
+            if let fault = InfrastructureFault.describe(error) { outcome.fault = "\(job.directory): \(fault)" }
+        }
         outcome.cpuSeconds = processCPUSeconds() - cpu
         do { try SearchJSON.write(outcome, to: path) } catch {
-            return .failed(job.id, "\(error)")
+            var failed = TrialOutcome.failed(job.id, "\(error)")
+            failed.fault = InfrastructureFault.describe(error).map { "\(path): \($0)" } ?? outcome.fault
+            return failed
         }
         return outcome
     }
@@ -112,6 +124,8 @@ public enum TrialRunner {
             }
         } catch let error as DivergenceError {
             throw recorder.diverged(error)
+        } catch let error as InterruptedError {
+            throw recorder.interrupted(error)
         }
         let summary: RunSummary? = try run.isFinished ? run.fit(recorder: recorder) : nil
         func finite(_ x: Double?) -> Double? { x.flatMap { $0.isFinite ? $0 : nil } }

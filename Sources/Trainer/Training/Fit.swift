@@ -12,6 +12,8 @@ extension TrainingRun {
     /// finally the test evaluation and `summary.json`. A run killed at any point resumes from
     /// its directory (`resume(from:backend:)`). A diverged loss stops the run with a
     /// `DivergenceError` naming the last good checkpoint; nothing of the diverged epoch is written.
+    /// SIGINT/SIGTERM (`Interruption`) stops it before the next step with an `InterruptedError`
+    /// and the manifest `interrupted`, its last checkpoint the one `--resume` continues from.
     @discardableResult
     public func fit(recorder: RunRecorder, observer: TrainingObserver = TrainingObserver()) throws -> RunSummary {
         let directory = recorder.directory
@@ -29,6 +31,8 @@ extension TrainingRun {
             }
         } catch let error as DivergenceError {
             throw recorder.diverged(error)
+        } catch let error as InterruptedError {
+            throw recorder.interrupted(error)
         }
         let summary = try summarize(seconds: monotonicNow() - start)
         try directory.writeJSON(summary, to: directory.summaryPath)

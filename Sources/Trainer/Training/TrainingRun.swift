@@ -187,6 +187,8 @@ public final class TrainingRun {
         let running = { (try? stats.running()) ?? (loss: .nan, accuracy: .nan) }
         var lr: Float = 0
         try trainLoader.forEachBatch(epoch: e) { batch in
+            // SIGINT/SIGTERM: stop before the step; the epoch is redone from the last checkpoint.
+            try Interruption.check()
             let n = batch.count
             lr = config.schedule.rate(base: config.optimizer.learningRate,
                                       progress: Double(e) + Double(batch.index) / Double(batches))

@@ -1,0 +1,128 @@
+import XCTest
+@testable import Trainer
+
+/// Journals and session files are checked as data: one problem per line of the error, naming
+/// the file and the line; values that would overflow a formatter never reach one.
+final class StudyDataTests: XCTestCase {
+    let config = TrialConfig(convLayers: 2, filters: 4, hidden: [8], lr: 0.01, batchSize: 8, epochs: 3)
+
+    func line(_ edit: (inout [String: Any]) -> Void) -> String {
+        let donorConfig = config.withConvLayers(1)
+        var d: [String: Any] = [
+            "id": config.id, "config": ["model": "cnn", "conv_layers": 2, "filters": 4, "kernel": 3, "hidden": [8], "lr": 0.01,
+                                        "batch_size": 8, "epochs": 3, "optimizer": "adam", "seed": 0],
+            "donor": donorConfig.id, "reuse_layers": 1, "status": "finished", "validation_loss": 1.2, "validation_accuracy": 0.5,
+            "test_accuracy": 0.4, "seconds": 2.5, "wall_seconds": 3, "flops_executed": 1e9, "flops_skipped": 1e8, "epochs": 3,
+            "attempt": 1]
+        edit(&d)
+        return String(decoding: try! JSONSerialization.data(withJSONObject: d, options: [.sortedKeys]), as: UTF8.self)
+    }
+
+    func donorLine() -> String {
+        let c = config.withConvLayers(1)
+        let r = TrialRecord(id: c.id, config: c, donor: nil, reuseLayers: 0, prefix: nil, status: .finished, error: nil,
+                            validationLoss: 1.5, validationAccuracy: 0.4, testAccuracy: 0.3, seconds: 2, wallSeconds: 3,
+                            flopsExecuted: 10, flopsSkipped: 0, epochs: 3, attempt: 1)
+        return SearchJSON.canonical(r)
+    }
+
+    func problems(_ lines: [String]) -> [String] {
+        do {
+            _ = try SearchJournal.parse(Array((lines.joined(separator: "\n") + "\n").utf8), file: "j.jsonl")
+            return []
+        } catch let e as StudyDataProblems { return e.lines } catch { return ["unexpected \(error)"] }
+    }
+
+    func testAValidJournalReads() throws {
+        let records = try SearchJournal.parse(Array((donorLine() + "\n" + line { _ in } + "\n").utf8), file: "j.jsonl")
+        XCTAssertEqual(records.count, 2)
+        XCTAssertEqual(records[1].donor, records[0].id)
+    }
+
+    func testEachBadValueIsOneLineNamingFileAndLine() {
+        let cases: [(String, (inout [String: Any]) -> Void)] = [
+            ("seconds 1e+308", { $0["seconds"] = 1e308 }),
+            ("wall_seconds -1", { $0["wall_seconds"] = -1.0 }),
+            ("validation_accuracy 1.5 is not in [0, 1]", { $0["validation_accuracy"] = 1.5 }),
+            ("test_accuracy -0.1", { $0["test_accuracy"] = -0.1 }),
+            ("a finished trial has no validation_accuracy", { $0["validation_accuracy"] = NSNull() }),
+            ("is not the id of its config", { $0["id"] = "0123456789abcdef" }),
+            ("donor ffffffffffffffff is not a trial", { $0["donor"] = "ffffffffffffffff" }),
+            ("flops_executed 1e+300", { $0["flops_executed"] = 1e300 }),
+            ("epochs 9 is not in 0...3", { $0["epochs"] = 9 }),
+            ("attempt 0", { $0["attempt"] = 0 }),
+            ("config.lr", { c in var cfg = c["config"] as! [String: Any]; cfg["lr"] = -1.0; c["config"] = cfg }),
+            ("is not valid", { $0["seconds"] = "soon" }),
+            ("is not valid", { $0.removeValue(forKey: "status") }),
+        ]
+        for (expected, edit) in cases {
+            let found = problems([donorLine(), line(edit)])
+            XCTAssertEqual(found.count, 1, "\(expected): \(found)")
+            XCTAssertTrue(found.first?.hasPrefix("j.jsonl line 2: ") ?? false, "\(found)")
+            XCTAssertTrue(found.first?.contains(expected) ?? false, "\(expected) not in \(found)")
+        }
+        // Every problem of the file at once, one line each.
+        let many = problems([donorLine(), line { $0["seconds"] = 1e308 }, "{", line { $0["validation_accuracy"] = 2.0 }])
+        XCTAssertEqual(many.map { $0.prefix(15) }, ["j.jsonl line 2:", "j.jsonl line 3:", "j.jsonl line 4:"])
+    }
+
+    func testAResumeRefusesAJournalWithAHugeNumberInsteadOfTrapping() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let space = SearchSpace(name: "t", convLayers: [1], filters: [4], hidden: [[8]], lr: [0.01], batchSize: [8], epochs: 1)
+        let settings = SearchSettings(space: space, reuse: .none, data: DataConfig(kind: "cifar10", path: "/x", augment: false))
+        try SearchJSON.write(settings, to: dir + "/search.json")
+        try (donorLine().replacingOccurrences(of: #""seconds":2"#, with: #""seconds":1e+308"#) + "\n")
+            .write(toFile: dir + "/journal.jsonl", atomically: true, encoding: .utf8)
+        let engine = SearchEngine(directory: SearchDirectory(path: dir), settings: settings,
+                                  executor: InProcessExecutor(body: { fakeOutcome($0) }), threadsPerTrial: 1)
+        XCTAssertThrowsError(try engine.run()) { XCTAssertTrue("\($0)".contains("journal.jsonl line 1: seconds 1e+308"), "\($0)") }
+        XCTAssertThrowsError(try SearchDirectory(path: dir).writeSummaryAndReport())
+    }
+
+    func testSessionsAreChecked() throws {
+        XCTAssertEqual(try StudySession.parse(Array(#"{"seconds":3,"trials":2}"#.utf8 + [0x0A]), file: "s").first?.seconds, 3)
+        XCTAssertThrowsError(try StudySession.parse(Array(#"{"seconds":1e308,"trials":2}"#.utf8 + [0x0A]), file: "s")) {
+            XCTAssertTrue("\($0)".hasPrefix("s line 1: seconds"), "\($0)")
+        }
+        XCTAssertThrowsError(try StudySession.parse(Array(#"{"seconds":1,"trials":-2}"#.utf8 + [0x0A]), file: "s"))
+    }
+
+    func testHPOJournalLinesAreChecked() throws {
+
+        func parse(_ lines: [String], trials: Int? = 4) throws -> [HPORun.JournalLine] {
+            try HPORun.parseJournal(Array((lines.joined(separator: "\n") + "\n").utf8), file: "h.jsonl", trials: trials)
+        }
+        // The encoding of HPOValue may differ: take a line the type writes itself.
+        let record = HPOTrialRecord(trial: 0, params: ["lr": .float(0.01)], status: .complete, values: [-0.5],
+                                    validationAccuracy: 0.5, seconds: 1)
+        let encoder = RunDirectory.encoder
+        encoder.outputFormatting = [.sortedKeys]
+        let good = String(decoding: try encoder.encode(record), as: UTF8.self)
+
+        XCTAssertEqual(try parse([good]).count, 1)
+        func bad(_ from: String, _ to: String, _ expected: String, trials: Int? = 4) {
+            let edited = good.replacingOccurrences(of: from, with: to)
+            XCTAssertNotEqual(edited, good, from)
+            XCTAssertThrowsError(try parse([good, edited], trials: trials)) {
+                XCTAssertTrue("\($0)".hasPrefix("h.jsonl line 2: ") && "\($0)".contains(expected), "\(expected): \($0)")
+            }
+        }
+        bad(#""seconds":1"#, #""seconds":1e308"#, "seconds 1e+308")
+        bad(#""validationAccuracy":0.5"#, #""validationAccuracy":7"#, "validationAccuracy 7.0 is not in [0, 1]")
+        bad(#""trial":0"#, #""trial":9"#, "trial 9 is not a trial number")
+        bad(#""values":[-0.5]"#, #""values":["inf"]"#, "values[0] inf is not finite")
+        bad(#""values":[-0.5]"#, #""values":[]"#, "a complete trial has no values")
+        bad(#""status":"complete""#, #""status":"done""#, "is not valid")
+        let final = #"{"epochs":3,"event":"final","params":{},"status":"finished","testAccuracy":0.5,"trial":0}"#
+        XCTAssertEqual(try parse([good, final]).count, 2)
+        XCTAssertThrowsError(try parse([good, final.replacingOccurrences(of: #""trial":0"#, with: #""trial":3"#)])) {
+            XCTAssertTrue("\($0)".contains("line 2: the final names trial 3, which no earlier line proposed"), "\($0)")
+        }
+        XCTAssertThrowsError(try parse([good, final.replacingOccurrences(of: "0.5", with: "1e308")])) {
+            XCTAssertTrue("\($0)".contains("testAccuracy"), "\($0)")
+        }
+        XCTAssertThrowsError(try parse([good, #"{"event":"party"}"#])) { XCTAssertTrue("\($0)".contains("unknown event 'party'")) }
+        // A last line cut by a kill (no newline) is not a problem.
+        XCTAssertEqual(try HPORun.parseJournal(Array((good + "\n" + #"{"tri"#).utf8), file: "h", trials: 4).count, 1)
+    }
+}
