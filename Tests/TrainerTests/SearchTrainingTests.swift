@@ -197,9 +197,12 @@ final class SearchTrainingTests: XCTestCase {
         let want = try SearchJournal(path: reference + "/journal.jsonl").read()
         XCTAssertEqual(got.count, 6, "every trial exactly once")
         XCTAssertEqual(Set(got.map(\.id)).count, 6)
+        // FLOPs as a total: which of the executed and skipped sides a prefix's cached forward
+        // falls on depends on which trial wrote the shared activation file first, and a worker
+        // orphaned by the SIGKILL may still win that race (documented in docs/search.md).
         func metrics(_ r: [TrialRecord]) -> [String: [Double?]] {
             Dictionary(uniqueKeysWithValues: r.map { ($0.id, [$0.validationLoss, $0.validationAccuracy, $0.testAccuracy,
-                                                             $0.flopsExecuted, $0.flopsSkipped]) })
+                                                             $0.flopsExecuted + $0.flopsSkipped]) })
         }
         XCTAssertEqual(metrics(got), metrics(want))
         XCTAssertEqual(Dictionary(uniqueKeysWithValues: got.map { ($0.id, $0.donor) }),
