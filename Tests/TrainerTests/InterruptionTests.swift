@@ -137,11 +137,11 @@ final class InterruptionTests: XCTestCase {
     }
 
     func testErrorsOfTheMachineAreToldFromErrorsOfTheTrial() {
-        XCTAssertNotNil(InfrastructureFault.describe(SystemCallError(call: "write", errno: ENOSPC)))
-        XCTAssertNotNil(InfrastructureFault.describe(SystemCallError(call: "rename", errno: EROFS)))
+        XCTAssertNotNil(InfrastructureFault.describe(SystemCallError(call: "write", path: "x", errno: ENOSPC)))
+        XCTAssertNotNil(InfrastructureFault.describe(SystemCallError(call: "rename", path: "x", errno: EROFS)))
         XCTAssertNotNil(InfrastructureFault.describe(SearchError("x.json cannot be written: open failed: Permission denied (errno 13)")))
         XCTAssertNotNil(InfrastructureFault.describe(SearchError(#"x cannot be written: SystemCallError(call: "write", errno: 28)"#)))
-        XCTAssertNil(InfrastructureFault.describe(SystemCallError(call: "open", errno: ENOENT)))
+        XCTAssertNil(InfrastructureFault.describe(SystemCallError(call: "open", path: "x", errno: ENOENT)))
         XCTAssertNil(InfrastructureFault.describe(SearchError("diverged: training loss nan at epoch 1")))
         XCTAssertNil(InfrastructureFault.describe(SearchError("errno 130 is no errno 13 nor 28")))
     }
