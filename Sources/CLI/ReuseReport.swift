@@ -46,7 +46,7 @@ struct ReuseReportCommand: ParsableCommand {
     @Option(help: "Directory for report.json, report.txt and the figures.")
     var output: String
 
-    @Option(help: "The heatmap's colour scale in accuracy points, MIN,MAX (e.g. -5,5), the same for every report drawn with it (default: up to each report's largest change).")
+    @Option(help: "The heatmap's colour scale in accuracy points, MIN,MAX, e.g. --color-scale=-5,5 (the = keeps -5 from reading as a flag), the same for every report drawn with it (default: up to each report's largest change).")
     var colorScale: String?
 
     @Flag(help: "Replace a report already in --output.")

@@ -94,7 +94,7 @@ public struct ReuseReport: Codable, Equatable, Sendable {
         let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Double(String($0.filter { $0 != " " })) }
         let bounds: [Double?] = parts.count == 1 ? [parts[0].map { -abs($0) }, parts[0].map(abs)] : parts
         guard bounds.count == 2, let lo = bounds[0], let hi = bounds[1], lo.isFinite, hi.isFinite, lo < 0, hi > 0 else {
-            throw ReuseAnalysisError("--color-scale: expected MIN,MAX in accuracy points with MIN < 0 < MAX (e.g. -5,5), got '\(text)'")
+            throw ReuseAnalysisError("--color-scale: expected MIN,MAX in accuracy points with MIN < 0 < MAX (e.g. --color-scale=-5,5), got '\(text)'")
         }
         return [lo, hi]
     }

@@ -89,7 +89,7 @@ public enum HPOReport {
             page += "<h2>Learning curves\(suffix)</h2>\n" + learningCurves(run)
         }
         page += "<h2>Cumulative search time</h2>\n"
-            + R.cumulative(runs.map { ($0.name, $0.records.map(\.cost)) },
+            + R.cumulative(runs.map { ($0.name, $0.records.map(\.cost)) }, what: "jobs' wall",
                            cpu: runs.map { r in r.records.contains { $0.cpuSeconds != nil } ? r.records.map { $0.cpuSeconds ?? 0 } : nil })
         page += "<p class=\"note\">Seconds of each trial's jobs in trial order (wall solid, CPU dashed).</p>\n"
         for run in runs {
@@ -220,7 +220,8 @@ public enum HPOReport {
         let dims = Array(zip(c.names, c.dimensions))
         let n = dims.count + 1
         let width = 1000.0, top = 30.0, height = 260.0
-        let gap = (width - 120) / Double(max(1, n - 1))
+        // Axes from x = 60 to width - 130: the last axis's title (the score's) stays inside.
+        let gap = (width - 190) / Double(max(1, n - 1))
         let axes = dims.map { name, d in axis(d, values: run.records.compactMap { coordinate(d, $0.params[name]) }) }
         let scores = run.records.compactMap(\.values.last).filter(\.isFinite).map { display(c, $0) }
         let scoreAxis = Chart.Axis(scores)

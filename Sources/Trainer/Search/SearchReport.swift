@@ -62,7 +62,7 @@ public enum SearchReport {
     /// their box, figures shrink), numbers never wrap.
     static let css = """
     body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;padding:0 1em;color:#222;max-width:1100px}
-    table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}
+    table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}th{white-space:normal}
     th{background:#f3f3f3}td.l,th.l{text-align:left}td.wrap{white-space:normal}h2{margin-top:1.6em}
     svg{background:#fff;max-width:100%;height:auto}.scroll{max-width:100%;overflow-x:auto}
     .note{color:#666}.warn{background:#fff3cd;border:1px solid #e0c060;padding:.5em 1em}
@@ -140,7 +140,7 @@ public enum SearchReport {
 
     /// Cumulative seconds over trials finished, one line per search (training seconds) and,
     /// where given, a dashed one of its CPU seconds; x and y ticks at round values.
-    static func cumulative(_ series: [(String, [Double])], cpu: [[Double]?] = []) -> String {
+    static func cumulative(_ series: [(String, [Double])], what: String = "training", cpu: [[Double]?] = []) -> String {
         func sums(_ xs: [Double]) -> [Double] { xs.reduce(into: [0.0]) { $0.append($0.last! + ($1.isFinite ? $1 : 0)) } }
         let lines = series.map { (name: $0.0, values: sums($0.1)) }
         let cpuLines = cpu.map { $0.map(sums) }
@@ -150,7 +150,7 @@ public enum SearchReport {
         var entries: [(colour: String, name: String)] = []
         for (i, l) in lines.enumerated() {
             let colour = palette[i % palette.count]
-            entries.append((colour, "\(l.name): \(seconds(l.values.last ?? 0)) s training"))
+            entries.append((colour, "\(l.name): \(seconds(l.values.last ?? 0)) s \(what)"))
             if i < cpuLines.count, let c = cpuLines[i] { entries.append((colour, "\(l.name): \(seconds(c.last ?? 0)) s CPU (dashed)")) }
         }
         let legend = Chart.legend(entries, x: 70, y: 12, width: 620)
@@ -160,7 +160,7 @@ public enum SearchReport {
         for (i, l) in lines.enumerated() {
             let colour = palette[i % palette.count]
             s += Chart.polyline(l.values.enumerated().map { (Double($0.offset), $0.element) }, fr, x: x, y: y,
-                                colour: colour, title: "\(l.name): training seconds")
+                                colour: colour, title: "\(l.name): \(what) seconds")
             if i < cpuLines.count, let c = cpuLines[i] {
                 s += Chart.polyline(c.enumerated().map { (Double($0.offset), $0.element) }, fr, x: x, y: y,
                                     colour: colour, dash: "6,4", title: "\(l.name): CPU seconds")
@@ -177,7 +177,7 @@ public enum SearchReport {
         let rows = max(1, columns.map(\.value.count).max() ?? 1)
         let rowH = max(5.0, min(18.0, 1200.0 / Double(rows)))
         let labelled = rowH >= 12
-        let colW = 260.0, top = 64.0
+        let colW = 260.0, top = 84.0
         let width = colW * Double(columns.count) + 40, height = top + rowH * Double(rows) + 24
         var pos: [String: (Double, Double)] = [:]
         let best = records.filter { $0.status == .finished && ($0.validationLoss ?? .nan).isFinite }
@@ -199,7 +199,7 @@ public enum SearchReport {
             + "<text x=\"\(f(lx + 36))\" y=\"14\" dy=\"0.35em\">donor to trial (its conv layers copied and frozen)</text>\n"
         for (c, (layers, rs)) in columns.enumerated() {
             let x = 30.0 + colW * Double(c)
-            s += "<text x=\"\(f(x))\" y=\"\(f(top - 22))\" font-size=\"12\" font-weight=\"bold\">\(layers) conv layer\(layers == 1 ? "" : "s") "
+            s += "<text x=\"\(f(x))\" y=\"\(f(top - 20))\" font-size=\"12\" font-weight=\"bold\">\(layers) conv layer\(layers == 1 ? "" : "s") "
                 + "(\(rs.count) trial\(rs.count == 1 ? "" : "s"))</text>\n"
             for (r, rec) in rs.sorted(by: { ($0.validationLoss ?? .infinity, $0.id) < ($1.validationLoss ?? .infinity, $1.id) }).enumerated() {
                 pos[rec.id] = (x, top + rowH * Double(r))
@@ -229,7 +229,7 @@ public enum SearchReport {
             }
             s += "</g>\n"
         }
-        s += "<text x=\"20\" y=\"\(f(top - 40))\" fill=\"#666\">each column sorted by validation loss, best at the top; "
+        s += "<text x=\"20\" y=\"36\" fill=\"#666\">each column sorted by validation loss, best at the top; "
             + (labelled ? "labels: trial id (start) and validation loss; " : "") + "hover a trial for details</text>\n"
         return s + "</svg>\n"
     }
