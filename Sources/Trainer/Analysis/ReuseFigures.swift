@@ -110,7 +110,9 @@ public enum ReuseFigures {
         let positive = report.rows.map(\.rmse).filter { $0 > 0 && $0.isFinite }
         let lo = floor(log10(positive.min() ?? 1e-3)), hi = max(lo + 1, ceil(log10(positive.max() ?? 1)))
         let drops = report.rows.map { -$0.accuracyChange * 100 }
-        let dHi = max(1, (drops.max() ?? 1)), dLo = min(0, drops.min() ?? 0)
+        // Ticks at round points (0, 2, 4, ...), the axis from 0 (or the largest gain) up.
+        let dropAxis = Chart.Axis(drops + [0, 1])
+        let dHi = dropAxis.hi, dLo = dropAxis.lo
         for (p, source) in report.sources.enumerated() {
             let x0 = 20 + Double(p) * (left + panelW + gap) + left
             func px(_ r: Double) -> Double { x0 + (log10(max(r, pow(10, lo))) - lo) / (hi - lo) * panelW }
@@ -123,9 +125,9 @@ public enum ReuseFigures {
                 svg += text(px(pow(10, e)), top + panelH + 14, "1e\(clampedInt(e))", size: 10, anchor: "middle")
                 e += 1
             }
-            for t in [dLo, 0, dHi / 2, dHi] where t >= dLo {
+            for t in dropAxis.ticks {
                 svg += "<line x1=\"\(f(x0))\" y1=\"\(f(py(t)))\" x2=\"\(f(x0 + panelW))\" y2=\"\(f(py(t)))\" stroke=\"#eee\"/>\n"
-                svg += text(x0 - 6, py(t) + 4, num(t, 1), size: 10, anchor: "end")
+                svg += text(x0 - 6, py(t) + 4, dropAxis.label(t), size: 10, anchor: "end")
             }
             svg += text(x0 + panelW / 2, top + panelH + 32, "RMSE (log scale; 0 drawn at the left edge)", size: 11, anchor: "middle")
             svg += "<text x=\"\(f(x0 - 44))\" y=\"\(f(top + panelH / 2))\" font-size=\"11\" text-anchor=\"middle\" transform=\"rotate(-90 \(f(x0 - 44)) \(f(top + panelH / 2)))\">accuracy drop (points)</text>\n"
