@@ -46,6 +46,9 @@ struct ReuseReportCommand: ParsableCommand {
     @Option(help: "Directory for report.json, report.txt and the figures.")
     var output: String
 
+    @Option(help: "The heatmap's colour scale in accuracy points, MIN,MAX, e.g. --color-scale=-5,5 (the = keeps -5 from reading as a flag), the same for every report drawn with it (default: up to each report's largest change).")
+    var colorScale: String?
+
     @Flag(help: "Replace a report already in --output.")
     var overwrite = false
 
@@ -55,6 +58,7 @@ struct ReuseReportCommand: ParsableCommand {
         guard !source.isEmpty else { throw ValidationError("--source: give at least one source model") }
         guard tolerance >= 0 && tolerance.isFinite else { throw ValidationError("--tolerance must be a number of points >= 0") }
         if let t = testLimit, t < 1 { throw ValidationError("--test-limit must be at least 1") }
+        if let c = colorScale { do { _ = try Trainer.ReuseReport.parseColorScale(c) } catch { throw ValidationError("\(error)") } }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         do { _ = try ParameterKind.parseList(kinds) } catch { throw ValidationError("\(error)") }
     }
@@ -67,15 +71,17 @@ struct ReuseReportCommand: ParsableCommand {
             if let notice = try OutputPolicy(overwrite: overwrite).prepareFolder(output, for: .reuseReport).notice { print(notice) }
         }
         let report = try orExit { () throws -> Trainer.ReuseReport in
-            let job = ReuseReportJob(target: target, sources: source, dataPath: data,
+            var job = ReuseReportJob(target: target, sources: source, dataPath: data,
                                      options: .init(kinds: try ParameterKind.parseList(kinds), cumulative: cumulative,
                                                     tolerance: tolerance / 100),
                                      testLimit: testLimit, batchSize: batchSize, output: output, overwrite: overwrite)
+            job.colorScale = try colorScale.map(Trainer.ReuseReport.parseColorScale)
             return try job.run(backend: backend) { done, total, what in
                 progress.batch(prefix: "reuse-report", done: done, total: total, fields: { what })
             }
         }
         progress.line(report.text)
+        if let warning = report.chanceWarning { printError("warning: \(warning)") }
         print("wrote \(output)/report.json, report.txt, heatmap.svg, rmse-vs-drop.svg")
     }
 }

@@ -344,7 +344,7 @@ final class SearchDisplay {
     }
 
     func duration(_ s: Double) -> String {
-        let t = Int(s.rounded())
+        let t = clampedInt(s.rounded(), 0...1_000_000_000)
         return t >= 3600 ? "\(t / 3600)h\(t % 3600 / 60)m" : t >= 60 ? "\(t / 60)m\(t % 60)s" : "\(t)s"
     }
 }

@@ -65,10 +65,38 @@ public struct ReuseReport: Codable, Equatable, Sendable {
     public var cumulative: [CumulativeRow] = []
     public var layers: [LayerStatistics] = []
     public var sources: [SourceSummary] = []
+    /// Classes of the target's task (chance accuracy is 1 / classes); nil in older reports.
+    public var classes: Int?
+    /// The heatmap's colour scale in accuracy points, [min, max] with min < 0 < max (`--color-scale`),
+    /// so heatmaps of several reports can share one; nil: symmetric up to the largest change.
+    public var colorScale: [Double]?
 
     enum CodingKeys: String, CodingKey {
         case target, testImages = "test_images", baselineAccuracy = "baseline_accuracy", baselineLoss = "baseline_loss"
-        case tolerance, kinds, rule, rows, cumulative, layers, sources
+        case tolerance, kinds, rule, rows, cumulative, layers, sources, classes, colorScale = "color_scale"
+    }
+
+    /// A warning when the target's own accuracy is within two standard errors of chance (a
+    /// target that learned nothing makes every swap look harmless); nil otherwise.
+    public var chanceWarning: String? {
+        guard let classes, classes > 1, testImages > 0, baselineAccuracy.isFinite else { return nil }
+        let chance = 1 / Double(classes)
+        let margin = 2 * (chance * (1 - chance) / Double(testImages)).squareRoot()
+        guard baselineAccuracy <= chance + margin else { return nil }
+        return "the target \(target) is at chance accuracy (\(pct(baselineAccuracy)) on \(testImages) images, chance "
+            + "\(pct(chance)) for \(classes) classes): it has learned nothing, so swaps cannot hurt it and every verdict "
+            + "below is meaningless"
+    }
+
+    /// Parses `--color-scale MIN,MAX` (accuracy points, MIN < 0 < MAX; `-5,5`), or one number S
+    /// for -S,S; throws one line naming the flag otherwise.
+    public static func parseColorScale(_ text: String) throws -> [Double] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Double(String($0.filter { $0 != " " })) }
+        let bounds: [Double?] = parts.count == 1 ? [parts[0].map { -abs($0) }, parts[0].map(abs)] : parts
+        guard bounds.count == 2, let lo = bounds[0], let hi = bounds[1], lo.isFinite, hi.isFinite, lo < 0, hi > 0 else {
+            throw ReuseAnalysisError("--color-scale: expected MIN,MAX in accuracy points with MIN < 0 < MAX (e.g. --color-scale=-5,5), got '\(text)'")
+        }
+        return [lo, hi]
     }
 
     public init(target: String, testImages: Int, baselineAccuracy: Double, baselineLoss: Double, tolerance: Double,
@@ -180,7 +208,8 @@ extension ReuseReport {
     /// The tables a person reads in the terminal: per source, every swap with its accuracy change
     /// and RMSE, the batch-norm means, the cumulative prefix, and the verdict.
     public var text: String {
-        var out = "target \(target): test accuracy \(pct(baselineAccuracy)), loss \(num(baselineLoss, 4)) on \(testImages) images;"
+        var out = chanceWarning.map { "WARNING: " + $0 + "\n" } ?? ""
+        out += "target \(target): test accuracy \(pct(baselineAccuracy)), loss \(num(baselineLoss, 4)) on \(testImages) images;"
             + " tolerance \(num(tolerance * 100, 2)) points\n"
         for s in sources {
             out += "\nsource \(s.source) (\(s.path))\n"

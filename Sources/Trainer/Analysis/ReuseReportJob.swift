@@ -19,6 +19,8 @@ public struct ReuseReportJob {
     public var output: String
     /// Replace the report files of an earlier run in `output`.
     public var overwrite: Bool
+    /// The heatmap's fixed colour scale in accuracy points, [min, max] (`--color-scale`).
+    public var colorScale: [Double]?
 
     public init(target: String, sources: [String], dataPath: String? = nil, options: ReuseAnalysis.Options,
                 testLimit: Int? = nil, batchSize: Int = 500, output: String, overwrite: Bool = false) {
@@ -61,7 +63,8 @@ public struct ReuseReportJob {
             throw ReuseAnalysisError("--source: two sources are both named '\(labels.first { l in labels.filter { $0 == l }.count > 1 }!)'; give them different run directory names")
         }
         let analysis = ReuseAnalysis(target: run, testSet: test, targetLabel: Self.label(target))
-        let report = try analysis.analyse(sources: loaded, options: options, progress: progress)
+        var report = try analysis.analyse(sources: loaded, options: options, progress: progress)
+        (report.classes, report.colorScale) = (run.config.model.classes, colorScale)
         try write(report)
         return report
     }

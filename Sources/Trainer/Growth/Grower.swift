@@ -314,7 +314,7 @@ public final class Grower {
             stages: stages, firstEpoch: firstEpoch, epochs: run.epoch - firstEpoch + 1,
             parameters: model.parameterCount, inferenceFlopsPerImage: model.cost.forward,
             cumulativeTrainingFlops: finishedLedger.executedTotal,
-            validationAccuracy: run.history.last?.validationAccuracy, testAccuracy: test?.accuracy, endReason: reason))
+            validationAccuracy: history.last { $0.stages == stages }?.metrics.validationAccuracy, testAccuracy: test?.accuracy, endReason: reason))
     }
 }
 

@@ -456,6 +456,7 @@ public final class HPORun {
         func record(_ r: HPOTrialRecord) throws {
             try journal(r)
             latest[r.trial] = r
+            refreshReport(Array(latest.values))
             let shown = r.params.keys.sorted().map { "\($0)=\(r.params[$0]!)" }.joined(separator: " ")
             let what = r.status == .running ? "promoted at epoch \(r.values.count)" : "\(r.status.rawValue) after \(r.values.count) epochs"
             progress("trial \(r.trial + 1)/\(config.trials) \(what): \(scoreText(r.values.last)) "

@@ -229,6 +229,5 @@ public final class Model {
 }
 
 private func formatMega(_ flops: Double) -> String {
-    let tenths = Int((flops / 1e5).rounded())
-    return "\(tenths / 10).\(tenths % 10)"
+    formatFixed(flops / 1e6, digits: 1)
 }

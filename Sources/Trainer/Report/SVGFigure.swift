@@ -50,7 +50,8 @@ public enum SVGFigure {
     static let palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
 
     // Geometry in px.
-    private static let panelWidth = 420.0, plotLeft = 72.0, plotRight = 18.0
+    // Three panels in 1170 px: the figure fits a 1200 px window with its margins.
+    private static let panelWidth = 390.0, plotLeft = 72.0, plotRight = 18.0
     private static let plotTop = 112.0, plotHeight = 260.0
 
     public static func growthPanels(series: [Series], title: String) -> String {
@@ -207,6 +208,8 @@ public enum SVGFigure {
         let lo: Double, hi: Double, step: Double
         var ticks: [Double] {
             let first = (lo / step).rounded(), last = (hi / step).rounded()
+            // A handful of ticks by construction; the guard keeps hostile data from a huge stride.
+            guard first.isFinite && last.isFinite && last - first <= 100 else { return [lo, hi] }
             return stride(from: first, through: last, by: 1).map { $0 * step }
         }
 
@@ -228,6 +231,11 @@ public enum SVGFigure {
             let magnitude = pow(10, floor(log10(rough)))
             let residual = rough / magnitude
             let step = (residual <= 1 ? 1 : residual <= 2 ? 2 : residual <= 5 ? 5 : 10) * magnitude
+            // Subnormal ranges underflow the step to 0 or a value that rounds badly: 0...1 instead.
+            guard step.isFinite && step > 0 && ((hi - lo) / step).isFinite && (hi - lo) / step <= 100 else {
+                self.step = 0.2; self.lo = 0; self.hi = 1
+                return
+            }
             self.step = step
             self.lo = floor(lo / step) * step
             self.hi = ceil(hi / step) * step
@@ -242,7 +250,7 @@ public enum SVGFigure {
     /// `value` with an SI suffix shared by the whole axis: 0, 500M, 1G, 1.5G -> 0, 0.5G, 1G, 1.5G.
     static func siLabel(_ value: Double, axis: NiceAxis) -> String {
         let largest = max(abs(axis.lo), abs(axis.hi))
-        let group = largest >= 1000 ? min(6, Int(floor(log10(largest) / 3))) : 0
+        let group = largest >= 1000 && largest.isFinite ? min(6, clampedInt(floor(log10(largest) / 3))) : 0
         let divisor = pow(1000, Double(group))
         if value == 0 { return "0" }
         let suffix = ["", "k", "M", "G", "T", "P", "E"][group]
@@ -257,24 +265,13 @@ public enum SVGFigure {
 
     private static func decimals(for step: Double) -> Int {
         guard step > 0 && step.isFinite else { return 0 }
-        return max(0, min(12, -Int(floor(log10(step) + 1e-9))))
+        return max(0, min(12, -clampedInt(floor(log10(step) + 1e-9))))
     }
 
     /// Fixed-point text without Foundation's `String(format:)`: "-1.50" for (-1.5, 2).
     /// Non-finite values print as "0", so a figure never carries NaN.
     static func fixed(_ value: Double, _ decimals: Int) -> String {
-        guard value.isFinite else { return "0" }
-        let scale = pow(10, Double(decimals))
-        let scaled = (abs(value) * scale).rounded()
-        // Past 2^53 there are no fraction digits left to print; Swift's shortest form is exact.
-        guard scaled < 9e15 else { return "\(value)" }
-        let n = Int64(scaled), unit = Int64(scale)
-        var text = (value < 0 && n != 0 ? "-" : "") + String(n / unit)
-        if decimals > 0 {
-            let fraction = String(n % unit)
-            text += "." + String(repeating: "0", count: decimals - fraction.count) + fraction
-        }
-        return text
+        value.isFinite ? formatFixed(value, digits: decimals) : "0"
     }
 
     /// Text safe inside an element or an attribute value.

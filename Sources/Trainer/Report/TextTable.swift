@@ -13,18 +13,13 @@ enum TextTable {
     }
 }
 
-/// "12.34%" for 0.1234.
-func pct(_ x: Double) -> String { num(x * 100, 2) + "%" }
-/// Fixed decimals.
-func num(_ x: Double, _ digits: Int) -> String { SVGFigure.fixed(x, digits) }
+// Shorthands for report text, all total (see NumberFormat.swift).
+
+/// "12.34%" for 0.1234; "-" when not finite.
+func pct(_ x: Double) -> String { formatPercent(x) }
+/// Fixed decimals; `nan`, `inf` as such.
+func num(_ x: Double, _ digits: Int) -> String { formatFixed(x, digits: digits) }
 /// "+1.25", "-0.50".
-func signed(_ x: Double) -> String { (x > 0 ? "+" : "") + SVGFigure.fixed(x, 2) }
-/// 3 significant digits in scientific notation for small values: 1.23e-3.
-func sci(_ x: Double) -> String {
-    guard x.isFinite, x != 0 else { return x == 0 ? "0" : "\(x)" }
-    if abs(x) >= 0.01 && abs(x) < 1e4 { return SVGFigure.fixed(x, 4) }
-    var e = 0, m = abs(x)
-    while m >= 10 { m /= 10; e += 1 }
-    while m < 1 { m *= 10; e -= 1 }
-    return (x < 0 ? "-" : "") + SVGFigure.fixed(m, 2) + "e" + String(e)
-}
+func signed(_ x: Double) -> String { (x > 0 ? "+" : "") + formatFixed(x, digits: 2) }
+/// 3 significant digits: 0.123, 1.23e-3, and FLOP counts in the SI form (81.1M), never 8.11e7.
+func sci(_ x: Double) -> String { formatSignificant(x) }

@@ -30,12 +30,15 @@ public struct TrialRecord: Codable, Equatable, Sendable {
     public var epochs: Int
     /// 1 for the first run of the trial; a `--retry-failed` rerun adds one.
     public var attempt: Int
+    /// CPU seconds (user + system) of the trial's job, this attempt; nil in older journals.
+    public var cpuSeconds: Double? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, config, donor, reuseLayers = "reuse_layers", prefix, status, error,
              validationLoss = "validation_loss", validationAccuracy = "validation_accuracy",
              testAccuracy = "test_accuracy", seconds, wallSeconds = "wall_seconds",
-             flopsExecuted = "flops_executed", flopsSkipped = "flops_skipped", epochs, attempt
+             flopsExecuted = "flops_executed", flopsSkipped = "flops_skipped", epochs, attempt,
+             cpuSeconds = "cpu_seconds"
     }
 }
 

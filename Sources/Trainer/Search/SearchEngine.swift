@@ -288,8 +288,9 @@ public final class SearchEngine {
                         validationLoss: outcome.validationLoss, validationAccuracy: outcome.validationAccuracy,
                         testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, wallSeconds: min(max(0, wall), StudyData.maxSeconds),
                         flopsExecuted: outcome.flopsExecuted, flopsSkipped: outcome.flopsSkipped,
-                        epochs: outcome.epochs, attempt: job?.attempt ?? 1)
+                        epochs: outcome.epochs, attempt: job?.attempt ?? 1, cpuSeconds: outcome.cpuSeconds)
                     try journal.append(record)
+                    directory.refreshReport(name: settings.reuse.rawValue)
                     records[p.id] = record
                     order.append(p.id)
                     sessionWall.append(wall)

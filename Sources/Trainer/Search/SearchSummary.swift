@@ -20,6 +20,9 @@ public struct SearchSummary: Codable, Equatable, Sendable {
     public var multiLayerSeconds: Double
     /// Sums of the trials' process wall seconds.
     public var wallSeconds: Double
+    /// Sum of the trials' CPU seconds (user + system), over the trials whose record has them;
+    /// nil when none does (journals from before they were recorded).
+    public var cpuSeconds: Double?
     /// Wall seconds of the search sessions that ended normally (`sessions.jsonl`).
     public var searchSeconds: Double?
     public var flopsExecuted: Double
@@ -29,7 +32,7 @@ public struct SearchSummary: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case name, reuse, trials, finished, failed, withDonor = "with_donor", trainingSeconds = "training_seconds",
-             multiLayerSeconds = "multi_layer_seconds", wallSeconds = "wall_seconds", searchSeconds = "search_seconds",
+             multiLayerSeconds = "multi_layer_seconds", wallSeconds = "wall_seconds", cpuSeconds = "cpu_seconds", searchSeconds = "search_seconds",
              flopsExecuted = "flops_executed", flopsSkipped = "flops_skipped",
              multiLayerFlopsExecuted = "multi_layer_flops_executed", best
     }
@@ -45,6 +48,8 @@ public struct SearchSummary: Codable, Equatable, Sendable {
         trainingSeconds = records.reduce(0) { $0 + $1.seconds }
         multiLayerSeconds = records.filter { $0.config.convLayers > 1 }.reduce(0) { $0 + $1.seconds }
         wallSeconds = records.reduce(0) { $0 + $1.wallSeconds }
+        let cpu = records.compactMap(\.cpuSeconds)
+        cpuSeconds = cpu.isEmpty ? nil : cpu.reduce(0, +)
         flopsExecuted = records.reduce(0) { $0 + $1.flopsExecuted }
         flopsSkipped = records.reduce(0) { $0 + $1.flopsSkipped }
         multiLayerFlopsExecuted = records.filter { $0.config.convLayers > 1 }.reduce(0) { $0 + $1.flopsExecuted }
@@ -78,5 +83,12 @@ extension SearchDirectory {
             throw SearchError("\(reportPath) cannot be written: \(error)")
         }
         return summary
+    }
+
+    /// The engine's hook after each journal append: `summary.json` and `report.html` rewritten
+    /// (atomically) so the report can be followed while the search runs. A failure here is not
+    /// the search's: it is ignored, and the write at the end of the search reports it.
+    public func refreshReport(name: String) {
+        _ = try? writeSummaryAndReport(name: name)
     }
 }
