@@ -29,7 +29,8 @@ struct HPOCommand: ParsableCommand {
         Hyperparameters: lr, weight_decay, momentum, batch_size, optimizer.
 
         Example:
-          strata hpo --model cnn --filters 32,64,128 --data DATA --proxy synflow --trials 20 --compare-full --output runs/hpo
+          strata hpo --model cnn --filters 32,64,128 --data DATA --proxy synflow \\
+              --trials 20 --compare-full --output runs/hpo
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -76,10 +77,13 @@ struct HPOCommand: ParsableCommand {
     @Option(help: "Continue the search in this directory.")
     var resume: String?
 
-    @Option(help: "Trials at once.")
+    @Option(help: "Trials at once. 1 by default, unlike search's one per core: with one worker the sampler proposes each trial from every earlier result, so the search is the same on every machine.")
     var workers: Int = 1
 
     @OptionGroup var engineOptions: EngineOptions
+
+    @Flag(help: "Print the plan (budget, sampler, pruner rungs, space, the trials proposed before any result) and run nothing.")
+    var dryRun = false
 
     func validate() throws {
         guard ["tpe", "random"].contains(sampler) else { throw ValidationError("--sampler must be tpe or random, not '\(sampler)'") }
@@ -91,6 +95,7 @@ struct HPOCommand: ParsableCommand {
         guard batchSize >= 2 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two images), got \(batchSize)") }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1, got \(workers)") }
         try engineOptions.validate()
+        if dryRun && resume != nil { throw ValidationError("--dry-run plans a new search; it cannot be given with --resume") }
         if compareFull && proxy == nil { throw ValidationError("--compare-full compares a --proxy search with the full one: give --proxy") }
         if let proxy { _ = try Self.parseProxy(proxy) }
     }
@@ -159,7 +164,11 @@ struct HPOCommand: ParsableCommand {
                       trials: trials, finalEpochs: finalEpochs, proxy: proxy)
         }
         let root = output ?? "runs/hpo-\(modelOptions.name)-s\(seed)"
+        func plan(_ config: HPOConfig, _ directory: String) throws {
+            for line in try orExit({ try HPOPlan.lines(config, directory: directory) }) { print(line) }
+        }
         guard let proxy else {
+            if dryRun { return try plan(hpoConfig(trial: base, proxy: nil), root) }
             try orExit { _ = try runOne(HPORun(config: hpoConfig(trial: base, proxy: nil), directory: RunDirectory(path: root),
                                                 backend: backend, data: data)) }
             return
@@ -180,6 +189,11 @@ struct HPOCommand: ParsableCommand {
             print("proxy learning rates: as sampled (\(transfer == .same ? "lr=same" : "SGD: no transfer"))")
         }
         let proxyConfig = hpoConfig(trial: trial, proxy: proxy)
+        if dryRun {
+            try plan(proxyConfig, compareFull ? root + "/proxy" : root)
+            if compareFull { try plan(hpoConfig(trial: base, proxy: nil), root + "/full") }
+            return
+        }
         guard compareFull else {
             try orExit { _ = try runOne(HPORun(config: proxyConfig, directory: RunDirectory(path: root), backend: backend, data: data)) }
             return
@@ -203,15 +217,15 @@ struct HPOCommand: ParsableCommand {
         run.executor = try engineOptions.makeExecutor(workers: workers, cores: cores, logPath: run.directory.path + "/ray.log")
         defer { (run.executor as? RayExecutor)?.shutdown() }
         let ended = run.records.filter { $0.status != .running }.count
-        print("hpo in \(run.directory.path): \(c.trials) trials of \(c.trial.modelName), \(c.trial.epochs) epochs each, "
-              + "\(c.sampler.rawValue) sampler, \(c.pruner.rawValue) pruner, \(engineOptions.engine) engine, \(workers) workers x "
-              + "\(run.threadsPerTrial) threads, \(ended) already done")
+        print("hpo in \(run.directory.path): \(plural(c.trials, "trial")) of \(c.trial.modelName), \(plural(c.trial.epochs, "epoch")) each, "
+              + "\(c.sampler.rawValue) sampler, \(c.pruner.rawValue) pruner, \(engineOptions.engine) engine, \(plural(workers, "worker")) x "
+              + "\(plural(run.threadsPerTrial, "thread")), \(ended) already done")
         let summary = try run.run { print($0); fflush(stdout) }
         let score = summary.bestScore.map { c.objective == .accuracy ? formatFixed($0 * 100, digits: 2) + "%" : formatFixed($0, digits: 4) } ?? "-"
         print("best trial \((summary.bestTrial ?? -1) + 1): \(c.objective.rawValue) \(score) "
               + "(\(summary.complete) complete, \(summary.pruned) pruned, \(summary.failed) failed, search \(formatFixed(summary.searchSeconds, digits: 1))s)")
         if let acc = summary.finalTestAccuracy {
-            print("final \(c.final.modelName): test accuracy \(formatFixed(acc * 100, digits: 2))% after \(c.finalEpochs) epochs "
+            print("final \(c.final.modelName): test accuracy \(formatFixed(acc * 100, digits: 2))% after \(plural(c.finalEpochs, "epoch")) "
                   + "(\(formatFixed(summary.finalSeconds ?? 0, digits: 1))s) in \(run.finalDirectory.path)")
         }
         print("wrote \(run.directory.summaryPath), \(run.reportPath)")

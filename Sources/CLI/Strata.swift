@@ -15,6 +15,7 @@ struct Strata: ParsableCommand {
         dataset, checkpoint or config file, a run that fails), said in one line naming the file, the offset, the \
         tensor or the field. Strata never ends on a signal for bad input.
         """,
+        version: "strata " + TrainerVersion.string,
         subcommands: [Train.self, Grow.self, Search.self, SearchTrial.self, HPOCommand.self, Eval.self, Predict.self, ReuseReportCommand.self, Prune.self, Models.self, SelfTest.self, Bench.self, Info.self])
 
     /// Parses and runs a command; every error ends with one line on stderr and exit status 64
@@ -28,7 +29,10 @@ struct Strata: ParsableCommand {
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }   // --help, --version
             if error is ExitCode { Glibc.exit(code.rawValue) }   // already reported (orExit)
-            let lines = message(for: error).split(whereSeparator: \.isNewline).map { $0.trimmingPrefix(" ") }
+            var lines = message(for: error).split(whereSeparator: \.isNewline).map { $0.trimmingPrefix(" ") }
+            if let hint = FlagSuggestions.suggestion(for: String(lines.first ?? ""), arguments: arguments) {
+                lines[0] += ". " + hint
+            }
             printError("strata: error: " + lines.filter { !$0.isEmpty }.joined(separator: "; "))
             Glibc.exit(code.rawValue)
         }
