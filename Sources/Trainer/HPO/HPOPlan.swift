@@ -15,7 +15,9 @@ public enum HPOPlan {
         switch config.sampler {
         case .tpe:
             let startup = TPESampler(seed: trial.seed).startupTrials
-            out.append("  sampler    tpe: \(plural(min(startup, config.trials), "random start-up trial")), then TPE on the results")
+            out.append(config.trials <= startup
+                ? "  sampler    tpe: every trial is a random start-up trial (TPE models the results from trial \(startup) on)"
+                : "  sampler    tpe: \(plural(startup, "random start-up trial")), then TPE on the results")
         default:
             out.append("  sampler    \(config.sampler.rawValue)")
         }
@@ -30,11 +32,11 @@ public enum HPOPlan {
         }
         let known = knownTrials(config)
         if known > 0 {
-            out.append("first \(plural(known, "trial")) (proposed before any result, so exactly these run):")
+            out.append("first \(plural(known, "trial")) (proposed before any result, so exactly these run; numbered as in trials/ and journal.jsonl):")
             let sampler = config.makeSampler()
             for i in 0..<known {
                 let params = sampler.suggest(space, history: [], trialNumber: i)
-                out.append("  \(i + 1)  " + params.keys.sorted().map { "\($0)=\(params[$0]!)" }.joined(separator: " "))
+                out.append("  trial \(i)  " + params.keys.sorted().map { "\($0)=\(params[$0]!)" }.joined(separator: " "))
             }
         }
         return out
