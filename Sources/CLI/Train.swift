@@ -272,7 +272,10 @@ func fitAndReport(_ run: TrainingRun, recorder: RunRecorder) throws {
         print("  best validation  \(formatFixed(best * 100, digits: 2))% (epoch \(e))")
     }
     if let t = summary.testAccuracy, let l = summary.testLoss {
-        print("  test             \(formatFixed(t * 100, digits: 2))% accuracy, loss \(formatFixed(l, digits: 4))")
+        let which = summary.testCheckpoint.map { " (\($0), epoch \(summary.testEpoch ?? summary.epochs))" } ?? ""
+        var line = "  test             \(formatFixed(t * 100, digits: 2))% accuracy, loss \(formatFixed(l, digits: 4))\(which)"
+        if let lt = summary.lastTestAccuracy { line += "; last epoch \(formatFixed(lt * 100, digits: 2))%" }
+        print(line)
     }
     print("  training         \(plural(summary.epochs, "epoch")), \(formatFixed(summary.totalSeconds, digits: 1))s, \(formatCount(summary.cumulativeTrainingFlops))FLOP")
     print("  checkpoints      " + checkpointsLine(recorder))
