@@ -48,7 +48,7 @@ struct BenchTPE: ParsableCommand {
                 if !json {
                     let sorted = bests.sorted()
                     print("\(name) \(sampler): median best \(sorted[sorted.count / 2]), mean \(bests.reduce(0, +) / Double(bests.count)) "
-                          + "over \(seeds) seeds of \(trials) trials (optimum \(f.optimum))")
+                          + "over \(plural(seeds, "seed")) of \(plural(trials, "trial")) (optimum \(f.optimum))")
                 }
             }
         }

@@ -28,6 +28,7 @@ struct EngineOptions: ParsableArguments {
         guard engine == "ray" else {
             return ProcessExecutor(executable: selfExecutable(), arguments: ["search-trial"], workers: workers)
         }
+        try RayPreflight.check(python: python, packagePath: rayPackage ?? defaultRayPackage())
         return try RayExecutor(python: python, packagePath: rayPackage ?? defaultRayPackage(), address: rayAddress,
                                strata: realSelfExecutable(), slots: workers, cpus: max(workers, cores), logPath: logPath)
     }

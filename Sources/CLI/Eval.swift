@@ -25,23 +25,13 @@ struct Eval: ParsableCommand {
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        if choice != nil && !FileSystemKind.isDirectory(checkpoint) {
-            throw ValidationError("--checkpoint chooses a checkpoint of a run directory; \(checkpoint) is not a directory")
-        }
+        try CheckpointArgument(argument: checkpoint, choice: choice).validate()
     }
 
     func run() throws {
         let backend = try orExit { try deviceOptions.makeBackend() }
         let result = try orExit { () throws -> (String, Evaluation) in
-            var path = checkpoint
-            var label = ""
-            if FileSystemKind.isDirectory(checkpoint) {
-                let choice = choice ?? .best
-                let (p, epoch, taken) = try RunDirectory(path: checkpoint).checkpoint(choice)
-                path = p
-                label = " (\(taken.rawValue)" + (epoch.map { ", epoch \($0)" } ?? "")
-                    + (taken != choice ? "; the run has no best checkpoint" : "") + ")"
-            }
+            let (path, label) = try CheckpointArgument(argument: checkpoint, choice: choice).resolve()
             let run = try TrainingRun.forEvaluation(checkpoint: path, dataPath: data, backend: backend,
                                                     batchSize: batchSize)
             guard let test = run.data.test else { throw TrainingError("no test set") }

@@ -16,7 +16,8 @@ struct Grow: ParsableCommand {
         ends with the same numbers as an uninterrupted one on the CPU.
 
         Example (the paper's settings):
-          strata grow --model resnet20 --data ~/cifar-10-batches-bin --optimizer rmsprop --max-epochs 60 --baseline
+          strata grow --model resnet20 --data DATA --optimizer rmsprop \\
+              --max-epochs 60 --baseline
           strata grow --resume runs/grow-resnet20-s0
         """)
 
@@ -137,10 +138,10 @@ func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, record
         try recorder.replaceMetrics([GrowEpoch]())
     }
     let full = try Model(spec: config.train.model)
-    print("growing \(config.train.modelName) (\(full.stages.count) sub-networks: \(full.stages.map(\.name).joined(separator: ", "))) "
+    print("growing \(config.train.modelName) (\(plural(full.stages.count, "sub-network")): \(full.stages.map(\.name).joined(separator: ", "))) "
           + "on \(data.train.name): \(data.train.count) train, \(data.validation?.count ?? 0) validation, "
           + "\(data.test?.count ?? 0) test, on \(backend.name)")
-    print("window \(config.window), gamma \(config.gamma), init \(config.initialization.rawValue), budget \(config.maxEpochs) epochs")
+    print("window \(config.window), gamma \(config.gamma), init \(config.initialization.rawValue), budget \(plural(config.maxEpochs, "epoch"))")
 
     let progress = ProgressDisplay()
     var observer = TrainingObserver()
@@ -168,7 +169,7 @@ func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, record
         }, resumed: { history, done in
             try recorder.replaceMetrics(history)
             let epochs = history.last?.epoch ?? 0
-            progress.line(done ? "\(directory.path): the grow run is complete (\(epochs) epochs)"
+            progress.line(done ? "\(directory.path): the grow run is complete (\(plural(epochs, "epoch")))"
                                : "resuming \(directory.path) after epoch \(epochs) of \(config.maxEpochs) on \(backend.name)")
         })
     } catch let error as DivergenceError {
@@ -182,7 +183,7 @@ func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, record
     var baselineSummary: RunSummary?
     var baselineValidation: Double?
     if config.baseline == true {
-        print("\nbaseline: the full network from scratch for \(config.maxEpochs) epochs")
+        print("\nbaseline: the full network from scratch for \(plural(config.maxEpochs, "epoch"))")
         var c = config.train
         c.epochs = config.maxEpochs
         let baseDirectory = RunDirectory(path: directory.path + "/baseline")

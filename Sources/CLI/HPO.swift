@@ -29,7 +29,8 @@ struct HPOCommand: ParsableCommand {
         Hyperparameters: lr, weight_decay, momentum, batch_size, optimizer.
 
         Example:
-          strata hpo --model cnn --filters 32,64,128 --data DATA --proxy synflow --trials 20 --compare-full --output runs/hpo
+          strata hpo --model cnn --filters 32,64,128 --data DATA --proxy synflow \\
+              --trials 20 --compare-full --output runs/hpo
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -79,10 +80,13 @@ struct HPOCommand: ParsableCommand {
     @Flag(help: "Let --output replace an hpo search there: removes its files (hpo.json, journal.jsonl, trials/, final/, summary.json, report.html, ...) first; other files stay.")
     var overwrite = false
 
-    @Option(help: "Trials at once.")
+    @Option(help: "Trials at once. 1 by default, unlike search's one per core: with one worker the sampler proposes each trial from every earlier result, so the search is the same on every machine.")
     var workers: Int = 1
 
     @OptionGroup var engineOptions: EngineOptions
+
+    @Flag(help: "Print the plan (budget, sampler, pruner rungs, space, the trials proposed before any result) and run nothing.")
+    var dryRun = false
 
     func validate() throws {
         guard ["tpe", "random", "cmaes"].contains(sampler) else { throw ValidationError("--sampler must be tpe, random or cmaes, not '\(sampler)'") }
@@ -94,6 +98,7 @@ struct HPOCommand: ParsableCommand {
         guard batchSize >= 2 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two images), got \(batchSize)") }
         try checkCPUBound(workers, flag: "--workers")
         try engineOptions.validate()
+        if dryRun && resume != nil { throw ValidationError("--dry-run plans a new search; it cannot be given with --resume") }
         if compareFull && proxy == nil { throw ValidationError("--compare-full compares a --proxy search with the full one: give --proxy") }
         if let proxy { _ = try Self.parseProxy(proxy) }
         if resume != nil {
@@ -170,15 +175,21 @@ struct HPOCommand: ParsableCommand {
         }
         let root = output ?? "runs/hpo-\(modelOptions.name)-s\(seed)"
         // Nothing of a user's is written over; an hpo already there is continued with --resume.
-        try orExit {
-            let folder = try OutputPolicy(overwrite: overwrite).prepareFolder(root, for: compareFull ? .hpoComparison : .hpo)
-            if folder.sameStudy {
-                throw OutputError(path: root, flag: "--output", reason: "already holds an hpo search: pass --resume \(root) to continue it, "
-                                  + "or --overwrite to replace it")
+        if !dryRun {
+            try orExit {
+                let folder = try OutputPolicy(overwrite: overwrite).prepareFolder(root, for: compareFull ? .hpoComparison : .hpo)
+                if folder.sameStudy {
+                    throw OutputError(path: root, flag: "--output", reason: "already holds an hpo search: pass --resume \(root) to continue it, "
+                                      + "or --overwrite to replace it")
+                }
+                if let notice = folder.notice { print(notice) }
             }
-            if let notice = folder.notice { print(notice) }
+        }
+        func plan(_ config: HPOConfig, _ directory: String) throws {
+            for line in try orExit({ try HPOPlan.lines(config, directory: directory) }) { print(line) }
         }
         guard let proxy else {
+            if dryRun { return try plan(hpoConfig(trial: base, proxy: nil), root) }
             try orExit { _ = try runOne(HPORun(config: hpoConfig(trial: base, proxy: nil), directory: RunDirectory(path: root),
                                                 backend: backend, data: data)) }
             return
@@ -199,6 +210,11 @@ struct HPOCommand: ParsableCommand {
             print("proxy learning rates: as sampled (\(transfer == .same ? "lr=same" : "SGD: no transfer"))")
         }
         let proxyConfig = hpoConfig(trial: trial, proxy: proxy)
+        if dryRun {
+            try plan(proxyConfig, compareFull ? root + "/proxy" : root)
+            if compareFull { try plan(hpoConfig(trial: base, proxy: nil), root + "/full") }
+            return
+        }
         guard compareFull else {
             try orExit { _ = try runOne(HPORun(config: proxyConfig, directory: RunDirectory(path: root), backend: backend, data: data)) }
             return
@@ -230,15 +246,15 @@ struct HPOCommand: ParsableCommand {
         run.executor = try engineOptions.makeExecutor(workers: workers, cores: cores, logPath: run.directory.path + "/ray.log")
         defer { (run.executor as? RayExecutor)?.shutdown() }
         let ended = run.records.filter { $0.status != .running }.count
-        print("hpo in \(run.directory.path): \(c.trials) trials of \(c.trial.modelName), \(c.trial.epochs) epochs each, "
-              + "\(c.sampler.rawValue) sampler, \(c.pruner.rawValue) pruner, \(engineOptions.engine) engine, \(workers) workers x "
-              + "\(run.threadsPerTrial) threads, \(ended) already done")
+        print("hpo in \(run.directory.path): \(plural(c.trials, "trial")) of \(c.trial.modelName), \(plural(c.trial.epochs, "epoch")) each, "
+              + "\(c.sampler.rawValue) sampler, \(c.pruner.rawValue) pruner, \(engineOptions.engine) engine, \(plural(workers, "worker")) x "
+              + "\(plural(run.threadsPerTrial, "thread")), \(ended) already done")
         let summary = try run.run { print($0); fflush(stdout) }
         let score = summary.bestScore.map { c.objective == .accuracy ? formatFixed($0 * 100, digits: 2) + "%" : formatFixed($0, digits: 4) } ?? "-"
-        print("best trial \((summary.bestTrial ?? -1) + 1): \(c.objective.rawValue) \(score) "
+        print("best trial \(summary.bestTrial.map(String.init) ?? "-"): \(c.objective.rawValue) \(score) "
               + "(\(summary.complete) complete, \(summary.pruned) pruned, \(summary.failed) failed, search \(formatFixed(summary.searchSeconds, digits: 1))s)")
         if let acc = summary.finalTestAccuracy {
-            print("final \(c.final.modelName): test accuracy \(formatFixed(acc * 100, digits: 2))% after \(c.finalEpochs) epochs "
+            print("final \(c.final.modelName): test accuracy \(formatFixed(acc * 100, digits: 2))% after \(plural(c.finalEpochs, "epoch")) "
                   + "(\(formatFixed(summary.finalSeconds ?? 0, digits: 1))s) in \(run.finalDirectory.path)")
         }
         print("wrote \(run.directory.summaryPath), \(run.reportPath)")

@@ -12,11 +12,14 @@ struct Predict: ParsableCommand {
         checkpoint's statistics, as strata eval does.
 
         Example:
-          strata predict runs/cnn-s0 --data ~/cifar-10-batches-bin --output runs/cnn-s0/test-predictions.npy
+          strata predict runs/cnn-s0 --output runs/cnn-s0/test.npy
         """)
 
-    @Argument(help: "A checkpoint (.safetensors) or a run directory (its best, else last, checkpoint).")
+    @Argument(help: "A checkpoint (.safetensors) or a run directory (the checkpoint its manifest names, see --checkpoint).")
     var checkpoint: String
+
+    @Option(name: .customLong("checkpoint"), help: "For a run directory: best (default; last when the run has no validation set) or last.")
+    var choice: RunDirectory.CheckpointChoice?
 
     @Option(help: "Dataset directory whose test set is predicted (default: the one the checkpoint was trained on).")
     var data: String?
@@ -37,6 +40,7 @@ struct Predict: ParsableCommand {
             throw ValidationError("--output must end in .csv or .npy, not '\(output)'")
         }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        try CheckpointArgument(argument: checkpoint, choice: choice).validate()
     }
 
     func run() throws {
@@ -44,13 +48,13 @@ struct Predict: ParsableCommand {
         // Checked before the work, so that a refusal costs nothing; the write replaces atomically.
         let notice = try orExit { try OutputPolicy(overwrite: overwrite).prepareFile(output) }
         let (path, predictions) = try orExit { () throws -> (String, Predictions) in
-            let path = RunDirectory.resolveCheckpoint(checkpoint)
+            let (path, label) = try CheckpointArgument(argument: checkpoint, choice: choice).resolve()
             let run = try TrainingRun.forEvaluation(checkpoint: path, dataPath: data, backend: backend, batchSize: batchSize)
             guard let test = run.data.test else { throw TrainingError("no test set") }
             let predictions = try run.predict(test)
             if let notice { print(notice) }
             try predictions.write(to: output)
-            return (path, predictions)
+            return (path + label, predictions)
         }
         print("\(path): \(predictions.count) predictions written to \(output) "
               + "(accuracy \(formatFixed(predictions.accuracy * 100, digits: 2))%)")

@@ -27,7 +27,7 @@ struct Prune: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(help: "Per-image input shape, CxHxW.")
+    @Option(help: inputShapeHelp)
     var input: String = "3x32x32"
 
     @Option(help: "Classes of the output layer.")
@@ -62,13 +62,7 @@ struct Prune: ParsableCommand {
         _ = try inputShape()
     }
 
-    func inputShape() throws -> ImageShape {
-        let parts = input.split(separator: "x").compactMap { Int($0) }
-        guard parts.count == 3, parts.allSatisfy({ $0 > 0 && $0 <= 4096 }) else {
-            throw ValidationError("--input must be CxHxW, e.g. 3x32x32 or 1x28x28, not '\(input)'")
-        }
-        return ImageShape(channels: parts[0], height: parts[1], width: parts[2])
-    }
+    func inputShape() throws -> ImageShape { try parseInputShape(input) }
 
     func run() throws {
         let notice = try orExit { try output.flatMap { try OutputPolicy(overwrite: overwrite).prepareFile($0) } }

@@ -16,7 +16,8 @@ struct ReuseReportCommand: ParsableCommand {
         reusable network for the target when at least 75% of its swaps are reusable.
 
         Example:
-          strata reuse-report --target runs/A1 --source runs/B1 --source runs/A2 --cumulative --output runs/reuse-A1
+          strata reuse-report --target runs/A1 --source runs/B1 --source runs/A2 \\
+              --cumulative --output runs/reuse-A1
         """)
 
     @Option(help: "The model analysed: a run directory (its best checkpoint) or a .safetensors file.")

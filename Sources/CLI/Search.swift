@@ -8,13 +8,14 @@ struct Search: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Architecture and hyperparameter search whose trials reuse each other's trained conv layers.",
         discussion: """
-        Each trial runs in a worker process and gets a run directory under the search directory; results go
-        to journal.jsonl (fsynced per trial), summary.json and report.html.
+        Each trial runs in a worker process and gets a run directory under the search directory; \
+        results go to journal.jsonl (fsynced per trial), summary.json and report.html.
+
         Examples:
-          strata search --space seed000-small --reuse paper --dry-run --json
-          strata search --space my-space.json --reuse best-prefix --data ~/cifar-10-batches-bin --workers 2 --output runs/s1
-          strata search --resume runs/s1                 # after a kill: finished trials are not redone
-          strata search --space S --reuse none,paper,best-prefix --data D --output runs/cmp   # side by side
+          strata search --space seed000-small --reuse paper --dry-run
+          strata search --space S.json --data DATA --output runs/s1
+          strata search --resume runs/s1     # after a kill
+          strata search --space S.json --reuse none,paper --data DATA --output runs/cmp
           strata search --compare runs/cmp/none runs/cmp/paper --output runs/cmp
         """)
 
@@ -62,8 +63,8 @@ struct Search: ParsableCommand {
 
     @OptionGroup var engineOptions: EngineOptions
 
-    @Option(help: "cpu, cuda, cuda:N or auto, for every trial.")
-    var device: String = "cpu"
+    @Option(help: "cpu, cuda, cuda:N or auto (CUDA when built with it and a GPU answers), for every trial.")
+    var device: String = "auto"
 
     @Option(help: "Search directory (default runs/search-<space>-<reuse>).")
     var output: String?
@@ -187,10 +188,10 @@ struct Search: ParsableCommand {
         let engine = SearchEngine(directory: dir, settings: settings, executor: executor,
                                   threadsPerTrial: max(1, cores / workers), retryFailed: retryFailed)
         let display = SearchDisplay()
-        engine.observer.resumed = { n in if n > 0 { display.line("\(dir.path): \(n) trials already in the journal") } }
+        engine.observer.resumed = { n in if n > 0 { display.line("\(dir.path): \(plural(n, "trial")) already in the journal") } }
         engine.observer.finished = { record, progress in display.finished(record, progress) }
         engine.observer.tick = { display.tick($0) }
-        print("search \(dir.path): \(settings.space.name), reuse \(settings.reuse.rawValue), \(workers) workers x \(max(1, cores / workers)) threads")
+        print("search \(dir.path): \(settings.space.name), reuse \(settings.reuse.rawValue), \(plural(workers, "worker")) x \(plural(max(1, cores / workers), "thread"))")
         try engine.run()
         display.clear()
         let summary = try dir.writeSummaryAndReport(name: settings.reuse.rawValue)
@@ -228,7 +229,7 @@ struct Search: ParsableCommand {
         try SearchReport.write(html, to: output + "/report.html")
         print("wrote \(output)/report.html")
         for (s, _) in searches {
-            print("\(s.name): \(s.trials) trials, search \(s.searchSeconds.map { formatFixed($0, digits: 1) + "s" } ?? "-"), training \(formatFixed(s.trainingSeconds, digits: 1))s, 2-3 conv \(formatFixed(s.multiLayerSeconds, digits: 1))s, "
+            print("\(s.name): \(plural(s.trials, "trial")), search \(s.searchSeconds.map { formatFixed($0, digits: 1) + "s" } ?? "-"), training \(formatFixed(s.trainingSeconds, digits: 1))s, 2-3 conv \(formatFixed(s.multiLayerSeconds, digits: 1))s, "
                   + "executed \(formatCount(s.flopsExecuted))FLOP, skipped \(formatCount(s.flopsSkipped))FLOP, best val loss "
                   + (s.best.map { formatFixed($0.validationLoss, digits: 4) } ?? "-"))
         }
@@ -273,7 +274,7 @@ struct Search: ParsableCommand {
             return
         }
         for d in docs {
-            print("\(d.space), reuse \(d.reuse): \(d.count) trials, \(d.with_donor) with a donor")
+            print("\(d.space), reuse \(d.reuse): \(plural(d.count, "trial")), \(d.with_donor) with a donor")
             for t in d.trials.prefix(20) {
                 let donor = t.donor ?? (t.donor_candidates.map { "best of \($0) candidates" } ?? "-")
                 print("  \(t.id)  \(t.config.shortDescription)  donor \(donor)")
@@ -326,7 +327,7 @@ final class SearchDisplay {
         } else {
             text += "  FAILED: \(r.error ?? "")"
         }
-        if let d = r.donor { text += "  donor \(d) (\(r.reuseLayers) layers)" }
+        if let d = r.donor { text += "  donor \(d) (\(plural(r.reuseLayers, "layer")))" }
         line(text)
         tick(p, force: true)
     }

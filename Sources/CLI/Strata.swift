@@ -20,6 +20,7 @@ struct Strata: ParsableCommand {
         (--space, --config, --model-spec, checkpoints) must be regular files. --threads and --workers take at most \
         4x the machine's cores. With --resume or --config, a flag the run would not use is refused, never ignored.
         """,
+        version: "strata " + TrainerVersion.string,
         subcommands: [Train.self, Grow.self, Search.self, SearchTrial.self, HPOCommand.self, Eval.self, Predict.self, ReuseReportCommand.self, Prune.self, Models.self, SelfTest.self, Bench.self, Info.self,
                       DataCommand.self])
 
@@ -39,7 +40,10 @@ struct Strata: ParsableCommand {
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }   // --help, --version
             if error is ExitCode { Glibc.exit(code.rawValue) }   // already reported (orExit)
-            let lines = message(for: error).split(whereSeparator: \.isNewline).map { $0.trimmingPrefix(" ") }
+            var lines = message(for: error).split(whereSeparator: \.isNewline).map { $0.trimmingPrefix(" ") }
+            if let hint = FlagSuggestions.suggestion(for: String(lines.first ?? ""), arguments: arguments) {
+                lines[0] += ". " + hint
+            }
             printError("strata: error: " + lines.filter { !$0.isEmpty }.joined(separator: "; "))
             Glibc.exit(code.rawValue)
         }

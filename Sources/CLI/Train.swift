@@ -10,7 +10,7 @@ struct OptimizerOptions: ParsableArguments {
     @Option(name: .customLong("lr"), help: "Base learning rate (default: 0.1 sgd, 1e-4 rmsprop, 1e-3 adam).")
     var learningRate: Float?
 
-    @Option(help: "Momentum (sgd, rmsprop). Default 0.9.")
+    @Option(help: "Momentum (sgd, rmsprop).")
     var momentum: Float = 0.9
 
     @Flag(help: "Nesterov momentum (sgd).")
@@ -102,7 +102,8 @@ struct Train: ParsableCommand {
         discussion: """
         Examples:
           strata train --model cnn --filters 32,64 --hidden 128 --epochs 5
-          strata train --model resnet20 --data ~/cifar-10-batches-bin --optimizer sgd --schedule steps:100,150 --epochs 180
+          strata train --model resnet20 --data DATA --optimizer sgd \\
+              --schedule steps:100,150 --epochs 180
           strata train --resume runs/resnet20    # continue a killed run
         """)
 
@@ -138,7 +139,7 @@ struct Train: ParsableCommand {
     @Option(help: "Blocks to reuse (cnn: conv layers; resnet: stem + basic blocks; vgg: conv units).")
     var reuseLayers: Int?
 
-    @Flag(help: "Keep the reused prefix frozen (default) or fine-tune it with the rest.")
+    @Flag(help: "Keep the reused prefix frozen or fine-tune it with the rest.")
     var reuseMode: ReuseConfig.Mode = .freeze
 
     @Flag(inversion: .prefixedNo, help: "Cache the frozen prefix's outputs across epochs (only without augmentation).")
@@ -187,9 +188,9 @@ struct Train: ParsableCommand {
                 try TrainingRun.resume(from: recorder, backend: backend, epochs: epochs)
             }
             if let epochs, epochs < run.epoch {
-                throw ValidationError("--epochs \(epochs) is fewer than the \(run.epoch) epochs \(resume) has already trained (a run is not shortened)")
+                throw ValidationError("--epochs \(epochs) is fewer than the \(plural(run.epoch, "epoch")) \(resume) has already trained (a run is not shortened)")
             }
-            print(run.isFinished ? "\(resume) already has all \(run.config.epochs) epochs (pass --epochs to train longer)"
+            print(run.isFinished ? "\(resume) already has all \(plural(run.config.epochs, "epoch")) (pass --epochs to train longer)"
                   : "resuming \(resume) at epoch \(run.epoch + 1) of \(run.config.epochs) on \(backend.name)")
         } else if let configPath = config {
             let (config, data) = try orExit { () throws -> (TrainConfig, RunData) in
@@ -206,7 +207,7 @@ struct Train: ParsableCommand {
             directory = RunDirectory(path: output ?? "runs/\(config.modelName)-s\(config.seed)-rerun")
             recorder = try orExit { try openRun(directory, kind: .train, mode: overwrite ? .overwrite : .new) }
             run = try orExit { try TrainingRun(config: config, backend: backend, data: data) }
-            print("rerunning \(configPath): \(config.modelName), \(config.epochs) epochs, seed \(config.seed)")
+            print("rerunning \(configPath): \(config.modelName), \(plural(config.epochs, "epoch")), seed \(config.seed)")
         } else {
             let (config, data) = try orExit { () throws -> (TrainConfig, RunData) in
                 let dataConfig = try dataOptions.config()
@@ -229,7 +230,7 @@ struct Train: ParsableCommand {
             run = try orExit { try TrainingRun(config: config, backend: backend, data: data) }
             if let note = run.cacheNote { print(note) }
             if let r = config.reuse {
-                print("reusing \(r.blocks) blocks from \(r.source) (\(r.mode.rawValue))"
+                print("reusing \(plural(r.blocks, "block")) from \(r.source) (\(r.mode.rawValue))"
                       + (run.cachesPrefix ? ", prefix outputs cached after epoch 1" : ""))
             }
             print("training \(config.modelName) on \(data.train.name) (\(data.train.count) train, "
@@ -283,9 +284,12 @@ func fitAndReport(_ run: TrainingRun, recorder: RunRecorder) throws {
         print("  best validation  \(formatFixed(best * 100, digits: 2))% (epoch \(e))")
     }
     if let t = summary.testAccuracy, let l = summary.testLoss {
-        print("  test             \(formatFixed(t * 100, digits: 2))% accuracy, loss \(formatFixed(l, digits: 4))")
+        let which = summary.testCheckpoint.map { " (\($0), epoch \(summary.testEpoch ?? summary.epochs))" } ?? ""
+        var line = "  test             \(formatFixed(t * 100, digits: 2))% accuracy, loss \(formatFixed(l, digits: 4))\(which)"
+        if let lt = summary.lastTestAccuracy { line += "; last epoch \(formatFixed(lt * 100, digits: 2))%" }
+        print(line)
     }
-    print("  training         \(summary.epochs) epochs, \(formatFixed(summary.totalSeconds, digits: 1))s, \(formatCount(summary.cumulativeTrainingFlops))FLOP")
+    print("  training         \(plural(summary.epochs, "epoch")), \(formatFixed(summary.totalSeconds, digits: 1))s, \(formatCount(summary.cumulativeTrainingFlops))FLOP")
     print("  checkpoints      " + checkpointsLine(recorder))
 }
 

@@ -458,8 +458,9 @@ public final class HPORun {
             latest[r.trial] = r
             refreshReport(Array(latest.values))
             let shown = r.params.keys.sorted().map { "\($0)=\(r.params[$0]!)" }.joined(separator: " ")
-            let what = r.status == .running ? "promoted at epoch \(r.values.count)" : "\(r.status.rawValue) after \(r.values.count) epochs"
-            progress("trial \(r.trial + 1)/\(config.trials) \(what): \(scoreText(r.values.last)) "
+            let what = r.status == .running ? "promoted at epoch \(r.values.count)" : "\(r.status.rawValue) after \(plural(r.values.count, "epoch"))"
+            // Numbered as in trials/trial-NNNN, the journal and summary.json (from 0, as Optuna's trial.number).
+            progress("trial \(r.trial) (\(latest.count)/\(config.trials)) \(what): \(scoreText(r.values.last)) "
                      + "(\(shown), \(formatSeconds(r.cost)))" + (r.error.map { " " + $0 } ?? ""))
         }
 
@@ -619,7 +620,7 @@ public final class HPORun {
             final.epochs = config.finalEpochs
             let s: RunSummary
             if hasInProcessFinal {
-                progress("final: \(final.modelName) with trial \(best.trial + 1)'s hyperparameters for \(final.epochs) epochs")
+                progress("final: \(final.modelName) with trial \(best.trial)'s hyperparameters for \(plural(final.epochs, "epoch"))")
                 let run = try TrainingRun.resume(from: finalDirectory, backend: backend)
                 do { s = try run.fit(in: finalDirectory, mode: .resume) } catch let error as InterruptedError {
                     throw InterruptedError(signal: error.signal, resume: "strata hpo --resume \(directory.path)", detail: error.detail)
@@ -672,7 +673,7 @@ public final class HPORun {
         let from = run.exists(run.manifestPath) ? (try run.readJSON(RunManifest.self, from: run.manifestPath)).epoch : 0
         var event = HPOFinalRecord(status: .started, trial: winner.trial, params: winner.params, epochs: final.epochs, fromEpoch: from)
         try journal(event)
-        progress("final: \(final.modelName) with trial \(winner.trial + 1)'s hyperparameters for \(final.epochs) epochs"
+        progress("final: \(final.modelName) with trial \(winner.trial)'s hyperparameters for \(plural(final.epochs, "epoch"))"
                  + (from > 0 ? ", continuing after epoch \(from)" : ""))
         try executor.submit(job)
         var ended: (outcome: TrialOutcome, wallSeconds: Double)?

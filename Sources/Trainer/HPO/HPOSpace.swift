@@ -39,7 +39,7 @@ public enum HPOValue: Codable, Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .float(let x): return "\(x)"
+        case .float(let x): return formatSignificant(x, digits: 4)   // display; the journal keeps every digit
         case .int(let x): return "\(x)"
         case .choice(let s): return s
         }

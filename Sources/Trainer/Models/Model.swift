@@ -207,7 +207,7 @@ public final class Model {
 
     // MARK: Summary
 
-    /// One line per stage: name, blocks, output shape, parameters, forward MFLOPs per image.
+    /// One line per stage: name, blocks, output shape, parameters, forward FLOPs per image.
     public var summary: String {
         let shapes = blockInputShapes
         let costs = blockCosts
@@ -216,18 +216,14 @@ public final class Model {
             let c = s.blocks.reduce(LayerCost.zero) { $0 + costs[$1] }
             let out = s.blocks.isEmpty ? shapes[s.blocks.lowerBound] : shapes[s.blocks.upperBound]
             let frozen = s.blocks.allSatisfy { blocks[$0].isFrozen } && !s.blocks.isEmpty ? " frozen" : ""
-            lines.append("\(s.name): \(s.blocks.count) blocks -> \(out), \(c.parameters) params, "
-                         + "\(formatMega(c.forward)) MFLOPs\(frozen)")
+            lines.append("\(s.name): \(plural(s.blocks.count, "block")) -> \(out), \(c.parameters) params, "
+                         + "\(formatCount(c.forward))FLOP\(frozen)")
         }
         let c = classifierCost
-        lines.append("classifier -> \(outputShape), \(c.parameters) params, \(formatMega(c.forward)) MFLOPs")
+        lines.append("classifier -> \(outputShape), \(c.parameters) params, \(formatCount(c.forward))FLOP")
         let t = cost
         lines.append("total \(t.parameters) params (\(trainableParameterCount) trainable), "
-                     + "\(formatMega(t.forward)) MFLOPs forward per image")
+                     + "\(formatCount(t.forward))FLOP forward per image")
         return lines.joined(separator: "\n")
     }
-}
-
-private func formatMega(_ flops: Double) -> String {
-    formatFixed(flops / 1e6, digits: 1)
 }

@@ -241,7 +241,7 @@ public struct PruneReport: Codable, Equatable, Sendable {
         }
         var out = TextTable.align(rows)
         out += "parameters  \(paramsBefore) -> \(paramsAfter) (\(num(100 * Double(paramsAfter) / Double(max(paramsBefore, 1)), 1))%)\n"
-        out += "FLOPs/image \(sci(flopsBefore)) -> \(sci(flopsAfter)) (\(num(100 * flopsAfter / max(flopsBefore, 1), 1))%) forward\n"
+        out += "FLOPs/image \(formatCount(flopsBefore)) -> \(formatCount(flopsAfter)) (\(num(100 * flopsAfter / max(flopsBefore, 1), 1))%) forward\n"
         out += "synflow at initialisation; channels below the \(num(plan.percentile, 1))th percentile removed, "
             + "at least \(num(plan.minRatio * 100, 1))% of each layer kept\n"
         return out

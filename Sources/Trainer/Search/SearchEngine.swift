@@ -139,7 +139,10 @@ public final class SearchEngine {
         if FileSystem.kind(of: directory.settingsPath) == .file {
             let old = try directory.readSettings()
             guard old.sameSearch(as: settings) else {
-                throw SearchError("\(directory.path) holds another search (search.json differs); use --resume \(directory.path) or another --output")
+                var (mine, theirs) = (settings, old)
+                (mine.execution, theirs.execution) = (nil, nil)
+                let field = SettingsDifference.first(mine, theirs).map { "search.json differs: \($0)" } ?? "search.json differs"
+                throw SearchError("\(directory.path) holds another search (\(field)); use --resume \(directory.path) or another --output")
             }
         } else {
             try SearchJSON.write(settings, to: directory.settingsPath)

@@ -34,7 +34,8 @@ extension TrainingRun {
         } catch let error as InterruptedError {
             throw recorder.interrupted(error)
         }
-        let summary = try summarize(seconds: monotonicNow() - start)
+        let best = recorder.manifest.best.map { (path: FileSystem.join(directory.path, $0.file), epoch: $0.epoch) }
+        let summary = try summarize(seconds: monotonicNow() - start, best: best, last: recorder.lastCheckpointPath)
         try directory.writeJSON(summary, to: directory.summaryPath)
         try recorder.complete()
         return summary
@@ -50,16 +51,32 @@ extension TrainingRun {
         return try fit(recorder: recorder, observer: observer)
     }
 
-    /// The summary of the run so far, with a test-set evaluation when there is a test set.
-    public func summarize(seconds: Double) throws -> RunSummary {
-        let test = try data.test.map { try evaluate($0) }
-        let last = history.last
+    /// The summary of the run so far, with a test-set evaluation when there is a test set: of the
+    /// best checkpoint `best` when it is given (the model's weights are swapped for its and then
+    /// back for those of `last`, the checkpoint of the current epoch), so that the summary and
+    /// `strata eval` report the same checkpoint; the last epoch's figures go beside them.
+    public func summarize(seconds: Double, best: (path: String, epoch: Int)? = nil, last: String? = nil) throws -> RunSummary {
+        let lastTest = try data.test.map { try evaluate($0) }
+        var test = lastTest
+        var testCheckpoint = "last", testEpoch = epoch
+        if let best, best.epoch != epoch, let last, let testSet = data.test {
+            try ModelState.load(model, from: try SafeTensors.read(from: best.path), path: best.path)
+            test = try evaluate(testSet)
+            try ModelState.load(model, from: try SafeTensors.read(from: last), path: last)
+            (testCheckpoint, testEpoch) = ("best", best.epoch)
+        } else if let best, best.epoch == epoch {
+            testCheckpoint = "best"
+        }
+        let run = history.last
         return RunSummary(
             modelName: config.modelName, parameters: model.parameterCount,
             trainableParameters: model.trainableParameterCount, forwardFlopsPerImage: model.cost.forward,
             epochs: epoch, device: backend.device.description, bestEpoch: bestEpoch,
-            bestValidationAccuracy: bestValidationAccuracy, finalTrainLoss: last?.trainLoss ?? .nan,
-            finalTrainAccuracy: last?.trainAccuracy ?? .nan, testLoss: test?.loss, testAccuracy: test?.accuracy,
+            bestValidationAccuracy: bestValidationAccuracy, finalTrainLoss: run?.trainLoss ?? .nan,
+            finalTrainAccuracy: run?.trainAccuracy ?? .nan, testLoss: test?.loss, testAccuracy: test?.accuracy,
+            testCheckpoint: test == nil ? nil : testCheckpoint, testEpoch: test == nil ? nil : testEpoch,
+            lastTestLoss: testCheckpoint == "best" && testEpoch != epoch ? lastTest?.loss : nil,
+            lastTestAccuracy: testCheckpoint == "best" && testEpoch != epoch ? lastTest?.accuracy : nil,
             totalSeconds: history.reduce(0) { $0 + $1.seconds }, cumulativeTrainingFlops: cumulativeFlops,
             skippedFlops: skippedFlops, flops: ledger.snapshot())
     }

@@ -103,8 +103,16 @@ public struct RunSummary: Codable, Equatable, Sendable {
     public var bestValidationAccuracy: Double?
     public var finalTrainLoss: Double
     public var finalTrainAccuracy: Double
+    /// The test set's loss and accuracy with the checkpoint `testCheckpoint` names: the best
+    /// one (by validation accuracy) when the run has one, else the last, as `strata eval` uses.
     public var testLoss: Double?
     public var testAccuracy: Double?
+    /// "best" or "last": which checkpoint `testLoss` and `testAccuracy` are of, and its epoch.
+    public var testCheckpoint: String?
+    public var testEpoch: Int?
+    /// The last epoch's test figures, when the best checkpoint is another epoch's.
+    public var lastTestLoss: Double?
+    public var lastTestAccuracy: Double?
     public var totalSeconds: Double
     public var cumulativeTrainingFlops: Double
     public var skippedFlops: Double
