@@ -5,10 +5,11 @@
 
 Every command of the `## Quickstart` section's ```sh blocks runs, in order, in a scratch folder
 (with the repository's examples/ beside it), except `make ...` and `alias ...` lines: `strata` is
-BIN, and the budgets shrink (--epochs 1, --train-limit 600, --trials 2, --final-epochs 1,
---max-epochs 2). Each must exit 0 (141 is accepted where a pipe's reader stopped early). A ```text
+BIN, and the budgets shrink (--train-limit 600, --epochs and --max-epochs at most 2, --trials at
+most 3, --final-epochs 1), so expected lines should not depend on how a tiny run's results fall.
+Each must exit 0 (141 is accepted where a pipe's reader stopped early). A ```text
 block after a ```sh block is the expected output of that block's last command: each of its lines
-must match a line of the command's output, with every number, hexadecimal trial id and run of
+must match the start of a line of the command's output, with every number, hexadecimal trial id and run of
 spaces taken as a wildcard of its kind. So a renamed flag, a changed message or a command that
 now fails breaks `make test` until the README says what the program does.
 """
@@ -24,11 +25,11 @@ BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "
 README = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, "README.md")
 
 TINY = [
-    (r"--train-limit \d+", "--train-limit 600"),
-    (r"--epochs \d+", "--epochs 1"),
-    (r"--max-epochs \d+", "--max-epochs 2"),
-    (r"--final-epochs \d+", "--final-epochs 1"),
-    (r"--trials \d+", "--trials 2"),
+    (r"--train-limit \d+", lambda m: "--train-limit 600"),
+    (r"--epochs (\d+)", lambda m: "--epochs %d" % min(int(m.group(1)), 2)),
+    (r"--max-epochs \d+", lambda m: "--max-epochs 2"),
+    (r"--final-epochs \d+", lambda m: "--final-epochs 1"),
+    (r"--trials (\d+)", lambda m: "--trials %d" % min(int(m.group(1)), 3)),
 ]
 
 
@@ -121,7 +122,7 @@ def main():
                     if not expected.strip():
                         continue
                     checked += 1
-                    if not any(pattern(expected).fullmatch(l) for l in out_lines):
+                    if not any(pattern(expected).match(l) for l in out_lines):
                         failures += 1
                         print(f"FAIL: the output of `{last_command}` has no line like\n  {expected.strip()}")
     finally:
