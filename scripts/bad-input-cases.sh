@@ -159,6 +159,14 @@ case_ "24 grow --output under a regular file" 1 'afile is a regular file' -- "$S
 case_ "24 reuse-report --output a regular file" 1 '--output afile: exists and is a regular file' -- "$S" reuse-report --target run1 --source run1 --data tiny --output afile --device cpu
 case_ "24 hpo --output a dangling link" 1 '--output dangling: is a dangling symbolic link' -- "$S" hpo $SMALL --trials 1 --epochs 1 --output dangling --device cpu
 case_ "24 search --reuse a,b --output a user's folder" 1 '--output userdir: is not empty and is not a strata search comparison' -- "$S" search --space seed000-small --reuse none,paper --data tiny --output userdir --device cpu
+# --- issue 23: commands that agree ------------------------------------------------------------
+case_ "23 --engine ray without a Python" 1 '--engine ray: cannot run --python /nonexistent/python3' -- "$S" search --space seed000-small --data tiny --engine ray --python /nonexistent/python3 --output o23a --device cpu
+case_ "23 a renamed flag gets its new name" 64 "Unknown option '--epochs'. Did you mean '--max-epochs'" -- "$S" grow $SMALL --epochs 2 --output o23b --device cpu
+case_ "23 an Optuna flag name" 64 "Unknown option '--n-trials'. Did you mean '--trials'" -- "$S" hpo $SMALL --n-trials 2 --output o23c --device cpu
+case_ "23 predict --checkpoint on a file" 64 '--checkpoint chooses a checkpoint of a run directory' -- "$S" predict run1/best.safetensors --checkpoint last --output o23d.npy --device cpu
+case_ "23 hpo --dry-run with --resume" 64 '--dry-run plans a new search' -- "$S" hpo --resume run1 --dry-run --device cpu
+ok_ "23 --version" 'strata [0-9]+\.[0-9]+' -- "$S" --version
+ok_ "23 hpo --dry-run writes nothing" 'dry run: nothing trained, nothing written' -- "$S" hpo $SMALL --trials 3 --epochs 2 --output o23e --dry-run --device cpu
 if [ "$(id -u)" != 0 ]; then
     mkdir ro && chmod 555 ro
     case_ "24 train --output in a read-only folder" 1 'ro is not writable' -- "$S" train $SMALL --epochs 1 --output ro/run --device cpu

@@ -118,7 +118,7 @@ public final class RayExecutor: TrialExecutor {
             let n = read(fromDriver, &chunk, chunk.count)
             if n > 0 { buffer += chunk[0..<n]; continue }
             if n < 0 && errno == EINTR { continue }
-            throw SearchError("the Ray driver exited (\(running.count) trials running); its log \(logPath): \(logTail())")
+            throw SearchError("the Ray driver exited (\(plural(running.count, "trial")) running); its log \(logPath): \(logTail())")
         }
     }
 

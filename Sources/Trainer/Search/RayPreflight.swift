@@ -7,7 +7,10 @@ import Glibc
 /// show only when the driver died, after the study had begun.
 public enum RayPreflight {
     public static func check(python: String, packagePath: String) throws {
-        let script = "import ray, strata_ray.driver"
+        // `ray.init` too: a folder named ray on the path (Ray's own /tmp/ray, when run from /tmp)
+        // imports as an empty namespace package.
+        let script = "import ray, strata_ray.driver\nif not hasattr(ray, 'init'): raise SystemExit('ModuleNotFoundError: ' + "
+            + "'ray here is not the Ray package but ' + str(list(getattr(ray, '__path__', [])) or ray))"
         var err: [Int32] = [0, 0]
         guard pipe(&err) == 0 else { throw SearchError("--engine ray: cannot create a pipe: errno \(errno)") }
         var actions = posix_spawn_file_actions_t()
