@@ -46,6 +46,8 @@ struct Search: ParsableCommand {
     @Option(help: "Train every trial on at most this many images.")
     var trainLimit: Int?
 
+    @OptionGroup var format: DataFormatOptions
+
     @Flag(help: "Random shifts and flips (off by default: they make frozen-prefix caching impossible).")
     var augment = false
 
@@ -143,12 +145,14 @@ struct Search: ParsableCommand {
         }
         guard let data else { throw ValidationError("--data is required to run a search (the presets are CIFAR-10 spaces)") }
         let dataConfig = try orExit { () throws -> DataConfig in
-            let kind = try DatasetLoader.detectKind(path: data).rawValue
+            _ = try format.options()   // refuses bad --labels, --image-size, --resize-filter values
+            let kind = try format.kind()?.rawValue ?? DatasetLoader.detectKind(path: data).rawValue
             // Absolute, so that search.json and every job.json work from any directory.
             var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
             let path = realpath(data, &resolved) != nil ? String(cString: resolved) : data
             return DataConfig(kind: kind, path: path, validationFraction: validationFraction, augment: augment,
-                              trainLimit: trainLimit)
+                              trainLimit: trainLimit, labels: format.labels, imageSize: try format.imageSizeValue(),
+                              resizeFilter: format.resizeFilter)
         }
         let base = output ?? "runs/search-\(space.name.split(separator: "/").last.map(String.init) ?? "space")-\(reuse.replacingCommas())"
         // Nothing of a user's is written over: a folder that is not this kind of search is refused.
