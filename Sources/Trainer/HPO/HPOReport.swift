@@ -128,7 +128,7 @@ public enum HPOReport {
                 + "<td>\(s.finalTestAccuracy.map { formatPercent($0) } ?? "-")</td>"
                 + "<td>\(s.finalSeconds.map { R.seconds($0) } ?? "-")</td></tr>\n"
             if let p = s.bestParams, let trial = s.bestTrial {
-                best += "<p>\(runs.count > 1 ? R.escape(r.name) + ": " : "")best trial \(trial + 1): <code>\(R.escape(params(p)))</code></p>\n"
+                best += "<p>\(runs.count > 1 ? R.escape(r.name) + ": " : "")best trial \(trial): <code>\(R.escape(params(p)))</code></p>\n"
             }
         }
         return t + "</table></div>\n" + best
@@ -178,7 +178,7 @@ public enum HPOReport {
     }
 
     static func trialTip(_ run: Entry, _ r: HPOTrialRecord) -> String {
-        "trial \(r.trial + 1) (\(r.status.rawValue), \(plural(r.values.count, "epoch"))): \(score(run.config, r.values.last))\n\(params(r.params))"
+        "trial \(r.trial) (\(r.status.rawValue), \(plural(r.values.count, "epoch"))): \(score(run.config, r.values.last))\n\(params(r.params))"
     }
 
     /// Small multiples: the last score of each trial against each hyperparameter.
@@ -341,7 +341,7 @@ public enum HPOReport {
             let rungs = (r.rungs ?? []).filter { $0 >= 1 && $0 <= r.values.count }
                 .map { "e\($0): \(score(run.config, r.values[$0 - 1]))" }.joined(separator: ", ")
             let state = r.status.rawValue + (r.error.map { ": " + $0 } ?? "")
-            t += "<tr\(isBest ? " class=\"best\"" : "")><td>\(r.trial + 1)\(isBest ? " (best)" : "")</td>\(cells)"
+            t += "<tr\(isBest ? " class=\"best\"" : "")><td>\(r.trial)\(isBest ? " (best)" : "")</td>\(cells)"
                 + "<td class=\"l wrap \(r.status.rawValue)\">\(R.escape(state))</td><td>\(r.values.count)</td>"
                 + "<td class=\"l wrap\">\(R.escape(rungs))</td><td>\(score(run.config, r.values.last))</td><td>\(R.seconds(r.cost))</td>"
                 + "<td>\(r.cpuSeconds.map { R.seconds($0) } ?? "-")</td></tr>\n"
