@@ -552,18 +552,9 @@ public final class HPORun {
                     try record(r)
                 }
             }
-        } catch let error as InterruptedError {
-            throw error
-        } catch let error as InfrastructureFault {
-            throw error
         } catch {
-            // The driver's own write failed (journal, job.json): stop the workers too.
-            if let fault = InfrastructureFault.describe(error) {
-                stop(.stopped, reason: fault)
-                throw InfrastructureFault("\(fault); the hpo stopped; `\(resume)` continues once that is fixed")
-            }
-            executor.cancelAll()
-            throw error
+            throw InfrastructureFault.leaving("hpo", error: error, resume: resume,
+                                              stop: { stop(.stopped, reason: $0) }, cancel: executor.cancelAll)
         }
         if jobsEnded > 0 {
             try StudySession.append(StudySession(seconds: monotonicNow() - start, trials: jobsEnded, end: .complete), to: sessionsPath)

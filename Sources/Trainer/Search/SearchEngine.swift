@@ -301,18 +301,9 @@ public final class SearchEngine {
                 }
                 observer.tick(progress())
             }
-        } catch let error as InterruptedError {
-            throw error
-        } catch let error as InfrastructureFault {
-            throw error
         } catch {
-            // The coordinator's own write failed (journal, job.json, a prefix): stop the workers too.
-            if let fault = InfrastructureFault.describe(error) {
-                stop(.stopped, reason: fault)
-                throw InfrastructureFault("\(fault); the search stopped; `\(resume)` continues once that is fixed")
-            }
-            executor.cancelAll()
-            throw error
+            throw InfrastructureFault.leaving("search", error: error, resume: resume,
+                                              stop: { stop(.stopped, reason: $0) }, cancel: executor.cancelAll)
         }
         try StudySession.append(StudySession(seconds: monotonicNow() - start, trials: sessionWall.count, end: .complete),
                                 to: directory.sessionsPath)

@@ -258,6 +258,21 @@ public struct InfrastructureFault: Error, CustomStringConvertible, Equatable, Se
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 
+    /// What a study loop (search or hpo) throws for an error of its own: an interruption or a
+    /// fault already said goes up as it is; a failed write of the coordinator's (journal,
+    /// job.json, a prefix) that the machine caused stops the workers through `stop` and becomes a
+    /// fault that says how to continue; anything else cancels the workers and goes up.
+    static func leaving(_ study: String, error: Error, resume: String, stop: (String) -> Void,
+                        cancel: () -> Void) -> Error {
+        if error is InterruptedError || error is InfrastructureFault { return error }
+        if let fault = describe(error) {
+            stop(fault)
+            return InfrastructureFault("\(fault); the \(study) stopped; `\(resume)` continues once that is fixed")
+        }
+        cancel()
+        return error
+    }
+
     /// The errno values that say the machine, not the trial, is at fault.
     static let errnos: [Int32] = [ENOSPC, EDQUOT, EROFS, EACCES, EPERM, EIO]
 
