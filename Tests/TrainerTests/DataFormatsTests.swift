@@ -38,25 +38,6 @@ func zipArchive(_ members: [(String, [UInt8])], deflate: Bool) -> [UInt8] {
     return out
 }
 
-/// Raw deflate (windowBits -15), as zip members hold it.
-func rawDeflate(_ input: [UInt8]) -> [UInt8] {
-    var stream = z_stream()
-    precondition(deflateInit2_(&stream, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK)
-    defer { deflateEnd(&stream) }
-    var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, UInt(input.count))) + 32)
-    var source = input
-    let status = source.withUnsafeMutableBufferPointer { src in
-        output.withUnsafeMutableBufferPointer { dst in
-            stream.next_in = src.baseAddress
-            stream.avail_in = UInt32(src.count)
-            stream.next_out = dst.baseAddress
-            stream.avail_out = UInt32(dst.count)
-            return deflate(&stream, Z_FINISH)
-        }
-    }
-    precondition(status == Z_STREAM_END)
-    return Array(output[..<Int(stream.total_out)])
-}
 
 func octal(_ value: Int, _ width: Int) -> String {
     let digits = String(value, radix: 8)

@@ -40,9 +40,14 @@ func assertDatasetError<T>(_ reason: DatasetError.Reason, file name: String, off
 }
 
 /// gzip-compresses with zlib (deflateInit2 with windowBits 15 + 16 writes a gzip wrapper).
-func gzip(_ input: [UInt8]) -> [UInt8] {
+func gzip(_ input: [UInt8]) -> [UInt8] { zlibCompress(input, windowBits: 15 + 16) }
+
+/// Raw deflate (windowBits -15), as zip members hold it.
+func rawDeflate(_ input: [UInt8]) -> [UInt8] { zlibCompress(input, windowBits: -15) }
+
+func zlibCompress(_ input: [UInt8], windowBits: Int32) -> [UInt8] {
     var stream = z_stream()
-    precondition(deflateInit2_(&stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY,
+    precondition(deflateInit2_(&stream, 6, Z_DEFLATED, windowBits, 8, Z_DEFAULT_STRATEGY,
                                zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK)
     defer { deflateEnd(&stream) }
     var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, UInt(input.count))) + 32)
