@@ -17,7 +17,7 @@ CUDA_BUILD = .build-cuda$(filter-out 13,$(CUDA_VERSION))
 CUDA_ENV = PKG_CONFIG_PATH=$(CUDA_PREFIX)/lib/pkgconfig
 CUDA_FLAGS = --traits CUDA --build-path $(CUDA_BUILD) -Xlinker -rpath -Xlinker $(CUDA_PREFIX)/lib
 
-.PHONY: all deps build test selftest bench bench-compare bench-search-compare search-report-check report-check demo clean cuda build-cuda test-cuda dist-cuda gpu-check fuzz kill-resume
+.PHONY: all deps build test selftest bench bench-compare bench-search-compare report-check demo clean cuda build-cuda test-cuda dist-cuda gpu-check fuzz kill-resume
 
 all: build
 
@@ -40,11 +40,6 @@ selftest: build
 
 bench: build
 	$(BIN) bench ops --device cpu
-
-# A small search's report.html in headless chromium: screenshot, fails on console messages.
-search-report-check: build
-	@scripts/install-deps.sh --dataset
-	STRATA=$(BIN) bench/search-report-check.sh
 
 # Every report (search, hpo, reuse-report, grow) from tiny runs, in headless chromium at 1200 px:
 # fails on console messages or on anything wider than the page; screenshots in REPORT_SHOTS.
