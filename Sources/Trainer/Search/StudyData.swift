@@ -103,6 +103,7 @@ extension TrialRecord {
         StudyData.fraction(testAccuracy, "test_accuracy", into: &out)
         StudyData.seconds(seconds, "seconds", into: &out)
         StudyData.seconds(wallSeconds, "wall_seconds", into: &out)
+        StudyData.seconds(cpuSeconds, "cpu_seconds", into: &out)
         StudyData.nonNegative(flopsExecuted, "flops_executed", into: &out)
         StudyData.nonNegative(flopsSkipped, "flops_skipped", into: &out)
         if epochs < 0 || epochs > config.epochs { out.append("epochs \(epochs) is not in 0...\(config.epochs)") }
