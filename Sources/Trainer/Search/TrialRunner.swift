@@ -81,11 +81,8 @@ public enum TrialRunner {
         }
         let validationLoss = run.history.compactMap(\.validationLoss).min()
         let validationAccuracy = run.history.compactMap(\.validationAccuracy).max()
-        var testAccuracy = summary.testAccuracy
-        if let test = run.data.test, directory.exists(directory.bestCheckpointPath) {
-            try run.restore(from: directory.bestCheckpointPath)
-            testAccuracy = try run.evaluate(test).accuracy
-        }
+        // The summary's test figure is already the best checkpoint's (as `strata eval`'s).
+        let testAccuracy = summary.testAccuracy
         return TrialOutcome(id: job.id, status: .finished, validationLoss: validationLoss,
                             validationAccuracy: validationAccuracy, testAccuracy: testAccuracy,
                             seconds: summary.totalSeconds, flopsExecuted: summary.cumulativeTrainingFlops,
