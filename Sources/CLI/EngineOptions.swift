@@ -22,6 +22,15 @@ struct EngineOptions: ParsableArguments {
         guard ["local", "ray"].contains(engine) else { throw ValidationError("--engine must be local or ray, not '\(engine)'") }
     }
 
+    /// `makeExecutor` with the engine a study session resolved (`ExecutionRequest`).
+    var executorFactory: ExecutorFactory {
+        { execution, logPath in
+            var options = self
+            options.engine = execution.engine
+            return try options.makeExecutor(workers: execution.workers, cores: execution.threads, logPath: logPath)
+        }
+    }
+
     /// The executor for `workers` trials at once on `cores` CPU threads in all (Ray writes its log
     /// to `logPath`; a local Ray gets `cores` CPUs, so a job of all of them, the hpo's final, runs).
     func makeExecutor(workers: Int, cores: Int, logPath: String) throws -> TrialExecutor {

@@ -142,144 +142,44 @@ struct HPOCommand: ParsableCommand {
     }
 
     func run() throws {
-        let backend = try orExit { try deviceOptions.makeBackend() }
-        if let resume {
-            let dirs = ["proxy", "full"].map { RunDirectory(path: resume + "/" + $0) }
-            if dirs.allSatisfy({ $0.exists($0.path + "/hpo.json") }) {
-                let results = try dirs.map { dir in try orExit { try runOne(HPORun(resuming: dir, backend: backend)) } }
-                try orExit { try compare(proxy: results[0], full: results[1], directory: resume) }
-            } else {
-                try orExit { _ = try runOne(HPORun(resuming: RunDirectory(path: resume), backend: backend)) }
-            }
-            return
+        // The batch picks a CUDA backend's layout (as a trial's job does): the run's own when resumed.
+        let storedBatch = resume.flatMap { r in
+            [r + "/hpo.json", r + "/proxy/hpo.json"].lazy.compactMap { try? RunDirectory(path: r).readJSON(HPOConfig.self, from: $0) }.first?.final.batchSize
         }
-        let (base, data, space) = try orExit { () throws -> (TrainConfig, RunData, HPOSpace) in
+        let backend = try orExit { try deviceOptions.makeBackend(batchSize: storedBatch ?? batchSize) }
+        var workflow = HPOWorkflow(execution: ExecutionRequest(workers: givenOnCommandLine("--workers") ? workers : nil,
+                                                               threads: deviceOptions.threads,
+                                                               engine: givenOnCommandLine("--engine") ? engineOptions.engine : nil,
+                                                               defaultWorkers: workers),
+                                   makeExecutor: engineOptions.executorFactory, backend: backend)
+        workflow.say = { print($0); fflush(stdout) }
+        if let resume { return try orExit { try workflow.resume(resume) } }
+        let (config, data) = try orExit { () throws -> (HPOConfig, RunData) in
             let dataConfig = try dataOptions.config()
             let data = try RunData.load(dataConfig, seed: seed)
             let shape = ImageShape(channels: data.train.channels, height: data.train.height, width: data.train.width)
-            let config = TrainConfig(modelName: modelOptions.name, model: try modelOptions.spec(input: shape, classes: data.train.classes),
-                                     data: dataConfig, epochs: epochs, batchSize: batchSize,
-                                     optimizer: try optimizerOptions.config(),
-                                     schedule: try optimizerOptions.scheduleConfig(epochs: epochs),
-                                     seed: seed, device: deviceOptions.device)
-            try ConfigValidation.check(config, data: DataFacts(data), source: .flags)
-            return (config, data, try self.space.map(HPOParameter.readSpace) ?? HPOParameter.defaultSpace())
+            let base = TrainConfig(modelName: modelOptions.name, model: try modelOptions.spec(input: shape, classes: data.train.classes),
+                                   data: dataConfig, epochs: epochs, batchSize: batchSize,
+                                   optimizer: try optimizerOptions.config(),
+                                   schedule: try optimizerOptions.scheduleConfig(epochs: epochs),
+                                   seed: seed, device: deviceOptions.device)
+            try ConfigValidation.check(base, data: DataFacts(data), source: .flags)
+            let space = try self.space.map(HPOParameter.readSpace) ?? HPOParameter.defaultSpace()
+            var final = base
+            final.epochs = max(finalEpochs, 1)
+            final.schedule = try optimizerOptions.scheduleConfig(epochs: final.epochs)
+            let config = HPOConfig(trial: base, final: final, space: space, sampler: HPOConfig.SamplerKind(rawValue: sampler)!,
+                                   pruner: HPOConfig.PrunerKind(rawValue: pruner)!, objective: HPOConfig.Objective(rawValue: objective)!,
+                                   trials: trials, finalEpochs: finalEpochs, proxy: nil)
+            return (config, data)
         }
-        var final = base
-        final.epochs = max(finalEpochs, 1)
-        final.schedule = try optimizerOptions.scheduleConfig(epochs: final.epochs)
-        func hpoConfig(trial: TrainConfig, proxy: String?) -> HPOConfig {
-            HPOConfig(trial: trial, final: final, space: space, sampler: HPOConfig.SamplerKind(rawValue: sampler)!,
-                      pruner: HPOConfig.PrunerKind(rawValue: pruner)!, objective: HPOConfig.Objective(rawValue: objective)!,
-                      trials: trials, finalEpochs: finalEpochs, proxy: proxy)
+        let proxySettings = try proxy.map { text in
+            let (p, m, transfer, tied) = try Self.parseProxy(text)
+            return HPOProxy(text: text, percentile: p, minRatio: m, transfer: transfer, tied: tied)
         }
-        let root = output ?? "runs/hpo-\(modelOptions.name)-s\(seed)"
-        // Nothing of a user's is written over; an hpo already there is continued with --resume.
-        if !dryRun {
-            try orExit {
-                let folder = try OutputPolicy(overwrite: overwrite).prepareFolder(root, for: compareFull ? .hpoComparison : .hpo)
-                if folder.sameStudy {
-                    throw OutputError(path: root, flag: "--output", reason: "already holds an hpo search: pass --resume \(root) to continue it, "
-                                      + "or --overwrite to replace it")
-                }
-                if let notice = folder.notice { print(notice) }
-            }
+        try orExit {
+            try workflow.start(config, data: data, proxy: proxySettings, compareFull: compareFull,
+                               output: output ?? "runs/hpo-\(modelOptions.name)-s\(seed)", overwrite: overwrite, dryRun: dryRun)
         }
-        func plan(_ config: HPOConfig, _ directory: String) throws {
-            for line in try orExit({ try HPOPlan.lines(config, directory: directory) }) { print(line) }
-        }
-        guard let proxy else {
-            if dryRun { return try plan(hpoConfig(trial: base, proxy: nil), root) }
-            try orExit { _ = try runOne(HPORun(config: hpoConfig(trial: base, proxy: nil), directory: RunDirectory(path: root),
-                                                backend: backend, data: data)) }
-            return
-        }
-        let (p, m, transfer, tied) = try Self.parseProxy(proxy)
-        let report = try orExit { try Pruning.prune(base.model, seed: seed, percentile: p, minRatio: m, tied: tied, backend: backend) }
-        var trial = base
-        trial.model = report.spec
-        trial.modelName = base.modelName + "-proxy"
-        let scales = try orExit { try transfer.scales(full: base.model, proxy: report.spec, optimizer: base.optimizer.kind) }
-        trial.optimizer.learningRateScales = scales.isEmpty ? nil : scales
-        print("proxy: \(report.paramsBefore) -> \(report.paramsAfter) parameters, \(formatCount(report.flopsBefore)) -> "
-              + "\(formatCount(report.flopsAfter))FLOP forward per image (synflow, p=\(p), m=\(m)\(base.model.family == .resnet ? ", tied=\(tied.rawValue)" : ""))")
-        if let low = scales.values.min(), let high = scales.values.max() {
-            print("proxy learning rates: \(scales.count) narrowed layers train at \(formatFixed(Double(low), digits: 2))-"
-                  + "\(formatFixed(Double(high), digits: 2))x the sampled lr (sqrt of the fan-in ratio), so the winner's lr is the full model's")
-        } else {
-            print("proxy learning rates: as sampled (\(transfer == .same ? "lr=same" : "SGD: no transfer"))")
-        }
-        let proxyConfig = hpoConfig(trial: trial, proxy: proxy)
-        if dryRun {
-            try plan(proxyConfig, compareFull ? root + "/proxy" : root)
-            if compareFull { try plan(hpoConfig(trial: base, proxy: nil), root + "/full") }
-            return
-        }
-        guard compareFull else {
-            try orExit { _ = try runOne(HPORun(config: proxyConfig, directory: RunDirectory(path: root), backend: backend, data: data)) }
-            return
-        }
-        let proxyResult = try orExit {
-            try runOne(HPORun(config: proxyConfig, directory: RunDirectory(path: root + "/proxy"), backend: backend, data: data))
-        }
-        let fullResult = try orExit {
-            try runOne(HPORun(config: hpoConfig(trial: base, proxy: nil), directory: RunDirectory(path: root + "/full"),
-                              backend: backend, data: data))
-        }
-        try orExit { try compare(proxy: proxyResult, full: fullResult, directory: root) }
     }
-
-    func runOne(_ run: HPORun) throws -> (run: HPORun, summary: HPOSummary) {
-        let c = run.config
-        // Workers, threads and engine as the run first went (hpo.json) unless given now.
-        let was = c.execution
-        let workers = givenOnCommandLine("--workers") ? self.workers : was?.workers ?? self.workers
-        var engineOptions = self.engineOptions
-        if let was, !givenOnCommandLine("--engine") { engineOptions.engine = was.engine }
-        // --threads: the cores split between the workers (and the final training's).
-        let cores = deviceOptions.threads ?? was?.threads ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        run.threadsPerTrial = max(1, cores / workers)
-        run.threadsForFinal = cores   // the final runs alone
-        let execution = StudyExecution(workers: workers, threads: cores, threadsPerTrial: run.threadsPerTrial, engine: engineOptions.engine)
-        if let was, let notice = was.overrideNotice(execution) { print(notice) }
-        try run.storeExecution(execution)
-        run.executor = try engineOptions.makeExecutor(workers: workers, cores: cores, logPath: run.directory.path + "/ray.log")
-        defer { (run.executor as? RayExecutor)?.shutdown() }
-        let ended = run.records.filter { $0.status != .running }.count
-        print("hpo in \(run.directory.path): \(plural(c.trials, "trial")) of \(c.trial.modelName), \(plural(c.trial.epochs, "epoch")) each, "
-              + "\(c.sampler.rawValue) sampler, \(c.pruner.rawValue) pruner, \(engineOptions.engine) engine, \(plural(workers, "worker")) x "
-              + "\(plural(run.threadsPerTrial, "thread")), \(ended) already done")
-        let summary = try run.run { print($0); fflush(stdout) }
-        let score = summary.bestScore.map { c.objective == .accuracy ? formatFixed($0 * 100, digits: 2) + "%" : formatFixed($0, digits: 4) } ?? "-"
-        print("best trial \(summary.bestTrial.map(String.init) ?? "-"): \(c.objective.rawValue) \(score) "
-              + "(\(summary.complete) complete, \(summary.pruned) pruned, \(summary.failed) failed, search \(formatFixed(summary.searchSeconds, digits: 1))s)")
-        if let acc = summary.finalTestAccuracy {
-            print("final \(c.final.modelName): test accuracy \(formatFixed(acc * 100, digits: 2))% after \(plural(c.finalEpochs, "epoch")) "
-                  + "(\(formatFixed(summary.finalSeconds ?? 0, digits: 1))s) in \(run.finalDirectory.path)")
-        }
-        print("wrote \(run.directory.summaryPath), \(run.reportPath)")
-        return (run, summary)
-    }
-
-    func compare(proxy proxyResult: (run: HPORun, summary: HPOSummary), full fullResult: (run: HPORun, summary: HPOSummary),
-                 directory: String) throws {
-        let comparison = try HPOReport.writeComparison(proxy: proxyResult, full: fullResult, to: directory)
-        let (proxy, full, saved) = (proxyResult.summary, fullResult.summary, comparison.searchTimeSaved)
-        func acc(_ x: Double?) -> String { x.map { formatFixed($0 * 100, digits: 2) + "%" } ?? "-" }
-        print("")
-        print("                 search time   trials (pruned)   best trial score   final test accuracy")
-        for (name, s) in [("proxy", proxy), ("full model", full)] {
-            print("\(name.padding(16)) \((formatFixed(s.searchSeconds, digits: 1) + "s").padding(13)) \("\(s.trials) (\(s.pruned))".padding(17)) "
-                  + "\(acc(s.bestScore).padding(18)) \(acc(s.finalTestAccuracy))")
-        }
-        if let cpu = comparison.cpuTimeSaved {
-            print("search CPU time (user + system): proxy \(formatFixed(proxy.searchCPUSeconds ?? 0, digits: 1))s, full "
-                  + "\(formatFixed(full.searchCPUSeconds ?? 0, digits: 1))s, saved \(formatFixed(cpu * 100, digits: 1))%")
-        }
-        print("search time saved by the proxy: \(formatFixed(saved * 100, digits: 1))% (\(directory)/comparison.json, \(directory)/report.html)")
-    }
-}
-
-extension String {
-    func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
 }

@@ -119,22 +119,24 @@ struct Search: ParsableCommand {
     }
 
     func run() throws {
-        if !compare.isEmpty { return try orExit { try runCompare() } }
-        if let resume {
-            // A side-by-side search (`--reuse a,b`) resumes each of its strategies.
-            let parts = ReuseStrategy.allCases.map { resume + "/" + $0.rawValue }
-                .filter { access($0 + "/search.json", F_OK) == 0 }
-            if access(resume + "/search.json", F_OK) != 0 && !parts.isEmpty {
-                for part in parts {
-                    let dir = SearchDirectory(path: part)
-                    try orExit { try execute(try dir.readSettings(), in: dir) }
-                }
-                return try orExit { try writeCompare(parts, to: resume) }
-            }
-            let dir = SearchDirectory(path: resume)
-            let settings = try orExit { try dir.readSettings() }
-            return try orExit { try execute(settings, in: dir) }
+        var workflow = SearchWorkflow(execution: ExecutionRequest(workers: workers, threads: threads,
+                                                                  engine: givenOnCommandLine("--engine") ? engineOptions.engine : nil),
+                                      makeExecutor: engineOptions.executorFactory)
+        let display = SearchDisplay()
+        workflow.retryFailed = retryFailed
+        workflow.say = { display.line($0) }
+        workflow.loopEnded = { display.clear() }
+        workflow.observe = { engine in
+            let path = engine.directory.path
+            engine.observer.resumed = { n in if n > 0 { display.line("\(path): \(plural(n, "trial")) already in the journal") } }
+            engine.observer.finished = { record, progress in display.finished(record, progress) }
+            engine.observer.tick = { display.tick($0) }
         }
+        if !compare.isEmpty {
+            guard let output else { return try orExit { () throws -> Void in throw SearchError("--compare needs --output DIR for the combined report") } }
+            return try orExit { try workflow.compare(compare, output: output, overwrite: overwrite) }
+        }
+        if let resume { return try orExit { try workflow.resume(resume) } }
         let space = try orExit { try SearchSpace.load(self.space!, epochs: epochs) }
         let strategy: SearchStrategy = self.strategy == "random" ? .random(trials: trials!, seed: sampleSeed)
             : self.strategy == "tpe" ? .tpe(trials: trials!, seed: sampleSeed) : .grid
@@ -155,88 +157,12 @@ struct Search: ParsableCommand {
                               resizeFilter: format.resizeFilter)
         }
         let base = output ?? "runs/search-\(space.name.split(separator: "/").last.map(String.init) ?? "space")-\(reuse.replacingCommas())"
-        // Nothing of a user's is written over: a folder that is not this kind of search is refused.
-        let policy = OutputPolicy(overwrite: overwrite)
-        try orExit {
-            if reuses.count > 1 { try announce(try policy.prepareFolder(base, for: .searchComparison)) }
-            for r in reuses { try announce(try policy.prepareFolder(reuses.count > 1 ? base + "/" + r.rawValue : base, for: .search)) }
-        }
-        for r in reuses {
-            let dir = SearchDirectory(path: reuses.count > 1 ? base + "/" + r.rawValue : base)
-            try orExit { try execute(settings(space, strategy, r, dataConfig), in: dir) }
-        }
-        if reuses.count > 1 {
-            try orExit { try writeCompare(reuses.map { base + "/" + $0.rawValue }, to: base) }
-        }
+        try orExit { try workflow.start(settings(space, strategy, reuses[0], dataConfig), reuses: reuses, output: base, overwrite: overwrite) }
     }
 
     func settings(_ space: SearchSpace, _ strategy: SearchStrategy, _ reuse: ReuseStrategy, _ data: DataConfig) -> SearchSettings {
         SearchSettings(space: space, strategy: strategy, reuse: reuse, data: data, device: device, cache: cache,
                        cacheBudget: cacheBudget << 20)
-    }
-
-    func execute(_ stored: SearchSettings, in dir: SearchDirectory) throws {
-        // Workers, threads and engine as the search first ran (search.json) unless given now.
-        let was = stored.execution
-        let cores = threads ?? was?.threads ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        let workers = self.workers ?? was?.workers ?? cores
-        var engineOptions = self.engineOptions
-        if let was, !givenOnCommandLine("--engine") { engineOptions.engine = was.engine }
-        let execution = StudyExecution(workers: workers, threads: cores, threadsPerTrial: max(1, cores / workers),
-                                       engine: engineOptions.engine)
-        if let was, let notice = was.overrideNotice(execution) { print(notice) }
-        var settings = stored
-        settings.execution = was ?? execution
-        let executor = try engineOptions.makeExecutor(workers: workers, cores: cores, logPath: dir.path + "/ray.log")
-        defer { (executor as? RayExecutor)?.shutdown() }
-        let engine = SearchEngine(directory: dir, settings: settings, executor: executor,
-                                  threadsPerTrial: max(1, cores / workers), retryFailed: retryFailed)
-        let display = SearchDisplay()
-        engine.observer.resumed = { n in if n > 0 { display.line("\(dir.path): \(plural(n, "trial")) already in the journal") } }
-        engine.observer.finished = { record, progress in display.finished(record, progress) }
-        engine.observer.tick = { display.tick($0) }
-        print("search \(dir.path): \(settings.space.name), reuse \(settings.reuse.rawValue), \(plural(workers, "worker")) x \(plural(max(1, cores / workers), "thread"))")
-        try engine.run()
-        display.clear()
-        let summary = try dir.writeSummaryAndReport(name: settings.reuse.rawValue)
-        print("\(summary.finished) finished, \(summary.failed) failed; training \(formatFixed(summary.trainingSeconds, digits: 1))s "
-              + "(2-3 conv \(formatFixed(summary.multiLayerSeconds, digits: 1))s), \(formatCount(summary.flopsExecuted))FLOP executed, "
-              + "\(formatCount(summary.flopsSkipped))FLOP skipped")
-        if let b = summary.best {
-            print("best \(b.id): val loss \(formatFixed(b.validationLoss, digits: 4)), \(b.config.shortDescription)")
-        }
-        print("wrote \(dir.summaryPath), \(dir.reportPath)")
-    }
-
-    func runCompare() throws {
-        guard let output else { throw SearchError("--compare needs --output DIR for the combined report") }
-        // The report may replace a comparison's own report.html, never a user's file.
-        let policy = OutputPolicy(overwrite: overwrite)
-        let folder = try policy.prepareFolder(output, for: .searchComparison)
-        if !folder.sameStudy, let notice = try policy.prepareFile(output + "/report.html") { print(notice) }
-        try writeCompare(compare, to: output)
-    }
-
-    func announce(_ folder: OutputPolicy.Folder) {
-        if let notice = folder.notice { print(notice) }
-    }
-
-    func writeCompare(_ dirs: [String], to output: String) throws {
-        let searches = try dirs.map { path -> (summary: SearchSummary, records: [TrialRecord]) in
-            let (settings, records) = try SearchDirectory(path: path).load()
-            let dir = SearchDirectory(path: path)
-            let seconds = dir.sessionSeconds()
-            return (SearchSummary(name: path.split(separator: "/").last.map(String.init) ?? path, reuse: settings.reuse,
-                                  records: records, searchSeconds: seconds > 0 ? seconds : nil), records)
-        }
-        let html = SearchReport.html(searches: searches, title: "strata search: " + dirs.joined(separator: " vs "))
-        try SearchReport.write(html, to: output + "/report.html")
-        print("wrote \(output)/report.html")
-        for (s, _) in searches {
-            print("\(s.name): \(plural(s.trials, "trial")), search \(s.searchSeconds.map { formatFixed($0, digits: 1) + "s" } ?? "-"), training \(formatFixed(s.trainingSeconds, digits: 1))s, 2-3 conv \(formatFixed(s.multiLayerSeconds, digits: 1))s, "
-                  + "executed \(formatCount(s.flopsExecuted))FLOP, skipped \(formatCount(s.flopsSkipped))FLOP, best val loss "
-                  + (s.best.map { formatFixed($0.validationLoss, digits: 4) } ?? "-"))
-        }
     }
 
     func printPlans(_ plans: [(ReuseStrategy, [PlannedTrial])], space: SearchSpace) {

@@ -248,7 +248,7 @@ public final class HPORun {
     /// CPU threads of the final training's job (it runs alone: default `threadsPerTrial`).
     public var threadsForFinal: Int?
     /// The journal's trial lines in order (the pruner's history is replayed from them).
-    private var lines: [HPOTrialRecord] = []
+    private(set) var lines: [HPOTrialRecord] = []
     /// The journal's final-training lines in order.
     public private(set) var finalEvents: [HPOFinalRecord] = []
     private let lock: RunLock
@@ -420,147 +420,21 @@ public final class HPORun {
         }
     }
 
-    /// Runs the trials left, then the final training; `progress` hears one line per event.
+    /// Runs the trials left on the study engine, then the final training; `progress` hears one
+    /// line per event.
     @discardableResult
-    public func run(progress: (String) -> Void = { _ in }) throws -> HPOSummary {
-        let space = try config.space()
-        let sampler = config.makeSampler()
-        var pruner = config.makePruner()
+    public func run(progress: @escaping (String) -> Void = { _ in }) throws -> HPOSummary {
         try makeDirectory(directory.path + "/trials")
-        // Replay the pruner's history: every value in the order it was first reported.
-        var reported: [Int: Int] = [:]
-        var latest: [Int: HPOTrialRecord] = [:]
-        for line in lines {
-            let from = reported[line.trial] ?? 0
-            for e in from..<max(from, line.values.count) { _ = pruner?.report(trial: line.trial, step: e + 1, value: line.values[e]) }
-            reported[line.trial] = max(from, line.values.count)
-            latest[line.trial] = line
-        }
-        // Trials cut short by an interruption go first, in trial order, then promoted ones as
-        // they come, then new ones.
-        var queue = latest.values.filter { $0.status == .running }.map(\.trial).sorted()
-        var next = (latest.keys.max() ?? -1) + 1
-        var running: [String: Int] = [:]
-        let start = monotonicNow()
-        var jobsEnded = 0
-        let budget = config.trial.epochs
-
-        func history() -> [HPOObservation] { latest.keys.sorted().compactMap { latest[$0]!.observation } }
-        /// Stops the workers and ends the session with `end`; best effort (the disk may be full).
-        func stop(_ end: StudySession.End, signal: Int32? = nil, reason: String? = nil) {
-            executor.cancelAll()
-            try? StudySession.append(StudySession(seconds: monotonicNow() - start, trials: jobsEnded, end: end, signal: signal,
-                                                  reason: reason), to: sessionsPath)
-        }
-        let resume = "strata hpo --resume \(directory.path)"
-        func record(_ r: HPOTrialRecord) throws {
-            try journal(r)
-            latest[r.trial] = r
-            refreshReport(Array(latest.values))
-            let shown = r.params.keys.sorted().map { "\($0)=\(r.params[$0]!)" }.joined(separator: " ")
-            let what = r.status == .running ? "promoted at epoch \(r.values.count)" : "\(r.status.rawValue) after \(plural(r.values.count, "epoch"))"
-            // Numbered as in trials/trial-NNNN, the journal and summary.json (from 0, as Optuna's trial.number).
-            progress("trial \(r.trial) (\(latest.count)/\(config.trials)) \(what): \(scoreText(r.values.last)) "
-                     + "(\(shown), \(formatSeconds(r.cost)))" + (r.error.map { " " + $0 } ?? ""))
-        }
-
-        do {
-            while true {
-                if let signal = Interruption.requested {
-                    stop(.interrupted, signal: signal)
-                    throw InterruptedError(signal: signal, resume: resume,
-                                           detail: "\(running.count) running \(running.count == 1 ? "trial continues" : "trials continue") from its checkpoint on resume")
-                }
-                while executor.freeSlots > 0 {
-                    let t: Int
-                    if !queue.isEmpty {
-                        t = queue.removeFirst()
-                    } else if next < config.trials {
-                        t = next
-                        next += 1
-                        let params = sampler.suggest(space, history: history(), trialNumber: t)
-                        let proposed = HPOTrialRecord(trial: t, params: params, status: .running, values: [], seconds: 0)
-                        try journal(proposed)
-                        latest[t] = proposed
-                    } else {
-                        break
-                    }
-                    let job: TrialJob
-                    do { job = try makeJob(latest[t]!, after: reported[t] ?? 0, pruner: pruner) } catch {
-                        // A full disk or a refused write is the machine's fault, not the trial's.
-                        if InfrastructureFault.describe(error) != nil { throw error }
-                        // Hyperparameters this data or model cannot train with: the trial fails, the search goes on.
-                        var failed = latest[t]!
-                        failed.status = .failed
-                        failed.error = "\(error)"
-                        try record(failed)
-                        continue
-                    }
-                    // An executor that cannot take a job is broken for every trial: stop (resume continues).
-                    try executor.submit(job)
-                    running[job.id] = t
-                }
-                if running.isEmpty { break }
-                let ended = try executor.poll(timeout: 0.25)
-                // A signal during the poll: the outcomes of workers it stopped are no results.
-                if Interruption.requested != nil { continue }
-                if let fault = ended.compactMap({ $0.outcome.fault }).first {
-                    stop(.stopped, reason: fault)
-                    throw InfrastructureFault("\(fault); the hpo stopped (nothing was recorded for the trials running); "
-                                              + "`\(resume)` continues once that is fixed")
-                }
-                for (got, wall) in ended {
-                    guard let t = running.removeValue(forKey: got.id) else { continue }
-                    var outcome = got
-                    let problems = outcome.problems()
-                    if !problems.isEmpty {
-                        outcome = .failed(got.id, "the worker's outcome.json is not valid: " + problems.joined(separator: "; "))
-                    }
-                    jobsEnded += 1
-                    var r = latest[t]!
-                    r.wallSeconds = (r.wallSeconds ?? 0) + wall
-                    if let cpu = outcome.cpuSeconds { r.cpuSeconds = (r.cpuSeconds ?? 0) + cpu }
-                    let accuracies = outcome.validationAccuracies ?? [], losses = outcome.validationLosses ?? []
-                    let before = reported[t] ?? 0
-                    if outcome.status == .failed {
-                        r.status = .failed
-                        r.error = outcome.error ?? "the trial failed"
-                    } else if accuracies.count != outcome.epochs || losses.count != outcome.epochs || outcome.epochs <= before {
-                        r.status = .failed
-                        r.error = "the worker reported \(accuracies.count) epochs of values for \(outcome.epochs) epochs after \(before)"
-                    } else {
-                        var values = zip(accuracies, losses).map { objective(accuracy: $0, loss: $1) }
-                        var decision = PruneDecision.continue
-                        for e in before..<values.count where decision == .continue {
-                            decision = pruner?.report(trial: t, step: e + 1, value: values[e]) ?? .continue
-                            if decision == .prune { values = Array(values.prefix(e + 1)) }
-                        }
-                        reported[t] = values.count
-                        r.values = values
-                        r.validationAccuracy = accuracies[values.count - 1]
-                        r.validationLoss = losses[values.count - 1]
-                        r.seconds = outcome.seconds
-                        r.rungs = (r.rungs ?? []) + [values.count]
-                        if values.count >= budget {
-                            r.status = .complete   // a decision at the budget stops nothing
-                        } else if decision == .prune {
-                            r.status = .pruned
-                        } else {
-                            queue.append(t)
-                        }
-                    }
-                    try record(r)
-                }
-            }
-        } catch {
-            throw InfrastructureFault.leaving("hpo", error: error, resume: resume,
-                                              stop: { stop(.stopped, reason: $0) }, cancel: executor.cancelAll)
-        }
-        if jobsEnded > 0 {
-            try StudySession.append(StudySession(seconds: monotonicNow() - start, trials: jobsEnded, end: .complete), to: sessionsPath)
-        }
-        records = latest.keys.sorted().map { latest[$0]! }
+        let trials = try HPOTrials(self, progress: progress)
+        let engine = studyEngine()
+        engine.recordIdleSessions = false
+        try engine.run(trials, first: trials.interrupted)
+        records = trials.latest.keys.sorted().map { trials.latest[$0]! }
         return try finish(progress: progress)
+    }
+
+    func studyEngine() -> StudyEngine {
+        StudyEngine(executor: executor, sessionsPath: sessionsPath, kind: "hpo", resumeCommand: "strata hpo --resume \(directory.path)")
     }
 
     /// The job that takes trial `r` from epoch `step` to the pruner's next decision (or its budget).
@@ -666,22 +540,7 @@ public final class HPORun {
         try journal(event)
         progress("final: \(final.modelName) with trial \(winner.trial)'s hyperparameters for \(plural(final.epochs, "epoch"))"
                  + (from > 0 ? ", continuing after epoch \(from)" : ""))
-        try executor.submit(job)
-        var ended: (outcome: TrialOutcome, wallSeconds: Double)?
-        while ended == nil {
-            if let signal = Interruption.requested {
-                executor.cancelAll()
-                throw InterruptedError(signal: signal, resume: "strata hpo --resume \(directory.path)",
-                                       detail: "the final training continues from its last checkpoint in \(run.path)")
-            }
-            ended = try executor.poll(timeout: 0.25).first { $0.outcome.id == job.id }
-        }
-        if let signal = Interruption.requested {
-            // The job may have ended by the signal: no result; the resume continues it.
-            throw InterruptedError(signal: signal, resume: "strata hpo --resume \(directory.path)",
-                                   detail: "the final training continues from its last checkpoint in \(run.path)")
-        }
-        let (outcome, wall) = ended!
+        let (outcome, wall) = try studyEngine().runAlone(job, detail: "the final training continues from its last checkpoint in \(run.path)")
         if let fault = outcome.fault {
             throw InfrastructureFault("\(fault); the final training stopped; `strata hpo --resume \(directory.path)` continues it "
                                       + "from its last checkpoint in \(run.path) once that is fixed")

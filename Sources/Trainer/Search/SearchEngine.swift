@@ -51,15 +51,7 @@ public struct SearchSettings: Codable, Equatable, Sendable {
 }
 
 /// Counts for the live line.
-public struct SearchProgress: Equatable, Sendable {
-    public var done: Int
-    public var failed: Int
-    public var running: Int
-    public var queued: Int
-    public var elapsed: Double
-    /// Seconds to go, from the mean wall time of the trials finished in this session.
-    public var eta: Double?
-}
+public typealias SearchProgress = StudyProgress
 
 /// Callbacks for the terminal; all optional.
 public struct SearchObserver {
@@ -149,7 +141,7 @@ public final class SearchEngine {
         }
     }
 
-    /// Runs every trial not yet in the journal; returns the latest record of each trial.
+    /// Runs every trial not yet in the journal on the study engine; returns the latest record of each trial.
     ///
     /// With `retryFailed`, a failed trial runs again and every trial that depends on it (its
     /// donor candidates include it, directly or through another such trial) waits for it; when
@@ -157,157 +149,27 @@ public final class SearchEngine {
     /// its journal line used or that donor ran again in this session, so the search ends where
     /// an uninterrupted one would.
     ///
-    /// Stops early by throwing: `InterruptedError` on SIGINT/SIGTERM (`Interruption`), an
-    /// `InfrastructureFault` when a worker reports one (full disk, read-only, permissions, a
-    /// worker killed from outside). Both stop the workers, journal nothing for the trials they
-    /// ran (each continues from its own checkpoint on `--resume`) and end `sessions.jsonl` with
-    /// how the session ended.
+    /// Stops early by throwing (`StudyEngine.run`): interrupted or on an infrastructure fault,
+    /// journaling nothing for the trials that were running.
     @discardableResult
     public func run() throws -> [TrialRecord] {
         try prepare()
         // One search process per directory: two would both run the same trials.
         let lock = try RunLock(directory: directory.path)
         defer { lock.release() }
-        let journal = directory.journal
-        _ = try directory.sessions()   // refuse a corrupt sessions.jsonl before any work
-        var records = try journal.latest()
-        var order = try journal.read().map(\.id)
-        var sampler = try self.sampler ?? settings.strategy.makeSampler(space: settings.space)
-        var plan: [PlannedTrial] = []
-        var index: [String: Int] = [:]
-        var pending: [String] = []
-        var retrying = Set<String>()
-        /// Journaled trials that depend on a retried one: rerun only if their donor changes.
-        var conditional = Set<String>()
-        var running = Set<String>()
-        /// Trials (re)run in this session: a journaled dependent of one used an older version.
-        var submitted = Set<String>()
-        var alreadyDone = 0
-        /// Asks the sampler for up to `limit` trials and queues those the journal does not hold.
-        @discardableResult
-        func extend(limit: Int) -> Int {
-            let finished = order.compactMap { records[$0] }
-            let proposed = sampler.propose(limit: limit, finished: finished)
-            let more = SearchPlan.make(plan.map(\.config) + proposed, reuse: settings.reuse)
-            var added = 0
-            for p in more where index[p.id] == nil {
-                index[p.id] = plan.count
-                plan.append(p)
-                added += 1
-                if let r = records[p.id] {
-                    if r.status == .failed && retryFailed {
-                        retrying.insert(p.id)
-                    } else if retryFailed && p.dependencies.contains(where: { retrying.contains($0) || conditional.contains($0) }) {
-                        conditional.insert(p.id)
-                    } else {
-                        alreadyDone += 1
-                        continue
-                    }
-                }
-                pending.append(p.id)
-            }
-            return added
+        let trials = try SearchTrials(self)
+        let engine = StudyEngine(executor: executor, sessionsPath: directory.sessionsPath, kind: "search",
+                                 resumeCommand: "strata search --resume \(directory.path)")
+        engine.interruptionPrefix = { "\(trials.order.count) journal lines kept" }
+        engine.observer.started = observer.started
+        engine.observer.tick = observer.tick
+        engine.observer.ended = { [observer] id, progress in
+            if let r = trials.records[id] { observer.finished(r, progress) }
         }
-        extend(limit: .max)
-        observer.resumed(alreadyDone)
-        let start = monotonicNow()
-        var sessionWall: [Double] = []
-
-        func progress() -> SearchProgress {
-            let done = plan.filter { records[$0.id] != nil && !pending.contains($0.id) && !running.contains($0.id) }
-            let failed = done.filter { records[$0.id]?.status == .failed }.count
-            let workers = Double(max(1, running.count + executor.freeSlots))
-            let eta = sessionWall.isEmpty ? nil
-                : sessionWall.reduce(0, +) / Double(sessionWall.count) * Double(pending.count + running.count) / workers
-            return SearchProgress(done: done.count, failed: failed, running: running.count, queued: pending.count,
-                                  elapsed: monotonicNow() - start, eta: eta)
-        }
-        /// Stops the workers and ends the session with `end`; best effort (the disk may be full).
-        func stop(_ end: StudySession.End, signal: Int32? = nil, reason: String? = nil) {
-            executor.cancelAll()
-            try? StudySession.append(StudySession(seconds: monotonicNow() - start, trials: sessionWall.count, end: end,
-                                                  signal: signal, reason: reason), to: directory.sessionsPath)
-        }
-        let resume = "strata search --resume \(directory.path)"
-
-        do {
-            while true {
-                if let signal = Interruption.requested {
-                    stop(.interrupted, signal: signal)
-                    throw InterruptedError(signal: signal, resume: resume,
-                                           detail: "\(order.count) journal lines kept; \(running.count) running \(running.count == 1 ? "trial continues" : "trials continue") from its checkpoint on resume")
-                }
-                // Start every runnable trial, in plan order, while a worker is free.
-                var i = 0
-                while executor.freeSlots > 0 && i < pending.count {
-                    let p = plan[index[pending[i]]!]
-                    let ready = p.dependencies.allSatisfy { d in
-                        index[d] == nil || (records[d] != nil && !pending.contains(d) && !running.contains(d))
-                    }
-                    guard ready else { i += 1; continue }
-                    pending.remove(at: i)
-                    if conditional.remove(p.id) != nil, let old = records[p.id] {
-                        let donor = SearchPlan.chooseDonor(for: p, records: records)
-                        if old.donor == donor && !(donor.map { submitted.contains($0) } ?? false) {
-                            // The same donor, unchanged since: its journal line stands.
-                            alreadyDone += 1
-                            continue
-                        }
-                    }
-                    let rerun = retrying.remove(p.id) != nil || records[p.id] != nil
-                    let job = try schedule(p, records: records, retry: rerun)
-                    try executor.submit(job)
-                    submitted.insert(p.id)
-                    running.insert(p.id)
-                    observer.started(job)
-                }
-                // A free worker and nothing runnable: an adaptive sampler may have more now.
-                if executor.freeSlots > 0 && !sampler.isExhausted && extend(limit: executor.freeSlots) > 0 { continue }
-                if running.isEmpty {
-                    guard pending.isEmpty else {
-                        throw SearchError("no trial can start: \(pending.count) wait for donors outside the plan (a bug)")
-                    }
-                    break
-                }
-                let ended = try executor.poll(timeout: 0.25)
-                // A signal during the poll: the outcomes of workers it stopped are no results.
-                if Interruption.requested != nil { continue }
-                if let fault = ended.compactMap({ $0.outcome.fault }).first {
-                    stop(.stopped, reason: fault)
-                    throw InfrastructureFault("\(fault); the search stopped (nothing was recorded for the trials running); "
-                                              + "`\(resume)` continues once that is fixed")
-                }
-                for (reported, wall) in ended {
-                    guard let p = index[reported.id].map({ plan[$0] }), running.remove(reported.id) != nil else { continue }
-                    var outcome = reported
-                    let problems = outcome.problems()
-                    if !problems.isEmpty {
-                        outcome = .failed(p.id, "the worker's outcome.json is not valid: " + problems.joined(separator: "; "))
-                    }
-                    let job = try? SearchJSON.read(TrialJob.self, from: directory.trialDirectory(p.id) + "/job.json")
-                    let record = TrialRecord(
-                        id: p.id, config: p.config, donor: job?.donor, reuseLayers: job?.reuseLayers ?? 0,
-                        prefix: job?.prefixKey, status: outcome.status, error: outcome.error,
-                        validationLoss: outcome.validationLoss, validationAccuracy: outcome.validationAccuracy,
-                        testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, wallSeconds: min(max(0, wall), StudyData.maxSeconds),
-                        flopsExecuted: outcome.flopsExecuted, flopsSkipped: outcome.flopsSkipped,
-                        epochs: outcome.epochs, attempt: job?.attempt ?? 1, cpuSeconds: outcome.cpuSeconds)
-                    try journal.append(record)
-                    directory.refreshReport(name: settings.reuse.rawValue)
-                    records[p.id] = record
-                    order.append(p.id)
-                    sessionWall.append(wall)
-                    observer.finished(record, progress())
-                }
-                observer.tick(progress())
-            }
-        } catch {
-            throw InfrastructureFault.leaving("search", error: error, resume: resume,
-                                              stop: { stop(.stopped, reason: $0) }, cancel: executor.cancelAll)
-        }
-        try StudySession.append(StudySession(seconds: monotonicNow() - start, trials: sessionWall.count, end: .complete),
-                                to: directory.sessionsPath)
-        return plan.compactMap { records[$0.id] }
+        let queued = try trials.propose(limit: .max)
+        observer.resumed(trials.settled.count)
+        try engine.run(trials, queued: queued)
+        return trials.plan.compactMap { trials.records[$0.id] }
     }
 
     /// The job of `trial`: from its `job.json` when it was scheduled before (an interrupted
