@@ -25,13 +25,13 @@ struct Search: ParsableCommand {
     @Option(help: "none, paper or best-prefix; a comma list runs each into <output>/<name>.")
     var reuse: String = "paper"
 
-    @Option(help: "grid, random, or tpe (proposes from the finished trials' validation loss).")
+    @Option(help: "grid, random, tpe or cmaes (tpe and cmaes propose from the finished trials' validation loss; cmaes on the space's ranges).")
     var strategy: String = "grid"
 
-    @Option(help: "random and tpe: trials to run.")
+    @Option(help: "random, tpe and cmaes: trials to run.")
     var trials: Int?
 
-    @Option(help: "random: seed of the draw.")
+    @Option(help: "random, tpe, cmaes: seed of the sampler.")
     var sampleSeed: UInt64 = 0
 
     @Option(help: "Epochs of every trial (default: the space's).")
@@ -95,7 +95,7 @@ struct Search: ParsableCommand {
         try checkCPUBound(threads, flag: "--threads")
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1") }
         try engineOptions.validate()
-        guard ["grid", "random", "tpe"].contains(strategy) else { throw ValidationError("--strategy must be grid, random or tpe, not '\(strategy)'") }
+        guard ["grid", "random", "tpe", "cmaes"].contains(strategy) else { throw ValidationError("--strategy must be grid, random, tpe or cmaes, not '\(strategy)'") }
         if strategy != "grid" && (trials ?? 0) < 1 { throw ValidationError("--strategy \(strategy) needs --trials N (N >= 1)") }
         if strategy == "grid" && trials != nil { throw ValidationError("--trials goes with --strategy random") }
         guard (0..<1).contains(validationFraction) else { throw ValidationError("--validation-fraction must be in [0, 1)") }
@@ -138,8 +138,12 @@ struct Search: ParsableCommand {
         }
         if let resume { return try orExit { try workflow.resume(resume) } }
         let space = try orExit { try SearchSpace.load(self.space!, epochs: epochs) }
-        let strategy: SearchStrategy = self.strategy == "random" ? .random(trials: trials!, seed: sampleSeed)
-            : self.strategy == "tpe" ? .tpe(trials: trials!, seed: sampleSeed) : .grid
+        let strategy: SearchStrategy = switch self.strategy {
+        case "random": .random(trials: trials!, seed: sampleSeed)
+        case "tpe": .tpe(trials: trials!, seed: sampleSeed)
+        case "cmaes": .cmaes(trials: trials!, seed: sampleSeed)
+        default: .grid
+        }
         let reuses = try reuseList()
         if dryRun {
             let plans = try orExit { try reuses.map { r in (r, try settings(space, strategy, r, DataConfig(path: data ?? "")).plan()) } }

@@ -107,7 +107,7 @@ final class HPOTests: XCTestCase {
     }
 }
 
-/// TPE as the search engine's sampler: start-up trials first, then one per free worker from what
+/// TPE as a search's sampler: start-up trials first, then one per free worker from what
 /// finished; resumed searches count the journal's trials as proposed.
 final class TPETrialSamplerTests: XCTestCase {
     func record(_ t: TrialConfig, loss: Double) -> TrialRecord {
@@ -119,7 +119,7 @@ final class TPETrialSamplerTests: XCTestCase {
     func testProposesStartupTrialsThenLearns() throws {
         var space = SearchSpace.seed000Small(epochs: 2)
         space.ranges["lr"] = .logUniform(1e-4, 1e-1)
-        var s = try TPETrialSampler(space: space, count: 14, seed: 3)
+        var s = try SearchStrategy.tpe(trials: 14, seed: 3).makeSampler(space: space)
         let first = s.propose(limit: .max, finished: [])
         XCTAssertEqual(first.count, 10, "the random start-up trials only")
         XCTAssertEqual(Set(first.map(\.id)).count, 10)
@@ -134,7 +134,7 @@ final class TPETrialSamplerTests: XCTestCase {
         XCTAssertEqual(s.propose(limit: 5, finished: finished).count, 2, "14 in all")
         XCTAssertTrue(s.isExhausted)
         // A resumed search: the journal's 10 trials count; the same history gives the same proposals.
-        var resumed = try TPETrialSampler(space: space, count: 14, seed: 3)
+        var resumed = try SearchStrategy.tpe(trials: 14, seed: 3).makeSampler(space: space)
         XCTAssertEqual(resumed.propose(limit: 2, finished: finished), next)
     }
 }

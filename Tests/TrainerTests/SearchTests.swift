@@ -94,9 +94,10 @@ final class SearchTests: XCTestCase {
 
         var ranged = space
         ranged.ranges = ["lr": .logUniform(1e-4, 1e-2), "batch_size": .intUniform(10, 40)]
-        XCTAssertThrowsError(try GridSampler(space: ranged))
-        var a = RandomSampler(space: ranged, count: 12, seed: 5), b = RandomSampler(space: ranged, count: 12, seed: 5)
-        let c = RandomSampler(space: ranged, count: 12, seed: 6)
+        XCTAssertThrowsError(try SearchStrategy.grid.makeSampler(space: ranged))
+        var a = try SearchStrategy.random(trials: 12, seed: 5).makeSampler(space: ranged)
+        var b = try SearchStrategy.random(trials: 12, seed: 5).makeSampler(space: ranged)
+        let c = try SearchStrategy.random(trials: 12, seed: 6).makeSampler(space: ranged)
         let pa = a.propose(limit: .max, finished: []), pb = b.propose(limit: .max, finished: [])
         var cc = c
         XCTAssertEqual(pa, pb, "seeded")
@@ -106,6 +107,9 @@ final class SearchTests: XCTestCase {
         XCTAssertTrue(pa.allSatisfy { (1e-4...1e-2).contains($0.lr) && (10...40).contains($0.batchSize) })
         XCTAssertEqual(pa.map(\.convLayers), pa.map(\.convLayers).sorted())
         XCTAssertTrue(a.isExhausted)
+        XCTAssertEqual(pa, ranged.randomPoints(count: 12, seed: 5), "through the sampler protocol, the draw as it is")
+        var grid = try SearchStrategy.grid.makeSampler(space: space)
+        XCTAssertEqual(grid.propose(limit: .max, finished: []), space.gridPoints, "grid points survive the parameters' round trip")
     }
 
     func testJournalIgnoresATornLastLineAndCutsItBeforeAppending() throws {
@@ -247,27 +251,22 @@ final class SearchTests: XCTestCase {
 }
 
 /// A sampler that looks at results: one 1-conv trial per lr, then the 2-conv version of the best
-/// one found so far. It plugs into the engine through `TrialSampler` alone.
-struct RefiningSampler: TrialSampler {
-    var base = TrialConfig(convLayers: 1, filters: 4, hidden: [8], lr: 0.1, batchSize: 8, epochs: 1)
-    var lrs = [0.1, 0.01, 0.001]
-    var refined = false
-    private(set) var seenCounts: [Int] = []
+/// one found so far. It plugs into the engine through the one sampler protocol (`HPOSampler`) alone.
+struct RefiningSampler: HPOSampler {
+    let lrs = [0.1, 0.01, 0.001]
 
-    mutating func propose(limit: Int, finished: [TrialRecord]) -> [TrialConfig] {
-        seenCounts.append(finished.count)
-        if !lrs.isEmpty {
-            var t = base
-            t.lr = lrs.removeFirst()
-            return [t]
+    func suggest(_ space: HPOSpace, history: [HPOObservation], trialNumber: Int) -> [String: HPOValue] {
+        var p: [String: HPOValue] = ["conv_layers": .choice("1"), "filters": .choice("4"), "kernel": .choice("3"),
+                                     "hidden": .choice("8"), "batch_size": .choice("8")]
+        if trialNumber < lrs.count {
+            p["lr"] = .float(lrs[trialNumber])
+        } else {
+            let best = history.min { $0.value < $1.value }!
+            p["lr"] = best.params["lr"]
+            p["conv_layers"] = .choice("2")
         }
-        guard !refined, finished.count == 3 else { return [] }
-        refined = true
-        let best = finished.min { $0.validationLoss! < $1.validationLoss! }!
-        return [best.config.withConvLayers(2)]
+        return p
     }
-
-    var isExhausted: Bool { lrs.isEmpty && refined }
 }
 
 extension SearchTests {
@@ -277,7 +276,7 @@ extension SearchTests {
         let executor = InProcessExecutor(body: { fakeOutcome($0) })
         let engine = SearchEngine(directory: SearchDirectory(path: dir), settings: SearchSettings(space: space, reuse: .paper, data: dummyData),
                                   executor: executor, threadsPerTrial: 1)
-        engine.sampler = RefiningSampler()
+        engine.sampler = SearchSampling(parameters: try SearchParameters(space: space), sampler: RefiningSampler(), count: 4, startup: 1)
         engine.prefixSource = { _ in try self.writeFakeCheckpoint(layers: 2, dir: dir) }
         let records = try engine.run()
         XCTAssertEqual(records.count, 4)
@@ -286,5 +285,28 @@ extension SearchTests {
         XCTAssertEqual(last.trial?.convLayers, 2)
         XCTAssertEqual(last.donor, records.first { $0.config.convLayers == 1 && $0.config.lr == 0.001 }?.id,
                        "the paper donor of a proposed trial is found in the plan")
+    }
+}
+
+extension SearchTests {
+    /// CMA-ES behind the same sampler protocol as TPE: a search over a continuous lr range, one
+    /// worker, proposes the same trials twice, all inside the range, learning toward the fake
+    /// outcome's best lr (1e-3).
+    func testCMAESStrategyProposesDeterministicallyInsideTheRanges() throws {
+        var space = SearchSpace(name: "cma", convLayers: [1], filters: [4], hidden: [[8]], lr: [0.1], batchSize: [8], epochs: 1)
+        space.ranges = ["lr": .logUniform(1e-5, 1e-1)]
+        func search() throws -> [TrialRecord] {
+            let dir = try makeTemporaryDirectory(self)
+            let settings = SearchSettings(space: space, strategy: .cmaes(trials: 16, seed: 2), reuse: .none, data: dummyData)
+            return try SearchEngine(directory: SearchDirectory(path: dir), settings: settings,
+                                    executor: InProcessExecutor(body: { fakeOutcome($0) }), threadsPerTrial: 1).run()
+        }
+        let a = try search(), b = try search()
+        XCTAssertEqual(a.count, 16)
+        XCTAssertEqual(a.map(\.config), b.map(\.config))
+        XCTAssertTrue(a.allSatisfy { (1e-5...1e-1).contains($0.config.lr) })
+        func distance(_ r: TrialRecord) -> Double { abs(log10(r.config.lr) + 3) }
+        let early = a.prefix(8).map(distance).reduce(0, +), late = a.suffix(8).map(distance).reduce(0, +)
+        XCTAssertLessThan(late, early, "the second half is nearer the best lr")
     }
 }

@@ -111,8 +111,8 @@ public final class SearchEngine {
     /// The checkpoint a donor's prefix is copied from; default: its best (else last) checkpoint.
     /// Tests substitute a stand-in.
     public var prefixSource: ((String) throws -> String)?
-    /// A sampler to use instead of the settings' strategy (adaptive samplers: TPE, ASHA, ...).
-    public var sampler: (any TrialSampler)?
+    /// Sampling to use instead of the settings' strategy (tests: a sampler of their own).
+    public var sampler: SearchSampling?
 
     public init(directory: SearchDirectory, settings: SearchSettings, executor: TrialExecutor,
                 threadsPerTrial: Int, retryFailed: Bool = false) {

@@ -5,7 +5,7 @@
 final class SearchTrials: StudyTrials {
     let search: SearchEngine
     let journal: SearchJournal
-    var sampler: any TrialSampler
+    var sampler: SearchSampling
     /// The latest record of each trial, and the journal's ids in order (what the sampler learns from).
     private(set) var records: [String: TrialRecord]
     private(set) var order: [String]
