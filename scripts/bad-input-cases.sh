@@ -223,6 +223,9 @@ case_ "24 train --resume with --config" 64 '--resume and --config exclude each o
 case_ "24 grow --resume with --max-epochs" 64 '--max-epochs cannot be used with --resume' -- "$S" grow --resume run1 --max-epochs 3 --device cpu
 case_ "24 search --resume with --epochs" 64 '--epochs cannot be used with --resume' -- "$S" search --resume nosearch --epochs 3
 case_ "24 search --resume with --overwrite" 64 '--resume and --overwrite exclude each other' -- "$S" search --resume nosearch --overwrite
+case_ "21 search --pruner unknown" 64 "--pruner must be asha, hyperband or none, not 'median'" -- "$S" search --space seed000-small --pruner median --dry-run
+case_ "21 search --strategy unknown" 64 "--strategy must be grid, random, tpe or cmaes, not 'bayes'" -- "$S" search --space seed000-small --strategy bayes --dry-run
+case_ "21 search --resume with --pruner" 64 '--pruner cannot be used with --resume' -- "$S" search --resume nosearch --pruner asha
 case_ "24 hpo --resume with --trials" 64 '--trials cannot be used with --resume' -- "$S" hpo --resume nohpo --trials 3 --device cpu
 ok_ "24 train --config with --seed applies it" '--seed 11 replaces the seed 0 of run1/config.json' -- "$S" train --config run1/config.json --seed 11 --output o36 --device cpu
 ok_ "24 bench train gives a figure where SGD diverged" 'images/s' -- "$S" bench train --model cnn --filters 48,48,48 --hidden 500,250 --batch-size 128 --steps 2 --device cpu

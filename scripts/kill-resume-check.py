@@ -106,14 +106,16 @@ def search_results(path):
             if line.endswith("\n"):
                 r = json.loads(line)
                 last[r["id"]] = r
-    keys = ("status", "validation_loss", "validation_accuracy", "test_accuracy", "donor", "reuse_layers", "epochs")
+    # A search with --pruner: a trial's rungs and validation loss per epoch too.
+    keys = ("status", "validation_loss", "validation_accuracy", "test_accuracy", "donor", "reuse_layers", "epochs",
+            "values", "rungs")
     return {i: tuple(r.get(k) for k in keys) for i, r in last.items()}
 
 def check_search(run, ref):
     got, want = search_results(run), search_results(ref)
     if set(got) != set(want):
         return 2, f"trials {sorted(set(want) - set(got))} lost, {sorted(set(got) - set(want))} extra"
-    failed = [i for i, r in got.items() if r[0] != "finished"]
+    failed = [i for i, r in got.items() if r[0] not in ("finished", "pruned")]
     if failed:
         return 1, f"{len(failed)} trials not finished: {failed[:3]}"
     sessions = [json.loads(l) for l in open(os.path.join(run, "sessions.jsonl"))]

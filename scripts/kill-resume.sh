@@ -14,6 +14,7 @@
 #
 #   scripts/kill-resume.sh [KILLS] [WORKDIR]       (make kill-resume; KILLS defaults to 50)
 #   STRATA=path/to/strata DATA=cifar10-dir SEARCH_KILLS=4 scripts/kill-resume.sh 10
+#   SEARCH_PRUNER=asha SEARCH_KILLS=4 scripts/kill-resume.sh 0      (searches with a pruner only)
 set -u
 KILLS=${1:-50}
 WORK=${2:-$(mktemp -d /tmp/strata-kill-resume.XXXXXX)}
@@ -33,7 +34,10 @@ COMMON=(--model cnn --filters 8,16 --hidden 32 --data "$DATA" --train-limit 600 
 TRAIN=(train "${COMMON[@]}" --epochs 4 --optimizer sgd --lr 0.05)
 GROW=(grow "${COMMON[@]}" --max-epochs 6 --window 2 --lookahead-epochs 1)
 SPACE_JSON='{"model": "cnn", "grid": {"conv_layers": [1,2,3], "filters": [8], "kernel": [3], "hidden": [[32]], "lr": [0.01, 0.003], "batch_size": [50]}, "epochs": 3, "optimizer": "adam"}'
-SEARCH=(search --space "$WORK/space.json" --reuse paper --data "$DATA" --train-limit 600 --workers 2 --threads 2)
+SEARCH_PRUNER=${SEARCH_PRUNER:-none}   # asha or hyperband: the searches stop weak trials at rungs
+# A pruner decides on results in the order they arrive: identical searches need one worker then.
+SEARCH_WORKERS=${SEARCH_WORKERS:-$([ "$SEARCH_PRUNER" = none ] && echo 2 || echo 1)}
+SEARCH=(search --space "$WORK/space.json" --reuse paper --data "$DATA" --train-limit 600 --workers "$SEARCH_WORKERS" --threads 2 --pruner "$SEARCH_PRUNER")
 mkdir -p "$WORK"
 echo "$SPACE_JSON" > "$WORK/space.json"
 echo "kill-resume: $KILLS kills, work in $WORK, seed $SEED, strata $STRATA"

@@ -34,6 +34,9 @@ struct Search: ParsableCommand {
     @Option(help: "random, tpe, cmaes: seed of the sampler.")
     var sampleSeed: UInt64 = 0
 
+    @Option(help: "asha, hyperband or none: stop weak trials at rungs of 1, 3, 9, ... epochs (trials then train in segments, each continuing from its checkpoint).")
+    var pruner: String = "none"
+
     @Option(help: "Epochs of every trial (default: the space's).")
     var epochs: Int?
 
@@ -100,6 +103,7 @@ struct Search: ParsableCommand {
         if strategy == "grid" && trials != nil { throw ValidationError("--trials goes with --strategy random") }
         guard (0..<1).contains(validationFraction) else { throw ValidationError("--validation-fraction must be in [0, 1)") }
         _ = try reuseList()
+        guard StudyPrunerKind(rawValue: pruner) != nil else { throw ValidationError("--pruner must be asha, hyperband or none, not '\(pruner)'") }
         if resume != nil {
             if overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
             // What a resumed search applies; everything else comes from its search.json.
@@ -166,7 +170,7 @@ struct Search: ParsableCommand {
 
     func settings(_ space: SearchSpace, _ strategy: SearchStrategy, _ reuse: ReuseStrategy, _ data: DataConfig) -> SearchSettings {
         SearchSettings(space: space, strategy: strategy, reuse: reuse, data: data, device: device, cache: cache,
-                       cacheBudget: cacheBudget << 20)
+                       cacheBudget: cacheBudget << 20, pruner: pruner == "none" ? nil : StudyPrunerKind(rawValue: pruner))
     }
 
     func printPlans(_ plans: [(ReuseStrategy, [PlannedTrial])], space: SearchSpace) {
@@ -254,12 +258,14 @@ final class SearchDisplay {
 
     func finished(_ r: TrialRecord, _ p: SearchProgress) {
         var text = "[\(p.done)/\(p.done + p.running + p.queued)] \(r.id) \(r.config.shortDescription)"
-        if r.status == .finished {
-            text += "  val_loss \(r.validationLoss.map { formatFixed($0, digits: 4) } ?? "-")"
-                + "  val_acc \(r.validationAccuracy.map { formatFixed($0 * 100, digits: 2) + "%" } ?? "-")"
-                + "  \(formatFixed(r.seconds, digits: 1))s"
-        } else {
-            text += "  FAILED: \(r.error ?? "")"
+        let scores = "  val_loss \(r.validationLoss.map { formatFixed($0, digits: 4) } ?? "-")"
+            + "  val_acc \(r.validationAccuracy.map { formatFixed($0 * 100, digits: 2) + "%" } ?? "-")"
+            + "  \(formatFixed(r.seconds, digits: 1))s"
+        switch r.status {
+        case .finished: text += scores
+        case .running: text += "  promoted at epoch \(r.epochs)" + scores
+        case .pruned: text += "  pruned at epoch \(r.epochs)" + scores
+        case .failed: text += "  FAILED: \(r.error ?? "")"
         }
         if let d = r.donor { text += "  donor \(d) (\(plural(r.reuseLayers, "layer")))" }
         line(text)

@@ -16,9 +16,12 @@ func fakeOutcome(_ job: TrialJob, failing: Set<String> = []) -> TrialOutcome {
 /// Simulates a search process killed after `limit` results: poll throws once the limit is hit.
 final class InterruptingExecutor: TrialExecutor {
     struct Killed: Error {}
-    let inner = InProcessExecutor(body: { fakeOutcome($0) })
+    let inner: InProcessExecutor
     var remaining: Int
-    init(limit: Int) { remaining = limit }
+    init(limit: Int, body: @escaping (TrialJob) -> TrialOutcome = { fakeOutcome($0) }) {
+        remaining = limit
+        inner = InProcessExecutor(body: body)
+    }
     var freeSlots: Int { inner.freeSlots }
     func submit(_ job: TrialJob) throws { try inner.submit(job) }
     func poll(timeout: Double) throws -> [(outcome: TrialOutcome, wallSeconds: Double)] {

@@ -68,7 +68,7 @@ class Search:
 
 
 SEARCH_COLUMNS = ("id", "status", "validation_loss", "validation_accuracy", "test_accuracy", "donor",
-                  "reuse_layers", "seconds", "wall_seconds", "cpu_seconds", "epochs", "attempt")
+                  "reuse_layers", "seconds", "wall_seconds", "cpu_seconds", "epochs", "attempt", "rungs")
 
 
 def load_search(path):
@@ -89,7 +89,10 @@ def load_search(path):
     journal = pd.json_normalize(lines, sep=".") if lines else pd.DataFrame()
     latest = {}
     for record in lines:
-        latest[record["id"]] = record  # a --retry-failed attempt replaces the earlier one
+        # A trial's last line is its state: a --retry-failed attempt replaces the earlier one, and
+        # in a search with --pruner a trial's lines go running (started, promoted at a rung), then
+        # finished, pruned or failed; `values` (validation loss per epoch) and `rungs` come with them.
+        latest[record["id"]] = record
     rows = []
     for record in latest.values():
         row = {k: v for k, v in record.items() if k != "config"}

@@ -134,6 +134,29 @@ def test_search_retries_and_running_trials(tmp_path):
     assert search.best()["id"] != first["id"]  # a failed trial is nobody's best
 
 
+def test_search_with_a_pruner(tmp_path):
+    # `strata search --pruner asha`: started (running, no values), promoted at rung 1 (running),
+    # then finished or pruned; the last line is the trial's state.
+    path = copy_fixture("search", tmp_path)
+    journal = os.path.join(path, "journal.jsonl")
+    with open(journal) as f:
+        lines = [json.loads(line) for line in f]
+    a, b = lines[0], lines[1]
+    rows = [dict(a, status="running", values=[], rungs=[], validation_loss=None, epochs=0),
+            dict(a, status="running", values=[1.5], rungs=[1], validation_loss=1.5, epochs=1),
+            dict(b, status="running", values=[], rungs=[], validation_loss=None, epochs=0),
+            dict(b, status="pruned", values=[2.5], rungs=[1], validation_loss=2.5, epochs=1),
+            dict(a, status="finished", values=[1.5, 1.25], rungs=[1, 2], validation_loss=1.25, epochs=2)]
+    with open(journal, "w") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    search = strata.load_search(path)
+    trials = search.trials.set_index("id")
+    assert trials.loc[a["id"], "status"] == "finished" and trials.loc[a["id"], "rungs"] == [1, 2]
+    assert trials.loc[b["id"], "status"] == "pruned" and trials.loc[b["id"], "epochs"] == 1
+    assert search.best()["id"] == a["id"]  # a pruned trial is nobody's best
+    assert list(search.journal["status"]) == ["running", "running", "running", "pruned", "finished"]
+
+
 def test_side_by_side_searches(tmp_path):
     root = tmp_path / "cmp"
     root.mkdir()

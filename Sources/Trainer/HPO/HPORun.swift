@@ -11,7 +11,7 @@ import Glibc
 /// Everything an HPO run needs to be resumed: written to `hpo.json` in its directory.
 public struct HPOConfig: Codable, Equatable, Sendable {
     public enum SamplerKind: String, Codable, Sendable { case tpe, random, cmaes }
-    public enum PrunerKind: String, Codable, Sendable { case asha, hyperband, none }
+    public typealias PrunerKind = StudyPrunerKind
     public enum Objective: String, Codable, Sendable {
         /// Maximise validation accuracy (the samplers and pruners minimise its negative).
         case accuracy
@@ -61,13 +61,7 @@ public struct HPOConfig: Codable, Equatable, Sendable {
         }
     }
 
-    func makePruner() -> TrialPruner? {
-        switch pruner {
-        case .asha: return SuccessiveHalvingPruner(minResource: 1, reductionFactor: 3)
-        case .hyperband: return HyperbandPruner(minResource: 1, maxResource: max(1, trial.epochs), reductionFactor: 3)
-        case .none: return nil
-        }
-    }
+    func makePruner() -> TrialPruner? { pruner.make(budget: trial.epochs) }
 }
 
 /// One line of `journal.jsonl`. A trial's first line is written when it is proposed (status

@@ -4,7 +4,9 @@ import Glibc
 
 /// The result of one trial, one line of `journal.jsonl`.
 public struct TrialRecord: Codable, Equatable, Sendable {
-    public enum Status: String, Codable, Sendable { case finished, failed }
+    /// `running`: a pruned search's trial that started (no values yet) or reached a rung and was
+    /// promoted; `pruned`: stopped at its last rung. A trial's last line is its state.
+    public enum Status: String, Codable, Sendable { case finished, failed, running, pruned }
 
     public var id: String
     public var config: TrialConfig
@@ -32,13 +34,17 @@ public struct TrialRecord: Codable, Equatable, Sendable {
     public var attempt: Int
     /// CPU seconds (user + system) of the trial's job, this attempt; nil in older journals.
     public var cpuSeconds: Double? = nil
+    /// A pruned search: the validation loss after each epoch trained (null where none), and the
+    /// epochs at which its jobs ended (each a rung the pruner decided at, or the budget).
+    public var values: [Double?]? = nil
+    public var rungs: [Int]? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, config, donor, reuseLayers = "reuse_layers", prefix, status, error,
              validationLoss = "validation_loss", validationAccuracy = "validation_accuracy",
              testAccuracy = "test_accuracy", seconds, wallSeconds = "wall_seconds",
              flopsExecuted = "flops_executed", flopsSkipped = "flops_skipped", epochs, attempt,
-             cpuSeconds = "cpu_seconds"
+             cpuSeconds = "cpu_seconds", values, rungs
     }
 }
 

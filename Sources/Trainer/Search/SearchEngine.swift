@@ -16,9 +16,14 @@ public struct SearchSettings: Codable, Equatable, Sendable {
     /// stored): what `--resume` uses unless told otherwise. Not part of what makes two
     /// searches the same search (`sameSearch`).
     public var execution: StudyExecution?
+    /// Stops weak trials at rungs (nil or none: every trial trains its epochs; nil in searches
+    /// from before pruners). With a pruner, trials train in segments up to each rung.
+    public var pruner: StudyPrunerKind?
 
     public init(space: SearchSpace, strategy: SearchStrategy = .grid, reuse: ReuseStrategy, data: DataConfig,
-                device: String = "cpu", cache: Bool = true, cacheBudget: Int = 1 << 30, execution: StudyExecution? = nil) {
+                device: String = "cpu", cache: Bool = true, cacheBudget: Int = 1 << 30, execution: StudyExecution? = nil,
+                pruner: StudyPrunerKind? = nil) {
+        self.pruner = pruner
         self.space = space
         self.strategy = strategy
         self.reuse = reuse
@@ -166,9 +171,12 @@ public final class SearchEngine {
         engine.observer.ended = { [observer] id, progress in
             if let r = trials.records[id] { observer.finished(r, progress) }
         }
-        let queued = try trials.propose(limit: .max)
+        var queued = try trials.propose(limit: .max)
+        // Trials cut short at a rung (a pruned search) continue first, in journal order.
+        let first = trials.continuing
+        queued.removeAll { first.contains($0) }
         observer.resumed(trials.settled.count)
-        try engine.run(trials, queued: queued)
+        try engine.run(trials, first: first, queued: queued)
         return trials.plan.compactMap { trials.records[$0.id] }
     }
 

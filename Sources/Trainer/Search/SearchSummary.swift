@@ -13,6 +13,8 @@ public struct SearchSummary: Codable, Equatable, Sendable {
     public var reuse: ReuseStrategy
     public var trials: Int
     public var finished: Int
+    /// Trials a pruner stopped at a rung (nil: none, or a search without a pruner).
+    public var pruned: Int?
     public var failed: Int
     public var withDonor: Int
     /// Sums of the trials' training seconds (epochs with validation), all and those with 2+ conv layers.
@@ -31,7 +33,7 @@ public struct SearchSummary: Codable, Equatable, Sendable {
     public var best: Best?
 
     enum CodingKeys: String, CodingKey {
-        case name, reuse, trials, finished, failed, withDonor = "with_donor", trainingSeconds = "training_seconds",
+        case name, reuse, trials, finished, pruned, failed, withDonor = "with_donor", trainingSeconds = "training_seconds",
              multiLayerSeconds = "multi_layer_seconds", wallSeconds = "wall_seconds", cpuSeconds = "cpu_seconds", searchSeconds = "search_seconds",
              flopsExecuted = "flops_executed", flopsSkipped = "flops_skipped",
              multiLayerFlopsExecuted = "multi_layer_flops_executed", best
@@ -44,6 +46,8 @@ public struct SearchSummary: Codable, Equatable, Sendable {
         trials = records.count
         finished = records.filter { $0.status == .finished }.count
         failed = records.filter { $0.status == .failed }.count
+        let stopped = records.filter { $0.status == .pruned }.count
+        pruned = stopped > 0 ? stopped : nil
         withDonor = records.filter { $0.donor != nil }.count
         trainingSeconds = records.reduce(0) { $0 + $1.seconds }
         multiLayerSeconds = records.filter { $0.config.convLayers > 1 }.reduce(0) { $0 + $1.seconds }

@@ -1,11 +1,19 @@
 /// A search's trials for the study engine: what the sampler proposes, planned for reuse (a
-/// trial waits for its donor candidates), each run as one job of its `TrialConfig`, its result
-/// one `TrialRecord` line of the journal. Trials the journal holds are skipped (or, with
+/// trial waits for its donor candidates), each run as jobs of its `TrialConfig`, its results
+/// `TrialRecord` lines of the journal. Trials the journal holds are skipped (or, with
 /// `retryFailed`, failed ones and those depending on them rerun: see `SearchEngine.run`).
+///
+/// With a pruner (`SearchSettings.pruner`), a trial trains in segments: its first job is
+/// journaled as `running` when it starts (which numbers it for the pruner, in journal order),
+/// each job trains up to the pruner's next rung (or the budget), and its line then says
+/// `running` (promoted: its next job continues its run directory), `pruned` or `finished`, with
+/// its validation loss per epoch and its rungs. Replaying the lines in order rebuilds the
+/// pruner exactly; a trial still `running` continues first on resume. A pruned trial is no donor.
 final class SearchTrials: StudyTrials {
     let search: SearchEngine
     let journal: SearchJournal
     var sampler: SearchSampling
+    var pruner: TrialPruner?
     /// The latest record of each trial, and the journal's ids in order (what the sampler learns from).
     private(set) var records: [String: TrialRecord]
     private(set) var order: [String]
@@ -18,27 +26,55 @@ final class SearchTrials: StudyTrials {
     private var submitted = Set<String>()
     /// Trials whose state is final in this session (journaled and not to be run again, or ended).
     private(set) var settled = Set<String>()
+    /// A pruned search: each trial's number (order of its first journal line) and the epochs it reported.
+    private var numbers: [String: Int] = [:]
+    private var reported: [String: Int] = [:]
+    /// Trials the journal leaves `running` (cut short at a rung), in journal order.
+    let continuing: [String]
 
     init(_ search: SearchEngine) throws {
         self.search = search
         journal = search.directory.journal
-        records = try journal.latest()
-        order = try journal.read().map(\.id)
+        let lines = try journal.read()
+        records = [:]
+        for r in lines { records[r.id] = r }
+        order = lines.map(\.id)
         sampler = try search.sampler ?? search.settings.strategy.makeSampler(space: search.settings.space)
+        pruner = (search.settings.pruner ?? .none).make(budget: search.settings.space.epochs)
+        for r in lines {
+            if numbers[r.id] == nil { numbers[r.id] = numbers.count }
+            guard let values = r.values else { continue }
+            let from = reported[r.id] ?? 0
+            for e in from..<max(from, values.count) {
+                _ = pruner?.report(trial: numbers[r.id]!, step: e + 1, value: values[e] ?? .nan)
+            }
+            reported[r.id] = max(from, values.count)
+        }
+        var seen = Set<String>()
+        let latest = records
+        continuing = lines.map(\.id).filter { latest[$0]?.status == .running && seen.insert($0).inserted }
     }
 
     var isExhausted: Bool { sampler.isExhausted }
 
     /// Asks the sampler for up to `limit` trials; returns those to run (the journal's stand).
     func propose(limit: Int) throws -> [String] {
-        let finished = order.compactMap { records[$0] }
-        let proposed = sampler.propose(limit: limit, finished: finished)
+        // What the sampler learns from: each journaled trial once, in the order it first ended.
+        var seen = Set<String>()
+        let finished = order.filter { records[$0]?.status != .running && seen.insert($0).inserted }.compactMap { records[$0] }
+        var proposed = sampler.propose(limit: limit, finished: finished)
+        // Trials cut short at a rung are planned even when the sampler counts them as proposed
+        // (TPE); after the others, so that the plan (and its donors) is the uninterrupted one.
+        if plan.isEmpty {
+            let ids = Set(proposed.map(\.id))
+            proposed += continuing.filter { !ids.contains($0) }.compactMap { records[$0]?.config }
+        }
         let more = SearchPlan.make(plan.map(\.config) + proposed, reuse: search.settings.reuse)
         var queued: [String] = []
         for p in more where index[p.id] == nil {
             index[p.id] = plan.count
             plan.append(p)
-            if let r = records[p.id] {
+            if let r = records[p.id], r.status != .running {
                 if r.status == .failed && search.retryFailed {
                     retrying.insert(p.id)
                 } else if search.retryFailed && p.dependencies.contains(where: { retrying.contains($0) || conditional.contains($0) }) {
@@ -68,28 +104,99 @@ final class SearchTrials: StudyTrials {
                 return nil
             }
         }
-        let rerun = retrying.remove(p.id) != nil || records[p.id] != nil
-        let job = try search.schedule(p, records: records, retry: rerun)
+        // A trial cut short at a rung continues its run; a journaled one that ended runs again.
+        let continues = records[p.id]?.status == .running
+        let rerun = retrying.remove(p.id) != nil || (records[p.id] != nil && !continues)
+        var job = try search.schedule(p, records: records, retry: rerun)
         submitted.insert(p.id)
+        guard let pruner else { return job }
+        if rerun { reported[p.id] = 0 }
+        if !continues || rerun {
+            // Its first job: the `running` line numbers it for the pruner, in journal order.
+            if numbers[p.id] == nil { numbers[p.id] = numbers.count }
+            var started = record(p, job: job, status: .running)
+            started.values = []
+            started.rungs = []
+            try append(started)
+        }
+        job.keepTestSet = true   // the last segment reports the best checkpoint's test accuracy, as a whole trial does
+        job.untilEpoch = min(pruner.decisionStep(trial: numbers[p.id]!, after: reported[p.id] ?? 0), p.config.epochs)
+        try SearchJSON.write(job, to: search.directory.trialDirectory(p.id) + "/job.json")
         return job
     }
 
     func ended(_ id: String, outcome: TrialOutcome, wallSeconds wall: Double) throws -> StudyStep {
         let p = plan[index[id]!]
         let job = try? SearchJSON.read(TrialJob.self, from: search.directory.trialDirectory(p.id) + "/job.json")
-        let record = TrialRecord(
-            id: p.id, config: p.config, donor: job?.donor, reuseLayers: job?.reuseLayers ?? 0,
-            prefix: job?.prefixKey, status: outcome.status, error: outcome.error,
-            validationLoss: outcome.validationLoss, validationAccuracy: outcome.validationAccuracy,
-            testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, wallSeconds: min(max(0, wall), StudyData.maxSeconds),
-            flopsExecuted: outcome.flopsExecuted, flopsSkipped: outcome.flopsSkipped,
-            epochs: outcome.epochs, attempt: job?.attempt ?? 1, cpuSeconds: outcome.cpuSeconds)
-        try journal.append(record)
+        var r = record(p, job: job, status: outcome.status)
+        r.error = outcome.error
+        r.validationLoss = outcome.validationLoss
+        r.validationAccuracy = outcome.validationAccuracy
+        r.testAccuracy = outcome.testAccuracy
+        r.seconds = outcome.seconds
+        r.wallSeconds = min(max(0, wall), StudyData.maxSeconds)
+        r.flopsExecuted = outcome.flopsExecuted
+        r.flopsSkipped = outcome.flopsSkipped
+        r.epochs = outcome.epochs
+        r.cpuSeconds = outcome.cpuSeconds
+        var step = StudyStep.settled
+        if pruner != nil, let before = records[p.id], before.status == .running {
+            // Wall and CPU seconds over the trial's segments.
+            r.wallSeconds = min(before.wallSeconds + r.wallSeconds, StudyData.maxSeconds)
+            r.cpuSeconds = r.cpuSeconds.map { $0 + (before.cpuSeconds ?? 0) }
+            r.values = before.values
+            r.rungs = before.rungs
+            if outcome.status != .failed { step = decide(&r, outcome: outcome) }
+        }
+        try append(r)
         search.directory.refreshReport(name: search.settings.reuse.rawValue)
-        records[p.id] = record
-        order.append(p.id)
-        settled.insert(p.id)
-        return .settled
+        if step == .settled { settled.insert(p.id) }
+        return step
+    }
+
+    /// The pruner hears the segment's epochs; `r` becomes `running` (promoted), `pruned` or
+    /// `finished` (at the budget), with its values and rungs.
+    private func decide(_ r: inout TrialRecord, outcome: TrialOutcome) -> StudyStep {
+        let losses = outcome.validationLosses ?? [], accuracies = outcome.validationAccuracies ?? []
+        let before = reported[r.id] ?? 0
+        guard losses.count == outcome.epochs, accuracies.count == outcome.epochs, outcome.epochs > before else {
+            r.status = .failed
+            r.error = "the worker reported \(losses.count) epochs of values for \(outcome.epochs) epochs after \(before)"
+            return .settled
+        }
+        var values = losses
+        var decision = PruneDecision.continue
+        for e in before..<values.count where decision == .continue {
+            decision = pruner!.report(trial: numbers[r.id]!, step: e + 1, value: values[e] ?? .nan)
+            if decision == .prune { values = Array(values.prefix(e + 1)) }
+        }
+        reported[r.id] = values.count
+        r.values = values
+        r.rungs = (r.rungs ?? []) + [values.count]
+        r.epochs = values.count
+        // As a whole training reports: the lowest validation loss and the best accuracy so far.
+        r.validationLoss = values.compactMap { $0 }.min()
+        r.validationAccuracy = accuracies.prefix(values.count).compactMap { $0 }.max()
+        if values.count >= r.config.epochs {
+            r.status = .finished   // a decision at the budget stops nothing
+            return .settled
+        }
+        r.testAccuracy = nil
+        r.status = decision == .prune ? .pruned : .running
+        return decision == .prune ? .settled : .promoted
+    }
+
+    private func record(_ p: PlannedTrial, job: TrialJob?, status: TrialRecord.Status) -> TrialRecord {
+        TrialRecord(id: p.id, config: p.config, donor: job?.donor, reuseLayers: job?.reuseLayers ?? 0,
+                    prefix: job?.prefixKey, status: status, error: nil, validationLoss: nil, validationAccuracy: nil,
+                    testAccuracy: nil, seconds: 0, wallSeconds: 0, flopsExecuted: 0, flopsSkipped: 0,
+                    epochs: 0, attempt: job?.attempt ?? 1, cpuSeconds: nil)
+    }
+
+    private func append(_ r: TrialRecord) throws {
+        try journal.append(r)
+        records[r.id] = r
+        order.append(r.id)
     }
 
     func counts() -> (done: Int, failed: Int) {

@@ -108,6 +108,15 @@ extension TrialRecord {
         StudyData.nonNegative(flopsSkipped, "flops_skipped", into: &out)
         if epochs < 0 || epochs > config.epochs { out.append("epochs \(epochs) is not in 0...\(config.epochs)") }
         if attempt < 1 || attempt > 1_000_000 { out.append("attempt \(attempt) is not in 1...1000000") }
+        if let values {
+            if values.count > config.epochs { out.append("values has \(values.count) epochs, more than \(config.epochs)") }
+            if values.contains(where: { $0.map { !$0.isFinite || $0 < 0 || $0 > StudyData.maxAmount } ?? false }) {
+                out.append("values holds a validation loss that is not a finite non-negative number")
+            }
+            if let rungs, rungs.contains(where: { $0 < 1 || $0 > values.count }) {
+                out.append("rungs \(rungs) are not epochs 1...\(values.count)")
+            }
+        }
         if status == .finished && (validationLoss == nil) != (validationAccuracy == nil) {
             out.append("a finished trial has \(validationLoss == nil ? "no validation_loss" : "no validation_accuracy")")
         }

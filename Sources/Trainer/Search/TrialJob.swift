@@ -39,8 +39,10 @@ public struct TrialJob: Codable, Equatable, Sendable {
 
     /// The epoch this job trains up to, when it is an explicit training.
     public var targetEpoch: Int? {
-        guard let train else { return nil }
-        return min(untilEpoch ?? train.epochs, train.epochs)
+        if let train { return min(untilEpoch ?? train.epochs, train.epochs) }
+        // A search trial in segments (a pruned search).
+        if let trial, let untilEpoch { return min(untilEpoch, trial.epochs) }
+        return nil
     }
 
     /// The reuse part of the trial's TrainConfig.

@@ -55,6 +55,15 @@ public enum TrialRunner {
         if let config = job.train { return try trainSegment(job, config: config, backend: backend) }
         guard let trial = job.trial else { throw SearchError("\(job.directory)/job.json names neither a trial nor a training") }
         let directory = RunDirectory(path: job.runDirectory)
+        if job.untilEpoch != nil {
+            // A pruned search: the trial trains in segments up to each rung, as an hpo trial.
+            if directory.exists(directory.configPath) { return try trainSegment(job, config: nil, backend: backend) }
+            let data = try RunData.load(job.data, seed: trial.seed)
+            let shape = ImageShape(channels: data.train.channels, height: data.train.height, width: data.train.width)
+            let config = try trial.trainConfig(data: job.data, input: shape, classes: data.train.classes,
+                                               device: job.device, reuse: job.reuse)
+            return try trainSegment(job, config: config, backend: backend)
+        }
         let run: TrainingRun
         // Interrupted earlier: continue from the trial's own last checkpoint, if it got one. The
         // mode is said, not inferred from the epoch: a trial killed after its config.json and
@@ -95,13 +104,15 @@ public enum TrialRunner {
     /// incomplete; at the last one `fit` writes `summary.json` and completes it. The test set is
     /// dropped (hyperparameters are chosen on validation alone) unless the job keeps it: the hpo's
     /// final training, whose `summary.json` and outcome carry the test accuracy.
-    static func trainSegment(_ job: TrialJob, config: TrainConfig, backend: Backend) throws -> TrialOutcome {
+    static func trainSegment(_ job: TrialJob, config: TrainConfig?, backend: Backend) throws -> TrialOutcome {
         let directory = RunDirectory(path: job.runDirectory)
         let resuming = directory.exists(directory.configPath)
         let recorder = try RunRecorder(directory, kind: .train, mode: resuming ? .resume : .new)
         defer { recorder.close() }
         // Config and data as a resume finds them (the folder's config.json wins over the job's).
-        let stored = resuming ? try directory.readJSON(TrainConfig.self, from: directory.configPath) : config
+        guard let stored = resuming ? try directory.readJSON(TrainConfig.self, from: directory.configPath) : config else {
+            throw SearchError("\(directory.path) has no config.json to continue")
+        }
         var data = try RunData.load(stored.data, seed: stored.seed)
         if job.keepTestSet != true { data.test = nil }
         let run = try TrainingRun(config: stored, backend: backend, data: data)

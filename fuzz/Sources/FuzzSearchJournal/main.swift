@@ -11,6 +11,11 @@ public func fuzzSearchJournal(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int
             // What the reader lets through is in range: a formatter or an Int conversion cannot trap on it.
             precondition(r.seconds.isFinite && r.seconds >= 0 && r.wallSeconds.isFinite && r.wallSeconds >= 0)
             precondition((r.validationAccuracy ?? 0) >= 0 && (r.validationAccuracy ?? 0) <= 1)
+            // A pruned search's per-epoch losses and rungs (`--pruner`): within the trial's epochs.
+            if let values = r.values {
+                precondition(values.count <= r.config.epochs && values.allSatisfy { ($0 ?? 0).isFinite })
+                precondition((r.rungs ?? []).allSatisfy { $0 >= 1 && $0 <= values.count })
+            }
         }
         let summary = SearchSummary(name: "fuzz", reuse: .paper, records: records)
         precondition(summary.trainingSeconds.isFinite)
