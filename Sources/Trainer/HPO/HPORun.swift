@@ -269,13 +269,13 @@ public final class HPORun {
         return "trial-" + String(repeating: "0", count: max(0, 4 - digits.count)) + digits
     }
 
-    /// A new run in an empty (or absent) directory.
+    /// A new run in an empty (or absent) directory: the folder policy of every study
+    /// (`OutputPolicy`; the CLI's --overwrite has emptied it first); an hpo already there is
+    /// continued with `init(resuming:)`.
     public init(config: HPOConfig, directory: RunDirectory, backend: Backend, data: RunData) throws {
-        try directory.create()
-        let existing = (FileSystem.contents(ofDirectory: directory.path) ?? []).filter { $0 != RunLock.fileName }
-        guard existing.isEmpty else {
-            throw RunDirectoryError(path: directory.path, reason: "is not empty (\(existing.sorted().prefix(4).joined(separator: ", "))): "
-                                    + "pass --resume \(directory.path) to continue its search, or choose another --output")
+        if try OutputPolicy().prepareFolder(directory.path, for: .hpo).sameStudy {
+            throw RunDirectoryError(path: directory.path, reason: "is not empty: it holds an hpo search (hpo.json); "
+                                    + "pass --resume \(directory.path) to continue it, or choose another --output")
         }
         lock = try RunLock(directory: directory.path)
         self.config = config

@@ -220,6 +220,7 @@ public enum SearchReport {
                 + ", training \(seconds(rec.seconds)) s" + (rec.cpuSeconds.map { ", CPU \(seconds($0)) s" } ?? "")
             if let d = rec.donor { tip += "\ndonor \(d) (\(plural(rec.reuseLayers, "conv layer")) reused)" }
             if rec.status == .failed { tip += "\nfailed: \(rec.error ?? "")" }
+            if rec.status == .pruned { tip += "\npruned at epoch \(rec.epochs)" }
             s += "<g><title>\(escape(tip))</title><circle cx=\"\(f(p.0))\" cy=\"\(f(p.1))\" r=\"\(rec.id == best ? 5 : 4)\" fill=\"\(color)\""
                 + "\(rec.id == best ? " stroke=\"#000\" stroke-width=\"2\"" : "")/>"
             if labelled {
