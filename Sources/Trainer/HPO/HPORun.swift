@@ -345,34 +345,32 @@ public final class HPORun {
     /// `readJournalLines` of a journal's bytes (`file` names it in errors).
     public static func parseJournal(_ bytes: [UInt8], file: String, trials: Int? = nil) throws -> [JournalLine] {
         struct Event: Decodable { var event: String? }
-        let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false)
         var out: [JournalLine] = []
         var problems = StudyDataProblems()
         var known = Set<Int>()
         let decoder = RunDirectory.decoder
-        for (i, line) in lines.enumerated() where !line.isEmpty {
-            if i == lines.count - 1 { break }   // no newline after it: cut by a kill
+        for (number, line) in StudyJournal.lines(bytes) {
             do {
                 let event = try decoder.decode(Event.self, from: Data(line)).event
                 switch event {
                 case nil:
                     let r = try decoder.decode(HPOTrialRecord.self, from: Data(line))
                     let found = r.problems(trials: trials)
-                    for p in found { problems.add(file, line: i + 1, p) }
+                    for p in found { problems.add(file, line: number, p) }
                     if found.isEmpty { out.append(.trial(r)); known.insert(r.trial) }
                 case "final":
                     let r = try decoder.decode(HPOFinalRecord.self, from: Data(line))
                     var found = r.problems()
                     if !known.contains(r.trial) { found.append("the final names trial \(r.trial), which no earlier line proposed") }
-                    for p in found { problems.add(file, line: i + 1, p) }
+                    for p in found { problems.add(file, line: number, p) }
                     if found.isEmpty { out.append(.final(r)) }
                 default:
-                    problems.add(file, line: i + 1, "an unknown event '\(event!)'")
+                    problems.add(file, line: number, "an unknown event '\(event!)'")
                 }
             } catch let error as DecodingError {
-                problems.add(file, line: i + 1, "is not valid: \(describe(error))")
+                problems.add(file, line: number, "is not valid: \(describe(error))")
             } catch {
-                problems.add(file, line: i + 1, "is not valid JSON")
+                problems.add(file, line: number, "is not valid JSON")
             }
         }
         try problems.throwIfAny()
@@ -403,7 +401,7 @@ public final class HPORun {
         do { text = String(decoding: try encoder.encode(record), as: UTF8.self) } catch {
             throw RunDirectoryError(path: journalPath, reason: "line cannot be encoded: \(error)")
         }
-        try SearchJournal.appendLine(text, to: journalPath)
+        try StudyJournal.appendLine(text, to: journalPath)
     }
 
     /// Sign convention: samplers and pruners minimise.

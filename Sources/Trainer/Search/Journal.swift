@@ -48,9 +48,8 @@ public struct TrialRecord: Codable, Equatable, Sendable {
     }
 }
 
-/// `journal.jsonl`: append-only, one `TrialRecord` per line, each fsynced before the search goes
-/// on, so a search killed at any moment (kill -9 included) keeps every finished trial. A line cut
-/// short by a kill has no newline: it is ignored on reading and cut off before the next append.
+/// A search's `journal.jsonl`: one `TrialRecord` per line, a `StudyJournal` (append-only,
+/// fsynced, a line cut by a kill left out on reading and cut off before the next append).
 public struct SearchJournal {
     public let path: String
 
@@ -74,12 +73,7 @@ public struct SearchJournal {
         var records: [TrialRecord] = []
         var problems = StudyDataProblems()
         var known = Set<String>()
-        var start = 0, lineNumber = 0
-        for (i, b) in bytes.enumerated() where b == 0x0A {
-            lineNumber += 1
-            let line = Array(bytes[start..<i])
-            start = i + 1
-            if line.isEmpty { continue }
+        for (lineNumber, line) in StudyJournal.lines(bytes) {
             let record: TrialRecord
             do { record = try StudyData.decode(TrialRecord.self, from: line) } catch {
                 problems.add(file, line: lineNumber, "\(error)")
@@ -105,40 +99,6 @@ public struct SearchJournal {
 
     /// Appends one line and fsyncs it. A torn last line (no newline) is cut off first.
     public func append(_ record: TrialRecord) throws {
-        try Self.appendLine(SearchJSON.canonical(record), to: path)
-    }
-
-    static func appendLine(_ text: String, to path: String) throws {
-        let line = Array(text.utf8) + [0x0A]
-        let created = FileSystem.kind(of: path) == nil
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw SearchError("\(path) cannot be opened: errno \(errno)") }
-        defer { close(fd) }
-        if created {
-            // The new file's name must survive a crash too: fsync its folder.
-            let folder = open(FileSystem.split(path).directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            if folder >= 0 { fsync(folder); close(folder) }
-        }
-        var end = lseek(fd, 0, SEEK_END)
-        if end > 0 {
-            // Find the end of the last complete line.
-            var last: UInt8 = 0
-            _ = pread(fd, &last, 1, end - 1)
-            if last != 0x0A {
-                let bytes = (try? FileSystem.readFile(path)) ?? []
-                let keep = (bytes.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
-                guard ftruncate(fd, off_t(keep)) == 0 else { throw SearchError("\(path) cannot be truncated: errno \(errno)") }
-                end = off_t(keep)
-            }
-        }
-        try line.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = pwrite(fd, raw.baseAddress! + done, raw.count - done, end + off_t(done))
-                if n < 0 { throw SearchError("\(path) write failed: errno \(errno)") }
-                done += n
-            }
-        }
-        guard fsync(fd) == 0 else { throw SearchError("\(path) fsync failed: errno \(errno)") }
+        try StudyJournal.appendLine(SearchJSON.canonical(record), to: path)
     }
 }

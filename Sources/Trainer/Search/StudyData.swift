@@ -188,12 +188,7 @@ public struct StudySession: Codable, Equatable, Sendable {
     public static func parse(_ bytes: [UInt8], file: String) throws -> [StudySession] {
         var out: [StudySession] = []
         var problems = StudyDataProblems()
-        var start = 0, lineNumber = 0
-        for (i, b) in bytes.enumerated() where b == 0x0A {
-            lineNumber += 1
-            let line = Array(bytes[start..<i])
-            start = i + 1
-            if line.isEmpty { continue }
+        for (lineNumber, line) in StudyJournal.lines(bytes) {
             do {
                 let s = try StudyData.decode(StudySession.self, from: line)
                 let found = s.problems()
@@ -207,7 +202,7 @@ public struct StudySession: Codable, Equatable, Sendable {
 
     /// Appends the line (fsynced).
     static func append(_ session: StudySession, to path: String) throws {
-        try SearchJournal.appendLine(SearchJSON.canonical(session), to: path)
+        try StudyJournal.appendLine(SearchJSON.canonical(session), to: path)
     }
 }
 
