@@ -48,6 +48,10 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let dnn: cudnnHandle_t?
     let allocator: CUDAAllocator
     let kernels: CUDAKernelLibrary
+    /// Whether this backend's kernels were compiled, read from the disk cache or compiled
+    /// earlier in this process (`KernelCache`), and the cache's folder (nil: no disk cache).
+    public let kernelOrigin: CUDAKernelCompiler.Origin
+    public let kernelCacheDirectory: String?
     let uploadStaging = PinnedBuffer()
     let downloadStaging = PinnedBuffer()
     /// Marks the end of the last upload's copy out of `uploadStaging`.
@@ -62,7 +66,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     private var stickyError: Error?
 
     /// Opens GPU `deviceIndex`: checks driver and device, creates the stream, the cuBLAS and
-    /// cuDNN handles, and compiles the kernels for the device's architecture (NVRTC, ~1 s).
+    /// cuDNN handles, and gets the kernels for the device's architecture: compiled by NVRTC
+    /// (seconds) the first time, then from the disk cache (`KernelCache`, `STRATA_KERNEL_CACHE`).
     /// Throws `DeviceUnavailable` with the reason (no driver, no such device, a library failing,
     /// a `STRATA_CUDA_LAYOUT` or `STRATA_CUDA_BN` that is none of its choices). `layout` and
     /// `batchNormMode` nil read the environment; with the layout's variable unset, `batchSize` (the
@@ -124,13 +129,32 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         workspace = DeviceWorkspace(allocator: allocator)
         syncEveryCall = CUDADebug.syncEveryCall(getenv("STRATA_CUDA_SYNC").map { String(cString: $0) })
         do {
-            let cubin = try CUDAKernelCompiler.compile(architecture: "sm_\(major)\(minor)")
-            kernels = try CUDAKernelLibrary(cubin: cubin)
+            let architecture = "sm_\(major)\(minor)"
+            let cache = KernelCache(directory: KernelCache.directory(environment: Self.environment(
+                [KernelCache.variable, "XDG_CACHE_HOME", "HOME"])))
+            var (cubin, origin) = try CUDAKernelCompiler.kernels(architecture: architecture, cache: cache)
+            do {
+                kernels = try CUDAKernelLibrary(cubin: cubin)
+            } catch where origin != .nvrtc {
+                // A cached CUBIN the runtime refuses (it passed the checksum): compile and replace it.
+                _ = cudaGetLastError()
+                (cubin, origin) = try CUDAKernelCompiler.kernels(architecture: architecture, cache: cache, refresh: true)
+                kernels = try CUDAKernelLibrary(cubin: cubin)
+            }
+            kernelOrigin = origin
+            kernelCacheDirectory = cache.directory
             try applyMathMode()
         } catch {
             cudnnDestroy(d); cublasDestroy_v2(b); cudaEventDestroy(e); cudaStreamDestroy(s)
             throw unavailable(error)
         }
+    }
+
+    /// The variables among `names` that are set.
+    static func environment(_ names: [String]) -> [String: String] {
+        var values: [String: String] = [:]
+        for name in names { if let value = getenv(name) { values[name] = String(cString: value) } }
+        return values
     }
 
     deinit {
