@@ -97,7 +97,8 @@ final class CUDAAllocator: @unchecked Sendable {
 }
 
 /// Page-locked host memory for staging uploads and downloads, so `cudaMemcpyAsync` really is
-/// asynchronous and runs at full bus speed. Grown on demand; one buffer per direction.
+/// asynchronous and runs at full bus speed. Grown on demand; the downloads' buffer (uploads have
+/// `UploadStaging`).
 final class PinnedBuffer {
     private(set) var base: UnsafeMutableRawPointer?
     private(set) var capacity = 0
@@ -115,6 +116,46 @@ final class PinnedBuffer {
     }
 
     deinit { if let base { cudaFreeHost(base) } }
+}
+
+/// Pinned host memory for uploads, many in flight at once (`StagingRing` decides where each
+/// goes): each buffer has an event recorded after every copy out of it, so the host waits only
+/// when every buffer still has a copy queued, and then only for the oldest, never for the
+/// device's other work.
+final class UploadStaging {
+    struct Slot {
+        let base: UnsafeMutableRawPointer
+        let copied: cudaEvent_t?
+    }
+    private var ring = StagingRing<Slot>()
+
+    /// A pinned region of at least `bytes` that no queued copy reads; call `queued` after
+    /// queueing the copy out of it.
+    func region(_ bytes: Int) throws -> (slot: Int, pointer: UnsafeMutableRawPointer) {
+        let (slot, offset) = try ring.acquire(
+            bytes: bytes,
+            isDone: { cudaEventQuery($0.copied) != cudaErrorNotReady },
+            wait: { slot in try CUDACalls.cudart("cudaEventSynchronize(upload staging)") { cudaEventSynchronize(slot.copied) } },
+            allocate: { size in
+                var raw: UnsafeMutableRawPointer?, event: cudaEvent_t?
+                try CUDACalls.cudart("cudaMallocHost(\(size) bytes)") { cudaMallocHost(&raw, size) }
+                do {
+                    try CUDACalls.cudart("cudaEventCreateWithFlags") { cudaEventCreateWithFlags(&event, UInt32(cudaEventDisableTiming)) }
+                } catch { cudaFreeHost(raw); throw error }
+                return Slot(base: raw!, copied: event)
+            },
+            release: { slot in cudaFreeHost(slot.base); cudaEventDestroy(slot.copied) })
+        return (slot, ring.slots[slot].buffer.base + offset)
+    }
+
+    /// Records the slot's event after the copy just queued on `stream`.
+    func queued(_ slot: Int, on stream: cudaStream_t?) throws {
+        try CUDACalls.cudart("cudaEventRecord(upload staging)") { cudaEventRecord(ring.slots[slot].buffer.copied, stream) }
+        ring.queued(slot)
+    }
+
+    /// The owner waits for its stream before this goes.
+    deinit { for slot in ring.buffers { cudaFreeHost(slot.base); cudaEventDestroy(slot.copied) } }
 }
 
 /// Device memory for cuDNN workspaces and reduction partials, grown on demand and never

@@ -52,10 +52,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// earlier in this process (`KernelCache`), and the cache's folder (nil: no disk cache).
     public let kernelOrigin: CUDAKernelCompiler.Origin
     public let kernelCacheDirectory: String?
-    let uploadStaging = PinnedBuffer()
+    let uploadStaging = UploadStaging()
     let downloadStaging = PinnedBuffer()
-    /// Marks the end of the last upload's copy out of `uploadStaging`.
-    let uploadDone: cudaEvent_t?
     /// cuDNN plans (keyed by shape and layout) and tensor descriptors (by shape and format), see CUDAConvolution.swift.
     var convPlans: [ConvPlanKey: ConvolutionPlan] = [:]
     var tensorDescriptors: [[Int]: TensorDescriptor] = [:]
@@ -109,10 +107,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         self.multiprocessors = Int(sms)
         self.strictFP32 = strictFP32
 
-        var s: cudaStream_t?, b: cublasHandle_t?, d: cudnnHandle_t?, e: cudaEvent_t?
+        var s: cudaStream_t?, b: cublasHandle_t?, d: cudnnHandle_t?
         do {
             try CUDACalls.cudart("cudaStreamCreateWithFlags") { cudaStreamCreateWithFlags(&s, UInt32(cudaStreamNonBlocking)) }
-            try CUDACalls.cudart("cudaEventCreateWithFlags") { cudaEventCreateWithFlags(&e, UInt32(cudaEventDisableTiming)) }
             try CUDACalls.cublas("cublasCreate") { cublasCreate_v2(&b) }
             try CUDACalls.cublas("cublasSetStream") { cublasSetStream_v2(b, s) }
             try CUDACalls.cudnn("cudnnCreate") { cudnnCreate(&d) }
@@ -120,11 +117,10 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         } catch {
             if let d { cudnnDestroy(d) }
             if let b { cublasDestroy_v2(b) }
-            if let e { cudaEventDestroy(e) }
             if let s { cudaStreamDestroy(s) }
             throw unavailable(error)
         }
-        stream = s; blas = b; dnn = d; uploadDone = e
+        stream = s; blas = b; dnn = d
         allocator = CUDAAllocator()
         workspace = DeviceWorkspace(allocator: allocator)
         syncEveryCall = CUDADebug.syncEveryCall(getenv("STRATA_CUDA_SYNC").map { String(cString: $0) })
@@ -145,7 +141,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             kernelCacheDirectory = cache.directory
             try applyMathMode()
         } catch {
-            cudnnDestroy(d); cublasDestroy_v2(b); cudaEventDestroy(e); cudaStreamDestroy(s)
+            cudnnDestroy(d); cublasDestroy_v2(b); cudaStreamDestroy(s)
             throw unavailable(error)
         }
     }
@@ -163,7 +159,6 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         tensorDescriptors.removeAll()
         if let dnn { cudnnDestroy(dnn) }
         if let blas { cublasDestroy_v2(blas) }
-        if let uploadDone { cudaEventDestroy(uploadDone) }
         if let stream { cudaStreamDestroy(stream) }
     }
 
@@ -227,8 +222,10 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     /// Copies through pinned staging memory; returns once `source` may be reused (the copy into
-    /// staging is synchronous, the transfer to the device is not). `source` is logical row-major:
-    /// a channels-last destination is filled by a permute on the device from a flat scratch copy.
+    /// staging is synchronous, the transfer to the device is not). The staging region is one no
+    /// queued copy still reads (`UploadStaging`), so an upload does not wait for the work queued
+    /// before it. `source` is logical row-major: a channels-last destination is filled by a
+    /// permute on the device from a flat scratch copy.
     public func upload(_ source: UnsafeBufferPointer<Float>, to destination: Tensor) {
         ShapeChecks.upload(source.count, to: destination)
         precondition(destination.device == device, "upload into \(destination) on \(device)")
@@ -237,14 +234,12 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         recordFailure {
             let permuted = isPermuted(destination.shape)
             let landing = permuted ? try permuteScratch(source.count) : destination
-            // The previous upload must have left the staging buffer before it is overwritten.
-            try CUDACalls.cudart("cudaEventSynchronize") { cudaEventSynchronize(uploadDone) }
-            let staging = try uploadStaging.reserve(bytes)
+            let (slot, staging) = try uploadStaging.region(bytes)
             staging.copyMemory(from: src, byteCount: bytes)
             try queuedCUDART("cudaMemcpyAsync(host to device)") {
                 cudaMemcpyAsync(landing.rawAddress, staging, bytes, cudaMemcpyHostToDevice, stream)
             }
-            try CUDACalls.cudart("cudaEventRecord") { cudaEventRecord(uploadDone, stream) }
+            try uploadStaging.queued(slot, on: stream)
             if permuted { permuteToStorage(landing, destination, shape: destination.shape) }
         }
     }
