@@ -53,4 +53,12 @@ final class CUDALayoutTests: XCTestCase {
             XCTAssertEqual("\(error)", "STRATA_CUDA_BN='spatial': expected strata or cudnn or persistent")
         }
     }
+
+    func testUploadMode() throws {
+        XCTAssertEqual(try CUDAUploadMode.parse(environment: nil), .ring, "uploads queue ahead by default")
+        XCTAssertEqual(try CUDAUploadMode.parse(environment: "SYNC"), .sync)
+        XCTAssertThrowsError(try CUDAUploadMode.parse(environment: "wait")) { error in
+            XCTAssertEqual("\(error)", "STRATA_CUDA_UPLOAD='wait': expected ring or sync")
+        }
+    }
 }

@@ -128,10 +128,17 @@ final class UploadStaging {
         let copied: cudaEvent_t?
     }
     private var ring = StagingRing<Slot>()
+    let mode: CUDAUploadMode
+
+    init(mode: CUDAUploadMode = .standard) { self.mode = mode }
 
     /// A pinned region of at least `bytes` that no queued copy reads; call `queued` after
     /// queueing the copy out of it.
     func region(_ bytes: Int) throws -> (slot: Int, pointer: UnsafeMutableRawPointer) {
+        if mode == .sync, let open = ring.open {
+            // As before the ring: the previous upload's copy, and so all work queued before it, first.
+            try CUDACalls.cudart("cudaEventSynchronize(previous upload)") { cudaEventSynchronize(ring.slots[open].buffer.copied) }
+        }
         let (slot, offset) = try ring.acquire(
             bytes: bytes,
             isDone: { cudaEventQuery($0.copied) != cudaErrorNotReady },
@@ -156,6 +163,16 @@ final class UploadStaging {
 
     /// The owner waits for its stream before this goes.
     deinit { for slot in ring.buffers { cudaFreeHost(slot.base); cudaEventDestroy(slot.copied) } }
+}
+
+/// `STRATA_CUDA_UPLOAD`: `ring` (the default) lets uploads queue ahead of the device's work;
+/// `sync` makes each upload wait for the previous one's copy, as before the staging ring, so
+/// that a GPU run can time what the ring is worth.
+public enum CUDAUploadMode: String, Sendable, CaseIterable, CUDASetting {
+    case ring, sync
+
+    public static let variable = "STRATA_CUDA_UPLOAD"
+    public static let standard: CUDAUploadMode = .ring
 }
 
 /// Device memory for cuDNN workspaces and reduction partials, grown on demand and never

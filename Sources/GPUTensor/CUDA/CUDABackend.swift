@@ -52,7 +52,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// earlier in this process (`KernelCache`), and the cache's folder (nil: no disk cache).
     public let kernelOrigin: CUDAKernelCompiler.Origin
     public let kernelCacheDirectory: String?
-    let uploadStaging = UploadStaging()
+    let uploadStaging: UploadStaging
     let downloadStaging = PinnedBuffer()
     /// cuDNN plans (keyed by shape and layout) and tensor descriptors (by shape and format), see CUDAConvolution.swift.
     var convPlans: [ConvPlanKey: ConvolutionPlan] = [:]
@@ -67,7 +67,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// cuDNN handles, and gets the kernels for the device's architecture: compiled by NVRTC
     /// (seconds) the first time, then from the disk cache (`KernelCache`, `STRATA_KERNEL_CACHE`).
     /// Throws `DeviceUnavailable` with the reason (no driver, no such device, a library failing,
-    /// a `STRATA_CUDA_LAYOUT` or `STRATA_CUDA_BN` that is none of its choices). `layout` and
+    /// a `STRATA_CUDA_LAYOUT`, `STRATA_CUDA_BN` or `STRATA_CUDA_UPLOAD` that is none of its choices). `layout` and
     /// `batchNormMode` nil read the environment; with the layout's variable unset, `batchSize` (the
     /// images per training step, when the caller has one) picks it (`CUDALayout.standard(forBatch:)`).
     public init(deviceIndex: Int, strictFP32: Bool = false, layout: CUDALayout? = nil,
@@ -80,6 +80,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             func environment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
             self.layout = try layout ?? CUDALayout.choose(environment: environment(CUDALayout.variable), batch: batchSize)
             self.batchNormMode = try batchNormMode ?? CUDABatchNormMode.parse(environment: environment(CUDABatchNormMode.variable))
+            uploadStaging = UploadStaging(mode: try CUDAUploadMode.parse(environment: environment(CUDAUploadMode.variable)))
         } catch { throw unavailable(error) }
         try CUDALibraries.load(device: name)
         var count: Int32 = 0
