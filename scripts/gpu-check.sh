@@ -12,9 +12,12 @@
 #      kernel cache and again with the cache it filled (kernel-cache-{cold,warm}.txt: wall_ms,
 #      kernel-cache-files.txt); bin/strata without the wrapper, STRATA_CUDA_LIBS only and the
 #      kernel cache off, so NVRTC must find its builtins through the loader (nvrtc-builtins-bare)
-#   1c. (after step 2) uploads: bench train at batch 32 (nchw) of resnet20 and cnn, the default
-#      staging ring (bench-train/) and STRATA_CUDA_UPLOAD=sync, where each upload waits as before
-#      the ring (bench-train-upload-sync/), one after the other
+#   1c. (after step 2) `selftest --filter "optimizer multi"` (the one-launch SGD/Adam steps
+#      against the per-tensor ones, bit for bit: selftest-multi-tensor.txt) and `selftest
+#      --filter "cuda graph"` with STRATA_CUDA_GRAPHS=on (selftest-cuda-graph.txt); uploads: bench
+#      train at batch 32 (nchw) of resnet20 and cnn, the default staging ring (bench-train/) and
+#      STRATA_CUDA_UPLOAD=sync, where each upload waits as before the ring
+#      (bench-train-upload-sync/), one after the other
 #   2. strata selftest --device cuda with STRATA_CUDA_LAYOUT=nhwc (our channels-last batch norm
 #      and bias backward kernels against the CPU oracle)
 #   3. bench train --profile (20 steps, per-kernel ms per call) of vgg16 (single head) and
@@ -208,6 +211,14 @@ bench_arm() {   # bench_arm FOLDER MODEL BATCH [ENV...]: one TF32 bench train, J
 
 if [ "$full" != 1 ]; then
     show_lines=6 step selftest-nhwc 90 env STRATA_CUDA_LAYOUT=nhwc "$STRATA" selftest --device cuda --quiet
+    # The multi-tensor optimizer steps (one launch per step) against the per-tensor ones, bit for
+    # bit; fails when the check did not run (a backend without them returns no result).
+    show_lines=20 step selftest-multi-tensor 40 bash -c 'set -o pipefail; "$0" selftest --device cuda \
+        --filter "optimizer multi" | tee /dev/stderr | grep "sgdUpdateAll" > /dev/null' "$STRATA"
+    # CUDA graph capture (prepared, STRATA_CUDA_GRAPHS=on; the trainer does not use it yet): a
+    # captured add + scale replayed twice with new inputs.
+    show_lines=6 step selftest-cuda-graph 40 bash -c 'set -o pipefail; STRATA_CUDA_GRAPHS=on "$0" selftest --device cuda \
+        --filter "cuda graph" | tee /dev/stderr | grep "CUDA graph replay 2" > /dev/null' "$STRATA"
     # 1c. Uploads that wait for the previous one (as before the staging ring), against the
     # default arms at batch 32 in nchw below.
     mkdir -p "$OUT/bench-train-upload-sync"

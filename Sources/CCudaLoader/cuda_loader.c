@@ -232,6 +232,12 @@ RT(cudaEventDestroy, (cudaEvent_t event), (event))
 RT(cudaEventRecord, (cudaEvent_t event, cudaStream_t stream), (event, stream))
 RT(cudaEventSynchronize, (cudaEvent_t event), (event))
 RT(cudaEventQuery, (cudaEvent_t event), (event))
+RT(cudaStreamBeginCapture, (cudaStream_t stream, enum cudaStreamCaptureMode mode), (stream, mode))
+RT(cudaStreamEndCapture, (cudaStream_t stream, cudaGraph_t *graph), (stream, graph))
+RT(cudaGraphInstantiate, (cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags), (exec, graph, flags))
+RT(cudaGraphLaunch, (cudaGraphExec_t exec, cudaStream_t stream), (exec, stream))
+RT(cudaGraphExecDestroy, (cudaGraphExec_t exec), (exec))
+RT(cudaGraphDestroy, (cudaGraph_t graph), (graph))
 RT(cudaLibraryLoadData,
    (cudaLibrary_t *library, const void *code, enum cudaJitOption *jitOptions, void **jitValues,
     unsigned int jitCount, enum cudaLibraryOption *libraryOptions, void **libraryValues, unsigned int libraryCount),

@@ -61,4 +61,12 @@ final class CUDALayoutTests: XCTestCase {
             XCTAssertEqual("\(error)", "STRATA_CUDA_UPLOAD='wait': expected ring or sync")
         }
     }
+
+    func testGraphMode() throws {
+        XCTAssertEqual(try CUDAGraphMode.parse(environment: nil), .off, "CUDA graphs only when asked for")
+        XCTAssertEqual(try CUDAGraphMode.parse(environment: "ON"), .on)
+        XCTAssertThrowsError(try CUDAGraphMode.parse(environment: "1")) { error in
+            XCTAssertEqual("\(error)", "STRATA_CUDA_GRAPHS='1': expected off or on")
+        }
+    }
 }

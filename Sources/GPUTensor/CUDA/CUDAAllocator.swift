@@ -63,12 +63,39 @@ final class CUDAAllocator: @unchecked Sendable {
         }
     }
 
-    /// Returns a block to its bucket (the `Storage` release path).
+    /// Blocks freed while a CUDA graph is captured: the graph's kernels use them on every
+    /// replay, so they must not go to other tensors until the graph is gone (`CUDAGraph`).
+    private var held: [(block: UnsafeMutableRawPointer, size: Int)]?
+
+    /// Returns a block to its bucket (the `Storage` release path), or to the graph being captured.
     func recycle(_ p: UnsafeMutableRawPointer, size: Int) {
         lock.lock(); defer { lock.unlock() }
+        if held != nil {
+            held!.append((p, size))
+            return
+        }
         free[size, default: []].append(p)
         bytesInUse -= size
         bytesCached += size
+    }
+
+    /// From now on, freed blocks are held (a graph capture begins).
+    func beginHolding() {
+        lock.lock(); defer { lock.unlock() }
+        precondition(held == nil, "a graph capture is already under way")
+        held = []
+    }
+
+    /// The blocks freed since `beginHolding`; freed blocks go to the cache again.
+    func endHolding() -> [(block: UnsafeMutableRawPointer, size: Int)] {
+        lock.lock(); defer { lock.unlock() }
+        defer { held = nil }
+        return held ?? []
+    }
+
+    /// Gives back blocks a graph held (once it is destroyed and the device is done with it).
+    func recycle(held blocks: [(block: UnsafeMutableRawPointer, size: Int)]) {
+        for (block, size) in blocks { recycle(block, size: size) }
     }
 
     /// Frees every cached block. Waits for the device first, since a block may still be in use

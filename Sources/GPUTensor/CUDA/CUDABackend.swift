@@ -60,6 +60,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let workspace: DeviceWorkspace
     /// `STRATA_CUDA_SYNC=1`: wait after every launch and library call (see `CUDADebug`).
     let syncEveryCall: Bool
+    /// `STRATA_CUDA_GRAPHS` (CUDAGraph.swift), and whether `captureGraph` is recording now.
+    public let graphMode: CUDAGraphMode
+    var capturing = false
     /// The first failure of an asynchronous call, thrown by the next `synchronize`/`download`.
     private var stickyError: Error?
 
@@ -67,7 +70,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// cuDNN handles, and gets the kernels for the device's architecture: compiled by NVRTC
     /// (seconds) the first time, then from the disk cache (`KernelCache`, `STRATA_KERNEL_CACHE`).
     /// Throws `DeviceUnavailable` with the reason (no driver, no such device, a library failing,
-    /// a `STRATA_CUDA_LAYOUT`, `STRATA_CUDA_BN` or `STRATA_CUDA_UPLOAD` that is none of its choices). `layout` and
+    /// a `STRATA_CUDA_LAYOUT`, `STRATA_CUDA_BN`, `STRATA_CUDA_UPLOAD` or `STRATA_CUDA_GRAPHS` that is none of its choices). `layout` and
     /// `batchNormMode` nil read the environment; with the layout's variable unset, `batchSize` (the
     /// images per training step, when the caller has one) picks it (`CUDALayout.standard(forBatch:)`).
     public init(deviceIndex: Int, strictFP32: Bool = false, layout: CUDALayout? = nil,
@@ -81,6 +84,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             self.layout = try layout ?? CUDALayout.choose(environment: environment(CUDALayout.variable), batch: batchSize)
             self.batchNormMode = try batchNormMode ?? CUDABatchNormMode.parse(environment: environment(CUDABatchNormMode.variable))
             uploadStaging = UploadStaging(mode: try CUDAUploadMode.parse(environment: environment(CUDAUploadMode.variable)))
+            graphMode = try CUDAGraphMode.parse(environment: environment(CUDAGraphMode.variable))
         } catch { throw unavailable(error) }
         try CUDALibraries.load(device: name)
         var count: Int32 = 0
@@ -187,7 +191,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     @inline(__always)
     func queued(_ library: CUDAError.Library, _ call: @autoclosure () -> String, _ body: () -> Int32) throws {
         try CUDACalls.check(library, call(), body)
-        if syncEveryCall { try allocator.runtime.synchronize(stream, after: call()) }
+        if syncEveryCall && !capturing { try allocator.runtime.synchronize(stream, after: call()) }
     }
 
     @inline(__always)
@@ -206,7 +210,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     /// Throws (once) the first failure since the last check.
-    private func throwSticky() throws {
+    func throwSticky() throws {
         if let error = stickyError { stickyError = nil; throw error }
     }
 
@@ -233,6 +237,12 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         guard let src = source.baseAddress, source.count > 0 else { return }
         let bytes = source.count * MemoryLayout<Float>.stride
         recordFailure {
+            guard !capturing else {
+                // The host's copy into staging would not be part of the graph's replays.
+                throw CUDAError(library: .cudart, status: .init(rawValue: 900 /* cudaErrorStreamCaptureUnsupported */),
+                                call: "upload while capturing a CUDA graph",
+                                detail: "upload into the step's input tensors before CUDAGraph.launch instead")
+            }
             let permuted = isPermuted(destination.shape)
             let landing = permuted ? try permuteScratch(source.count) : destination
             let (slot, staging) = try uploadStaging.region(bytes)

@@ -8,7 +8,7 @@ import Glibc
 extension KernelChecks {
     /// Elementwise, reductions, random fills, dropout, optimizer updates, augmentation, shortcut.
     static var utilityKernels: [KernelCheck] {
-        [
+        var checks = [
             KernelCheck("elementwise", run: UtilityChecks.elementwise),
             KernelCheck("reduction sum", run: UtilityChecks.sum),
             KernelCheck("argmax", run: UtilityChecks.argmax),
@@ -23,6 +23,10 @@ extension KernelChecks {
             KernelCheck("augment normalize", run: UtilityChecks.normalize),
             KernelCheck("shortcut option A", run: UtilityChecks.shortcut),
         ]
+        #if CUDA
+        checks.append(KernelCheck("cuda graph replay", run: CUDAGraphChecks.replay))
+        #endif
+        return checks
     }
 }
 
