@@ -19,8 +19,8 @@ import Glibc
 #endif
 
 extension CUDAKernelSource {
-    /// Multi-tensor optimizer steps: the per-tensor kernels' formulas (CUDAElementwise.swift),
-    /// over the chunks of a `MultiTensorTable` (its layout is described there).
+    /// Multi-tensor optimizer steps: the per-tensor kernels' element functions
+    /// (CUDAElementwise.swift) over the chunks of a `MultiTensorTable` (its layout is described there).
     static let multiTensor = #"""
 // ---- Multi-tensor optimizer steps (MultiTensorTable.swift: pointers, scalars, chunks) ----------
 // SGD: pointers p, grad, vel (0: no momentum); scalars lr.
@@ -35,16 +35,9 @@ extern "C" __global__ void sgd_multi(const float* tableBits, i64 tensors, i64 ch
         const float* grad = (const float*)table[3 * t + 1];
         float* vel = (float*)table[3 * t + 2];
         float lr = __int_as_float((int)scalars[t]);
-        for (i64 j = threadIdx.x; j < count; j += blockDim.x) {
-            i64 i = start + j;
-            if (vel) {
-                float g = grad[i] + wd * p[i];
-                float v = momentum * vel[i] + g;
-                vel[i] = v;
-                p[i] = p[i] - lr * (nesterov ? g + momentum * v : v);
-            } else {
-                p[i] = p[i] - lr * (grad[i] + wd * p[i]);
-            }
+        for (i64 i = start + threadIdx.x; i < start + count; i += blockDim.x) {
+            if (vel) sgd_momentum_element(p, grad, vel, i, lr, momentum, wd, nesterov);
+            else sgd_plain_element(p, grad, i, lr, wd);
         }
     }
 }
@@ -63,16 +56,8 @@ extern "C" __global__ void adam_multi(const float* tableBits, i64 tensors, i64 c
         float* v = (float*)table[4 * t + 3];
         float stepSize = __int_as_float((int)scalars[2 * t]);
         float shrink = __int_as_float((int)scalars[2 * t + 1]);
-        for (i64 j = threadIdx.x; j < count; j += blockDim.x) {
-            i64 i = start + j;
-            float param = p[i] * shrink;
-            float g = grad[i] + l2 * param;
-            float mi = beta1 * m[i] + oneMinusB1 * g;
-            float vi = beta2 * v[i] + oneMinusB2 * g * g;
-            m[i] = mi;
-            v[i] = vi;
-            p[i] = param - stepSize * (mi / (sqrtf(vi) * invSqrtBc2 + eps));
-        }
+        for (i64 i = start + threadIdx.x; i < start + count; i += blockDim.x)
+            adam_element(p, grad, m, v, i, beta1, beta2, oneMinusB1, oneMinusB2, eps, stepSize, invSqrtBc2, l2, shrink);
     }
 }
 """#
