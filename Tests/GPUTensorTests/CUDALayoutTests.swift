@@ -54,6 +54,7 @@ final class CUDALayoutTests: XCTestCase {
         }
     }
 
+    #if CUDA
     func testUploadMode() throws {
         XCTAssertEqual(try CUDAUploadMode.parse(environment: nil), .ring, "uploads queue ahead by default")
         XCTAssertEqual(try CUDAUploadMode.parse(environment: "SYNC"), .sync)
@@ -69,4 +70,5 @@ final class CUDALayoutTests: XCTestCase {
             XCTAssertEqual("\(error)", "STRATA_CUDA_GRAPHS='1': expected off or on")
         }
     }
+    #endif
 }
