@@ -71,8 +71,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// (seconds) the first time, then from the disk cache (`KernelCache`, `STRATA_KERNEL_CACHE`).
     /// Throws `DeviceUnavailable` with the reason (no driver, no such device, a library failing,
     /// a `STRATA_CUDA_LAYOUT`, `STRATA_CUDA_BN`, `STRATA_CUDA_UPLOAD` or `STRATA_CUDA_GRAPHS` that
-    /// is none of its choices). `layout` and `batchNormMode` nil read the environment; with the layout's variable unset, `batchSize` (the
-    /// images per training step, when the caller has one) picks it (`CUDALayout.standard(forBatch:)`).
+    /// is none of its choices). `layout` and `batchNormMode` nil read the environment; with the
+    /// layout's variable unset, `batchSize` (the images per training step, when the caller has
+    /// one) picks it (`CUDALayout.standard(forBatch:)`).
     public init(deviceIndex: Int, strictFP32: Bool = false, layout: CUDALayout? = nil,
                 batchNormMode: CUDABatchNormMode? = nil, batchSize: Int? = nil) throws {
         let name = "cuda:\(deviceIndex)"
