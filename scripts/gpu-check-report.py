@@ -82,6 +82,27 @@ def main():
             report[key] = {"passed": int(m.group(1)), "failed": int(m.group(2))} if m else None
             report[key + "_failures"] = [l for l in text.splitlines() if "FAIL" in l][:50]
 
+    # Start-up (issue 25's second round): the kernel cache cold and warm, NVRTC's builtins found
+    # by the loader alone.
+    def wall_ms(name):
+        try:
+            m = re.findall(r"^wall_ms: (\d+)$", open(os.path.join(out, name + ".txt")).read(), re.M)
+        except OSError:
+            return None
+        return int(m[-1]) if m else None
+    status = {s.get("step"): s.get("status") for s in report["steps"]}
+    try:
+        files = open(os.path.join(out, "kernel-cache-files.txt")).read().splitlines()
+    except OSError:
+        files = None
+    report["kernel_cache"] = {"cold_ms": wall_ms("kernel-cache-cold"), "warm_ms": wall_ms("kernel-cache-warm"),
+                              "cold": status.get("kernel-cache-cold"), "warm": status.get("kernel-cache-warm"),
+                              "files": files}
+    report["nvrtc_builtins_bare"] = status.get("nvrtc-builtins-bare", "not run")
+    k = report["kernel_cache"]
+    print(f"kernel cache: strata info {k['cold_ms']} ms with an empty cache, {k['warm_ms']} ms with it filled; "
+          f"bin/strata with STRATA_CUDA_LIBS only (NVRTC builtins): {report['nvrtc_builtins_bare']}")
+
     strata = []
     for path in sorted(glob.glob(os.path.join(out, "bench-train", "*.txt"))):
         name = os.path.basename(path)[:-4]
@@ -107,6 +128,13 @@ def main():
     report["strata_bench_train_nhwc_cudnn_bn"] = nhwc_cudnn
     nofuse = bench_folder("bench-train-nhwc-nofuse", layout="nhwc", fusion="off")
     report["strata_bench_train_nhwc_no_fusion"] = nofuse
+    upload_sync = bench_folder("bench-train-upload-sync", layout="nchw", upload="sync")
+    report["strata_bench_train_upload_sync"] = upload_sync
+    for r in upload_sync:
+        ring = next((n.get("images_per_second") for n in strata if n.get("model") == r["model"]
+                     and n.get("batch_size") == r["batch_size"] and n.get("math") == r["math"]), None)
+        print(f"{r['model']} b{r['batch_size']} nchw images/s: staging ring {ring}, "
+              f"STRATA_CUDA_UPLOAD=sync {r.get('images_per_second')}")
     for r in nofuse:
         fused = next((n.get("images_per_second") for n in nhwc if n.get("model") == r["model"]
                       and n.get("batch_size") == r["batch_size"]), None)

@@ -6,8 +6,18 @@
 #   scripts/gpu-check.sh [--data DIR] [--out DIR]       (or: make gpu-check)
 #
 # Steps, each time-boxed with `timeout` (one failing step does not stop the others; the whole
-# stays under GPU_CHECK_BUDGET seconds, default 300), most important first:
+# stays under GPU_CHECK_BUDGET seconds, default 340), most important first:
 #   1. strata info (+ nvidia-smi)             -- stops here, exit 3, when no GPU is usable
+#   1b. the second round's start-up checks (a few seconds each): `strata info` with an empty
+#      kernel cache and again with the cache it filled (kernel-cache-{cold,warm}.txt: wall_ms,
+#      kernel-cache-files.txt); bin/strata without the wrapper, STRATA_CUDA_LIBS only and the
+#      kernel cache off, so NVRTC must find its builtins through the loader (nvrtc-builtins-bare)
+#   1c. (after step 2) `selftest --filter "optimizer multi"` (the one-launch SGD/Adam steps
+#      against the per-tensor ones, bit for bit: selftest-multi-tensor.txt) and `selftest
+#      --filter "cuda graph"` with STRATA_CUDA_GRAPHS=on (selftest-cuda-graph.txt); uploads: bench
+#      train at batch 32 (nchw) of resnet20 and cnn, the default staging ring (bench-train/) and
+#      STRATA_CUDA_UPLOAD=sync, where each upload waits as before the ring
+#      (bench-train-upload-sync/), one after the other
 #   2. strata selftest --device cuda with STRATA_CUDA_LAYOUT=nhwc (our channels-last batch norm
 #      and bias backward kernels against the CPU oracle)
 #   3. bench train --profile (20 steps, per-kernel ms per call) of vgg16 (single head) and
@@ -38,7 +48,7 @@ set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 start=$(date +%s)
 full=${GPU_CHECK_FULL:-0}
-budget=${GPU_CHECK_BUDGET:-$([ "$full" = 1 ] && echo 470 || echo 300)}
+budget=${GPU_CHECK_BUDGET:-$([ "$full" = 1 ] && echo 470 || echo 340)}
 deadline=$((start + budget))
 data=${STRATA_CHECK_DATA:-}
 out=${OUT:-}
@@ -170,6 +180,26 @@ if ! grep -q '^  cuda:0: ' "$OUT/info.txt"; then
     exit 3
 fi
 
+# MARK: 1b. Start-up: the kernel cache and NVRTC's builtins
+
+# "${timed[@]}" COMMAND...: runs it and prints its wall time in ms as the last line ("wall_ms: N")
+# (a bash -c, not a function, because `step` runs it under `timeout`).
+timed=(bash -c 't0=$(date +%s%N); "$@"; rc=$?; echo "wall_ms: $(( ($(date +%s%N) - t0) / 1000000 ))"; exit $rc' timed)
+kernel_cache="$work/kernel-cache"
+step kernel-cache-cold 60 "${timed[@]}" env STRATA_KERNEL_CACHE="$kernel_cache" "$STRATA" info
+ls -l --time-style=+%s.%N "$kernel_cache" > "$OUT/kernel-cache-files.txt" 2>&1
+step kernel-cache-warm 60 "${timed[@]}" env STRATA_KERNEL_CACHE="$kernel_cache" "$STRATA" info
+ls -l --time-style=+%s.%N "$kernel_cache" >> "$OUT/kernel-cache-files.txt" 2>&1
+# The loader alone (no wrapper, no LD_LIBRARY_PATH to the CUDA libraries) must find NVRTC 13.0's
+# builtins: before, every compile failed here with "failed to open libnvrtc-builtins".
+bare="$(dirname "$STRATA")/bin/strata"
+if [ -n "${STRATA_CUDA_LIBS:-}" ] && [ -x "$bare" ]; then
+    show_lines=6 step nvrtc-builtins-bare 60 env -u LD_LIBRARY_PATH LD_LIBRARY_PATH="$(dirname "$STRATA")/lib" \
+        STRATA_KERNEL_CACHE=off "$bare" info
+else
+    say "nvrtc-builtins-bare: SKIP (needs STRATA_CUDA_LIBS from the python's wheels and dist/cuda/bin/strata)"
+fi
+
 # MARK: The focused check (default): channels-last batch norm, profiles, the nhwc arms
 
 bench_arm() {   # bench_arm FOLDER MODEL BATCH [ENV...]: one TF32 bench train, JSON last line
@@ -181,6 +211,21 @@ bench_arm() {   # bench_arm FOLDER MODEL BATCH [ENV...]: one TF32 bench train, J
 
 if [ "$full" != 1 ]; then
     show_lines=6 step selftest-nhwc 90 env STRATA_CUDA_LAYOUT=nhwc "$STRATA" selftest --device cuda --quiet
+    # The multi-tensor optimizer steps (one launch per step) against the per-tensor ones, bit for
+    # bit; fails when the check did not run (a backend without them returns no result).
+    show_lines=20 step selftest-multi-tensor 40 bash -c 'set -o pipefail; "$0" selftest --device cuda \
+        --filter "optimizer multi" | tee /dev/stderr | grep "sgdUpdateAll" > /dev/null' "$STRATA"
+    # CUDA graph capture (prepared, STRATA_CUDA_GRAPHS=on; the trainer does not use it yet): a
+    # captured add + scale replayed twice with new inputs.
+    show_lines=6 step selftest-cuda-graph 40 bash -c 'set -o pipefail; STRATA_CUDA_GRAPHS=on "$0" selftest --device cuda \
+        --filter "cuda graph" | tee /dev/stderr | grep "CUDA graph replay 2" > /dev/null' "$STRATA"
+    # 1c. Uploads that wait for the previous one (as before the staging ring), against the
+    # default arms at batch 32 in nchw below.
+    mkdir -p "$OUT/bench-train-upload-sync"
+    for model in resnet20 cnn; do
+        bench_arm bench-train $model 32 STRATA_CUDA_LAYOUT=nchw
+        bench_arm bench-train-upload-sync $model 32 STRATA_CUDA_LAYOUT=nchw STRATA_CUDA_UPLOAD=sync
+    done
     mkdir -p "$OUT/bench-profile" "$OUT/bench-train" "$OUT/bench-train-nhwc" "$OUT/bench-train-nhwc-cudnn"
     for model in vgg16 resnet20; do
         head=""; [ $model = vgg16 ] && head="--head single"
@@ -197,7 +242,7 @@ if [ "$full" != 1 ]; then
     step selftest 90 env STRATA_CUDA_LAYOUT=nchw "$STRATA" selftest --device cuda --quiet
     for model in resnet20 resnet56 vgg16 cnn; do bench_arm bench-train-nhwc $model 32 STRATA_CUDA_LAYOUT=nhwc; done
     # Batch 32 in NCHW next to the nhwc arms above: which layout small batches should get.
-    for model in resnet20 resnet56 vgg16 cnn; do bench_arm bench-train $model 32 STRATA_CUDA_LAYOUT=nchw; done
+    for model in resnet56 vgg16; do bench_arm bench-train $model 32 STRATA_CUDA_LAYOUT=nchw; done   # resnet20, cnn: 1c
     # Layer fusion (batch norm + ReLU, + the residual add) against none, nhwc: what it is worth on a GPU.
     mkdir -p "$OUT/bench-train-nhwc-nofuse"
     for model in resnet20 vgg16; do

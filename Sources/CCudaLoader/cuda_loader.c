@@ -7,6 +7,7 @@
 // "not initialized" status instead of crashing; `strata_cuda_load` is the call that says why.
 #ifdef STRATA_CUDA
 
+#define _GNU_SOURCE  // dladdr
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -91,6 +92,51 @@ static void *openLibrary(int library, const char *directories, char *message, in
 static void *handles[LIBRARY_COUNT];
 static pthread_mutex_t handlesLock = PTHREAD_MUTEX_INITIALIZER;
 
+// NVRTC 13.0.x opens libnvrtc-builtins.so.MAJOR.MINOR by soname, through the dynamic loader's
+// search only: opened by full path from a folder that is neither on LD_LIBRARY_PATH nor in a
+// RUNPATH (STRATA_CUDA_LIBS), it fails every compile ("failed to open libnvrtc-builtins"). So the
+// builtins are opened here first, by full path, from the folder NVRTC itself came from (or the
+// folder its symlink points into): a library already loaded is found by its soname, so NVRTC's
+// own dlopen then succeeds. Where they are missing nothing is opened and NVRTC searches as
+// before (12.9 and 13.2+ look next to themselves anyway).
+static void *builtinsHandle;
+static char builtinsPath[4096];
+static char nvrtcPath[4096];
+
+static void *handleOf(int library, char *message, int capacity);
+
+static void *openBuiltinsIn(const char *libraryPath, int major, int minor) {
+    const char *slash = strrchr(libraryPath, '/');
+    if (!slash) return NULL;
+    snprintf(builtinsPath, sizeof builtinsPath, "%.*s/libnvrtc-builtins.so.%d.%d",
+             (int)(slash - libraryPath), libraryPath, major, minor);
+    return dlopen(builtinsPath, RTLD_NOW | RTLD_LOCAL);
+}
+
+static void preloadBuiltins(void *nvrtc) {
+    nvrtcResult (*version)(int *, int *) = (nvrtcResult (*)(int *, int *))dlsym(nvrtc, "nvrtcVersion");
+    int major = 0, minor = 0;
+    Dl_info info;
+    if (!version || version(&major, &minor) != NVRTC_SUCCESS || !dladdr((void *)version, &info) || !info.dli_fname)
+        return;
+    char *real = realpath(info.dli_fname, NULL);
+    snprintf(nvrtcPath, sizeof nvrtcPath, "%s", real ? real : info.dli_fname);
+    void *h = openBuiltinsIn(info.dli_fname, major, minor);
+    if (!h && real) h = openBuiltinsIn(real, major, minor);
+    free(real);
+    __atomic_store_n(&builtinsHandle, h, __ATOMIC_RELEASE);
+    if (!h) builtinsPath[0] = 0;
+}
+
+const char *strata_cuda_nvrtc_builtins(void) {
+    return __atomic_load_n(&builtinsHandle, __ATOMIC_ACQUIRE) ? builtinsPath : "";
+}
+
+const char *strata_cuda_nvrtc_path(void) {
+    void *h = handleOf(NVRTC, NULL, 0);
+    return h ? nvrtcPath : "";
+}
+
 static const char *configuredDirectories(void) {
     const char *d = getenv("STRATA_CUDA_LIBS");
     return d && d[0] ? d : NULL;
@@ -104,6 +150,8 @@ static void *handleOf(int library, char *message, int capacity) {
     h = handles[library];
     if (!h) {
         h = openLibrary(library, configuredDirectories(), message, capacity);
+        // Before any NVRTC call can reach nvrtcCreateProgram.
+        if (h && library == NVRTC) preloadBuiltins(h);
         if (h) __atomic_store_n(&handles[library], h, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&handlesLock);
@@ -183,6 +231,13 @@ RT(cudaEventCreateWithFlags, (cudaEvent_t *event, unsigned int flags), (event, f
 RT(cudaEventDestroy, (cudaEvent_t event), (event))
 RT(cudaEventRecord, (cudaEvent_t event, cudaStream_t stream), (event, stream))
 RT(cudaEventSynchronize, (cudaEvent_t event), (event))
+RT(cudaEventQuery, (cudaEvent_t event), (event))
+RT(cudaStreamBeginCapture, (cudaStream_t stream, enum cudaStreamCaptureMode mode), (stream, mode))
+RT(cudaStreamEndCapture, (cudaStream_t stream, cudaGraph_t *graph), (stream, graph))
+RT(cudaGraphInstantiate, (cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags), (exec, graph, flags))
+RT(cudaGraphLaunch, (cudaGraphExec_t exec, cudaStream_t stream), (exec, stream))
+RT(cudaGraphExecDestroy, (cudaGraphExec_t exec), (exec))
+RT(cudaGraphDestroy, (cudaGraph_t graph), (graph))
 RT(cudaLibraryLoadData,
    (cudaLibrary_t *library, const void *code, enum cudaJitOption *jitOptions, void **jitValues,
     unsigned int jitCount, enum cudaLibraryOption *libraryOptions, void **libraryValues, unsigned int libraryCount),

@@ -189,7 +189,9 @@ final class CUDAErrorTests: XCTestCase {
             (CUDAKernels.batchNormInferenceReLU.name, CUDAKernels.batchNormInferenceReLU.parameterCTypes),
             (CUDAKernels.batchNormBackwardDataReLU.name, CUDAKernels.batchNormBackwardDataReLU.parameterCTypes),
             (CUDAKernels.batchNormNormalizeAddReLU.name, CUDAKernels.batchNormNormalizeAddReLU.parameterCTypes),
-            (CUDAKernels.batchNormInferenceAddReLU.name, CUDAKernels.batchNormInferenceAddReLU.parameterCTypes)
+            (CUDAKernels.batchNormInferenceAddReLU.name, CUDAKernels.batchNormInferenceAddReLU.parameterCTypes),
+            (CUDAKernels.sgdMulti.name, CUDAKernels.sgdMulti.parameterCTypes),
+            (CUDAKernels.adamMulti.name, CUDAKernels.adamMulti.parameterCTypes)
         ]
         XCTAssertEqual(Set(typed.map(\.0)), Set(CUDAKernelSource.Kernel.allCases), "every kernel has a typed signature")
         let text = CUDAKernelSource.text

@@ -392,6 +392,101 @@ int main() {
             .flatMap { Int($0.dropFirst("DONE checks=".count).prefix { $0.isNumber }) }
     }
 
+    /// The multi-tensor optimizer kernels (CUDAMultiTensor.swift) against the per-tensor ones,
+    /// bit for bit, reading the table `MultiTensorTable` builds: its pointer words are buffer
+    /// numbers here, which the harness turns into host addresses. Three emulated blocks and a
+    /// chunk size that splits tensors; an empty tensor and entries without momentum included.
+    func testMultiTensorOptimizerKernelsMatchThePerTensorOnesOnTheHost() throws {
+        let counts = [1000, 0, 7, 300, 1, 129]
+        let sgd = MultiTensorTable(counts.enumerated().map { t, n in
+            .init(pointers: [UInt64(3 * t + 1), UInt64(3 * t + 2), t % 2 == 0 ? UInt64(3 * t + 3) : 0],
+                  scalars: [0.05 * Float(t + 1)], count: n)
+        }, pointersPerTensor: 3, scalarsPerTensor: 1, chunkSize: 64)
+        let adam = MultiTensorTable(counts.enumerated().map { t, n in
+            .init(pointers: (1...4).map { UInt64(4 * t + $0) }, scalars: [0.001 * Float(t + 1), 1 - 0.0001 * Float(t)], count: n)
+        }, pointersPerTensor: 4, scalarsPerTensor: 2, chunkSize: 64)
+        func array(_ words: [UInt64]) -> String { words.map { "\($0)ull" }.joined(separator: ", ") }
+        let harness = """
+
+        #include <cstdint>
+        typedef std::vector<float> V;
+        static const i64 T = \(counts.count);
+        static const i64 counts[] = {\(counts.map(String.init).joined(separator: ", "))};
+        static const unsigned long long sgdTable[] = {\(array(sgd.words))};
+        static const i64 sgdChunks = \(sgd.chunks.count);
+        static const unsigned long long adamTable[] = {\(array(adam.words))};
+        static const i64 adamChunks = \(adam.chunks.count);
+        static int failures = 0, checks = 0;
+
+        static V randoms(size_t n, unsigned seed) {
+            V v(n); srand(seed);
+            for (auto& x : v) x = (float)rand() / (float)RAND_MAX * 2.0f - 1.0f;
+            return v;
+        }
+        static float scalarOf(const unsigned long long* table, i64 index) { return __int_as_float((int)table[index]); }
+
+        // Buffers 1...K*T (K per tensor), tensor t's count each; the table's pointer words patched to them.
+        static std::vector<unsigned long long> patched(const unsigned long long* table, size_t words, i64 k, std::vector<V>& buffers) {
+            std::vector<unsigned long long> out(table, table + words);
+            for (i64 i = 0; i < k * T; ++i) if (out[i]) out[i] = (unsigned long long)(uintptr_t)buffers[out[i]].data();
+            return out;
+        }
+        static std::vector<V> buffers(i64 k, unsigned seed) {
+            std::vector<V> b(k * T + 1);
+            for (i64 t = 0; t < T; ++t) for (i64 j = 0; j < k; ++j) b[k * t + j + 1] = randoms(counts[t], seed + 7 * (unsigned)(k * t + j));
+            // Second moments are not negative.
+            if (k == 4) for (i64 t = 0; t < T; ++t) for (auto& x : b[4 * t + 4]) x = x * x;
+            return b;
+        }
+        static void compare(const char* name, const std::vector<V>& want, const std::vector<V>& got) {
+            for (size_t i = 0; i < want.size(); ++i) {
+                checks++;
+                if (want[i].size() != got[i].size() || (want[i].size() && std::memcmp(want[i].data(), got[i].data(), 4 * want[i].size()))) {
+                    printf("MISMATCH %s buffer %zu\\n", name, i); failures++;
+                }
+            }
+        }
+
+        int main() {
+            for (int nesterov = 0; nesterov < 2; ++nesterov) {
+                std::vector<V> multi = buffers(3, 11), single = multi;
+                auto table = patched(sgdTable, sizeof sgdTable / 8, 3, multi);
+                gridDim.x = 3; blockDim.x = 1;
+                for (unsigned b = 0; b < 3; ++b) { blockIdx.x = b; sgd_multi((const float*)table.data(), T, sgdChunks, 0.9f, 5e-4f, nesterov); }
+                gridDim.x = 1; blockIdx.x = 0;
+                for (i64 t = 0; t < T; ++t) {
+                    if (!counts[t]) continue;
+                    float lr = scalarOf(sgdTable, 3 * T + t);
+                    if (sgdTable[3 * t + 2]) sgd_momentum(single[3 * t + 1].data(), single[3 * t + 2].data(), single[3 * t + 3].data(), counts[t], lr, 0.9f, 5e-4f, nesterov);
+                    else sgd_plain(single[3 * t + 1].data(), single[3 * t + 2].data(), counts[t], lr, 5e-4f);
+                }
+                compare(nesterov ? "sgd_multi nesterov" : "sgd_multi", single, multi);
+            }
+            for (int decoupled = 0; decoupled < 2; ++decoupled) {
+                std::vector<V> multi = buffers(4, 23), single = multi;
+                float l2 = decoupled ? 0.0f : 0.01f, invSqrtBc2 = 1.2f;
+                auto table = patched(adamTable, sizeof adamTable / 8, 4, multi);
+                gridDim.x = 3; blockDim.x = 1;
+                for (unsigned b = 0; b < 3; ++b) { blockIdx.x = b; adam_multi((const float*)table.data(), T, adamChunks, 0.9f, 0.999f, 0.1f, 0.001f, 1e-8f, invSqrtBc2, l2); }
+                gridDim.x = 1; blockIdx.x = 0;
+                for (i64 t = 0; t < T; ++t) {
+                    if (!counts[t]) continue;
+                    adam_update(single[4 * t + 1].data(), single[4 * t + 2].data(), single[4 * t + 3].data(), single[4 * t + 4].data(), counts[t],
+                                0.9f, 0.999f, 0.1f, 0.001f, 1e-8f, scalarOf(adamTable, 4 * T + 2 * t), invSqrtBc2, l2,
+                                scalarOf(adamTable, 4 * T + 2 * t + 1));
+                }
+                compare(decoupled ? "adam_multi decoupled" : "adam_multi", single, multi);
+            }
+            printf("DONE checks=%d failures=%d\\n", checks, failures);
+            return failures ? 1 : 0;
+        }
+        """
+        guard let result = try compileAndRun(harness) else { return }
+        XCTAssertFalse(result.output.contains("MISMATCH"), String(result.output.prefix(4000)))
+        XCTAssertEqual(result.status, 0, String(result.output.prefix(4000)))
+        XCTAssertEqual(checks(result.output), 2 * (3 * counts.count + 1) + 2 * (4 * counts.count + 1), result.output)
+    }
+
     func testChannelsLastKernelsMatchTheirNCHWTwinsOnTheHost() throws {
         guard let result = try compileAndRun(Self.harness) else { return }
         XCTAssertFalse(result.output.contains("MISMATCH"), result.output)

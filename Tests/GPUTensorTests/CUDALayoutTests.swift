@@ -53,4 +53,22 @@ final class CUDALayoutTests: XCTestCase {
             XCTAssertEqual("\(error)", "STRATA_CUDA_BN='spatial': expected strata or cudnn or persistent")
         }
     }
+
+    #if CUDA
+    func testUploadMode() throws {
+        XCTAssertEqual(try CUDAUploadMode.parse(environment: nil), .ring, "uploads queue ahead by default")
+        XCTAssertEqual(try CUDAUploadMode.parse(environment: "SYNC"), .sync)
+        XCTAssertThrowsError(try CUDAUploadMode.parse(environment: "wait")) { error in
+            XCTAssertEqual("\(error)", "STRATA_CUDA_UPLOAD='wait': expected ring or sync")
+        }
+    }
+
+    func testGraphMode() throws {
+        XCTAssertEqual(try CUDAGraphMode.parse(environment: nil), .off, "CUDA graphs only when asked for")
+        XCTAssertEqual(try CUDAGraphMode.parse(environment: "ON"), .on)
+        XCTAssertThrowsError(try CUDAGraphMode.parse(environment: "1")) { error in
+            XCTAssertEqual("\(error)", "STRATA_CUDA_GRAPHS='1': expected off or on")
+        }
+    }
+    #endif
 }

@@ -77,6 +77,29 @@ final class CUDAMemoryTests: XCTestCase {
 
     // MARK: 2. A recovered out-of-memory is not thrown later
 
+    /// While a CUDA graph is captured, freed blocks are held for the graph (its replays use
+    /// them): no other tensor gets them until the graph gives them back.
+    func testBlocksFreedDuringAGraphCaptureAreHeldUntilTheGraphGoes() throws {
+        let fake = FakeCUDARuntime(limit: 64 * Self.mib)
+        let allocator = CUDAAllocator(runtime: fake.runtime)
+        let (before, size) = try allocator.allocate(bytes: Self.mib)
+        allocator.beginHolding()
+        let (during, _) = try allocator.allocate(bytes: Self.mib)
+        allocator.recycle(during, size: size)
+        allocator.recycle(before, size: size)
+        XCTAssertEqual(allocator.bytesCached, 0, "held, not cached")
+        let (next, _) = try allocator.allocate(bytes: Self.mib)
+        XCTAssertNotEqual(next, during)
+        XCTAssertNotEqual(next, before)
+        let held = allocator.endHolding()
+        XCTAssertEqual(held.map(\.block), [during, before])
+        allocator.recycle(next, size: size)
+        XCTAssertEqual(allocator.bytesCached, size, "after the capture, freed blocks are cached again")
+        allocator.recycle(held: held)
+        XCTAssertEqual(allocator.bytesCached, 3 * size)
+        XCTAssertEqual(allocator.bytesInUse, 0)
+    }
+
     func testRecoveredOutOfMemoryIsNotThrownByTheNextSynchronize() throws {
         let (allocator, fake) = try allocator(limit: 8 * Self.mib, cached: 6 * Self.mib)
         let (block, size) = try allocator.allocate(bytes: 4 * Self.mib)   // fails once, cache released, retried

@@ -17,6 +17,14 @@ int strata_cuda_load(char *message, int capacity);
 /// check only: nothing stays open. Returns 0 when all four would load, else -1 and the message.
 int strata_cuda_probe(const char *directories, char *message, int capacity);
 
+/// The full path of the `libnvrtc-builtins.so.MAJOR.MINOR` opened next to NVRTC when NVRTC was
+/// opened (cuda_loader.c says why), or "" when none was found there or NVRTC is not open yet.
+const char *strata_cuda_nvrtc_builtins(void);
+
+/// The resolved path of the NVRTC library this process uses (opening it if needed), or "" when it
+/// cannot be opened: part of the kernel cache's key.
+const char *strata_cuda_nvrtc_path(void);
+
 /// "libcudart.so.13 libcublas.so.13 libcudnn.so.9 libnvrtc.so.13": the sonames this binary opens.
 const char *strata_cuda_sonames(void);
 

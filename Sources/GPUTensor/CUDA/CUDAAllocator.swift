@@ -63,12 +63,39 @@ final class CUDAAllocator: @unchecked Sendable {
         }
     }
 
-    /// Returns a block to its bucket (the `Storage` release path).
+    /// Blocks freed while a CUDA graph is captured: the graph's kernels use them on every
+    /// replay, so they must not go to other tensors until the graph is gone (`CUDAGraph`).
+    private var held: [(block: UnsafeMutableRawPointer, size: Int)]?
+
+    /// Returns a block to its bucket (the `Storage` release path), or to the graph being captured.
     func recycle(_ p: UnsafeMutableRawPointer, size: Int) {
         lock.lock(); defer { lock.unlock() }
+        if held != nil {
+            held!.append((p, size))
+            return
+        }
         free[size, default: []].append(p)
         bytesInUse -= size
         bytesCached += size
+    }
+
+    /// From now on, freed blocks are held (a graph capture begins).
+    func beginHolding() {
+        lock.lock(); defer { lock.unlock() }
+        precondition(held == nil, "a graph capture is already under way")
+        held = []
+    }
+
+    /// The blocks freed since `beginHolding`; freed blocks go to the cache again.
+    func endHolding() -> [(block: UnsafeMutableRawPointer, size: Int)] {
+        lock.lock(); defer { lock.unlock() }
+        defer { held = nil }
+        return held ?? []
+    }
+
+    /// Gives back blocks a graph held (once it is destroyed and the device is done with it).
+    func recycle(held blocks: [(block: UnsafeMutableRawPointer, size: Int)]) {
+        for (block, size) in blocks { recycle(block, size: size) }
     }
 
     /// Frees every cached block. Waits for the device first, since a block may still be in use
@@ -97,7 +124,8 @@ final class CUDAAllocator: @unchecked Sendable {
 }
 
 /// Page-locked host memory for staging uploads and downloads, so `cudaMemcpyAsync` really is
-/// asynchronous and runs at full bus speed. Grown on demand; one buffer per direction.
+/// asynchronous and runs at full bus speed. Grown on demand; the downloads' buffer (uploads have
+/// `UploadStaging`).
 final class PinnedBuffer {
     private(set) var base: UnsafeMutableRawPointer?
     private(set) var capacity = 0
@@ -115,6 +143,63 @@ final class PinnedBuffer {
     }
 
     deinit { if let base { cudaFreeHost(base) } }
+}
+
+/// Pinned host memory for uploads, many in flight at once (`StagingRing` decides where each
+/// goes): each buffer has an event recorded after every copy out of it, so the host waits only
+/// when every buffer still has a copy queued, and then only for the oldest, never for the
+/// device's other work.
+final class UploadStaging {
+    struct Slot {
+        let base: UnsafeMutableRawPointer
+        let copied: cudaEvent_t?
+    }
+    private var ring = StagingRing<Slot>()
+    let mode: CUDAUploadMode
+
+    init(mode: CUDAUploadMode = .standard) { self.mode = mode }
+
+    /// A pinned region of at least `bytes` that no queued copy reads; call `queued` after
+    /// queueing the copy out of it.
+    func region(_ bytes: Int) throws -> (slot: Int, pointer: UnsafeMutableRawPointer) {
+        if mode == .sync, let open = ring.open {
+            // As before the ring: the previous upload's copy, and so all work queued before it, first.
+            try CUDACalls.cudart("cudaEventSynchronize(previous upload)") { cudaEventSynchronize(ring.slots[open].buffer.copied) }
+        }
+        let (slot, offset) = try ring.acquire(
+            bytes: bytes,
+            isDone: { cudaEventQuery($0.copied) != cudaErrorNotReady },
+            wait: { slot in try CUDACalls.cudart("cudaEventSynchronize(upload staging)") { cudaEventSynchronize(slot.copied) } },
+            allocate: { size in
+                var raw: UnsafeMutableRawPointer?, event: cudaEvent_t?
+                try CUDACalls.cudart("cudaMallocHost(\(size) bytes)") { cudaMallocHost(&raw, size) }
+                do {
+                    try CUDACalls.cudart("cudaEventCreateWithFlags") { cudaEventCreateWithFlags(&event, UInt32(cudaEventDisableTiming)) }
+                } catch { cudaFreeHost(raw); throw error }
+                return Slot(base: raw!, copied: event)
+            },
+            release: { slot in cudaFreeHost(slot.base); cudaEventDestroy(slot.copied) })
+        return (slot, ring.slots[slot].buffer.base + offset)
+    }
+
+    /// Records the slot's event after the copy just queued on `stream`.
+    func queued(_ slot: Int, on stream: cudaStream_t?) throws {
+        try CUDACalls.cudart("cudaEventRecord(upload staging)") { cudaEventRecord(ring.slots[slot].buffer.copied, stream) }
+        ring.queued(slot)
+    }
+
+    /// The owner waits for its stream before this goes.
+    deinit { for slot in ring.buffers { cudaFreeHost(slot.base); cudaEventDestroy(slot.copied) } }
+}
+
+/// `STRATA_CUDA_UPLOAD`: `ring` (the default) lets uploads queue ahead of the device's work;
+/// `sync` makes each upload wait for the previous one's copy, as before the staging ring, so
+/// that a GPU run can time what the ring is worth.
+public enum CUDAUploadMode: String, Sendable, CaseIterable, CUDASetting {
+    case ring, sync
+
+    public static let variable = "STRATA_CUDA_UPLOAD"
+    public static let standard: CUDAUploadMode = .ring
 }
 
 /// Device memory for cuDNN workspaces and reduction partials, grown on demand and never

@@ -48,25 +48,32 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let dnn: cudnnHandle_t?
     let allocator: CUDAAllocator
     let kernels: CUDAKernelLibrary
-    let uploadStaging = PinnedBuffer()
+    /// Whether this backend's kernels were compiled, read from the disk cache or compiled
+    /// earlier in this process (`KernelCache`), and the cache's folder (nil: no disk cache).
+    public let kernelOrigin: CUDAKernelCompiler.Origin
+    public let kernelCacheDirectory: String?
+    let uploadStaging: UploadStaging
     let downloadStaging = PinnedBuffer()
-    /// Marks the end of the last upload's copy out of `uploadStaging`.
-    let uploadDone: cudaEvent_t?
     /// cuDNN plans (keyed by shape and layout) and tensor descriptors (by shape and format), see CUDAConvolution.swift.
     var convPlans: [ConvPlanKey: ConvolutionPlan] = [:]
     var tensorDescriptors: [[Int]: TensorDescriptor] = [:]
     let workspace: DeviceWorkspace
     /// `STRATA_CUDA_SYNC=1`: wait after every launch and library call (see `CUDADebug`).
     let syncEveryCall: Bool
+    /// `STRATA_CUDA_GRAPHS` (CUDAGraph.swift), and whether `captureGraph` is recording now.
+    public let graphMode: CUDAGraphMode
+    var capturing = false
     /// The first failure of an asynchronous call, thrown by the next `synchronize`/`download`.
     private var stickyError: Error?
 
     /// Opens GPU `deviceIndex`: checks driver and device, creates the stream, the cuBLAS and
-    /// cuDNN handles, and compiles the kernels for the device's architecture (NVRTC, ~1 s).
+    /// cuDNN handles, and gets the kernels for the device's architecture: compiled by NVRTC
+    /// (seconds) the first time, then from the disk cache (`KernelCache`, `STRATA_KERNEL_CACHE`).
     /// Throws `DeviceUnavailable` with the reason (no driver, no such device, a library failing,
-    /// a `STRATA_CUDA_LAYOUT` or `STRATA_CUDA_BN` that is none of its choices). `layout` and
-    /// `batchNormMode` nil read the environment; with the layout's variable unset, `batchSize` (the
-    /// images per training step, when the caller has one) picks it (`CUDALayout.standard(forBatch:)`).
+    /// a `STRATA_CUDA_LAYOUT`, `STRATA_CUDA_BN`, `STRATA_CUDA_UPLOAD` or `STRATA_CUDA_GRAPHS` that
+    /// is none of its choices). `layout` and `batchNormMode` nil read the environment; with the
+    /// layout's variable unset, `batchSize` (the images per training step, when the caller has
+    /// one) picks it (`CUDALayout.standard(forBatch:)`).
     public init(deviceIndex: Int, strictFP32: Bool = false, layout: CUDALayout? = nil,
                 batchNormMode: CUDABatchNormMode? = nil, batchSize: Int? = nil) throws {
         let name = "cuda:\(deviceIndex)"
@@ -77,6 +84,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             func environment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
             self.layout = try layout ?? CUDALayout.choose(environment: environment(CUDALayout.variable), batch: batchSize)
             self.batchNormMode = try batchNormMode ?? CUDABatchNormMode.parse(environment: environment(CUDABatchNormMode.variable))
+            uploadStaging = UploadStaging(mode: try CUDAUploadMode.parse(environment: environment(CUDAUploadMode.variable)))
+            graphMode = try CUDAGraphMode.parse(environment: environment(CUDAGraphMode.variable))
         } catch { throw unavailable(error) }
         try CUDALibraries.load(device: name)
         var count: Int32 = 0
@@ -104,10 +113,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         self.multiprocessors = Int(sms)
         self.strictFP32 = strictFP32
 
-        var s: cudaStream_t?, b: cublasHandle_t?, d: cudnnHandle_t?, e: cudaEvent_t?
+        var s: cudaStream_t?, b: cublasHandle_t?, d: cudnnHandle_t?
         do {
             try CUDACalls.cudart("cudaStreamCreateWithFlags") { cudaStreamCreateWithFlags(&s, UInt32(cudaStreamNonBlocking)) }
-            try CUDACalls.cudart("cudaEventCreateWithFlags") { cudaEventCreateWithFlags(&e, UInt32(cudaEventDisableTiming)) }
             try CUDACalls.cublas("cublasCreate") { cublasCreate_v2(&b) }
             try CUDACalls.cublas("cublasSetStream") { cublasSetStream_v2(b, s) }
             try CUDACalls.cudnn("cudnnCreate") { cudnnCreate(&d) }
@@ -115,22 +123,40 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         } catch {
             if let d { cudnnDestroy(d) }
             if let b { cublasDestroy_v2(b) }
-            if let e { cudaEventDestroy(e) }
             if let s { cudaStreamDestroy(s) }
             throw unavailable(error)
         }
-        stream = s; blas = b; dnn = d; uploadDone = e
+        stream = s; blas = b; dnn = d
         allocator = CUDAAllocator()
         workspace = DeviceWorkspace(allocator: allocator)
         syncEveryCall = CUDADebug.syncEveryCall(getenv("STRATA_CUDA_SYNC").map { String(cString: $0) })
         do {
-            let cubin = try CUDAKernelCompiler.compile(architecture: "sm_\(major)\(minor)")
-            kernels = try CUDAKernelLibrary(cubin: cubin)
+            let architecture = "sm_\(major)\(minor)"
+            let cache = KernelCache(directory: KernelCache.directory(environment: Self.environment(
+                [KernelCache.variable, "XDG_CACHE_HOME", "HOME"])))
+            var (cubin, origin) = try CUDAKernelCompiler.kernels(architecture: architecture, cache: cache)
+            do {
+                kernels = try CUDAKernelLibrary(cubin: cubin)
+            } catch where origin != .nvrtc {
+                // A cached CUBIN the runtime refuses (it passed the checksum): compile and replace it.
+                _ = cudaGetLastError()
+                (cubin, origin) = try CUDAKernelCompiler.kernels(architecture: architecture, cache: cache, refresh: true)
+                kernels = try CUDAKernelLibrary(cubin: cubin)
+            }
+            kernelOrigin = origin
+            kernelCacheDirectory = cache.directory
             try applyMathMode()
         } catch {
-            cudnnDestroy(d); cublasDestroy_v2(b); cudaEventDestroy(e); cudaStreamDestroy(s)
+            cudnnDestroy(d); cublasDestroy_v2(b); cudaStreamDestroy(s)
             throw unavailable(error)
         }
+    }
+
+    /// The variables among `names` that are set.
+    static func environment(_ names: [String]) -> [String: String] {
+        var values: [String: String] = [:]
+        for name in names { if let value = getenv(name) { values[name] = String(cString: value) } }
+        return values
     }
 
     deinit {
@@ -139,7 +165,6 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         tensorDescriptors.removeAll()
         if let dnn { cudnnDestroy(dnn) }
         if let blas { cublasDestroy_v2(blas) }
-        if let uploadDone { cudaEventDestroy(uploadDone) }
         if let stream { cudaStreamDestroy(stream) }
     }
 
@@ -167,7 +192,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     @inline(__always)
     func queued(_ library: CUDAError.Library, _ call: @autoclosure () -> String, _ body: () -> Int32) throws {
         try CUDACalls.check(library, call(), body)
-        if syncEveryCall { try allocator.runtime.synchronize(stream, after: call()) }
+        if syncEveryCall && !capturing { try allocator.runtime.synchronize(stream, after: call()) }
     }
 
     @inline(__always)
@@ -186,7 +211,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     /// Throws (once) the first failure since the last check.
-    private func throwSticky() throws {
+    func throwSticky() throws {
         if let error = stickyError { stickyError = nil; throw error }
     }
 
@@ -203,24 +228,30 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     /// Copies through pinned staging memory; returns once `source` may be reused (the copy into
-    /// staging is synchronous, the transfer to the device is not). `source` is logical row-major:
-    /// a channels-last destination is filled by a permute on the device from a flat scratch copy.
+    /// staging is synchronous, the transfer to the device is not). The staging region is one no
+    /// queued copy still reads (`UploadStaging`), so an upload does not wait for the work queued
+    /// before it. `source` is logical row-major: a channels-last destination is filled by a
+    /// permute on the device from a flat scratch copy.
     public func upload(_ source: UnsafeBufferPointer<Float>, to destination: Tensor) {
         ShapeChecks.upload(source.count, to: destination)
         precondition(destination.device == device, "upload into \(destination) on \(device)")
         guard let src = source.baseAddress, source.count > 0 else { return }
         let bytes = source.count * MemoryLayout<Float>.stride
         recordFailure {
+            guard !capturing else {
+                // The host's copy into staging would not be part of the graph's replays.
+                throw CUDAError(library: .cudart, status: .init(rawValue: 900 /* cudaErrorStreamCaptureUnsupported */),
+                                call: "upload while capturing a CUDA graph",
+                                detail: "upload into the step's input tensors before CUDAGraph.launch instead")
+            }
             let permuted = isPermuted(destination.shape)
             let landing = permuted ? try permuteScratch(source.count) : destination
-            // The previous upload must have left the staging buffer before it is overwritten.
-            try CUDACalls.cudart("cudaEventSynchronize") { cudaEventSynchronize(uploadDone) }
-            let staging = try uploadStaging.reserve(bytes)
+            let (slot, staging) = try uploadStaging.region(bytes)
             staging.copyMemory(from: src, byteCount: bytes)
             try queuedCUDART("cudaMemcpyAsync(host to device)") {
                 cudaMemcpyAsync(landing.rawAddress, staging, bytes, cudaMemcpyHostToDevice, stream)
             }
-            try CUDACalls.cudart("cudaEventRecord") { cudaEventRecord(uploadDone, stream) }
+            try uploadStaging.queued(slot, on: stream)
             if permuted { permuteToStorage(landing, destination, shape: destination.shape) }
         }
     }

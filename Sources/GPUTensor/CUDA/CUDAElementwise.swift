@@ -141,18 +141,38 @@ extern "C" __global__ void fill_normal_nhwc(float* x, i64 n, i64 c, i64 hw, floa
 }
 
 // ---- Optimizers (PyTorch's rules, as CPUOptimizers.swift) --------------------------------------
+// Element i of one update; shared with the multi-tensor kernels (CUDAMultiTensor.swift).
+__device__ __forceinline__ void sgd_plain_element(float* p, const float* grad, i64 i, float lr, float wd) {
+    p[i] = p[i] - lr * (grad[i] + wd * p[i]);
+}
+
+__device__ __forceinline__ void sgd_momentum_element(float* p, const float* grad, float* vel, i64 i, float lr,
+                                                     float momentum, float wd, int nesterov) {
+    float g = grad[i] + wd * p[i];
+    float v = momentum * vel[i] + g;
+    vel[i] = v;
+    p[i] = p[i] - lr * (nesterov ? g + momentum * v : v);
+}
+
+__device__ __forceinline__ void adam_element(float* p, const float* grad, float* m, float* v, i64 i, float beta1,
+                                             float beta2, float oneMinusB1, float oneMinusB2, float eps,
+                                             float stepSize, float invSqrtBc2, float l2, float shrink) {
+    float param = p[i] * shrink;
+    float g = grad[i] + l2 * param;
+    float mi = beta1 * m[i] + oneMinusB1 * g;
+    float vi = beta2 * v[i] + oneMinusB2 * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = param - stepSize * (mi / (sqrtf(vi) * invSqrtBc2 + eps));
+}
+
 extern "C" __global__ void sgd_plain(float* p, const float* grad, i64 n, float lr, float wd) {
-    GRID_STRIDE(i, n) p[i] = p[i] - lr * (grad[i] + wd * p[i]);
+    GRID_STRIDE(i, n) sgd_plain_element(p, grad, i, lr, wd);
 }
 
 extern "C" __global__ void sgd_momentum(float* p, const float* grad, float* vel, i64 n, float lr, float momentum,
                                         float wd, int nesterov) {
-    GRID_STRIDE(i, n) {
-        float g = grad[i] + wd * p[i];
-        float v = momentum * vel[i] + g;
-        vel[i] = v;
-        p[i] = p[i] - lr * (nesterov ? g + momentum * v : v);
-    }
+    GRID_STRIDE(i, n) sgd_momentum_element(p, grad, vel, i, lr, momentum, wd, nesterov);
 }
 
 // buf == 0: no momentum.
@@ -176,15 +196,7 @@ extern "C" __global__ void rmsprop_update(float* p, const float* grad, float* sq
 extern "C" __global__ void adam_update(float* p, const float* grad, float* m, float* v, i64 n, float beta1,
                                        float beta2, float oneMinusB1, float oneMinusB2, float eps, float stepSize,
                                        float invSqrtBc2, float l2, float shrink) {
-    GRID_STRIDE(i, n) {
-        float param = p[i] * shrink;
-        float g = grad[i] + l2 * param;
-        float mi = beta1 * m[i] + oneMinusB1 * g;
-        float vi = beta2 * v[i] + oneMinusB2 * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = param - stepSize * (mi / (sqrtf(vi) * invSqrtBc2 + eps));
-    }
+    GRID_STRIDE(i, n) adam_element(p, grad, m, v, i, beta1, beta2, oneMinusB1, oneMinusB2, eps, stepSize, invSqrtBc2, l2, shrink);
 }
 """#
 }

@@ -1,5 +1,6 @@
 #if CUDA
 import CCuda
+import CCudaLoader
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -53,6 +54,51 @@ public enum CUDAKernelCompiler {
             }
         }
         return cubin
+    }
+
+    /// Where a backend's kernels came from.
+    public enum Origin: String, Sendable {
+        case process = "compiled earlier in this process"
+        case disk = "read from the kernel cache"
+        case nvrtc = "compiled by NVRTC"
+    }
+
+    /// NVRTC's identity for the cache key: its version, and its file's resolved path, size and
+    /// modification time (NVRTC reports no patch level, and 13.0.48 and 13.0.88 differ).
+    static func identity() throws -> String {
+        let version = try nvrtcVersion()
+        let path = String(cString: strata_cuda_nvrtc_path())
+        var info = stat()
+        let file = stat(path, &info) == 0 ? "\(info.st_size) bytes, modified \(info.st_mtim.tv_sec)" : "not found"
+        return "nvrtc \(version.major).\(version.minor) (\(path), \(file))"
+    }
+
+    /// The compiled kernels of this process, by key: `selftest` makes two backends (TF32 and
+    /// strict FP32) and compiles once.
+    private static let memoLock = HostMutex()
+    nonisolated(unsafe) private static var memo: [KernelCache.Key: [UInt8]] = [:]
+
+    /// `CUDAKernelSource.text` compiled for `architecture`: from this process's earlier compile,
+    /// else from `cache` on disk, else by NVRTC (and then stored in both). `refresh` skips the
+    /// disk (a cached file the runtime would not load is replaced).
+    static func kernels(architecture: String, cache: KernelCache, refresh: Bool = false) throws -> (cubin: [UInt8], origin: Origin) {
+        let key = KernelCache.Key(source: CUDAKernelSource.text, options: options(architecture: architecture),
+                                  architecture: architecture, compiler: try identity())
+        memoLock.lock(); defer { memoLock.unlock() }
+        if !refresh, let cubin = memo[key] { return (cubin, .process) }
+        if !refresh, let cubin = cache.load(key), cubin.starts(with: [0x7F, 0x45, 0x4C, 0x46]) {
+            memo[key] = cubin
+            return (cubin, .disk)
+        }
+        let cubin = try compile(architecture: architecture)
+        memo[key] = cubin
+        cache.store(key, cubin)
+        return (cubin, .nvrtc)
+    }
+
+    /// Forgets this process's compiled kernels (tests: as if a new process started).
+    static func forgetCompiled() {
+        memoLock.lock(); memo.removeAll(); memoLock.unlock()
     }
 
     private static func log(_ program: nvrtcProgram?) -> String {

@@ -8,7 +8,7 @@ import Glibc
 extension KernelChecks {
     /// Elementwise, reductions, random fills, dropout, optimizer updates, augmentation, shortcut.
     static var utilityKernels: [KernelCheck] {
-        [
+        var checks = [
             KernelCheck("elementwise", run: UtilityChecks.elementwise),
             KernelCheck("reduction sum", run: UtilityChecks.sum),
             KernelCheck("argmax", run: UtilityChecks.argmax),
@@ -18,10 +18,15 @@ extension KernelChecks {
             KernelCheck("optimizer sgd", run: UtilityChecks.sgd),
             KernelCheck("optimizer rmsprop", run: UtilityChecks.rmsprop),
             KernelCheck("optimizer adam", run: UtilityChecks.adam),
+            KernelCheck("optimizer multi-tensor", run: UtilityChecks.multiTensor),
             KernelCheck("augment crop-flip", run: UtilityChecks.randomCropFlip),
             KernelCheck("augment normalize", run: UtilityChecks.normalize),
             KernelCheck("shortcut option A", run: UtilityChecks.shortcut),
         ]
+        #if CUDA
+        checks.append(KernelCheck("cuda graph replay", run: CUDAGraphChecks.replay))
+        #endif
+        return checks
     }
 }
 
@@ -328,6 +333,64 @@ enum UtilityChecks {
                     let c1 = 1 - pow(b1, Double(step)), c2 = 1 - pow(b2, Double(step))
                     p -= (l / c1) * s[0] / (s[1].squareRoot() / c2.squareRoot() + e)
                 })
+        }
+        return out
+    }
+
+    /// The multi-tensor steps (`MultiTensorOptimizerKernels`: one launch for many tensors)
+    /// against the same backend's per-tensor updates, bit for bit, over tensors of different
+    /// sizes (70,001 elements: two chunks) with their own learning rates; nothing on a backend
+    /// without them.
+    static func multiTensor(_ b: Backend) throws -> [CheckResult] {
+        guard let multi = b as? MultiTensorOptimizerKernels else { return [] }
+        let counts = [37, 1, 70_001, 5]
+        let exact = Tolerance(atol: 1e-30, rtol: 0)
+        var out: [CheckResult] = []
+        func tensors(_ seed: UInt64, squared: Bool = false) throws -> (one: [Tensor], each: [Tensor]) {
+            let values = counts.enumerated().map { t, n in
+                checkInput(n, seed: seed + UInt64(t)).map { Float(squared ? $0 * $0 : $0) }
+            }
+            return (try values.map { try b.tensor($0, shape: [$0.count]) }, try values.map { try b.tensor($0, shape: [$0.count]) })
+        }
+        func compareAll(_ name: String, _ multiple: [Tensor], _ single: [Tensor]) throws {
+            for (t, (m, s)) in zip(multiple, single).enumerated() {
+                out.append(compare("\(name) tensor \(t) (\(counts[t]))", actual: try b.download(m),
+                                   expected: try b.download(s).map(Double.init), tolerance: exact))
+            }
+        }
+        let rates = counts.indices.map { 0.05 * Float($0 + 1) }
+        for (k, (momentum, nesterov)) in [(Float(0), false), (0.9, true)].enumerated() {
+            let p = try tensors(1500 + UInt64(10 * k)), v = try tensors(1550 + UInt64(10 * k))
+            for step in 1...2 {
+                let g = try counts.enumerated().map { t, n in try b.tensor(checkInput(n, seed: 1600 + UInt64(10 * step + t)).map(Float.init), shape: [n]) }
+                multi.sgdUpdateAll(counts.indices.map { (p.one[$0], g[$0], momentum == 0 ? nil : v.one[$0], rates[$0]) },
+                                   momentum: momentum, weightDecay: 5e-4, nesterov: nesterov)
+                for t in counts.indices {
+                    b.sgdUpdate(parameter: p.each[t], gradient: g[t], velocity: momentum == 0 ? nil : v.each[t],
+                                learningRate: rates[t], momentum: momentum, weightDecay: 5e-4, nesterov: nesterov)
+                }
+            }
+            let name = "sgdUpdateAll momentum \(momentum)" + (nesterov ? " nesterov" : "")
+            try compareAll(name + " parameter", p.one, p.each)
+            if momentum != 0 { try compareAll(name + " velocity", v.one, v.each) }
+        }
+        for (k, decoupled) in [false, true].enumerated() {
+            let p = try tensors(1700 + UInt64(10 * k)), m = try tensors(1750 + UInt64(10 * k))
+            let v = try tensors(1780 + UInt64(10 * k), squared: true)
+            for step in 1...2 {
+                let g = try counts.enumerated().map { t, n in try b.tensor(checkInput(n, seed: 1800 + UInt64(10 * step + t)).map(Float.init), shape: [n]) }
+                multi.adamUpdateAll(counts.indices.map { (p.one[$0], g[$0], m.one[$0], v.one[$0], rates[$0] / 10) },
+                                    beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.01, decoupled: decoupled, step: step)
+                for t in counts.indices {
+                    b.adamUpdate(parameter: p.each[t], gradient: g[t], firstMoment: m.each[t], secondMoment: v.each[t],
+                                 learningRate: rates[t] / 10, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.01,
+                                 decoupled: decoupled, step: step)
+                }
+            }
+            let name = decoupled ? "adamUpdateAll AdamW" : "adamUpdateAll Adam"
+            try compareAll(name + " parameter", p.one, p.each)
+            try compareAll(name + " first moment", m.one, m.each)
+            try compareAll(name + " second moment", v.one, v.each)
         }
         return out
     }
