@@ -308,8 +308,11 @@ public final class Grower: FitPolicy {
         model.freezeStages(upTo: k)
         defer { model.freezePrefix(blocks: 0) }
         let look = try makeRun(model: model, epochsSoFar: epochsSoFar)
-        for _ in 0..<config.lookaheadEpochs where look.epoch < config.maxEpochs {
-            epochDone(try look.trainEpoch(observer: observer), look)
+        // The fit loop without a recorder: look-ahead epochs get metrics lines (by the caller), no checkpoint.
+        try withoutActuallyEscaping(epochDone) { epochDone in
+            var hooks = FitHooks(observer: observer)
+            hooks.committed = { epochDone($0, look) }
+            try FitLoop(run: look, recorder: nil, hooks: hooks).train(until: epochsSoFar + config.lookaheadEpochs)
         }
         return look
     }
