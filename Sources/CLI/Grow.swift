@@ -96,7 +96,7 @@ struct Grow: ParsableCommand {
                 try ConfigValidation.check(config, data: DataFacts(data), source: .file(directory.configPath))
                 return (config, data)
             }
-            try orExit { try growAndReport(config, data: data, backend: backend, recorder: recorder, resuming: true) }
+            try orExit { try growAndReport(config, data: data, backend: backend, recorder: recorder) }
             return
         }
         let (config, data) = try orExit { () throws -> (GrowConfig, RunData) in
@@ -122,21 +122,14 @@ struct Grow: ParsableCommand {
         // The directory is opened (and, with --overwrite, emptied) only once the job is known to be valid.
         let directory = RunDirectory(path: output ?? "runs/grow-\(modelOptions.name)-s\(seed)")
         let recorder = try orExit { try openRun(directory, kind: .grow, mode: overwrite ? .overwrite : .new) }
-        try orExit { try growAndReport(config, data: data, backend: backend, recorder: recorder, resuming: false) }
+        try orExit { try growAndReport(config, data: data, backend: backend, recorder: recorder) }
     }
 }
 
-/// Runs a grow (and optionally its baseline), printing progress, and writes the run directory
-/// through `recorder`: a checkpoint after every training epoch (named last, and best when its
-/// validation accuracy is the run's best so far, in manifest.json), so that `resuming`
-/// continues from the last one.
-func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, recorder: RunRecorder, resuming: Bool) throws {
+/// Runs a grow (and optionally its baseline) through `GrowWorkflow`, which writes the run
+/// directory through `recorder`; this prints its progress and the final table.
+func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, recorder: RunRecorder) throws {
     let directory = recorder.directory
-    let resumeFrom = resuming ? recorder.lastCheckpointPath : nil
-    if resumeFrom == nil {
-        try directory.writeJSON(config, to: directory.configPath)
-        try recorder.replaceMetrics([GrowEpoch]())
-    }
     let full = try Model(spec: config.train.model)
     print("growing \(config.train.modelName) (\(plural(full.stages.count, "sub-network")): \(full.stages.map(\.name).joined(separator: ", "))) "
           + "on \(data.train.name): \(data.train.count) train, \(data.validation?.count ?? 0) validation, "
@@ -144,80 +137,30 @@ func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, record
     print("window \(config.window), gamma \(config.gamma), init \(config.initialization.rawValue), budget \(plural(config.maxEpochs, "epoch"))")
 
     let progress = ProgressDisplay()
-    var observer = TrainingObserver()
-    observer.batch = { epoch, done, total, running in
+    var display = GrowDisplay()
+    display.observer.batch = { epoch, done, total, running in
         progress.batch(prefix: "epoch \(epoch)", done: done, total: total) {
             let (loss, acc) = running()
             return "loss \(formatFixed(loss, digits: 4)) acc \(formatFixed(acc * 100, digits: 2))%"
         }
     }
-    let grower = Grower(config: config, backend: backend, data: data)
-    var writeError: Error?
-    // metrics.jsonl gets each epoch as it ends; a checkpoint is written after training epochs only,
-    // so after a resume the file is rewritten to the checkpoint's epochs and continues from there.
-    let summary: GrowSummary
-    do {
-        (summary, _) = try grower.run(epochDone: { e in
-            do { try recorder.appendMetrics(e) } catch { writeError = error }
-            progress.line(epochLine(e.metrics, prefix: "[\(e.stages) sub-net\(e.stages == 1 ? "" : "s"), \(e.phase)]"))
-        }, event: { progress.line($0) }, observer: observer, resume: resumeFrom, save: { file in
-            if let writeError { throw writeError }
-            // The epoch just recorded (a training epoch, or the last one at the end).
-            let last = grower.history.last
-            let epoch = last?.epoch ?? 0
-            try recorder.commit(file, epoch: epoch, validationAccuracy: last?.metrics.validationAccuracy)
-        }, resumed: { history, done in
-            try recorder.replaceMetrics(history)
-            let epochs = history.last?.epoch ?? 0
-            progress.line(done ? "\(directory.path): the grow run is complete (\(plural(epochs, "epoch")))"
-                               : "resuming \(directory.path) after epoch \(epochs) of \(config.maxEpochs) on \(backend.name)")
-        })
-    } catch let error as DivergenceError {
-        throw recorder.diverged(error)
-    } catch let error as InterruptedError {
-        throw recorder.interrupted(error)
-    }
-    if let writeError { throw writeError }
-
-    var series = [GrowthReport.series(summary, history: grower.history)]
-    var baselineSummary: RunSummary?
-    var baselineValidation: Double?
-    if config.baseline == true {
-        print("\nbaseline: the full network from scratch for \(plural(config.maxEpochs, "epoch"))")
-        var c = config.train
-        c.epochs = config.maxEpochs
-        let baseDirectory = RunDirectory(path: directory.path + "/baseline")
-        let resumeBaseline = resumeFrom != nil && baseDirectory.exists(baseDirectory.configPath)
-        let run = resumeBaseline
-            ? try TrainingRun.resume(from: baseDirectory, backend: backend)
-            : try TrainingRun(config: c, backend: backend, data: data)
-        if run.epoch > 0 { progress.line("resuming the baseline after epoch \(run.epoch)") }
-        var baseObserver = observer
-        baseObserver.epoch = { m in progress.line(epochLine(m, prefix: "[baseline]")) }
-        do {
-            baselineSummary = try run.fit(in: baseDirectory, mode: resumeBaseline ? .resume : .new, observer: baseObserver)
-        } catch let error as InterruptedError {
-            // The grow run is what `--resume` continues (its baseline with it).
-            throw recorder.interrupted(InterruptedError(signal: error.signal))
-        }
-        baselineValidation = run.history.last?.validationAccuracy
-        series.append(GrowthReport.baselineSeries(run.history, inferenceFlops: run.model.cost.forward))
-    }
-    let report = GrowthReport(config: config, grow: summary, baseline: baselineSummary)
-    try report.write(to: directory, series: series, title: "\(config.train.modelName) incremental training on \(config.train.data.kind ?? data.train.name)")
-    try recorder.complete()
+    display.epoch = { e in progress.line(epochLine(e.metrics, prefix: "[\(e.stages) sub-net\(e.stages == 1 ? "" : "s"), \(e.phase)]")) }
+    display.baselineEpoch = { m in progress.line(epochLine(m, prefix: "[baseline]")) }
+    display.line = { progress.line($0) }
+    display.heading = { print($0) }
+    let result = try GrowWorkflow.run(config, data: data, backend: backend, recorder: recorder, display: display)
 
     print("\n" + pad("sub-nets", 10) + pad("epochs", 9) + pad("params", 10) + pad("inf FLOPs", 11)
           + pad("cum train FLOPs", 17) + pad("val acc", 9) + pad("test acc", 10) + "ended by")
-    for s in summary.stages {
+    for s in result.summary.stages {
         print(pad("\(s.stages)", 10) + pad("\(s.firstEpoch)-\(s.firstEpoch + s.epochs - 1)", 9) + pad("\(s.parameters)", 10)
               + pad(formatCount(s.inferenceFlopsPerImage), 11) + pad(formatCount(s.cumulativeTrainingFlops), 17)
               + pad(percent(s.validationAccuracy), 9) + pad(percent(s.testAccuracy), 10) + s.endReason)
     }
-    if let b = baselineSummary {
+    if let b = result.baseline {
         print(pad("baseline", 10) + pad("1-\(b.epochs)", 9) + pad("\(b.parameters)", 10)
               + pad(formatCount(b.forwardFlopsPerImage), 11) + pad(formatCount(b.cumulativeTrainingFlops), 17)
-              + pad(percent(baselineValidation), 9) + pad(percent(b.testAccuracy), 10) + "budget")
+              + pad(percent(result.baselineValidationAccuracy), 9) + pad(percent(b.testAccuracy), 10) + "budget")
     }
     print("\nfigure: \(directory.figurePath)\nsummary: \(directory.summaryPath)\ncheckpoints: \(checkpointsLine(recorder))")
 }

@@ -10,8 +10,8 @@ struct OptimizerOptions: ParsableArguments {
     @Option(name: .customLong("lr"), help: "Base learning rate (default: 0.1 sgd, 1e-4 rmsprop, 1e-3 adam).")
     var learningRate: Float?
 
-    @Option(help: "Momentum (sgd, rmsprop).")
-    var momentum: Float = 0.9
+    @Option(help: "Momentum (sgd, rmsprop; default 0.9).")
+    var momentum: Float?
 
     @Flag(help: "Nesterov momentum (sgd).")
     var nesterov = false
@@ -49,22 +49,13 @@ struct OptimizerOptions: ParsableArguments {
     }
 }
 
-/// An optimizer by name with the defaults each one's users expect.
-func optimizerConfig(_ name: String, learningRate: Float? = nil, momentum: Float = 0.9, nesterov: Bool = false,
+/// `OptimizerConfig.named`, its error said as the `--optimizer` flag's.
+func optimizerConfig(_ name: String, learningRate: Float? = nil, momentum: Float? = nil, nesterov: Bool = false,
                      weightDecay: Float? = nil, alpha: Float? = nil, epsilon: Float? = nil) throws -> OptimizerConfig {
-    switch name {
-    case "sgd":
-        return .sgd(learningRate: learningRate ?? 0.1, momentum: momentum, nesterov: nesterov,
-                    weightDecay: weightDecay ?? 1e-4)
-    case "rmsprop":
-        return .rmsprop(learningRate: learningRate ?? 1e-4, momentum: momentum, weightDecay: weightDecay ?? 1e-4,
-                        alpha: alpha ?? OptimizerConfig.rmspropPaperAlpha,
-                        epsilon: epsilon ?? OptimizerConfig.rmspropPaperEpsilon)
-    case "adam":
-        return .adam(learningRate: learningRate ?? 1e-3, weightDecay: weightDecay ?? 0)
-    case "adamw":
-        return .adam(learningRate: learningRate ?? 1e-3, weightDecay: weightDecay ?? 1e-2, decoupled: true)
-    default:
+    do {
+        return try OptimizerConfig.named(name, learningRate: learningRate, momentum: momentum, nesterov: nesterov,
+                                         weightDecay: weightDecay, alpha: alpha, epsilon: epsilon)
+    } catch is UnknownOptimizer {
         throw ValidationError("--optimizer must be sgd, rmsprop, adam or adamw, not '\(name)'")
     }
 }

@@ -52,7 +52,8 @@ final class GrowerTests: XCTestCase {
         let config = growConfig(maxEpochs: 8)
         let grower = Grower(config: config, backend: CPUBackend(), data: try RunData.load(config.train.data, seed: 11))
         var events: [String] = []
-        let (summary, model) = try grower.run(event: { events.append($0) })
+        grower.event = { events.append($0) }
+        let (summary, model) = try grower.run()
         // maxEpochsPerStage 2 forces an insertion after 2 epochs of each stage; look-ahead adds 1.
         XCTAssertEqual(summary.stages.map(\.stages), [1, 2, 3])
         XCTAssertEqual(summary.stages.map(\.firstEpoch), [1, 3, 6])
@@ -86,13 +87,20 @@ final class GrowerTests: XCTestCase {
         let backend = CPUBackend()
         let data = try RunData.load(config.train.data, seed: 11)
         let directory = try makeTemporaryDirectory(self)
+        // Through the fit loop into a run directory; each committed checkpoint kept aside.
         var paths: [String] = []
-        let grower = Grower(config: config, backend: backend, data: data)
-        let (summary, model) = try grower.run(save: { file in
+        let recorder = try RunRecorder(RunDirectory(path: directory + "/run"), kind: .grow, mode: .new)
+        defer { recorder.close() }
+        func keep() throws {
             let path = "\(directory)/checkpoint-\(paths.count).safetensors"
-            try file.write(to: path)
+            try SafeTensors.read(from: XCTUnwrap(recorder.lastCheckpointPath)).write(to: path)
             paths.append(path)
-        })
+        }
+        var hooks = FitHooks()
+        hooks.committed = { _ in try keep() }
+        let grower = Grower(config: config, backend: backend, data: data)
+        let (summary, model) = try grower.run(recorder: recorder, hooks: hooks)
+        try keep()
         // One checkpoint per training epoch (look-ahead epochs have none) and one at the end.
         XCTAssertEqual(paths.count, grower.history.filter { $0.phase == "train" }.count + 1)
         let weights = try model.stateDict.map { ($0.name, try backend.download($0.tensor)) }

@@ -181,14 +181,18 @@ final class RunDirectoryTests: XCTestCase {
         let train = smallConfig(data: data, filters: [4, 6], epochs: 4,
                                 optimizer: .sgd(learningRate: 1e20, momentum: 0.9, nesterov: false, weightDecay: 0), dropout: 0)
         let config = GrowConfig(train: train, startStages: 1, window: 2, maxEpochs: 4)
-        var saved = 0
+        let dir = RunDirectory(path: try makeTemporaryDirectory(self))
+        let recorder = try RunRecorder(dir, kind: .grow, mode: .new)
+        defer { recorder.close() }
         XCTAssertThrowsError(try Grower(config: config, backend: CPUBackend(), data: RunData.load(train.data, seed: train.seed))
-            .run(save: { _ in saved += 1 })) { error in
+            .run(recorder: recorder)) { error in
             guard let d = error as? DivergenceError else { return XCTFail("\(error)") }
             XCTAssertEqual(d.epoch, 1)
             XCTAssertTrue(d.description.hasPrefix("loss diverged at epoch 1 (batch "), d.description)
         }
-        XCTAssertEqual(saved, 0, "no checkpoint of a diverged state")
+        XCTAssertNil(recorder.manifest.last, "no checkpoint of a diverged state")
+        XCTAssertEqual(recorder.manifest.status, .diverged)
+        XCTAssertEqual(names(dir.path).filter { $0.hasPrefix("epoch-") }, [])
     }
 
     func testNumberFormattingNeverTraps() {

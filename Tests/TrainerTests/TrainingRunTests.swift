@@ -76,6 +76,60 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertNotEqual(try stateValues(fresh)["features.0.weight"], expected["features.0.weight"])
     }
 
+    /// A run trained in segments (each a fresh `fitSegment` on the directory, as an hpo trial's
+    /// rungs are) is incomplete between them and ends bit-identical to a run never stopped.
+    func testSegmentsEndBitIdenticalToAnUnstoppedRun() throws {
+        let config = smallConfig(data: data)
+        let straight = try TrainingRun(config: config, backend: CPUBackend(), data: RunData.load(config.data, seed: config.seed))
+        let expectedSummary = try straight.fit(in: RunDirectory(path: try makeTemporaryDirectory(self)))
+
+        let dir = RunDirectory(path: try makeTemporaryDirectory(self) + "/segments")
+        let (first, none) = try TrainingRun.fitSegment(in: dir, config: config, backend: CPUBackend(), until: 1)
+        XCTAssertNil(none, "a segment below the budget leaves the run incomplete")
+        XCTAssertEqual(first.epoch, 1)
+        XCTAssertEqual(try dir.readJSON(RunManifest.self, from: dir.manifestPath).status, .running)
+        XCTAssertFalse(dir.exists(dir.summaryPath))
+        XCTAssertEqual(try dir.readMetrics().count, 1)
+        // The directory's config wins over the one passed (a resumed segment keeps its run's).
+        var other = config
+        other.seed = 99
+        let (second, _) = try TrainingRun.fitSegment(in: dir, config: other, backend: CPUBackend(), until: 2)
+        XCTAssertEqual(second.epoch, 2)
+        XCTAssertEqual(second.config.seed, config.seed)
+        let (last, summary) = try TrainingRun.fitSegment(in: dir, config: config, backend: CPUBackend(), until: 10)
+        XCTAssertEqual(last.epoch, 3, "a segment ends at the run's budget")
+        XCTAssertEqual(try dir.readJSON(RunManifest.self, from: dir.manifestPath).status, .complete)
+        XCTAssertEqual(summary?.testAccuracy, expectedSummary.testAccuracy)
+        XCTAssertEqual(summary?.bestEpoch, expectedSummary.bestEpoch)
+        XCTAssertEqual(try dir.readMetrics().map(\.trainLoss), straight.history.map(\.trainLoss))
+        let expected = try stateValues(straight), actual = try stateValues(last)
+        XCTAssertEqual(Set(expected.keys), Set(actual.keys))
+        for (name, values) in expected { XCTAssertEqual(actual[name], values, "\(name) differs after segments") }
+
+        // Without the test set (an hpo trial), the summary has no test figure.
+        let (_, noTest) = try TrainingRun.fitSegment(in: RunDirectory(path: try makeTemporaryDirectory(self) + "/t"), config: config,
+                                                     backend: CPUBackend(), until: nil, testSet: false)
+        XCTAssertNil(try XCTUnwrap(noTest).testAccuracy)
+    }
+
+    /// The early-stop hook ends the run before its budget; it is finished like any other.
+    func testEarlyStopFinishesTheRunWithASummary() throws {
+        let config = smallConfig(data: data)
+        let dir = RunDirectory(path: try makeTemporaryDirectory(self))
+        let run = try TrainingRun(config: config, backend: CPUBackend(), data: RunData.load(config.data, seed: config.seed))
+        let recorder = try RunRecorder(dir, kind: .train, mode: .new)
+        defer { recorder.close() }
+        var hooks = FitHooks()
+        var committed: [Int] = []
+        hooks.committed = { committed.append($0.epoch) }
+        hooks.stop = { $0.epoch == 2 ? "enough" : nil }
+        let summary = try XCTUnwrap(try run.fit(recorder: recorder, until: nil, hooks: hooks))
+        XCTAssertEqual(committed, [1, 2])
+        XCTAssertEqual(summary.epochs, 2)
+        XCTAssertEqual(recorder.manifest.status, .complete)
+        XCTAssertEqual(try dir.readMetrics().count, 2)
+    }
+
     func testCheckpointRoundTripEvaluatesIdentically() throws {
         let dir = RunDirectory(path: try makeTemporaryDirectory(self))
         var config = smallConfig(data: data, epochs: 1)

@@ -103,22 +103,36 @@ public struct GrowProgress: Codable, Equatable, Sendable {
     public var summary: GrowSummary?
 }
 
-/// Incremental training (the angle criterion with look-ahead initialisation) as a driver over
-/// the ordinary training loop: each phase is a `TrainingRun` on a model with more sub-networks.
-public final class Grower {
+/// Incremental training (the angle criterion with look-ahead initialisation) as a policy over
+/// the one fit loop (`FitLoop`): each phase is a `TrainingRun` on a model with more sub-networks,
+/// swapped in between epochs when the criterion fires.
+public final class Grower: FitPolicy {
     public let config: GrowConfig
     public let backend: Backend
     public let data: RunData
     public private(set) var history: [GrowEpoch] = []
     public private(set) var stageTable: [GrowStage] = []
+    /// Sees every epoch (look-ahead ones included) as it ends, for progress lines.
+    public var epochDone: (GrowEpoch) -> Void = { _ in }
+    /// One line per insertion.
+    public var event: (String) -> Void = { _ in }
     /// FLOPs of finished phases; the current phase's run holds the rest.
     private var finishedLedger = FlopLedger()
     private var seconds = 0.0
+    // Where the schedule stands (saved in every checkpoint as `GrowProgress`).
+    private var stages = 0
+    private var total = 0
+    private var stageStart = 1
+    private var criterion: AngleCriterion
+    private var next = GrowProgress.Next.train
+    private var model: Model?
+    private var observer = TrainingObserver()
 
     public init(config: GrowConfig, backend: Backend, data: RunData) {
         self.config = config
         self.backend = backend
         self.data = data
+        criterion = AngleCriterion(window: config.window, gamma: config.gamma, maxEpochsPerStage: config.maxEpochsPerStage)
     }
 
     /// Number of sub-networks of the full model.
@@ -132,35 +146,30 @@ public final class Grower {
         return s
     }
 
-    /// Runs the whole schedule. `epochDone` sees every epoch (for progress lines); `event` gets
-    /// one line per insertion. `save` gets a checkpoint after every training epoch and at the end
-    /// (the model, its optimizer and the run's progress as metadata `grow`); `resume` continues
-    /// from one of those checkpoints (`resumed` sees the epochs it restored), and ends exactly
-    /// where the uninterrupted run would.
-    public func run(epochDone: (GrowEpoch) -> Void = { _ in }, event: (String) -> Void = { _ in },
-                    observer: TrainingObserver = TrainingObserver(),
-                    resume: String? = nil, save: ((SafeTensors) throws -> Void)? = nil,
+    private var budgetReason: String { "budget of \(config.maxEpochs) epochs spent" }
+
+    /// Runs the whole schedule through the fit loop, recording through `recorder` when one is
+    /// given: a metrics line per epoch, a checkpoint after every training epoch and one at the
+    /// end (the model, its optimizer and the run's progress as metadata `grow`). `resume`
+    /// continues from one of those checkpoints (`resumed` sees the epochs it restored, and
+    /// whether the run was complete), and ends exactly where the uninterrupted run would.
+    public func run(recorder: RunRecorder? = nil, resume: String? = nil, hooks: FitHooks = FitHooks(),
                     resumed: (_ history: [GrowEpoch], _ done: Bool) throws -> Void = { _, _ in }) throws -> (summary: GrowSummary, model: Model) {
-        let total = try totalStages
+        total = try totalStages
         guard (1...total).contains(config.startStages) else {
             throw TrainingError("--start-stages \(config.startStages) not in 1...\(total)")
         }
-        let budgetReason = "budget of \(config.maxEpochs) epochs spent"
-        var k = config.startStages
-        var model: Model
+        observer = hooks.observer
         var run: TrainingRun
-        var criterion = AngleCriterion(window: config.window, gamma: config.gamma,
-                                       maxEpochsPerStage: config.maxEpochsPerStage)
-        var stageStart = 1
-        var next = GrowProgress.Next.train
         if let path = resume {
             let file = try SafeTensors.read(from: path)
             let p = try decodeJSON(GrowProgress.self, file.metadata["grow"], file: path, key: "grow")
             guard (1...total).contains(p.stages) else {
                 throw TrainingError("\(path): the checkpoint has \(p.stages) sub-networks, the model \(total)")
             }
-            k = p.stages
-            model = try Model(spec: spec(stages: k))
+            stages = p.stages
+            let model = try Model(spec: spec(stages: stages))
+            self.model = model
             run = try makeRun(model: model, epochsSoFar: 0)
             try run.restore(from: path)
             history = p.history
@@ -168,7 +177,7 @@ public final class Grower {
             finishedLedger = FlopLedger(restoring: p.finishedLedger)
             seconds = p.seconds
             // The current phase's own epochs (its run's history), as an uninterrupted run has them.
-            run.history = history.filter { $0.stages == k && $0.phase == "train" && $0.epoch >= p.stageStart }.map(\.metrics)
+            run.history = history.filter { $0.stages == stages && $0.phase == "train" && $0.epoch >= p.stageStart }.map(\.metrics)
             criterion = p.criterion
             stageStart = p.stageStart
             next = p.next
@@ -178,65 +187,83 @@ public final class Grower {
                 return (summary, model)
             }
         } else {
-            model = try Model(spec: spec(stages: k))
+            stages = config.startStages
+            let model = try Model(spec: spec(stages: stages))
+            self.model = model
             run = try makeRun(model: model, epochsSoFar: 0)
         }
-        func checkpoint(_ next: GrowProgress.Next, summary: GrowSummary? = nil) throws {
-            guard let save else { return }
-            var file = try run.checkpoint()
-            file.metadata["grow"] = try jsonString(GrowProgress(
-                stages: k, stageStart: stageStart, criterion: criterion, history: history, stageTable: stageTable,
-                finishedLedger: finishedLedger.snapshot(), seconds: seconds, next: next, summary: summary))
-            try save(file)
-        }
-
-        var endReason = budgetReason
-        phases: while true {
-            if next == .train {
-                guard run.epoch < config.maxEpochs else { endReason = budgetReason; break phases }
-                let m = try run.trainEpoch(observer: observer)
-                record(m, model: model, stages: k, phase: "train", run: run, epochDone: epochDone)
-                if let target = config.targetAccuracy, let acc = m.validationAccuracy, acc >= target {
-                    next = .finish(reason: "target validation accuracy \(target) reached")
-                } else if k < total, let acc = m.validationAccuracy ?? Optional(m.trainAccuracy),
-                          case .grow(let reason) = criterion.record(acc) {
-                    next = run.epoch >= config.maxEpochs ? .finish(reason: budgetReason) : .insert(reason: reason)
-                }
-                try checkpoint(next)
-            }
-            switch next {
-            case .train: continue
-            case .done: preconditionFailure("a finished run returns before its loop")
-            case .finish(let reason):
-                endReason = reason
-                break phases
-            case .insert(let reason):
-                let insertedAt = run.epoch   // the new stage's epochs include its look-ahead
-                (model, run) = try insert(after: model, run: run, stages: k, of: total, firstEpoch: stageStart,
-                                          reason: reason, observer: observer, epochDone: epochDone, event: event)
-                k += 1
-                stageStart = insertedAt + 1
-                criterion.startStage()
-                next = .train
-            }
-        }
-        try closePhase(run: run, model: model, stages: k, firstEpoch: stageStart, reason: endReason)
+        let loop = FitLoop(run: run, recorder: recorder, policy: self, hooks: hooks)
+        try loop.train(until: config.maxEpochs)
+        run = loop.run
+        let model = self.model!
+        try closePhase(run: run, model: model, stages: stages, firstEpoch: stageStart, reason: loop.stopReason ?? budgetReason)
         let label = "grow (\(config.initialization == .lookahead ? "look-ahead" : "random"))"
         let summary = GrowSummary(label: label, stages: stageTable, epochs: history.count,
                                   finalValidationAccuracy: history.last?.metrics.validationAccuracy,
                                   testAccuracy: stageTable.last?.testAccuracy,
                                   cumulativeTrainingFlops: finishedLedger.executedTotal,
                                   skippedFlops: finishedLedger.skippedTotal, seconds: seconds)
-        try checkpoint(.done, summary: summary)
+        next = .done
+        if let recorder {
+            // The epoch last recorded (a training epoch, or a look-ahead one at the end).
+            try recorder.commit(try checkpoint(run, summary: summary), epoch: history.last?.epoch ?? 0,
+                                validationAccuracy: history.last?.metrics.validationAccuracy)
+        }
         return (summary, model)
     }
+
+    // MARK: FitPolicy
+
+    /// Carries out an insertion the last epoch decided on (also when resumed right after it).
+    public func prepare(_ run: TrainingRun, loop: FitLoop) throws -> TrainingRun {
+        guard case .insert(let reason) = next, let model else { return run }
+        let insertedAt = run.epoch   // the new stage's epochs include its look-ahead
+        let (bigger, nextRun) = try insert(after: model, run: run, stages: stages, of: total, firstEpoch: stageStart,
+                                           reason: reason, loop: loop)
+        self.model = bigger
+        stages += 1
+        stageStart = insertedAt + 1
+        criterion.startStage()
+        next = .train
+        return nextRun
+    }
+
+    public var stopReason: String? {
+        if case .finish(let reason) = next { return reason }
+        return nil
+    }
+
+    public func epochEnded(_ m: EpochMetrics, run: TrainingRun) throws -> any Encodable {
+        let line = record(m, stages: stages, phase: "train", run: run)
+        if let target = config.targetAccuracy, let acc = m.validationAccuracy, acc >= target {
+            next = .finish(reason: "target validation accuracy \(target) reached")
+        } else if stages < total, let acc = m.validationAccuracy ?? Optional(m.trainAccuracy),
+                  case .grow(let reason) = criterion.record(acc) {
+            next = run.epoch >= config.maxEpochs ? .finish(reason: budgetReason) : .insert(reason: reason)
+        }
+        return line
+    }
+
+    public func checkpoint(_ run: TrainingRun) throws -> SafeTensors { try checkpoint(run, summary: nil) }
+
+    /// Epochs of different models: the recorder keeps the best validation accuracy so far.
+    public func isBest(_ metrics: EpochMetrics, run: TrainingRun) -> Bool? { nil }
+
+    private func checkpoint(_ run: TrainingRun, summary: GrowSummary?) throws -> SafeTensors {
+        var file = try run.checkpoint()
+        file.metadata["grow"] = try jsonString(GrowProgress(
+            stages: stages, stageStart: stageStart, criterion: criterion, history: history, stageTable: stageTable,
+            finishedLedger: finishedLedger.snapshot(), seconds: seconds, next: next, summary: summary))
+        return file
+    }
+
+    // MARK: Steps
 
     /// Ends the phase of `run` (stage table, ledger), inserts sub-network k+1, runs look-ahead
     /// when configured, and returns the bigger model with the run that trains it next, whose
     /// optimizer carries the moments of every tensor carried over.
     private func insert(after model: Model, run: TrainingRun, stages k: Int, of total: Int, firstEpoch: Int, reason: String,
-                        observer: TrainingObserver, epochDone: (GrowEpoch) -> Void,
-                        event: (String) -> Void) throws -> (Model, TrainingRun) {
+                        loop: FitLoop) throws -> (Model, TrainingRun) {
         try closePhase(run: run, model: model, stages: k, firstEpoch: firstEpoch, reason: reason)
         let (next, copied) = try insertStage(after: model, stages: k)
         event("epoch \(run.epoch): inserting sub-network \(k + 1) of \(total) (\(reason)); "
@@ -244,9 +271,11 @@ public final class Grower {
         var epochs = run.epoch
         var lookRun: TrainingRun?
         if config.initialization == .lookahead && config.lookaheadEpochs > 0 {
+            var lines: [GrowEpoch] = []
             let look = try lookAhead(next, trainedStages: k, epochsSoFar: epochs, observer: observer) { lm, look in
-                record(lm, model: next, stages: k + 1, phase: "lookahead", run: look, epochDone: epochDone)
+                lines.append(self.record(lm, stages: k + 1, phase: "lookahead", run: look))
             }
+            for line in lines { try loop.record(line) }
             finishedLedger.merge(look.ledger)
             seconds += look.history.reduce(0) { $0 + $1.seconds }
             epochs = look.epoch
@@ -279,8 +308,11 @@ public final class Grower {
         model.freezeStages(upTo: k)
         defer { model.freezePrefix(blocks: 0) }
         let look = try makeRun(model: model, epochsSoFar: epochsSoFar)
-        for _ in 0..<config.lookaheadEpochs where look.epoch < config.maxEpochs {
-            epochDone(try look.trainEpoch(observer: observer), look)
+        // The fit loop without a recorder: look-ahead epochs get metrics lines (by the caller), no checkpoint.
+        try withoutActuallyEscaping(epochDone) { epochDone in
+            var hooks = FitHooks(observer: observer)
+            hooks.committed = { epochDone($0, look) }
+            try FitLoop(run: look, recorder: nil, hooks: hooks).train(until: epochsSoFar + config.lookaheadEpochs)
         }
         return look
     }
@@ -294,14 +326,14 @@ public final class Grower {
         return run
     }
 
-    private func record(_ m: EpochMetrics, model: Model, stages: Int, phase: String, run: TrainingRun,
-                        epochDone: (GrowEpoch) -> Void) {
+    private func record(_ m: EpochMetrics, stages: Int, phase: String, run: TrainingRun) -> GrowEpoch {
         var metrics = m
         metrics.cumulativeTrainingFlops = finishedLedger.executedTotal + run.ledger.executedTotal
-        let e = GrowEpoch(epoch: m.epoch, stages: stages, phase: phase, inferenceFlopsPerImage: model.cost.forward,
-                          parameters: model.parameterCount, metrics: metrics)
+        let e = GrowEpoch(epoch: m.epoch, stages: stages, phase: phase, inferenceFlopsPerImage: run.model.cost.forward,
+                          parameters: run.model.parameterCount, metrics: metrics)
         history.append(e)
         epochDone(e)
+        return e
     }
 
     /// Ends the training phase of `run`: its row of the stage table (with a test evaluation),

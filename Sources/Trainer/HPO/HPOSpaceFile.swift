@@ -47,7 +47,7 @@ public enum HPOParameter: String, CaseIterable, Sendable {
                 guard let kind = OptimizerConfig.Kind(rawValue: value.description) else {
                     throw HPOError("optimizer: '\(value)' is not one of sgd, rmsprop, adam, adamw")
                 }
-                c.optimizer.kind = kind
+                c.optimizer = c.optimizer.switched(to: kind)
             }
         }
         return c

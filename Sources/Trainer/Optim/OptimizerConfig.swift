@@ -59,6 +59,52 @@ public struct OptimizerConfig: Codable, Equatable, Sendable {
         OptimizerConfig(kind: decoupled ? .adamw : .adam, learningRate: learningRate, weightDecay: weightDecay)
     }
 
+    /// The optimizer names every command accepts (`--optimizer`, search and hpo spaces).
+    public static var names: String { Kind.allCases.map(\.rawValue).joined(separator: ", ") }
+
+    /// The one place an optimizer name becomes a configuration, with one set of defaults for
+    /// whatever is not given: sgd lr 0.1, momentum 0.9, weight decay 1e-4 (He et al.'s CIFAR
+    /// recipe); rmsprop lr 1e-4, momentum 0.9, weight decay 1e-4, alpha 0.9, epsilon 1e-7 (the
+    /// incremental-training paper's Keras setting); adam lr 1e-3, weight decay 0; adamw lr 1e-3,
+    /// decoupled weight decay 1e-2 (PyTorch's). `momentum` and `nesterov` matter to sgd and
+    /// rmsprop (nesterov to sgd), `alpha` and `epsilon` to rmsprop. Throws `UnknownOptimizer`.
+    public static func named(_ name: String, learningRate: Float? = nil, momentum: Float? = nil, nesterov: Bool = false,
+                             weightDecay: Float? = nil, alpha: Float? = nil, epsilon: Float? = nil) throws -> OptimizerConfig {
+        guard let kind = Kind(rawValue: name) else { throw UnknownOptimizer(name: name) }
+        return named(kind, learningRate: learningRate, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay,
+                     alpha: alpha, epsilon: epsilon)
+    }
+
+    /// `named(_:)` for a kind.
+    public static func named(_ kind: Kind, learningRate: Float? = nil, momentum: Float? = nil, nesterov: Bool = false,
+                             weightDecay: Float? = nil, alpha: Float? = nil, epsilon: Float? = nil) -> OptimizerConfig {
+        switch kind {
+        case .sgd:
+            return .sgd(learningRate: learningRate ?? 0.1, momentum: momentum ?? 0.9, nesterov: nesterov,
+                        weightDecay: weightDecay ?? 1e-4)
+        case .rmsprop:
+            return .rmsprop(learningRate: learningRate ?? 1e-4, momentum: momentum ?? 0.9, weightDecay: weightDecay ?? 1e-4,
+                            alpha: alpha ?? rmspropPaperAlpha, epsilon: epsilon ?? rmspropPaperEpsilon)
+        case .adam:
+            return .adam(learningRate: learningRate ?? 1e-3, weightDecay: weightDecay ?? 0)
+        case .adamw:
+            return .adam(learningRate: learningRate ?? 1e-3, weightDecay: weightDecay ?? 1e-2, decoupled: true)
+        }
+    }
+
+    /// These settings under another optimizer (an hpo space that searches the optimizer): the
+    /// learning rate (and its per-parameter scales), momentum, Nesterov and weight decay stay as
+    /// they are (the space may set them too, in any order); the constants that mean something
+    /// else per optimizer (alpha, epsilon, betas) become the new one's defaults (`named`).
+    public func switched(to kind: Kind) -> OptimizerConfig {
+        guard kind != self.kind else { return self }
+        let defaults = Self.named(kind)
+        var c = self
+        c.kind = kind
+        (c.alpha, c.epsilon, c.beta1, c.beta2) = (defaults.alpha, defaults.epsilon, defaults.beta1, defaults.beta2)
+        return c
+    }
+
     /// Decodes config.json and checkpoint metadata. `alpha` and `epsilon` may be absent (files
     /// written before they were settable): RMSProp then gets the values it always had (0.9,
     /// 1e-7), so an old run resumes and reruns exactly as it trained.
@@ -85,4 +131,10 @@ public struct OptimizerConfig: Codable, Equatable, Sendable {
         case .adam, .adamw: return ["exp_avg", "exp_avg_sq"]
         }
     }
+}
+
+/// An optimizer name that is not one of `OptimizerConfig.names`.
+public struct UnknownOptimizer: Error, CustomStringConvertible, Equatable {
+    public let name: String
+    public var description: String { "optimizer '\(name)' is not one of \(OptimizerConfig.names)" }
 }

@@ -72,13 +72,12 @@ public struct TrialConfig: Codable, Hashable, Sendable {
     /// The training job of this trial on `data`, reusing a frozen prefix when `reuse` is given.
     public func trainConfig(data: DataConfig, input: ImageShape, classes: Int, device: String,
                             reuse: ReuseConfig?) throws -> TrainConfig {
-        let optimizer: OptimizerConfig
-        switch self.optimizer {
-        case "adam": optimizer = .adam(learningRate: Float(lr), weightDecay: 0)
-        case "sgd": optimizer = .sgd(learningRate: Float(lr), momentum: 0.9, nesterov: false, weightDecay: 0)
-        case "rmsprop": optimizer = .rmsprop(learningRate: Float(lr), momentum: 0, weightDecay: 0)
-        default: throw SearchError("optimizer '\(self.optimizer)' is not one of adam, sgd, rmsprop")
+        // A trial id names one training: no weight decay, and rmsprop without momentum, as trials always had.
+        guard ["adam", "sgd", "rmsprop"].contains(self.optimizer) else {
+            throw SearchError("optimizer '\(self.optimizer)' is not one of adam, sgd, rmsprop")
         }
+        let optimizer = try OptimizerConfig.named(self.optimizer, learningRate: Float(lr),
+                                                  momentum: self.optimizer == "rmsprop" ? 0 : nil, weightDecay: 0)
         return TrainConfig(modelName: "cnn", model: try modelSpec(input: input, classes: classes), data: data,
                            epochs: epochs, batchSize: batchSize, optimizer: optimizer, seed: seed, device: device,
                            reuse: reuse)

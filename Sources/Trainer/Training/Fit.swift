@@ -6,34 +6,36 @@ import Foundation
 #endif
 
 extension TrainingRun {
-    /// Runs the remaining epochs in an open run directory: `config.json` first (a new run), then
-    /// per epoch a `metrics.jsonl` line and a checkpoint committed through `recorder` (which
-    /// names it last, and best when validation accuracy improved, in `manifest.json`), and
-    /// finally the test evaluation and `summary.json`. A run killed at any point resumes from
-    /// its directory (`resume(from:backend:)`). A diverged loss stops the run with a
-    /// `DivergenceError` naming the last good checkpoint; nothing of the diverged epoch is written.
-    /// SIGINT/SIGTERM (`Interruption`) stops it before the next step with an `InterruptedError`
-    /// and the manifest `interrupted`, its last checkpoint the one `--resume` continues from.
+    /// Runs the remaining epochs in an open run directory through the fit loop (`FitLoop`):
+    /// `config.json` first (a new run), then per epoch a `metrics.jsonl` line and a checkpoint
+    /// committed through `recorder` (which names it last, and best when validation accuracy
+    /// improved, in `manifest.json`), and finally the test evaluation and `summary.json`. A run
+    /// killed at any point resumes from its directory (`resume(from:backend:)`). A diverged loss
+    /// stops the run with a `DivergenceError` naming the last good checkpoint; nothing of the
+    /// diverged epoch is written. SIGINT/SIGTERM (`Interruption`) stops it before the next step
+    /// with an `InterruptedError` and the manifest `interrupted`, its last checkpoint the one
+    /// `--resume` continues from.
     @discardableResult
     public func fit(recorder: RunRecorder, observer: TrainingObserver = TrainingObserver()) throws -> RunSummary {
+        guard let summary = try fit(recorder: recorder, until: nil, hooks: FitHooks(observer: observer)) else {
+            preconditionFailure("a fit without a segment end always finishes")
+        }
+        return summary
+    }
+
+    /// `fit(recorder:)` up to epoch `until` (nil: the whole budget): a segment. Below the last
+    /// epoch every epoch is committed but the run is left incomplete (nil is returned) and a later
+    /// call, in this process or after `resume`, continues it bit-identical to a run never stopped;
+    /// at the end (the budget, or a stop from `hooks.stop`) `summary.json` is written, the run
+    /// completed and its summary returned.
+    @discardableResult
+    public func fit(recorder: RunRecorder, until: Int?, hooks: FitHooks = FitHooks()) throws -> RunSummary? {
         let directory = recorder.directory
         if recorder.manifest.last == nil || !directory.exists(directory.configPath) {
             try directory.writeJSON(config, to: directory.configPath)
         }
         let start = monotonicNow()
-        do {
-            while !isFinished {
-                let metrics = try trainEpoch(observer: observer)
-                let file = try checkpoint()
-                try recorder.appendMetrics(metrics)
-                try recorder.commit(file, epoch: epoch, best: bestEpoch == epoch,
-                                    validationAccuracy: metrics.validationAccuracy)
-            }
-        } catch let error as DivergenceError {
-            throw recorder.diverged(error)
-        } catch let error as InterruptedError {
-            throw recorder.interrupted(error)
-        }
+        guard try FitLoop(run: self, recorder: recorder, hooks: hooks).train(until: until) else { return nil }
         let best = recorder.manifest.best.map { (path: FileSystem.join(directory.path, $0.file), epoch: $0.epoch) }
         let summary = try summarize(seconds: monotonicNow() - start, best: best, last: recorder.lastCheckpointPath)
         try directory.writeJSON(summary, to: directory.summaryPath)
@@ -49,6 +51,23 @@ extension TrainingRun {
         let recorder = try RunRecorder(directory, kind: .train, mode: mode ?? (epoch > 0 ? .resume : .new))
         defer { recorder.close() }
         return try fit(recorder: recorder, observer: observer)
+    }
+
+    /// One segment of a run in `directory` (see `fit(recorder:until:hooks:)`): the directory is
+    /// opened as a new run when it holds no `config.json`, else resumed from its last checkpoint
+    /// with the config it holds (which wins over `config`). `testSet: false` drops the test set
+    /// (an hpo trial chooses on validation alone). Returns the run, and its summary once it ended.
+    public static func fitSegment(in directory: RunDirectory, config: TrainConfig, backend: Backend,
+                                  until: Int?, testSet: Bool = true,
+                                  hooks: FitHooks = FitHooks()) throws -> (run: TrainingRun, summary: RunSummary?) {
+        let resuming = directory.exists(directory.configPath)
+        let recorder = try RunRecorder(directory, kind: .train, mode: resuming ? .resume : .new)
+        defer { recorder.close() }
+        let run = try resuming ? resume(recorder.directory, checkpoint: recorder.lastCheckpointPath, backend: backend,
+                                        epochs: nil, testSet: testSet)
+                               : TrainingRun(config: config, backend: backend,
+                                             data: RunData.load(config.data, seed: config.seed, testSet: testSet))
+        return (run, try run.fit(recorder: recorder, until: until, hooks: hooks))
     }
 
     /// The summary of the run so far, with a test-set evaluation when there is a test set: of the
@@ -102,13 +121,13 @@ extension TrainingRun {
     }
 
     private static func resume(_ directory: RunDirectory, checkpoint: String?, backend: Backend,
-                               epochs: Int?) throws -> TrainingRun {
+                               epochs: Int?, testSet: Bool = true) throws -> TrainingRun {
         guard directory.exists(directory.configPath) else {
             throw RunDirectoryError(path: directory.configPath, reason: "is missing: not a strata run directory")
         }
         var config = try directory.readJSON(TrainConfig.self, from: directory.configPath)
         if let epochs { config.epochs = epochs }
-        let data = try RunData.load(config.data, seed: config.seed)
+        let data = try RunData.load(config.data, seed: config.seed, testSet: testSet)
         let run = try TrainingRun(config: config, backend: backend, data: data)
         if let checkpoint {
             try run.restore(from: checkpoint)

@@ -16,7 +16,8 @@ public struct RunData {
     }
 
     /// Reads `config.path`, holds out the seeded validation split and applies `trainLimit`.
-    public static func load(_ config: DataConfig, seed: UInt64) throws -> RunData {
+    /// `testSet: false` leaves the test set out (a run that chooses on validation alone).
+    public static func load(_ config: DataConfig, seed: UInt64, testSet: Bool = true) throws -> RunData {
         let kind = try config.kind.map { name -> DatasetKind in
             guard let k = DatasetKind(rawValue: name) else {
                 throw DatasetError(.unrecognizedLayout, file: config.path,
@@ -24,7 +25,9 @@ public struct RunData {
             }
             return k
         }
-        var (train, test) = try DatasetLoader.load(kind: kind, path: config.path, options: DatasetOptions(config))
+        var (train, test): (ImageDataset, ImageDataset?) = try DatasetLoader.load(kind: kind, path: config.path,
+                                                                                   options: DatasetOptions(config))
+        if !testSet { test = nil }
         if let limit = config.trainLimit, limit < train.count {
             train = train.subset(Array(Shuffle.permutation(count: train.count, seed: seed, counter: 0x4C49_4D49_54)
                 .prefix(limit)).sorted(), name: train.name)
