@@ -106,36 +106,13 @@ public enum TrialRunner {
     /// final training, whose `summary.json` and outcome carry the test accuracy.
     static func trainSegment(_ job: TrialJob, config: TrainConfig?, backend: Backend) throws -> TrialOutcome {
         let directory = RunDirectory(path: job.runDirectory)
-        let resuming = directory.exists(directory.configPath)
-        let recorder = try RunRecorder(directory, kind: .train, mode: resuming ? .resume : .new)
-        defer { recorder.close() }
-        // Config and data as a resume finds them (the folder's config.json wins over the job's).
-        guard let stored = resuming ? try directory.readJSON(TrainConfig.self, from: directory.configPath) : config else {
+        // A resumed segment reads its config and data from the folder (its config.json wins over the job's).
+        guard let config = try config ?? (directory.exists(directory.configPath)
+                                          ? directory.readJSON(TrainConfig.self, from: directory.configPath) : nil) else {
             throw SearchError("\(directory.path) has no config.json to continue")
         }
-        var data = try RunData.load(stored.data, seed: stored.seed)
-        if job.keepTestSet != true { data.test = nil }
-        let run = try TrainingRun(config: stored, backend: backend, data: data)
-        if let last = recorder.lastCheckpointPath {
-            try run.restore(from: last)
-            run.history = try directory.readMetrics().prefix(run.epoch).map { $0 }
-        }
-        if !directory.exists(directory.configPath) { try directory.writeJSON(stored, to: directory.configPath) }
-        let until = min(job.untilEpoch ?? stored.epochs, stored.epochs)
-        do {
-            while run.epoch < until {
-                let metrics = try run.trainEpoch()
-                let file = try run.checkpoint()
-                try recorder.appendMetrics(metrics)
-                try recorder.commit(file, epoch: run.epoch, best: run.bestEpoch == run.epoch,
-                                    validationAccuracy: metrics.validationAccuracy)
-            }
-        } catch let error as DivergenceError {
-            throw recorder.diverged(error)
-        } catch let error as InterruptedError {
-            throw recorder.interrupted(error)
-        }
-        let summary: RunSummary? = try run.isFinished ? run.fit(recorder: recorder) : nil
+        let (run, summary) = try TrainingRun.fitSegment(in: directory, config: config, backend: backend,
+                                                        until: job.untilEpoch, testSet: job.keepTestSet == true)
         func finite(_ x: Double?) -> Double? { x.flatMap { $0.isFinite ? $0 : nil } }
         let last = run.history.last
         return TrialOutcome(id: job.id, status: .finished, validationLoss: finite(last?.validationLoss),
