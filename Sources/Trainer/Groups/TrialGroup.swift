@@ -20,8 +20,9 @@ import GPUTensor
 //
 // Frozen prefixes: members that reuse the same donor's frozen prefix (equal values, checked) share
 // it: it runs once, as the lone run's frozen layers (inference mode, no backward), and the first
-// trainable convolution reads its output as the shared input. A group is all-frozen-prefix-of-k or
-// none (the prefix length is part of the layer signature).
+// trainable convolution reads its output as the shared input; steps can start from that output
+// (`afterSharedPrefix`), so the donor's activation cache serves the whole group. A group is
+// all-frozen-prefix-of-k or none (the prefix length is part of the layer signature).
 //
 // Not grouped (a clear `GroupError` names the layer): dropout (its mask stream is per member),
 // residual blocks, global average pooling, batch norm after a dense layer, and a frozen prefix
@@ -222,22 +223,34 @@ public final class TrialGroup {
 
     /// x: (N, C, H, W) images every member sees, N <= maxBatch. Returns the logits (G, N, K):
     /// member g's (N, K) is matrix g (`batchedMatrix(logits, g, [N, K])`).
-    public func forward(_ x: Tensor, mode: ForwardMode) -> Tensor {
-        precondition(x.rank == 4 && Array(x.shape.dropFirst()) == inputShape && x.shape[0] <= maxBatch,
-                     "TrialGroup.forward: got \(x.shape), prepared for (<= \(maxBatch)) x \(inputShape)")
-        var h = flatten.forward(forwardChain(features, x, mode: mode))
+    /// With `afterSharedPrefix`, x is instead the shared frozen prefix's output for those images
+    /// (`forwardSharedPrefix`, e.g. from the prefix's activation cache), and the prefix is skipped.
+    public func forward(_ x: Tensor, mode: ForwardMode, afterSharedPrefix: Bool = false) -> Tensor {
+        let skip = afterSharedPrefix ? sharedPrefixLayers : 0
+        let expected = outputShapeChain(Array(features[..<skip]), input: inputShape)
+        precondition(x.rank == 4 && Array(x.shape.dropFirst()) == expected && x.shape[0] <= maxBatch,
+                     "TrialGroup.forward: got \(x.shape), prepared for (<= \(maxBatch)) x \(expected)")
+        var h = flatten.forward(forwardChain(Array(features[skip...]), x, mode: mode))
         for layer in head { h = layer.forward(h, mode: mode) }
         return h
+    }
+
+    /// The shared frozen prefix's output for images x (N, C, H, W): what an activation cache of
+    /// the donor's prefix holds, computed once for all members. x itself when there is no prefix.
+    public func forwardSharedPrefix(_ x: Tensor) -> Tensor {
+        forwardChain(Array(features[..<sharedPrefixLayers]), x, mode: .inference)
     }
 
     /// One training step of every member on the same batch: forward, one mean softmax
     /// cross-entropy per member (the gradients of the summed loss are each member's own),
     /// backward, and each member's optimizer with its learning rate `learningRates[g]`.
     /// labels: (N) class indices.
-    public func trainStep(images x: Tensor, labels y: Tensor, learningRates: [Float]) throws -> GroupStep {
+    /// With `afterSharedPrefix`, x is the shared frozen prefix's output (see `forward`).
+    public func trainStep(images x: Tensor, labels y: Tensor, learningRates: [Float],
+                          afterSharedPrefix: Bool = false) throws -> GroupStep {
         precondition(learningRates.count == size, "trainStep: \(learningRates.count) learning rates for \(size) members")
         let n = x.shape[0], g = size
-        let logits = forward(x, mode: .training)
+        let logits = forward(x, mode: .training, afterSharedPrefix: afterSharedPrefix)
         let stackedLabels = leading(labels, [g * n])
         for i in 0..<g { backend.copy(y, to: stackedLabels.slice(i * n..<(i + 1) * n)) }
         let l = leading(losses, [g * n]), dLogits = leading(gradLogits, [g, n, classes])
