@@ -297,6 +297,34 @@ final class TrialGroupTests: XCTestCase {
         XCTAssertThrowsError(try group.removing([0, 1]))
     }
 
+    /// A member that diverges (non-finite loss and weights) does not reach the others: every
+    /// fused kernel keeps members apart (grouped convolutions, per-channel batch norm, per-row
+    /// losses, per-matrix GEMMs), so they still end as alone; the engine then removes it.
+    func testADivergedMemberDoesNotReachTheOthers() throws {
+        let configs: [(OptimizerConfig, UInt64)] = [(.sgd(learningRate: 0.05), 1), (.sgd(learningRate: 1e30, momentum: 0), 1),
+                                                    (.adam(learningRate: 1e-3), 2)]
+        let data = try batches(4)
+        let members = try configs.enumerated().map { i, c in
+            GroupMember(id: "t\(i)", model: try prepared(try Model(spec: try cnnSpec()), seed: c.1, maxBatch: 1),
+                        optimizer: Optimizer(c.0, backend: backend))
+        }
+        let group = try TrialGroup(members: members, backend: backend, maxBatch: 6)
+        var lastLosses: [[Float]] = []
+        for (x, y) in data {
+            let step = try group.trainStep(images: x, labels: y, learningRates: configs.map { $0.0.learningRate })
+            lastLosses = try step.losses.map { try backend.download($0) }
+        }
+        XCTAssertTrue(lastLosses[1].contains { !$0.isFinite }, "member 1 diverged: \(lastLosses[1])")
+        for g in [0, 2] {
+            XCTAssertTrue(lastLosses[g].allSatisfy(\.isFinite))
+            let m = try prepared(try Model(spec: try cnnSpec()), seed: configs[g].1)
+            let o = Optimizer(configs[g].0, backend: backend)
+            try trainAlone(m, o, data, lr: configs[g].0.learningRate)
+            group.extract(member: g)
+            try assertClose(group.members[g].model.stateDict, m.stateDict, "member \(g) next to a diverged one")
+        }
+    }
+
     /// A member's extracted state written as a checkpoint loads into a standalone Model, which
     /// computes the member's logits (inference mode, batch norm on running statistics).
     func testExtractedMemberLoadsAloneWithTheGroupsLogits() throws {
