@@ -4,7 +4,7 @@ import GPUTensor
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure kernels and training steps.",
-        subcommands: [BenchOps.self, BenchTrain.self, BenchTPE.self])
+        subcommands: [BenchOps.self, BenchTrain.self, BenchTPE.self, BenchGroups.self])
 }
 
 /// `strata bench ops`: GFLOP/s of sgemm (the machine's ceiling) and of ResNet-20's convolutions.

@@ -28,6 +28,7 @@ struct SelfTest: ParsableCommand {
         // The same random inputs through this device and the CPU backend, kernel by kernel,
         // plus a few training steps of a small network and of a ResNet through the trainer.
         let cross = KernelChecks.crossDevice(reference: reference) + ModelCrossDevice.checks(reference: reference)
+            + TrialGroupChecks.checks
         let suites = try orExit {
             try SelfTestSuite.plan(for: backend, strictFP32: deviceOptions.strictFP32, makeStrict: {
                 guard case .cuda(let n) = backend.device else { return backend }

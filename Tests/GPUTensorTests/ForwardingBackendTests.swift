@@ -44,6 +44,10 @@ final class ForwardingBackendTests: XCTestCase {
 
         let ga = try make([2, 4]), gb = try make([4, 3]), gc = try make([2, 3])
         try expect(.gemm) { b.gemm(transposeA: false, transposeB: false, m: 2, n: 3, k: 4, alpha: 1, a: ga, b: gb, beta: 0, c: gc) }
+        try expect(.gemmBatched) {
+            b.gemmBatched(transposeA: false, transposeB: false, m: 2, n: 3, k: 2, batch: 2, alpha: 1, a: ga,
+                          b: try make([2, 2, 3]), beta: 0, c: try make([2, 2, 3]))
+        }
 
         let conv = ConvGeometry(batch: 2, inChannels: 4, height: 4, width: 4, outChannels: 4, kernel: 3, padding: 1)
         let w = try make([4, 4, 3, 3])

@@ -216,7 +216,7 @@ final class DNNLConvolutionPlan {
     /// float64 at `ConvolutionChecks.winogradTolerance`). Activations go through blocked copies
     /// (the primitive's own layout), which these layer sizes amortise.
     static func prefersWinograd(_ g: ConvGeometry) -> Bool {
-        winogradEnabled && g.kernelH == 3 && g.kernelW == 3 && g.strideH == 1 && g.strideW == 1
+        winogradEnabled && g.groups == 1 && g.kernelH == 3 && g.kernelW == 3 && g.strideH == 1 && g.strideW == 1
             && g.padH == 1 && g.padW == 1 && g.inChannels >= 64 && g.outChannels >= 64
             && g.inChannels % 16 == 0 && g.outChannels % 16 == 0 && g.outHeight >= 4 && g.outWidth >= 4
     }
@@ -229,7 +229,7 @@ final class DNNLConvolutionPlan {
     /// elsewhere brgconv is as fast or faster (64 -> 64 on 8x8: 1.04 against 1.15). A fixed rule,
     /// not a timing at plan creation, so that a run and its resume choose the same kernels.
     static func prefersJitForward(_ g: ConvGeometry) -> Bool {
-        g.inChannels < 8 || g.outHeight * g.outWidth <= 4
+        g.groups == 1 && (g.inChannels < 8 || g.outHeight * g.outWidth <= 4)   // grouped: measured for neither
     }
 
     /// The first implementation oneDNN offers for `desc` whose name starts with `prefix`, else its
@@ -265,13 +265,17 @@ final class DNNLConvolutionPlan {
         // The backend's storage (CPULayout.swift): channels-last activations and weights.
         userSrcMD = memoryDesc(g.inputShape, dnnl_nhwc)
         userDstMD = memoryDesc(g.outputShape, dnnl_nhwc)
-        userWeightsMD = memoryDesc(g.weightShape, dnnl_ohwi)
+        // Grouped weights (Cout, Cin/G, KH, KW) stored OHWI are oneDNN's (G, Cout/G, Cin/G, KH, KW)
+        // in `gohwi`: the same bytes, output channels group-major.
+        let weightDims = g.groups == 1 ? g.weightShape
+            : [g.groups, g.outChannels / g.groups] + Array(g.weightShape.dropFirst())
+        userWeightsMD = memoryDesc(weightDims, g.groups == 1 ? dnnl_ohwi : dnnl_gohwi)
         // Every convolution on NHWC activations, the 3-channel stem included: before the NHWC
         // storage the stem read a plain NCHW image and wrote a blocked output (its forward at
         // 75-84 GFLOP/s against 48-51 on an NHWC copy, bench/NOTES.md section 5); on NHWC
         // storage that layout needs reorders on both sides, and the stem's forward then costs
         // the same and its backward-filter 1.5x the direct NHWC plan (thread CPU time, section 6).
-        anyWeightsMD = memoryDesc(g.weightShape, dnnl_format_tag_any)
+        anyWeightsMD = memoryDesc(weightDims, dnnl_format_tag_any)
         var biasMD = memoryDesc([g.outChannels], dnnl_a)
         let (strides, padL, padR) = (self.strides, self.padL, self.padR)
         let anyWeights = anyWeightsMD

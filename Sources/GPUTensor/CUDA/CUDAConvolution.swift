@@ -38,7 +38,7 @@ final class FilterDescriptor {
         handle = d
         try CUDACalls.cudnn("cudnnSetFilter4dDescriptor") {
             cudnnSetFilter4dDescriptor(d, CUDNN_DATA_FLOAT, format, Int32(g.outChannels),
-                                       Int32(g.inChannels), Int32(g.kernelH), Int32(g.kernelW))
+                                       Int32(g.inChannels / g.groups), Int32(g.kernelH), Int32(g.kernelW))
         }
     }
 
@@ -56,6 +56,10 @@ final class ConvolutionDescriptor {
         try CUDACalls.cudnn("cudnnSetConvolution2dDescriptor") {
             cudnnSetConvolution2dDescriptor(d, Int32(g.padH), Int32(g.padW), Int32(g.strideH), Int32(g.strideW),
                                             1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT)
+        }
+        // A grouped convolution (trial groups): the filter descriptor holds Cin/G input channels.
+        if g.groups > 1 {
+            try CUDACalls.cudnn("cudnnSetConvolutionGroupCount(\(g.groups))") { cudnnSetConvolutionGroupCount(d, Int32(g.groups)) }
         }
     }
 

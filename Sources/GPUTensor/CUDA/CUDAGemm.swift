@@ -45,5 +45,30 @@ extension CUDABackend {
             }
         }
     }
+
+    /// `gemmBatched` as one `cublasSgemmStridedBatched` (the operand swap of `gemm`, matrix
+    /// strides m*k, k*n and m*n): a trial group's G dense layers in one launch.
+    public func gemmBatched(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, batch: Int,
+                            alpha: Float, a: Tensor, b: Tensor, beta: Float, c: Tensor) {
+        ShapeChecks.gemmBatched(m: m, n: n, k: k, batch: batch, a: a, b: b, c: c)
+        guard m > 0 && n > 0 && batch > 0 else { return }
+        guard k > 0 else {
+            launch(CUDAKernels.scaleOrZero, count: batch * m * n, c, batch * m * n, beta)
+            return
+        }
+        var alpha = alpha, beta = beta
+        recordFailure {
+            try queuedCUBLAS("cublasSgemmStridedBatched(\(batch) x \(m)x\(n)x\(k))") {
+                cublasSgemmStridedBatched(blas, transposeB ? CUBLAS_OP_T : CUBLAS_OP_N, transposeA ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                          Int32(n), Int32(m), Int32(k), &alpha,
+                                          b.rawAddress.assumingMemoryBound(to: Float.self), Int32(transposeB ? k : n),
+                                          Int64(k * n),
+                                          a.rawAddress.assumingMemoryBound(to: Float.self), Int32(transposeA ? m : k),
+                                          Int64(m * k),
+                                          &beta, c.rawAddress.assumingMemoryBound(to: Float.self), Int32(n), Int64(m * n),
+                                          Int32(batch))
+            }
+        }
+    }
 }
 #endif

@@ -61,6 +61,14 @@ open class ForwardingBackend: Backend {
         }
     }
 
+    open func gemmBatched(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, batch: Int,
+                          alpha: Float, a: Tensor, b: Tensor, beta: Float, c: Tensor) {
+        around(.gemmBatched, flops: 2 * Double(batch) * Double(m) * Double(n) * Double(k)) {
+            base.gemmBatched(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, batch: batch,
+                             alpha: alpha, a: a, b: b, beta: beta, c: c)
+        }
+    }
+
     // MARK: Convolution
 
     open func conv2dForward(_ g: ConvGeometry, input x: Tensor, weight w: Tensor, bias: Tensor?, output y: Tensor) {
@@ -290,7 +298,7 @@ open class ForwardingBackend: Backend {
 /// (`sum(_:into:slot:)` is `sumIntoSlot`): what `ForwardingBackend.around` is told it runs.
 public enum BackendKernel: Int, CaseIterable, Sendable {
     case allocate, upload, download, copy, synchronize
-    case gemm
+    case gemm, gemmBatched
     case conv2dForward, conv2dBackwardData, conv2dBackwardFilter, addBias, biasBackward
     case reluForward, reluBackward
     case maxPoolWorkspaceCount, maxPoolForward, maxPoolBackward, avgPoolForward, avgPoolBackward, globalAvgPoolForward, globalAvgPoolBackward

@@ -63,7 +63,7 @@ public enum ShapeChecks {
     public static func conv2d(_ g: ConvGeometry, input x: Tensor, weight w: Tensor, output y: Tensor, bias: Tensor? = nil,
                               _ what: StaticString) {
         precondition(isShape(x, g.batch, g.inChannels, g.height, g.width)
-                     && isShape(w, g.outChannels, g.inChannels, g.kernelH, g.kernelW)
+                     && isShape(w, g.outChannels, g.inChannels / g.groups, g.kernelH, g.kernelW)
                      && isShape(y, g.batch, g.outChannels, g.outHeight, g.outWidth),
                      "\(what) \(g): x \(x.shape), w \(w.shape), y \(y.shape); expected \(g.inputShape), \(g.weightShape), \(g.outputShape)")
         if let bias { precondition(bias.count == g.outChannels, "\(what) \(g): bias \(bias.shape)") }

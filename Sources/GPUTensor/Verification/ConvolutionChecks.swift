@@ -7,24 +7,27 @@
 //   L = dot(reference_forward(x, w), r). L is linear in x and in w, so the finite differences
 //   are exact up to float64 rounding (about 1e-9); the allowance is all float32 rounding.
 
-/// The reference: a direct float64 convolution, `y[n, f, p, q] = b[f] + sum x[n, c, p*sh - ph + i, q*sw - pw + j] * w[f, c, i, j]`.
+/// The reference: a direct float64 convolution, `y[n, f, p, q] = b[f] + sum x[n, c, p*sh - ph + i, q*sw - pw + j] * w[f, c, i, j]`;
+/// with G groups, c runs over output f's block of Cin/G input channels (`w` is (Cout, Cin/G, KH, KW)).
 func referenceConvolution(_ g: ConvGeometry, x: [Double], w: [Double], bias: [Double]?) -> [Double] {
     let (c, h, wd, f, r, s) = (g.inChannels, g.height, g.width, g.outChannels, g.kernelH, g.kernelW)
     let (p, q) = (g.outHeight, g.outWidth)
+    let (cg, fg) = (c / g.groups, f / g.groups)   // channels per group
     var y = [Double](repeating: 0, count: g.batch * f * p * q)
     for n in 0..<g.batch {
         for o in 0..<f {
             for oh in 0..<p {
                 for ow in 0..<q {
                     var acc = bias?[o] ?? 0
-                    for ci in 0..<c {
+                    for k in 0..<cg {
+                        let ci = (o / fg) * cg + k
                         for i in 0..<r {
                             let ih = oh * g.strideH - g.padH + i
                             if ih < 0 || ih >= h { continue }
                             for j in 0..<s {
                                 let iw = ow * g.strideW - g.padW + j
                                 if iw < 0 || iw >= wd { continue }
-                                acc += x[((n * c + ci) * h + ih) * wd + iw] * w[((o * c + ci) * r + i) * s + j]
+                                acc += x[((n * c + ci) * h + ih) * wd + iw] * w[((o * cg + k) * r + i) * s + j]
                             }
                         }
                     }
@@ -41,20 +44,22 @@ func referenceConvolution(_ g: ConvGeometry, x: [Double], w: [Double], bias: [Do
 func referenceConvolutionBackward(_ g: ConvGeometry, dy: [Double], x: [Double], w: [Double]) -> (dx: [Double], dw: [Double]) {
     let (c, h, wd, f, r, s) = (g.inChannels, g.height, g.width, g.outChannels, g.kernelH, g.kernelW)
     let (p, q) = (g.outHeight, g.outWidth)
+    let (cg, fg) = (c / g.groups, f / g.groups)
     var dx = [Double](repeating: 0, count: x.count), dw = [Double](repeating: 0, count: w.count)
     for n in 0..<g.batch {
         for o in 0..<f {
             for oh in 0..<p {
                 for ow in 0..<q {
                     let d = dy[((n * f + o) * p + oh) * q + ow]
-                    for ci in 0..<c {
+                    for k in 0..<cg {
+                        let ci = (o / fg) * cg + k
                         for i in 0..<r {
                             let ih = oh * g.strideH - g.padH + i
                             guard ih >= 0 && ih < h else { continue }
                             for j in 0..<s {
                                 let iw = ow * g.strideW - g.padW + j
                                 guard iw >= 0 && iw < wd else { continue }
-                                let xi = ((n * c + ci) * h + ih) * wd + iw, wi = ((o * c + ci) * r + i) * s + j
+                                let xi = ((n * c + ci) * h + ih) * wd + iw, wi = ((o * cg + k) * r + i) * s + j
                                 dx[xi] += d * w[wi]
                                 dw[wi] += d * x[xi]
                             }
@@ -120,7 +125,11 @@ extension KernelChecks {
          ConvGeometry(batch: 1, inChannels: 6, height: 7, width: 7, outChannels: 4, kernel: 3, stride: 2, padding: 1),
          // A 2x2 output with more than a stem's channels: the CPU's forward takes oneDNN's jit
          // kernel there (DNNLConvolutionPlan.prefersJitForward), its backward the usual ones.
-         ConvGeometry(batch: 2, inChannels: 24, height: 2, width: 2, outChannels: 16, kernel: 3, stride: 1, padding: 1)]
+         ConvGeometry(batch: 2, inChannels: 24, height: 2, width: 2, outChannels: 16, kernel: 3, stride: 1, padding: 1),
+         // Grouped (trial groups: G members' layers as one call): 2 and 3 groups, strides, padding.
+         ConvGeometry(batch: 2, inChannels: 6, height: 6, width: 5, outChannels: 4, kernel: 3, stride: 1, padding: 1, groups: 2),
+         ConvGeometry(batch: 1, inChannels: 6, height: 7, width: 7, outChannels: 9, kernel: 3, stride: 2, padding: 1, groups: 3),
+         ConvGeometry(batch: 2, inChannels: 4, height: 5, width: 5, outChannels: 4, kernel: 1, groups: 4)]
     }
 
     static func gemmChecks(_ backend: Backend) throws -> [CheckResult] {
@@ -143,6 +152,25 @@ extension KernelChecks {
                 results.append(compare("gemm \(ops) \(m)x\(n)x\(k) alpha \(alpha) beta \(beta)",
                                        actual: try backend.download(ct), expected: expected, tolerance: gemmTolerance))
             }
+            // gemmBatched: 3 stacked problems of the same transposes, each against its own reference.
+            let batch = 3
+            seed += 1
+            let a = checkInput(batch * m * k, seed: seed), b = checkInput(batch * k * n, seed: seed + 50)
+            let c = checkInput(batch * m * n, seed: seed + 90)
+            let at = try backend.tensor(a, shape: ta ? [batch, k, m] : [batch, m, k])
+            let bt = try backend.tensor(b, shape: tb ? [batch, n, k] : [batch, k, n])
+            let ct = try backend.tensor(c, shape: [batch, m, n])
+            backend.gemmBatched(transposeA: ta, transposeB: tb, m: m, n: n, k: k, batch: batch,
+                                alpha: 0.75, a: at, b: bt, beta: 0.5, c: ct)
+            var expected: [Double] = []
+            for i in 0..<batch {
+                let (ai, bi, ci) = (i * m * k, i * k * n, i * m * n)
+                expected += referenceGemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.75,
+                                          a: Array(a[ai..<(ai + m * k)]), b: Array(b[bi..<(bi + k * n)]),
+                                          beta: 0.5, c: Array(c[ci..<(ci + m * n)]))
+            }
+            results.append(compare("gemmBatched \(ta ? "T" : "N")\(tb ? "T" : "N") \(batch) x \(m)x\(n)x\(k)",
+                                   actual: try backend.download(ct), expected: expected, tolerance: gemmTolerance))
         }
         return results
     }
@@ -192,7 +220,9 @@ extension KernelChecks {
     /// wide for finite differences, so the backward references are the direct float64 sums.
     static var wideConvolutionCheckShapes: [ConvGeometry] {
         [ConvGeometry(batch: 2, inChannels: 64, height: 6, width: 7, outChannels: 64, kernel: 3, stride: 1, padding: 1),
-         ConvGeometry(batch: 1, inChannels: 80, height: 8, width: 5, outChannels: 64, kernel: 3, stride: 1, padding: 1)]
+         ConvGeometry(batch: 1, inChannels: 80, height: 8, width: 5, outChannels: 64, kernel: 3, stride: 1, padding: 1),
+         // A trial group's later layer: 3 members of 32 -> 32 channels as one grouped call.
+         ConvGeometry(batch: 2, inChannels: 96, height: 6, width: 6, outChannels: 96, kernel: 3, stride: 1, padding: 1, groups: 3)]
     }
 
     /// Winograd's transforms round differently from a direct sum: on the wide shapes above the
