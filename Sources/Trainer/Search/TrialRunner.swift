@@ -50,7 +50,7 @@ public enum TrialRunner {
     static func train(_ job: TrialJob) throws -> TrialOutcome {
         guard let choice = DeviceChoice(parsing: job.device) else { throw SearchError("device '\(job.device)' is not cpu, cuda, cuda:N or auto") }
         // The batch picks a CUDA backend's layout (CUDALayout.standard(forBatch:)).
-        let backend = try BackendFactory.make(choice, threads: job.threads, strictFP32: false,
+        let backend = try WarmBackends.make(choice, threads: job.threads, strictFP32: false,
                                               batchSize: job.train?.batchSize ?? job.trial?.batchSize, notice: { _ in })
         if let config = job.train { return try trainSegment(job, config: config, backend: backend) }
         guard let trial = job.trial else { throw SearchError("\(job.directory)/job.json names neither a trial nor a training") }
