@@ -69,7 +69,11 @@ public enum TrialRunner {
                                                    device: job.device, reuse: job.reuse)
             run = try TrainingRun(config: config, backend: backend, data: data)
         }
+        let fitCPU = processCPUSeconds()
         let summary = try run.fit(in: directory, mode: resuming ? .resume : .new)
+        // In the trial's stdout.log: what bench/warm-workers.sh counts as training (CPU time, unlike
+        // `seconds`, holds on a loaded machine); the rest of the job's CPU is per-trial overhead.
+        print("fit_cpu_seconds \(processCPUSeconds() - fitCPU)")
         // Diverged: a loss that is not finite or 100x that of guessing uniformly (ln K per image).
         let limit = 100 * log(Double(max(2, run.data.train.classes)))
         func diverged(_ x: Double) -> Bool { !x.isFinite || x > limit }
