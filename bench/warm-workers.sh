@@ -6,7 +6,7 @@
 # worker included, start-up too), the jobs' (journal cpu_seconds) and their training's
 # (fit_cpu_seconds in each trial's stdout.log: `TrainingRun.fit`, epochs with validation, checkpoints
 # and the test pass). Overhead = search CPU - training CPU, per trial and as a share.
-#   bench/warm-workers.sh [DATA] [OUT] [ROUNDS]
+#   bench/warm-workers.sh [DATA] [OUT] [ROUNDS]        (EXTRA="--train-limit 5000": more search flags)
 set -eu
 DATA=${1:-/work/shared/datasets/cifar10-subset}
 OUT=${2:-runs/warm-workers}
@@ -20,7 +20,7 @@ for round in $(seq 1 "$ROUNDS"); do
         cold=0; [ "$mode" = cold ] && cold=1
         STRATA_COLD_WORKERS=$cold /usr/bin/time -f "%U %S %e" -o "$dir.time" "$STRATA" search \
             --space bench/warm-workers-space.json --reuse none --data "$DATA" --device cpu \
-            --workers 2 --threads 2 --output "$dir" > "$dir.log"
+            --workers 2 --threads 2 ${EXTRA:-} --output "$dir" > "$dir.log"
         python3 - "$dir" <<'PY'
 import json, sys
 d = sys.argv[1]
