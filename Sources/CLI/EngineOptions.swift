@@ -35,7 +35,7 @@ struct EngineOptions: ParsableArguments {
     /// to `logPath`; a local Ray gets `cores` CPUs, so a job of all of them, the hpo's final, runs).
     func makeExecutor(workers: Int, cores: Int, logPath: String) throws -> TrialExecutor {
         guard engine == "ray" else {
-            return ProcessExecutor(executable: selfExecutable(), arguments: ["search-trial"], workers: workers)
+            return ProcessExecutor.local(executable: selfExecutable(), warmArguments: ["search-worker"], coldArguments: ["search-trial"], workers: workers)
         }
         try RayPreflight.check(python: python, packagePath: rayPackage ?? defaultRayPackage())
         return try RayExecutor(python: python, packagePath: rayPackage ?? defaultRayPackage(), address: rayAddress,

@@ -21,7 +21,7 @@ struct Strata: ParsableCommand {
         4x the machine's cores. With --resume or --config, a flag the run would not use is refused, never ignored.
         """,
         version: "strata " + TrainerVersion.string,
-        subcommands: [Train.self, Grow.self, Search.self, SearchTrial.self, HPOCommand.self, Eval.self, Predict.self, ReuseReportCommand.self, Prune.self, Models.self, SelfTest.self, Bench.self, Info.self,
+        subcommands: [Train.self, Grow.self, Search.self, SearchTrial.self, SearchWorker.self, HPOCommand.self, Eval.self, Predict.self, ReuseReportCommand.self, Prune.self, Models.self, SelfTest.self, Bench.self, Info.self,
                       DataCommand.self])
 
     /// Parses and runs a command; every error ends with one line on stderr and exit status 64

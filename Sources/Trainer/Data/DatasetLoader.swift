@@ -80,6 +80,10 @@ public enum DatasetLoader {
     public static func load(kind: DatasetKind? = nil, path: String,
                             options: DatasetOptions = DatasetOptions()) throws -> (train: ImageDataset, test: ImageDataset) {
         let kind = try kind ?? detectKind(path: path)
+        return try WarmDatasets.cached(kind: kind, path: path, options: options) { try decode(kind: kind, path: path, options: options) }
+    }
+
+    static func decode(kind: DatasetKind, path: String, options: DatasetOptions) throws -> (train: ImageDataset, test: ImageDataset) {
         switch kind {
         case .cifar10:
             return try CIFAR10.load(directory: path)

@@ -114,11 +114,16 @@ public struct ImageDataset: Sendable {
     /// keep the original order of their images.
     public func split(validationFraction: Double = 0.1, seed: UInt64) -> (train: ImageDataset, validation: ImageDataset) {
         precondition(validationFraction >= 0 && validationFraction <= 1, "validation fraction \(validationFraction)")
+        // A warm worker's cached dataset: its split is kept too (`WarmDatasets`).
+        let key = WarmDatasets.splitKey(self, fraction: validationFraction, seed: seed)
+        if let key, let kept = WarmDatasets.split(key) { return kept }
         let validationCount = Int((Double(count) * validationFraction).rounded())
         let order = Shuffle.permutation(count: count, seed: seed, counter: Shuffle.splitStream)
         let validation = order[..<validationCount].sorted()
         let train = order[validationCount...].sorted()
-        return (subset(train, name: name + "/train-split"), subset(validation, name: name + "/validation-split"))
+        let parts = (subset(train, name: name + "/train-split"), subset(validation, name: name + "/validation-split"))
+        if let key { WarmDatasets.storeSplit(key, parts) }
+        return parts
     }
 }
 

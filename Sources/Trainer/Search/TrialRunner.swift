@@ -50,7 +50,7 @@ public enum TrialRunner {
     static func train(_ job: TrialJob) throws -> TrialOutcome {
         guard let choice = DeviceChoice(parsing: job.device) else { throw SearchError("device '\(job.device)' is not cpu, cuda, cuda:N or auto") }
         // The batch picks a CUDA backend's layout (CUDALayout.standard(forBatch:)).
-        let backend = try BackendFactory.make(choice, threads: job.threads, strictFP32: false,
+        let backend = try WarmBackends.make(choice, threads: job.threads, strictFP32: false,
                                               batchSize: job.train?.batchSize ?? job.trial?.batchSize, notice: { _ in })
         if let config = job.train { return try trainSegment(job, config: config, backend: backend) }
         guard let trial = job.trial else { throw SearchError("\(job.directory)/job.json names neither a trial nor a training") }
@@ -78,7 +78,11 @@ public enum TrialRunner {
                                                    device: job.device, reuse: job.reuse)
             run = try TrainingRun(config: config, backend: backend, data: data)
         }
+        let fitCPU = processCPUSeconds()
         let summary = try run.fit(in: directory, mode: resuming ? .resume : .new)
+        // In the trial's stdout.log: what bench/warm-workers.sh counts as training (CPU time, unlike
+        // `seconds`, holds on a loaded machine); the rest of the job's CPU is per-trial overhead.
+        print("fit_cpu_seconds \(processCPUSeconds() - fitCPU)")
         // Diverged: a loss that is not finite or 100x that of guessing uniformly (ln K per image).
         let limit = 100 * log(Double(max(2, run.data.train.classes)))
         func diverged(_ x: Double) -> Bool { !x.isFinite || x > limit }
