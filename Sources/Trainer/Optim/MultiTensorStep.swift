@@ -37,16 +37,15 @@ extension Optimizer {
         return try multiTensorMode.get() == .on ? multi : nil
     }
 
-    /// One `step` through `multi`, unless no two parameters' tensors share
-    /// memory (the per-tensor updates run one after another, one launch runs them together).
+    /// One `step` through `multi`, unless two parameters' tensors share memory (the per-tensor
+    /// updates run one after another, one launch runs them together).
     /// Returns false when it did nothing, and the caller updates tensor by tensor. Each entry gets
     /// exactly the arguments the per-tensor path gives it: the same state tensors, the learning
     /// rate times the parameter's multiplier, the shared momentum, weight decay, betas and step.
     func multiTensorStep(_ multi: MultiTensorOptimizerKernels, _ parameters: [(name: String, value: Tensor, grad: Tensor)],
                          learningRate baseRate: Float, slots: [[Tensor]]) -> Bool {
-        guard !parameters.isEmpty, !Self.anyOverlap(parameters.indices.map { [parameters[$0].value, parameters[$0].grad] + slots[$0] }) else {
-            return false
-        }
+        let tensors = parameters.indices.map { [parameters[$0].value, parameters[$0].grad] + slots[$0] }
+        guard !parameters.isEmpty, !Self.anyOverlap(tensors) else { return false }
         let c = config
         let rates = parameters.map { baseRate * (c.learningRateScales?[$0.name] ?? 1) }
         switch c.kind {
