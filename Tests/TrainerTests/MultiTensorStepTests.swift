@@ -1,4 +1,5 @@
 import XCTest
+import Foundation
 import GPUTensor
 @testable import Trainer
 
@@ -164,6 +165,11 @@ final class MultiTensorStepTests: XCTestCase {
         XCTAssertEqual(try MultiTensorMode.parse("").get(), .on)
         XCTAssertEqual(try MultiTensorMode.parse("on").get(), .on)
         XCTAssertEqual(try MultiTensorMode.parse("off").get(), .off)
+        // The variable itself (set only for these lines: tests run one at a time).
+        setenv(MultiTensorMode.variable, "off", 1)
+        XCTAssertEqual(try Optimizer(.sgd(), backend: MultiTensorCPU()).multiTensorMode.get(), .off)
+        unsetenv(MultiTensorMode.variable)
+        XCTAssertEqual(try Optimizer(.sgd(), backend: MultiTensorCPU()).multiTensorMode.get(), .on)
         let bad = MultiTensorMode.parse("yes")
         XCTAssertEqual(bad.failure?.description, "STRATA_MULTI_TENSOR is 'yes': use on or off")
 
