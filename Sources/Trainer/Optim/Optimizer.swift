@@ -12,18 +12,26 @@ public final class Optimizer {
     /// Parameter name -> state tensors in `config.stateSlots` order.
     public private(set) var state: [String: [Tensor]] = [:]
 
+    /// `STRATA_MULTI_TENSOR` as read when this optimizer was made (MultiTensorStep.swift).
+    var multiTensorMode: Result<MultiTensorMode, MultiTensorModeError>
+
     public init(_ config: OptimizerConfig, backend: Backend) {
         self.config = config
         self.backend = backend
+        multiTensorMode = MultiTensorMode.current
     }
 
     /// One update of every `(name, value, grad)` with learning rate `lr` (from the schedule),
-    /// times the parameter's `learningRateScales` entry if it has one.
+    /// times the parameter's `learningRateScales` entry if it has one. Where the backend has
+    /// `MultiTensorOptimizerKernels`, SGD and Adam/AdamW update every tensor with one call, to
+    /// the same bits (`multiTensorStep`).
     public func step(_ parameters: [(name: String, value: Tensor, grad: Tensor)], learningRate baseRate: Float) throws {
+        let multi = try multiTensorKernels()
+        let allSlots = try parameters.map { try stateTensors(for: $0.name, like: $0.value) }
         stepCount += 1
+        if let multi, multiTensorStep(multi, parameters, learningRate: baseRate, slots: allSlots) { return }
         let c = config
-        for p in parameters {
-            let slots = try stateTensors(for: p.name, like: p.value)
+        for (p, slots) in zip(parameters, allSlots) {
             let lr = baseRate * (c.learningRateScales?[p.name] ?? 1)
             switch c.kind {
             case .sgd:
