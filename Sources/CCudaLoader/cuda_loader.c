@@ -260,6 +260,13 @@ BLAS(cublasSgemm_v2,
       const float *alpha, const float *A, int lda, const float *B, int ldb, const float *beta, float *C, int ldc),
      (handle, transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc))
 
+// Trial groups' dense layers: one call for G members' GEMMs.
+BLAS(cublasSgemmStridedBatched,
+     (cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n, int k,
+      const float *alpha, const float *A, int lda, long long int strideA, const float *B, int ldb,
+      long long int strideB, const float *beta, float *C, int ldc, long long int strideC, int batchCount),
+     (handle, transa, transb, m, n, k, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc, strideC, batchCount))
+
 TEXT(CUBLAS, cublasGetStatusString, (cublasStatus_t status), (status))
 
 // MARK: cuDNN
@@ -284,6 +291,7 @@ DNN(cudnnSetConvolution2dDescriptor,
      cudnnConvolutionMode_t mode, cudnnDataType_t computeType),
     (d, padH, padW, strideH, strideW, dilationH, dilationW, mode, computeType))
 DNN(cudnnSetConvolutionMathType, (cudnnConvolutionDescriptor_t d, cudnnMathType_t math), (d, math))
+DNN(cudnnSetConvolutionGroupCount, (cudnnConvolutionDescriptor_t d, int groups), (d, groups))
 DNN(cudnnFindConvolutionForwardAlgorithm,
     (cudnnHandle_t handle, const cudnnTensorDescriptor_t x, const cudnnFilterDescriptor_t w,
      const cudnnConvolutionDescriptor_t conv, const cudnnTensorDescriptor_t y, const int requested, int *returned,
