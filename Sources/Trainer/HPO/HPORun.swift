@@ -264,10 +264,7 @@ public final class HPORun {
     /// A trial's folder: `job.json`, `outcome.json`, the worker's logs, `run/` (its run directory).
     public func trialDirectory(_ trial: Int) -> String { directory.path + "/trials/" + Self.trialID(trial) }
 
-    static func trialID(_ trial: Int) -> String {
-        let digits = String(trial)
-        return "trial-" + String(repeating: "0", count: max(0, 4 - digits.count)) + digits
-    }
+    static func trialID(_ trial: Int) -> String { StudyEvent.hpoID(trial) }
 
     /// A new run in an empty (or absent) directory: the folder policy of every study
     /// (`OutputPolicy`; the CLI's --overwrite has emptied it first); an hpo already there is
@@ -342,36 +339,39 @@ public final class HPORun {
         return try parseJournal(bytes, file: path, trials: trials)
     }
 
-    /// `readJournalLines` of a journal's bytes (`file` names it in errors).
+    /// `readJournalLines` of a journal's bytes (`file` names it in errors): `StudyEvent` lines,
+    /// and lines of the format before it (`HPOTrialRecord`, `HPOFinalRecord`) converted.
     public static func parseJournal(_ bytes: [UInt8], file: String, trials: Int? = nil) throws -> [JournalLine] {
-        struct Event: Decodable { var event: String? }
-        var out: [JournalLine] = []
-        var problems = StudyDataProblems()
-        var known = Set<Int>()
+        struct Legacy: Decodable { var event: String? }
         let decoder = RunDirectory.decoder
-        for (number, line) in StudyJournal.lines(bytes) {
+        let events = try StudyJournal.events(bytes, file: file, trials: trials) { line, known in
             do {
-                let event = try decoder.decode(Event.self, from: Data(line)).event
+                let event = try decoder.decode(Legacy.self, from: Data(line)).event
                 switch event {
                 case nil:
                     let r = try decoder.decode(HPOTrialRecord.self, from: Data(line))
                     let found = r.problems(trials: trials)
-                    for p in found { problems.add(file, line: number, p) }
-                    if found.isEmpty { out.append(.trial(r)); known.insert(r.trial) }
+                    return (found.isEmpty ? r.studyEvent : nil, found)
                 case "final":
                     let r = try decoder.decode(HPOFinalRecord.self, from: Data(line))
                     var found = r.problems()
-                    if !known.contains(r.trial) { found.append("the final names trial \(r.trial), which no earlier line proposed") }
-                    for p in found { problems.add(file, line: number, p) }
-                    if found.isEmpty { out.append(.final(r)) }
+                    if !known.contains(StudyEvent.hpoID(r.trial)) {
+                        found.append("the final names trial \(r.trial), which no earlier line proposed")
+                    }
+                    return (found.isEmpty ? r.studyEvent : nil, found)
                 default:
-                    problems.add(file, line: number, "an unknown event '\(event!)'")
+                    return (nil, ["an unknown event '\(event!)'"])
                 }
             } catch let error as DecodingError {
-                problems.add(file, line: number, "is not valid: \(describe(error))")
-            } catch {
-                problems.add(file, line: number, "is not valid JSON")
+                throw SearchError("is not valid: \(describe(error))")
             }
+        }
+        var problems = StudyDataProblems()
+        var out: [JournalLine] = []
+        for e in events {
+            if e.event.isFinal, let r = HPOFinalRecord(e) { out.append(.final(r)) }
+            else if let r = HPOTrialRecord(e) { out.append(.trial(r)) }
+            else { problems.add(file, "a search event (\(e.event.rawValue) of \(e.trial)) is no hpo trial: not a strata hpo journal") }
         }
         try problems.throwIfAny()
         return out
@@ -385,23 +385,17 @@ public final class HPORun {
 
     /// Appends one line (fsync'd; a torn last line is cut off first) and notes it.
     func journal(_ record: HPOTrialRecord) throws {
-        try appendJournalLine(record)
+        try appendJournalLine(record.studyEvent)
         lines.append(record)
     }
 
     func journal(_ record: HPOFinalRecord) throws {
-        try appendJournalLine(record)
+        try appendJournalLine(record.studyEvent)
         finalEvents.append(record)
     }
 
-    private func appendJournalLine<T: Encodable>(_ record: T) throws {
-        let encoder = RunDirectory.encoder
-        encoder.outputFormatting = [.sortedKeys]
-        let text: String
-        do { text = String(decoding: try encoder.encode(record), as: UTF8.self) } catch {
-            throw RunDirectoryError(path: journalPath, reason: "line cannot be encoded: \(error)")
-        }
-        try StudyJournal.appendLine(text, to: journalPath)
+    private func appendJournalLine(_ event: StudyEvent) throws {
+        try event.append(to: journalPath)
     }
 
     /// Sign convention: samplers and pruners minimise.
@@ -573,3 +567,86 @@ public final class HPORun {
 }
 
 func formatSeconds(_ s: Double) -> String { num(s, 1) + "s" }
+
+extension HPOTrialRecord {
+    /// Its journal line: the event that brought the trial to this state (a nan value is null).
+    public var studyEvent: StudyEvent {
+        let kind: StudyEvent.Kind
+        switch status {
+        case .complete: kind = .finished
+        case .pruned: kind = .pruned
+        case .failed: kind = .failed
+        case .running: kind = values.isEmpty ? .proposed : .rung
+        }
+        var e = StudyEvent(kind, trial: StudyEvent.hpoID(trial))
+        e.number = trial
+        e.params = params
+        e.values = values.map { $0.isNaN ? nil : $0 }
+        e.validationAccuracy = validationAccuracy
+        e.validationLoss = validationLoss
+        e.seconds = seconds
+        e.wallSeconds = wallSeconds
+        e.cpuSeconds = cpuSeconds
+        e.rungs = rungs
+        e.error = error
+        return e
+    }
+
+    /// The trial's state after a (checked) hpo trial event; nil for a search's or a final's.
+    public init?(_ e: StudyEvent) {
+        guard let number = e.number, let params = e.params, !e.event.isFinal else { return nil }
+        let status: Status
+        switch e.event {
+        case .finished: status = .complete
+        case .pruned: status = .pruned
+        case .failed: status = .failed
+        default: status = .running
+        }
+        self.init(trial: number, params: params, status: status, values: (e.values ?? []).map { $0 ?? .nan },
+                  validationAccuracy: e.validationAccuracy, validationLoss: e.validationLoss, seconds: e.seconds ?? 0,
+                  wallSeconds: e.wallSeconds, rungs: e.rungs, error: e.error)
+        cpuSeconds = e.cpuSeconds
+    }
+}
+
+extension HPOFinalRecord {
+    public var studyEvent: StudyEvent {
+        let kind: StudyEvent.Kind
+        switch status {
+        case .started: kind = .finalStarted
+        case .finished: kind = .finalFinished
+        case .failed: kind = .finalFailed
+        }
+        var e = StudyEvent(kind, trial: StudyEvent.hpoID(trial))
+        e.number = trial
+        e.params = params
+        e.epochs = epochs
+        e.fromEpoch = fromEpoch
+        e.seconds = seconds
+        e.wallSeconds = wallSeconds
+        e.cpuSeconds = cpuSeconds
+        e.testAccuracy = testAccuracy
+        e.testLoss = testLoss
+        e.error = error
+        return e
+    }
+
+    /// The final training's state after a (checked) final event; nil for any other.
+    public init?(_ e: StudyEvent) {
+        guard let number = e.number, let params = e.params, let epochs = e.epochs else { return nil }
+        let status: Status
+        switch e.event {
+        case .finalStarted: status = .started
+        case .finalFinished: status = .finished
+        case .finalFailed: status = .failed
+        default: return nil
+        }
+        self.init(status: status, trial: number, params: params, epochs: epochs, fromEpoch: e.fromEpoch)
+        seconds = e.seconds
+        wallSeconds = e.wallSeconds
+        cpuSeconds = e.cpuSeconds
+        testAccuracy = e.testAccuracy
+        testLoss = e.testLoss
+        error = e.error
+    }
+}
