@@ -172,4 +172,21 @@ final class StudyDataTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("is no hpo trial: not a strata hpo journal"), "\($0)")
         }
     }
+
+    /// The fuzz seeds of both journal formats are valid journals (the fuzzer starts from what
+    /// the readers accept): the older state lines and the `StudyEvent` lines.
+    func testFuzzSeedJournalsOfBothFormatsRead() throws {
+        let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("fuzz/corpus").path
+        var formats = Set<Bool>()
+        for (folder, parse) in [("search-journal", { (b: [UInt8], f: String) in _ = try SearchJournal.parse(b, file: f) }),
+                                ("hpo-journal", { (b: [UInt8], f: String) in _ = try HPORun.parseJournal(b, file: f) })] {
+            for name in try FileManager.default.contentsOfDirectory(atPath: corpus + "/" + folder) where name != "sessions.jsonl" {
+                let bytes = [UInt8](try XCTUnwrap(FileManager.default.contents(atPath: corpus + "/\(folder)/\(name)")))
+                XCTAssertNoThrow(try parse(bytes, name), "\(folder)/\(name)")
+                formats.insert(String(decoding: bytes, as: UTF8.self).contains(#""format":1"#))
+            }
+        }
+        XCTAssertEqual(formats, [true, false], "seeds of both formats")
+    }
 }
