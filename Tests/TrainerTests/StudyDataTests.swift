@@ -87,6 +87,8 @@ final class StudyDataTests: XCTestCase {
         XCTAssertThrowsError(try StudySession.parse(Array(#"{"seconds":1,"trials":-2}"#.utf8 + [0x0A]), file: "s"))
     }
 
+    /// Lines of the hpo's older format are converted and checked as events are (problems name
+    /// the event's fields).
     func testHPOJournalLinesAreChecked() throws {
 
         func parse(_ lines: [String], trials: Int? = 4) throws -> [HPORun.JournalLine] {
@@ -108,10 +110,10 @@ final class StudyDataTests: XCTestCase {
             }
         }
         bad(#""seconds":1"#, #""seconds":1e308"#, "seconds 1e+308")
-        bad(#""validationAccuracy":0.5"#, #""validationAccuracy":7"#, "validationAccuracy 7.0 is not in [0, 1]")
+        bad(#""validationAccuracy":0.5"#, #""validationAccuracy":7"#, "validation_accuracy 7.0 is not in [0, 1]")
         bad(#""trial":0"#, #""trial":9"#, "trial 9 is not a trial number")
-        bad(#""values":[-0.5]"#, #""values":["inf"]"#, "values[0] inf is not finite")
-        bad(#""values":[-0.5]"#, #""values":[]"#, "a complete trial has no values")
+        bad(#""values":[-0.5]"#, #""values":["inf"]"#, "values[0] inf is not a finite number")
+        bad(#""values":[-0.5]"#, #""values":[]"#, "a finished trial has no values")
         bad(#""status":"complete""#, #""status":"done""#, "is not valid")
         let final = #"{"epochs":3,"event":"final","params":{},"status":"finished","testAccuracy":0.5,"trial":0}"#
         XCTAssertEqual(try parse([good, final]).count, 2)
@@ -119,7 +121,7 @@ final class StudyDataTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("line 2: the final names trial 3, which no earlier line proposed"), "\($0)")
         }
         XCTAssertThrowsError(try parse([good, final.replacingOccurrences(of: "0.5", with: "1e308")])) {
-            XCTAssertTrue("\($0)".contains("testAccuracy"), "\($0)")
+            XCTAssertTrue("\($0)".contains("test_accuracy 1e+308"), "\($0)")
         }
         XCTAssertThrowsError(try parse([good, #"{"event":"party"}"#])) { XCTAssertTrue("\($0)".contains("unknown event 'party'")) }
         // A last line cut by a kill (no newline) is not a problem.

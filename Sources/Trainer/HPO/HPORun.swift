@@ -111,30 +111,6 @@ public struct HPOTrialRecord: Codable, Equatable, Sendable {
 
     /// The compute this trial cost: its jobs' wall seconds (training seconds for old journals).
     public var cost: Double { wallSeconds ?? seconds }
-
-    /// What is wrong with this line as data; `trials`: the run's trial count, when known.
-    func problems(trials: Int?) -> [String] {
-        var out: [String] = []
-        let limit = trials ?? 1_000_000
-        if trial < 0 || trial >= limit { out.append("trial \(trial) is not a trial number (0..<\(limit))") }
-        for (name, v) in params.sorted(by: { $0.key < $1.key }) {
-            if case .float(let x) = v, !x.isFinite || abs(x) > StudyData.maxAmount { out.append("params.\(name) \(x) is not finite") }
-        }
-        // An objective value is -accuracy or a loss; nan where the epoch had no validation value.
-        for (e, v) in values.enumerated() where !v.isNaN && !(abs(v) <= StudyData.maxAmount) {
-            out.append("values[\(e)] \(v) is not finite")
-        }
-        StudyData.fraction(validationAccuracy, "validationAccuracy", into: &out)
-        StudyData.nonNegative(validationLoss, "validationLoss", into: &out)
-        StudyData.seconds(seconds, "seconds", into: &out)
-        StudyData.seconds(wallSeconds, "wallSeconds", into: &out)
-        StudyData.seconds(cpuSeconds, "cpuSeconds", into: &out)
-        if let rungs, rungs.contains(where: { $0 < 1 || $0 > values.count }) {
-            out.append("rungs \(rungs) are not epochs 1...\(values.count)")
-        }
-        if (status == .complete || status == .pruned) && values.isEmpty { out.append("a \(status.rawValue) trial has no values") }
-        return out
-    }
 }
 
 /// A line of `journal.jsonl` about the final training (`"event": "final"`; trial lines have no
@@ -164,20 +140,6 @@ public struct HPOFinalRecord: Codable, Equatable, Sendable {
         self.params = params
         self.epochs = epochs
         self.fromEpoch = fromEpoch
-    }
-
-    /// What is wrong with this line as data (the trial it names is checked by the reader).
-    func problems() -> [String] {
-        var out: [String] = []
-        if event != "final" { out.append("event '\(event)' is not final") }
-        if epochs < 1 || epochs > 1_000_000 { out.append("epochs \(epochs) is not in 1...1000000") }
-        if let fromEpoch, fromEpoch < 0 || fromEpoch > epochs { out.append("fromEpoch \(fromEpoch) is not in 0...\(epochs)") }
-        StudyData.seconds(seconds, "seconds", into: &out)
-        StudyData.seconds(wallSeconds, "wallSeconds", into: &out)
-        StudyData.seconds(cpuSeconds, "cpuSeconds", into: &out)
-        StudyData.fraction(testAccuracy, "testAccuracy", into: &out)
-        StudyData.nonNegative(testLoss, "testLoss", into: &out)
-        return out
     }
 }
 
@@ -344,23 +306,12 @@ public final class HPORun {
     public static func parseJournal(_ bytes: [UInt8], file: String, trials: Int? = nil) throws -> [JournalLine] {
         struct Legacy: Decodable { var event: String? }
         let decoder = RunDirectory.decoder
-        let events = try StudyJournal.events(bytes, file: file, trials: trials) { line, known in
+        let events = try StudyJournal.events(bytes, file: file, trials: trials) { line in
             do {
-                let event = try decoder.decode(Legacy.self, from: Data(line)).event
-                switch event {
-                case nil:
-                    let r = try decoder.decode(HPOTrialRecord.self, from: Data(line))
-                    let found = r.problems(trials: trials)
-                    return (found.isEmpty ? r.studyEvent : nil, found)
-                case "final":
-                    let r = try decoder.decode(HPOFinalRecord.self, from: Data(line))
-                    var found = r.problems()
-                    if !known.contains(StudyEvent.hpoID(r.trial)) {
-                        found.append("the final names trial \(r.trial), which no earlier line proposed")
-                    }
-                    return (found.isEmpty ? r.studyEvent : nil, found)
-                default:
-                    return (nil, ["an unknown event '\(event!)'"])
+                switch try decoder.decode(Legacy.self, from: Data(line)).event {
+                case nil: return try decoder.decode(HPOTrialRecord.self, from: Data(line)).studyEvent
+                case "final": return try decoder.decode(HPOFinalRecord.self, from: Data(line)).studyEvent
+                case let event?: throw SearchError("an unknown event '\(event)'")
                 }
             } catch let error as DecodingError {
                 throw SearchError("is not valid: \(describe(error))")

@@ -124,11 +124,9 @@ public struct SearchJournal {
     public static func parse(_ bytes: [UInt8], file: String) throws -> [TrialRecord] {
         var problems = StudyDataProblems()
         var records: [TrialRecord] = []
-        let events = try StudyJournal.events(bytes, file: file) { line, known in
+        let events = try StudyJournal.events(bytes, file: file) { line in
             // The format before StudyEvent: one TrialRecord per line.
-            let record = try StudyData.decode(TrialRecord.self, from: line)
-            let found = record.problems(knownTrials: known)
-            return (found.isEmpty ? record.studyEvent : nil, found)
+            try StudyData.decode(TrialRecord.self, from: line).studyEvent
         }
         for e in events {
             if let r = TrialRecord(e) { records.append(r) } else {

@@ -156,35 +156,32 @@ public struct StudyEvent: Codable, Equatable, Sendable {
     }
 }
 
-/// A journal line's reading: its event, or what is wrong with it.
-public typealias StudyLineReading = (event: StudyEvent?, problems: [String])
-
 extension StudyJournal {
     /// The events of a journal's bytes (`file` names it in errors), every line checked
     /// (`StudyEvent.problems`); all problems are reported at once, one line each, naming the
     /// file and the line. A line without `format` is of the journal format before `StudyEvent`:
-    /// `legacy` reads and converts it (given the trials of the earlier lines), or throws why not.
+    /// `legacy` reads and converts it, or throws why not; it is then checked as every event is.
     static func events(_ bytes: [UInt8], file: String, trials: Int? = nil,
-                       legacy: ([UInt8], Set<String>) throws -> StudyLineReading) throws -> [StudyEvent] {
+                       legacy: ([UInt8]) throws -> StudyEvent) throws -> [StudyEvent] {
         struct Probe: Decodable { var format: Int? }
         var out: [StudyEvent] = []
         var problems = StudyDataProblems()
         var known = Set<String>()
         for (number, line) in StudyJournal.lines(bytes) {
-            let reading: StudyLineReading
+            let e: StudyEvent
             do {
                 if try StudyData.decode(Probe.self, from: line).format == nil {
-                    reading = try legacy(line, known)
+                    e = try legacy(line)
                 } else {
-                    let e = try StudyData.decode(StudyEvent.self, from: line)
-                    reading = (e, e.problems(known: known, trials: trials))
+                    e = try StudyData.decode(StudyEvent.self, from: line)
                 }
             } catch {
                 problems.add(file, line: number, "\(error)")
                 continue
             }
-            for p in reading.problems { problems.add(file, line: number, p) }
-            if reading.problems.isEmpty, let e = reading.event {
+            let found = e.problems(known: known, trials: trials)
+            for p in found { problems.add(file, line: number, p) }
+            if found.isEmpty {
                 out.append(e)
                 if !e.event.isFinal { known.insert(e.trial) }
             }
