@@ -232,36 +232,37 @@ public final class HPORun {
     /// (`OutputPolicy`; the CLI's --overwrite has emptied it first); an hpo already there is
     /// continued with `init(resuming:)`.
     public init(config: HPOConfig, directory: RunDirectory, backend: Backend, data: RunData) throws {
-        if try OutputPolicy().prepareFolder(directory.path, for: .hpo).sameStudy {
+        let study = StudyDirectory(path: directory.path, study: .hpo)
+        (_, lock) = try study.openNew(config, file: Self.settingsFile(directory)) { _ in
             throw RunDirectoryError(path: directory.path, reason: "is not empty: it holds an hpo search (hpo.json); "
                                     + "pass --resume \(directory.path) to continue it, or choose another --output")
         }
-        lock = try RunLock(directory: directory.path)
         self.config = config
         self.directory = directory
         self.backend = backend
         self.data = data
-        try directory.writeJSON(config, to: configPath)
+    }
+
+    /// How `hpo.json` is read and written.
+    static func settingsFile(_ directory: RunDirectory) -> StudyDirectory.SettingsFile<HPOConfig> {
+        StudyDirectory.SettingsFile(read: { try directory.readJSON(HPOConfig.self, from: $0) },
+                                    write: { try directory.writeJSON($0, to: $1) })
     }
 
     /// Reopens a run written by `init`: its config and journal.
     public init(resuming directory: RunDirectory, backend: Backend) throws {
-        let path = directory.path + "/hpo.json"
-        guard directory.exists(path) else {
-            throw RunDirectoryError(path: directory.path, reason: "has no hpo.json: not a strata hpo directory")
+        let study = StudyDirectory(path: directory.path, study: .hpo)
+        (config, lock) = try study.openExisting(file: Self.settingsFile(directory)) { config in
+            var out: [String] = []
+            if config.trials < 1 || config.trials > 1_000_000 { out.append("trials \(config.trials) is not in 1...1000000") }
+            if config.finalEpochs < 0 || config.finalEpochs > 1_000_000 { out.append("finalEpochs \(config.finalEpochs) is not in 0...1000000") }
+            return out + (config.execution?.problems() ?? [])
         }
-        lock = try RunLock(directory: directory.path)
-        config = try directory.readJSON(HPOConfig.self, from: path)
-        var problems = StudyDataProblems()
-        if config.trials < 1 || config.trials > 1_000_000 { problems.add(path, "trials \(config.trials) is not in 1...1000000") }
-        if config.finalEpochs < 0 || config.finalEpochs > 1_000_000 { problems.add(path, "finalEpochs \(config.finalEpochs) is not in 0...1000000") }
-        for p in config.execution?.problems() ?? [] { problems.add(path, p) }
-        try problems.throwIfAny()
         self.directory = directory
         self.backend = backend
         data = try RunData.load(config.trial.data, seed: config.trial.seed)
-        let all = try Self.readJournalLines(directory.path + "/journal.jsonl", trials: config.trials)
-        _ = try StudySession.read(directory.path + "/sessions.jsonl")   // refuse a corrupt file before any work
+        let all = try Self.readJournalLines(study.journalPath, trials: config.trials)
+        _ = try StudySession.read(study.sessionsPath)   // refuse a corrupt file before any work
         lines = all.compactMap { if case .trial(let r) = $0 { return r } else { return nil } }
         finalEvents = all.compactMap { if case .final(let r) = $0 { return r } else { return nil } }
         records = Self.latest(lines)
