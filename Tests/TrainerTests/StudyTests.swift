@@ -109,6 +109,24 @@ final class StudyTests: XCTestCase {
         XCTAssertTrue(after.allSatisfy { $0.hasPrefix(#"{"attempt""#) && $0.contains(#""format":1"#) }, "new lines are events")
     }
 
+    /// The one study-directory policy (StudyDirectory) as the engine opens a folder: one that
+    /// holds only what the study writes itself (the Ray engine's ray.log, made before the
+    /// settings) is its own; a user's file makes it no study's; a folder of another search is refused.
+    func testTheEngineOpensOnlyItsOwnFolder() throws {
+        let own = try makeTemporaryDirectory(self)
+        XCTAssertTrue(FileManager.default.createFile(atPath: own + "/ray.log", contents: Data("ray\n".utf8)))
+        XCTAssertEqual(try search(own, InProcessExecutor(body: outcome), pruner: .none).run().count, 6)
+        let user = try makeTemporaryDirectory(self)
+        XCTAssertTrue(FileManager.default.createFile(atPath: user + "/notes.txt", contents: Data("mine\n".utf8)))
+        XCTAssertThrowsError(try search(user, InProcessExecutor(body: outcome)).run()) {
+            XCTAssertTrue("\($0)".contains("is not empty and is not a strata search"), "\($0)")
+        }
+        XCTAssertEqual(FileManager.default.contents(atPath: user + "/notes.txt"), Data("mine\n".utf8))
+        XCTAssertThrowsError(try search(own, InProcessExecutor(body: outcome), pruner: .asha).run()) {
+            XCTAssertTrue("\($0)".contains("holds another search"), "\($0)")
+        }
+    }
+
     /// `strata search`'s workflow, reachable without the CLI: two reuse strategies side by side,
     /// each a search directory with its summary, a combined report; a resume finds every trial done.
     func testSearchWorkflowRunsSideBySideAndResumesWithNothingToDo() throws {

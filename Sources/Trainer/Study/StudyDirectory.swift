@@ -36,7 +36,11 @@ public struct StudyDirectory: Sendable {
     /// `existing`'s to judge: it returns the settings to go on with, or throws the one line that
     /// refuses it (hpo: pass --resume; search: continues the same search, refuses another).
     func openNew<S>(_ settings: S, file: SettingsFile<S>, existing: (S) throws -> S) throws -> (settings: S, lock: RunLock) {
-        _ = try OutputPolicy().prepareFolder(path, for: study)
+        // The folder policy (created, empty, or this study's); a folder holding only names the
+        // study writes itself (its engine's ray.log, written before the settings) is its own.
+        if FileSystem.kind(of: path) != .directory || OutputPolicy.entries(path).contains(where: { !study.writes.contains($0) }) {
+            _ = try OutputPolicy().prepareFolder(path, for: study)
+        }
         // A study already there is judged before the lock: a refusal says why, not "in use".
         if holdsStudy {
             let kept = try existing(try file.read(settingsPath))
