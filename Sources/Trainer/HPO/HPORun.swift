@@ -64,7 +64,9 @@ public struct HPOConfig: Codable, Equatable, Sendable {
     func makePruner() -> TrialPruner? { pruner.make(budget: trial.epochs) }
 }
 
-/// One line of `journal.jsonl`. A trial's first line is written when it is proposed (status
+/// An hpo trial's state after one of its journal events (`StudyEvent`: `studyEvent` is the line
+/// it is written as, `init?(_:)` reads one back; journals of the older format held these as lines
+/// themselves, camelCase, `complete` for finished). A trial's first event is written when it is proposed (status
 /// `running`, no values), one more each time its job ends at a rung and the pruner lets it go
 /// on (`running`, its values so far), and its last when it ends (`complete`, `pruned`, `failed`);
 /// the last line of a trial is its state. Replaying the lines in order rebuilds the pruner's
@@ -113,8 +115,8 @@ public struct HPOTrialRecord: Codable, Equatable, Sendable {
     public var cost: Double { wallSeconds ?? seconds }
 }
 
-/// A line of `journal.jsonl` about the final training (`"event": "final"`; trial lines have no
-/// `event`). `started` when its job is submitted (`fromEpoch`: the epochs its run directory
+/// The final training's state after one of its journal events (`final_started`,
+/// `final_finished`, `final_failed`; in the older format a line `"event": "final"`). `started` when its job is submitted (`fromEpoch`: the epochs its run directory
 /// already holds, which the job continues from), then `finished` (its epochs' seconds over every
 /// session, this job's wall and CPU seconds, test accuracy and loss) or `failed` (the error;
 /// `--resume` submits it again, continuing from its last checkpoint).

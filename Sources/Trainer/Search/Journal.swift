@@ -2,7 +2,8 @@
 import Glibc
 #endif
 
-/// The result of one trial, one line of `journal.jsonl`.
+/// The state of one search trial after a journal event (`StudyEvent`; the older journal format
+/// held one of these per line).
 public struct TrialRecord: Codable, Equatable, Sendable {
     /// `running`: a pruned search's trial that started (no values yet) or reached a rung and was
     /// promoted; `pruned`: stopped at its last rung. A trial's last line is its state.
