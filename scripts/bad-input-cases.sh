@@ -227,6 +227,9 @@ case_ "21 search --pruner unknown" 64 "--pruner must be asha, hyperband or none,
 case_ "21 search --strategy unknown" 64 "--strategy must be grid, random, tpe or cmaes, not 'bayes'" -- "$S" search --space seed000-small --strategy bayes --dry-run
 case_ "21 search --resume with --pruner" 64 '--pruner cannot be used with --resume' -- "$S" search --resume nosearch --pruner asha
 case_ "24 hpo --resume with --trials" 64 '--trials cannot be used with --resume' -- "$S" hpo --resume nohpo --trials 3 --device cpu
+# One study-directory policy (StudyDirectory): a folder resumed must hold that kind of study; nothing is written to it.
+case_ "21 search --resume a user's folder" 1 'userdir has no search.json: it is not a strata search directory' -- "$S" search --resume userdir
+case_ "21 hpo --resume a user's folder" 1 'userdir has no hpo.json: it is not a strata hpo directory' -- "$S" hpo --resume userdir --device cpu
 ok_ "24 train --config with --seed applies it" '--seed 11 replaces the seed 0 of run1/config.json' -- "$S" train --config run1/config.json --seed 11 --output o36 --device cpu
 ok_ "24 bench train gives a figure where SGD diverged" 'images/s' -- "$S" bench train --model cnn --filters 48,48,48 --hidden 500,250 --batch-size 128 --steps 2 --device cpu
 ok_ "24 predict --overwrite says what it replaces" '--overwrite: replacing o37.npy' -- sh -c "echo old > o37.npy && '$S' predict run1 --data tiny --output o37.npy --overwrite --device cpu"

@@ -99,12 +99,20 @@ def check_killed(run):
             return 2, f"{key}: {ref['file']} holds epoch {epoch}, the manifest says {ref['epoch']}"
     return 0, f"manifest at epoch {m['epoch']} consistent"
 
+# A journal's StudyEvent lines ("format": 1) as the trial records of the format before them.
+EVENT_STATUS = {"proposed": "running", "started": "running", "rung": "running"}
+
+def search_record(r):
+    if "format" not in r:
+        return r
+    return dict(r, id=r["trial"], status=EVENT_STATUS.get(r["event"], r["event"]))
+
 def search_results(path):
     last = {}
     with open(os.path.join(path, "journal.jsonl")) as f:
         for line in f:
             if line.endswith("\n"):
-                r = json.loads(line)
+                r = search_record(json.loads(line))
                 last[r["id"]] = r
     # A search with --pruner: a trial's rungs and validation loss per epoch too.
     keys = ("status", "validation_loss", "validation_accuracy", "test_accuracy", "donor", "reuse_layers", "epochs",

@@ -226,6 +226,62 @@ final class HPOEngineTests: XCTestCase {
         }
     }
 
+    /// An hpo directory of the journal format before `StudyEvent` (`HPOTrialRecord` lines, and
+    /// `"event": "final"` lines) cut short, then resumed: the old lines stay, events follow,
+    /// and the trials end as in a search never interrupted.
+    func testOldFormatHPOJournalResumes() throws {
+        let data = try makeData(), root = try makeTemporaryDirectory(self)
+        var config = try makeConfig(data: data, trials: 6)
+        config.finalEpochs = 1
+        // In a scope: the run holds its directory's lock until it goes.
+        let (wholeRecords, wholeSummary, wholePath): ([HPOTrialRecord], HPOSummary, String) = try {
+            let (w, s) = try search(config, in: root + "/whole", executor: InProcessExecutor())
+            return (w.records, s, w.directory.path)
+        }()
+        let cut = OutOfOrderExecutor(slots: 1)
+        cut.killAfter = 4
+        XCTAssertThrowsError(try search(config, in: root + "/cut", executor: cut))
+        let dir = RunDirectory(path: root + "/cut")
+        let before = try HPORun.readJournal(dir.path + "/journal.jsonl")
+        let encoder = RunDirectory.encoder
+        encoder.outputFormatting = [.sortedKeys]   // as the old writer did
+        let oldText = try before.map { String(decoding: try encoder.encode($0), as: UTF8.self) + "\n" }.joined()
+        XCTAssertFalse(oldText.contains("format"))
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir.path + "/journal.jsonl", contents: Data(oldText.utf8)))
+        XCTAssertEqual(try HPORun.readJournal(dir.path + "/journal.jsonl").map(\.status), before.map(\.status))
+
+        let resumed = try HPORun(resuming: dir, backend: CPUBackend())
+        resumed.executor = InProcessExecutor()
+        let summary = try resumed.run()
+        XCTAssertEqual(resumed.records.map(\.params), wholeRecords.map(\.params))
+        XCTAssertEqual(resumed.records.map(\.values), wholeRecords.map(\.values))
+        XCTAssertEqual(resumed.records.map(\.status), wholeRecords.map(\.status))
+        XCTAssertEqual(summary.bestTrial, wholeSummary.bestTrial)
+        let text = String(decoding: try XCTUnwrap(FileManager.default.contents(atPath: dir.path + "/journal.jsonl")), as: UTF8.self)
+        XCTAssertTrue(text.hasPrefix(oldText), "the old lines are kept")
+        let after = text.dropFirst(oldText.count).split(separator: "\n")
+        XCTAssertTrue(after.allSatisfy { $0.contains(#""format":1"#) }, "new lines are events")
+        XCTAssertTrue(after.contains { $0.contains(#""event":"final_started""#) })
+        XCTAssertTrue(after.contains { $0.contains(#""event":"final_finished""#) })
+
+        // A finished old directory, final lines included ("event": "final"): a resume finds all done.
+        let lines = try HPORun.readJournalLines(wholePath + "/journal.jsonl")
+        let wholeOld = try lines.map { line -> String in
+            switch line {
+            case .trial(let r): return String(decoding: try encoder.encode(r), as: UTF8.self) + "\n"
+            case .final(let r): return String(decoding: try encoder.encode(r), as: UTF8.self) + "\n"
+            }
+        }.joined()
+        XCTAssertTrue(wholeOld.contains(#""event":"final""#))
+        XCTAssertTrue(FileManager.default.createFile(atPath: wholePath + "/journal.jsonl", contents: Data(wholeOld.utf8)))
+        let again = try HPORun(resuming: RunDirectory(path: wholePath), backend: CPUBackend())
+        XCTAssertEqual(again.finalEvents.map(\.status), [.started, .finished])
+        again.executor = InProcessExecutor()
+        XCTAssertEqual(try again.run().finalTestAccuracy, wholeSummary.finalTestAccuracy)
+        XCTAssertEqual(String(decoding: try XCTUnwrap(FileManager.default.contents(atPath: wholePath + "/journal.jsonl")), as: UTF8.self), wholeOld,
+                       "nothing ran again")
+    }
+
     /// The final training is a job of the search's executor (in `final/`, its run directory
     /// `final/run`), journaled when it starts and ends (seconds, CPU seconds, test accuracy). A
     /// finished one is not run again; one killed after its first epoch (the search process, or

@@ -87,6 +87,8 @@ final class StudyDataTests: XCTestCase {
         XCTAssertThrowsError(try StudySession.parse(Array(#"{"seconds":1,"trials":-2}"#.utf8 + [0x0A]), file: "s"))
     }
 
+    /// Lines of the hpo's older format are converted and checked as events are (problems name
+    /// the event's fields).
     func testHPOJournalLinesAreChecked() throws {
 
         func parse(_ lines: [String], trials: Int? = 4) throws -> [HPORun.JournalLine] {
@@ -108,10 +110,10 @@ final class StudyDataTests: XCTestCase {
             }
         }
         bad(#""seconds":1"#, #""seconds":1e308"#, "seconds 1e+308")
-        bad(#""validationAccuracy":0.5"#, #""validationAccuracy":7"#, "validationAccuracy 7.0 is not in [0, 1]")
+        bad(#""validationAccuracy":0.5"#, #""validationAccuracy":7"#, "validation_accuracy 7.0 is not in [0, 1]")
         bad(#""trial":0"#, #""trial":9"#, "trial 9 is not a trial number")
-        bad(#""values":[-0.5]"#, #""values":["inf"]"#, "values[0] inf is not finite")
-        bad(#""values":[-0.5]"#, #""values":[]"#, "a complete trial has no values")
+        bad(#""values":[-0.5]"#, #""values":["inf"]"#, "values[0] inf is not a finite number")
+        bad(#""values":[-0.5]"#, #""values":[]"#, "a finished trial has no values")
         bad(#""status":"complete""#, #""status":"done""#, "is not valid")
         let final = #"{"epochs":3,"event":"final","params":{},"status":"finished","testAccuracy":0.5,"trial":0}"#
         XCTAssertEqual(try parse([good, final]).count, 2)
@@ -119,10 +121,74 @@ final class StudyDataTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("line 2: the final names trial 3, which no earlier line proposed"), "\($0)")
         }
         XCTAssertThrowsError(try parse([good, final.replacingOccurrences(of: "0.5", with: "1e308")])) {
-            XCTAssertTrue("\($0)".contains("testAccuracy"), "\($0)")
+            XCTAssertTrue("\($0)".contains("test_accuracy 1e+308"), "\($0)")
         }
         XCTAssertThrowsError(try parse([good, #"{"event":"party"}"#])) { XCTAssertTrue("\($0)".contains("unknown event 'party'")) }
         // A last line cut by a kill (no newline) is not a problem.
         XCTAssertEqual(try HPORun.parseJournal(Array((good + "\n" + #"{"tri"#).utf8), file: "h", trials: 4).count, 1)
+    }
+
+    /// The journal's own format (`StudyEvent` lines), one checker for search's and hpo's events:
+    /// both read back as they were written, each bad field one line naming it, a line of a newer
+    /// format refused by name, and a search journal refuses an hpo's event.
+    func testStudyEventLinesAreChecked() throws {
+        let records = try SearchJournal.parse(Array((donorLine() + "\n" + line { _ in } + "\n").utf8), file: "j.jsonl")
+        let events = records.map(\.studyEvent.line)
+        XCTAssertTrue(events.allSatisfy { $0.contains(#""format":1"#) && $0.contains(#""event":"finished""#) }, "\(events)")
+        XCTAssertEqual(try SearchJournal.parse(Array((events.joined(separator: "\n") + "\n").utf8), file: "j.jsonl"), records)
+        func eventProblems(_ from: String, _ to: String) -> [String] {
+            let edited = events[1].replacingOccurrences(of: from, with: to)
+            XCTAssertNotEqual(edited, events[1], from)
+            return problems([events[0], edited])
+        }
+        for (from, to, expected) in [(#""seconds":2.5"#, #""seconds":1e308"#, "j.jsonl line 2: seconds 1e+308"),
+                                     (#""validation_accuracy":0.5"#, #""validation_accuracy":1.5"#, "validation_accuracy 1.5 is not in [0, 1]"),
+                                     (#""reuse_layers":1"#, #""reuse_layers":5"#, "reuse_layers 5 does not fit"),
+                                     (#""format":1"#, #""format":2"#, "format 2 is not one this strata reads (1): a newer strata wrote it"),
+                                     (#""event":"finished""#, #""event":"party""#, "is not valid")] {
+            let found = eventProblems(from, to)
+            XCTAssertEqual(found.count, 1, "\(expected): \(found)")
+            XCTAssertTrue(found.first?.contains(expected) ?? false, "\(expected): \(found)")
+        }
+        // hpo: a trial's event and its final's, round trip; nan values are null.
+        let trial = HPOTrialRecord(trial: 2, params: ["lr": .float(0.01)], status: .running, values: [-0.5, .nan], seconds: 1)
+        var final = HPOFinalRecord(status: .finished, trial: 2, params: ["lr": .float(0.01)], epochs: 3)
+        final.testAccuracy = 0.5
+        let hpoLines = [trial.studyEvent.line, final.studyEvent.line]
+        XCTAssertTrue(hpoLines[0].contains(#""event":"rung""#) && hpoLines[0].contains("null"), hpoLines[0])
+        XCTAssertTrue(hpoLines[1].contains(#""event":"final_finished""#), hpoLines[1])
+        let read = try HPORun.parseJournal(Array((hpoLines.joined(separator: "\n") + "\n").utf8), file: "h", trials: 4)
+        guard read.count == 2, case .trial(let t) = read[0], case .final(let f) = read[1] else { return XCTFail("\(read)") }
+        XCTAssertEqual(t.values.count, 2)
+        XCTAssertTrue(t.values[1].isNaN)
+        XCTAssertEqual(t.params, trial.params)
+        XCTAssertEqual(f, final)
+        XCTAssertThrowsError(try HPORun.parseJournal(Array((hpoLines[0] + "\n").utf8), file: "h", trials: 2)) {
+            XCTAssertTrue("\($0)".contains("trial 2 is not a trial number (0..<2)"), "\($0)")
+        }
+        XCTAssertThrowsError(try HPORun.parseJournal(Array((hpoLines[1] + "\n").utf8), file: "h", trials: 4)) {
+            XCTAssertTrue("\($0)".contains("the final names trial 2, which no earlier line proposed"), "\($0)")
+        }
+        XCTAssertEqual(problems([hpoLines[0]]), ["j.jsonl: an hpo event (rung of trial-0002) is no search trial: not a strata search journal"])
+        XCTAssertThrowsError(try HPORun.parseJournal(Array((events[0] + "\n").utf8), file: "h")) {
+            XCTAssertTrue("\($0)".contains("is no hpo trial: not a strata hpo journal"), "\($0)")
+        }
+    }
+
+    /// The fuzz seeds of both journal formats are valid journals (the fuzzer starts from what
+    /// the readers accept): the older state lines and the `StudyEvent` lines.
+    func testFuzzSeedJournalsOfBothFormatsRead() throws {
+        let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("fuzz/corpus").path
+        var formats = Set<Bool>()
+        for (folder, parse) in [("search-journal", { (b: [UInt8], f: String) in _ = try SearchJournal.parse(b, file: f) }),
+                                ("hpo-journal", { (b: [UInt8], f: String) in _ = try HPORun.parseJournal(b, file: f) })] {
+            for name in try FileManager.default.contentsOfDirectory(atPath: corpus + "/" + folder) where name != "sessions.jsonl" {
+                let bytes = [UInt8](try XCTUnwrap(FileManager.default.contents(atPath: corpus + "/\(folder)/\(name)")))
+                XCTAssertNoThrow(try parse(bytes, name), "\(folder)/\(name)")
+                formats.insert(String(decoding: bytes, as: UTF8.self).contains(#""format":1"#))
+            }
+        }
+        XCTAssertEqual(formats, [true, false], "seeds of both formats")
     }
 }

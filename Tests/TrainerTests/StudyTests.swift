@@ -83,6 +83,50 @@ final class StudyTests: XCTestCase {
         }
     }
 
+    /// A search directory of the journal format before `StudyEvent` (one `TrialRecord` per
+    /// line, as written until then) cut short, then resumed: its lines are read and kept, the
+    /// new events follow them, and the trials end as in a search never interrupted.
+    func testOldFormatSearchJournalResumes() throws {
+        let whole = try search(try makeTemporaryDirectory(self), InProcessExecutor(body: outcome)).run()
+        let dir = try makeTemporaryDirectory(self)
+        XCTAssertThrowsError(try search(dir, InterruptingExecutor(limit: 4, body: outcome)).run())
+        let path = dir + "/journal.jsonl"
+        let old = try SearchJournal(path: path).read()
+        XCTAssertTrue(old.contains { $0.status == .running }, "a trial was cut short at a rung")
+        let oldText = old.map { SearchJSON.canonical($0) + "\n" }.joined()
+        XCTAssertFalse(oldText.contains("format"))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(oldText.utf8)))
+        XCTAssertEqual(try SearchJournal(path: path).read(), old, "the old lines read as they were written")
+
+        let resumed = try search(dir, InProcessExecutor(body: outcome)).run()
+        XCTAssertEqual(resumed.map(\.status), whole.map(\.status))
+        XCTAssertEqual(resumed.map(\.rungs), whole.map(\.rungs))
+        XCTAssertEqual(resumed.map(\.values), whole.map(\.values))
+        let text = String(decoding: try XCTUnwrap(FileManager.default.contents(atPath: path)), as: UTF8.self)
+        XCTAssertTrue(text.hasPrefix(oldText), "the old lines are kept")
+        let after = text.dropFirst(oldText.count).split(separator: "\n")
+        XCTAssertFalse(after.isEmpty)
+        XCTAssertTrue(after.allSatisfy { $0.hasPrefix(#"{"attempt""#) && $0.contains(#""format":1"#) }, "new lines are events")
+    }
+
+    /// The one study-directory policy (StudyDirectory) as the engine opens a folder: one that
+    /// holds only what the study writes itself (the Ray engine's ray.log, made before the
+    /// settings) is its own; a user's file makes it no study's; a folder of another search is refused.
+    func testTheEngineOpensOnlyItsOwnFolder() throws {
+        let own = try makeTemporaryDirectory(self)
+        XCTAssertTrue(FileManager.default.createFile(atPath: own + "/ray.log", contents: Data("ray\n".utf8)))
+        XCTAssertEqual(try search(own, InProcessExecutor(body: outcome), pruner: .none).run().count, 6)
+        let user = try makeTemporaryDirectory(self)
+        XCTAssertTrue(FileManager.default.createFile(atPath: user + "/notes.txt", contents: Data("mine\n".utf8)))
+        XCTAssertThrowsError(try search(user, InProcessExecutor(body: outcome)).run()) {
+            XCTAssertTrue("\($0)".contains("is not empty and is not a strata search"), "\($0)")
+        }
+        XCTAssertEqual(FileManager.default.contents(atPath: user + "/notes.txt"), Data("mine\n".utf8))
+        XCTAssertThrowsError(try search(own, InProcessExecutor(body: outcome), pruner: .asha).run()) {
+            XCTAssertTrue("\($0)".contains("holds another search"), "\($0)")
+        }
+    }
+
     /// `strata search`'s workflow, reachable without the CLI: two reuse strategies side by side,
     /// each a search directory with its summary, a combined report; a resume finds every trial done.
     func testSearchWorkflowRunsSideBySideAndResumesWithNothingToDo() throws {

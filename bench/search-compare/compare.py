@@ -61,8 +61,10 @@ def read_outcome(arm, out):
             for line in f:
                 if line.strip():
                     r = json.loads(line)
-                    last[r["id"]] = r
-        rows = [{"loss": r.get("validation_loss"), "test": r.get("test_accuracy"), "ok": r.get("status") == "finished",
+                    # StudyEvent lines ("format": 1: trial, event) or the older trial records (id, status).
+                    last[r.get("trial", r.get("id"))] = r
+        rows = [{"loss": r.get("validation_loss"), "test": r.get("test_accuracy"),
+                 "ok": r.get("event", r.get("status")) == "finished",
                  "flops": r.get("flops_executed", 0)} for r in last.values()]
         flops = sum(r["flops"] for r in rows)
     done = [r for r in rows if r["ok"] and r["loss"] is not None]

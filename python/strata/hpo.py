@@ -5,6 +5,7 @@ import os
 
 import pandas as pd
 
+from ._journal import hpo_line
 from ._json import StrataFileError, read_json, read_json_lines
 from .run import load_run
 from .search import _frame, _optional_json, _params_columns
@@ -112,6 +113,7 @@ def load_hpo(path):
     trial_lines, final = [], []
     journal_path = os.path.join(path, "journal.jsonl")
     for number, line in enumerate(read_json_lines(journal_path, missing_ok=True), 1):
+        line = hpo_line(line, f"{journal_path}: line {number}") if isinstance(line, dict) else line
         event = line.get("event") if isinstance(line, dict) else None
         if event is None and isinstance(line, dict) and "trial" in line:
             trial_lines.append(line)

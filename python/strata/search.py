@@ -6,6 +6,7 @@ import os
 
 import pandas as pd
 
+from ._journal import search_record
 from ._json import StrataFileError, read_json, read_json_lines
 from .run import load_run
 
@@ -85,7 +86,9 @@ def load_search(path):
                                   "use strata.load_searches (or load_search on one of its subfolders)")
         raise StrataFileError(f"{path}: not a search directory (no search.json)")
     settings = read_json(settings_path)
-    lines = read_json_lines(os.path.join(path, "journal.jsonl"), missing_ok=True)
+    journal_path = os.path.join(path, "journal.jsonl")
+    lines = [search_record(line, f"{journal_path}: line {n}")
+             for n, line in enumerate(read_json_lines(journal_path, missing_ok=True), 1)]
     journal = pd.json_normalize(lines, sep=".") if lines else pd.DataFrame()
     latest = {}
     for record in lines:

@@ -233,3 +233,53 @@ def test_not_hpo_directories(tmp_path):
         os.rename(tmp_path / "hpo", tmp_path / part)
     with pytest.raises(strata.StrataFileError, match="--compare-full directory"):
         strata.load_hpo(tmp_path)
+
+
+# MARK: the journal's formats
+
+_EVENT = {"finished": "finished", "complete": "finished", "failed": "failed", "pruned": "pruned"}
+_SNAKE_HPO = {"validationAccuracy": "validation_accuracy", "validationLoss": "validation_loss",
+              "wallSeconds": "wall_seconds", "cpuSeconds": "cpu_seconds", "testAccuracy": "test_accuracy",
+              "testLoss": "test_loss", "fromEpoch": "from_epoch"}
+
+
+def _as_event(line):
+    """A line of the journal format before StudyEvent written as the event strata writes now."""
+    if "id" in line:  # search
+        out = {k: v for k, v in line.items() if k not in ("id", "status")}
+        running = "started" if not line.get("values") else "rung"
+        out.update(format=1, trial=line["id"], event=_EVENT.get(line["status"], running))
+        return out
+    out = {_SNAKE_HPO.get(k, k): v for k, v in line.items() if k not in ("trial", "status", "event")}
+    out.update(format=1, number=line["trial"], trial=f"trial-{line['trial']:04d}")
+    if line.get("event") == "final":
+        out["event"] = "final_" + line["status"]
+    else:
+        out["event"] = _EVENT.get(line["status"], "rung" if line.get("values") else "proposed")
+        out["values"] = [None if v == "nan" else v for v in line.get("values", [])]
+    return out
+
+
+@pytest.mark.parametrize("kind", ["search", "hpo"])
+def test_event_journal_reads_as_the_older_format(tmp_path, kind):
+    # The committed fixtures hold the older format (a state line per event); the same journal
+    # as StudyEvent lines ("format": 1) gives the same trials, and a newer format is refused.
+    path = copy_fixture(kind, tmp_path)
+    load = strata.load_search if kind == "search" else strata.load_hpo
+    before = load(path)
+    journal = os.path.join(path, "journal.jsonl")
+    with open(journal) as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    with open(journal, "w") as f:
+        f.write("".join(json.dumps(_as_event(line)) + "\n" for line in lines))
+    after = load(path)
+    columns = ["id", "status", "validation_loss", "test_accuracy", "donor", "attempt"] if kind == "search" else \
+        ["number", "status", "value", "score", "epochs", "rungs", "params_lr", "params_optimizer"]
+    pd.testing.assert_frame_equal(after.trials[columns], before.trials[columns])
+    if kind == "hpo":
+        assert [e["status"] for e in after.final] == [e["status"] for e in before.final]
+        assert after.final_state["testAccuracy"] == before.final_state["testAccuracy"]
+    with open(journal, "a") as f:
+        f.write(json.dumps(dict(_as_event(lines[0]), format=2)) + "\n")
+    with pytest.raises(strata.StrataFileError, match="format 2 is not one this reader knows"):
+        load(path)

@@ -64,7 +64,9 @@ public struct HPOConfig: Codable, Equatable, Sendable {
     func makePruner() -> TrialPruner? { pruner.make(budget: trial.epochs) }
 }
 
-/// One line of `journal.jsonl`. A trial's first line is written when it is proposed (status
+/// An hpo trial's state after one of its journal events (`StudyEvent`: `studyEvent` is the line
+/// it is written as, `init?(_:)` reads one back; journals of the older format held these as lines
+/// themselves, camelCase, `complete` for finished). A trial's first event is written when it is proposed (status
 /// `running`, no values), one more each time its job ends at a rung and the pruner lets it go
 /// on (`running`, its values so far), and its last when it ends (`complete`, `pruned`, `failed`);
 /// the last line of a trial is its state. Replaying the lines in order rebuilds the pruner's
@@ -111,34 +113,10 @@ public struct HPOTrialRecord: Codable, Equatable, Sendable {
 
     /// The compute this trial cost: its jobs' wall seconds (training seconds for old journals).
     public var cost: Double { wallSeconds ?? seconds }
-
-    /// What is wrong with this line as data; `trials`: the run's trial count, when known.
-    func problems(trials: Int?) -> [String] {
-        var out: [String] = []
-        let limit = trials ?? 1_000_000
-        if trial < 0 || trial >= limit { out.append("trial \(trial) is not a trial number (0..<\(limit))") }
-        for (name, v) in params.sorted(by: { $0.key < $1.key }) {
-            if case .float(let x) = v, !x.isFinite || abs(x) > StudyData.maxAmount { out.append("params.\(name) \(x) is not finite") }
-        }
-        // An objective value is -accuracy or a loss; nan where the epoch had no validation value.
-        for (e, v) in values.enumerated() where !v.isNaN && !(abs(v) <= StudyData.maxAmount) {
-            out.append("values[\(e)] \(v) is not finite")
-        }
-        StudyData.fraction(validationAccuracy, "validationAccuracy", into: &out)
-        StudyData.nonNegative(validationLoss, "validationLoss", into: &out)
-        StudyData.seconds(seconds, "seconds", into: &out)
-        StudyData.seconds(wallSeconds, "wallSeconds", into: &out)
-        StudyData.seconds(cpuSeconds, "cpuSeconds", into: &out)
-        if let rungs, rungs.contains(where: { $0 < 1 || $0 > values.count }) {
-            out.append("rungs \(rungs) are not epochs 1...\(values.count)")
-        }
-        if (status == .complete || status == .pruned) && values.isEmpty { out.append("a \(status.rawValue) trial has no values") }
-        return out
-    }
 }
 
-/// A line of `journal.jsonl` about the final training (`"event": "final"`; trial lines have no
-/// `event`). `started` when its job is submitted (`fromEpoch`: the epochs its run directory
+/// The final training's state after one of its journal events (`final_started`,
+/// `final_finished`, `final_failed`; in the older format a line `"event": "final"`). `started` when its job is submitted (`fromEpoch`: the epochs its run directory
 /// already holds, which the job continues from), then `finished` (its epochs' seconds over every
 /// session, this job's wall and CPU seconds, test accuracy and loss) or `failed` (the error;
 /// `--resume` submits it again, continuing from its last checkpoint).
@@ -164,20 +142,6 @@ public struct HPOFinalRecord: Codable, Equatable, Sendable {
         self.params = params
         self.epochs = epochs
         self.fromEpoch = fromEpoch
-    }
-
-    /// What is wrong with this line as data (the trial it names is checked by the reader).
-    func problems() -> [String] {
-        var out: [String] = []
-        if event != "final" { out.append("event '\(event)' is not final") }
-        if epochs < 1 || epochs > 1_000_000 { out.append("epochs \(epochs) is not in 1...1000000") }
-        if let fromEpoch, fromEpoch < 0 || fromEpoch > epochs { out.append("fromEpoch \(fromEpoch) is not in 0...\(epochs)") }
-        StudyData.seconds(seconds, "seconds", into: &out)
-        StudyData.seconds(wallSeconds, "wallSeconds", into: &out)
-        StudyData.seconds(cpuSeconds, "cpuSeconds", into: &out)
-        StudyData.fraction(testAccuracy, "testAccuracy", into: &out)
-        StudyData.nonNegative(testLoss, "testLoss", into: &out)
-        return out
     }
 }
 
@@ -264,45 +228,43 @@ public final class HPORun {
     /// A trial's folder: `job.json`, `outcome.json`, the worker's logs, `run/` (its run directory).
     public func trialDirectory(_ trial: Int) -> String { directory.path + "/trials/" + Self.trialID(trial) }
 
-    static func trialID(_ trial: Int) -> String {
-        let digits = String(trial)
-        return "trial-" + String(repeating: "0", count: max(0, 4 - digits.count)) + digits
-    }
+    static func trialID(_ trial: Int) -> String { StudyEvent.hpoID(trial) }
 
     /// A new run in an empty (or absent) directory: the folder policy of every study
     /// (`OutputPolicy`; the CLI's --overwrite has emptied it first); an hpo already there is
     /// continued with `init(resuming:)`.
     public init(config: HPOConfig, directory: RunDirectory, backend: Backend, data: RunData) throws {
-        if try OutputPolicy().prepareFolder(directory.path, for: .hpo).sameStudy {
+        let study = StudyDirectory(path: directory.path, study: .hpo)
+        (_, lock) = try study.openNew(config, file: Self.settingsFile(directory)) { _ in
             throw RunDirectoryError(path: directory.path, reason: "is not empty: it holds an hpo search (hpo.json); "
                                     + "pass --resume \(directory.path) to continue it, or choose another --output")
         }
-        lock = try RunLock(directory: directory.path)
         self.config = config
         self.directory = directory
         self.backend = backend
         self.data = data
-        try directory.writeJSON(config, to: configPath)
+    }
+
+    /// How `hpo.json` is read and written.
+    static func settingsFile(_ directory: RunDirectory) -> StudyDirectory.SettingsFile<HPOConfig> {
+        StudyDirectory.SettingsFile(read: { try directory.readJSON(HPOConfig.self, from: $0) },
+                                    write: { try directory.writeJSON($0, to: $1) })
     }
 
     /// Reopens a run written by `init`: its config and journal.
     public init(resuming directory: RunDirectory, backend: Backend) throws {
-        let path = directory.path + "/hpo.json"
-        guard directory.exists(path) else {
-            throw RunDirectoryError(path: directory.path, reason: "has no hpo.json: not a strata hpo directory")
+        let study = StudyDirectory(path: directory.path, study: .hpo)
+        (config, lock) = try study.openExisting(file: Self.settingsFile(directory)) { config in
+            var out: [String] = []
+            if config.trials < 1 || config.trials > 1_000_000 { out.append("trials \(config.trials) is not in 1...1000000") }
+            if config.finalEpochs < 0 || config.finalEpochs > 1_000_000 { out.append("finalEpochs \(config.finalEpochs) is not in 0...1000000") }
+            return out + (config.execution?.problems() ?? [])
         }
-        lock = try RunLock(directory: directory.path)
-        config = try directory.readJSON(HPOConfig.self, from: path)
-        var problems = StudyDataProblems()
-        if config.trials < 1 || config.trials > 1_000_000 { problems.add(path, "trials \(config.trials) is not in 1...1000000") }
-        if config.finalEpochs < 0 || config.finalEpochs > 1_000_000 { problems.add(path, "finalEpochs \(config.finalEpochs) is not in 0...1000000") }
-        for p in config.execution?.problems() ?? [] { problems.add(path, p) }
-        try problems.throwIfAny()
         self.directory = directory
         self.backend = backend
         data = try RunData.load(config.trial.data, seed: config.trial.seed)
-        let all = try Self.readJournalLines(directory.path + "/journal.jsonl", trials: config.trials)
-        _ = try StudySession.read(directory.path + "/sessions.jsonl")   // refuse a corrupt file before any work
+        let all = try Self.readJournalLines(study.journalPath, trials: config.trials)
+        _ = try StudySession.read(study.sessionsPath)   // refuse a corrupt file before any work
         lines = all.compactMap { if case .trial(let r) = $0 { return r } else { return nil } }
         finalEvents = all.compactMap { if case .final(let r) = $0 { return r } else { return nil } }
         records = Self.latest(lines)
@@ -342,36 +304,28 @@ public final class HPORun {
         return try parseJournal(bytes, file: path, trials: trials)
     }
 
-    /// `readJournalLines` of a journal's bytes (`file` names it in errors).
+    /// `readJournalLines` of a journal's bytes (`file` names it in errors): `StudyEvent` lines,
+    /// and lines of the format before it (`HPOTrialRecord`, `HPOFinalRecord`) converted.
     public static func parseJournal(_ bytes: [UInt8], file: String, trials: Int? = nil) throws -> [JournalLine] {
-        struct Event: Decodable { var event: String? }
-        var out: [JournalLine] = []
-        var problems = StudyDataProblems()
-        var known = Set<Int>()
+        struct Legacy: Decodable { var event: String? }
         let decoder = RunDirectory.decoder
-        for (number, line) in StudyJournal.lines(bytes) {
+        let events = try StudyJournal.events(bytes, file: file, trials: trials) { line in
             do {
-                let event = try decoder.decode(Event.self, from: Data(line)).event
-                switch event {
-                case nil:
-                    let r = try decoder.decode(HPOTrialRecord.self, from: Data(line))
-                    let found = r.problems(trials: trials)
-                    for p in found { problems.add(file, line: number, p) }
-                    if found.isEmpty { out.append(.trial(r)); known.insert(r.trial) }
-                case "final":
-                    let r = try decoder.decode(HPOFinalRecord.self, from: Data(line))
-                    var found = r.problems()
-                    if !known.contains(r.trial) { found.append("the final names trial \(r.trial), which no earlier line proposed") }
-                    for p in found { problems.add(file, line: number, p) }
-                    if found.isEmpty { out.append(.final(r)) }
-                default:
-                    problems.add(file, line: number, "an unknown event '\(event!)'")
+                switch try decoder.decode(Legacy.self, from: Data(line)).event {
+                case nil: return try decoder.decode(HPOTrialRecord.self, from: Data(line)).studyEvent
+                case "final": return try decoder.decode(HPOFinalRecord.self, from: Data(line)).studyEvent
+                case let event?: throw SearchError("an unknown event '\(event)'")
                 }
             } catch let error as DecodingError {
-                problems.add(file, line: number, "is not valid: \(describe(error))")
-            } catch {
-                problems.add(file, line: number, "is not valid JSON")
+                throw SearchError("is not valid: \(describe(error))")
             }
+        }
+        var problems = StudyDataProblems()
+        var out: [JournalLine] = []
+        for e in events {
+            if e.event.isFinal, let r = HPOFinalRecord(e) { out.append(.final(r)) }
+            else if let r = HPOTrialRecord(e) { out.append(.trial(r)) }
+            else { problems.add(file, "a search event (\(e.event.rawValue) of \(e.trial)) is no hpo trial: not a strata hpo journal") }
         }
         try problems.throwIfAny()
         return out
@@ -385,23 +339,17 @@ public final class HPORun {
 
     /// Appends one line (fsync'd; a torn last line is cut off first) and notes it.
     func journal(_ record: HPOTrialRecord) throws {
-        try appendJournalLine(record)
+        try appendJournalLine(record.studyEvent)
         lines.append(record)
     }
 
     func journal(_ record: HPOFinalRecord) throws {
-        try appendJournalLine(record)
+        try appendJournalLine(record.studyEvent)
         finalEvents.append(record)
     }
 
-    private func appendJournalLine<T: Encodable>(_ record: T) throws {
-        let encoder = RunDirectory.encoder
-        encoder.outputFormatting = [.sortedKeys]
-        let text: String
-        do { text = String(decoding: try encoder.encode(record), as: UTF8.self) } catch {
-            throw RunDirectoryError(path: journalPath, reason: "line cannot be encoded: \(error)")
-        }
-        try StudyJournal.appendLine(text, to: journalPath)
+    private func appendJournalLine(_ event: StudyEvent) throws {
+        try event.append(to: journalPath)
     }
 
     /// Sign convention: samplers and pruners minimise.
@@ -573,3 +521,86 @@ public final class HPORun {
 }
 
 func formatSeconds(_ s: Double) -> String { num(s, 1) + "s" }
+
+extension HPOTrialRecord {
+    /// Its journal line: the event that brought the trial to this state (a nan value is null).
+    public var studyEvent: StudyEvent {
+        let kind: StudyEvent.Kind
+        switch status {
+        case .complete: kind = .finished
+        case .pruned: kind = .pruned
+        case .failed: kind = .failed
+        case .running: kind = values.isEmpty ? .proposed : .rung
+        }
+        var e = StudyEvent(kind, trial: StudyEvent.hpoID(trial))
+        e.number = trial
+        e.params = params
+        e.values = values.map { $0.isNaN ? nil : $0 }
+        e.validationAccuracy = validationAccuracy
+        e.validationLoss = validationLoss
+        e.seconds = seconds
+        e.wallSeconds = wallSeconds
+        e.cpuSeconds = cpuSeconds
+        e.rungs = rungs
+        e.error = error
+        return e
+    }
+
+    /// The trial's state after a (checked) hpo trial event; nil for a search's or a final's.
+    public init?(_ e: StudyEvent) {
+        guard let number = e.number, let params = e.params, !e.event.isFinal else { return nil }
+        let status: Status
+        switch e.event {
+        case .finished: status = .complete
+        case .pruned: status = .pruned
+        case .failed: status = .failed
+        default: status = .running
+        }
+        self.init(trial: number, params: params, status: status, values: (e.values ?? []).map { $0 ?? .nan },
+                  validationAccuracy: e.validationAccuracy, validationLoss: e.validationLoss, seconds: e.seconds ?? 0,
+                  wallSeconds: e.wallSeconds, rungs: e.rungs, error: e.error)
+        cpuSeconds = e.cpuSeconds
+    }
+}
+
+extension HPOFinalRecord {
+    public var studyEvent: StudyEvent {
+        let kind: StudyEvent.Kind
+        switch status {
+        case .started: kind = .finalStarted
+        case .finished: kind = .finalFinished
+        case .failed: kind = .finalFailed
+        }
+        var e = StudyEvent(kind, trial: StudyEvent.hpoID(trial))
+        e.number = trial
+        e.params = params
+        e.epochs = epochs
+        e.fromEpoch = fromEpoch
+        e.seconds = seconds
+        e.wallSeconds = wallSeconds
+        e.cpuSeconds = cpuSeconds
+        e.testAccuracy = testAccuracy
+        e.testLoss = testLoss
+        e.error = error
+        return e
+    }
+
+    /// The final training's state after a (checked) final event; nil for any other.
+    public init?(_ e: StudyEvent) {
+        guard let number = e.number, let params = e.params, let epochs = e.epochs else { return nil }
+        let status: Status
+        switch e.event {
+        case .finalStarted: status = .started
+        case .finalFinished: status = .finished
+        case .finalFailed: status = .failed
+        default: return nil
+        }
+        self.init(status: status, trial: number, params: params, epochs: epochs, fromEpoch: e.fromEpoch)
+        seconds = e.seconds
+        wallSeconds = e.wallSeconds
+        cpuSeconds = e.cpuSeconds
+        testAccuracy = e.testAccuracy
+        testLoss = e.testLoss
+        error = e.error
+    }
+}

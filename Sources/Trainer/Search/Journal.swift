@@ -2,7 +2,8 @@
 import Glibc
 #endif
 
-/// The result of one trial, one line of `journal.jsonl`.
+/// The state of one search trial after a journal event (`StudyEvent`; the older journal format
+/// held one of these per line).
 public struct TrialRecord: Codable, Equatable, Sendable {
     /// `running`: a pruned search's trial that started (no values yet) or reached a rung and was
     /// promoted; `pruned`: stopped at its last rung. A trial's last line is its state.
@@ -48,16 +49,68 @@ public struct TrialRecord: Codable, Equatable, Sendable {
     }
 }
 
-/// A search's `journal.jsonl`: one `TrialRecord` per line, a `StudyJournal` (append-only,
-/// fsynced, a line cut by a kill left out on reading and cut off before the next append).
+extension TrialRecord {
+    /// Its journal line: the event that brought the trial to this state.
+    public var studyEvent: StudyEvent {
+        let kind: StudyEvent.Kind
+        switch status {
+        case .finished: kind = .finished
+        case .failed: kind = .failed
+        case .pruned: kind = .pruned
+        case .running: kind = (values ?? []).isEmpty ? .started : .rung
+        }
+        var e = StudyEvent(kind, trial: id)
+        e.config = config
+        e.donor = donor
+        e.reuseLayers = reuseLayers
+        e.prefix = prefix
+        e.error = error
+        e.validationLoss = validationLoss
+        e.validationAccuracy = validationAccuracy
+        e.testAccuracy = testAccuracy
+        e.seconds = seconds
+        e.wallSeconds = wallSeconds
+        e.flopsExecuted = flopsExecuted
+        e.flopsSkipped = flopsSkipped
+        e.epochs = epochs
+        e.attempt = attempt
+        e.cpuSeconds = cpuSeconds
+        e.values = values
+        e.rungs = rungs
+        return e
+    }
+
+    /// The trial's state after a (checked) search event; nil for an event that is no search
+    /// trial's (an hpo's).
+    public init?(_ e: StudyEvent) {
+        guard let config = e.config, !e.event.isFinal else { return nil }
+        let status: Status
+        switch e.event {
+        case .finished: status = .finished
+        case .failed: status = .failed
+        case .pruned: status = .pruned
+        default: status = .running
+        }
+        self.init(id: e.trial, config: config, donor: e.donor, reuseLayers: e.reuseLayers ?? 0, prefix: e.prefix, status: status,
+                  error: e.error, validationLoss: e.validationLoss, validationAccuracy: e.validationAccuracy,
+                  testAccuracy: e.testAccuracy, seconds: e.seconds ?? 0, wallSeconds: e.wallSeconds ?? 0,
+                  flopsExecuted: e.flopsExecuted ?? 0, flopsSkipped: e.flopsSkipped ?? 0, epochs: e.epochs ?? 0,
+                  attempt: e.attempt ?? 1, cpuSeconds: e.cpuSeconds, values: e.values, rungs: e.rungs)
+    }
+}
+
+/// A search's `journal.jsonl`: `StudyEvent` lines (append-only, fsynced, a line cut by a kill
+/// left out on reading and cut off before the next append: `StudyJournal`), read back as each
+/// trial's `TrialRecord` after each event. Lines of the format before `StudyEvent` (one
+/// `TrialRecord` per line) are read as they were, so an old search resumes.
 public struct SearchJournal {
     public let path: String
 
     public init(path: String) { self.path = path }
 
     /// The records in file order (a retried trial appears once per attempt; the last one counts).
-    /// Every line is checked as data (`TrialRecord.problems`); all problems are reported at once,
-    /// one line each, naming the file and the line.
+    /// Every line is checked as data; all problems are reported at once, one line each, naming
+    /// the file and the line.
     public func read() throws -> [TrialRecord] {
         guard FileSystem.kind(of: path) != nil else { return [] }
         let bytes: [UInt8]
@@ -70,21 +123,16 @@ public struct SearchJournal {
     /// The records of a journal's bytes (`file` names it in errors). A last line without its
     /// newline (cut by a kill) is left out.
     public static func parse(_ bytes: [UInt8], file: String) throws -> [TrialRecord] {
-        var records: [TrialRecord] = []
         var problems = StudyDataProblems()
-        var known = Set<String>()
-        for (lineNumber, line) in StudyJournal.lines(bytes) {
-            let record: TrialRecord
-            do { record = try StudyData.decode(TrialRecord.self, from: line) } catch {
-                problems.add(file, line: lineNumber, "\(error)")
-                continue
+        var records: [TrialRecord] = []
+        let events = try StudyJournal.events(bytes, file: file) { line in
+            // The format before StudyEvent: one TrialRecord per line.
+            try StudyData.decode(TrialRecord.self, from: line).studyEvent
+        }
+        for e in events {
+            if let r = TrialRecord(e) { records.append(r) } else {
+                problems.add(file, "an hpo event (\(e.event.rawValue) of \(e.trial)) is no search trial: not a strata search journal")
             }
-            let found = record.problems(knownTrials: known)
-            if found.isEmpty {
-                records.append(record)
-                known.insert(record.id)
-            }
-            for p in found { problems.add(file, line: lineNumber, p) }
         }
         try problems.throwIfAny()
         return records
@@ -97,8 +145,8 @@ public struct SearchJournal {
         return out
     }
 
-    /// Appends one line and fsyncs it. A torn last line (no newline) is cut off first.
+    /// Appends the record's event and fsyncs it. A torn last line (no newline) is cut off first.
     public func append(_ record: TrialRecord) throws {
-        try StudyJournal.appendLine(SearchJSON.canonical(record), to: path)
+        try record.studyEvent.append(to: path)
     }
 }

@@ -73,15 +73,19 @@ public struct SearchObserver {
 public struct SearchDirectory: Sendable {
     public let path: String
     public init(path: String) { self.path = path }
-    public var settingsPath: String { path + "/search.json" }
-    public var journalPath: String { path + "/journal.jsonl" }
+    /// The study folder (folder policy, lock, settings, journal, sessions), as an hpo's.
+    public var study: StudyDirectory { StudyDirectory(path: path, study: .search) }
+    static let settingsFile = StudyDirectory.SettingsFile<SearchSettings>(
+        read: { try SearchJSON.read(SearchSettings.self, from: $0) }, write: { try SearchJSON.write($0, to: $1) })
+    public var settingsPath: String { study.settingsPath }
+    public var journalPath: String { study.journalPath }
     public var summaryPath: String { path + "/summary.json" }
     public var reportPath: String { path + "/report.html" }
     public var prefixes: PrefixStore { PrefixStore(directory: path + "/prefixes") }
-    public func trialDirectory(_ id: String) -> String { path + "/trials/" + id }
+    public func trialDirectory(_ id: String) -> String { study.trialDirectory(id) }
     public var journal: SearchJournal { SearchJournal(path: journalPath) }
     /// One line per search session that ended (not killed): its wall seconds and trials run.
-    public var sessionsPath: String { path + "/sessions.jsonl" }
+    public var sessionsPath: String { study.sessionsPath }
 
     /// Wall seconds of the sessions recorded in `sessions.jsonl` (0 when it cannot be read:
     /// `load()` refuses a bad file first).
@@ -93,14 +97,7 @@ public struct SearchDirectory: Sendable {
     public func sessions() throws -> [StudySession] { try StudySession.read(sessionsPath) }
 
     public func readSettings() throws -> SearchSettings {
-        guard FileSystem.kind(of: settingsPath) == .file else {
-            throw SearchError("\(settingsPath) is missing: \(path) is not a search directory")
-        }
-        let settings = try SearchJSON.read(SearchSettings.self, from: settingsPath)
-        var problems = StudyDataProblems()
-        for p in settings.execution?.problems() ?? [] { problems.add(settingsPath, p) }
-        try problems.throwIfAny()
-        return settings
+        try study.readSettings(file: Self.settingsFile) { $0.execution?.problems() ?? [] }
     }
 }
 
@@ -129,21 +126,19 @@ public final class SearchEngine {
     }
 
     /// Creates the directory and `search.json`, or checks that an existing one is the same search.
-    public func prepare() throws {
-        try makeDirectory(directory.path)
-        try makeDirectory(directory.path + "/trials")
-        try makeDirectory(directory.prefixes.directory)
-        if FileSystem.kind(of: directory.settingsPath) == .file {
-            let old = try directory.readSettings()
+    func open() throws -> RunLock {
+        let (_, lock) = try directory.study.openNew(settings, file: SearchDirectory.settingsFile) { old in
             guard old.sameSearch(as: settings) else {
                 var (mine, theirs) = (settings, old)
                 (mine.execution, theirs.execution) = (nil, nil)
                 let field = SettingsDifference.first(mine, theirs).map { "search.json differs: \($0)" } ?? "search.json differs"
                 throw SearchError("\(directory.path) holds another search (\(field)); use --resume \(directory.path) or another --output")
             }
-        } else {
-            try SearchJSON.write(settings, to: directory.settingsPath)
+            return settings
         }
+        try makeDirectory(directory.study.trialsPath)
+        try makeDirectory(directory.prefixes.directory)
+        return lock
     }
 
     /// Runs every trial not yet in the journal on the study engine; returns the latest record of each trial.
@@ -158,9 +153,8 @@ public final class SearchEngine {
     /// journaling nothing for the trials that were running.
     @discardableResult
     public func run() throws -> [TrialRecord] {
-        try prepare()
         // One search process per directory: two would both run the same trials.
-        let lock = try RunLock(directory: directory.path)
+        let lock = try open()
         defer { lock.release() }
         let trials = try SearchTrials(self)
         let engine = StudyEngine(executor: executor, sessionsPath: directory.sessionsPath, kind: "search",

@@ -83,47 +83,6 @@ extension TrialConfig {
     }
 }
 
-extension TrialRecord {
-    /// What is wrong with this record as data; `knownTrials`: the ids of the journal's earlier
-    /// lines (a donor is a trial that ended before this one started).
-    public func problems(knownTrials: Set<String>) -> [String] {
-        var out = config.problems()
-        if out.isEmpty && id != config.id { out.append("id \(id) is not the id of its config (\(config.id))") }
-        if let donor {
-            if donor == id { out.append("trial \(id) names itself as donor") }
-            else if !knownTrials.contains(donor) { out.append("donor \(donor) is not a trial of the journal's earlier lines") }
-            if reuseLayers < 1 || reuseLayers >= config.convLayers {
-                out.append("reuse_layers \(reuseLayers) does not fit a donor for \(config.convLayers) conv layers")
-            }
-        } else if reuseLayers != 0 {
-            out.append("reuse_layers \(reuseLayers) without a donor")
-        }
-        StudyData.nonNegative(validationLoss, "validation_loss", into: &out)
-        StudyData.fraction(validationAccuracy, "validation_accuracy", into: &out)
-        StudyData.fraction(testAccuracy, "test_accuracy", into: &out)
-        StudyData.seconds(seconds, "seconds", into: &out)
-        StudyData.seconds(wallSeconds, "wall_seconds", into: &out)
-        StudyData.seconds(cpuSeconds, "cpu_seconds", into: &out)
-        StudyData.nonNegative(flopsExecuted, "flops_executed", into: &out)
-        StudyData.nonNegative(flopsSkipped, "flops_skipped", into: &out)
-        if epochs < 0 || epochs > config.epochs { out.append("epochs \(epochs) is not in 0...\(config.epochs)") }
-        if attempt < 1 || attempt > 1_000_000 { out.append("attempt \(attempt) is not in 1...1000000") }
-        if let values {
-            if values.count > config.epochs { out.append("values has \(values.count) epochs, more than \(config.epochs)") }
-            if values.contains(where: { $0.map { !$0.isFinite || $0 < 0 || $0 > StudyData.maxAmount } ?? false }) {
-                out.append("values holds a validation loss that is not a finite non-negative number")
-            }
-            if let rungs, rungs.contains(where: { $0 < 1 || $0 > values.count }) {
-                out.append("rungs \(rungs) are not epochs 1...\(values.count)")
-            }
-        }
-        if status == .finished && (validationLoss == nil) != (validationAccuracy == nil) {
-            out.append("a finished trial has \(validationLoss == nil ? "no validation_loss" : "no validation_accuracy")")
-        }
-        return out
-    }
-}
-
 extension TrialOutcome {
     /// What is wrong with a worker's report as data (it becomes the trial's failure).
     public func problems() -> [String] {
