@@ -60,6 +60,9 @@ struct Search: ParsableCommand {
     @Option(help: "Host memory for each trial's activation cache, in MiB.")
     var cacheBudget: Int = 1024
 
+    @Option(help: "Disk for the search's prefixes/ (frozen prefixes, cached activations), in MiB; beyond it the least recently used files no running or queued trial needs are removed.")
+    var diskBudget: Int = PrefixStore.defaultBudget >> 20
+
     @Option(help: "Trials at once (default: one per core).")
     var workers: Int?
 
@@ -97,6 +100,7 @@ struct Search: ParsableCommand {
         try checkCPUBound(workers, flag: "--workers")
         try checkCPUBound(threads, flag: "--threads")
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1") }
+        guard (0...(1 << 30)).contains(diskBudget) else { throw ValidationError("--disk-budget must be in 0...1073741824 MiB, not \(diskBudget)") }
         try engineOptions.validate()
         guard ["grid", "random", "tpe", "cmaes"].contains(strategy) else { throw ValidationError("--strategy must be grid, random, tpe or cmaes, not '\(strategy)'") }
         if strategy != "grid" && (trials ?? 0) < 1 { throw ValidationError("--strategy \(strategy) needs --trials N (N >= 1)") }
@@ -107,7 +111,7 @@ struct Search: ParsableCommand {
         if resume != nil {
             if overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
             // What a resumed search applies; everything else comes from its search.json.
-            try refuseUnusedFlags(with: "--resume", allowed: Set(["resume", "retry-failed", "workers", "threads"])
+            try refuseUnusedFlags(with: "--resume", allowed: Set(["resume", "retry-failed", "workers", "threads", "disk-budget"])
                                     .union(EngineOptions.flagNames),
                                   why: "a resumed search keeps the settings in its search.json (start a new search with --output to change them)")
         }
@@ -128,6 +132,7 @@ struct Search: ParsableCommand {
                                       makeExecutor: engineOptions.executorFactory)
         let display = SearchDisplay()
         workflow.retryFailed = retryFailed
+        workflow.prefixBudget = diskBudget << 20
         workflow.say = { display.line($0) }
         workflow.loopEnded = { display.clear() }
         workflow.observe = { engine in

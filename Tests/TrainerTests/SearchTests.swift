@@ -179,6 +179,38 @@ final class SearchTests: XCTestCase {
         XCTAssertTrue(idle.submitted.isEmpty)
     }
 
+    func testTheDiskBudgetRemovesOnlyPrefixesNoTrialStillNeeds() throws {
+        let space = SearchSpace(name: "t", convLayers: [1, 2, 3], filters: [4], hidden: [[8], [4]], lr: [0.01, 0.001],
+                                batchSize: [8], epochs: 1)
+        let settings = SearchSettings(space: space, reuse: .paper, data: dummyData)
+        func search(budget: Int?) throws -> (records: [TrialRecord], dir: String, missing: [String]) {
+            let dir = try makeTemporaryDirectory(self)
+            var missing: [String] = []
+            let executor = InProcessExecutor(body: { job in
+                // Every trial that reuses layers finds its donor's prefix on disk when it runs.
+                if let p = job.prefixPath, !FileManager.default.fileExists(atPath: p) { missing.append(job.id) }
+                return fakeOutcome(job)
+            })
+            let engine = SearchEngine(directory: SearchDirectory(path: dir), settings: settings, executor: executor, threadsPerTrial: 1)
+            engine.prefixSource = { _ in try self.writeFakeCheckpoint(layers: 3, dir: dir) }
+            if let budget { engine.prefixBudget = budget }
+            return (try engine.run(), dir, missing)
+        }
+        let unlimited = try search(budget: nil)
+        let tight = try search(budget: 0)
+        XCTAssertEqual(tight.missing, [])
+        XCTAssertEqual(tight.records.map(\.donor), unlimited.records.map(\.donor))
+        XCTAssertEqual(tight.records.filter { $0.donor != nil }.count, 8)
+        // Nothing is needed once every trial has run: a budget of 0 leaves no prefix behind.
+        let usage = SearchDirectory(path: tight.dir).prefixes.usage(budget: 0)
+        XCTAssertEqual(usage.keptFiles, 0)
+        XCTAssertEqual(usage.evictedFiles, Set(tight.records.compactMap(\.prefix)).count)
+        XCTAssertEqual(try SearchDirectory(path: tight.dir).writeSummaryAndReport(prefixBudget: 0).prefixStore, usage)
+        // The default budget keeps every prefix of this small search.
+        XCTAssertEqual(SearchDirectory(path: unlimited.dir).prefixes.usage().evictedFiles, 0)
+        XCTAssertGreaterThan(SearchDirectory(path: unlimited.dir).prefixes.usage().keptFiles, 0)
+    }
+
     func testBestPrefixWaitsForAllCandidatesAndTakesTheLowestValidationLoss() throws {
         let dir = try makeTemporaryDirectory(self)
         let space = SearchSpace(name: "t", convLayers: [1, 2], filters: [4, 6], hidden: [[8]], lr: [0.1, 0.01, 0.001],

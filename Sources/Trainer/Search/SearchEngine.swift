@@ -115,6 +115,9 @@ public final class SearchEngine {
     public var prefixSource: ((String) throws -> String)?
     /// Sampling to use instead of the settings' strategy (tests: a sampler of their own).
     public var sampler: SearchSampling?
+    /// Disk for `prefixes/` (frozen prefixes and cached activations); beyond it the least
+    /// recently used files that no running or queued trial needs are removed after each result.
+    public var prefixBudget = PrefixStore.defaultBudget
 
     public init(directory: SearchDirectory, settings: SearchSettings, executor: TrialExecutor,
                 threadsPerTrial: Int, retryFailed: Bool = false) {

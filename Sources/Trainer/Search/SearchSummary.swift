@@ -31,12 +31,14 @@ public struct SearchSummary: Codable, Equatable, Sendable {
     public var flopsSkipped: Double
     public var multiLayerFlopsExecuted: Double
     public var best: Best?
+    /// `prefixes/` on disk: its budget, what is kept, what the budget removed (all sessions).
+    public var prefixStore: PrefixStoreUsage?
 
     enum CodingKeys: String, CodingKey {
         case name, reuse, trials, finished, pruned, failed, withDonor = "with_donor", trainingSeconds = "training_seconds",
              multiLayerSeconds = "multi_layer_seconds", wallSeconds = "wall_seconds", cpuSeconds = "cpu_seconds", searchSeconds = "search_seconds",
              flopsExecuted = "flops_executed", flopsSkipped = "flops_skipped",
-             multiLayerFlopsExecuted = "multi_layer_flops_executed", best
+             multiLayerFlopsExecuted = "multi_layer_flops_executed", best, prefixStore = "prefix_store"
     }
 
     public init(name: String, reuse: ReuseStrategy, records: [TrialRecord], searchSeconds: Double? = nil) {
@@ -76,11 +78,12 @@ extension SearchDirectory {
 
     /// Writes `summary.json` and `report.html` from the journal.
     @discardableResult
-    public func writeSummaryAndReport(name: String? = nil) throws -> SearchSummary {
+    public func writeSummaryAndReport(name: String? = nil, prefixBudget: Int? = nil) throws -> SearchSummary {
         let (settings, records) = try load()
         let seconds = sessionSeconds()
-        let summary = SearchSummary(name: name ?? path, reuse: settings.reuse, records: records,
+        var summary = SearchSummary(name: name ?? path, reuse: settings.reuse, records: records,
                                     searchSeconds: seconds > 0 ? seconds : nil)
+        if settings.reuse != .none { summary.prefixStore = prefixes.usage(budget: prefixBudget) }
         try SearchJSON.write(summary, to: summaryPath)
         let html = SearchReport.html(searches: [(summary, records)], title: "strata search: \(path)")
         do { try FileSystem.writeAtomically(Array(html.utf8), to: reportPath) } catch {
@@ -92,7 +95,7 @@ extension SearchDirectory {
     /// The engine's hook after each journal append: `summary.json` and `report.html` rewritten
     /// (atomically) so the report can be followed while the search runs. A failure here is not
     /// the search's: it is ignored, and the write at the end of the search reports it.
-    public func refreshReport(name: String) {
-        _ = try? writeSummaryAndReport(name: name)
+    public func refreshReport(name: String, prefixBudget: Int? = nil) {
+        _ = try? writeSummaryAndReport(name: name, prefixBudget: prefixBudget)
     }
 }

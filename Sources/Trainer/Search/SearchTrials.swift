@@ -149,9 +149,26 @@ final class SearchTrials: StudyTrials {
             if outcome.status != .failed { step = decide(&r, outcome: outcome) }
         }
         try append(r)
-        search.directory.refreshReport(name: search.settings.reuse.rawValue)
         if step == .settled { settled.insert(p.id) }
+        try evictPrefixes()
+        search.directory.refreshReport(name: search.settings.reuse.rawValue, prefixBudget: search.prefixBudget)
         return step
+    }
+
+    /// Keeps `prefixes/` within the search's disk budget: what a trial still to run or running
+    /// reads (its donor's prefix, as chosen now) is kept; the rest goes, least recently used first.
+    private func evictPrefixes() throws {
+        var needed = Set<String>()
+        for p in plan where !settled.contains(p.id) && p.reuseLayers > 0 {
+            if let job = try? SearchJSON.read(TrialJob.self, from: search.directory.trialDirectory(p.id) + "/job.json"),
+               let key = job.prefixKey {
+                needed.insert(key)
+            }
+            if let donor = SearchPlan.chooseDonor(for: p, records: records), let d = records[donor] {
+                needed.insert(PrefixStore.key(donor: d.config, layers: p.reuseLayers, data: search.settings.data))
+            }
+        }
+        _ = try search.directory.prefixes.evict(budget: search.prefixBudget, needed: needed)
     }
 
     /// The pruner hears the segment's epochs; `r` becomes `running` (promoted), `pruned` or

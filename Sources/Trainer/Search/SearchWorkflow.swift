@@ -10,6 +10,8 @@ public struct SearchWorkflow {
     public var makeExecutor: ExecutorFactory
     /// With --resume: run failed trials again.
     public var retryFailed = false
+    /// Disk for each search's `prefixes/`, in bytes (`SearchEngine.prefixBudget`).
+    public var prefixBudget = PrefixStore.defaultBudget
     public var say: (String) -> Void = { _ in }
     /// Attaches the terminal's display to a search before it runs.
     public var observe: (SearchEngine) -> Void = { _ in }
@@ -64,16 +66,21 @@ public struct SearchWorkflow {
         defer { (executor as? RayExecutor)?.shutdown() }
         let engine = SearchEngine(directory: dir, settings: settings, executor: executor,
                                   threadsPerTrial: now.threadsPerTrial, retryFailed: retryFailed)
+        engine.prefixBudget = prefixBudget
         observe(engine)
         say("search \(dir.path): \(settings.space.name), reuse \(settings.reuse.rawValue), \(plural(now.workers, "worker")) x \(plural(now.threadsPerTrial, "thread"))")
         try engine.run()
         loopEnded()
-        let summary = try dir.writeSummaryAndReport(name: settings.reuse.rawValue)
+        let summary = try dir.writeSummaryAndReport(name: settings.reuse.rawValue, prefixBudget: prefixBudget)
         say("\(summary.finished) finished, \(summary.failed) failed; training \(formatFixed(summary.trainingSeconds, digits: 1))s "
             + "(2-3 conv \(formatFixed(summary.multiLayerSeconds, digits: 1))s), \(formatCount(summary.flopsExecuted))FLOP executed, "
             + "\(formatCount(summary.flopsSkipped))FLOP skipped")
         if let b = summary.best {
             say("best \(b.id): val loss \(formatFixed(b.validationLoss, digits: 4)), \(b.config.shortDescription)")
+        }
+        if let store = summary.prefixStore, store.evictedFiles > 0 {
+            say("prefixes/: \(formatCount(Double(store.keptBytes)) + "B") kept within \(formatCount(Double(prefixBudget)) + "B"); "
+                + "\(plural(store.evictedFiles, "file")) (\(formatCount(Double(store.evictedBytes)) + "B")) removed by the budget")
         }
         say("wrote \(dir.summaryPath), \(dir.reportPath)")
         return summary
