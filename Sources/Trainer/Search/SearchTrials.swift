@@ -160,7 +160,10 @@ final class SearchTrials: StudyTrials {
     private func evictPrefixes() throws {
         var needed = Set<String>()
         for p in plan where !settled.contains(p.id) && p.reuseLayers > 0 {
-            if let job = try? SearchJSON.read(TrialJob.self, from: search.directory.trialDirectory(p.id) + "/job.json"),
+            // A trial that has a job keeps the prefix it names (an interrupted one, its old donor's);
+            // only those few are read, the others' folders have no job.json yet.
+            let jobPath = search.directory.trialDirectory(p.id) + "/job.json"
+            if FileSystem.kind(of: jobPath) == .file, let job = try? SearchJSON.read(TrialJob.self, from: jobPath),
                let key = job.prefixKey {
                 needed.insert(key)
             }

@@ -58,11 +58,7 @@ public enum TrialRunner {
         if job.untilEpoch != nil {
             // A pruned search: the trial trains in segments up to each rung, as an hpo trial.
             if directory.exists(directory.configPath) { return try trainSegment(job, config: nil, backend: backend) }
-            let data = try RunData.load(job.data, seed: trial.seed)
-            let shape = ImageShape(channels: data.train.channels, height: data.train.height, width: data.train.width)
-            let config = try trial.trainConfig(data: job.data, input: shape, classes: data.train.classes,
-                                               device: job.device, reuse: job.reuse)
-            return try trainSegment(job, config: config, backend: backend)
+            return try trainSegment(job, config: newTrial(job, trial).config, backend: backend)
         }
         let run: TrainingRun
         // Interrupted earlier: continue from the trial's own last checkpoint, if it got one. The
@@ -72,10 +68,7 @@ public enum TrialRunner {
         if resuming {
             run = try TrainingRun.resume(from: directory, backend: backend)
         } else {
-            let data = try RunData.load(job.data, seed: trial.seed)
-            let shape = ImageShape(channels: data.train.channels, height: data.train.height, width: data.train.width)
-            let config = try trial.trainConfig(data: job.data, input: shape, classes: data.train.classes,
-                                                   device: job.device, reuse: job.reuse)
+            let (config, data) = try newTrial(job, trial)
             run = try TrainingRun(config: config, backend: backend, data: data)
         }
         let fitCPU = processCPUSeconds()
@@ -100,6 +93,15 @@ public enum TrialRunner {
                             validationAccuracy: validationAccuracy, testAccuracy: testAccuracy,
                             seconds: summary.totalSeconds, flopsExecuted: summary.cumulativeTrainingFlops,
                             flopsSkipped: summary.skippedFlops, epochs: summary.epochs)
+    }
+
+    /// A search trial's training config, from its data's shape and classes, and that data.
+    static func newTrial(_ job: TrialJob, _ trial: TrialConfig) throws -> (config: TrainConfig, data: RunData) {
+        let data = try RunData.load(job.data, seed: trial.seed)
+        let shape = ImageShape(channels: data.train.channels, height: data.train.height, width: data.train.width)
+        let config = try trial.trainConfig(data: job.data, input: shape, classes: data.train.classes,
+                                           device: job.device, reuse: job.reuse)
+        return (config, data)
     }
 
     /// An explicit training (`job.train`) up to `job.targetEpoch`: a new run, or the one in the
