@@ -37,15 +37,18 @@ public enum BackendFactory {
     /// `strictFP32` turns TF32 tensor-core math off on CUDA (the CPU always computes in FP32).
     /// `batchSize`, the images per training step where the caller has one, picks the CUDA layout
     /// unless `STRATA_CUDA_LAYOUT` does (`CUDALayout.standard(forBatch:)`).
+    /// `precision` is the format of convolutions and GEMMs (Precision.swift); a device that cannot
+    /// compute in it is refused with `DeviceUnavailable`.
     public static func make(_ choice: DeviceChoice, threads: Int? = nil, strictFP32: Bool = false,
-                            batchSize: Int? = nil, notice: (String) -> Void = { _ in }) throws -> Backend {
+                            batchSize: Int? = nil, precision: Precision = .fp32,
+                            notice: (String) -> Void = { _ in }) throws -> Backend {
         switch choice {
         case .cpu:
             try CPUBackend.checkRuntime()
-            return CPUBackend(threads: threads)
+            return CPUBackend(threads: threads, precision: precision)
         case .cuda(let n):
             #if CUDA
-            return try CUDABackend(deviceIndex: n, strictFP32: strictFP32, batchSize: batchSize)
+            return try CUDABackend(deviceIndex: n, strictFP32: strictFP32, batchSize: batchSize, precision: precision)
             #else
             throw DeviceUnavailable(device: "cuda:\(n)",
                                     reason: "this strata was built without the CUDA trait (rebuild with `swift build --traits CUDA`, see README)")
@@ -53,16 +56,16 @@ public enum BackendFactory {
         case .auto:
             #if CUDA
             do {
-                return try CUDABackend(deviceIndex: 0, strictFP32: strictFP32, batchSize: batchSize)
+                return try CUDABackend(deviceIndex: 0, strictFP32: strictFP32, batchSize: batchSize, precision: precision)
             } catch {
                 notice("strata: no usable GPU (\(error)); using the CPU")
                 try CPUBackend.checkRuntime()
-                return CPUBackend(threads: threads)
+                return CPUBackend(threads: threads, precision: precision)
             }
             #else
             notice("strata: this build has no CUDA; using the CPU")
             try CPUBackend.checkRuntime()
-            return CPUBackend(threads: threads)
+            return CPUBackend(threads: threads, precision: precision)
             #endif
         }
     }

@@ -20,9 +20,14 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     /// oneDNN's engine, stream and convolution plans, created on the first convolution.
     lazy var dnnl = DNNLContext(threads: threads)
 
-    public init(threads: Int? = nil) {
+    /// The format convolutions and GEMMs compute in: `.fp32`, or `.bf16` where the CPU has
+    /// AVX-512 BF16 (`BackendFactory.make` refuses the rest with one line).
+    public let precision: Precision
+
+    public init(threads: Int? = nil, precision: Precision = .fp32) {
         let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         self.threads = max(1, threads ?? online)
+        self.precision = precision
     }
 
     public var name: String { "cpu (oneDNN \(DNNLInstructionSet.name), \(threads) thread\(threads == 1 ? "" : "s"))" }

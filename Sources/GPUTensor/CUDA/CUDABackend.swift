@@ -34,6 +34,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public let layout: CUDALayout
     /// Who runs batch norm on channels-last tensors (`STRATA_CUDA_BN`, CUDALayout.swift).
     public let batchNormMode: CUDABatchNormMode
+    /// The format convolutions and GEMMs compute in (Precision.swift): `.fp32` (TF32 unless
+    /// `strictFP32`), `.bf16` or `.fp16` on tensor cores with FP32 accumulation.
+    public let precision: Precision
     /// Full FP32 in GEMM and convolutions (no TF32). Changing it drops the cached convolution
     /// plans, whose algorithms were chosen for the other math mode.
     public var strictFP32: Bool {
@@ -75,7 +78,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// layout's variable unset, `batchSize` (the images per training step, when the caller has
     /// one) picks it (`CUDALayout.standard(forBatch:)`).
     public init(deviceIndex: Int, strictFP32: Bool = false, layout: CUDALayout? = nil,
-                batchNormMode: CUDABatchNormMode? = nil, batchSize: Int? = nil) throws {
+                batchNormMode: CUDABatchNormMode? = nil, batchSize: Int? = nil,
+                precision: Precision = .fp32) throws {
         let name = "cuda:\(deviceIndex)"
         func unavailable(_ error: Error) -> DeviceUnavailable {
             DeviceUnavailable(device: name, reason: "\(error)")
@@ -112,6 +116,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         self.computeCapability = (Int(major), Int(minor))
         self.multiprocessors = Int(sms)
         self.strictFP32 = strictFP32
+        self.precision = precision
 
         var s: cudaStream_t?, b: cublasHandle_t?, d: cudnnHandle_t?
         do {

@@ -5,6 +5,8 @@ public protocol BackendCore: AnyObject {
     var device: Device { get }
     /// A short human-readable name ("cpu (oneDNN AVX-512, 2 threads)").
     var name: String { get }
+    /// The format convolutions and GEMMs compute in (Precision.swift); FP32 for everything else.
+    var precision: Precision { get }
 
     // MARK: Memory
 

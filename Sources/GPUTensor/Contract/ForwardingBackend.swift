@@ -24,6 +24,7 @@ open class ForwardingBackend: Backend {
 
     open var device: Device { base.device }
     open var name: String { base.name }
+    open var precision: Precision { base.precision }
 
     /// Runs `body`, the forwarded call of `kernel`; `flops` is its floating-point operation
     /// count where known (convolutions: `ConvGeometry.flops`, gemm: 2mnk), evaluated only if
