@@ -25,7 +25,8 @@ struct BenchOps: ParsableCommand {
         var reports: [(String, OpsReport)] = []
         for choice in deviceOptions.choices {
             let backend = try orExit { try BackendFactory.make(choice, threads: deviceOptions.threads,
-                                                                         strictFP32: deviceOptions.strictFP32, notice: printError) }
+                                                                         strictFP32: deviceOptions.strictFP32,
+                                                                         precision: try deviceOptions.precisionValue, notice: printError) }
             if !json { print("bench ops on \(backend.name)") }
             let report = try orExit { try OpsBenchmark.run(on: backend, repeats: repeats) }
             reports.append((backend.device.description, report))

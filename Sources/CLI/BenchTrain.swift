@@ -58,7 +58,8 @@ struct BenchTrain: ParsableCommand {
                                  model: try modelOptions.spec(input: shape, classes: 10),
                                  data: DataConfig(path: "<synthetic>", validationFraction: 0, augment: shape == .cifar),
                                  epochs: 2, batchSize: batchSize, evalBatchSize: batchSize,
-                                 optimizer: try optimizerConfig(optimizer, learningRate: learningRate), seed: 1, device: deviceOptions.device)
+                                 optimizer: try optimizerConfig(optimizer, learningRate: learningRate), seed: 1, device: deviceOptions.device,
+                                 precision: unwrapped.precision)
         let dataset = ImageDataset.synthetic(count: batchSize * steps, shape: shape, classes: 10, seed: 1)
         let run = try orExit {
             try ConfigValidation.check(config, source: .flags)
@@ -76,12 +77,12 @@ struct BenchTrain: ParsableCommand {
         let m = try orExit { try epoch() }
         let stepMs = 1000 * Double(batchSize) / m.imagesPerSecond
         if json {
-            print("{\"model\": \"\(modelOptions.name)\", \"device\": \"\(backend.device)\", \"batch_size\": \(batchSize), "
+            print("{\"model\": \"\(modelOptions.name)\", \"device\": \"\(backend.device)\", \"batch_size\": \(batchSize), \"precision\": \"\(unwrapped.precision.rawValue)\", "
                   + "\"images_per_second\": \(m.imagesPerSecond), \"step_ms\": \(stepMs), "
                   + "\"training_gflops\": \(m.trainingFlops / (m.seconds * 1e9))"
                   + (profiler.map { ", \"epoch_seconds\": \(m.seconds), \"profile\": " + profileJSON($0.report()) } ?? "") + "}")
         } else {
-            print("\(modelOptions.name) batch \(batchSize) on \(backend.name): "
+            print("\(modelOptions.name) batch \(batchSize) on \(backend.name), \(unwrapped.precision.rawValue): "
                   + "\(formatFixed(m.imagesPerSecond, digits: 1)) images/s, \(formatFixed(stepMs, digits: 1)) ms/step, "
                   + "\(formatFixed(m.trainingFlops / (m.seconds * 1e9), digits: 1)) GFLOP/s")
             if let profiler {

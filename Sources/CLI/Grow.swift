@@ -70,7 +70,7 @@ struct Grow: ParsableCommand {
         if resume != nil && overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
         if resume != nil {
             // A flag the resumed run would not use is refused, never silently ignored.
-            try refuseUnusedFlags(with: "--resume", allowed: ["resume", "device", "threads", "strict-fp32"],
+            try refuseUnusedFlags(with: "--resume", allowed: ["resume", "device", "threads", "strict-fp32", "precision"],
                                   why: "a resumed grow run keeps every setting of its config.json")
         }
         guard window >= 2 else { throw ValidationError("--window must be at least 2 epochs (a line needs two points), got \(window)") }
@@ -86,7 +86,12 @@ struct Grow: ParsableCommand {
     }
 
     func run() throws {
-        let backend = try orExit { try deviceOptions.makeBackend(batchSize: batchSize) }
+        // A resumed grow run keeps its precision (another --precision is refused).
+        let precision = try resume.map { resume in
+            try deviceOptions.runPrecision(continuing: (try? ConfigFile.readGrowConfig(RunDirectory(path: resume).configPath))?.train.precision,
+                                           refuseChangeWith: "--resume \(resume)")
+        } ?? deviceOptions.precisionValue
+        let backend = try orExit { try deviceOptions.makeBackend(batchSize: batchSize, precision: precision) }
         if let resume {
             let directory = RunDirectory(path: resume)
             let recorder = try orExit { try openRun(directory, kind: .grow, mode: .resume) }
@@ -110,7 +115,7 @@ struct Grow: ParsableCommand {
             let train = TrainConfig(modelName: modelOptions.name, model: spec, data: dataConfig, epochs: maxEpochs,
                                     batchSize: batchSize, optimizer: try optimizerOptions.config(),
                                     schedule: try optimizerOptions.scheduleConfig(epochs: maxEpochs),
-                                    seed: seed, device: deviceOptions.device)
+                                    seed: seed, device: deviceOptions.device, precision: precision)
             let config = GrowConfig(train: train, startStages: startStages ?? (spec.family == .resnet ? 2 : 1),
                                     window: window, gamma: gamma,
                                     initialization: GrowConfig.Initialization(rawValue: initialization)!,
@@ -133,7 +138,7 @@ func growAndReport(_ config: GrowConfig, data: RunData, backend: Backend, record
     let full = try Model(spec: config.train.model)
     print("growing \(config.train.modelName) (\(plural(full.stages.count, "sub-network")): \(full.stages.map(\.name).joined(separator: ", "))) "
           + "on \(data.train.name): \(data.train.count) train, \(data.validation?.count ?? 0) validation, "
-          + "\(data.test?.count ?? 0) test, on \(backend.name)")
+          + "\(data.test?.count ?? 0) test, on \(backend.name), \(backend.precision.rawValue)")
     print("window \(config.window), gamma \(config.gamma), init \(config.initialization.rawValue), budget \(plural(config.maxEpochs, "epoch"))")
 
     let progress = ProgressDisplay()

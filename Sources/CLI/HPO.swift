@@ -104,7 +104,7 @@ struct HPOCommand: ParsableCommand {
         if resume != nil {
             if overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
             // hpo.json holds the search's settings; only where it runs may change.
-            try refuseUnusedFlags(with: "--resume", allowed: Set(["resume", "device", "threads", "strict-fp32", "workers"])
+            try refuseUnusedFlags(with: "--resume", allowed: Set(["resume", "device", "threads", "strict-fp32", "workers", "precision"])
                                     .union(EngineOptions.flagNames),
                                   why: "a resumed hpo keeps the settings in its hpo.json (start a new one with --output to change them)")
         }
@@ -143,10 +143,12 @@ struct HPOCommand: ParsableCommand {
 
     func run() throws {
         // The batch picks a CUDA backend's layout (as a trial's job does): the run's own when resumed.
-        let storedBatch = resume.flatMap { r in
-            [r + "/hpo.json", r + "/proxy/hpo.json"].lazy.compactMap { try? RunDirectory(path: r).readJSON(HPOConfig.self, from: $0) }.first?.final.batchSize
+        let stored = resume.flatMap { r in
+            [r + "/hpo.json", r + "/proxy/hpo.json"].lazy.compactMap { try? RunDirectory(path: r).readJSON(HPOConfig.self, from: $0) }.first?.final
         }
-        let backend = try orExit { try deviceOptions.makeBackend(batchSize: storedBatch ?? batchSize) }
+        // A resumed hpo keeps its precision (another --precision is refused).
+        let precision = try deviceOptions.runPrecision(continuing: stored?.precision, refuseChangeWith: resume.map { "--resume \($0)" })
+        let backend = try orExit { try deviceOptions.makeBackend(batchSize: stored?.batchSize ?? batchSize, precision: precision) }
         var workflow = HPOWorkflow(execution: ExecutionRequest(workers: givenOnCommandLine("--workers") ? workers : nil,
                                                                threads: deviceOptions.threads,
                                                                engine: givenOnCommandLine("--engine") ? engineOptions.engine : nil,
@@ -162,7 +164,7 @@ struct HPOCommand: ParsableCommand {
                                    data: dataConfig, epochs: epochs, batchSize: batchSize,
                                    optimizer: try optimizerOptions.config(),
                                    schedule: try optimizerOptions.scheduleConfig(epochs: epochs),
-                                   seed: seed, device: deviceOptions.device)
+                                   seed: seed, device: deviceOptions.device, precision: precision)
             try ConfigValidation.check(base, data: DataFacts(data), source: .flags)
             let space = try self.space.map(HPOParameter.readSpace) ?? HPOParameter.defaultSpace()
             var final = base

@@ -5,7 +5,7 @@ import Trainer
 import Glibc
 #endif
 
-/// `--device`, `--threads` and `--strict-fp32`, shared by every command that computes.
+/// `--device`, `--threads`, `--strict-fp32` and `--precision`, shared by every command that computes.
 struct DeviceOptions: ParsableArguments {
     @Option(help: "cpu, cuda, cuda:N or auto (CUDA when built with it and a GPU answers).")
     var device: String = "auto"
@@ -16,7 +16,11 @@ struct DeviceOptions: ParsableArguments {
     @Flag(name: .customLong("strict-fp32"), help: "On CUDA, full FP32 in GEMM and convolutions (default: TF32 tensor cores).")
     var strictFP32 = false
 
+    @Option(help: "fp32, bf16 or fp16: the format of convolutions and GEMMs (weights, optimizer state and checkpoints stay FP32; fp16 uses dynamic loss scaling; bf16 on the CPU needs AVX-512 BF16). With --resume: the run's own.")
+    var precision: String = "fp32"
+
     func validate() throws {
+        _ = try precisionValue
         let parts = device.split(separator: ",")
         guard !parts.isEmpty, choices.count == parts.count else {
             throw ValidationError("--device must be cpu, cuda, cuda:N or auto (bench ops also takes a list: cpu,cuda), not '\(device)'")
@@ -27,11 +31,39 @@ struct DeviceOptions: ParsableArguments {
     /// Several devices for comparisons: `--device cpu,cuda`.
     var choices: [DeviceChoice] { device.split(separator: ",").compactMap { DeviceChoice(parsing: String($0)) } }
 
+    /// `--precision` parsed.
+    var precisionValue: Precision {
+        get throws {
+            guard let p = Precision(parsing: precision) else {
+                throw ValidationError("--precision must be fp32, bf16 or fp16, not '\(precision)'")
+            }
+            return p
+        }
+    }
+
+    /// Whether `--precision` was given (a resumed run otherwise keeps its own).
+    var precisionGiven: Bool { givenFlags().contains("precision") }
+
+    /// The precision a command that continues `stored` (a resumed run's, a config file's) runs
+    /// in: `stored` unless --precision was given; given and different, a resumed run refuses
+    /// (`mode` names it) because its weights and loss scale belong to the stored one.
+    func runPrecision(continuing stored: Precision?, refuseChangeWith mode: String? = nil) throws -> Precision {
+        guard let stored else { return try precisionValue }
+        guard precisionGiven else { return stored }
+        let given = try precisionValue
+        if given != stored, let mode {
+            throw ValidationError("--precision \(given.rawValue) cannot be used with \(mode): the run trains in \(stored.rawValue) "
+                                  + "(a run keeps its precision; pass --precision \(stored.rawValue) or none)")
+        }
+        return given
+    }
+
     /// `batchSize`: the training batch, for commands that train (it picks the CUDA layout).
-    func makeBackend(batchSize: Int? = nil) throws -> Backend {
+    /// `precision`: the command's (default: `--precision`).
+    func makeBackend(batchSize: Int? = nil, precision: Precision? = nil) throws -> Backend {
         guard choices.count == 1 else { throw ValidationError("--device takes one device for this command") }
         return try BackendFactory.make(choices[0], threads: threads, strictFP32: strictFP32, batchSize: batchSize,
-                                       notice: printError)
+                                       precision: try precision ?? precisionValue, notice: printError)
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GPUTensor
 import Trainer
 #if canImport(Glibc)
 import Glibc
@@ -74,6 +75,9 @@ struct Search: ParsableCommand {
     @Option(help: "cpu, cuda, cuda:N or auto (CUDA when built with it and a GPU answers), for every trial.")
     var device: String = "auto"
 
+    @Option(help: "fp32, bf16 or fp16 for every trial: the format of convolutions and GEMMs (weights stay FP32; see strata train --help).")
+    var precision: String = "fp32"
+
     @Option(help: "Search directory (default runs/search-<space>-<reuse>).")
     var output: String?
 
@@ -106,6 +110,7 @@ struct Search: ParsableCommand {
         if strategy != "grid" && (trials ?? 0) < 1 { throw ValidationError("--strategy \(strategy) needs --trials N (N >= 1)") }
         if strategy == "grid" && trials != nil { throw ValidationError("--trials goes with --strategy random") }
         guard (0..<1).contains(validationFraction) else { throw ValidationError("--validation-fraction must be in [0, 1)") }
+        guard Precision(parsing: precision) != nil else { throw ValidationError("--precision must be fp32, bf16 or fp16, not '\(precision)'") }
         _ = try reuseList()
         guard StudyPrunerKind(rawValue: pruner) != nil else { throw ValidationError("--pruner must be asha, hyperband or none, not '\(pruner)'") }
         if resume != nil {
@@ -175,7 +180,8 @@ struct Search: ParsableCommand {
 
     func settings(_ space: SearchSpace, _ strategy: SearchStrategy, _ reuse: ReuseStrategy, _ data: DataConfig) -> SearchSettings {
         SearchSettings(space: space, strategy: strategy, reuse: reuse, data: data, device: device, cache: cache,
-                       cacheBudget: cacheBudget << 20, pruner: pruner == "none" ? nil : StudyPrunerKind(rawValue: pruner))
+                       cacheBudget: cacheBudget << 20, pruner: pruner == "none" ? nil : StudyPrunerKind(rawValue: pruner),
+                       precision: Precision(parsing: precision) ?? .fp32)
     }
 
     func printPlans(_ plans: [(ReuseStrategy, [PlannedTrial])], space: SearchSpace) {

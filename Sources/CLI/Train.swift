@@ -150,10 +150,10 @@ struct Train: ParsableCommand {
         if resume != nil && config != nil { throw ValidationError("--resume and --config exclude each other") }
         // A flag the run would not use is refused, never silently ignored.
         if resume != nil {
-            try refuseUnusedFlags(with: "--resume", allowed: ["resume", "epochs", "device", "threads", "strict-fp32"],
+            try refuseUnusedFlags(with: "--resume", allowed: ["resume", "epochs", "device", "threads", "strict-fp32", "precision"],
                                   why: "a resumed run keeps the settings of its config.json (only --epochs, --device and --threads apply)")
         } else if config != nil {
-            try refuseUnusedFlags(with: "--config", allowed: ["config", "seed", "output", "overwrite", "device", "threads", "strict-fp32"],
+            try refuseUnusedFlags(with: "--config", allowed: ["config", "seed", "output", "overwrite", "device", "threads", "strict-fp32", "precision"],
                                   why: "the config file sets it (edit a copy of the file instead)")
         }
     }
@@ -167,8 +167,20 @@ struct Train: ParsableCommand {
         return batchSize
     }
 
+    /// The precision this run trains in: a resumed run's own (another --precision is refused),
+    /// a config file's unless --precision replaces it, else --precision.
+    private func trainingPrecision() throws -> Precision {
+        if let resume {
+            let stored = (try? ConfigFile.readTrainConfig(RunDirectory(path: resume).configPath))?.precision
+            return try deviceOptions.runPrecision(continuing: stored, refuseChangeWith: "--resume \(resume)")
+        }
+        if let config { return try deviceOptions.runPrecision(continuing: (try? ConfigFile.readTrainConfig(config))?.precision) }
+        return try deviceOptions.precisionValue
+    }
+
     func run() throws {
-        let backend = try orExit { try deviceOptions.makeBackend(batchSize: trainingBatchSize) }
+        let precision = try trainingPrecision()
+        let backend = try orExit { try deviceOptions.makeBackend(batchSize: trainingBatchSize, precision: precision) }
         let run: TrainingRun
         let directory: RunDirectory
         let recorder: RunRecorder
@@ -182,13 +194,17 @@ struct Train: ParsableCommand {
                 throw ValidationError("--epochs \(epochs) is fewer than the \(plural(run.epoch, "epoch")) \(resume) has already trained (a run is not shortened)")
             }
             print(run.isFinished ? "\(resume) already has all \(plural(run.config.epochs, "epoch")) (pass --epochs to train longer)"
-                  : "resuming \(resume) at epoch \(run.epoch + 1) of \(run.config.epochs) on \(backend.name)")
+                  : "resuming \(resume) at epoch \(run.epoch + 1) of \(run.config.epochs) on \(backend.name), \(precision.rawValue)")
         } else if let configPath = config {
             let (config, data) = try orExit { () throws -> (TrainConfig, RunData) in
                 var config = try ConfigFile.readTrainConfig(configPath)
                 if givenFlags().contains("seed"), seed != config.seed {
                     print("--seed \(seed) replaces the seed \(config.seed) of \(configPath)")
                     config.seed = seed
+                }
+                if config.precision != precision {
+                    print("--precision \(precision.rawValue) replaces the precision \(config.precision.rawValue) of \(configPath)")
+                    config.precision = precision
                 }
                 let data = try RunData.load(config.data, seed: config.seed)
                 try ConfigValidation.check(config, data: DataFacts(data), source: .file(configPath))
@@ -212,7 +228,7 @@ struct Train: ParsableCommand {
                                          data: dataConfig, epochs: epochs ?? 5, batchSize: batchSize,
                                          optimizer: try optimizerOptions.config(),
                                          schedule: try optimizerOptions.scheduleConfig(epochs: epochs ?? 5),
-                                         seed: seed, device: deviceOptions.device, reuse: reuse)
+                                         seed: seed, device: deviceOptions.device, reuse: reuse, precision: precision)
                 try ConfigValidation.check(config, data: DataFacts(data), source: .flags)
                 return (config, data)
             }
@@ -225,7 +241,7 @@ struct Train: ParsableCommand {
                       + (run.cachesPrefix ? ", prefix outputs cached after epoch 1" : ""))
             }
             print("training \(config.modelName) on \(data.train.name) (\(data.train.count) train, "
-                  + "\(data.validation?.count ?? 0) validation, \(data.test?.count ?? 0) test) on \(backend.name)")
+                  + "\(data.validation?.count ?? 0) validation, \(data.test?.count ?? 0) test) on \(backend.name), \(precision.rawValue)")
         }
         try orExit { try fitAndReport(run, recorder: recorder) }
     }
@@ -281,10 +297,22 @@ func fitAndReport(_ run: TrainingRun, recorder: RunRecorder) throws {
         print(line)
     }
     print("  training         \(plural(summary.epochs, "epoch")), \(formatFixed(summary.totalSeconds, digits: 1))s, \(formatCount(summary.cumulativeTrainingFlops))FLOP")
+    print("  precision        " + precisionLine(run))
     print("  checkpoints      " + checkpointsLine(recorder))
 }
 
 extension ReuseConfig.Mode: EnumerableFlag {}
+
+/// "bf16 (convolutions and GEMMs; weights FP32)", with fp16's loss scale and skipped steps.
+func precisionLine(_ run: TrainingRun) -> String {
+    let p = run.backend.precision
+    var line = p == .fp32 ? "fp32" : "\(p.rawValue) (convolutions and GEMMs; weights and checkpoints FP32)"
+    if let scaler = run.lossScaler {
+        let skipped = run.history.compactMap(\.skippedSteps).reduce(0, +)
+        line += ", loss scale \(formatCount(Double(scaler.scale))), \(plural(skipped, "step")) skipped"
+    }
+    return line
+}
 
 /// "last epoch 5 (runs/x/epoch-0005.safetensors), best epoch 4 (...)", from the manifest.
 func checkpointsLine(_ recorder: RunRecorder) -> String {

@@ -1,3 +1,4 @@
+import GPUTensor
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,11 +20,14 @@ public struct SearchSettings: Codable, Equatable, Sendable {
     /// Stops weak trials at rungs (nil or none: every trial trains its epochs; nil in searches
     /// from before pruners). With a pruner, trials train in segments up to each rung.
     public var pruner: StudyPrunerKind?
+    /// `--precision` of every trial (nil in searches from before it: fp32).
+    public var precision: Precision?
 
     public init(space: SearchSpace, strategy: SearchStrategy = .grid, reuse: ReuseStrategy, data: DataConfig,
                 device: String = "cpu", cache: Bool = true, cacheBudget: Int = 1 << 30, execution: StudyExecution? = nil,
-                pruner: StudyPrunerKind? = nil) {
+                pruner: StudyPrunerKind? = nil, precision: Precision = .fp32) {
         self.pruner = pruner
+        self.precision = precision
         self.space = space
         self.strategy = strategy
         self.reuse = reuse
@@ -39,6 +43,7 @@ public struct SearchSettings: Codable, Equatable, Sendable {
         var a = self, b = other
         a.execution = nil
         b.execution = nil
+        (a.precision, b.precision) = (a.precision ?? .fp32, b.precision ?? .fp32)
         return a == b
     }
 
@@ -134,6 +139,7 @@ public final class SearchEngine {
             guard old.sameSearch(as: settings) else {
                 var (mine, theirs) = (settings, old)
                 (mine.execution, theirs.execution) = (nil, nil)
+                (mine.precision, theirs.precision) = (mine.precision ?? .fp32, theirs.precision ?? .fp32)
                 let field = SettingsDifference.first(mine, theirs).map { "search.json differs: \($0)" } ?? "search.json differs"
                 throw SearchError("\(directory.path) holds another search (\(field)); use --resume \(directory.path) or another --output")
             }
@@ -212,6 +218,7 @@ public final class SearchEngine {
             job.prefixKey = key
             job.prefixPath = try directory.prefixes.store(key: key, layers: trial.reuseLayers, from: source)
         }
+        job.precision = settings.precision
         try SearchJSON.write(job, to: jobPath)
         return job
     }

@@ -1,3 +1,4 @@
+import GPUTensor
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -70,8 +71,9 @@ public struct TrialConfig: Codable, Hashable, Sendable {
     }
 
     /// The training job of this trial on `data`, reusing a frozen prefix when `reuse` is given.
+    /// `precision`, like the device, is the search's, not part of the trial's identity.
     public func trainConfig(data: DataConfig, input: ImageShape, classes: Int, device: String,
-                            reuse: ReuseConfig?) throws -> TrainConfig {
+                            reuse: ReuseConfig?, precision: Precision = .fp32) throws -> TrainConfig {
         // A trial id names one training: no weight decay, and rmsprop without momentum, as trials always had.
         guard ["adam", "sgd", "rmsprop"].contains(self.optimizer) else {
             throw SearchError("optimizer '\(self.optimizer)' is not one of adam, sgd, rmsprop")
@@ -80,7 +82,7 @@ public struct TrialConfig: Codable, Hashable, Sendable {
                                                   momentum: self.optimizer == "rmsprop" ? 0 : nil, weightDecay: 0)
         return TrainConfig(modelName: "cnn", model: try modelSpec(input: input, classes: classes), data: data,
                            epochs: epochs, batchSize: batchSize, optimizer: optimizer, seed: seed, device: device,
-                           reuse: reuse)
+                           reuse: reuse, precision: precision)
     }
 
     /// A one-line description for logs: `conv 2x18 k3 hidden 500,50 lr 0.001 batch 20`.

@@ -1,3 +1,5 @@
+import GPUTensor
+
 /// One trial as self-contained JSON: everything a worker needs to run it, on this machine
 /// (`ProcessExecutor`) or elsewhere (an executor for a cluster sends the same document).
 /// Written to `<trial folder>/job.json` when the trial is scheduled, so an interrupted trial
@@ -36,6 +38,12 @@ public struct TrialJob: Codable, Equatable, Sendable {
     /// Keep the test set and report its accuracy when the training completes: the hpo's final
     /// training (trials never see the test set: they are chosen on validation alone).
     public var keepTestSet: Bool? = nil
+    /// The search's `--precision` for a search trial (nil in jobs from before it: fp32); an
+    /// explicit training carries its own in `train`.
+    public var precision: Precision? = nil
+
+    /// The precision the trial's backend computes in.
+    public var runPrecision: Precision { train?.precision ?? precision ?? .fp32 }
 
     /// The epoch this job trains up to, when it is an explicit training.
     public var targetEpoch: Int? {

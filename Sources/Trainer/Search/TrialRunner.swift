@@ -51,7 +51,8 @@ public enum TrialRunner {
         guard let choice = DeviceChoice(parsing: job.device) else { throw SearchError("device '\(job.device)' is not cpu, cuda, cuda:N or auto") }
         // The batch picks a CUDA backend's layout (CUDALayout.standard(forBatch:)).
         let backend = try WarmBackends.make(choice, threads: job.threads, strictFP32: false,
-                                              batchSize: job.train?.batchSize ?? job.trial?.batchSize, notice: { _ in })
+                                              batchSize: job.train?.batchSize ?? job.trial?.batchSize,
+                                              precision: job.runPrecision, notice: { _ in })
         if let config = job.train { return try trainSegment(job, config: config, backend: backend) }
         guard let trial = job.trial else { throw SearchError("\(job.directory)/job.json names neither a trial nor a training") }
         let directory = RunDirectory(path: job.runDirectory)
@@ -100,7 +101,7 @@ public enum TrialRunner {
         let data = try RunData.load(job.data, seed: trial.seed)
         let shape = ImageShape(channels: data.train.channels, height: data.train.height, width: data.train.width)
         let config = try trial.trainConfig(data: job.data, input: shape, classes: data.train.classes,
-                                           device: job.device, reuse: job.reuse)
+                                           device: job.device, reuse: job.reuse, precision: job.runPrecision)
         return (config, data)
     }
 

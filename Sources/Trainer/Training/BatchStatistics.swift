@@ -14,6 +14,8 @@ final class BatchStatistics {
     var capacity: Int { losses.count }
 
     private var pendingImages: [Int] = []
+    /// Per pending batch: its optimizer step was skipped (loss scaling).
+    private var pendingSkipped: [Bool] = []
     private var host: [Float]
     /// Folded so far (batches before the pending ones).
     private(set) var lossSum = 0.0
@@ -33,6 +35,7 @@ final class BatchStatistics {
 
     func reset() {
         pendingImages.removeAll(keepingCapacity: true)
+        pendingSkipped.removeAll(keepingCapacity: true)
         lossSum = 0
         correctCount = 0
         images = 0
@@ -47,6 +50,13 @@ final class BatchStatistics {
         backend.sum(l, into: losses, slot: slot)
         backend.countCorrect(logits: logits, labels: labels, into: correct, slot: slot)
         pendingImages.append(l.count)
+        pendingSkipped.append(false)
+    }
+
+    /// Marks the batch recorded last as one whose step was skipped (loss scaling backed off): a
+    /// non-finite loss there is left out of the sums and is no divergence; a finite one counts.
+    func skipped() {
+        if let last = pendingSkipped.indices.last { pendingSkipped[last] = true }
     }
 
     /// Reads the pending slots back (one host sync) and adds them in batch order.
@@ -59,6 +69,7 @@ final class BatchStatistics {
         }
         for i in 0..<n {
             let loss = host[i]
+            if !loss.isFinite && pendingSkipped[i] { continue }
             if !loss.isFinite && firstNonFiniteBatch == nil { firstNonFiniteBatch = batches + i }
             lossSum += Double(loss)
             correctCount += Int(host[n + i])
@@ -66,6 +77,7 @@ final class BatchStatistics {
         }
         batches += n
         pendingImages.removeAll(keepingCapacity: true)
+        pendingSkipped.removeAll(keepingCapacity: true)
     }
 
     /// Mean loss and accuracy of the batches recorded so far (folds first: a host sync).

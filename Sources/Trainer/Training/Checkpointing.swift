@@ -17,6 +17,9 @@ struct CheckpointInfo: Codable {
     var bestEpoch: Int?
     var bestValidationAccuracy: Double?
     var flops: FlopSnapshot
+    /// Dynamic loss scaling's state (fp16 runs): the scale and good steps since it changed.
+    var lossScale: Float? = nil
+    var lossScaleGoodSteps: Int? = nil
 }
 
 extension TrainingRun {
@@ -33,7 +36,8 @@ extension TrainingRun {
                                   seed: config.seed, normalizationMean: normalization.mean,
                                   normalizationStd: normalization.std, bestEpoch: bestEpoch,
                                   bestValidationAccuracy: bestValidationAccuracy,
-                                  flops: ledger.snapshot())
+                                  flops: ledger.snapshot(), lossScale: lossScaler?.scale,
+                                  lossScaleGoodSteps: lossScaler?.goodSteps)
         // A diverged state is never written as if it were a checkpoint.
         for entry in file.tensors where !entry.name.hasPrefix("optimizer.") {
             if case .float32(let values) = entry.values, values.contains(where: { !$0.isFinite }) {
@@ -67,6 +71,10 @@ extension TrainingRun {
         bestEpoch = info.bestEpoch
         bestValidationAccuracy = info.bestValidationAccuracy
         ledger = FlopLedger(restoring: info.flops)
+        if let scaler = lossScaler, let scale = info.lossScale, scale > 0, scale.isFinite {
+            lossScaler = LossScaler(scale: scale, growthInterval: scaler.growthInterval,
+                                    goodSteps: max(0, info.lossScaleGoodSteps ?? 0))
+        }
     }
 
     /// Normalisation statistics stored in a checkpoint (for evaluating it on other data).
@@ -92,6 +100,8 @@ extension TrainingRun {
             config.data.kind = nil
         }
         config.evalBatchSize = batchSize
+        // Evaluation runs in whatever precision the backend computes (the weights are FP32).
+        config.precision = backend.precision
         // Only evaluation runs: a small test set must not fail the training loader's batch checks.
         config.batchSize = max(2, min(config.batchSize, batchSize))
         config.data.dropLastBatch = false

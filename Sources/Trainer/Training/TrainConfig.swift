@@ -1,3 +1,5 @@
+import GPUTensor
+
 /// Everything needed to rerun a training job; written to `config.json` in the run directory and
 /// into every checkpoint's metadata.
 public struct TrainConfig: Codable, Equatable, Sendable {
@@ -16,10 +18,14 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var device: String
     /// Layer reuse from a trained model (prefix copied, frozen or fine-tuned).
     public var reuse: ReuseConfig?
+    /// The format convolutions and GEMMs compute in (`--precision`); the backend a run trains
+    /// on must compute in it (`TrainingRun.init` refuses another), so a resumed run keeps it.
+    /// Absent in config.json files from before it: fp32.
+    public var precision: Precision
 
     public init(modelName: String, model: ModelSpec, data: DataConfig, epochs: Int, batchSize: Int,
                 evalBatchSize: Int? = nil, optimizer: OptimizerConfig, schedule: LearningRateSchedule = .init(),
-                seed: UInt64 = 0, device: String = "auto", reuse: ReuseConfig? = nil) {
+                seed: UInt64 = 0, device: String = "auto", reuse: ReuseConfig? = nil, precision: Precision = .fp32) {
         self.modelName = modelName
         self.model = model
         self.data = data
@@ -31,6 +37,28 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         self.seed = seed
         self.device = device
         self.reuse = reuse
+        self.precision = precision
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case modelName, model, data, epochs, batchSize, evalBatchSize, optimizer, schedule, seed, device, reuse, precision
+    }
+
+    // Written out only for `precision`'s default: everything else decodes as the synthesized code did.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        modelName = try c.decode(String.self, forKey: .modelName)
+        model = try c.decode(ModelSpec.self, forKey: .model)
+        data = try c.decode(DataConfig.self, forKey: .data)
+        epochs = try c.decode(Int.self, forKey: .epochs)
+        batchSize = try c.decode(Int.self, forKey: .batchSize)
+        evalBatchSize = try c.decode(Int.self, forKey: .evalBatchSize)
+        optimizer = try c.decode(OptimizerConfig.self, forKey: .optimizer)
+        schedule = try c.decode(LearningRateSchedule.self, forKey: .schedule)
+        seed = try c.decode(UInt64.self, forKey: .seed)
+        device = try c.decode(String.self, forKey: .device)
+        reuse = try c.decodeIfPresent(ReuseConfig.self, forKey: .reuse)
+        precision = try c.decodeIfPresent(Precision.self, forKey: .precision) ?? .fp32
     }
 }
 
@@ -89,6 +117,10 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var skippedFlops: Double
     /// This epoch's FLOPs by stage (and `optimizer`) and phase, executed and skipped.
     public var flops: FlopSnapshot?
+    /// With dynamic loss scaling (fp16): the steps skipped for non-finite gradients this epoch,
+    /// and the scale at its end. Absent (nil) without it.
+    public var skippedSteps: Int? = nil
+    public var lossScale: Double? = nil
 }
 
 /// `summary.json`.

@@ -78,6 +78,11 @@ public final class TrainingRun {
     public internal(set) var bestValidationAccuracy: Double?
     public internal(set) var bestEpoch: Int?
     public internal(set) var history: [EpochMetrics] = []
+    /// Dynamic loss scaling (LossScaler.swift): on when the backend's precision needs it (fp16);
+    /// a test may set one on any run (an FP32 run scaled by a power of two trains to the same bits).
+    public var lossScaler: LossScaler?
+    /// One slot per trainable tensor for the scaler's finiteness check (allocated on first use).
+    var gradientSums: Tensor?
 
     let trainLoader: BatchLoader
     let maxBatch: Int
@@ -109,7 +114,14 @@ public final class TrainingRun {
         // Every way in (flags, --config, resume, a checkpoint) meets the same checks before
         // anything is allocated; callers that know the source have already named it.
         try ConfigValidation.check(config, data: DataFacts(data), normalization: normalization, source: .unnamed)
+        // A run keeps one precision: its weights were trained with it, and a resumed run
+        // continues bit-identical only in it.
+        guard config.precision == backend.precision else {
+            throw TrainingError("the run trains in \(config.precision.rawValue) (config.json precision) but the backend "
+                                + "computes in \(backend.precision.rawValue): use --precision \(config.precision.rawValue)")
+        }
         self.config = config
+        lossScaler = backend.precision.needsLossScaling ? LossScaler() : nil
         self.backend = backend
         self.data = data
         let model = try model ?? Model(spec: config.model)
@@ -189,6 +201,11 @@ public final class TrainingRun {
         stats.reset()
         let running = { (try? stats.running()) ?? (loss: .nan, accuracy: .nan) }
         var lr: Float = 0
+        var skippedSteps = 0
+        let gradients = trainable.map(\.grad)
+        if lossScaler != nil, (gradientSums?.count ?? 0) < gradients.count {
+            gradientSums = try backend.allocate([max(gradients.count, 1)])
+        }
         try trainLoader.forEachBatch(epoch: e) { batch in
             // SIGINT/SIGTERM: stop before the step; the epoch is redone from the last checkpoint.
             try Interruption.check()
@@ -215,10 +232,28 @@ public final class TrainingRun {
                 logits = model.forward(staged.x, mode: .training)
             }
             let l = losses.slice(0..<n), g = gradLogits.slice(0..<n)
-            backend.softmaxCrossEntropy(logits: logits, labels: y, losses: l, gradLogits: g, gradScale: 1 / Float(n))
+            // Loss scaling multiplies the loss gradient by a power of two (exact), and the
+            // weight gradients are divided by it again before the step.
+            let scale = lossScaler?.scale ?? 1
+            backend.softmaxCrossEntropy(logits: logits, labels: y, losses: l, gradLogits: g, gradScale: scale / Float(n))
             try stats.record(losses: l, logits: logits, labels: y)
             model.backward(g)
-            try optimizer.step(trainable, learningRate: lr)
+            if var scaler = lossScaler, let sums = gradientSums {
+                let finite = try LossScaler.allFinite(gradients, sums: sums, backend: backend)
+                if finite {
+                    scaler.unscale(gradients, backend: backend)
+                    try optimizer.step(trainable, learningRate: lr)
+                } else {
+                    // Skipped: weights and optimizer state stay; the batch's loss, if it is not
+                    // finite either, is no divergence (the scale backs off instead).
+                    skippedSteps += 1
+                    stats.skipped()
+                }
+                scaler.update(finite: finite)
+                lossScaler = scaler
+            } else {
+                try optimizer.step(trainable, learningRate: lr)
+            }
             let images = Double(n)
             for (k, c) in stageCosts.enumerated() {
                 let saved = cacheHit ? cachedForward[k] : 0
@@ -238,6 +273,10 @@ public final class TrainingRun {
         if let bad = stats.firstNonFiniteBatch {
             throw DivergenceError(epoch: e + 1, batch: bad + 1, what: "non-finite loss")
         }
+        if skippedSteps == batches {
+            throw DivergenceError(epoch: e + 1, batch: nil,
+                                  what: "every step skipped: gradients not finite at any loss scale down to \(lossScaler?.scale ?? 1)")
+        }
         try cache?.persist()
         let lossSum = stats.lossSum, correct = stats.correctCount, seen = stats.images
         let trainSeconds = monotonicNow() - start
@@ -253,7 +292,8 @@ public final class TrainingRun {
             validationLoss: validation?.loss, validationAccuracy: validation?.accuracy,
             seconds: monotonicNow() - start, imagesPerSecond: Double(seen) / trainSeconds,
             trainingFlops: flops.epoch.executed, cumulativeTrainingFlops: cumulativeFlops,
-            skippedFlops: flops.epoch.skipped, flops: flops.epoch)
+            skippedFlops: flops.epoch.skipped, flops: flops.epoch,
+            skippedSteps: lossScaler == nil ? nil : skippedSteps, lossScale: lossScaler.map { Double($0.scale) })
         if let acc = validation?.accuracy, acc > (bestValidationAccuracy ?? -1) {
             bestValidationAccuracy = acc
             bestEpoch = epoch
@@ -309,7 +349,9 @@ extension TrainingRun {
     /// in their order (data, split and seed), the normalisation and the output shape.
     static func cacheFingerprint(config: TrainConfig, model: Model, backend: Backend, frozen: Int, train: ImageDataset,
                                  normalization: (mean: [Float], std: [Float])) throws -> UInt64 {
+        // The precision changes the prefix's outputs; fp32's text is as before it existed (caches stay valid).
         let text = "\(frozen) \(model.inputShape(ofBlock: frozen)) \(train.count) \(config.seed) "
+            + (config.precision == .fp32 ? "" : "\(config.precision.rawValue) ")
             + "\(try jsonString(config.data)) \(normalization.mean.map(\.bitPattern)) \(normalization.std.map(\.bitPattern))"
         var hash = train.labels.withUnsafeBytes { fnv1a64(bytes: $0, continuing: fnv1a64(text)) }
         for block in model.blocks[0..<frozen] {

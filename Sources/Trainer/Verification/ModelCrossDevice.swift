@@ -22,8 +22,11 @@ public enum ModelCrossDevice {
                                  optimizer: OptimizerConfig(kind: .sgd, learningRate: 0.05, momentum: 0.9, weightDecay: 5e-4),
                                  seed: 7, device: "cpu")
         let data = RunData(train: .synthetic(count: 24, shape: .cifar, classes: 10, seed: 7), validation: nil, test: nil)
-        let expectedRun = try TrainingRun(config: config, backend: reference, data: data)
-        let actualRun = try TrainingRun(config: config, backend: backend, data: data)
+        // Each run in its backend's precision (a run refuses a backend of another).
+        var expectedConfig = config, actualConfig = config
+        (expectedConfig.precision, actualConfig.precision) = (reference.precision, backend.precision)
+        let expectedRun = try TrainingRun(config: expectedConfig, backend: reference, data: data)
+        let actualRun = try TrainingRun(config: actualConfig, backend: backend, data: data)
         // The same starting weights on both (each backend's own fills are checked elsewhere).
         try copyMatchingState(from: expectedRun.model, to: actualRun.model)
         let expectedLoss = try expectedRun.trainEpoch().trainLoss

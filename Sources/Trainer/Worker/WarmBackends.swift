@@ -21,21 +21,24 @@ public enum WarmBackends {
     }
 
     /// `BackendFactory.make`, or the backend made before for the same device, threads, FP32
-    /// mode and (CUDA, whose layout depends on it) batch size. `auto` is kept under what it
+    /// mode, precision and (CUDA, whose layout depends on it) batch size. `auto` is kept under what it
     /// resolved to only when no notice was given (a fallback is re-tried, and said, each time).
     public static func make(_ choice: DeviceChoice, threads: Int? = nil, strictFP32: Bool = false,
-                            batchSize: Int? = nil, notice: (String) -> Void = { _ in }) throws -> Backend {
+                            batchSize: Int? = nil, precision: Precision = .fp32,
+                            notice: (String) -> Void = { _ in }) throws -> Backend {
         guard enabled else {
-            return try BackendFactory.make(choice, threads: threads, strictFP32: strictFP32, batchSize: batchSize, notice: notice)
+            return try BackendFactory.make(choice, threads: threads, strictFP32: strictFP32, batchSize: batchSize,
+                                           precision: precision, notice: notice)
         }
-        let key = "\(choice) threads=\(threads.map(String.init) ?? "-") strict=\(strictFP32) batch=\(choice == .cpu ? "-" : batchSize.map(String.init) ?? "-")"
+        let key = "\(choice) threads=\(threads.map(String.init) ?? "-") strict=\(strictFP32) precision=\(precision.rawValue) "
+            + "batch=\(choice == .cpu ? "-" : batchSize.map(String.init) ?? "-")"
         if let backend = kept[key] {
             hits += 1
             return backend
         }
         var noticed = false
         let backend = try BackendFactory.make(choice, threads: threads, strictFP32: strictFP32, batchSize: batchSize,
-                                              notice: { noticed = true; notice($0) })
+                                              precision: precision, notice: { noticed = true; notice($0) })
         if !noticed { kept[key] = backend }
         return backend
     }
