@@ -52,7 +52,7 @@ struct DeviceOptions: ParsableArguments {
         guard precisionGiven else { return stored }
         let given = try precisionValue
         if given != stored, let mode {
-            throw ValidationError("--precision \(given.rawValue) cannot be used with \(mode): the run trains in \(stored.rawValue) "
+            throw ValidationError("--precision \(given.rawValue) cannot be used with \(mode): it trains in \(stored.rawValue) "
                                   + "(a run keeps its precision; pass --precision \(stored.rawValue) or none)")
         }
         return given

@@ -309,7 +309,7 @@ func precisionLine(_ run: TrainingRun) -> String {
     var line = p == .fp32 ? "fp32" : "\(p.rawValue) (convolutions and GEMMs; weights and checkpoints FP32)"
     if let scaler = run.lossScaler {
         let skipped = run.history.compactMap(\.skippedSteps).reduce(0, +)
-        line += ", loss scale \(formatCount(Double(scaler.scale))), \(plural(skipped, "step")) skipped"
+        line += ", loss scale 2^\(scaler.scale.exponent), \(plural(skipped, "step")) skipped"
     }
     return line
 }
