@@ -13,7 +13,9 @@ final class ReducedRoundingTests: XCTestCase {
         var v: [Float] = [0, -0, 1, -1, .infinity, -.infinity, .nan, Float(bitPattern: 0x7f80_0001), Float(bitPattern: 0xffc1_2345),
                           .greatestFiniteMagnitude, -.greatestFiniteMagnitude, .leastNonzeroMagnitude, .leastNormalMagnitude,
                           65504, 65519.99, 65520, -65520, 65536, 1e-8, 0x1p-24, 0x1p-25, -0x1p-25, 0x1.000002p-25, 0x1.8p-24,
-                          0x1.8p-23, 0x1p-14, 0x1.ffcp-15, 0x1.ffep-15, 0x1.fffp-15, 3.0e-5, 6.1e-5]
+                          0x1.8p-23, 0x1p-14, 0x1.ffcp-15, 0x1.ffep-15, 0x1.fffp-15, 3.0e-5, 6.1e-5,
+                          // fp16 subnormal ties with an even lower neighbour (2.5, 4.5, 6.5, 1022.5 x 2^-24): to even, down
+                          0x1.4p-23, 0x1.2p-22, 0x1.ap-22, 0x1.ff4p-15]
         // bf16 ties: 1 + 2^-8 (to 1, even), 1 + 3 * 2^-8 (to 1 + 2^-6... up, even), just above and below.
         for base: UInt32 in [0x3f80_0000, 0x3f81_0000, 0x4049_0000, 0x7f7f_0000, 0x0001_0000, 0x0080_0000] {
             for low: UInt32 in [0x7fff, 0x8000, 0x8001, 0xffff] { v.append(Float(bitPattern: base | low)) }
@@ -88,6 +90,8 @@ final class ReducedRoundingTests: XCTestCase {
         XCTAssertEqual(ReducedRounding.fp16Bits(0x1.000002p-25), 0x0001)
         XCTAssertEqual(ReducedRounding.fp16Bits(0x1.8p-24), 0x0002)
         XCTAssertEqual(ReducedRounding.fp16Bits(0x1.ffep-15), 0x0400, "the largest subnormal's tie rounds up to the smallest normal")
+        XCTAssertEqual(ReducedRounding.fp16Bits(0x1.4p-23), 0x0002, "2.5 x 2^-24: the tie goes to the even 2")
+        XCTAssertEqual(ReducedRounding.fp16Bits(0x1.ff4p-15), 0x03fe, "1022.5 x 2^-24: to the even 1022")
         XCTAssertEqual(ReducedRounding.fp16Value(0x0001), 0x1p-24)
         XCTAssertEqual(ReducedRounding.fp16Value(0x3c00), 1)
         XCTAssertEqual(ReducedRounding.fp16Value(0xfc00), -.infinity)
