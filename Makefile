@@ -102,7 +102,7 @@ cuda:
 # compiling every kernel, the cross-device harness).
 test-cuda: deps cuda
 	$(CUDA_ENV) $(SWIFT) build $(CUDA_FLAGS) --build-tests
-	LD_LIBRARY_PATH=$(CUDA_PREFIX)/lib $(SWIFT) test $(CUDA_FLAGS) --skip-build --filter 'CUDAErrorTests|CUDAMemoryTests|CUDALayoutTests|CUDAKernelHostTests|CrossDeviceTests|CUDANVRTCTests|StagingRingTests|KernelCacheTests|MultiTensorTableTests'
+	LD_LIBRARY_PATH=$(CUDA_PREFIX)/lib $(SWIFT) test $(CUDA_FLAGS) --skip-build --filter 'CUDAErrorTests|CUDAMemoryTests|CUDALayoutTests|CUDAKernelHostTests|CrossDeviceTests|CUDANVRTCTests|StagingRingTests|KernelCacheTests|MultiTensorTableTests|CUDAPrecisionTests|ReducedRoundingTests'
 
 # A stripped binary with the CUDA trait and a static Swift runtime, for a GPU machine without
 # Swift: dist/cuda/strata is a wrapper that finds the CUDA libraries there (scripts/dist-cuda-wrapper.sh).

@@ -71,7 +71,7 @@ def main():
             json.dump(report, f, indent=1)
         return 0
 
-    for suffix in ("", "-nhwc", "-nhwc-pbn"):   # the default CUDA layout, nhwc, nhwc + persistent BN
+    for suffix in ("", "-nhwc", "-nhwc-pbn", "-bf16", "-fp16"):   # default layout, nhwc, nhwc + persistent BN, precisions
         if not os.path.exists(os.path.join(out, f"selftest{suffix}.txt")):
             continue
         selftest = os.path.join(out, f"selftest{suffix}.txt")
@@ -213,6 +213,8 @@ def main():
                   f"{f(row['strata_nhwc_tf32_over_torch_channels_last'], 2):>8} {f(s_pbn):>9}")
     report["ratios"] = ratios
 
+    precision_section(out, report)
+
     report["training"] = {d: curve(os.path.join(out, f"train-{d}")) for d in ("cuda", "cpu", "cuda-nhwc")}
     for d, c in report["training"].items():
         if c:
@@ -230,6 +232,57 @@ def main():
     with open(os.path.join(out, "gpu-check.json"), "w") as f:
         json.dump(report, f, indent=1)
     return 0
+
+
+def precision_section(out, report):
+    """GPU_CHECK_PRECISION=1: Strata bf16 / fp16 / TF32 (bench-train-precision/MODEL-bBATCH-P.txt)
+    against PyTorch eager AMP (torch-amp-P-*.json: best of NCHW and channels-last) and
+    torch.compile (torch-compile-bf16.json)."""
+    rows = []
+    for path in sorted(glob.glob(os.path.join(out, "bench-train-precision", "*.txt"))):
+        m = re.match(r"(.+)-b(\d+)-(tf32|bf16|fp16)$", os.path.basename(path)[:-4])
+        if not m:
+            continue
+        r = last_json(path) or {"error": "no result"}
+        r.update(model=m.group(1), batch_size=int(m.group(2)), precision=m.group(3))
+        rows.append(r)
+    if not rows:
+        return
+    torch_rows = []
+    for path in sorted(glob.glob(os.path.join(out, "torch-amp-*.json")) + glob.glob(os.path.join(out, "torch-compile-*.json"))):
+        t = load(path)
+        if not t:
+            continue
+        name = os.path.basename(path)[:-5]
+        amp = "bf16" if "bf16" in name else "fp16"
+        for r in t.get("results", []):
+            torch_rows.append(dict(r, amp=r.get("amp", amp), compiled=r.get("compile", name.startswith("torch-compile"))))
+    report["strata_bench_train_precision"] = rows
+    report["torch_bench_train_amp"] = torch_rows
+
+    def best(rows_, **key):
+        values = [r["images_per_second"] for r in rows_ if "images_per_second" in r
+                  and all(r.get(k) == v for k, v in key.items())]
+        return max(values) if values else None
+
+    table = []
+    f = lambda v, d=1: "-" if v is None else f"{v:.{d}f}"
+    print(f"{'model':10} {'batch':>5} {'tf32':>9} {'bf16':>9} {'fp16':>9} {'torch amp bf16':>15} {'torch amp fp16':>15} "
+          f"{'compile bf16':>13} {'bf16/amp':>9} {'fp16/amp':>9}")
+    shapes = sorted({(r["model"], r["batch_size"]) for r in rows}, key=lambda s: (s[1] < 128, s))
+    for model, batch in shapes:
+        s = {p: best(rows, model=model, batch_size=batch, precision=p) for p in ("tf32", "bf16", "fp16")}
+        t = {p: best(torch_rows, model=model, batch_size=batch, amp=p, compiled=False) for p in ("bf16", "fp16")}
+        c = best(torch_rows, model=model, batch_size=batch, amp="bf16", compiled=True)
+        ratio = lambda a, b: a / b if a and b else None
+        row = {"model": model, "batch_size": batch, "strata_tf32": s["tf32"], "strata_bf16": s["bf16"],
+               "strata_fp16": s["fp16"], "torch_amp_bf16": t["bf16"], "torch_amp_fp16": t["fp16"],
+               "torch_compile_bf16": c, "bf16_over_torch_amp": ratio(s["bf16"], t["bf16"]),
+               "fp16_over_torch_amp": ratio(s["fp16"], t["fp16"])}
+        table.append(row)
+        print(f"{model:10} {batch:>5} {f(s['tf32']):>9} {f(s['bf16']):>9} {f(s['fp16']):>9} {f(t['bf16']):>15} "
+              f"{f(t['fp16']):>15} {f(c):>13} {f(row['bf16_over_torch_amp'], 2):>9} {f(row['fp16_over_torch_amp'], 2):>9}")
+    report["precision_ratios"] = table
 
 
 if __name__ == "__main__":

@@ -28,6 +28,19 @@
 #      nhwc and nchw; nhwc with STRATA_FUSE=off (no layer fusion) at 128 (bench-train-nhwc-nofuse/)
 #   6. ResNet-20 on the CIFAR-10 subset, 3 epochs, cuda nhwc, and its checkpoint in PyTorch (strict)
 #   7. bench/compare.sh's CUDA arms, one round (COMPARE_DEVICES=cuda)
+# GPU_CHECK_PRECISION=1 runs the reduced-precision check instead (issue 25; about 7 minutes,
+# GPU_CHECK_BUDGET 420, sized to fit one device call with its start-up in 15 minutes), each
+# step writing its results as it finishes, most important first:
+#   P1. selftest --device cuda --precision bf16 (all), then fp16 (--filter cross-device: the
+#       float64 suite runs strict FP32 in both); the cross-device suite holds the float64-bound,
+#       rounded-input and CPU-bf16 comparisons of Verification/CUDAPrecisionChecks.swift;
+#   P2. bench train --precision bf16 (bench-train-precision/MODEL-bBATCH-bf16): resnet20 and
+#       resnet56 at 128 and 32, vgg16 single head at 128 and 64, the seed cnn at 128 and 40;
+#       PyTorch eager AMP bf16 on the same shapes (torch-amp-bf16*.json, bench.py --amp bf16);
+#   P3. the same in fp16 (PyTorch: --amp fp16);
+#   P4. Strata TF32 at batch 128 (MODEL-b128-tf32), the baseline on this card;
+#   P5. torch.compile with AMP bf16 at batch 128 (torch-compile-bf16.json, bench.py --compile),
+#       where the card's PyTorch has it.
 # GPU_CHECK_FULL=1 runs the earlier full check instead (about 8 minutes, GPU_CHECK_BUDGET 470):
 #   selftest in three settings; bench train for resnet20, resnet56, vgg16, cnn at batch 32 and
 #   128, TF32 and --strict-fp32, nhwc, nhwc + persistent BN; PyTorch on the same card; training
@@ -48,7 +61,8 @@ set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 start=$(date +%s)
 full=${GPU_CHECK_FULL:-0}
-budget=${GPU_CHECK_BUDGET:-$([ "$full" = 1 ] && echo 470 || echo 340)}
+precision_mode=${GPU_CHECK_PRECISION:-0}
+budget=${GPU_CHECK_BUDGET:-$([ "$full" = 1 ] && echo 470 || { [ "$precision_mode" = 1 ] && echo 420 || echo 340; })}
 deadline=$((start + budget))
 data=${STRATA_CHECK_DATA:-}
 out=${OUT:-}
@@ -178,6 +192,53 @@ if ! grep -q '^  cuda:0: ' "$OUT/info.txt"; then
     echo "{\"step\": \"gpu\", \"status\": \"unavailable\", \"reason\": \"$(echo "$reason" | tr -d '"\\' | tr '\n' ' ')\"}" >> "$steps"
     report no-gpu
     exit 3
+fi
+
+# MARK: The reduced-precision check (GPU_CHECK_PRECISION=1)
+
+if [ "$precision_mode" = 1 ]; then
+    # P1. Every family's selftest in each precision: the float64 suite runs on a strict-FP32
+    # backend, the cross-device suite (with the precision checks) on the bf16 / fp16 one.
+    # fp16 runs the cross-device suite only: the float64 one runs on a strict-FP32 backend in
+    # both, so the bf16 run has already checked it.
+    show_lines=8 step selftest-bf16 100 "$STRATA" selftest --device cuda --precision bf16 --quiet
+    show_lines=8 step selftest-fp16 60 "$STRATA" selftest --device cuda --precision fp16 --filter cross-device --quiet
+    # The shapes of issue 25: resnet20/56 at 128 and 32, vgg16 (single head) at 128 and 64, cnn at 128 and 40.
+    shapes="resnet20:128 resnet56:128 vgg16:128 cnn:128 resnet20:32 resnet56:32 vgg16:64 cnn:40"
+    mkdir -p "$OUT/bench-train-precision"
+    strata_arms() {   # strata_arms PRECISION [SHAPES]: bench train on every shape, JSON last line
+        local p=$1 shape model batch head flag
+        for shape in ${2:-$shapes}; do
+            model=${shape%%:*}; batch=${shape##*:}
+            head=""; [ "$model" = vgg16 ] && head="--head single"
+            flag=""; [ "$p" != tf32 ] && flag="--precision $p"
+            step "bench-train-precision/$model-b$batch-$p" 25 \
+                "$STRATA" bench train --model "$model" $head --batch-size "$batch" --steps 20 --device cuda $flag --json
+        done
+    }
+    torch_amp() {   # torch_amp NAME SECONDS EXTRA...: bench.py on the three batch groups, best of both layouts
+        local name=$1 box=$2; shift 2
+        show_lines=6 step "$name-resnet" "$box" "${python:-python3}" bench/torch/bench.py --models resnet20,resnet56 \
+            --batches 32,128 --layouts nchw,channels_last --steps 20 --budget $((box - 10)) "$@" --json "$OUT/$name-resnet.json"
+        show_lines=6 step "$name-vgg16" "$box" "${python:-python3}" bench/torch/bench.py --models vgg16 --vgg-head single \
+            --batches 64,128 --layouts nchw,channels_last --steps 20 --budget $((box - 10)) "$@" --json "$OUT/$name-vgg16.json"
+        show_lines=6 step "$name-cnn" 30 "${python:-python3}" bench/torch/bench.py --models cnn \
+            --batches 40,128 --layouts nchw,channels_last --steps 20 --budget 20 "$@" --json "$OUT/$name-cnn.json"
+    }
+    # P2, P3. Strata against PyTorch eager AMP, precision by precision, each measured in one stretch.
+    for p in bf16 fp16; do
+        strata_arms $p
+        torch_amp "torch-amp-$p" 50 --amp $p
+    done
+    # P4. TF32 on this card (the ratio AMP/TF32 is what the precision is worth).
+    strata_arms tf32 "resnet20:128 resnet56:128 vgg16:128 cnn:128"
+    # P5. torch.compile (AMP bf16, batch 128): what a speed-conscious user tries next.
+    show_lines=6 step torch-compile-bf16 90 "${python:-python3}" bench/torch/bench.py --models resnet20,vgg16,cnn \
+        --vgg-head single --batches 128 --layouts channels_last --steps 20 --budget 80 --amp bf16 --compile \
+        --json "$OUT/torch-compile-bf16.json"
+    report gpu
+    say "gpu-check (precision): done in $(( $(date +%s) - start ))s, $([ $failed = 0 ] && echo 'every step passed' || echo 'some steps failed (see gpu-check.json)')"
+    exit $failed
 fi
 
 # MARK: 1b. Start-up: the kernel cache and NVRTC's builtins

@@ -267,6 +267,20 @@ BLAS(cublasSgemmStridedBatched,
       long long int strideB, const float *beta, float *C, int ldc, long long int strideC, int batchCount),
      (handle, transa, transb, m, n, k, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc, strideC, batchCount))
 
+// Reduced precision (--precision bf16|fp16): 16-bit A and B, FP32 C and compute.
+BLAS(cublasGemmEx,
+     (cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n, int k,
+      const void *alpha, const void *A, cudaDataType Atype, int lda, const void *B, cudaDataType Btype, int ldb,
+      const void *beta, void *C, cudaDataType Ctype, int ldc, cublasComputeType_t computeType, cublasGemmAlgo_t algo),
+     (handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C, Ctype, ldc, computeType, algo))
+BLAS(cublasGemmStridedBatchedEx,
+     (cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n, int k,
+      const void *alpha, const void *A, cudaDataType Atype, int lda, long long int strideA, const void *B,
+      cudaDataType Btype, int ldb, long long int strideB, const void *beta, void *C, cudaDataType Ctype, int ldc,
+      long long int strideC, int batchCount, cublasComputeType_t computeType, cublasGemmAlgo_t algo),
+     (handle, transa, transb, m, n, k, alpha, A, Atype, lda, strideA, B, Btype, ldb, strideB, beta, C, Ctype, ldc,
+      strideC, batchCount, computeType, algo))
+
 TEXT(CUBLAS, cublasGetStatusString, (cublasStatus_t status), (status))
 
 // MARK: cuDNN

@@ -191,7 +191,11 @@ final class CUDAErrorTests: XCTestCase {
             (CUDAKernels.batchNormNormalizeAddReLU.name, CUDAKernels.batchNormNormalizeAddReLU.parameterCTypes),
             (CUDAKernels.batchNormInferenceAddReLU.name, CUDAKernels.batchNormInferenceAddReLU.parameterCTypes),
             (CUDAKernels.sgdMulti.name, CUDAKernels.sgdMulti.parameterCTypes),
-            (CUDAKernels.adamMulti.name, CUDAKernels.adamMulti.parameterCTypes)
+            (CUDAKernels.adamMulti.name, CUDAKernels.adamMulti.parameterCTypes),
+            (CUDAKernels.roundToBF16.name, CUDAKernels.roundToBF16.parameterCTypes),
+            (CUDAKernels.roundToF16.name, CUDAKernels.roundToF16.parameterCTypes),
+            (CUDAKernels.widenBF16.name, CUDAKernels.widenBF16.parameterCTypes),
+            (CUDAKernels.widenF16.name, CUDAKernels.widenF16.parameterCTypes)
         ]
         XCTAssertEqual(Set(typed.map(\.0)), Set(CUDAKernelSource.Kernel.allCases), "every kernel has a typed signature")
         let text = CUDAKernelSource.text

@@ -46,6 +46,8 @@ static HostBarrier hostBarrier;
 #define __shared__ static
 #define __syncthreads() hostBarrier.wait()
 static inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
+static inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
+static inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
 using std::min; using std::max;
 
 """#
@@ -516,6 +518,59 @@ int main() {
         // 14 shapes x 14 checks (statistics, running stats, y, inference, dgamma, dbeta, dx, db; twice),
         // and 10 of the fused batch norm + ReLU (+ residual) against the unfused kernels.
         XCTAssertGreaterThanOrEqual(checks(result.output) ?? 0, 14 * 24, result.output)
+    }
+
+    /// The reduced-precision cast kernels (CUDAPrecision.swift) against their Swift mirror
+    /// `ReducedRounding`, bit for bit: `round_to_bf16` and `round_to_f16` on edge cases (ties,
+    /// subnormals, overflow, infinities, NaN) and random bit patterns, `widen_bf16` and `widen_f16`
+    /// on all 65536 patterns, and the accumulate flag.
+    func testReducedPrecisionCastKernelsMatchTheSwiftMirrorOnTheHost() throws {
+        let inputs = ReducedRoundingTests.edgeCases.map(\.bitPattern) + ReducedRoundingTests.randomPatterns(4000, seed: 7)
+        let harness = """
+
+        static const unsigned inputs[] = {\(inputs.map { "0x\(String($0, radix: 16))u" }.joined(separator: ","))};
+        int main() {
+            const i64 n = sizeof(inputs) / sizeof(inputs[0]);
+            std::vector<float> x(n); std::vector<u16> b(n), h(n);
+            for (i64 i = 0; i < n; ++i) x[i] = __uint_as_float(inputs[i]);
+            round_to_bf16(x.data(), b.data(), n);
+            round_to_f16(x.data(), h.data(), n);
+            for (i64 i = 0; i < n; ++i) printf("R %x %x\\n", b[i], h[i]);
+            std::vector<u16> all(65536); for (int i = 0; i < 65536; ++i) all[i] = (u16)i;
+            std::vector<float> wb(65536), wh(65536);
+            widen_bf16(all.data(), wb.data(), 65536, 0);
+            widen_f16(all.data(), wh.data(), 65536, 0);
+            for (int i = 0; i < 65536; ++i) printf("W %x %x\\n", __float_as_uint(wb[i]), __float_as_uint(wh[i]));
+            std::vector<float> acc = {1.0f, -2.5f, 1e30f};
+            std::vector<u16> add = {0x3f80, 0x4000, 0x7f80};   // bf16 1, 2, infinity
+            widen_bf16(add.data(), acc.data(), 3, 1);
+            printf("A %x %x %x\\n", __float_as_uint(acc[0]), __float_as_uint(acc[1]), __float_as_uint(acc[2]));
+            printf("DONE checks=%lld failures=0\\n", (long long)(n + 65536 + 1));
+            return 0;
+        }
+        """
+        guard let result = try compileAndRun(harness) else { return }
+        XCTAssertEqual(result.status, 0, String(result.output.prefix(4000)))
+        let lines = result.output.split(separator: "\n")
+        let rounded = lines.filter { $0.hasPrefix("R ") }, widened = lines.filter { $0.hasPrefix("W ") }
+        XCTAssertEqual(rounded.count, inputs.count)
+        XCTAssertEqual(widened.count, 65536)
+        var mismatches: [String] = []
+        for (bits, line) in zip(inputs, rounded) {
+            let words = line.split(separator: " ").dropFirst().map { UInt16($0, radix: 16) }
+            let f = Float(bitPattern: bits)
+            if words != [ReducedRounding.bf16Bits(f), ReducedRounding.fp16Bits(f)] {
+                mismatches.append("round 0x\(String(bits, radix: 16)) (\(f)): kernel \(line), Swift bf16 \(String(ReducedRounding.bf16Bits(f), radix: 16)) fp16 \(String(ReducedRounding.fp16Bits(f), radix: 16))")
+            }
+        }
+        for (h, line) in widened.enumerated() {
+            let words = line.split(separator: " ").dropFirst().map { UInt32($0, radix: 16) }
+            let want = [ReducedRounding.bf16Value(UInt16(h)).bitPattern, ReducedRounding.fp16Value(UInt16(h)).bitPattern]
+            if words != want { mismatches.append("widen 0x\(String(h, radix: 16)): kernel \(line), Swift \(want.map { String($0, radix: 16) })") }
+        }
+        XCTAssertEqual(mismatches.count, 0, mismatches.prefix(20).joined(separator: "\n"))
+        let accumulated = lines.first { $0.hasPrefix("A ") }.map { $0.split(separator: " ").dropFirst().compactMap { UInt32($0, radix: 16) } }
+        XCTAssertEqual(accumulated, [Float(2).bitPattern, Float(-0.5).bitPattern, Float.infinity.bitPattern])
     }
 }
 #endif

@@ -61,6 +61,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     var convPlans: [ConvPlanKey: ConvolutionPlan] = [:]
     var tensorDescriptors: [[Int]: TensorDescriptor] = [:]
     let workspace: DeviceWorkspace
+    /// The 16-bit copies of a reduced-precision convolution's or GEMM's operands (CUDAPrecision.swift).
+    let reducedScratch: ReducedScratch
     /// `STRATA_CUDA_SYNC=1`: wait after every launch and library call (see `CUDADebug`).
     let syncEveryCall: Bool
     /// `STRATA_CUDA_GRAPHS` (CUDAGraph.swift), and whether `captureGraph` is recording now.
@@ -114,6 +116,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         self.deviceIndex = deviceIndex
         self.device = .cuda(deviceIndex)
         self.computeCapability = (Int(major), Int(minor))
+        if let reason = CUDAPrecisionFormats.unsupportedReason(precision, computeCapability: (Int(major), Int(minor))) {
+            throw DeviceUnavailable(device: name, reason: reason)
+        }
         self.multiprocessors = Int(sms)
         self.strictFP32 = strictFP32
         self.precision = precision
@@ -134,6 +139,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         stream = s; blas = b; dnn = d
         allocator = CUDAAllocator()
         workspace = DeviceWorkspace(allocator: allocator)
+        reducedScratch = ReducedScratch(allocator: allocator)
         syncEveryCall = CUDADebug.syncEveryCall(getenv("STRATA_CUDA_SYNC").map { String(cString: $0) })
         do {
             let architecture = "sm_\(major)\(minor)"
@@ -174,7 +180,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     public var name: String {
-        "cuda:\(deviceIndex) (\(deviceName), sm_\(computeCapability.major)\(computeCapability.minor), \(strictFP32 ? "strict FP32" : "TF32"), \(layout.rawValue.uppercased())\(layout == .nhwc && batchNormMode != .strata ? ", \(batchNormMode.rawValue) BN" : ""))"
+        "cuda:\(deviceIndex) (\(deviceName), sm_\(computeCapability.major)\(computeCapability.minor), \(CUDAPrecisionFormats.mathName(precision, strictFP32: strictFP32)), \(layout.rawValue.uppercased())\(layout == .nhwc && batchNormMode != .strata ? ", \(batchNormMode.rawValue) BN" : ""))"
     }
 
     private func applyMathMode() throws {

@@ -25,7 +25,8 @@ extension CUDABackend {
     /// Row-major `c = alpha * op(a) * op(b) + beta * c` through column-major cuBLAS: a row-major
     /// (m, n) matrix is a column-major (n, m) one, so we ask for `c^T = op(b)^T * op(a)^T`,
     /// i.e. swap the operands and the sizes m and n; leading dimensions stay the row lengths.
-    /// TF32 tensor cores unless `strictFP32` (cublasSetMathMode, set by the backend).
+    /// TF32 tensor cores unless `strictFP32` (cublasSetMathMode, set by the backend); under a
+    /// reduced precision, `cublasGemmEx` on 16-bit copies of a and b with FP32 c and compute.
     public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                      alpha: Float, a: Tensor, b: Tensor, beta: Float, c: Tensor) {
         ShapeChecks.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, b: b, c: c)
@@ -35,6 +36,19 @@ extension CUDABackend {
             return
         }
         var alpha = alpha, beta = beta
+        if precision != .fp32 {
+            return recordFailure {
+                let types = CUDAPrecisionFormats(precision)
+                let a16 = try reducedCopy(a, slot: 0), b16 = try reducedCopy(b, slot: 1)
+                try queuedCUBLAS("cublasGemmEx(\(m)x\(n)x\(k), \(precision.rawValue))") {
+                    cublasGemmEx(blas, transposeB ? CUBLAS_OP_T : CUBLAS_OP_N, transposeA ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                 Int32(n), Int32(m), Int32(k), &alpha,
+                                 b16, types.blasInput, Int32(transposeB ? k : n),
+                                 a16, types.blasInput, Int32(transposeA ? m : k),
+                                 &beta, c.rawAddress, types.blasOutput, Int32(n), types.blasCompute, CUBLAS_GEMM_DEFAULT)
+                }
+            }
+        }
         recordFailure {
             try queuedCUBLAS("cublasSgemm(\(m)x\(n)x\(k))") {
                 cublasSgemm_v2(blas, transposeB ? CUBLAS_OP_T : CUBLAS_OP_N, transposeA ? CUBLAS_OP_T : CUBLAS_OP_N,
@@ -57,6 +71,20 @@ extension CUDABackend {
             return
         }
         var alpha = alpha, beta = beta
+        if precision != .fp32 {
+            return recordFailure {
+                let types = CUDAPrecisionFormats(precision)
+                let a16 = try reducedCopy(a, slot: 0), b16 = try reducedCopy(b, slot: 1)
+                try queuedCUBLAS("cublasGemmStridedBatchedEx(\(batch) x \(m)x\(n)x\(k), \(precision.rawValue))") {
+                    cublasGemmStridedBatchedEx(blas, transposeB ? CUBLAS_OP_T : CUBLAS_OP_N, transposeA ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                               Int32(n), Int32(m), Int32(k), &alpha,
+                                               b16, types.blasInput, Int32(transposeB ? k : n), Int64(k * n),
+                                               a16, types.blasInput, Int32(transposeA ? m : k), Int64(m * k),
+                                               &beta, c.rawAddress, types.blasOutput, Int32(n), Int64(m * n),
+                                               Int32(batch), types.blasCompute, CUBLAS_GEMM_DEFAULT)
+                }
+            }
+        }
         recordFailure {
             try queuedCUBLAS("cublasSgemmStridedBatched(\(batch) x \(m)x\(n)x\(k))") {
                 cublasSgemmStridedBatched(blas, transposeB ? CUBLAS_OP_T : CUBLAS_OP_N, transposeA ? CUBLAS_OP_T : CUBLAS_OP_N,

@@ -19,7 +19,7 @@ public enum CUDAKernelSource {
     /// The whole program: the shared prelude, then each family's kernels, which live next to
     /// their launchers (CUDAElementwise.swift, CUDALayerKernels.swift, ...).
     public static let text = prelude + elementwise + gemm + layers + batchStatistics + channelReductions + layout
-        + multiTensor
+        + multiTensor + reducedPrecision
 
     /// Types, the grid-stride loop and Philox, shared by every family.
     static let prelude = #"""
@@ -85,6 +85,7 @@ __device__ __forceinline__ i64 logical_of_nhwc(i64 e, i64 c, i64 hw) {
         case channel_sums_relu_nhwc, batch_norm_normalize_relu_nhwc, batch_norm_inference_relu_nhwc
         case batch_norm_backward_data_relu_nhwc, batch_norm_normalize_add_relu_nhwc, batch_norm_inference_add_relu_nhwc
         case sgd_multi, adam_multi
+        case round_to_bf16, round_to_f16, widen_bf16, widen_f16
     }
 }
 #endif

@@ -25,7 +25,7 @@ extension KernelChecks {
             KernelCheck("cross-device optimizers") { try CrossDevice.optimizers($0, r) },
             KernelCheck("cross-device augment, shortcut") { try CrossDevice.augmentAndShortcut($0, r) },
             KernelCheck("cross-device training steps") { try CrossDevice.training($0, r) },
-        ]
+        ] + CUDAPrecisionChecks.checks   // bf16 / fp16 backends only (CUDAPrecisionChecks.swift)
     }
 }
 
