@@ -211,5 +211,8 @@ for device in ("cpu", "cuda"):
             line += f" {fmt(r, 2)} | {fmt(sp / s32 if s32 else float('nan'), 2)} | {fmt(t / t32 if t32 else float('nan'), 2)} |"
             if not r >= goal(device, p, what): short.append(f"{what} {p}")
         print(line)
-    print(f"rows under the goal (or not measured): {', '.join(short) if short else 'none'}")
+    if any("strata" in arms[(device, p)] for p in ["fp32"] + reduced):
+        print(f"rows under the goal (or not measured): {', '.join(short) if short else 'none'}")
+    else:
+        print("(no Strata arms: PyTorch alone, its own reduced-precision speed-up)")
 PY
