@@ -130,6 +130,7 @@ if [ ${#arms[@]} -eq 0 ]; then
   echo "SKIP bench-compare: COMPARE_DEVICES=$devices COMPARE_ARMS=$who PRECISION=$precisions and no arm can run"
   exit 0
 fi
+load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
 for ((r = 0; r < rounds; r++)); do
   for config in "${configs[@]}"; do
     IFS='|' read -r name batch sargs targs <<< "$config"
@@ -140,6 +141,8 @@ for ((r = 0; r < rounds; r++)); do
     done
   done
 done
+# Barrier-heavy multi-threaded steps suffer most on a loaded machine (bench/cpu-bf16-torch.md).
+echo "load average (1 min): $load_start at the start, $(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?') at the end, on $(nproc) cores"
 "$python" - "$out" "$rounds" "$threads" "$compile_layout" <<'PY'
 import sys, math, statistics, collections
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
