@@ -17,7 +17,7 @@ CUDA_BUILD = .build-cuda$(filter-out 13,$(CUDA_VERSION))
 CUDA_ENV = PKG_CONFIG_PATH=$(CUDA_PREFIX)/lib/pkgconfig
 CUDA_FLAGS = --traits CUDA --build-path $(CUDA_BUILD) -Xlinker -rpath -Xlinker $(CUDA_PREFIX)/lib
 
-.PHONY: all deps build test selftest bench bench-compare bench-search-compare report-check demo clean cuda build-cuda test-cuda dist-cuda gpu-check fuzz kill-resume
+.PHONY: all deps build test selftest bench bench-compare bench-precision-accuracy bench-search-compare report-check demo clean cuda build-cuda test-cuda dist-cuda gpu-check fuzz kill-resume
 
 all: build
 
@@ -50,10 +50,19 @@ report-check: build
 
 # Strata against PyTorch (NCHW and channels-last) on the CPU, interleaved per model and batch
 # size, medians of COMPARE_ROUNDS rounds and the ratios (bench/compare.sh). PYTHON names a
-# Python that has torch; without one it prints a SKIP line.
+# Python that has torch; without one it prints a SKIP line. PRECISION=fp32,bf16 (the default;
+# fp32, bf16, fp16 or a list) adds `--precision bf16` against torch.autocast per precision
+# (COMPARE_COMPILE=cpu|cuda adds torch.compile arms; the script's header has the rest).
 COMPARE_ROUNDS ?= 3
 bench-compare: build
 	bench/compare.sh $(COMPARE_ROUNDS)
+
+# bf16 against FP32 test accuracy, 3 seeds each: the demo cnn on Fashion-MNIST and ResNet-20 on
+# the CIFAR-10 subset (DATA=dir overrides /work/shared/datasets/cifar10-subset); one markdown
+# table against issue 25's 0.3-point bound (bench/precision-accuracy.sh; about 25 min on 2 cores).
+bench-precision-accuracy: build
+	@scripts/install-deps.sh --dataset
+	STRATA=$(BIN) bench/precision-accuracy.sh $(if $(DATA),--data $(DATA))
 
 # The seed-000 search against the stack its users run today (bench/search-compare/README.md):
 # Ray Tune + PyTorch (defaults, and reuse_actors=True) and `strata search --reuse none|paper|

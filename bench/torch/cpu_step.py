@@ -5,9 +5,12 @@ each a random 4-pixel shift (one per batch) and per-image horizontal flips, forw
 cross-entropy, backward and the optimizer update (SGD lr 0.1, momentum 0.9, weight decay 1e-4,
 or Adam lr 1e-3 as Strata's defaults). One configuration per process, so that bench/compare.sh
 can interleave it with Strata's runs. Prints one JSON line; exit status 3 without torch (or,
-with --device cuda, without a CUDA GPU that torch sees).
+with --device cuda, without a CUDA GPU that torch sees), and with a torch.compile that fails (one
+SKIP line on stderr, then a JSON line with "skipped" and no images_per_second).
+--amp bf16|fp16 and --compile [MODE]: train_step.py (autocast, GradScaler, torch.compile).
 
     python3 bench/torch/cpu_step.py --model resnet20 --batch 128 --layout channels_last --threads 2
+    python3 bench/torch/cpu_step.py --model resnet20 --batch 128 --amp bf16   (autocast on the CPU)
     python3 bench/torch/cpu_step.py --model resnet20 --batch 128 --device cuda   (TF32, as bench.py)
 """
 import argparse
@@ -19,6 +22,7 @@ import time
 # The twins live in the repository's Python package (python/strata/twin.py); this tree's copy
 # goes first, so the script matches the strata built from the same tree.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+import train_step  # noqa: E402  (this folder: the script's own directory is on sys.path)
 
 
 def main():
@@ -34,6 +38,7 @@ def main():
     ap.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                     help="cuda: the step on the GPU with TF32 and cudnn.benchmark, timed after a synchronize")
+    train_step.add_arguments(ap)
     args = ap.parse_args()
     try:
         import torch
@@ -74,21 +79,22 @@ def main():
         if args.device == "cuda":
             torch.cuda.synchronize()
 
+    run = train_step.Step(torch, F, model, opt, device, args)
+
     def step(i):
         x = host[i].to(device, non_blocking=True)
         y = labels[i].to(device, non_blocking=True)
-        dx, dy = torch.randint(-4, 5, (2,)).tolist()
-        x = torch.roll(F.pad(x, (4, 4, 4, 4)), shifts=(dy, dx), dims=(2, 3))[:, :, 4:36, 4:36]
-        flip = torch.rand(args.batch, device=device) < 0.5
-        x = torch.where(flip[:, None, None, None], x.flip(3), x).contiguous(memory_format=memory_format)
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        run(train_step.augment(torch, F, x, device, memory_format), y)
 
     model.train()
-    for i in range(args.steps):
-        step(i)
+    try:
+        for i in range(args.steps):
+            step(i)
+    except train_step.CompileUnavailable as e:
+        print(f"SKIP torch.compile on {args.device}: {e}", file=sys.stderr)
+        print(json.dumps({"torch": torch.__version__, "model": args.model, "batch_size": args.batch,
+                          "precision": train_step.describe(args), "skipped": str(e)}))
+        return 3
     sync()
     t0 = time.perf_counter()
     for i in range(args.steps):
@@ -97,6 +103,7 @@ def main():
     seconds = time.perf_counter() - t0
     print(json.dumps({"torch": torch.__version__, "model": args.model, "batch_size": args.batch,
                       "layout": args.layout, "threads": args.threads, "device": args.device,
+                      "precision": train_step.describe(args),
                       "images_per_second": args.batch * args.steps / seconds}))
     return 0
 
