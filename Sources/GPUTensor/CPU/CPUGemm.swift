@@ -9,6 +9,16 @@ import CDNNL
 //   step at batch 128 spent 1.12 ms per GEMM against 0.26 on oneDNN;
 // - on the first GPU machine OpenBLAS fell back to its SSE3 "Prescott" kernels (156 GFLOP/s on
 //   16 threads), while oneDNN picks its kernels from the CPU's features at run time.
+//
+// In `.bf16` the inputs are rounded to bf16 (round-to-nearest-even, into workspace scratch) and
+// the product runs in dnnl_sgemm: a product of two bf16 values (8 significant bits each) is exact
+// in FP32, so this is exactly "bf16 inputs, FP32 accumulation", the numerics of a bf16 matmul
+// kernel, on every shape. oneDNN 2.6 exports no C bf16 GEMM (gemm_bf16bf16f32 is internal), and
+// the dense layers are a few percent of a CNN step (bench/cpu-bf16.md), so a bf16 matmul
+// primitive was not worth its plan cache here.
+
+/// Workspace slots of the bf16 copies of a GEMM's operands.
+private let gemmASlot = 0x6E_00, gemmBSlot = 0x6E_01
 
 extension CPUBackend {
     /// Row-major `c = alpha * op(a) * op(b) + beta * c` through oneDNN's `dnnl_sgemm`.
@@ -23,9 +33,17 @@ extension CPUBackend {
             return
         }
         dnnl.useThreads()
+        var ap = UnsafePointer(a.hostPointer), bp = UnsafePointer(b.hostPointer)
+        if precision == .bf16 {
+            let aCopy = workspace.buffer(slot: gemmASlot, count: m * k)
+            let bCopy = workspace.buffer(slot: gemmBSlot, count: k * n)
+            roundToBF16(ap, into: aCopy, count: m * k)
+            roundToBF16(bp, into: bCopy, count: k * n)
+            (ap, bp) = (UnsafePointer(aCopy), UnsafePointer(bCopy))
+        }
         let no = CChar(UInt8(ascii: "N")), yes = CChar(UInt8(ascii: "T"))
         let status = dnnl_sgemm(transposeA ? yes : no, transposeB ? yes : no, Int64(m), Int64(n), Int64(k), alpha,
-                                a.hostPointer, Int64(transposeA ? m : k), b.hostPointer, Int64(transposeB ? k : n),
+                                ap, Int64(transposeA ? m : k), bp, Int64(transposeB ? k : n),
                                 beta, c.hostPointer, Int64(n))
         dnnlCheck(status, "sgemm \(m)x\(n)x\(k)")
     }
