@@ -20,6 +20,12 @@ final class PrecisionTests: XCTestCase {
     func testBF16ConvolutionsAndGEMMsMeetTheFormatsBounds() throws {
         let all = results(try bf16Backend())
         XCTAssertEqual(all.filter { !$0.passed }.map(\.summary), [])
+        // The worst of each kind, for the log (how far inside its bound each kind stays).
+        for kind in ["of bf16-rounded inputs", "of unrounded inputs", "is not FP32"] {
+            if let worst = all.filter({ $0.name.contains(kind) }).max(by: { $0.worstRatio < $1.worstRatio }) {
+                print("worst \(kind): \(worst.summary)")
+            }
+        }
         // 6 shapes x 3 directions (+1 overwrite), 12 GEMMs; 2 comparisons each, plus the detectors.
         XCTAssertEqual(all.filter { $0.name.contains("rounded inputs") && !$0.name.contains("unrounded") }.count, 19 + 13)
         XCTAssertEqual(all.filter { $0.name.contains("is not FP32") }.count, 6 + 2)
