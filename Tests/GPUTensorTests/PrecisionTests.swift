@@ -26,8 +26,8 @@ final class PrecisionTests: XCTestCase {
                 print("worst \(kind): \(worst.summary)")
             }
         }
-        // 6 shapes x 3 directions (+1 overwrite), 12 GEMMs; 2 comparisons each, plus the detectors.
-        XCTAssertEqual(all.filter { $0.name.contains("rounded inputs") && !$0.name.contains("unrounded") }.count, 19 + 13)
+        // 6 shapes x 3 directions (+1 overwrite), 16 GEMMs; 2 comparisons each, plus the detectors.
+        XCTAssertEqual(all.filter { $0.name.contains("rounded inputs") && !$0.name.contains("unrounded") }.count, 19 + 16)
         XCTAssertEqual(all.filter { $0.name.contains("is not FP32") }.count, 6 + 2)
     }
 
@@ -82,6 +82,16 @@ final class PrecisionTests: XCTestCase {
         // The FP32 plan of one geometry is a different plan (cached per precision).
         XCTAssertFalse(backend.dnnl.plan(shapes[2], bias: false, precision: .fp32)
                        === backend.dnnl.plan(shapes[2], bias: false, precision: .bf16))
+    }
+
+    /// Large bf16 GEMMs run oneDNN's bf16 matmul kernel (small ones sgemm on rounded copies).
+    func testLargeBF16GEMMsUseTheBF16Matmul() throws {
+        let backend = try bf16Backend()
+        let key = DNNLMatmulPlan.Key(transposeA: true, transposeB: false, m: 128, n: 250, k: 500,
+                                     alphaBits: Float(1).bitPattern, betaBits: Float(0.5).bitPattern)
+        XCTAssertGreaterThanOrEqual(key.m * key.n * key.k, DNNLMatmulPlan.minimumWork)
+        let implementation = DNNLMatmulPlan(key, context: backend.dnnl).implementation
+        XCTAssertTrue(implementation.hasSuffix("avx512_core_bf16"), implementation)
     }
 
     func testTheFactoryRefusesWhatTheCPUCannotCompute() throws {

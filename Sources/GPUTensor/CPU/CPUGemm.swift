@@ -10,12 +10,11 @@ import CDNNL
 // - on the first GPU machine OpenBLAS fell back to its SSE3 "Prescott" kernels (156 GFLOP/s on
 //   16 threads), while oneDNN picks its kernels from the CPU's features at run time.
 //
-// In `.bf16` the inputs are rounded to bf16 (round-to-nearest-even, into workspace scratch) and
-// the product runs in dnnl_sgemm: a product of two bf16 values (8 significant bits each) is exact
-// in FP32, so this is exactly "bf16 inputs, FP32 accumulation", the numerics of a bf16 matmul
-// kernel, on every shape. oneDNN 2.6 exports no C bf16 GEMM (gemm_bf16bf16f32 is internal), and
-// the dense layers are a few percent of a CNN step (bench/cpu-bf16.md), so a bf16 matmul
-// primitive was not worth its plan cache here.
+// In `.bf16` the inputs are rounded to bf16 (round to nearest even) and accumulated in FP32, on
+// every shape: large products on oneDNN's bf16 matmul primitive (DNNLMatmul.swift; oneDNN 2.6
+// exports no C bf16 GEMM), small ones, where the matmul and its reorders lose to sgemm, in
+// dnnl_sgemm on rounded copies: a product of two bf16 values (8 significant bits each) is exact
+// in FP32, so that computes the same bf16 numbers (bench/cpu-bf16.md).
 
 /// Workspace slots of the bf16 copies of a GEMM's operands.
 private let gemmASlot = 0x6E_00, gemmBSlot = 0x6E_01
@@ -30,6 +29,11 @@ extension CPUBackend {
             // An empty product: c = beta * c (BLAS-style calls reject a leading dimension of 0).
             let p = c.hostPointer
             for i in 0..<(m * n) { p[i] = beta == 0 ? 0 : beta * p[i] }
+            return
+        }
+        if precision == .bf16 && m * n * k >= DNNLMatmulPlan.minimumWork {
+            dnnlMatmulBF16(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                           alpha: alpha, a: a, b: b, beta: beta, c: c)
             return
         }
         dnnl.useThreads()

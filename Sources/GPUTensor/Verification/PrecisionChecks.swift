@@ -18,7 +18,8 @@
 // - and one check per family that must FAIL when the backend silently computed in FP32: on these
 //   inputs (24 significant bits, so rounding matters) some element must differ from the unrounded
 //   reference by at least 8 times what FP32 summation alone allows. Without it the checks above
-//   could pass vacuously on inputs that happen to be representable in the format.
+//   could pass vacuously on inputs that happen to be representable in the format. It sits on
+//   short sums (k <= 288): FP32's worst-case bound grows as k and bf16's error as sqrt(k).
 
 extension Precision {
     /// `x` rounded to this format (to nearest, ties to even), as a kernel computing in it reads it.
@@ -230,7 +231,13 @@ extension KernelChecks {
             try check(ta, tb, 5, 7, 37, batch: 3, alpha: 0.75, beta: 0.5, detector: ta && tb)
         }
         // A dense layer's size (the seed cnn's 10-class head is 128 x 10 x 250).
-        try check(false, true, 64, 48, 96, batch: nil, alpha: 1, beta: 0, detector: true)
+        try check(false, true, 64, 48, 96, batch: nil, alpha: 1, beta: 0, detector: false)
+        // Products large enough for the CPU's bf16 matmul primitive (DNNLMatmulPlan.minimumWork).
+        // The detector goes on a short sum: FP32's worst-case bound grows as k, the error of bf16
+        // inputs only as sqrt(k), so at k = 1024 FP32's bound no longer separates the two.
+        try check(false, true, 256, 256, 64, batch: nil, alpha: 1, beta: 0, detector: true)
+        try check(true, false, 96, 64, 700, batch: nil, alpha: -0.5, beta: 1.5, detector: false)
+        try check(true, true, 64, 64, 1024, batch: 2, alpha: 0.75, beta: 0.5, detector: false)
         return results
     }
 }
