@@ -38,14 +38,14 @@ public enum BackendFactory {
     /// `batchSize`, the images per training step where the caller has one, picks the CUDA layout
     /// unless `STRATA_CUDA_LAYOUT` does (`CUDALayout.standard(forBatch:)`).
     /// `precision` is the format of convolutions and GEMMs (Precision.swift); a device that cannot
-    /// compute in it is refused with `DeviceUnavailable`.
+    /// compute in it is refused with `DeviceUnavailable` (the CPU: fp16 always, bf16 without
+    /// AVX-512 BF16).
     public static func make(_ choice: DeviceChoice, threads: Int? = nil, strictFP32: Bool = false,
                             batchSize: Int? = nil, precision: Precision = .fp32,
                             notice: (String) -> Void = { _ in }) throws -> Backend {
         switch choice {
         case .cpu:
-            try CPUBackend.checkRuntime()
-            return CPUBackend(threads: threads, precision: precision)
+            return try cpu(threads: threads, precision: precision)
         case .cuda(let n):
             #if CUDA
             return try CUDABackend(deviceIndex: n, strictFP32: strictFP32, batchSize: batchSize, precision: precision)
@@ -59,14 +59,20 @@ public enum BackendFactory {
                 return try CUDABackend(deviceIndex: 0, strictFP32: strictFP32, batchSize: batchSize, precision: precision)
             } catch {
                 notice("strata: no usable GPU (\(error)); using the CPU")
-                try CPUBackend.checkRuntime()
-                return CPUBackend(threads: threads, precision: precision)
+                return try cpu(threads: threads, precision: precision)
             }
             #else
             notice("strata: this build has no CUDA; using the CPU")
-            try CPUBackend.checkRuntime()
-            return CPUBackend(threads: threads, precision: precision)
+            return try cpu(threads: threads, precision: precision)
             #endif
         }
+    }
+
+    /// The CPU backend, or one line saying why it cannot run (oneDNN missing, a precision this
+    /// CPU does not compute in).
+    private static func cpu(threads: Int?, precision: Precision) throws -> CPUBackend {
+        try CPUBackend.checkRuntime()
+        if let reason = CPUBackend.refusal(precision) { throw DeviceUnavailable(device: "cpu", reason: reason) }
+        return CPUBackend(threads: threads, precision: precision)
     }
 }

@@ -24,13 +24,37 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     /// AVX-512 BF16 (`BackendFactory.make` refuses the rest with one line).
     public let precision: Precision
 
+    /// `precision` `.fp16` is a programming error here (`BackendFactory.make` refuses it with one
+    /// line); `.bf16` on a CPU without AVX-512 BF16 still computes bf16's numbers, on oneDNN's slow
+    /// reference kernels, which is why the factory refuses that too.
     public init(threads: Int? = nil, precision: Precision = .fp32) {
+        precondition(precision != .fp16, Self.fp16Refusal)
         let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         self.threads = max(1, threads ?? online)
         self.precision = precision
     }
 
-    public var name: String { "cpu (oneDNN \(DNNLInstructionSet.name), \(threads) thread\(threads == 1 ? "" : "s"))" }
+    /// `cpu (oneDNN AVX-512 BF16, 2 threads)`, with `, bf16` appended in bf16.
+    public var name: String {
+        "cpu (oneDNN \(DNNLInstructionSet.name), \(threads) thread\(threads == 1 ? "" : "s")\(precision == .fp32 ? "" : ", \(precision.rawValue)"))"
+    }
+
+    static let fp16Refusal = "the CPU backend computes in fp32 or bf16; fp16 is a CUDA precision"
+
+    /// Why this CPU cannot compute in `precision` (nil when it can): fp16 never, bf16 only with
+    /// AVX-512 BF16 (`hasBF16`; without it oneDNN's bf16 convolutions are its reference loops).
+    static func refusal(_ precision: Precision, hasBF16: Bool = DNNLInstructionSet.hasBF16) -> String? {
+        switch precision {
+        case .fp32: return nil
+        case .fp16: return fp16Refusal
+        case .bf16:
+            return hasBF16 ? nil
+                : "bf16 needs a CPU with AVX-512 BF16 and oneDNN uses \(DNNLInstructionSet.name) here; use --precision fp32"
+        }
+    }
+
+    /// Whether this CPU computes bf16 on oneDNN's AVX-512 BF16 kernels (what selftest asks).
+    public static var supportsBF16: Bool { DNNLInstructionSet.hasBF16 }
 
     // MARK: Memory
 

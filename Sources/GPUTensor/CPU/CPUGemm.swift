@@ -9,6 +9,15 @@ import CDNNL
 //   step at batch 128 spent 1.12 ms per GEMM against 0.26 on oneDNN;
 // - on the first GPU machine OpenBLAS fell back to its SSE3 "Prescott" kernels (156 GFLOP/s on
 //   16 threads), while oneDNN picks its kernels from the CPU's features at run time.
+//
+// In `.bf16` the inputs are rounded to bf16 (round to nearest even) and accumulated in FP32, on
+// every shape: large products on oneDNN's bf16 matmul primitive (DNNLMatmul.swift; oneDNN 2.6
+// exports no C bf16 GEMM), small ones, where the matmul and its reorders lose to sgemm, in
+// dnnl_sgemm on rounded copies: a product of two bf16 values (8 significant bits each) is exact
+// in FP32, so that computes the same bf16 numbers (bench/cpu-bf16.md).
+
+/// Workspace slots of the bf16 copies of a GEMM's operands.
+private let gemmASlot = 0x6E_00, gemmBSlot = 0x6E_01
 
 extension CPUBackend {
     /// Row-major `c = alpha * op(a) * op(b) + beta * c` through oneDNN's `dnnl_sgemm`.
@@ -22,10 +31,23 @@ extension CPUBackend {
             for i in 0..<(m * n) { p[i] = beta == 0 ? 0 : beta * p[i] }
             return
         }
+        if precision == .bf16 && m * n * k >= DNNLMatmulPlan.minimumWork {
+            dnnlMatmulBF16(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                           alpha: alpha, a: a, b: b, beta: beta, c: c)
+            return
+        }
         dnnl.useThreads()
+        var ap = UnsafePointer(a.hostPointer), bp = UnsafePointer(b.hostPointer)
+        if precision == .bf16 {
+            let aCopy = workspace.buffer(slot: gemmASlot, count: m * k)
+            let bCopy = workspace.buffer(slot: gemmBSlot, count: k * n)
+            roundToBF16(ap, into: aCopy, count: m * k)
+            roundToBF16(bp, into: bCopy, count: k * n)
+            (ap, bp) = (UnsafePointer(aCopy), UnsafePointer(bCopy))
+        }
         let no = CChar(UInt8(ascii: "N")), yes = CChar(UInt8(ascii: "T"))
         let status = dnnl_sgemm(transposeA ? yes : no, transposeB ? yes : no, Int64(m), Int64(n), Int64(k), alpha,
-                                a.hostPointer, Int64(transposeA ? m : k), b.hostPointer, Int64(transposeB ? k : n),
+                                ap, Int64(transposeA ? m : k), bp, Int64(transposeB ? k : n),
                                 beta, c.hostPointer, Int64(n))
         dnnlCheck(status, "sgemm \(m)x\(n)x\(k)")
     }

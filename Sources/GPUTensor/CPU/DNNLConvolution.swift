@@ -31,10 +31,10 @@ func dnnlCheck(_ status: dnnl_status_t, _ what: @autoclosure () -> String) {
     precondition(status == dnnl_success, "oneDNN: \(what()) failed with status \(status.rawValue)")
 }
 
-func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t) -> dnnl_memory_desc_t {
+func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t, _ type: dnnl_data_type_t = dnnl_f32) -> dnnl_memory_desc_t {
     var md = dnnl_memory_desc_t()
     let d = dims.map(Int64.init)
-    dnnlCheck(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), d, dnnl_f32, tag), "memory descriptor \(dims)")
+    dnnlCheck(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), d, type, tag), "memory descriptor \(dims)")
     return md
 }
 
@@ -48,7 +48,7 @@ final class DNNLContext: @unchecked Sendable {
     private var otherPlans: [AnyHashable: AnyObject] = [:]
     private let lock = HostMutex()
 
-    struct PlanKey: Hashable { var geometry: ConvGeometry; var bias: Bool }
+    struct PlanKey: Hashable { var geometry: ConvGeometry; var bias: Bool; var precision: Precision }
 
     init(threads: Int) {
         var message = [CChar](repeating: 0, count: 1024)
@@ -74,12 +74,12 @@ final class DNNLContext: @unchecked Sendable {
     /// Makes oneDNN's next parallel regions on this thread use the backend's thread count.
     func useThreads() { OpenMPTeam.setThreads(threads) }
 
-    func plan(_ g: ConvGeometry, bias: Bool) -> DNNLConvolutionPlan {
+    func plan(_ g: ConvGeometry, bias: Bool, precision: Precision = .fp32) -> DNNLConvolutionPlan {
         lock.lock(); defer { lock.unlock() }
-        let key = PlanKey(geometry: g, bias: bias)
+        let key = PlanKey(geometry: g, bias: bias, precision: precision)
         if let p = plans[key] { return p }
         useThreads()
-        let p = DNNLConvolutionPlan(g, bias: bias, context: self)
+        let p = DNNLConvolutionPlan(g, bias: bias, precision: precision, context: self)
         plans[key] = p
         return p
     }
@@ -184,8 +184,22 @@ final class DNNLPort {
 
 /// The three convolution primitives of one geometry (forward with or without bias), created
 /// lazily per direction (inference needs the forward only), with their ports.
+///
+/// In `.bf16` the primitives read bf16 inputs (src, weights, diff_dst) and write FP32 outputs (dst,
+/// diff_src, diff_weights), accumulating in FP32: the input ports' reorders turn the caller's FP32
+/// tensors into bf16 copies in workspace scratch (round-to-nearest-even) on every call, and the
+/// outputs are written straight into the caller's FP32 memory. Activations stay NHWC in bf16 too:
+/// oneDNN 2.6's bf16 kernels on this layout are brgconv:avx512_core_bf16 (forward) and
+/// jit_bf16:avx512_core_bf16 (both backward directions), while `any` activations with NHWC FP32
+/// outputs fall to ref:any (bench/cpu-bf16.md). Weights take `any` (a blocked bf16 layout) as in FP32.
+/// Per-call reorders rather than cached bf16 copies: the weights change after every optimizer
+/// step, and a bf16 copy of the forward input kept for backward-filter (or of the incoming
+/// gradient kept from backward-data) would need proof that nothing wrote the tensor in between,
+/// which Tensor cannot give (no version counter). The reorders are 8-20% of the bf16 time, the
+/// weights' well under 1% (bench/cpu-bf16.md): the activation copies are the next thing to save.
 final class DNNLConvolutionPlan {
     let geometry: ConvGeometry
+    let precision: Precision
     unowned let context: DNNLContext
     private let forwardPD: dnnl_primitive_desc_t
     let forward: dnnl_primitive_t
@@ -196,7 +210,10 @@ final class DNNLConvolutionPlan {
 
     // Convolution descriptor inputs, shared by the three directions.
     private let strides: [Int64], padL: [Int64], padR: [Int64]
-    private let userSrcMD, userWeightsMD, userDstMD, actSrcMD, actDstMD, anyWeightsMD: dnnl_memory_desc_t
+    private let userSrcMD, userWeightsMD, userDstMD, anyWeightsMD, anyDiffWeightsMD: dnnl_memory_desc_t
+    /// The activations as the primitives read them (src, diff_dst: bf16 in `.bf16`) and write them
+    /// (dst, diff_src: always FP32); all four are the caller's NHWC except under Winograd.
+    private let inSrcMD, inDstMD, outSrcMD, outDstMD: dnnl_memory_desc_t
     /// Direct, or Winograd F(4x4, 3x3) where it pays (`usesWinograd`).
     let algorithm: dnnl_alg_kind_t
 
@@ -254,9 +271,14 @@ final class DNNLConvolutionPlan {
         return first
     }
 
-    init(_ g: ConvGeometry, bias hasBias: Bool, context: DNNLContext) {
+    init(_ g: ConvGeometry, bias hasBias: Bool, precision: Precision, context: DNNLContext) {
         geometry = g
+        self.precision = precision
         self.context = context
+        // The CPU computes in FP32 or bf16 (BackendFactory refuses fp16 with one line).
+        precondition(precision != .fp16, "the CPU backend computes in fp32 or bf16")
+        let inputType = precision == .bf16 ? dnnl_bf16 : dnnl_f32
+        let reduced = precision == .bf16
         strides = [Int64(g.strideH), Int64(g.strideW)]
         padL = [Int64(g.padH), Int64(g.padW)]
         // oneDNN wants the padding that makes (H + padL + padR - KH) / stride + 1 exact.
@@ -275,7 +297,8 @@ final class DNNLConvolutionPlan {
         // 75-84 GFLOP/s against 48-51 on an NHWC copy, bench/NOTES.md section 5); on NHWC
         // storage that layout needs reorders on both sides, and the stem's forward then costs
         // the same and its backward-filter 1.5x the direct NHWC plan (thread CPU time, section 6).
-        anyWeightsMD = memoryDesc(weightDims, dnnl_format_tag_any)
+        anyWeightsMD = memoryDesc(weightDims, dnnl_format_tag_any, inputType)
+        anyDiffWeightsMD = memoryDesc(weightDims, dnnl_format_tag_any)
         var biasMD = memoryDesc([g.outChannels], dnnl_a)
         let (strides, padL, padR) = (self.strides, self.padL, self.padR)
         let anyWeights = anyWeightsMD
@@ -290,7 +313,8 @@ final class DNNLConvolutionPlan {
                                                    hasBias ? b : nil, &d, strides, padL, padR)
             }
             guard status == dnnl_success else { return nil }
-            if algorithm == dnnl_convolution_direct && Self.prefersJitForward(g) {
+            // The jit preference was measured for FP32 kernels only; bf16 takes oneDNN's first choice.
+            if algorithm == dnnl_convolution_direct && !reduced && Self.prefersJitForward(g) {
                 return Self.firstImplementation(&desc, named: "jit:", context: context)
             }
             var pd: dnnl_primitive_desc_t?
@@ -298,18 +322,20 @@ final class DNNLConvolutionPlan {
             return pd
         }
         let anyLayout = memoryDesc(g.inputShape, dnnl_format_tag_any), anyOut = memoryDesc(g.outputShape, dnnl_format_tag_any)
-        if Self.prefersWinograd(g), let pd = forwardDescriptor(dnnl_convolution_winograd, anyLayout, anyOut),
+        // oneDNN's Winograd is FP32 only (and its transforms round differently from a bf16 product):
+        // a bf16 plan is always direct.
+        if !reduced && Self.prefersWinograd(g), let pd = forwardDescriptor(dnnl_convolution_winograd, anyLayout, anyOut),
            Self.backwardSupported(dnnl_convolution_winograd, src: anyLayout, weights: anyWeights, dst: anyOut,
                                   strides: strides, padL: padL, padR: padR, hint: pd, context: context) {
             algorithm = dnnl_convolution_winograd
-            actSrcMD = anyLayout
-            actDstMD = anyOut
+            (inSrcMD, outSrcMD, inDstMD, outDstMD) = (anyLayout, anyLayout, anyOut, anyOut)
             forwardPD = pd
         } else {
             algorithm = dnnl_convolution_direct
-            actSrcMD = userSrcMD
-            actDstMD = userDstMD
-            guard let pd = forwardDescriptor(dnnl_convolution_direct, userSrcMD, userDstMD) else {
+            inSrcMD = memoryDesc(g.inputShape, dnnl_nhwc, inputType)
+            inDstMD = memoryDesc(g.outputShape, dnnl_nhwc, inputType)
+            (outSrcMD, outDstMD) = (userSrcMD, userDstMD)
+            guard let pd = forwardDescriptor(dnnl_convolution_direct, inSrcMD, outDstMD) else {
                 preconditionFailure("oneDNN: no forward convolution for \(g)")
             }
             forwardPD = pd
@@ -353,6 +379,16 @@ final class DNNLConvolutionPlan {
         return true
     }
 
+    /// oneDNN's names of the kernels of the three directions (`brgconv:avx512_core_bf16`, ...):
+    /// what tests and bench/cpu-bf16.md check against the reference loops (`ref:any`).
+    var implementations: [String] {
+        [forwardPD, backwardData.pd, backwardWeights.pd].map { pd in
+            var name: UnsafePointer<CChar>?
+            guard dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) == dnnl_success, let name else { return "?" }
+            return String(cString: name)
+        }
+    }
+
     static func query(_ pd: dnnl_primitive_desc_t, _ what: dnnl_query_t, _ index: Int32 = 0) -> dnnl_memory_desc_t {
         guard let md = dnnl_primitive_desc_query_md(pd, what, index) else { preconditionFailure("oneDNN: no \(what) md") }
         return md.pointee
@@ -373,7 +409,7 @@ final class DNNLConvolutionPlan {
         init(_ plan: DNNLConvolutionPlan) {
             let g = plan.geometry, context = plan.context
             var desc = dnnl_convolution_desc_t()
-            var ds = plan.actSrcMD, w = plan.anyWeightsMD, dd = plan.actDstMD
+            var ds = plan.outSrcMD, w = plan.anyWeightsMD, dd = plan.inDstMD
             dnnlCheck(dnnl_convolution_backward_data_desc_init(&desc, plan.algorithm, &ds, &w, &dd,
                                                                plan.strides, plan.padL, plan.padR),
                       "backward-data descriptor \(g)")
@@ -394,7 +430,7 @@ final class DNNLConvolutionPlan {
         init(_ plan: DNNLConvolutionPlan) {
             let g = plan.geometry, context = plan.context
             var desc = dnnl_convolution_desc_t()
-            var s = plan.actSrcMD, dw = plan.anyWeightsMD, dd = plan.actDstMD
+            var s = plan.inSrcMD, dw = plan.anyDiffWeightsMD, dd = plan.inDstMD
             dnnlCheck(dnnl_convolution_backward_weights_desc_init(&desc, plan.algorithm, &s, &dw, nil, &dd,
                                                                   plan.strides, plan.padL, plan.padR),
                       "backward-weights descriptor \(g)")
@@ -436,7 +472,7 @@ extension CPUBackend {
 
     func dnnlConvolutionForward(_ g: ConvGeometry, input x: Tensor, weight w: Tensor, bias: Tensor?, output y: Tensor) {
         let context = dnnl
-        let plan = context.plan(g, bias: bias != nil)
+        let plan = context.plan(g, bias: bias != nil, precision: precision)
         context.useThreads()
         let xm = plan.src.bind(x.hostPointer, scratch: scratch(DNNLSlot.src, plan.src))
         let wm = plan.weights.bind(w.hostPointer, scratch: scratch(DNNLSlot.weights, plan.weights))
@@ -454,7 +490,7 @@ extension CPUBackend {
 
     func dnnlConvolutionBackwardData(_ g: ConvGeometry, gradOutput dy: Tensor, weight w: Tensor, gradInput dx: Tensor) {
         let context = dnnl
-        let plan = context.plan(g, bias: false).backwardData
+        let plan = context.plan(g, bias: false, precision: precision).backwardData
         context.useThreads()
         let dym = plan.diffDst.bind(dy.hostPointer, scratch: scratch(DNNLSlot.dst, plan.diffDst))
         let wm = plan.weights.bind(w.hostPointer, scratch: scratch(DNNLSlot.weights, plan.weights))
@@ -469,7 +505,7 @@ extension CPUBackend {
     func dnnlConvolutionBackwardFilter(_ g: ConvGeometry, input x: Tensor, gradOutput dy: Tensor,
                                        gradWeight dw: Tensor, mode: GradMode) {
         let context = dnnl
-        let plan = context.plan(g, bias: false).backwardWeights
+        let plan = context.plan(g, bias: false, precision: precision).backwardWeights
         context.useThreads()
         let xm = plan.src.bind(x.hostPointer, scratch: scratch(DNNLSlot.src, plan.src))
         let dym = plan.diffDst.bind(dy.hostPointer, scratch: scratch(DNNLSlot.dst, plan.diffDst))

@@ -20,4 +20,14 @@ enum DNNLInstructionSet {
         default: return "other ISA"
         }
     }()
+
+    /// Whether oneDNN's effective ISA includes AVX-512 BF16 (it does on AMX CPUs too: the ISA
+    /// values are bit masks, each including the ones below it). `ONEDNN_MAX_CPU_ISA` can lower it,
+    /// and then oneDNN would run bf16 on its reference loops, so this asks oneDNN, not cpuid.
+    static let hasBF16: Bool = {
+        var message = [CChar](repeating: 0, count: 256)
+        guard strata_dnnl_load(&message, Int32(message.count)) == 0 else { return false }
+        let isa = dnnl_get_effective_cpu_isa().rawValue, bf16 = dnnl_cpu_isa_avx512_core_bf16.rawValue
+        return isa & bf16 == bf16
+    }()
 }
