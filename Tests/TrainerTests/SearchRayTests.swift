@@ -40,6 +40,8 @@ final class SearchRayTests: XCTestCase {
                                                      "--python", python]), 0)
             let b = try SearchJournal(path: onRay + "/journal.jsonl").read()
             XCTAssertEqual(b.count, 6)
+            let log = String(decoding: try FileSystem.readFile(onRay + "/ray.log"), as: UTF8.self)
+            XCTAssertTrue(log.contains(cold ? "a Ray task per trial" : "warm actors"), log)
             // The executed/skipped split depends on whether a sibling had already cached the trial's
             // frozen prefix (prefixes/<key>.activations); the work in all, and every result, do not.
             func metrics(_ r: [TrialRecord]) -> [String: String] {

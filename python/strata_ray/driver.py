@@ -313,6 +313,9 @@ def main():
         inbox.put({"op": "close"})
 
     threading.Thread(target=read_stdin, daemon=True).start()
+    # The search's ray.log says how trials run.
+    print(f"strata_ray: {args.slots} slots, " + ("warm actors (strata search-worker)" if warm else "a Ray task per trial (strata search-trial)"),
+          file=sys.stderr, flush=True)
     send({"op": "ready", "slots": args.slots, "warm": warm})
     pool = ActorPool(args.strata, args.gpus_per_trial) if warm else None
     running = {}
