@@ -86,7 +86,7 @@ final class DeviceSharingTests: XCTestCase {
         }
     }
 
-    func testTheFlagIsRefusedInOneLineWhereItMeansNothing() {
+    func testTheFlagIsRefusedInOneLineWhereItMeansNothing() throws {
         XCTAssertNil(DeviceSharing.problem(trialsPerDevice: nil, device: "cpu", hasCUDA: false))
         XCTAssertNil(DeviceSharing.problem(trialsPerDevice: 4, device: "auto", hasCUDA: true))
         XCTAssertNil(DeviceSharing.problem(trialsPerDevice: 8, device: "cuda:0", hasCUDA: true))
@@ -102,6 +102,14 @@ final class DeviceSharingTests: XCTestCase {
         XCTAssertNil(try request.withSharing(device: "cpu", perTrialBytes: { XCTFail("no estimate for the CPU"); return 0 }).sharing)
         request.trialsPerDevice = 2
         XCTAssertThrowsError(try request.withSharing(device: "cpu", perTrialBytes: { 0 }))
+        // Ray: the cluster's cards are not asked of this machine; each trial takes 1/N of one.
+        if BackendFactory.hasCUDA {
+            request.engine = "ray"
+            let ray = try request.withSharing(device: "cuda", perTrialBytes: { XCTFail("no estimate on Ray"); return 0 })
+            XCTAssertEqual(ray.sharing, DeviceSharing(devices: [], trialsPerDevice: 2))
+            request.trialsPerDevice = nil
+            XCTAssertNil(try request.withSharing(device: "cuda", perTrialBytes: { 0 }).sharing)
+        }
     }
 
     func testNvidiaSMIsAnswerIsParsedOrRefused() throws {

@@ -233,11 +233,18 @@ extension ExecutionRequest {
     /// This request with the `sharing` of a study on `device` whose largest trial needs about
     /// `perTrialBytes()` (asked only when the cards are known and `--trials-per-device` is not
     /// given): the cards from nvidia-smi and `CUDA_VISIBLE_DEVICES`. Unchanged for the CPU and
-    /// for a binary without CUDA; throws when `--trials-per-device` is given for those.
+    /// for a binary without CUDA; throws when `--trials-per-device` is given for those. With
+    /// `--engine ray`, only a given `--trials-per-device` counts (Ray's fractional GPUs).
     public func withSharing(device: String, perTrialBytes: () throws -> Int) throws -> ExecutionRequest {
         var out = self
         if let line = DeviceSharing.problem(trialsPerDevice: trialsPerDevice, device: device) { throw SearchError(line) }
         guard device != "cpu", BackendFactory.hasCUDA else { return out }
+        if engine == "ray" {
+            // The cluster's cards are not this machine's: each trial asks Ray for 1/N of one, and
+            // --workers (default N, as for one card) says how many run at once.
+            out.sharing = trialsPerDevice.map { DeviceSharing(devices: [], trialsPerDevice: $0) }
+            return out
+        }
         let visible = getenv("CUDA_VISIBLE_DEVICES").map { String(cString: $0) }
         let gpus = GPUQuery.query()
         let bytes = trialsPerDevice == nil && gpus != nil ? try perTrialBytes() : 0
