@@ -27,18 +27,24 @@ struct EngineOptions: ParsableArguments {
         { execution, logPath in
             var options = self
             options.engine = execution.engine
-            return try options.makeExecutor(workers: execution.workers, cores: execution.threads, logPath: logPath)
+            return try options.makeExecutor(workers: execution.workers, cores: execution.threads, sharing: execution.sharing,
+                                            logPath: logPath)
         }
     }
 
     /// The executor for `workers` trials at once on `cores` CPU threads in all (Ray writes its log
     /// to `logPath`; a local Ray gets `cores` CPUs, so a job of all of them, the hpo's final, runs).
-    func makeExecutor(workers: Int, cores: Int, logPath: String) throws -> TrialExecutor {
+    /// `sharing`: several trials per GPU (worker slots round robin over the cards; on Ray, each
+    /// trial asks for 1/N of a GPU).
+    func makeExecutor(workers: Int, cores: Int, sharing: DeviceSharing? = nil, logPath: String) throws -> TrialExecutor {
         guard engine == "ray" else {
-            return ProcessExecutor.local(executable: selfExecutable(), warmArguments: ["search-worker"], coldArguments: ["search-trial"], workers: workers)
+            let executor = ProcessExecutor.local(executable: selfExecutable(), warmArguments: ["search-worker"], coldArguments: ["search-trial"], workers: workers)
+            if let sharing { executor.slotEnvironment = { sharing.environment(ofSlot: $0) } }
+            return executor
         }
         try RayPreflight.check(python: python, packagePath: rayPackage ?? defaultRayPackage())
         return try RayExecutor(python: python, packagePath: rayPackage ?? defaultRayPackage(), address: rayAddress,
-                               strata: realSelfExecutable(), slots: workers, cpus: max(workers, cores), logPath: logPath)
+                               strata: realSelfExecutable(), slots: workers, cpus: max(workers, cores),
+                               gpusPerTrial: sharing.map { 1 / Double($0.trialsPerDevice) }, logPath: logPath)
     }
 }

@@ -85,6 +85,9 @@ struct HPOCommand: ParsableCommand {
 
     @OptionGroup var engineOptions: EngineOptions
 
+    @Option(help: "CUDA: trials sharing each GPU, 1...\(DeviceSharing.maxTrialsPerDevice); when given, --workers defaults to GPUs x this. Not for the CPU.")
+    var trialsPerDevice: Int?
+
     @Flag(help: "Print the plan (budget, sampler, pruner rungs, space, the trials proposed before any result) and run nothing.")
     var dryRun = false
 
@@ -98,13 +101,14 @@ struct HPOCommand: ParsableCommand {
         guard batchSize >= 2 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two images), got \(batchSize)") }
         try checkCPUBound(workers, flag: "--workers")
         try engineOptions.validate()
+        if let line = DeviceSharing.problem(trialsPerDevice: trialsPerDevice, device: deviceOptions.device) { throw ValidationError(line) }
         if dryRun && resume != nil { throw ValidationError("--dry-run plans a new search; it cannot be given with --resume") }
         if compareFull && proxy == nil { throw ValidationError("--compare-full compares a --proxy search with the full one: give --proxy") }
         if let proxy { _ = try Self.parseProxy(proxy) }
         if resume != nil {
             if overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
             // hpo.json holds the search's settings; only where it runs may change.
-            try refuseUnusedFlags(with: "--resume", allowed: Set(["resume", "device", "threads", "strict-fp32", "workers", "precision"])
+            try refuseUnusedFlags(with: "--resume", allowed: Set(["resume", "device", "threads", "strict-fp32", "workers", "precision", "trials-per-device"])
                                     .union(EngineOptions.flagNames),
                                   why: "a resumed hpo keeps the settings in its hpo.json (start a new one with --output to change them)")
         }
@@ -154,6 +158,7 @@ struct HPOCommand: ParsableCommand {
                                                                engine: givenOnCommandLine("--engine") ? engineOptions.engine : nil,
                                                                defaultWorkers: workers),
                                    makeExecutor: engineOptions.executorFactory, backend: backend)
+        workflow.execution.trialsPerDevice = trialsPerDevice
         workflow.say = { print($0); fflush(stdout) }
         if let resume { return try orExit { try workflow.resume(resume) } }
         let (config, data) = try orExit { () throws -> (HPOConfig, RunData) in

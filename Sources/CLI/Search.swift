@@ -72,6 +72,9 @@ struct Search: ParsableCommand {
 
     @OptionGroup var engineOptions: EngineOptions
 
+    @Option(help: "CUDA: trials sharing each GPU, 1...\(DeviceSharing.maxTrialsPerDevice) (default: as many as fit the card's free memory by an estimate of the largest trial); --workers defaults to GPUs x this. Not for the CPU.")
+    var trialsPerDevice: Int?
+
     @Option(help: "cpu, cuda, cuda:N or auto (CUDA when built with it and a GPU answers), for every trial.")
     var device: String = "auto"
 
@@ -106,6 +109,7 @@ struct Search: ParsableCommand {
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1") }
         guard (0...(1 << 30)).contains(diskBudget) else { throw ValidationError("--disk-budget must be in 0...1073741824 MiB, not \(diskBudget)") }
         try engineOptions.validate()
+        if let line = DeviceSharing.problem(trialsPerDevice: trialsPerDevice, device: resume == nil ? device : "auto") { throw ValidationError(line) }
         guard ["grid", "random", "tpe", "cmaes"].contains(strategy) else { throw ValidationError("--strategy must be grid, random, tpe or cmaes, not '\(strategy)'") }
         if strategy != "grid" && (trials ?? 0) < 1 { throw ValidationError("--strategy \(strategy) needs --trials N (N >= 1)") }
         if strategy == "grid" && trials != nil { throw ValidationError("--trials goes with --strategy random") }
@@ -116,7 +120,7 @@ struct Search: ParsableCommand {
         if resume != nil {
             if overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
             // What a resumed search applies; everything else comes from its search.json.
-            try refuseUnusedFlags(with: "--resume", allowed: Set(["resume", "retry-failed", "workers", "threads", "disk-budget"])
+            try refuseUnusedFlags(with: "--resume", allowed: Set(["resume", "retry-failed", "workers", "threads", "disk-budget", "trials-per-device"])
                                     .union(EngineOptions.flagNames),
                                   why: "a resumed search keeps the settings in its search.json (start a new search with --output to change them)")
         }
@@ -135,6 +139,7 @@ struct Search: ParsableCommand {
         var workflow = SearchWorkflow(execution: ExecutionRequest(workers: workers, threads: threads,
                                                                   engine: givenOnCommandLine("--engine") ? engineOptions.engine : nil),
                                       makeExecutor: engineOptions.executorFactory)
+        workflow.execution.trialsPerDevice = trialsPerDevice
         let display = SearchDisplay()
         workflow.retryFailed = retryFailed
         workflow.prefixBudget = diskBudget << 20

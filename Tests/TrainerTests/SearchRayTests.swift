@@ -2,7 +2,8 @@ import XCTest
 @testable import Trainer
 
 /// `--engine ray` against a local Ray head on 127.0.0.1 with 2 CPUs: the same 6-trial search with
-/// reuse gives the same journal metrics as the local engine (bit-identical on the CPU).
+/// reuse gives the same journal metrics as the local engine (bit-identical on the CPU), on warm
+/// actors and with a Ray task per trial (`STRATA_COLD_WORKERS=1`), and no activation cache comes back.
 /// Needs a Python with `ray` (`STRATA_RAY_PYTHON`, default python3) and the strata binary next to
 /// the test bundle; skipped otherwise.
 final class SearchRayTests: XCTestCase {
@@ -26,24 +27,37 @@ final class SearchRayTests: XCTestCase {
 
         let common = ["search", "--space", space, "--reuse", "best-prefix", "--data", data, "--validation-fraction", "0.25",
                       "--workers", "2", "--threads", "2"]
-        let local = data + "/local", onRay = data + "/ray"
+        let local = data + "/local"
         XCTAssertEqual(try runTool(strata, common + ["--output", local]), 0)
-        XCTAssertEqual(try runTool(strata, common + ["--output", onRay, "--engine", "ray", "--ray-address", "127.0.0.1:\(port)",
-                                                 "--python", python]), 0)
-        let a = try SearchJournal(path: local + "/journal.jsonl").read(), b = try SearchJournal(path: onRay + "/journal.jsonl").read()
+        let a = try SearchJournal(path: local + "/journal.jsonl").read()
         XCTAssertEqual(a.count, 6)
-        XCTAssertEqual(b.count, 6)
-        // The executed/skipped split depends on whether a sibling had already cached the trial's
-        // frozen prefix (prefixes/<key>.activations); the work in all, and every result, do not.
-        func metrics(_ r: [TrialRecord]) -> [String: String] {
-            Dictionary(uniqueKeysWithValues: r.map { ($0.id, "\($0.status) \($0.donor ?? "-") \(String(describing: $0.validationLoss)) "
-                + "\(String(describing: $0.validationAccuracy)) \(String(describing: $0.testAccuracy)) \($0.flopsExecuted + $0.flopsSkipped)") })
+        // Warm actors (the default), then a Ray task per trial (STRATA_COLD_WORKERS=1).
+        for cold in [false, true] {
+            let onRay = data + (cold ? "/ray-cold" : "/ray")
+            if cold { setenv("STRATA_COLD_WORKERS", "1", 1) }
+            defer { unsetenv("STRATA_COLD_WORKERS") }
+            XCTAssertEqual(try runTool(strata, common + ["--output", onRay, "--engine", "ray", "--ray-address", "127.0.0.1:\(port)",
+                                                     "--python", python]), 0)
+            let b = try SearchJournal(path: onRay + "/journal.jsonl").read()
+            XCTAssertEqual(b.count, 6)
+            let log = String(decoding: try FileSystem.readFile(onRay + "/ray.log"), as: UTF8.self)
+            XCTAssertTrue(log.contains(cold ? "a Ray task per trial" : "warm actors"), log)
+            // The executed/skipped split depends on whether a sibling had already cached the trial's
+            // frozen prefix (prefixes/<key>.activations); the work in all, and every result, do not.
+            func metrics(_ r: [TrialRecord]) -> [String: String] {
+                Dictionary(uniqueKeysWithValues: r.map { ($0.id, "\($0.status) \($0.donor ?? "-") \(String(describing: $0.validationLoss)) "
+                    + "\(String(describing: $0.validationAccuracy)) \(String(describing: $0.testAccuracy)) \($0.flopsExecuted + $0.flopsSkipped)") })
+            }
+            XCTAssertEqual(metrics(b), metrics(a))
+            XCTAssertEqual(b.filter { $0.donor != nil }.count, 4)
+            // The trials' files came back from the workers: the report and a resume work as after a local search.
+            XCTAssertTrue(FileManager.default.fileExists(atPath: onRay + "/trials/\(b[5].id)/run/best.safetensors"))
+            XCTAssertTrue(FileManager.default.fileExists(atPath: onRay + "/report.html"))
+            // Activation caches stay on the Ray nodes (large, rebuilt where needed).
+            let back = FileManager.default.enumerator(atPath: onRay + "/trials")?.compactMap { $0 as? String } ?? []
+            XCTAssertEqual(back.filter { $0.hasSuffix(".activations") }, [], cold ? "cold" : "warm")
+            XCTAssertFalse(back.isEmpty)
         }
-        XCTAssertEqual(metrics(b), metrics(a))
-        XCTAssertEqual(b.filter { $0.donor != nil }.count, 4)
-        // The trials' files came back from the workers: the report and a resume work as after a local search.
-        XCTAssertTrue(FileManager.default.fileExists(atPath: onRay + "/trials/\(b[5].id)/run/best.safetensors"))
-        XCTAssertTrue(FileManager.default.fileExists(atPath: onRay + "/report.html"))
     }
 
 }

@@ -112,7 +112,8 @@ public struct HPOWorkflow {
         let c = run.config
         // Workers, threads and engine as the run first went (hpo.json) unless given now.
         let was = c.execution
-        let now = execution.resolve(was: was)
+        let now = try execution.withSharing(for: c).resolve(was: was)
+        if let sharing = now.sharing { say(sharing.description) }
         run.threadsPerTrial = now.threadsPerTrial
         run.threadsForFinal = now.threads   // the final runs alone
         if let was, let notice = was.overrideNotice(now) { say(notice) }

@@ -18,6 +18,10 @@ import Glibc
 /// trial's outcome is judged exactly as a cold one's. Up to `workers` of them live at once; one
 /// that dies is reaped, its trial (if it had one) gets the outcome a cold worker dying the same
 /// way gets, and the next `submit` starts a replacement. The other workers' trials go on.
+///
+/// Worker slots: at most `workers` processes live at once, each holding a slot number 0..<workers
+/// (the lowest free one when it starts); `slotEnvironment(k)` is added to the environment of a
+/// process in slot k (several trials per GPU: slot k's card, `DeviceSharing.environment(ofSlot:)`).
 public final class ProcessExecutor: TrialExecutor {
     public let executable: String
     public let arguments: [String]
@@ -25,17 +29,20 @@ public final class ProcessExecutor: TrialExecutor {
     public let warm: Bool
     /// Worker processes started so far (warm: first starts and replacements; cold: one per trial).
     public private(set) var processesStarted = 0
-    private var running: [pid_t: (job: TrialJob, start: Double)] = [:]
+    /// Extra environment of the process in worker slot k (`NAME=value` entries).
+    public var slotEnvironment: (Int) -> [String] = { _ in [] }
+    private var running: [pid_t: (job: TrialJob, start: Double, slot: Int)] = [:]
     private var pool: [WarmProcess] = []
 
     /// A warm worker: its pid, the search's end of its socket, and the job it runs.
     final class WarmProcess {
         let pid: pid_t
         let socket: Int32
+        let slot: Int
         var job: TrialJob?
         var start = 0.0
         var received: [UInt8] = []
-        init(pid: pid_t, socket: Int32) { self.pid = pid; self.socket = socket }
+        init(pid: pid_t, socket: Int32, slot: Int) { self.pid = pid; self.socket = socket; self.slot = slot }
     }
 
     public init(executable: String, arguments: [String], workers: Int, warm: Bool = false) {
@@ -66,9 +73,10 @@ public final class ProcessExecutor: TrialExecutor {
     public func submit(_ job: TrialJob) throws {
         let jobPath = job.directory + "/job.json"
         guard warm else {
+            let slot = freeSlot(taken: running.values.map(\.slot))
             let pid = try spawn(arguments + [jobPath], stdout: job.directory + "/stdout.log", stderr: job.directory + "/stderr.log",
-                                channel: nil, trial: job.id)
-            running[pid] = (job, monotonicNow())
+                                channel: nil, trial: job.id, slot: slot)
+            running[pid] = (job, monotonicNow(), slot)
             return
         }
         guard !jobPath.contains("\n") else { throw SearchError("\(jobPath): a trial folder's path must not hold a newline") }
@@ -98,8 +106,9 @@ public final class ProcessExecutor: TrialExecutor {
         }
         defer { close(fds[1]) }
         do {
-            let pid = try spawn(arguments, stdout: "/dev/null", stderr: "/dev/null", channel: fds[1], trial: trial)
-            let worker = WarmProcess(pid: pid, socket: fds[0])
+            let slot = freeSlot(taken: pool.map(\.slot))
+            let pid = try spawn(arguments, stdout: "/dev/null", stderr: "/dev/null", channel: fds[1], trial: trial, slot: slot)
+            let worker = WarmProcess(pid: pid, socket: fds[0], slot: slot)
             pool.append(worker)
             return worker
         } catch {
@@ -108,10 +117,19 @@ public final class ProcessExecutor: TrialExecutor {
         }
     }
 
+    /// The lowest slot number not in `taken`.
+    private func freeSlot(taken: [Int]) -> Int {
+        let used = Set(taken)
+        return (0...).first { !used.contains($0) }!
+    }
+
     /// Starts `executable argv` with stdin from /dev/null, stdout and stderr appended to these
-    /// files and, when given, `channel` as descriptor 3.
-    private func spawn(_ argv: [String], stdout: String, stderr: String, channel: Int32?, trial: String) throws -> pid_t {
-        var env = currentEnvironment().filter { !$0.hasPrefix("STRATA_SEARCH_PARENT=") }
+    /// files and, when given, `channel` as descriptor 3; in worker slot `slot`'s environment.
+    private func spawn(_ argv: [String], stdout: String, stderr: String, channel: Int32?, trial: String, slot: Int) throws -> pid_t {
+        let extra = slotEnvironment(slot)
+        let replaced = Set(["STRATA_SEARCH_PARENT"] + extra.map { String($0.prefix { $0 != "=" }) })
+        var env = currentEnvironment().filter { !replaced.contains(String($0.prefix { $0 != "=" })) }
+        env += extra
         env.append("STRATA_SEARCH_PARENT=\(getpid())")
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)

@@ -14,7 +14,12 @@ import Glibc
 /// directory of a trial interrupted earlier, so it resumes from its checkpoint); every file the
 /// trial wrote comes back and is written into the local trial folder, exactly where the local
 /// engine would have left it. So the journal, resume and the report do not care which engine ran
-/// a trial, and the cluster needs no shared file system.
+/// a trial, and the cluster needs no shared file system. Activation caches (`*.activations`) do
+/// not travel either way: they are large and rebuilt where a trial needs them.
+///
+/// The driver runs trials on warm Ray actors (one per worker slot, each with a long-lived
+/// `strata search-worker`, the local engine's protocol), or as a Ray task per trial when the
+/// environment has `STRATA_COLD_WORKERS=1`; see the driver's documentation.
 public final class RayExecutor: TrialExecutor {
     public let slots: Int
     public let logPath: String
@@ -37,8 +42,10 @@ public final class RayExecutor: TrialExecutor {
     /// [--cpus C]` with `packagePath` on PYTHONPATH; its stderr (Ray's log) goes to `logPath`. `cpus`:
     /// the CPUs of a Ray started here (`address` local), at least the most threads one job asks for
     /// (each Ray task asks for its job's threads; with fewer CPUs it would wait forever).
+    /// `gpusPerTrial`: each trial's share of a GPU (`1/N` for N trials per GPU: Ray's fractional
+    /// `num_gpus`, and Ray gives each its card as `CUDA_VISIBLE_DEVICES`); nil: trials ask for none.
     public init(python: String, packagePath: String, address: String, strata: String, slots: Int, cpus: Int? = nil,
-                logPath: String) throws {
+                gpusPerTrial: Double? = nil, logPath: String) throws {
         self.slots = max(1, slots)
         self.logPath = logPath
         signal(SIGPIPE, SIG_IGN)   // a dead driver is an error on write, not the end of the search
@@ -55,7 +62,7 @@ public final class RayExecutor: TrialExecutor {
         posix_spawn_file_actions_adddup2(&actions, output[1], 1)
         posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         let argv = [python, "-m", "strata_ray.driver", "--address", address, "--strata", strata, "--slots", "\(self.slots)"]
-            + (cpus.map { ["--cpus", "\($0)"] } ?? [])
+            + (cpus.map { ["--cpus", "\($0)"] } ?? []) + (gpusPerTrial.map { ["--gpus-per-trial", "\($0)"] } ?? [])
         var env = currentEnvironment().filter { !$0.hasPrefix("PYTHONPATH=") }
         let old = getenv("PYTHONPATH").map { String(cString: $0) }
         env.append("PYTHONPATH=" + packagePath + (old.map { ":" + $0 } ?? ""))
@@ -84,7 +91,7 @@ public final class RayExecutor: TrialExecutor {
         var files: [String: String] = [:]
         if let prefix = job.prefixPath { files["prefix.safetensors"] = try Self.base64(of: prefix) }
         // An interrupted trial resumes from its own run directory.
-        for name in FileSystem.contents(ofDirectory: job.runDirectory) ?? [] where !name.hasPrefix(".") {
+        for name in FileSystem.contents(ofDirectory: job.runDirectory) ?? [] where Self.travels(name) {
             let path = job.runDirectory + "/" + name
             if FileSystem.kind(of: path) == .file { files["run/" + name] = try Self.base64(of: path) }
         }
@@ -103,7 +110,7 @@ public final class RayExecutor: TrialExecutor {
                 let message = try SearchJSON.decode(Message.self, from: line, file: "the Ray driver's output")
                 guard message.op == "done", let id = message.id, let job = running.removeValue(forKey: id) else { continue }
                 for (rel, b64) in message.files ?? [:] {
-                    guard !rel.contains(".."), let data = Data(base64Encoded: b64) else { continue }
+                    guard !rel.contains(".."), Self.travels(rel), let data = Data(base64Encoded: b64) else { continue }
                     let path = job.directory + "/" + rel
                     try makeDirectory(FileSystem.split(path).directory)
                     try FileSystem.writeAtomically(Array(data), to: path)
@@ -148,6 +155,13 @@ public final class RayExecutor: TrialExecutor {
     private func logTail() -> String {
         let bytes = (try? FileSystem.readFile(logPath)) ?? []
         return String(decoding: bytes.suffix(800), as: UTF8.self).split(separator: "\n").suffix(4).joined(separator: " | ")
+    }
+
+    /// Whether a trial's file at `path` (relative to its folder) goes to or comes back from a Ray
+    /// worker: not hidden files (locks), not activation caches.
+    static func travels(_ path: String) -> Bool {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        return !name.hasPrefix(".") && !name.hasSuffix(".activations")
     }
 
     static func base64(of path: String) throws -> String {

@@ -58,8 +58,9 @@ public struct SearchWorkflow {
     public func execute(_ stored: SearchSettings, in dir: SearchDirectory) throws -> SearchSummary {
         // Workers, threads and engine as the search first ran (search.json) unless given now.
         let was = stored.execution
-        let now = execution.resolve(was: was)
+        let now = try execution.withSharing(for: stored).resolve(was: was)
         if let was, let notice = was.overrideNotice(now) { say(notice) }
+        if let sharing = now.sharing { say(sharing.description) }
         var settings = stored
         settings.execution = was ?? now
         let executor = try makeExecutor(now, dir.path + "/ray.log")

@@ -176,6 +176,11 @@ public struct StudyExecution: Codable, Equatable, Sendable {
     public var threadsPerTrial: Int
     /// `local` or `ray`.
     public var engine: String
+    /// This session's trials per GPU and their cards (`DeviceSharing`); not stored: it is planned
+    /// for the machine each session runs on.
+    public var sharing: DeviceSharing? = nil
+
+    enum CodingKeys: String, CodingKey { case workers, threads, threadsPerTrial, engine }
 
     public init(workers: Int, threads: Int, threadsPerTrial: Int, engine: String) {
         self.workers = workers
