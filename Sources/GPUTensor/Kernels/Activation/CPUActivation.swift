@@ -1,13 +1,4 @@
 extension CPUBackend {
-    /// Elements per thread below which a loop is not worth splitting (a dispatch costs a few µs,
-    /// about what 32K float loads and stores cost).
-    @inline(__always)
-    static var minWorkPerThread: Int { 1 << 15 }
-
-    /// The `parallelFor` grain for items that each cost about `itemCost` elements of work.
-    @inline(__always)
-    static func grain(itemCost: Int) -> Int { max(1, minWorkPerThread / max(1, itemCost)) }
-
     /// `y = max(x, 0)`. NaN propagates (as in PyTorch), so a diverging run stays visible.
     public func reluForward(_ x: Tensor, output y: Tensor) {
         ShapeChecks.reluForward(x, output: y)

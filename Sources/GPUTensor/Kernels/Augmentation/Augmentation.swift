@@ -12,3 +12,23 @@ public protocol AugmentationKernels: AnyObject {
     /// `y[n, c, ...] = (x[n, c, ...] - mean[c]) / std[c]` for (N, C) or (N, C, H, W).
     func normalizeChannels(_ x: Tensor, output y: Tensor, mean: [Float], std: [Float])
 }
+
+// MARK: Shape checks (ShapeChecks.swift: preconditions every backend calls first)
+
+extension ShapeChecks {
+    @inline(__always)
+    public static func randomCropFlip(_ x: Tensor, output y: Tensor, padding: Int) {
+        precondition(x.rank == 4 && x.shape == y.shape, "randomCropFlip \(x) -> \(y)")
+        precondition(padding >= 0, "randomCropFlip: padding \(padding)")
+        precondition(disjoint(x, y), "randomCropFlip: input and output overlap")
+    }
+
+    @inline(__always)
+    public static func normalizeChannels(_ x: Tensor, output y: Tensor, mean: [Float], std: [Float]) {
+        precondition(x.rank == 4 || x.rank == 2, "normalizeChannels: x \(x.shape) must be (N, C, H, W) or (N, C)")
+        let ch = x.shape[1]
+        // y[n, c, ...] is indexed like x: the same shape, not only the same count.
+        precondition(y.shape == x.shape && mean.count == ch && std.count == ch,
+                     "normalizeChannels \(x) -> \(y) with \(mean.count) means, \(std.count) stds")
+    }
+}

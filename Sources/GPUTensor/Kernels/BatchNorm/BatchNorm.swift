@@ -105,3 +105,69 @@ public extension BatchNormKernels where Self: ActivationKernels {
                           gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, mode: mode, epsilon: epsilon)
     }
 }
+
+// MARK: Shape checks (ShapeChecks.swift: preconditions every backend calls first)
+
+extension ShapeChecks {
+    @inline(__always)
+    public static func batchNormForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                                runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                                _ what: StaticString = "batchNormForwardTraining") {
+        batchNormInput(x, y, what)
+        perChannel(x, gamma, what); perChannel(x, beta, what); perChannel(x, runningMean, what)
+        perChannel(x, runningVar, what); perChannel(x, saveMean, what); perChannel(x, saveInvStd, what)
+        // The unbiased variance of the running statistics needs two values.
+        precondition(x.count > x.shape[1], "\(what) needs more than one value per channel, x \(x.shape)")
+    }
+
+    @inline(__always)
+    public static func batchNormForwardInference(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
+                                                 runningMean: Tensor, runningVar: Tensor,
+                                                 _ what: StaticString = "batchNormForwardInference") {
+        batchNormInput(x, y, what)
+        perChannel(x, gamma, what); perChannel(x, beta, what); perChannel(x, runningMean, what); perChannel(x, runningVar, what)
+    }
+
+    @inline(__always)
+    public static func batchNormBackward(input x: Tensor, gradOutput dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                         gradInput dx: Tensor, gradGamma: Tensor, gradBeta: Tensor,
+                                         _ what: StaticString = "batchNormBackward") {
+        batchNormInput(x, dy, what)
+        batchNormInput(x, dx, what)
+        perChannel(x, gamma, what); perChannel(x, saveMean, what); perChannel(x, saveInvStd, what)
+        perChannel(x, gradGamma, what); perChannel(x, gradBeta, what)
+    }
+
+    /// The fused batch norm + ReLU: the forwards as `batchNormForwardTraining`/`Inference` (with
+    /// their own names); the backward as `batchNormBackward` plus the forward's output y.
+    @inline(__always)
+    public static func batchNormReLUBackward(input x: Tensor, output y: Tensor, gradOutput dy: Tensor, gamma: Tensor, beta: Tensor,
+                                             saveMean: Tensor, saveInvStd: Tensor, gradInput dx: Tensor, gradGamma: Tensor,
+                                             gradBeta: Tensor) {
+        let what: StaticString = "batchNormReLUBackward"
+        batchNormBackward(input: x, gradOutput: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd,
+                          gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta, what)
+        batchNormInput(x, y, what)
+        perChannel(x, beta, what)
+    }
+
+    /// The fused batch norm + add + ReLU: the forward's checks, and the residual of x's shape.
+    @inline(__always)
+    public static func batchNormResidual(input x: Tensor, residual: Tensor, output y: Tensor, _ what: StaticString) {
+        batchNormInput(x, residual, what)
+        precondition(residual.storage !== y.storage || residual.offset != y.offset, "\(what): residual aliases y")
+    }
+
+    /// x (N, C) or (N, C, H, W) and `other` (y, dy or dx) of the same shape.
+    @inline(__always)
+    static func batchNormInput(_ x: Tensor, _ other: Tensor, _ what: StaticString) {
+        precondition(x.rank == 2 || x.rank == 4, "\(what): x \(x.shape) must be (N, C) or (N, C, H, W)")
+        precondition(other.shape == x.shape, "\(what): \(other.shape) for x \(x.shape)")
+    }
+
+    /// One value per channel of x.
+    @inline(__always)
+    static func perChannel(_ x: Tensor, _ t: Tensor, _ what: StaticString) {
+        precondition(t.count == x.shape[1], "\(what): \(t) for \(x.shape[1]) channels")
+    }
+}

@@ -2,271 +2,18 @@
 import Glibc
 #endif
 
-// Checks for ReLU, pooling, batch norm and softmax cross-entropy.
-//
-// Forwards are compared with naive float64 references written straight from the `Backend` doc
-// comments; backwards with float64 central differences of `L = dot(reference(x), r)` for a random
-// upstream gradient r. Every backward writes into a tensor pre-filled with garbage, so "overwrite"
-// is checked too. Tolerances are float32 rounding of the kernel's arithmetic with a margin
-// (FD error is ~1e-9 at these sizes, far below them).
+// The BatchNorm family's checks: float64 references and checks (KernelChecks, conventions in
+// Verification/KernelCheck.swift) and the comparison with another device (CrossDevice).
 
 extension KernelChecks {
-    /// ReLU, pooling, batch norm, softmax cross-entropy.
-    static var layerKernels: [KernelCheck] {
+    /// Batch norm, plain and fused with ReLU.
+    static var batchNormKernels: [KernelCheck] {
         [
-            KernelCheck("relu", run: LayerChecks.relu),
-            KernelCheck("pool2d max", run: LayerChecks.maxPool),
-            KernelCheck("pool2d avg", run: LayerChecks.avgPool),
-            KernelCheck("global pool avg", run: LayerChecks.globalAvgPool),
-            KernelCheck("batchnorm", run: LayerChecks.batchNorm),
+            KernelCheck("batchnorm", run: batchNorm),
             // Named apart from "batchnorm" and "relu", so that a filter for either runs its own family.
-            KernelCheck("bn+ReLU fused", run: LayerChecks.batchNormReLU),
-            KernelCheck("softmax cross-entropy", run: LayerChecks.softmaxCrossEntropy),
+            KernelCheck("bn+ReLU fused", run: batchNormReLU),
         ]
     }
-}
-
-/// Helpers shared by the layer and utility checks.
-enum CheckFixtures {
-    /// Bitwise equality (for copies, selections and exact integer results).
-    static let exact = Tolerance(atol: 1e-30, rtol: 0)
-
-    static func shapeName(_ shape: [Int]) -> String { shape.map(String.init).joined(separator: "x") }
-
-    static func poolName(_ g: PoolGeometry) -> String {
-        "\(shapeName(g.inputShape)) \(g.window)x\(g.window)/\(g.stride) pad \(g.padding)"
-    }
-
-    /// A constant garbage fill, to show that an output is overwritten.
-    static func garbage(_ b: Backend, _ shape: [Int]) throws -> Tensor {
-        let t = try b.allocate(shape)
-        b.fill(t, value: 7.25)
-        return t
-    }
-
-    static func download(_ b: Backend, _ t: Tensor) throws -> [Float] { try b.download(t) }
-
-    /// Values in [-1, 1) at least 2/n apart (a shuffled ramp), so that no max-pool window has a
-    /// near tie a finite-difference step could flip.
-    static func distinctInput(_ n: Int, seed: UInt64) -> [Double] {
-        let u = checkInput(n, seed: seed)
-        let order = (0..<n).sorted { u[$0] < u[$1] || (u[$0] == u[$1] && $0 < $1) }
-        var x = [Double](repeating: 0, count: n)
-        for (rank, i) in order.enumerated() { x[i] = Double(Float(-1 + 2 * Double(rank) / Double(n))) }
-        return x
-    }
-
-    /// (N, C, HW) view of a rank-2 or rank-4 shape.
-    static func nchw(_ shape: [Int]) -> (n: Int, c: Int, hw: Int) {
-        shape.count == 2 ? (shape[0], shape[1], 1) : (shape[0], shape[1], shape[2] * shape[3])
-    }
-}
-
-enum LayerChecks {
-    typealias F = CheckFixtures
-
-    // MARK: ReLU
-
-    static func relu(_ b: Backend) throws -> [CheckResult] {
-        var out: [CheckResult] = []
-        let gradTol = Tolerance(atol: 1e-6, rtol: 1e-6)   // dx is dy or 0: exact up to FD error
-        for (k, shape) in [[1, 1, 3, 5], [2, 3, 5, 7], [4, 9]].enumerated() {
-            let n = shape.reduce(1, *), name = F.shapeName(shape)
-            let x = checkInput(n, seed: 100 + UInt64(k), awayFromZero: 0.05)
-            let r = checkInput(n, seed: 110 + UInt64(k))
-            func ref(_ x: [Double]) -> [Double] { x.map { max($0, 0) } }
-            let xt = try b.tensor(x, shape: shape), yt = try F.garbage(b, shape)
-            b.reluForward(xt, output: yt)
-            out.append(compare("reluForward \(name)", actual: try b.download(yt), expected: ref(x), tolerance: F.exact))
-            let inPlace = try b.tensor(x, shape: shape)
-            b.reluForward(inPlace, output: inPlace)
-            out.append(compare("reluForward in-place \(name)", actual: try b.download(inPlace), expected: ref(x),
-                               tolerance: F.exact))
-
-            let fd = finiteDifferenceGradient(at: x) { dot(ref($0), r) }
-            let dy = try b.tensor(r, shape: shape), dx = try F.garbage(b, shape)
-            b.reluBackward(output: yt, gradOutput: dy, gradInput: dx)
-            out.append(compare("reluBackward dx \(name)", actual: try b.download(dx), expected: fd, tolerance: gradTol))
-            b.reluBackward(output: yt, gradOutput: dy, gradInput: dy)
-            out.append(compare("reluBackward dx aliasing dy \(name)", actual: try b.download(dy), expected: fd,
-                               tolerance: gradTol))
-        }
-        return out
-    }
-
-    // MARK: Pooling
-
-    static let poolGeometries = [
-        PoolGeometry(batch: 1, channels: 1, height: 5, width: 5, window: 3, stride: 1, padding: 1),
-        PoolGeometry(batch: 2, channels: 3, height: 7, width: 7, window: 3, stride: 2, padding: 1),
-        PoolGeometry(batch: 2, channels: 2, height: 8, width: 8, window: 2, stride: 2, padding: 0),
-        PoolGeometry(batch: 1, channels: 3, height: 7, width: 5, window: 3, stride: 2, padding: 0),
-        PoolGeometry(batch: 3, channels: 1, height: 6, width: 6, window: 2, stride: 1, padding: 1),
-        // Tiled windows (stride = window, no padding) with rows and columns left over, and enough
-        // channels for the vector loops plus a remainder.
-        PoolGeometry(batch: 2, channels: 19, height: 9, width: 7, window: 2, stride: 2, padding: 0),
-        PoolGeometry(batch: 1, channels: 16, height: 6, width: 8, window: 3, stride: 3, padding: 0),
-    ]
-
-    /// More max-pool cases: the models' 2x2/2 and 3x3/2 pad 1 with channels past the vector
-    /// loops (not multiples of 8 or 16), 3x3/1, odd sizes.
-    static let maxPoolGeometries = [
-        PoolGeometry(batch: 2, channels: 21, height: 7, width: 9, window: 3, stride: 2, padding: 1),
-        PoolGeometry(batch: 2, channels: 11, height: 5, width: 5, window: 3, stride: 1, padding: 0),
-        PoolGeometry(batch: 3, channels: 24, height: 5, width: 5, window: 2, stride: 2, padding: 1),
-        PoolGeometry(batch: 1, channels: 35, height: 3, width: 3, window: 3, stride: 1, padding: 1),
-    ]
-
-    /// Max (padding = -inf) or average (padding counted as zeros, divisor window²) pooling.
-    static func poolReference(_ g: PoolGeometry, _ x: [Double], max isMax: Bool) -> [Double] {
-        let (h, w, oh, ow, k) = (g.height, g.width, g.outHeight, g.outWidth, g.window)
-        var y = [Double](repeating: 0, count: g.batch * g.channels * oh * ow)
-        for plane in 0..<(g.batch * g.channels) {
-            for i in 0..<oh {
-                for j in 0..<ow {
-                    var acc = isMax ? -Double.infinity : 0
-                    for di in 0..<k {
-                        for dj in 0..<k {
-                            let r = i * g.stride - g.padding + di, c = j * g.stride - g.padding + dj
-                            guard r >= 0 && r < h && c >= 0 && c < w else { continue }
-                            let v = x[plane * h * w + r * w + c]
-                            acc = isMax ? Swift.max(acc, v) : acc + v
-                        }
-                    }
-                    y[plane * oh * ow + i * ow + j] = isMax ? acc : acc / Double(k * k)
-                }
-            }
-        }
-        return y
-    }
-
-    /// Max pooling by the documented rule, per output: the window's first (row-major) maximum,
-    /// a NaN being the maximum (the first NaN), padding never chosen. Returns y and, per output,
-    /// the index of its input in x.
-    static func maxPoolReference(_ g: PoolGeometry, _ x: [Double]) -> (y: [Double], at: [Int]) {
-        let (h, w, oh, ow, k) = (g.height, g.width, g.outHeight, g.outWidth, g.window)
-        var y = [Double](repeating: 0, count: g.batch * g.channels * oh * ow), at = [Int](repeating: -1, count: y.count)
-        for plane in 0..<(g.batch * g.channels) {
-            for i in 0..<oh {
-                for j in 0..<ow {
-                    var best = -Double.infinity, index = -1
-                    for di in 0..<k {
-                        for dj in 0..<k {
-                            let r = i * g.stride - g.padding + di, c = j * g.stride - g.padding + dj
-                            guard r >= 0 && r < h && c >= 0 && c < w else { continue }
-                            let v = x[plane * h * w + r * w + c]
-                            if index < 0 || (!best.isNaN && (v > best || v.isNaN)) { best = v; index = plane * h * w + r * w + c }
-                        }
-                    }
-                    y[plane * oh * ow + i * ow + j] = best
-                    at[plane * oh * ow + i * ow + j] = index
-                }
-            }
-        }
-        return (y, at)
-    }
-
-    /// Max-pool backward by the documented rule (`maxPoolReference`'s positions), for ties and NaN.
-    static func maxPoolBackwardReference(_ g: PoolGeometry, _ x: [Double], _ dy: [Double]) -> [Double] {
-        var dx = [Double](repeating: 0, count: x.count)
-        for (o, index) in maxPoolReference(g, x).at.enumerated() { dx[index] += dy[o] }
-        return dx
-    }
-
-    /// NaN and infinities as distinct finite stand-ins, so that `compare` checks where they are.
-    static func specialsAsFinite(_ v: [Double]) -> [Double] {
-        v.map { $0.isNaN ? 0x1p100 : $0 == .infinity ? 0x1p101 : $0 == -.infinity ? -0x1p101 : $0 }   // exact in Float
-    }
-
-    /// Max pooling with the window positions its training forward saves (`PoolingKernels`): the
-    /// forward against the float64 reference, with and without a workspace; the backward, with the
-    /// workspace of the SAME forward, against finite differences (distinct inputs) and against the
-    /// documented routing on ties (a constant image), NaN (first NaN wins) and -infinity.
-    static func maxPool(_ b: Backend) throws -> [CheckResult] {
-        var out: [CheckResult] = []
-        let gradTol = Tolerance(atol: 1e-6, rtol: 1e-5)   // dx: sums of up to 9 float dy values
-        for (k, g) in (poolGeometries + maxPoolGeometries).enumerated() {
-            let name = F.poolName(g), n = g.inputShape.reduce(1, *), m = g.outputShape.reduce(1, *)
-            let workspace = try b.allocateMaxPoolWorkspace(g)
-            if let workspace { b.fill(workspace, value: 7.25) }   // garbage: the forward must write it all
-            let x = F.distinctInput(n, seed: 200 + UInt64(k))
-            let r = checkInput(m, seed: 210 + UInt64(k))
-            let xt = try b.tensor(x, shape: g.inputShape), yt = try F.garbage(b, g.outputShape)
-            b.maxPoolForward(g, input: xt, output: yt, workspace: nil)
-            out.append(compare("maxPoolForward inference \(name)", actual: try b.download(yt),
-                               expected: poolReference(g, x, max: true), tolerance: F.exact))
-            b.fill(yt, value: 7.25)
-            b.maxPoolForward(g, input: xt, output: yt, workspace: workspace)
-            out.append(compare("maxPoolForward training \(name)", actual: try b.download(yt),
-                               expected: poolReference(g, x, max: true), tolerance: F.exact))
-            let dy = try b.tensor(r, shape: g.outputShape), dx = try F.garbage(b, g.inputShape)
-            b.maxPoolBackward(g, input: xt, output: yt, workspace: workspace, gradOutput: dy, gradInput: dx)
-            let fd = finiteDifferenceGradient(at: x) { dot(poolReference(g, $0, max: true), r) }
-            out.append(compare("maxPoolBackward dx \(name)", actual: try b.download(dx), expected: fd, tolerance: gradTol))
-
-            // Special inputs. Ties: a constant negative image (forward must not pick the padding,
-            // backward must route every dy to the first element of its window). NaN: scattered, so
-            // that some windows hold one or two and the first NaN must win. -infinity everywhere:
-            // every dy to the window's first in-image element.
-            let nan = x.enumerated().map { $0.offset % 7 == 3 || $0.offset % 11 == 5 ? Double.nan : $0.element }
-            for (label, special) in [("constant -0.5", [Double](repeating: -0.5, count: n)), ("NaN", nan),
-                                     ("-infinity", [Double](repeating: -.infinity, count: n))] {
-                let tt = try b.tensor(special, shape: g.inputShape)
-                b.fill(dx, value: 7.25)
-                b.maxPoolForward(g, input: tt, output: yt, workspace: workspace)
-                out.append(compare("maxPoolForward \(label) \(name)",
-                                   actual: specialsAsFinite(try b.download(yt).map(Double.init)).map(Float.init),
-                                   expected: specialsAsFinite(maxPoolReference(g, special).y), tolerance: F.exact))
-                b.maxPoolBackward(g, input: tt, output: yt, workspace: workspace, gradOutput: dy, gradInput: dx)
-                out.append(compare("maxPoolBackward \(label) routes to first max \(name)", actual: try b.download(dx),
-                                   expected: maxPoolBackwardReference(g, special, r), tolerance: gradTol))
-            }
-        }
-        return out
-    }
-
-    static func avgPool(_ b: Backend) throws -> [CheckResult] {
-        var out: [CheckResult] = []
-        let tol = Tolerance(atol: 1e-6, rtol: 2e-6)   // float sums of up to 9 terms of size <= 1
-        for (k, g) in poolGeometries.enumerated() {
-            let name = F.poolName(g), n = g.inputShape.reduce(1, *), m = g.outputShape.reduce(1, *)
-            let x = checkInput(n, seed: 300 + UInt64(k))
-            let r = checkInput(m, seed: 310 + UInt64(k))
-            let xt = try b.tensor(x, shape: g.inputShape), yt = try F.garbage(b, g.outputShape)
-            b.avgPoolForward(g, input: xt, output: yt)
-            out.append(compare("avgPoolForward \(name)", actual: try b.download(yt),
-                               expected: poolReference(g, x, max: false), tolerance: tol))
-            let dy = try b.tensor(r, shape: g.outputShape), dx = try F.garbage(b, g.inputShape)
-            b.avgPoolBackward(g, gradOutput: dy, gradInput: dx)
-            let fd = finiteDifferenceGradient(at: x) { dot(poolReference(g, $0, max: false), r) }
-            out.append(compare("avgPoolBackward dx \(name)", actual: try b.download(dx), expected: fd, tolerance: tol))
-        }
-        return out
-    }
-
-    static func globalAvgPool(_ b: Backend) throws -> [CheckResult] {
-        var out: [CheckResult] = []
-        let tol = Tolerance(atol: 1e-6, rtol: 1e-5)
-        for (k, shape) in [[2, 3, 5, 5], [1, 1, 4, 4], [3, 4, 1, 1], [2, 2, 3, 7]].enumerated() {
-            let name = F.shapeName(shape), n = shape.reduce(1, *)
-            let planes = shape[0] * shape[1], hw = shape[2] * shape[3]
-            let x = checkInput(n, seed: 400 + UInt64(k))
-            let r = checkInput(planes, seed: 410 + UInt64(k))
-            func ref(_ x: [Double]) -> [Double] {
-                (0..<planes).map { p in x[(p * hw)..<((p + 1) * hw)].reduce(0, +) / Double(hw) }
-            }
-            let xt = try b.tensor(x, shape: shape), yt = try F.garbage(b, [shape[0], shape[1]])
-            b.globalAvgPoolForward(input: xt, output: yt)
-            out.append(compare("globalAvgPoolForward \(name)", actual: try b.download(yt), expected: ref(x), tolerance: tol))
-            let dy = try b.tensor(r, shape: [shape[0], shape[1]]), dx = try F.garbage(b, shape)
-            b.globalAvgPoolBackward(gradOutput: dy, gradInput: dx)
-            let fd = finiteDifferenceGradient(at: x) { dot(ref($0), r) }
-            out.append(compare("globalAvgPoolBackward dx \(name)", actual: try b.download(dx), expected: fd, tolerance: tol))
-        }
-        return out
-    }
-
-    // MARK: Batch norm
 
     /// Training-mode batch norm in float64: output, batch mean, biased and unbiased variance.
     static func batchNormReference(_ x: [Double], shape: [Int], gamma: [Double], beta: [Double], epsilon: Double)
@@ -589,47 +336,88 @@ enum LayerChecks {
         }
         return out
     }
+}
 
-
-    // MARK: Softmax cross-entropy
-
-    /// Per-row `logsumexp(z) - z[label]`, with the max subtracted (exact in float64 at these sizes).
-    static func crossEntropyReference(_ z: [Double], labels: [Int], k: Int) -> [Double] {
-        labels.indices.map { i in
-            let row = z[(i * k)..<((i + 1) * k)]
-            let m = row.max()!
-            return m + log(row.reduce(0) { $0 + exp($1 - m) }) - z[i * k + labels[i]]
+extension CrossDevice {
+    static func batchNorm(_ b: Backend, _ r: Backend) throws -> [CheckResult] {
+        var out: [CheckResult] = []
+        for (s, shape) in [[8, 6, 5, 5], [16, 10]].enumerated() {
+            let c = shape[1], seed = UInt64(200 + 10 * s)
+            let x = input(shape, seed: seed, low: -1, high: 3), gamma = input([c], seed: seed + 1, low: 0.5, high: 1.5)
+            let beta = input([c], seed: seed + 2), dy = input(shape, seed: seed + 3)
+            let runMean = input([c], seed: seed + 4).values, runVar = input([c], seed: seed + 5, low: 0.5, high: 2).values
+            let name = "batchnorm \(shape)"
+            // y, running mean, running var (unbiased), saved mean, saved 1/std.
+            out += try pair("\(name) training", b, r, inputs: [x, gamma, beta],
+                            outputs: [shape, [c], [c], [c], [c]], initial: [nil, runMean, runVar, nil, nil],
+                            tolerance: reduction) { be, t, o in
+                be.batchNormForwardTraining(input: t[0], output: o[0], gamma: t[1], beta: t[2], runningMean: o[1],
+                                            runningVar: o[2], saveMean: o[3], saveInvStd: o[4], momentum: 0.1, epsilon: 1e-5)
+            }
+            out += try pair("\(name) inference", b, r, inputs: [x, gamma, beta, (runMean, [c]), (runVar, [c])],
+                            outputs: [shape], tolerance: reduction) { be, t, o in
+                be.batchNormForwardInference(input: t[0], output: o[0], gamma: t[1], beta: t[2], runningMean: t[3],
+                                             runningVar: t[4], epsilon: 1e-5)
+            }
+            // Backward from the statistics each backend's own forward saved.
+            out += try pair("\(name) backward accumulate", b, r, inputs: [x, gamma, beta, dy],
+                            outputs: [shape, [c], [c]], initial: [nil, input([c], seed: seed + 6).values, input([c], seed: seed + 7).values],
+                            tolerance: reduction) { be, t, o in
+                let y = try be.allocate(shape), rm = try be.allocate([c]), rv = try be.allocate([c])
+                let sm = try be.allocate([c]), si = try be.allocate([c])
+                be.batchNormForwardTraining(input: t[0], output: y, gamma: t[1], beta: t[2], runningMean: rm,
+                                            runningVar: rv, saveMean: sm, saveInvStd: si, momentum: 0.1, epsilon: 1e-5)
+                be.batchNormBackward(input: t[0], gradOutput: t[3], gamma: t[1], saveMean: sm, saveInvStd: si,
+                                     gradInput: o[0], gradGamma: o[1], gradBeta: o[2], mode: .accumulate, epsilon: 1e-5)
+            }
         }
+        return out
     }
 
-    static func softmaxCrossEntropy(_ b: Backend) throws -> [CheckResult] {
+    /// The fused batch norm + ReLU, each backend's backward from its own fused forward (its
+    /// statistics and its ReLU mask).
+    static func batchNormReLU(_ b: Backend, _ r: Backend) throws -> [CheckResult] {
         var out: [CheckResult] = []
-        // Losses up to ~120 (spread 60): float32 rounding of the logit differences and log-sum-exp.
-        let lossTol = Tolerance(atol: 1e-5, rtol: 1e-5)
-        let gradTol = Tolerance(atol: 1e-6, rtol: 1e-5)
-        // (N, K, logit offset, half spread, gradScale): the offsets of +-1000 and -500 overflow
-        // or underflow exp() unless the maximum is subtracted.
-        let cases: [(Int, Int, Double, Double, Double)] = [
-            (1, 1, 0, 1, 1), (1, 10, 0, 3, 1), (4, 7, 0, 3, 0.25), (6, 3, 1000, 30, 1.0 / 6), (3, 5, -500, 60, 0.5),
-        ]
-        for (c, (n, k, offset, spread, scale)) in cases.enumerated() {
-            let s = UInt64(600 + 10 * c)
-            let name = "\(n)x\(k)" + (offset == 0 ? "" : " logits \(Int(offset))+-\(Int(spread))")
-            let z = checkInput(n * k, seed: s, low: offset - spread, high: offset + spread)
-            let labels = (0..<n).map { Int(Philox.uniform(seed: s + 1, counter: 0, index: $0) * Float(k)) }
-            let ref = crossEntropyReference(z, labels: labels, k: k)
-            let zt = try b.tensor(z, shape: [n, k]), lt = try b.tensor(labels.map { Float($0) }, shape: [n])
-            let losses = try F.garbage(b, [n]), grad = try F.garbage(b, [n, k])
-            b.softmaxCrossEntropy(logits: zt, labels: lt, losses: losses, gradLogits: grad, gradScale: Float(scale))
-            out.append(compare("softmaxCrossEntropy losses \(name)", actual: try b.download(losses), expected: ref,
-                               tolerance: lossTol))
-            let fd = finiteDifferenceGradient(at: z) { scale * crossEntropyReference($0, labels: labels, k: k).reduce(0, +) }
-            out.append(compare("softmaxCrossEntropy gradLogits (scale \(scale)) \(name)", actual: try b.download(grad),
-                               expected: fd, tolerance: gradTol))
-            let lossesOnly = try F.garbage(b, [n])
-            b.softmaxCrossEntropy(logits: zt, labels: lt, losses: lossesOnly, gradLogits: nil, gradScale: 1)
-            out.append(compare("softmaxCrossEntropy losses without gradient \(name)", actual: try b.download(lossesOnly),
-                               expected: ref, tolerance: lossTol))
+        for (s, shape) in [[8, 6, 5, 5], [16, 10], [4, 40, 3, 3]].enumerated() {
+            let c = shape[1], seed = UInt64(250 + 10 * s)
+            let x = input(shape, seed: seed, low: -1, high: 3), gamma = input([c], seed: seed + 1, low: 0.5, high: 1.5)
+            let beta = input([c], seed: seed + 2, low: -0.5, high: 0.5), dy = input(shape, seed: seed + 3)
+            let runMean = input([c], seed: seed + 4).values, runVar = input([c], seed: seed + 5, low: 0.5, high: 2).values
+            let name = "batchnorm+relu \(shape)"
+            out += try pair("\(name) training", b, r, inputs: [x, gamma, beta],
+                            outputs: [shape, [c], [c], [c], [c]], initial: [nil, runMean, runVar, nil, nil],
+                            tolerance: reduction) { be, t, o in
+                be.batchNormReLUForwardTraining(input: t[0], output: o[0], gamma: t[1], beta: t[2], runningMean: o[1],
+                                                runningVar: o[2], saveMean: o[3], saveInvStd: o[4], momentum: 0.1, epsilon: 1e-5)
+            }
+            out += try pair("\(name) inference", b, r, inputs: [x, gamma, beta, (runMean, [c]), (runVar, [c])],
+                            outputs: [shape], tolerance: reduction) { be, t, o in
+                be.batchNormReLUForwardInference(input: t[0], output: o[0], gamma: t[1], beta: t[2], runningMean: t[3],
+                                                 runningVar: t[4], epsilon: 1e-5)
+            }
+            let residual = input(shape, seed: seed + 8)
+            out += try pair("\(name) + residual training", b, r, inputs: [x, gamma, beta, residual],
+                            outputs: [shape, [c], [c], [c], [c]], initial: [nil, runMean, runVar, nil, nil],
+                            tolerance: reduction) { be, t, o in
+                be.batchNormAddReLUForwardTraining(input: t[0], residual: t[3], output: o[0], gamma: t[1], beta: t[2],
+                                                   runningMean: o[1], runningVar: o[2], saveMean: o[3], saveInvStd: o[4],
+                                                   momentum: 0.1, epsilon: 1e-5)
+            }
+            out += try pair("\(name) + residual inference", b, r, inputs: [x, gamma, beta, (runMean, [c]), (runVar, [c]), residual],
+                            outputs: [shape], tolerance: reduction) { be, t, o in
+                be.batchNormAddReLUForwardInference(input: t[0], residual: t[5], output: o[0], gamma: t[1], beta: t[2],
+                                                    runningMean: t[3], runningVar: t[4], epsilon: 1e-5)
+            }
+            out += try pair("\(name) backward accumulate", b, r, inputs: [x, gamma, beta, dy],
+                            outputs: [shape, [c], [c]], initial: [nil, input([c], seed: seed + 6).values, input([c], seed: seed + 7).values],
+                            tolerance: reduction) { be, t, o in
+                let y = try be.allocate(shape), rm = try be.allocate([c]), rv = try be.allocate([c])
+                let sm = try be.allocate([c]), si = try be.allocate([c])
+                be.batchNormReLUForwardTraining(input: t[0], output: y, gamma: t[1], beta: t[2], runningMean: rm,
+                                                runningVar: rv, saveMean: sm, saveInvStd: si, momentum: 0.1, epsilon: 1e-5)
+                be.batchNormReLUBackward(input: t[0], output: y, gradOutput: t[3], gamma: t[1], beta: t[2], saveMean: sm, saveInvStd: si,
+                                         gradInput: o[0], gradGamma: o[1], gradBeta: o[2], mode: .accumulate, epsilon: 1e-5)
+            }
         }
         return out
     }

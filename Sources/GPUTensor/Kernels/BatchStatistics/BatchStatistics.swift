@@ -14,3 +14,19 @@ public protocol BatchStatisticsKernels: AnyObject {
     /// logits (N, K), labels (N) holding class indices; `0 <= slot < out.count`.
     func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor, slot: Int)
 }
+
+// MARK: Shape checks (ShapeChecks.swift: preconditions every backend calls first)
+
+extension ShapeChecks {
+    @inline(__always)
+    public static func slot(_ out: Tensor, _ slot: Int, _ what: StaticString) {
+        precondition(out.rank == 1 && (0..<out.count).contains(slot), "\(what) into slot \(slot) of \(out)")
+    }
+
+    @inline(__always)
+    public static func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor, slot: Int) {
+        precondition(logits.rank == 2 && labels.count == logits.shape[0] && logits.shape[1] > 0,
+                     "countCorrect of \(logits) against \(labels)")
+        Self.slot(out, slot, "countCorrect")
+    }
+}

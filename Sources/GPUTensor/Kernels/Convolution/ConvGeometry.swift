@@ -1,5 +1,5 @@
-/// Shapes of the convolution and pooling kernels: plain values, hashable so a backend can cache
-/// per-shape plans (cuDNN algorithms, im2col workspaces) under them.
+/// The shape of a convolution: a plain value, hashable so a backend can cache per-shape plans
+/// (cuDNN algorithms, im2col workspaces) under it (as `PoolGeometry`, Pooling/PoolGeometry.swift).
 
 /// A 2-D convolution over NCHW input with (Cout, Cin / groups, KH, KW) weights and zero padding.
 ///
@@ -62,34 +62,4 @@ public struct ConvGeometry: Hashable, Sendable, CustomStringConvertible {
         "conv \(inChannels)->\(outChannels) \(kernelH)x\(kernelW)/\(strideH) pad \(padH) on \(batch)x\(height)x\(width)"
             + (groups > 1 ? " groups \(groups)" : "")
     }
-}
-
-/// Max or average pooling with a square window over NCHW input; padding is implicit
-/// (-infinity for max, zeros counted in the divisor for average, as PyTorch's count_include_pad).
-public struct PoolGeometry: Hashable, Sendable {
-    public var batch: Int
-    public var channels: Int
-    public var height: Int
-    public var width: Int
-    public var window: Int
-    public var stride: Int
-    public var padding: Int
-
-    public init(batch: Int, channels: Int, height: Int, width: Int, window: Int, stride: Int, padding: Int = 0) {
-        precondition(window > 0 && stride > 0 && padding >= 0 && padding * 2 <= window)
-        self.batch = batch; self.channels = channels; self.height = height; self.width = width
-        self.window = window; self.stride = stride; self.padding = padding
-        precondition(outHeight > 0 && outWidth > 0, "pooling has an empty output")
-    }
-
-    public var outHeight: Int { (height + 2 * padding - window) / stride + 1 }
-    public var outWidth: Int { (width + 2 * padding - window) / stride + 1 }
-    public var inputShape: [Int] { [batch, channels, height, width] }
-    public var outputShape: [Int] { [batch, channels, outHeight, outWidth] }
-}
-
-/// Whether a gradient kernel overwrites its destination or adds into it.
-public enum GradMode: Sendable {
-    case overwrite
-    case accumulate
 }

@@ -1,7 +1,7 @@
-// GEMM, convolution and bias checks against float64 references.
+// The Convolution family's checks: convolution and bias against float64 references (KernelChecks,
+// conventions in Verification/KernelCheck.swift) and the comparison with another device (CrossDevice).
 //
 // Tolerances (float32 kernels vs float64 references, inputs in [-1, 1)):
-// - gemm: atol 1e-5, rtol 1e-4 (k <= 37: float32 rounding is about sqrt(k) * 6e-8 * sum|terms|).
 // - conv forward / backward-data / backward-filter, bias: atol 1e-5, rtol 1e-4 against the direct
 //   float64 convolution resp. float64 central finite differences (step 1e-6) of
 //   L = dot(reference_forward(x, w), r). L is linear in x and in w, so the finite differences
@@ -72,40 +72,22 @@ func referenceConvolutionBackward(_ g: ConvGeometry, dy: [Double], x: [Double], 
     return (dx, dw)
 }
 
-/// `c = alpha * op(a) * op(b) + beta * c` in float64, row-major.
-func referenceGemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
-                   alpha: Double, a: [Double], b: [Double], beta: Double, c: [Double]) -> [Double] {
-    var out = c
-    for i in 0..<m {
-        for j in 0..<n {
-            var acc = 0.0
-            for t in 0..<k {
-                let av = transposeA ? a[t * m + i] : a[i * k + t]
-                let bv = transposeB ? b[j * k + t] : b[t * n + j]
-                acc += av * bv
-            }
-            out[i * n + j] = alpha * acc + beta * c[i * n + j]
-        }
-    }
-    return out
-}
-
 /// A tensor full of NaN, so a kernel that fails to overwrite its output is caught.
 /// (Uploaded rather than `fill`ed, to depend on no other kernel.)
-private func nanTensor(_ backend: Backend, _ shape: [Int]) throws -> Tensor {
+func nanTensor(_ backend: Backend, _ shape: [Int]) throws -> Tensor {
     try backend.tensor([Float](repeating: .nan, count: shape.reduce(1, *)), shape: shape)
 }
 
 extension KernelChecks {
-    /// GEMM (all transposes), convolution forward / backward-data / backward-filter, bias.
-    static var gemmAndConvolution: [KernelCheck] {
-        [KernelCheck("gemm", run: gemmChecks),
-         KernelCheck("conv2d", run: convolutionChecks),
-         KernelCheck("conv2d wide", run: wideConvolutionChecks),
-         KernelCheck("bias", run: biasChecks)]
+    /// Convolution forward / backward-data / backward-filter, bias.
+    static var convolutionKernels: [KernelCheck] {
+        [
+            KernelCheck("conv2d", run: convolutionChecks),
+            KernelCheck("conv2d wide", run: wideConvolutionChecks),
+            KernelCheck("bias", run: biasChecks),
+        ]
     }
 
-    static let gemmTolerance = Tolerance(atol: 1e-5, rtol: 1e-4)
     static let convTolerance = Tolerance(atol: 1e-5, rtol: 1e-4)
 
     /// The shapes the convolution checks cover: odd and non-square sizes, stride 1 and 2,
@@ -130,49 +112,6 @@ extension KernelChecks {
          ConvGeometry(batch: 2, inChannels: 6, height: 6, width: 5, outChannels: 4, kernel: 3, stride: 1, padding: 1, groups: 2),
          ConvGeometry(batch: 1, inChannels: 6, height: 7, width: 7, outChannels: 9, kernel: 3, stride: 2, padding: 1, groups: 3),
          ConvGeometry(batch: 2, inChannels: 4, height: 5, width: 5, outChannels: 4, kernel: 1, groups: 4)]
-    }
-
-    static func gemmChecks(_ backend: Backend) throws -> [CheckResult] {
-        var results = [CheckResult]()
-        let (m, n, k) = (5, 7, 37)
-        var seed: UInt64 = 100
-        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            for (alpha, beta) in [(1.0, 0.0), (-0.5, 1.5)] {
-                seed += 1
-                let a = checkInput(m * k, seed: seed), b = checkInput(k * n, seed: seed + 50)
-                let c = checkInput(m * n, seed: seed + 90)
-                let at = try backend.tensor(a, shape: ta ? [k, m] : [m, k])
-                let bt = try backend.tensor(b, shape: tb ? [n, k] : [k, n])
-                let ct = try backend.tensor(c, shape: [m, n])
-                backend.gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k,
-                             alpha: Float(alpha), a: at, b: bt, beta: Float(beta), c: ct)
-                let expected = referenceGemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k,
-                                             alpha: alpha, a: a, b: b, beta: beta, c: c)
-                let ops = "\(ta ? "T" : "N")\(tb ? "T" : "N")"
-                results.append(compare("gemm \(ops) \(m)x\(n)x\(k) alpha \(alpha) beta \(beta)",
-                                       actual: try backend.download(ct), expected: expected, tolerance: gemmTolerance))
-            }
-            // gemmBatched: 3 stacked problems of the same transposes, each against its own reference.
-            let batch = 3
-            seed += 1
-            let a = checkInput(batch * m * k, seed: seed), b = checkInput(batch * k * n, seed: seed + 50)
-            let c = checkInput(batch * m * n, seed: seed + 90)
-            let at = try backend.tensor(a, shape: ta ? [batch, k, m] : [batch, m, k])
-            let bt = try backend.tensor(b, shape: tb ? [batch, n, k] : [batch, k, n])
-            let ct = try backend.tensor(c, shape: [batch, m, n])
-            backend.gemmBatched(transposeA: ta, transposeB: tb, m: m, n: n, k: k, batch: batch,
-                                alpha: 0.75, a: at, b: bt, beta: 0.5, c: ct)
-            var expected: [Double] = []
-            for i in 0..<batch {
-                let (ai, bi, ci) = (i * m * k, i * k * n, i * m * n)
-                expected += referenceGemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.75,
-                                          a: Array(a[ai..<(ai + m * k)]), b: Array(b[bi..<(bi + k * n)]),
-                                          beta: 0.5, c: Array(c[ci..<(ci + m * n)]))
-            }
-            results.append(compare("gemmBatched \(ta ? "T" : "N")\(tb ? "T" : "N") \(batch) x \(m)x\(n)x\(k)",
-                                   actual: try backend.download(ct), expected: expected, tolerance: gemmTolerance))
-        }
-        return results
     }
 
     static func convolutionChecks(_ backend: Backend) throws -> [CheckResult] {
@@ -283,5 +222,39 @@ extension KernelChecks {
                                    expected: zip(db0, dbExpected).map { $0 + $1 }, tolerance: convTolerance))
         }
         return results
+    }
+}
+
+extension CrossDevice {
+    static func convolution(_ b: Backend, _ r: Backend) throws -> [CheckResult] {
+        var out: [CheckResult] = []
+        let shapes = [
+            ConvGeometry(batch: 4, inChannels: 3, height: 9, width: 9, outChannels: 8, kernel: 3, stride: 1, padding: 1),
+            ConvGeometry(batch: 3, inChannels: 8, height: 8, width: 8, outChannels: 16, kernel: 3, stride: 2, padding: 1),
+            ConvGeometry(batch: 2, inChannels: 16, height: 7, width: 7, outChannels: 8, kernel: 1, stride: 2, padding: 0),
+        ]
+        for (s, g) in shapes.enumerated() {
+            let seed = UInt64(100 + 10 * s)
+            let x = input(g.inputShape, seed: seed), w = input(g.weightShape, seed: seed + 1)
+            let bias = input([g.outChannels], seed: seed + 2), dy = input(g.outputShape, seed: seed + 3)
+            out += try pair("\(g) forward+bias", b, r, inputs: [x, w, bias], outputs: [g.outputShape], tolerance: tf32) {
+                be, t, o in be.conv2dForward(g, input: t[0], weight: t[1], bias: t[2], output: o[0])
+            }
+            out += try pair("\(g) backward-data", b, r, inputs: [dy, w], outputs: [g.inputShape], tolerance: tf32) {
+                be, t, o in be.conv2dBackwardData(g, gradOutput: t[0], weight: t[1], gradInput: o[0])
+            }
+            out += try pair("\(g) backward-filter accumulate", b, r, inputs: [x, dy], outputs: [g.weightShape],
+                            initial: [input(g.weightShape, seed: seed + 4).values], tolerance: tf32) {
+                be, t, o in be.conv2dBackwardFilter(g, input: t[0], gradOutput: t[1], gradWeight: o[0], mode: .accumulate)
+            }
+            out += try pair("\(g) bias backward", b, r, inputs: [dy], outputs: [[g.outChannels]], tolerance: reduction) {
+                be, t, o in be.biasBackward(gradOutput: t[0], gradBias: o[0], mode: .overwrite)
+            }
+        }
+        out += try pair("addBias (N, C)", b, r, inputs: [input([5, 7], seed: 150), input([7], seed: 151)],
+                        outputs: [[5, 7]], initial: [input([5, 7], seed: 152).values], tolerance: float) {
+            be, t, o in be.addBias(o[0], bias: t[1])
+        }
+        return out
     }
 }

@@ -50,3 +50,15 @@ public extension ShapeChecks {
                      "gemmBatched \(batch) x \(m)x\(n)x\(k): a \(a.shape), b \(b.shape), c \(c.shape)")
     }
 }
+
+// MARK: Shape checks (ShapeChecks.swift: preconditions every backend calls first)
+
+extension ShapeChecks {
+    @inline(__always)
+    public static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: Tensor, b: Tensor, c: Tensor) {
+        precondition(m >= 0 && n >= 0 && k >= 0, "gemm with negative size \(m)x\(n)x\(k)")
+        precondition(a.count == m * k, "gemm: a \(a.shape) is not \(transposeA ? "(k, m)" : "(m, k)") = \(m), \(k)")
+        precondition(b.count == k * n, "gemm: b \(b.shape) is not \(transposeB ? "(n, k)" : "(k, n)") = \(k), \(n)")
+        precondition(c.count == m * n, "gemm: c \(c.shape) is not (m, n) = (\(m), \(n))")
+    }
+}

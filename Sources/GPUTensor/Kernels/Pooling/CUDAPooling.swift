@@ -4,54 +4,9 @@ import CCuda
 // MARK: Kernels (NVRTC source, part of `CUDAKernelSource.text`) and their typed signatures
 
 extension CUDAKernelSource {
-    /// Augmentation, the strided channel copy (shortcut) and pooling.
-    static let layers = #"""
-// ---- Augmentation and strided channel copy (x, y: (N, C, H, W)) ------------------------------
-// Crop offsets with the integer form of floor(u * (2p+1)): ((bits >> 8) * (2p+1)) >> 24.
-extern "C" __global__ void random_crop_flip(const float* x, float* y, i64 n, i64 c, i64 h, i64 w, i64 padding,
-                                            int allowFlip, u64 seed, u64 counter) {
-    GRID_STRIDE(e, n * c * h * w) {
-        i64 j = e % w, i = (e / w) % h, image = e / (c * h * w);
-        u64 span = (u64)(2 * padding + 1);
-        i64 oy = (i64)((((u64)(philoxBits(seed, counter, 3 * image) >> 8)) * span) >> 24) - padding;
-        i64 ox = (i64)((((u64)(philoxBits(seed, counter, 3 * image + 1) >> 8)) * span) >> 24) - padding;
-        bool flip = allowFlip && unitFloat(philoxBits(seed, counter, 3 * image + 2)) < 0.5f;
-        i64 si = i + oy, sj = (flip ? w - 1 - j : j) + ox;
-        y[e] = (si >= 0 && si < h && sj >= 0 && sj < w) ? x[e - j - i * w + si * w + sj] : 0.0f;
-    }
-}
-
-// meanStd: C means then C standard deviations.
-extern "C" __global__ void normalize_channels(const float* x, float* y, const float* meanStd, i64 total, i64 c,
-                                              i64 hw) {
-    GRID_STRIDE(e, total) {
-        i64 ch = (e / hw) % c;
-        y[e] = (x[e] - meanStd[ch]) / meanStd[c + ch];
-    }
-}
-
-// The strided channel copy (ShortcutKernels): y (N, Cout, OH, OW) from x (N, Cin, H, W) at channels
-// offset ..< offset + Cin, every stride-th row and column; zero elsewhere.
-extern "C" __global__ void strided_channel_copy_forward(const float* x, float* y, i64 n, i64 cin, i64 h, i64 w, i64 cout,
-                                            i64 oh, i64 ow, i64 stride, i64 offset) {
-    GRID_STRIDE(e, n * cout * oh * ow) {
-        i64 j = e % ow, i = (e / ow) % oh, co = (e / (ow * oh)) % cout, image = e / (ow * oh * cout);
-        i64 ci = co - offset;
-        y[e] = (ci >= 0 && ci < cin) ? x[((image * cin + ci) * h + i * stride) * w + j * stride] : 0.0f;
-    }
-}
-
-// Its adjoint: dx (N, Cin, H, W) from dy (N, Cout, OH, OW).
-extern "C" __global__ void strided_channel_copy_backward(const float* dy, float* dx, i64 n, i64 cin, i64 h, i64 w, i64 cout,
-                                             i64 oh, i64 ow, i64 stride, i64 offset) {
-    GRID_STRIDE(e, n * cin * h * w) {
-        i64 j = e % w, i = (e / w) % h, ci = (e / (w * h)) % cin, image = e / (w * h * cin);
-        bool hit = i % stride == 0 && j % stride == 0;
-        dx[e] = hit ? dy[((image * cout + ci + offset) * oh + i / stride) * ow + j / stride] : 0.0f;
-    }
-}
-
-// ---- Pooling (x (N, C, H, W), y (N, C, OH, OW); planes = N*C) -----------------------------------
+    /// Max, average and global-average pooling, NCHW and channels-last.
+    static let pooling = #"""
+// ---- Pooling (x (N, C, H, W), y (N, C, OH, OW); planes = N*C) ----------------------------------
 // The first maximum of window (oi, oj) in row-major order; NaN wins, as on the CPU. Pixel (r, c)
 // of the plane is plane[(r * w + c) * ps]: ps = 1 for NCHW, C for NHWC. Returns r * w + c.
 __device__ __forceinline__ i64 window_argmax(const float* plane, i64 h, i64 w, i64 oi, i64 oj, i64 k, i64 s,
@@ -141,39 +96,8 @@ extern "C" __global__ void global_avgpool_backward(const float* dy, float* dx, i
     GRID_STRIDE(e, planes * hw) dx[e] = dy[e / hw] * inv;
 }
 
-// ---- Channels-last variants (rank-4 tensors stored NHWC: element ((n * H + i) * W + j) * C + c) --
-// The same formulas as the NCHW kernels above, one thread per physical output element.
-extern "C" __global__ void random_crop_flip_nhwc(const float* x, float* y, i64 n, i64 c, i64 h, i64 w, i64 padding,
-                                                 int allowFlip, u64 seed, u64 counter) {
-    GRID_STRIDE(e, n * c * h * w) {
-        i64 ch = e % c, j = (e / c) % w, i = (e / (c * w)) % h, image = e / (c * w * h);
-        u64 span = (u64)(2 * padding + 1);
-        i64 oy = (i64)((((u64)(philoxBits(seed, counter, 3 * image) >> 8)) * span) >> 24) - padding;
-        i64 ox = (i64)((((u64)(philoxBits(seed, counter, 3 * image + 1) >> 8)) * span) >> 24) - padding;
-        bool flip = allowFlip && unitFloat(philoxBits(seed, counter, 3 * image + 2)) < 0.5f;
-        i64 si = i + oy, sj = (flip ? w - 1 - j : j) + ox;
-        y[e] = (si >= 0 && si < h && sj >= 0 && sj < w) ? x[((image * h + si) * w + sj) * c + ch] : 0.0f;
-    }
-}
-
-extern "C" __global__ void strided_channel_copy_forward_nhwc(const float* x, float* y, i64 n, i64 cin, i64 h, i64 w,
-                                                             i64 cout, i64 oh, i64 ow, i64 stride, i64 offset) {
-    GRID_STRIDE(e, n * cout * oh * ow) {
-        i64 co = e % cout, j = (e / cout) % ow, i = (e / (cout * ow)) % oh, image = e / (cout * ow * oh);
-        i64 ci = co - offset;
-        y[e] = (ci >= 0 && ci < cin) ? x[((image * h + i * stride) * w + j * stride) * cin + ci] : 0.0f;
-    }
-}
-
-extern "C" __global__ void strided_channel_copy_backward_nhwc(const float* dy, float* dx, i64 n, i64 cin, i64 h, i64 w,
-                                                              i64 cout, i64 oh, i64 ow, i64 stride, i64 offset) {
-    GRID_STRIDE(e, n * cin * h * w) {
-        i64 ci = e % cin, j = (e / cin) % w, i = (e / (cin * w)) % h, image = e / (cin * w * h);
-        bool hit = i % stride == 0 && j % stride == 0;
-        dx[e] = hit ? dy[((image * oh + i / stride) * ow + j / stride) * cout + ci + offset] : 0.0f;
-    }
-}
-
+// Channels-last variants (element ((n * H + i) * W + j) * C + c): the same formulas as the NCHW
+// kernels above, one thread per physical output element.
 extern "C" __global__ void maxpool_forward_nhwc(const float* x, float* y, i64 n, i64 c, i64 h, i64 w, i64 oh, i64 ow,
                                                 i64 k, i64 s, i64 pad) {
     GRID_STRIDE(e, n * oh * ow * c) {
@@ -248,53 +172,50 @@ extern "C" __global__ void global_avgpool_backward_nhwc(const float* dy, float* 
 }
 
 extension CUDAKernels {
-    /// `random_crop_flip(const float* x, float* y, i64 n, i64 c, i64 h, i64 w, i64 padding, int allowFlip, u64 seed, u64 counter)`
-    static let randomCropFlip = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Bool, UInt64, UInt64>(.random_crop_flip)
-    /// `normalize_channels(const float* x, float* y, const float* meanStd, i64 total, i64 c, i64 hw)`
-    static let normalizeChannels = CUDAKernel<Tensor, Tensor, Tensor, Int, Int, Int>(.normalize_channels)
-    /// `strided_channel_copy_forward(const float* x, float* y, i64 n, i64 cin, i64 h, i64 w, i64 cout, i64 oh, i64 ow, i64 stride, i64 offset)`
-    static let stridedChannelCopyForward = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.strided_channel_copy_forward)
-    /// `strided_channel_copy_backward(const float* dy, float* dx, i64 n, i64 cin, i64 h, i64 w, i64 cout, i64 oh, i64 ow, i64 stride, i64 offset)`
-    static let stridedChannelCopyBackward = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.strided_channel_copy_backward)
     /// `maxpool_forward(const float* x, float* y, i64 planes, i64 h, i64 w, i64 oh, i64 ow, i64 k, i64 s, i64 pad)`
     static let maxPoolForward = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int>(.maxpool_forward)
+
     /// `maxpool_backward(const float* x, const float* dy, float* dx, i64 planes, i64 h, i64 w, i64 oh, i64 ow, i64 k, i64 s, i64 pad)`
     static let maxPoolBackward = CUDAKernel<Tensor, Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int>(.maxpool_backward)
+
     /// `avgpool_forward(const float* x, float* y, i64 planes, i64 h, i64 w, i64 oh, i64 ow, i64 k, i64 s, i64 pad, float inv)`
     static let avgPoolForward = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Float>(.avgpool_forward)
+
     /// `avgpool_backward(const float* dy, float* dx, i64 planes, i64 h, i64 w, i64 oh, i64 ow, i64 k, i64 s, i64 pad, float inv)`
     static let avgPoolBackward = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Float>(.avgpool_backward)
+
     /// `global_avgpool_forward(const float* x, float* y, i64 planes, i64 hw)`
     static let globalAvgPoolForward = CUDAKernel<Tensor, Tensor, Int, Int>(.global_avgpool_forward)
+
     /// `global_avgpool_backward(const float* dy, float* dx, i64 planes, i64 hw, float inv)`
     static let globalAvgPoolBackward = CUDAKernel<Tensor, Tensor, Int, Int, Float>(.global_avgpool_backward)
-    /// `random_crop_flip_nhwc(const float* x, float* y, i64 n, i64 c, i64 h, i64 w, i64 padding, int allowFlip, u64 seed, u64 counter)`
-    static let randomCropFlipNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Bool, UInt64, UInt64>(.random_crop_flip_nhwc)
-    /// `strided_channel_copy_forward_nhwc(const float* x, float* y, i64 n, i64 cin, i64 h, i64 w, i64 cout, i64 oh, i64 ow, i64 stride, i64 offset)`
-    static let stridedChannelCopyForwardNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.strided_channel_copy_forward_nhwc)
-    /// `strided_channel_copy_backward_nhwc(const float* dy, float* dx, i64 n, i64 cin, i64 h, i64 w, i64 cout, i64 oh, i64 ow, i64 stride, i64 offset)`
-    static let stridedChannelCopyBackwardNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.strided_channel_copy_backward_nhwc)
+
     /// `maxpool_forward_nhwc(const float* x, float* y, i64 n, i64 c, i64 h, i64 w, i64 oh, i64 ow, i64 k, i64 s, i64 pad)`
     static let maxPoolForwardNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.maxpool_forward_nhwc)
+
     /// `maxpool_backward_nhwc(const float* x, const float* dy, float* dx, i64 n, i64 c, i64 h, i64 w, i64 oh, i64 ow, i64 k, i64 s, i64 pad)`
     static let maxPoolBackwardNHWC = CUDAKernel<Tensor, Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.maxpool_backward_nhwc)
+
     /// `avgpool_forward_nhwc(const float* x, float* y, i64 n, i64 c, i64 h, i64 w, i64 oh, i64 ow, i64 k, i64 s, i64 pad, float inv)`
     static let avgPoolForwardNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int, Float>(.avgpool_forward_nhwc)
+
     /// `avgpool_backward_nhwc(const float* dy, float* dx, i64 n, i64 c, i64 h, i64 w, i64 oh, i64 ow, i64 k, i64 s, i64 pad, float inv)`
     static let avgPoolBackwardNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int, Float>(.avgpool_backward_nhwc)
+
     /// `global_avgpool_forward_nhwc(const float* x, float* y, i64 n, i64 c, i64 hw)`
     static let globalAvgPoolForwardNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int>(.global_avgpool_forward_nhwc)
+
     /// `global_avgpool_backward_nhwc(const float* dy, float* dx, i64 n, i64 c, i64 hw, float inv)`
     static let globalAvgPoolBackwardNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int, Float>(.global_avgpool_backward_nhwc)
 }
 
 // MARK: Launchers
 
-// Pooling, augmentation and the strided channel copy (the option-A shortcut): launchers for the NVRTC kernels (own kernels
-// rather than cuDNN pooling, so max-pool ties route to the first maximum exactly as on the CPU). Channels-last tensors
-// (`isChannelsLast`, CUDALayout.swift) take the `_nhwc` variants. Max pooling keeps no window positions
-// (`maxPoolWorkspaceCount` is the contract's default, 0): the backward gathers, per input, the dy of the windows
-// whose first maximum it is, recomputed from x; that writes dx once without atomics.
+// Pooling: launchers for the NVRTC kernels (own kernels rather than cuDNN pooling, so max-pool ties
+// route to the first maximum exactly as on the CPU). Channels-last tensors (`isChannelsLast`,
+// CUDALayout.swift) take the `_nhwc` variants. Max pooling keeps no window positions
+// (`maxPoolWorkspaceCount` is the contract's default, 0): the backward gathers, per input, the dy of
+// the windows whose first maximum it is, recomputed from x; that writes dx once without atomics.
 extension CUDABackend {
     public func maxPoolForward(_ g: PoolGeometry, input x: Tensor, output y: Tensor, workspace: Tensor?) {
         ShapeChecks.pool(g, input: x, output: y, "maxPoolForward")
@@ -362,39 +283,6 @@ extension CUDABackend {
         } else {
             launch(CUDAKernels.globalAvgPoolBackward, count: dx.count, dy, dx, n * c, h * w, 1 / Float(h * w))
         }
-    }
-
-    public func randomCropFlip(_ x: Tensor, output y: Tensor, padding: Int, allowFlip: Bool, seed: UInt64, counter: UInt64) {
-        ShapeChecks.randomCropFlip(x, output: y, padding: padding)
-        let (n, c, h, w) = x.nchw
-        let kernel = isChannelsLast(x) ? CUDAKernels.randomCropFlipNHWC : CUDAKernels.randomCropFlip
-        launch(kernel, count: x.count, x, y, n, c, h, w, padding, allowFlip, seed, counter)
-    }
-
-    /// Channels-last (N, C, H, W) is rows of C values, like (N, C): the kernel runs with hw = 1.
-    public func normalizeChannels(_ x: Tensor, output y: Tensor, mean: [Float], std: [Float]) {
-        ShapeChecks.normalizeChannels(x, output: y, mean: mean, std: std)
-        precondition(storedAlike(x.shape, y.shape), "normalizeChannels \(x) -> \(y): a channels-last tensor needs its own shape")
-        let (_, ch, h, w) = x.nchw
-        let hw = isChannelsLast(x) ? 1 : h * w
-        recordFailure {
-            let meanStd = try scratch(mean + std)   // freed (recycled) after the queued kernel, stream order
-            launch(CUDAKernels.normalizeChannels, count: x.count, x, y, meanStd, x.count, ch, hw)
-        }
-    }
-
-    public func shortcutPadForward(_ x: Tensor, output y: Tensor, stride: Int, channelOffset: Int) {
-        ShapeChecks.shortcutPad(x, y, stride: stride, channelOffset: channelOffset, "shortcutPadForward")
-        let (_, cin, h, w) = x.nchw, (n, cout, oh, ow) = y.nchw
-        let kernel = isChannelsLast(x) ? CUDAKernels.stridedChannelCopyForwardNHWC : CUDAKernels.stridedChannelCopyForward
-        launch(kernel, count: y.count, x, y, n, cin, h, w, cout, oh, ow, stride, channelOffset)
-    }
-
-    public func shortcutPadBackward(gradOutput dy: Tensor, gradInput dx: Tensor, stride: Int, channelOffset: Int) {
-        ShapeChecks.shortcutPad(dx, dy, stride: stride, channelOffset: channelOffset, "shortcutPadBackward")
-        let (_, cin, h, w) = dx.nchw, (n, cout, oh, ow) = dy.nchw
-        let kernel = isChannelsLast(dx) ? CUDAKernels.stridedChannelCopyBackwardNHWC : CUDAKernels.stridedChannelCopyBackward
-        launch(kernel, count: dx.count, dy, dx, n, cin, h, w, cout, oh, ow, stride, channelOffset)
     }
 }
 #endif

@@ -43,3 +43,30 @@ public extension Backend {
         return count > 0 ? try allocate([count]) : nil
     }
 }
+
+// MARK: Shape checks (ShapeChecks.swift: preconditions every backend calls first)
+
+extension ShapeChecks {
+    /// x (or dx): `g.inputShape`, y (or dy): `g.outputShape`.
+    @inline(__always)
+    public static func pool(_ g: PoolGeometry, input x: Tensor, output y: Tensor, _ what: StaticString) {
+        precondition(isShape(x, g.batch, g.channels, g.height, g.width)
+                     && isShape(y, g.batch, g.channels, g.outHeight, g.outWidth),
+                     "\(what): x \(x.shape), y \(y.shape) for pool \(g.inputShape) -> \(g.outputShape)")
+    }
+
+    /// A max-pool workspace: nil only where the backend needs none (`count` 0), else at least
+    /// `count` elements (`maxPoolWorkspaceCount`).
+    @inline(__always)
+    public static func maxPoolWorkspace(_ workspace: Tensor?, count: Int, _ what: StaticString) {
+        precondition(count == 0 || (workspace?.count ?? 0) >= count,
+                     "\(what): workspace \(workspace?.shape ?? []) for \(count) elements (maxPoolWorkspaceCount)")
+    }
+
+    /// x (or dx) (N, C, H, W), y (or dy) of N*C values.
+    @inline(__always)
+    public static func globalAvgPool(input x: Tensor, output y: Tensor, _ what: StaticString) {
+        precondition(x.rank == 4 && y.count == x.shape[0] * x.shape[1],
+                     "\(what): x \(x.shape) must be (N, C, H, W), y \(y.shape) (N, C)")
+    }
+}

@@ -3,9 +3,10 @@
 // LOGICAL row-major index; a channels-last rank-4 tensor stores it at `StorageIndex(shape)(i)`
 // (CPULayout.swift), so the CPU draws the values CUDA (NCHW) draws.
 extension CPUBackend {
-    /// Calls `body(i, u_i)` for every element `i` of `0..<count`, in parallel over Philox blocks.
+    /// Calls `body(i, u_i)` for every element `i` of `0..<count`, in parallel over Philox blocks
+    /// (also dropout's mask, Dropout/CPUDropout.swift).
     @inline(__always)
-    private func forEachUniform(_ count: Int, seed: UInt64, counter: UInt64, _ body: (Int, Float) -> Void) {
+    func forEachUniform(_ count: Int, seed: UInt64, counter: UInt64, _ body: (Int, Float) -> Void) {
         parallelFor((count + 3) / 4, grain: Self.minWorkPerThread / 16) { blocks in
             for b in blocks {
                 let i = 4 * b
@@ -17,31 +18,6 @@ extension CPUBackend {
                 body(i, Philox.unit(w.0)); body(i + 1, Philox.unit(w.1))
                 body(i + 2, Philox.unit(w.2)); body(i + 3, Philox.unit(w.3))
             }
-        }
-    }
-
-    /// `mask_i = u_i >= p ? 1/(1-p) : 0` (the scale rounded to float once), `y = x * mask`.
-    public func dropoutForward(_ x: Tensor, output y: Tensor, mask: Tensor, probability p: Float, seed: UInt64, counter: UInt64) {
-        ShapeChecks.dropoutForward(x, output: y, mask: mask, probability: p)
-        // The CPU's own: Philox indexes logical positions, so every tensor must map them alike.
-        precondition(Self.storedAlike(x.shape, y.shape) && Self.storedAlike(x.shape, mask.shape),
-                     "dropoutForward \(x) -> \(y), mask \(mask): a channels-last tensor needs its own shape")
-        let xp = x.hostPointer, yp = y.hostPointer, mp = mask.hostPointer
-        let keep: Float = 1 / (1 - p)
-        let at = StorageIndex(x.shape)
-        forEachUniform(x.count, seed: seed, counter: counter) { i, u in
-            let m: Float = u >= p ? keep : 0
-            let k = at(i)
-            mp[k] = m
-            yp[k] = xp[k] * m
-        }
-    }
-
-    public func dropoutBackward(gradOutput dy: Tensor, mask: Tensor, gradInput dx: Tensor) {
-        ShapeChecks.dropoutBackward(gradOutput: dy, mask: mask, gradInput: dx)
-        let dyp = dy.hostPointer, mp = mask.hostPointer, dxp = dx.hostPointer
-        parallelFor(dy.count, grain: Self.minWorkPerThread) { r in
-            for i in r { dxp[i] = dyp[i] * mp[i] }
         }
     }
 
