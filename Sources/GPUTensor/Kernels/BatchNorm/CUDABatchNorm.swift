@@ -17,7 +17,8 @@ extension CUDABackend {
 // cuDNN's conventions match the Backend contract: exponentialAverageFactor is PyTorch's momentum,
 // the running variance is updated with the unbiased batch variance (this is what PyTorch relies on
 // when it hands running_var to cuDNN), and the saved statistics are the mean and 1/sqrt(var + eps)
-// with the biased variance. CrossDeviceChecks compares all of it with the CPU backend.
+// with the biased variance. The cross-device check (BatchNormChecks.swift) compares all of it
+// with the CPU backend.
 extension CUDABackend {
     public func batchNormForwardTraining(input x: Tensor, output y: Tensor, gamma: Tensor, beta: Tensor,
                                          runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,

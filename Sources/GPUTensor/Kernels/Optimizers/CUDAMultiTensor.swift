@@ -20,7 +20,7 @@ import Glibc
 
 extension CUDAKernelSource {
     /// Multi-tensor optimizer steps: the per-tensor kernels' element functions
-    /// (CUDAElementwise.swift) over the chunks of a `MultiTensorTable` (its layout is described there).
+    /// (CUDAOptimizers.swift) over the chunks of a `MultiTensorTable` (its layout is described there).
     static let multiTensor = #"""
 // ---- Multi-tensor optimizer steps (MultiTensorTable.swift: pointers, scalars, chunks) ----------
 // SGD: pointers p, grad, vel (0: no momentum); scalars lr.
@@ -86,7 +86,7 @@ extension CUDABackend: MultiTensorOptimizerKernels {
 
     public func adamUpdateAll(_ entries: [(parameter: Tensor, gradient: Tensor, firstMoment: Tensor, secondMoment: Tensor, learningRate: Float)],
                               beta1: Float, beta2: Float, epsilon eps: Float, weightDecay wd: Float, decoupled: Bool, step: Int) {
-        // The scalars exactly as adamUpdate derives them (CUDAElementwise.swift).
+        // The scalars exactly as adamUpdate derives them (CUDAOptimizers.swift).
         let bc1 = pow(Double(beta1), Double(step)), bc2 = pow(Double(beta2), Double(step))
         let invSqrtBc2 = Float(1 / (1 - bc2).squareRoot())
         let l2: Float = decoupled ? 0 : wd
