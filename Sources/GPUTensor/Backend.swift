@@ -20,10 +20,12 @@
 /// - Gradients of weights take a `GradMode`; gradients of inputs always overwrite.
 public protocol Backend: BackendCore, DenseAlgebraKernels, ConvolutionKernels, ActivationKernels, PoolingKernels,
                          BatchNormKernels, LossKernels, ElementwiseKernels, BatchStatisticsKernels, DropoutKernels,
-                         RandomKernels, OptimizerKernels, AugmentationKernels, ShortcutKernels {}
-// The families live in Contract/, one file each with their specifications. A new kernel goes
-// into its family's protocol and into `ForwardingBackend` (Contract/ForwardingBackend.swift);
-// shape checks both backends share go into `ShapeChecks` (Contract/ShapeChecks.swift).
+                         RandomKernels, OptimizerKernels, AugmentationKernels, ShortcutPadKernels {}
+// Each family lives in its folder, Kernels/<Family>/: the protocol with its specification and
+// shape checks (<Family>.swift), the CPU and CUDA implementations, the float64 references and
+// checks (<Family>Checks.swift). A new kernel goes into its family's protocol and into
+// `ForwardingBackend` and `BackendCall` (Contract/); a new family also into the list above,
+// `KernelChecks.all` and, for its CUDA source, CUDA/CUDAKernelFamilies.swift.
 
 public extension Backend {
     /// A tensor holding `values`.

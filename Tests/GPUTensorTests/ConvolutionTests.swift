@@ -2,7 +2,7 @@ import XCTest
 @testable import GPUTensor
 
 final class ConvolutionTests: XCTestCase {
-    /// Every GEMM / convolution / bias check of `KernelChecks.gemmAndConvolution` on the CPU,
+    /// Every GEMM / convolution / bias check of `KernelChecks.denseAlgebraKernels` and `convolutionKernels` on the CPU,
     /// with one and two worker threads (the per-thread partial sums of backward-filter differ).
     func testKernelChecksPassOnCPU() throws {
         for threads in [1, 2] {
@@ -36,7 +36,7 @@ final class ConvolutionTests: XCTestCase {
                                   file: StaticString = #filePath, line: UInt = #line) throws {
         var failures = [String]()
         var count = 0
-        for check in KernelChecks.gemmAndConvolution where only.map({ check.name == $0 }) ?? true {
+        for check in (KernelChecks.denseAlgebraKernels + KernelChecks.convolutionKernels) where only.map({ check.name == $0 }) ?? true {
             for result in try check.run(backend) {
                 count += 1
                 if verbose { print(result.summary) }

@@ -7,9 +7,8 @@ import XCTest
 final class ForwardingBackendTests: XCTestCase {
     private final class Tagging: ForwardingBackend {
         var tags: [BackendKernel] = []
-        override func around<R>(_ kernel: BackendKernel, flops: @autoclosure () -> Double = 0,
-                                _ body: () throws -> R) rethrows -> R {
-            tags.append(kernel)
+        override func around<R>(_ call: BackendCall, _ body: () throws -> R) rethrows -> R {
+            tags.append(call.kernel)
             return try body()
         }
     }
@@ -149,5 +148,44 @@ final class ForwardingBackendTests: XCTestCase {
         try expect(.shortcutPadBackward) { b.shortcutPadBackward(gradOutput: wide, gradInput: dx, stride: 2, channelOffset: 2) }
 
         XCTAssertEqual(seen, BackendKernel.allCases, "every BackendKernel, in the protocol's order")
+    }
+
+    /// The call value carries the arguments: its tensors in the signature's order (a nil one left
+    /// out), the FLOP count and the batch-norm epsilon, and the arguments by pattern matching.
+    func testTheCallCarriesItsArguments() throws {
+        final class Last: ForwardingBackend {
+            var last: BackendCall?
+            override func around<R>(_ call: BackendCall, _ body: () throws -> R) rethrows -> R {
+                last = call
+                return try body()
+            }
+        }
+        let b = Last(wrapping: CPUBackend())
+        let g = ConvGeometry(batch: 2, inChannels: 3, height: 5, width: 5, outChannels: 4, kernel: 3, stride: 1, padding: 1)
+        let x = try b.base.allocate(g.inputShape), w = try b.base.allocate(g.weightShape), y = try b.base.allocate(g.outputShape)
+        b.conv2dForward(g, input: x, weight: w, bias: nil, output: y)
+        let conv = try XCTUnwrap(b.last)
+        XCTAssertEqual(conv.kernel, .conv2dForward)
+        XCTAssertEqual(conv.tensors.map(\.shape), [g.inputShape, g.weightShape, g.outputShape], "nil bias left out")
+        XCTAssertEqual(conv.flops, g.flops)
+        XCTAssertNil(conv.epsilon)
+        guard case let .conv2dForward(geometry, input, _, bias, _) = conv else { return XCTFail("\(conv)") }
+        XCTAssertEqual(geometry, g)
+        XCTAssertTrue(input.storage === x.storage)
+        XCTAssertNil(bias)
+
+        let a = try b.base.allocate([2, 4]), m = try b.base.allocate([3, 4]), c = try b.base.allocate([2, 3])
+        b.gemm(transposeA: false, transposeB: true, m: 2, n: 3, k: 4, alpha: 1, a: a, b: m, beta: 0, c: c)
+        XCTAssertEqual(b.last?.flops, 2 * 2 * 3 * 4)
+        XCTAssertEqual(b.last?.tensors.map(\.shape), [[2, 4], [3, 4], [2, 3]])
+
+        let bx = try b.base.allocate([2, 3]), by = try b.base.allocate([2, 3])
+        let perChannel = try (0..<4).map { _ in try b.base.allocate([3]) }
+        b.batchNormForwardInference(input: bx, output: by, gamma: perChannel[0], beta: perChannel[1],
+                                    runningMean: perChannel[2], runningVar: perChannel[3], epsilon: 1e-3)
+        XCTAssertEqual(b.last?.kernel, .batchNormForwardInference)
+        XCTAssertEqual(b.last?.epsilon, 1e-3)
+        XCTAssertEqual(b.last?.tensors.count, 6)
+        XCTAssertEqual(b.last?.flops, 0)
     }
 }

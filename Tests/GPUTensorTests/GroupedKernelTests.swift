@@ -3,7 +3,7 @@ import XCTest
 
 /// The kernels trial groups fuse with: a grouped convolution equals G separate convolutions on
 /// the groups' channel blocks, and `gemmBatched` equals G separate `gemm` calls. (Against the
-/// float64 references: `KernelChecks.gemmAndConvolution`, run by ConvolutionTests, includes the
+/// float64 references: `KernelChecks.convolutionKernels`, run by ConvolutionTests, includes the
 /// grouped shapes and the batched GEMM.)
 final class GroupedKernelTests: XCTestCase {
     let backend = CPUBackend(threads: 2)

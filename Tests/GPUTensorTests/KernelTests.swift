@@ -37,7 +37,7 @@ final class KernelTests: XCTestCase {
     func testAdam() { assertPasses("optimizer adam", minimum: 9) }
     func testRandomCropFlip() { assertPasses("augment crop-flip", minimum: 8) }
     func testNormalize() { assertPasses("augment normalize", minimum: 3) }
-    func testShortcut() { assertPasses("shortcut option A", minimum: 15) }
+    func testShortcutPad() { assertPasses("shortcutPad", minimum: 15) }
 }
 
 /// The checks use small tensors, which run inline; these run each kernel on tensors big enough

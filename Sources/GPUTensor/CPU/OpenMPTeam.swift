@@ -62,3 +62,15 @@ enum OpenMPTeam {
         }
     }
 }
+
+// How finely the CPU kernels split their loops (every family's CPU file uses these).
+extension CPUBackend {
+    /// Elements per thread below which a loop is not worth splitting (a dispatch costs a few µs,
+    /// about what 32K float loads and stores cost).
+    @inline(__always)
+    static var minWorkPerThread: Int { 1 << 15 }
+
+    /// The `parallelFor` grain for items that each cost about `itemCost` elements of work.
+    @inline(__always)
+    static func grain(itemCost: Int) -> Int { max(1, minWorkPerThread / max(1, itemCost)) }
+}

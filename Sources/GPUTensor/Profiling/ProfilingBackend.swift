@@ -122,8 +122,8 @@ public final class ProfilingBackend: ForwardingBackend {
     }
 
     /// Every forwarded call comes through here (see `ForwardingBackend`).
-    override public func around<R>(_ kernel: BackendKernel, flops f: @autoclosure () -> Double = 0,
-                                   _ body: () throws -> R) rethrows -> R {
+    override public func around<R>(_ call: BackendCall, _ body: () throws -> R) rethrows -> R {
+        let kernel = call.kernel
         let start = now()
         defer {
             // Not for `synchronize` itself: that would synchronize twice.
@@ -131,7 +131,7 @@ public final class ProfilingBackend: ForwardingBackend {
             let i = kernel.rawValue
             calls[i] += 1
             nanoseconds[i] &+= now() &- start
-            if countFlops { flops[i] += f() }
+            if countFlops { flops[i] += call.flops }
         }
         return try body()
     }

@@ -49,9 +49,16 @@ public struct KernelCheck {
 }
 
 public enum KernelChecks {
-    /// Every check, in the order `strata selftest` prints them.
+    /// Every check, in the order `strata selftest` prints them: each kernel family's list
+    /// (`<family>Kernels`, in Kernels/<Family>/<Family>Checks.swift).
     public static var all: [KernelCheck] {
-        gemmAndConvolution + layerKernels + utilityKernels
+        var checks = denseAlgebraKernels + convolutionKernels + activationKernels + poolingKernels
+            + batchNormKernels + lossKernels + elementwiseKernels + batchStatisticsKernels
+            + randomKernels + dropoutKernels + optimizerKernels + augmentationKernels + shortcutPadKernels
+        #if CUDA
+        checks.append(KernelCheck("cuda graph replay", run: CUDAGraphChecks.replay))
+        #endif
+        return checks
     }
 
     /// Runs the checks whose name contains `filter` (all if nil), reporting each result as it
@@ -137,5 +144,58 @@ public extension Backend {
     /// A tensor from float64 values (rounded to float32).
     func tensor(_ values: [Double], shape: [Int]) throws -> Tensor {
         try tensor(values.map { Float($0) }, shape: shape)
+    }
+}
+
+// MARK: Conventions of the float64 checks
+
+// Each family's checks (Kernels/<Family>/<Family>Checks.swift) extend `KernelChecks`. Forwards are compared with naive float64 references written straight from the `Backend` doc
+// comments; backwards with float64 central differences of `L = dot(reference(x), r)` for a random
+// upstream gradient r. Every backward writes into a tensor pre-filled with garbage, so "overwrite"
+// is checked too. Tolerances are float32 rounding of the kernel's arithmetic with a margin
+// (FD error is ~1e-9 at these sizes, far below them).
+
+extension KernelChecks {
+    typealias F = CheckFixtures
+
+    /// NaN and infinities as distinct finite stand-ins, so that `compare` checks where they are.
+    static func specialsAsFinite(_ v: [Double]) -> [Double] {
+        v.map { $0.isNaN ? 0x1p100 : $0 == .infinity ? 0x1p101 : $0 == -.infinity ? -0x1p101 : $0 }   // exact in Float
+    }
+}
+
+/// Helpers shared by the families' checks.
+enum CheckFixtures {
+    /// Bitwise equality (for copies, selections and exact integer results).
+    static let exact = Tolerance(atol: 1e-30, rtol: 0)
+
+    static func shapeName(_ shape: [Int]) -> String { shape.map(String.init).joined(separator: "x") }
+
+    static func poolName(_ g: PoolGeometry) -> String {
+        "\(shapeName(g.inputShape)) \(g.window)x\(g.window)/\(g.stride) pad \(g.padding)"
+    }
+
+    /// A constant garbage fill, to show that an output is overwritten.
+    static func garbage(_ b: Backend, _ shape: [Int]) throws -> Tensor {
+        let t = try b.allocate(shape)
+        b.fill(t, value: 7.25)
+        return t
+    }
+
+    static func download(_ b: Backend, _ t: Tensor) throws -> [Float] { try b.download(t) }
+
+    /// Values in [-1, 1) at least 2/n apart (a shuffled ramp), so that no max-pool window has a
+    /// near tie a finite-difference step could flip.
+    static func distinctInput(_ n: Int, seed: UInt64) -> [Double] {
+        let u = checkInput(n, seed: seed)
+        let order = (0..<n).sorted { u[$0] < u[$1] || (u[$0] == u[$1] && $0 < $1) }
+        var x = [Double](repeating: 0, count: n)
+        for (rank, i) in order.enumerated() { x[i] = Double(Float(-1 + 2 * Double(rank) / Double(n))) }
+        return x
+    }
+
+    /// (N, C, HW) view of a rank-2 or rank-4 shape.
+    static func nchw(_ shape: [Int]) -> (n: Int, c: Int, hw: Int) {
+        shape.count == 2 ? (shape[0], shape[1], 1) : (shape[0], shape[1], shape[2] * shape[3])
     }
 }
