@@ -212,4 +212,66 @@ final class GroupedStudyTests: XCTestCase {
             XCTAssertEqual(try RunDirectory(path: dir + "/trials/\(e.trial)/run").readMetrics().count, 3, "each epoch once")
         }
     }
+
+    /// A group job's members, run in `root` (trials/<id>/ and groups/g/), up to epoch `until`.
+    func groupJob(_ root: String, lrs: [Double], until: Int) throws -> (group: TrialJob, members: [TrialJob]) {
+        let dataConfig = DataConfig(kind: "cifar10", path: data, validationFraction: 0.25, augment: false)
+        var members: [TrialJob] = []
+        for lr in lrs {
+            let trial = TrialConfig(convLayers: 1, filters: 4, hidden: [8], lr: lr, batchSize: 16, epochs: 2)
+            let folder = root + "/trials/" + trial.id
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            var job = TrialJob(id: trial.id, trial: trial, data: dataConfig, device: "cpu", threads: 1, directory: folder,
+                               donor: nil, reuseLayers: 0, prefixPath: nil, prefixKey: nil, cache: false, cacheBudget: 0, attempt: 1)
+            job.untilEpoch = until
+            job.keepTestSet = true
+            try SearchJSON.write(job, to: folder + "/job.json")
+            members.append(job)
+        }
+        let folder = root + "/groups/g"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try SearchJSON.write(GroupSpec(id: "g", members: members.map(\.id), jobs: members.map { $0.directory + "/job.json" }),
+                             to: folder + "/" + GroupSpec.fileName)
+        let group = TrialJob(id: "g", trial: nil, data: dataConfig, device: "cpu", threads: 1, directory: folder, donor: nil,
+                             reuseLayers: 0, prefixPath: nil, prefixKey: nil, cache: false, cacheBudget: 0, attempt: 1)
+        return (group, members)
+    }
+
+    /// Killed between two members' commits of one epoch: the group's next job first finishes the
+    /// staged commit (`pending/epoch.json` marks it committed), so the member resumes at the epoch
+    /// its mates are at, with the weights the group trained, not a retrained epoch.
+    func testAnEpochCommittedForOneMemberIsFinishedForTheOthersOnResume() throws {
+        let root = try makeTemporaryDirectory(self)
+        let (group1, members) = try groupJob(root, lrs: [0.01, 0.001], until: 1)
+        XCTAssertEqual(TrialRunner.run(group1).status, .finished)
+        let b = members[1], bRun = b.runDirectory
+        let saved = root + "/b-after-1"
+        try FileManager.default.copyItem(atPath: bRun, toPath: saved)
+        let (group2, _) = try groupJob(root, lrs: [0.01, 0.001], until: 2)
+        XCTAssertEqual(TrialRunner.run(group2).status, .finished)
+        for m in members { XCTAssertEqual(try RunDirectory(path: m.runDirectory).readMetrics().count, 2) }
+        // Stage B's epoch 2 as the group does, then put B back at epoch 1: A committed, B not.
+        let pending = root + "/groups/g/pending"
+        try FileManager.default.createDirectory(atPath: pending, withIntermediateDirectories: true)
+        let staged = try SafeTensors.read(from: bRun + "/epoch-0002.safetensors")
+        try staged.write(to: pending + "/\(b.id).safetensors")
+        let line = try RunDirectory(path: bRun).readMetrics()[1]
+        try RunDirectory(path: pending).writeJSON(line, to: pending + "/\(b.id).json")
+        let manifest = try RunDirectory(path: bRun).readJSON(RunManifest.self, from: bRun + "/manifest.json")
+        try SearchJSON.write(GroupJob.PendingEpoch(epoch: 2, members: members.map(\.id), best: [false, manifest.best?.epoch == 2]),
+                             to: pending + "/epoch.json")
+        try FileManager.default.removeItem(atPath: bRun)
+        try FileManager.default.copyItem(atPath: saved, toPath: bRun)
+        try FileManager.default.removeItem(atPath: b.directory + "/outcome.json")
+        XCTAssertEqual(try RunDirectory(path: bRun).readMetrics().count, 1)
+
+        XCTAssertEqual(TrialRunner.run(group2).status, .finished)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: pending), "the pending epoch is applied and removed")
+        XCTAssertEqual(try RunDirectory(path: bRun).readMetrics(), [try RunDirectory(path: saved).readMetrics()[0], line])
+        let final = try SafeTensors.read(from: bRun + "/last.safetensors")
+        for t in staged.tensors { XCTAssertEqual(try final.floats(t.name), try staged.floats(t.name), t.name) }
+        let outcome = try SearchJSON.read(TrialOutcome.self, from: b.directory + "/outcome.json")
+        XCTAssertEqual(outcome.epochs, 2)
+        XCTAssertEqual(outcome.validationLosses?.last ?? nil, line.validationLoss)
+    }
 }
