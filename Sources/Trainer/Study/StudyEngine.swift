@@ -228,7 +228,9 @@ public final class StudyEngine {
                     }
                     let group = mates(of: id)
                     if !group.ids.isEmpty || group.recorded != nil {
-                        try submitGroup([id] + group.ids, recorded: group.recorded)
+                        // A re-formed group keeps its member order: each member's slices, as before the kill.
+                        let ids = [id] + group.ids
+                        try submitGroup(group.recorded.map { r in r.members.filter(ids.contains) } ?? ids, recorded: group.recorded)
                         continue
                     }
                     guard let job = try trials.job(for: id) else { continue }
