@@ -102,11 +102,12 @@ public enum GroupingRule {
 
     /// Device bytes one member adds to a group, computed from its network's shapes: parameters
     /// with their gradients and up to two optimizer state tensors (4 copies), and each layer's
-    /// output and its gradient at batch `batch` (what forward keeps for backward).
+    /// output and its gradient at batch `batch` (what forward keeps for backward), per leaf layer.
     public static func memberBytes(_ model: Model, batch: Int) -> Int {
+        func leaves(_ l: any Layer) -> [any Layer] { (l as? Sequential).map { $0.layers.flatMap(leaves) } ?? [l] }
         var shape = model.inputShape
         var activations = 0
-        for layer in model.layers {
+        for layer in model.layers.flatMap(leaves) {
             shape = layer.outputShape(input: shape)
             activations += shape.reduce(1, *)
         }
