@@ -18,6 +18,9 @@ public enum TrialRunner {
 
     /// Never throws: any error becomes a failed outcome (also written to `outcome.json`).
     public static func run(_ job: TrialJob) -> TrialOutcome {
+        // A group's job (its folder holds `group.json`): the members train together, each member's
+        // folder locked and its stored outcome honoured there.
+        if FileSystem.kind(of: job.directory + "/" + GroupSpec.fileName) == .file { return GroupJob.run(job) }
         // One process per trial directory at a time: a worker orphaned by a killed search may
         // live a moment longer (see `exitWithParent`); the lock dies with it.
         let lock = open(job.directory + "/.trial.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
@@ -77,6 +80,11 @@ public enum TrialRunner {
         // In the trial's stdout.log: what bench/warm-workers.sh counts as training (CPU time, unlike
         // `seconds`, holds on a loaded machine); the rest of the job's CPU is per-trial overhead.
         print("fit_cpu_seconds \(processCPUSeconds() - fitCPU)")
+        return wholeOutcome(job, run: run, summary: summary)
+    }
+
+    /// The outcome of a whole search trial (no segments) that trained to its end.
+    static func wholeOutcome(_ job: TrialJob, run: TrainingRun, summary: RunSummary) -> TrialOutcome {
         // Diverged: a loss that is not finite or 100x that of guessing uniformly (ln K per image).
         let limit = 100 * log(Double(max(2, run.data.train.classes)))
         func diverged(_ x: Double) -> Bool { !x.isFinite || x > limit }
@@ -120,6 +128,11 @@ public enum TrialRunner {
         }
         let (run, summary) = try TrainingRun.fitSegment(in: directory, config: config, backend: backend,
                                                         until: job.untilEpoch, testSet: job.keepTestSet == true)
+        return segmentOutcome(job, run: run, summary: summary)
+    }
+
+    /// The outcome of a segment (or an explicit training) that trained up to its epoch.
+    static func segmentOutcome(_ job: TrialJob, run: TrainingRun, summary: RunSummary?) -> TrialOutcome {
         func finite(_ x: Double?) -> Double? { x.flatMap { $0.isFinite ? $0 : nil } }
         let last = run.history.last
         return TrialOutcome(id: job.id, status: .finished, validationLoss: finite(last?.validationLoss),

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What the engine does with a trial after one of its jobs ended.
 public enum StudyStep: Equatable, Sendable {
     /// Its state is final (finished, pruned, failed): nothing more to run.
@@ -24,6 +28,27 @@ public protocol StudyTrials: AnyObject {
     func ended(_ id: String, outcome: TrialOutcome, wallSeconds: Double) throws -> StudyStep
     /// Trials settled and of those failed, for the live line.
     func counts() -> (done: Int, failed: Int)
+    /// What groups the trial with others (`TrialGrouping`); nil: it trains alone.
+    func grouping(of id: String) -> TrialGrouping?
+}
+
+/// A trial's part in forming groups: trials of equal `key` may train as one `TrialGroup`
+/// (`GroupingRule.key`: same layer shapes, batch size, data and seed); `device` decides whether
+/// groups are formed at all (`GroupingRule.groups(device:mode:)`); `directory` is its folder.
+public struct TrialGrouping: Equatable, Sendable {
+    public var key: String
+    public var device: String
+    public var directory: String
+
+    public init(key: String, device: String, directory: String) {
+        self.key = key
+        self.device = device
+        self.directory = directory
+    }
+}
+
+extension StudyTrials {
+    public func grouping(of id: String) -> TrialGrouping? { nil }
 }
 
 /// Counts for the live line.
@@ -67,6 +92,10 @@ public final class StudyEngine {
     public var recordIdleSessions = true
     /// Said on interruption before the running count ("12 journal lines kept").
     public var interruptionPrefix: () -> String? = { nil }
+    /// Where group jobs get their folders (`groups/<id>/`): beside `sessions.jsonl`.
+    public var groupsDirectory: String { FileSystem.split(sessionsPath).directory + "/groups" }
+    /// Groups formed in this session (each a job of two or more trials).
+    public private(set) var groupsFormed: [StudyGroup] = []
 
     public init(executor: TrialExecutor, sessionsPath: String, kind: String, resumeCommand: String) {
         self.executor = executor
@@ -82,6 +111,9 @@ public final class StudyEngine {
         var front = first
         var pending = queued
         var running = Set<String>()
+        // Group jobs running: the group's id -> its members' jobs.
+        var groupJobs: [String: [TrialJob]] = [:]
+        let groupMode = try GroupingRule.mode()
         var walls: [Double] = []
         let start = monotonicNow()
 
@@ -107,6 +139,75 @@ public final class StudyEngine {
             if let i = pending.firstIndex(where: ready) { return pending.remove(at: i) }
             return nil
         }
+        /// The trials that train with `id` (taken from the queues), in member order: the group its
+        /// folder's marker names (a resumed study re-forms it), else ready trials of the same key,
+        /// up to `GroupingRule.maxMembers`. Only trials runnable now: a free worker never waits
+        /// for a group-mate.
+        func mates(of id: String) -> (ids: [String], recorded: StudyGroup?) {
+            guard groupMode != .off, let mine = trials.grouping(of: id), GroupingRule.groups(device: mine.device, mode: groupMode) else { return ([], nil) }
+            let waiting = (front + pending).filter(ready)
+            var chosen: [String]
+            var recorded: StudyGroup?
+            if let gid = GroupSpec.marker(in: mine.directory),
+               let spec = try? GroupSpec.read(from: groupsDirectory + "/" + gid + "/" + GroupSpec.fileName), spec.members.contains(id) {
+                chosen = spec.members.filter { m in
+                    m != id && waiting.contains(m) && trials.grouping(of: m).map { GroupSpec.marker(in: $0.directory) == gid } == true
+                }
+                recorded = StudyGroup(id: spec.id, members: spec.members)
+            } else {
+                chosen = Array(waiting.filter { m in
+                    m != id && trials.grouping(of: m).map { $0.key == mine.key && GroupSpec.marker(in: $0.directory) == nil } == true
+                }.prefix(GroupingRule.maxMembers - 1))
+            }
+            front.removeAll { chosen.contains($0) }
+            pending.removeAll { chosen.contains($0) }
+            return (chosen, recorded)
+        }
+        /// Submits the jobs of `ids` as one group job (`GroupSpec`); a group of one as its plain job.
+        /// `recorded`: the group a resumed study re-forms (its id and all the members it was formed with).
+        func submitGroup(_ ids: [String], recorded: StudyGroup?) throws {
+            let group = recorded ?? StudyGroup(id: "g-" + fnv1a64Hex(ids.joined(separator: ",")), members: ids)
+            StudyGroup.current.withLock { for m in ids { $0[m] = group } }
+            var jobs: [TrialJob] = []
+            for m in ids {
+                if let job = try trials.job(for: m) { jobs.append(job) } else { StudyGroup.current.withLock { _ = $0.removeValue(forKey: m) } }
+            }
+            guard jobs.count > 1 || (recorded != nil && !jobs.isEmpty) else {
+                for job in jobs {
+                    StudyGroup.current.withLock { _ = $0.removeValue(forKey: job.id) }
+                    try executor.submit(job)
+                    running.insert(job.id)
+                    observer.started(job)
+                }
+                return
+            }
+            let folder = groupsDirectory + "/" + group.id
+            try RunDirectory(path: folder).create()
+            try SearchJSON.write(GroupSpec(id: group.id, members: group.members, jobs: jobs.map { $0.directory + "/job.json" }),
+                                 to: folder + "/" + GroupSpec.fileName)
+            for job in jobs { try GroupSpec.writeMarker(group.id, in: job.directory) }
+            let first = jobs[0]
+            let job = TrialJob(id: group.id, trial: nil, data: first.data, device: first.device, threads: first.threads,
+                               directory: folder, donor: nil, reuseLayers: 0, prefixPath: nil, prefixKey: nil, cache: false,
+                               cacheBudget: 0, attempt: 1)
+            try SearchJSON.write(job, to: folder + "/job.json")
+            // A stale outcome of this group's earlier job (a pruned search re-forms one per rung) is no result.
+            unlink(TrialRunner.outcomePath(folder))
+            try executor.submit(job)
+            groupJobs[group.id] = jobs
+            groupsFormed.append(group)
+            for j in jobs {
+                running.insert(j.id)
+                observer.started(j)
+            }
+        }
+        /// A member's outcome from its folder, once its group's job ended; the group's failure
+        /// (or a missing outcome) is the member's when it has none of its own.
+        func memberOutcome(_ job: TrialJob, group: TrialOutcome) -> TrialOutcome {
+            if let own = GroupJob.stored(job) { return own }
+            if group.status == .failed { return .failed(job.id, group.error ?? "its group's worker failed") }
+            return .failed(job.id, "its group's worker ended without this trial's outcome.json")
+        }
 
         do {
             while true {
@@ -123,6 +224,13 @@ public final class StudyEngine {
                         let more = try trials.propose(limit: executor.freeSlots)
                         if more.isEmpty { break }
                         pending += more
+                        continue
+                    }
+                    let group = mates(of: id)
+                    if !group.ids.isEmpty || group.recorded != nil {
+                        // A re-formed group keeps its member order: each member's slices, as before the kill.
+                        let ids = [id] + group.ids
+                        try submitGroup(group.recorded.map { r in r.members.filter(ids.contains) } ?? ids, recorded: group.recorded)
                         continue
                     }
                     guard let job = try trials.job(for: id) else { continue }
@@ -146,6 +254,25 @@ public final class StudyEngine {
                                               + "`\(resumeCommand)` continues once that is fixed")
                 }
                 for (reported, wall) in ended {
+                    if let jobs = groupJobs.removeValue(forKey: reported.id) {
+                        for job in jobs {
+                            running.remove(job.id)
+                            var outcome = memberOutcome(job, group: reported)
+                            let problems = outcome.problems()
+                            if !problems.isEmpty {
+                                outcome = .failed(job.id, "the worker's outcome.json is not valid: " + problems.joined(separator: "; "))
+                            }
+                            // The marker goes first: a kill before the journal line runs the member alone
+                            // on resume, where its stored outcome answers at once.
+                            GroupSpec.removeMarker(in: job.directory)
+                            walls.append(wall)
+                            let step = try trials.ended(job.id, outcome: outcome, wallSeconds: wall)
+                            StudyGroup.current.withLock { _ = $0.removeValue(forKey: job.id) }
+                            if step == .promoted { front.append(job.id) }
+                            observer.ended(job.id, progress())
+                        }
+                        continue
+                    }
                     guard running.remove(reported.id) != nil else { continue }
                     var outcome = reported
                     let problems = outcome.problems()

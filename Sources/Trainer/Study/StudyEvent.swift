@@ -63,6 +63,8 @@ public struct StudyEvent: Codable, Equatable, Sendable {
     public var flopsExecuted: Double?
     public var flopsSkipped: Double?
     public var error: String?
+    /// The trial group it trained in for this event (`StudyGroup`); nil when it trained alone.
+    public var group: StudyGroup?
 
     public init(_ event: Kind, trial: String) {
         self.event = event
@@ -74,14 +76,19 @@ public struct StudyEvent: Codable, Equatable, Sendable {
              rungs, epochs, fromEpoch = "from_epoch", validationLoss = "validation_loss",
              validationAccuracy = "validation_accuracy", testAccuracy = "test_accuracy", testLoss = "test_loss", seconds,
              wallSeconds = "wall_seconds", cpuSeconds = "cpu_seconds", flopsExecuted = "flops_executed",
-             flopsSkipped = "flops_skipped", error
+             flopsSkipped = "flops_skipped", error, group
     }
 
     /// The one line it is in the journal.
     public var line: String { SearchJSON.canonical(self) }
 
     /// Appends it to `path` (fsynced, a torn last line cut off first: `StudyJournal`).
-    public func append(to path: String) throws { try StudyJournal.appendLine(line, to: path) }
+    /// A member of a group now training carries its group (`StudyGroup.current`).
+    public func append(to path: String) throws {
+        var e = self
+        if e.group == nil { e.group = StudyGroup.of(trial) }
+        try StudyJournal.appendLine(e.line, to: path)
+    }
 
     /// What is wrong with this event as data. `known`: the trials of the journal's earlier
     /// lines (a donor, a final's winner); `trials`: an hpo's trial count, when known.
