@@ -59,7 +59,7 @@ bench-compare: build
 
 # bf16 against FP32 test accuracy, 3 seeds each: the demo cnn on Fashion-MNIST and ResNet-20 on
 # the CIFAR-10 subset (DATA=dir overrides /work/shared/datasets/cifar10-subset); one markdown
-# table against issue 25's 0.3-point bound (bench/precision-accuracy.sh; about 25 min on 2 cores).
+# table against issue 25's 0.3-point bound (bench/precision-accuracy.sh; 15-35 min on 2 cores).
 bench-precision-accuracy: build
 	@scripts/install-deps.sh --dataset
 	STRATA=$(BIN) bench/precision-accuracy.sh $(if $(DATA),--data $(DATA))

@@ -26,6 +26,8 @@
 # rotation when `nvidia-smi` lists a GPU and a CUDA build of strata exists (STRATA_CUDA, else
 # .build-cuda/release/strata or dist/cuda/strata; a debug build would time the wrong thing);
 # otherwise one SKIP line.
+# Read the ratios from a quiet machine (it prints the load average at the start and the end): at
+# load 2-45 the 2-thread PyTorch bf16 arms moved 3-8x between runs (bench/cpu-bf16-torch.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
