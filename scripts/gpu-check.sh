@@ -319,8 +319,9 @@ if [ "$full" != 1 ]; then
                 "$work/train-cuda-nhwc/last.safetensors" --data "$data" --json "$OUT/check-load-nhwc.json"
         fi
     fi
-    # bench/compare.sh's CUDA arms (Strata and PyTorch NCHW / channels-last, one round, TF32).
-    show_lines=12 step bench-compare-cuda 150 env COMPARE_DEVICES=cuda STRATA_CUDA="$STRATA" PYTHON="${python:-python3}" \
+    # bench/compare.sh's CUDA arms (Strata and PyTorch NCHW / channels-last, one round, TF32 only:
+    # the AMP arms are GPU_CHECK_PRECISION=1's, so this step keeps its time).
+    show_lines=12 step bench-compare-cuda 150 env COMPARE_DEVICES=cuda PRECISION=fp32 STRATA_CUDA="$STRATA" PYTHON="${python:-python3}" \
         bash bench/compare.sh 1
     report gpu
     say "gpu-check: done in $(( $(date +%s) - start ))s, $([ $failed = 0 ] && echo 'every step passed' || echo 'some steps failed (see gpu-check.json)')"
