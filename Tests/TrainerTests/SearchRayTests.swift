@@ -30,14 +30,19 @@ final class SearchRayTests: XCTestCase {
         XCTAssertEqual(try runTool(strata, common + ["--output", local]), 0)
         XCTAssertEqual(try runTool(strata, common + ["--output", onRay, "--engine", "ray", "--ray-address", "127.0.0.1:\(port)",
                                                  "--python", python]), 0)
-        let a = try SearchJournal(path: local + "/journal.jsonl").read(), b = try SearchJournal(path: onRay + "/journal.jsonl").read()
+        let a = try SearchJournal(path: local + "/journal.jsonl").settled(), b = try SearchJournal(path: onRay + "/journal.jsonl").settled()
+        // The same events for every trial, in the same order (proposed, started, its end).
+        func events(_ dir: String) throws -> [String: [StudyEvent.Kind]] {
+            Dictionary(grouping: try SearchJournal(path: dir + "/journal.jsonl").read(), by: \.id).mapValues { $0.map(\.event) }
+        }
+        XCTAssertEqual(try events(onRay), try events(local))
         XCTAssertEqual(a.count, 6)
         XCTAssertEqual(b.count, 6)
         // The executed/skipped split depends on whether a sibling had already cached the trial's
         // frozen prefix (prefixes/<key>.activations); the work in all, and every result, do not.
-        func metrics(_ r: [TrialRecord]) -> [String: String] {
+        func metrics(_ r: [StudyEvent]) -> [String: String] {
             Dictionary(uniqueKeysWithValues: r.map { ($0.id, "\($0.status) \($0.donor ?? "-") \(String(describing: $0.validationLoss)) "
-                + "\(String(describing: $0.validationAccuracy)) \(String(describing: $0.testAccuracy)) \($0.flopsExecuted + $0.flopsSkipped)") })
+                + "\(String(describing: $0.validationAccuracy)) \(String(describing: $0.testAccuracy)) \(($0.flopsExecuted ?? 0) + ($0.flopsSkipped ?? 0))") })
         }
         XCTAssertEqual(metrics(b), metrics(a))
         XCTAssertEqual(b.filter { $0.donor != nil }.count, 4)
