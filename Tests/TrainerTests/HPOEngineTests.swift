@@ -466,8 +466,9 @@ final class HPOEngineTests: XCTestCase {
         asha[asha.firstIndex(of: "--pruner")! + 1] = "asha"
         asha[asha.firstIndex(of: "--epochs")! + 1] = "3"   // rung 1, then the budget
         XCTAssertEqual(try runTool(strata, asha + ["--workers", "1", "--output", data + "/asha-local"]), 0)
-        XCTAssertEqual(try runTool(strata, asha + ["--workers", "1", "--output", data + "/asha-ray", "--engine", "ray",
-                                                   "--ray-address", "127.0.0.1:\(port)", "--python", python]), 0)
+        // Bounded: a head stopped from outside (another `ray stop` on the machine) leaves the driver retrying forever.
+        XCTAssertEqual(try runTool("timeout", ["300", strata] + asha + ["--workers", "1", "--output", data + "/asha-ray", "--engine", "ray",
+                                                                        "--ray-address", "127.0.0.1:\(port)", "--python", python]), 0)
         let local = try records(data + "/asha-local"), onRay = try records(data + "/asha-ray")
         XCTAssertEqual(onRay.map(\.params), local.map(\.params))
         XCTAssertEqual(onRay.map(\.objectives), local.map(\.objectives))

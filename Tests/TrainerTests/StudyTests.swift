@@ -123,6 +123,13 @@ final class StudyTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("is not empty and is not a strata search"), "\($0)")
         }
         XCTAssertEqual(FileManager.default.contents(atPath: user + "/notes.txt"), Data("mine\n".utf8))
+        // A user's files that have the names a search writes are still theirs.
+        let named = try makeTemporaryDirectory(self)
+        XCTAssertTrue(FileManager.default.createFile(atPath: named + "/summary.json", contents: Data("{}".utf8)))
+        XCTAssertThrowsError(try search(named, InProcessExecutor(body: outcome)).run()) {
+            XCTAssertTrue("\($0)".contains("is not empty and is not a strata search"), "\($0)")
+        }
+        XCTAssertEqual(FileManager.default.contents(atPath: named + "/summary.json"), Data("{}".utf8))
         XCTAssertThrowsError(try search(own, InProcessExecutor(body: outcome), pruner: .asha).run()) {
             XCTAssertTrue("\($0)".contains("holds another search"), "\($0)")
         }

@@ -32,15 +32,16 @@ public struct StudyDirectory: Sendable {
     }
 
     /// Makes the folder ready for a new study: the one folder policy of search and hpo
-    /// (`OutputPolicy`): created when absent; kept when empty, when it holds only names the study
-    /// writes itself (its engine's ray.log, begun before the settings), or when it already holds
-    /// a study of this kind (the command judges that one when it opens it); otherwise refused with
-    /// one line, unless `overwrite`, which first removes the names the study writes (and only
-    /// those). Returns the line saying what `--overwrite` removed. The workflows call it before
-    /// they start an engine (whose log lies in the folder); `openNew` calls it for everyone else.
+    /// (`OutputPolicy`): created when absent; kept when empty, when it holds only what this
+    /// session's engine writes before the settings (its `ray.log`), or when it already holds a
+    /// study of this kind (the command judges that one when it opens it); otherwise refused with
+    /// one line (a user's `summary.json` is theirs, though a study writes one too), unless
+    /// `overwrite`, which first removes the names the study writes (and only those). Returns the
+    /// line saying what `--overwrite` removed. The workflows call it before they start an engine
+    /// (whose log lies in the folder); `openNew` calls it for everyone else.
     @discardableResult
     public func prepare(overwrite: Bool = false) throws -> String? {
-        if !overwrite && FileSystem.kind(of: path) == .directory && OutputPolicy.entries(path).allSatisfy({ study.writes.contains($0) }) {
+        if !overwrite && FileSystem.kind(of: path) == .directory && OutputPolicy.entries(path).allSatisfy({ $0 == "ray.log" }) {
             return nil
         }
         return try OutputPolicy(overwrite: overwrite).prepareFolder(path, for: study).notice
