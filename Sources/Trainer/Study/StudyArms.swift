@@ -14,13 +14,6 @@ public struct StudyArms: Sendable {
     /// The root's folder rule: its markers are the arms' settings files.
     public let comparison: OutputPolicy.Study
 
-    public init(root: String, arms: [String], study: OutputPolicy.Study, comparison: OutputPolicy.Study) {
-        self.root = root
-        self.arms = arms
-        self.study = study
-        self.comparison = comparison
-    }
-
     public func directory(_ arm: String) -> StudyDirectory { StudyDirectory(path: root + "/" + arm, study: study) }
 
     /// Makes the root and every arm's folder ready for new arms, before any arm runs (a refusal
@@ -58,18 +51,6 @@ public struct StudyArms: Sendable {
         public var best: String
         /// Test accuracy: of the best trial's checkpoint (search), of the final training (hpo).
         public var testAccuracy: Double?
-
-        public init(arm: String, seconds: Double?, cpuSeconds: Double?, trials: Int, pruned: Int, failed: Int, best: String,
-                    testAccuracy: Double?) {
-            self.arm = arm
-            self.seconds = seconds
-            self.cpuSeconds = cpuSeconds
-            self.trials = trials
-            self.pruned = pruned
-            self.failed = failed
-            self.best = best
-            self.testAccuracy = testAccuracy
-        }
     }
 
     /// The comparison table: a header line, then a line per arm, each column padded to its widest cell.
