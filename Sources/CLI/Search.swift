@@ -272,18 +272,18 @@ final class SearchDisplay {
         if drawn { fputs("\r\u{1B}[2K", stdout); drawn = false }
     }
 
-    func finished(_ r: TrialRecord, _ p: SearchProgress) {
-        var text = "[\(p.done)/\(p.done + p.running + p.queued)] \(r.id) \(r.config.shortDescription)"
+    func finished(_ r: StudyEvent, _ p: SearchProgress) {
+        var text = "[\(p.done)/\(p.done + p.running + p.queued)] \(r.id) \(r.config?.shortDescription ?? "")"
         let scores = "  val_loss \(r.validationLoss.map { formatFixed($0, digits: 4) } ?? "-")"
             + "  val_acc \(r.validationAccuracy.map { formatFixed($0 * 100, digits: 2) + "%" } ?? "-")"
-            + "  \(formatFixed(r.seconds, digits: 1))s"
+            + "  \(formatFixed(r.seconds ?? 0, digits: 1))s"
         switch r.status {
         case .finished: text += scores
-        case .running: text += "  promoted at epoch \(r.epochs)" + scores
-        case .pruned: text += "  pruned at epoch \(r.epochs)" + scores
+        case .running: text += "  promoted at epoch \(r.epochs ?? 0)" + scores
+        case .pruned: text += "  pruned at epoch \(r.epochs ?? 0)" + scores
         case .failed: text += "  FAILED: \(r.error ?? "")"
         }
-        if let d = r.donor { text += "  donor \(d) (\(plural(r.reuseLayers, "layer")))" }
+        if let d = r.donor { text += "  donor \(d) (\(plural(r.reuseLayers ?? 0, "layer")))" }
         line(text)
         tick(p, force: true)
     }

@@ -27,10 +27,10 @@ final class HPORunTests: XCTestCase {
         let dir = RunDirectory(path: try makeTemporaryDirectory(self) + "/hpo")
         let run = try HPORun(config: config, directory: dir, backend: CPUBackend(), data: try RunData.load(config.trial.data, seed: 11))
         let summary = try run.run()
-        XCTAssertEqual(run.records.map(\.trial), [0, 1, 2, 3, 4])
+        XCTAssertEqual(run.records.map(\.trialNumber), [0, 1, 2, 3, 4])
         XCTAssertEqual(summary.trials, 5)
         XCTAssertGreaterThan(summary.pruned, 0, "ASHA stops some trials at the first rung")
-        XCTAssertTrue(run.records.allSatisfy { $0.status == .pruned ? $0.values.count < 3 : $0.values.count == 3 || $0.status == .failed })
+        XCTAssertTrue(run.records.allSatisfy { $0.status == .pruned ? $0.objectives.count < 3 : $0.objectives.count == 3 || $0.status == .failed })
         XCTAssertNotNil(summary.finalTestAccuracy, "the full model trained with the winner")
         XCTAssertLessThan(summary.trialParameters, try Model(spec: config.final.model).parameterCount, "trials trained the proxy")
         // The winner's hyperparameters are in the final run's config.
@@ -63,8 +63,8 @@ final class HPORunTests: XCTestCase {
         try b.writeJSON(noFinal, to: b.path + "/hpo.json")
         let lines = try XCTUnwrap(FileManager.default.contents(atPath: whole.journalPath)).split(separator: 0x0A)
         let records = try HPORun.readJournal(whole.journalPath)
-        let end = try XCTUnwrap(records.firstIndex { $0.trial == 1 && $0.status != .running })
-        XCTAssertEqual(Set(records[...end].filter { $0.status != .running }.map(\.trial)), [0, 1], "one worker: trials end in order")
+        let end = try XCTUnwrap(records.firstIndex { $0.trialNumber == 1 && $0.status != .running })
+        XCTAssertEqual(Set(records[...end].filter { $0.status != .running }.map(\.trialNumber)), [0, 1], "one worker: trials end in order")
         try FileSystem.writeAtomically(lines[...end].flatMap { Array($0) + [0x0A] } + Array(lines[end + 1].prefix(20)),
                                        to: b.path + "/journal.jsonl")
         let resumed = try HPORun(resuming: b, backend: CPUBackend())

@@ -110,10 +110,8 @@ final class HPOTests: XCTestCase {
 /// TPE as a search's sampler: start-up trials first, then one per free worker from what
 /// finished; resumed searches count the journal's trials as proposed.
 final class TPETrialSamplerTests: XCTestCase {
-    func record(_ t: TrialConfig, loss: Double) -> TrialRecord {
-        TrialRecord(id: t.id, config: t, donor: nil, reuseLayers: 0, prefix: nil, status: .finished, error: nil,
-                    validationLoss: loss, validationAccuracy: nil, testAccuracy: nil, seconds: 1, wallSeconds: 1,
-                    flopsExecuted: 0, flopsSkipped: 0, epochs: 1, attempt: 1)
+    func record(_ t: TrialConfig, loss: Double) -> StudyEvent {
+        .searchTrial(t, validationLoss: loss, seconds: 1, wallSeconds: 1, epochs: 1)
     }
 
     func testProposesStartupTrialsThenLearns() throws {
@@ -136,5 +134,33 @@ final class TPETrialSamplerTests: XCTestCase {
         // A resumed search: the journal's 10 trials count; the same history gives the same proposals.
         var resumed = try SearchStrategy.tpe(trials: 14, seed: 3).makeSampler(space: space)
         XCTAssertEqual(resumed.propose(limit: 2, finished: finished), next)
+    }
+}
+
+/// Donors and hpo trials (docs/hpo.md, "Donors"): the engine's donor rule needs a finished trial
+/// with fewer conv layers of the same prefix shape; an hpo space varies only training
+/// hyperparameters, all its trials are one network, so none is ever another's donor and
+/// `strata hpo` has no `--reuse`. When a parameter that changes the network is added, this fails: the rule must be decided then.
+final class HPODonorTests: XCTestCase {
+    func testNoHyperparameterChangesTheNetworkSoNoTrialIsADonor() throws {
+        let base = smallConfig(data: "/nonexistent", epochs: 2)
+        let samples: [HPOParameter: HPOValue] = [.lr: .float(0.07), .weightDecay: .float(1e-3), .momentum: .float(0.5),
+                                                 .batchSize: .int(24), .optimizer: .choice("adam")]
+        XCTAssertEqual(Set(samples.keys), Set(HPOParameter.allCases), "a sample of every hyperparameter an hpo space may hold")
+        for (p, v) in samples {
+            let trial = try HPOParameter.apply([p.rawValue: v], to: base)
+            XCTAssertNotEqual(trial, base, "\(p.rawValue) changes the trial")
+            XCTAssertEqual(trial.model, base.model, "\(p.rawValue) changes the network: decide the hpo's donor rule (docs/hpo.md)")
+        }
+        // The search's rule on trials of one network that differ only in training, as hpo trials
+        // do: no donor (a donor has fewer conv layers); one conv layer fewer would make one.
+        let one = TrialConfig(convLayers: 2, filters: 4, hidden: [8], lr: 0.01, batchSize: 8, epochs: 1)
+        var other = one
+        (other.lr, other.batchSize) = (0.02, 16)
+        XCTAssertNotNil(SearchPlan.make([one.withConvLayers(1), one], reuse: .paper)[1].fixedDonor)
+        for reuse in [ReuseStrategy.paper, .bestPrefix] {
+            let plan = SearchPlan.make([one, other], reuse: reuse)
+            XCTAssertTrue(plan.allSatisfy { $0.fixedDonor == nil && $0.dependencies.isEmpty }, "\(reuse): \(plan)")
+        }
     }
 }

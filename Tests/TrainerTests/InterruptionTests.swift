@@ -72,9 +72,9 @@ final class InterruptionTests: XCTestCase {
     }
 
     /// What a resumed search must reproduce: per trial its metrics and the donor it used.
-    func results(_ records: [TrialRecord]) -> [String: String] {
+    func results(_ records: [StudyEvent]) -> [String: String] {
         Dictionary(uniqueKeysWithValues: records.map {
-            ($0.id, "\($0.status) \($0.validationLoss ?? -1) \($0.testAccuracy ?? -1) \($0.donor ?? "-") \($0.flopsSkipped)")
+            ($0.id, "\($0.status) \($0.validationLoss ?? -1) \($0.testAccuracy ?? -1) \($0.donor ?? "-") \($0.flopsSkipped ?? 0)")
         })
     }
 
@@ -95,7 +95,7 @@ final class InterruptionTests: XCTestCase {
             XCTAssertEqual((error as? InterruptedError)?.resume, "strata search --resume \(dir)")
         }
         // The 5th trial's outcome came with the signal: not journaled, it runs again.
-        XCTAssertEqual(try SearchJournal(path: dir + "/journal.jsonl").read().count, 4)
+        XCTAssertEqual(try SearchJournal(path: dir + "/journal.jsonl").settled().count, 4)
         let sessions = try SearchDirectory(path: dir).sessions()
         XCTAssertEqual(sessions.map(\.end), [.interrupted])
         XCTAssertEqual(sessions.last?.signal, SIGINT)
@@ -127,7 +127,7 @@ final class InterruptionTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("epoch-0001.safetensors"), "the file is named: \(error)")
             XCTAssertTrue("\(error)".contains("strata search --resume \(dir)"), "\(error)")
         }
-        let journal = try SearchJournal(path: dir + "/journal.jsonl").read()
+        let journal = try SearchJournal(path: dir + "/journal.jsonl").settled()
         XCTAssertEqual(journal.count, 2)
         XCTAssertFalse(journal.contains { $0.status == .failed }, "a full disk is not the trial's failure")
         XCTAssertEqual(try SearchDirectory(path: dir).sessions().map(\.end), [.stopped])

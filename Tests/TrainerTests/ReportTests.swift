@@ -8,19 +8,17 @@ final class ReportTests: XCTestCase {
     let dummyData = DataConfig(kind: "cifar10", path: "/nonexistent", augment: false)
 
     static func record(_ id: String, layers: Int, donor: String? = nil, loss: Double?, seconds: Double,
-                       cpu: Double? = nil, status: TrialRecord.Status = .finished) -> TrialRecord {
-        TrialRecord(id: id, config: TrialConfig(convLayers: layers, filters: 8, hidden: [16], lr: 0.0015744882086343402,
-                                                batchSize: 32, epochs: 1),
-                    donor: donor, reuseLayers: donor == nil ? 0 : layers - 1, prefix: nil, status: status,
-                    error: status == .failed ? "diverged" : nil, validationLoss: loss, validationAccuracy: loss.map { 1 / (1 + $0) },
-                    testAccuracy: 0.5, seconds: seconds, wallSeconds: seconds + 1, flopsExecuted: 81.1e6, flopsSkipped: 0,
-                    epochs: 1, attempt: 1, cpuSeconds: cpu)
+                       cpu: Double? = nil, status: StudyEvent.Kind = .finished) -> StudyEvent {
+        .searchTrial(TrialConfig(convLayers: layers, filters: 8, hidden: [16], lr: 0.0015744882086343402, batchSize: 32, epochs: 1),
+                     status, id: id, donor: donor, reuseLayers: donor == nil ? 0 : layers - 1,
+                     error: status == .failed ? "diverged" : nil, validationLoss: loss, validationAccuracy: loss.map { 1 / (1 + $0) },
+                     testAccuracy: 0.5, seconds: seconds, wallSeconds: seconds + 1, flopsExecuted: 81.1e6, epochs: 1, cpuSeconds: cpu)
     }
 
     /// A journal with 1e308 seconds, NaN and infinite losses used to trap in the number formatting.
     func testSearchReportSurvivesHostileJournalValues() {
         let hostile: [Double] = [1e308, -1e308, .nan, .infinity, -.infinity, -0.0, 5e-324, .greatestFiniteMagnitude, 9.3e18]
-        var records: [TrialRecord] = []
+        var records: [StudyEvent] = []
         for (i, x) in hostile.enumerated() {
             var r = Self.record("t\(i)", layers: 1 + i % 3, donor: i % 3 == 0 ? nil : "t\(i - 1)", loss: x, seconds: x, cpu: x)
             r.flopsExecuted = x
@@ -36,9 +34,9 @@ final class ReportTests: XCTestCase {
         let config = try? hpoConfig()
         if let config {
             let trials = hostile.enumerated().map { i, x in
-                HPOTrialRecord(trial: i, params: ["lr": .float(x), "batch_size": .int(i), "optimizer": .choice(i % 2 == 0 ? "adam" : "sgd")],
-                               status: [.complete, .pruned, .failed, .running][i % 4], values: [x, -x, x],
-                               seconds: x, wallSeconds: x, rungs: [1, 3, 99, -5])
+                StudyEvent.hpoTrial(i, [.finished, .pruned, .failed, .rung][i % 4],
+                                    params: ["lr": .float(x), "batch_size": .int(i), "optimizer": .choice(i % 2 == 0 ? "adam" : "sgd")],
+                                    values: [x, -x, x], seconds: x, wallSeconds: x, rungs: [1, 3, 99, -5])
             }
             let s = HPOSummary(trials: trials.count, complete: 1, pruned: 1, failed: 1, bestTrial: 0, searchSeconds: 1e308,
                                trialModel: "cnn", trialParameters: Int.max, trialFlopsPerImage: .nan)
@@ -69,7 +67,7 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(graph.contains("donor aaaaaaaa11111111 (1 conv layer reused)"))
         XCTAssertTrue(graph.contains("from scratch") && graph.contains("with a donor") && graph.contains("failed"))
         // Cumulative time: x ticks at whole trials, y ticks at round seconds.
-        let chart = SearchReport.cumulative([("paper", records.map(\.seconds))], cpu: [records.map { $0.cpuSeconds ?? 0 }])
+        let chart = SearchReport.cumulative([("paper", records.map { $0.seconds ?? 0 })], cpu: [records.map { $0.cpuSeconds ?? 0 }])
         for tick in [">0</text>", ">1</text>", ">2</text>", ">3</text>", ">4</text>", ">10</text>"] {
             XCTAssertTrue(chart.contains(tick), tick)
         }
@@ -106,11 +104,11 @@ final class ReportTests: XCTestCase {
     func testHPOReportPlotsScoresParallelCoordinatesAndLearningCurvesWithRungs() throws {
         let config = try hpoConfig()
         let records = [
-            HPOTrialRecord(trial: 0, params: ["lr": .float(0.0031), "batch_size": .int(16), "optimizer": .choice("adam")],
-                           status: .complete, values: [-0.3, -0.4, -0.5, -0.55, -0.6, -0.6, -0.61, -0.62, -0.63], seconds: 9,
-                           wallSeconds: 10, rungs: [1, 3, 9]),
-            HPOTrialRecord(trial: 1, params: ["lr": .float(0.09), "batch_size": .int(64), "optimizer": .choice("sgd")],
-                           status: .pruned, values: [-0.1], seconds: 1, wallSeconds: 1.5, rungs: [1]),
+            StudyEvent.hpoTrial(0, .finished, params: ["lr": .float(0.0031), "batch_size": .int(16), "optimizer": .choice("adam")],
+                                values: [-0.3, -0.4, -0.5, -0.55, -0.6, -0.6, -0.61, -0.62, -0.63], seconds: 9,
+                                wallSeconds: 10, rungs: [1, 3, 9]),
+            StudyEvent.hpoTrial(1, .pruned, params: ["lr": .float(0.09), "batch_size": .int(64), "optimizer": .choice("sgd")],
+                                values: [-0.1], seconds: 1, wallSeconds: 1.5, rungs: [1]),
         ]
         let summary = HPOSummary(trials: 2, complete: 1, pruned: 1, failed: 0, bestTrial: 0, bestParams: records[0].params,
                                  bestScore: 0.63, searchSeconds: 11.5, trialModel: "cnn", trialParameters: 12345,

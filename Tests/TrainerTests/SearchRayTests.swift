@@ -29,8 +29,18 @@ final class SearchRayTests: XCTestCase {
                       "--workers", "2", "--threads", "2"]
         let local = data + "/local"
         XCTAssertEqual(try runTool(strata, common + ["--output", local]), 0)
-        let a = try SearchJournal(path: local + "/journal.jsonl").read()
+        let a = try SearchJournal(path: local + "/journal.jsonl").settled()
         XCTAssertEqual(a.count, 6)
+        // The same events for every trial, in the same order (proposed, started, its end).
+        func events(_ dir: String) throws -> [String: [StudyEvent.Kind]] {
+            Dictionary(grouping: try SearchJournal(path: dir + "/journal.jsonl").read(), by: \.id).mapValues { $0.map(\.event) }
+        }
+        // The executed/skipped split depends on whether a sibling had already cached the trial's
+        // frozen prefix (prefixes/<key>.activations); the work in all, and every result, do not.
+        func metrics(_ r: [StudyEvent]) -> [String: String] {
+            Dictionary(uniqueKeysWithValues: r.map { ($0.id, "\($0.status) \($0.donor ?? "-") \(String(describing: $0.validationLoss)) "
+                + "\(String(describing: $0.validationAccuracy)) \(String(describing: $0.testAccuracy)) \(($0.flopsExecuted ?? 0) + ($0.flopsSkipped ?? 0))") })
+        }
         // Warm actors (the default), then a Ray task per trial (STRATA_COLD_WORKERS=1).
         for cold in [false, true] {
             let onRay = data + (cold ? "/ray-cold" : "/ray")
@@ -38,16 +48,11 @@ final class SearchRayTests: XCTestCase {
             defer { unsetenv("STRATA_COLD_WORKERS") }
             XCTAssertEqual(try runTool(strata, common + ["--output", onRay, "--engine", "ray", "--ray-address", "127.0.0.1:\(port)",
                                                      "--python", python]), 0)
-            let b = try SearchJournal(path: onRay + "/journal.jsonl").read()
+            let b = try SearchJournal(path: onRay + "/journal.jsonl").settled()
             XCTAssertEqual(b.count, 6)
+            XCTAssertEqual(try events(onRay), try events(local), cold ? "cold" : "warm")
             let log = String(decoding: try FileSystem.readFile(onRay + "/ray.log"), as: UTF8.self)
             XCTAssertTrue(log.contains(cold ? "a Ray task per trial" : "warm actors"), log)
-            // The executed/skipped split depends on whether a sibling had already cached the trial's
-            // frozen prefix (prefixes/<key>.activations); the work in all, and every result, do not.
-            func metrics(_ r: [TrialRecord]) -> [String: String] {
-                Dictionary(uniqueKeysWithValues: r.map { ($0.id, "\($0.status) \($0.donor ?? "-") \(String(describing: $0.validationLoss)) "
-                    + "\(String(describing: $0.validationAccuracy)) \(String(describing: $0.testAccuracy)) \($0.flopsExecuted + $0.flopsSkipped)") })
-            }
             XCTAssertEqual(metrics(b), metrics(a))
             XCTAssertEqual(b.filter { $0.donor != nil }.count, 4)
             // The trials' files came back from the workers: the report and a resume work as after a local search.

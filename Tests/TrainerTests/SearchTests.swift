@@ -119,9 +119,8 @@ final class SearchTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         let journal = SearchJournal(path: dir + "/journal.jsonl")
         let t = TrialConfig(convLayers: 1, filters: 4, hidden: [8], lr: 0.01, batchSize: 8, epochs: 1)
-        let record = TrialRecord(id: t.id, config: t, donor: nil, reuseLayers: 0, prefix: nil, status: .finished, error: nil,
-                                 validationLoss: 1.5, validationAccuracy: 0.4, testAccuracy: 0.3, seconds: 2, wallSeconds: 3,
-                                 flopsExecuted: 10, flopsSkipped: 0, epochs: 1, attempt: 1)
+        let record = StudyEvent.searchTrial(t, validationLoss: 1.5, validationAccuracy: 0.4, testAccuracy: 0.3, seconds: 2,
+                                            wallSeconds: 3, flopsExecuted: 10, epochs: 1)
         try journal.append(record)
         // A kill in the middle of the next write leaves half a line.
         let fh = try XCTUnwrap(FileHandle(forWritingAtPath: journal.path))
@@ -130,8 +129,8 @@ final class SearchTests: XCTestCase {
         fh.closeFile()
         XCTAssertEqual(try journal.read(), [record])
         var second = record
-        second.config.lr = 0.02
-        second.id = second.config.id
+        second.config!.lr = 0.02
+        second.trial = second.config!.id
         try journal.append(second)
         XCTAssertEqual(try journal.read(), [record, second])
         XCTAssertEqual(try String(contentsOfFile: journal.path, encoding: .utf8).split(separator: "\n").count, 2)
@@ -159,7 +158,10 @@ final class SearchTests: XCTestCase {
         let dependant = plan.first { $0.fixedDonor == failing.first }!
         XCTAssertNil(records.first { $0.id == dependant.id }!.donor)
         XCTAssertEqual(records.filter { $0.donor != nil }.count, 7)
-        XCTAssertEqual(try SearchJournal(path: dir + "/journal.jsonl").read().count, 12)
+        XCTAssertEqual(try SearchJournal(path: dir + "/journal.jsonl").settled().count, 12)
+        // Every trial's events as an hpo's: proposed, started, then its end.
+        let events = Dictionary(grouping: try SearchJournal(path: dir + "/journal.jsonl").read(), by: \.id).mapValues { $0.map(\.event) }
+        XCTAssertEqual(Set(events.values), [[.proposed, .started, .finished], [.proposed, .started, .failed]])
 
         // --retry-failed reruns the failed trial, now succeeding, then the trials that depend on
         // it (they ran without it, or on a donor that ran again): the 2- and 3-layer trials of its chain.
@@ -183,7 +185,7 @@ final class SearchTests: XCTestCase {
         let space = SearchSpace(name: "t", convLayers: [1, 2, 3], filters: [4], hidden: [[8], [4]], lr: [0.01, 0.001],
                                 batchSize: [8], epochs: 1)
         let settings = SearchSettings(space: space, reuse: .paper, data: dummyData)
-        func search(budget: Int?) throws -> (records: [TrialRecord], dir: String, missing: [String]) {
+        func search(budget: Int?) throws -> (records: [StudyEvent], dir: String, missing: [String]) {
             let dir = try makeTemporaryDirectory(self)
             var missing: [String] = []
             let executor = InProcessExecutor(body: { job in
@@ -221,12 +223,12 @@ final class SearchTests: XCTestCase {
         engine.prefixSource = { _ in try self.writeFakeCheckpoint(layers: 2, dir: dir) }
         let records = try engine.run()
         let byId = Dictionary(uniqueKeysWithValues: records.map { ($0.id, $0) })
-        for r in records where r.config.convLayers == 2 {
+        for r in records where r.config!.convLayers == 2 {
             // Candidates: the 1-layer trials of the same filters; fakeOutcome makes lr 0.001 the best.
             let donor = try XCTUnwrap(r.donor.flatMap { byId[$0] })
-            XCTAssertEqual(donor.config.convLayers, 1)
-            XCTAssertEqual(donor.config.filters, r.config.filters)
-            XCTAssertEqual(donor.config.lr, 0.001)
+            XCTAssertEqual(donor.config!.convLayers, 1)
+            XCTAssertEqual(donor.config!.filters, r.config!.filters)
+            XCTAssertEqual(donor.config!.lr, 0.001)
             XCTAssertEqual(r.reuseLayers, 1)
         }
         // One prefix file per donor, shared by every trial that freezes it.
@@ -257,10 +259,10 @@ final class SearchTests: XCTestCase {
             do { _ = try engine.run() } catch is InterruptingExecutor.Killed {}
             submitted += executor.inner.submitted.map(\.id)
         }
-        let journal = try SearchJournal(path: dir + "/journal.jsonl").read()
+        let journal = try SearchJournal(path: dir + "/journal.jsonl").settled()
         XCTAssertEqual(journal.count, 24, "every trial exactly once")
         XCTAssertEqual(Set(journal.map(\.id)).count, 24)
-        func metrics(_ r: [TrialRecord]) -> [String: [Double?]] {
+        func metrics(_ r: [StudyEvent]) -> [String: [Double?]] {
             Dictionary(uniqueKeysWithValues: r.map { ($0.id, [$0.validationLoss, $0.validationAccuracy, $0.testAccuracy, $0.flopsSkipped]) })
         }
         XCTAssertEqual(metrics(journal), metrics(expected))
@@ -318,7 +320,7 @@ extension SearchTests {
         XCTAssertEqual(executor.submitted.map { $0.trial!.lr }, [0.1, 0.01, 0.001, 0.001], "fakeOutcome: lr 0.001 is best")
         let last = try XCTUnwrap(executor.submitted.last)
         XCTAssertEqual(last.trial?.convLayers, 2)
-        XCTAssertEqual(last.donor, records.first { $0.config.convLayers == 1 && $0.config.lr == 0.001 }?.id,
+        XCTAssertEqual(last.donor, records.first { $0.config!.convLayers == 1 && $0.config!.lr == 0.001 }?.id,
                        "the paper donor of a proposed trial is found in the plan")
     }
 }
@@ -330,7 +332,7 @@ extension SearchTests {
     func testCMAESStrategyProposesDeterministicallyInsideTheRanges() throws {
         var space = SearchSpace(name: "cma", convLayers: [1], filters: [4], hidden: [[8]], lr: [0.1], batchSize: [8], epochs: 1)
         space.ranges = ["lr": .logUniform(1e-5, 1e-1)]
-        func search() throws -> [TrialRecord] {
+        func search() throws -> [StudyEvent] {
             let dir = try makeTemporaryDirectory(self)
             let settings = SearchSettings(space: space, strategy: .cmaes(trials: 16, seed: 2), reuse: .none, data: dummyData)
             return try SearchEngine(directory: SearchDirectory(path: dir), settings: settings,
@@ -339,8 +341,8 @@ extension SearchTests {
         let a = try search(), b = try search()
         XCTAssertEqual(a.count, 16)
         XCTAssertEqual(a.map(\.config), b.map(\.config))
-        XCTAssertTrue(a.allSatisfy { (1e-5...1e-1).contains($0.config.lr) })
-        func distance(_ r: TrialRecord) -> Double { abs(log10(r.config.lr) + 3) }
+        XCTAssertTrue(a.allSatisfy { (1e-5...1e-1).contains($0.config!.lr) })
+        func distance(_ r: StudyEvent) -> Double { abs(log10(r.config!.lr) + 3) }
         let early = a.prefix(8).map(distance).reduce(0, +), late = a.suffix(8).map(distance).reduce(0, +)
         XCTAssertLessThan(late, early, "the second half is nearer the best lr")
     }

@@ -23,14 +23,14 @@ final class SearchTrainingTests: XCTestCase {
                                   threadsPerTrial: 1)
         let records = try engine.run()
         XCTAssertEqual(records.map(\.status), [.finished, .finished, .finished], records.compactMap(\.error).joined())
-        let byLayers = Dictionary(uniqueKeysWithValues: records.map { ($0.config.convLayers, $0) })
+        let byLayers = Dictionary(uniqueKeysWithValues: records.map { ($0.config!.convLayers, $0) })
         XCTAssertNil(byLayers[1]!.donor)
         XCTAssertEqual(byLayers[2]!.donor, byLayers[1]!.id)
         XCTAssertEqual(byLayers[3]!.donor, byLayers[2]!.id)
         XCTAssertEqual(byLayers[1]!.flopsSkipped, 0)
         for n in [2, 3] {
             let r = byLayers[n]!
-            XCTAssertGreaterThan(r.flopsSkipped, 0, "frozen backward and cached forward are skipped")
+            XCTAssertGreaterThan(r.flopsSkipped ?? 0, 0, "frozen backward and cached forward are skipped")
             XCTAssertNotNil(r.validationLoss)
             // The frozen prefix in the trial's final checkpoint is the donor's best, bit for bit.
             let donor = try SafeTensors.read(from: RunDirectory.resolveCheckpoint(dir + "/trials/" + r.donor! + "/run"))
@@ -193,16 +193,16 @@ final class SearchTrainingTests: XCTestCase {
             let lines = try String(contentsOfFile: dir + "/trials/\(id)/run/metrics.jsonl", encoding: .utf8).split(separator: "\n")
             XCTAssertEqual(lines.count, 3)
         }
-        let got = try SearchJournal(path: dir + "/journal.jsonl").read()
-        let want = try SearchJournal(path: reference + "/journal.jsonl").read()
+        let got = try SearchJournal(path: dir + "/journal.jsonl").settled()
+        let want = try SearchJournal(path: reference + "/journal.jsonl").settled()
         XCTAssertEqual(got.count, 6, "every trial exactly once")
         XCTAssertEqual(Set(got.map(\.id)).count, 6)
         // FLOPs as a total: which of the executed and skipped sides a prefix's cached forward
         // falls on depends on which trial wrote the shared activation file first, and a worker
         // orphaned by the SIGKILL may still win that race (documented in docs/search.md).
-        func metrics(_ r: [TrialRecord]) -> [String: [Double?]] {
+        func metrics(_ r: [StudyEvent]) -> [String: [Double?]] {
             Dictionary(uniqueKeysWithValues: r.map { ($0.id, [$0.validationLoss, $0.validationAccuracy, $0.testAccuracy,
-                                                             $0.flopsExecuted + $0.flopsSkipped]) })
+                                                             ($0.flopsExecuted ?? 0) + ($0.flopsSkipped ?? 0)]) })
         }
         XCTAssertEqual(metrics(got), metrics(want))
         XCTAssertEqual(Dictionary(uniqueKeysWithValues: got.map { ($0.id, $0.donor) }),

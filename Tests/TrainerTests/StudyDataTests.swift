@@ -20,10 +20,10 @@ final class StudyDataTests: XCTestCase {
 
     func donorLine() -> String {
         let c = config.withConvLayers(1)
-        let r = TrialRecord(id: c.id, config: c, donor: nil, reuseLayers: 0, prefix: nil, status: .finished, error: nil,
-                            validationLoss: 1.5, validationAccuracy: 0.4, testAccuracy: 0.3, seconds: 2, wallSeconds: 3,
-                            flopsExecuted: 10, flopsSkipped: 0, epochs: 3, attempt: 1)
-        return SearchJSON.canonical(r)
+        // A line of the format before `StudyEvent`: the trial's state, `id` and `status`.
+        return #"{"attempt":1,"config":"# + SearchJSON.canonical(c) + #","donor":null,"epochs":3,"error":null,"flops_executed":10,"#
+            + #""flops_skipped":0,"id":""# + c.id + #"","prefix":null,"reuse_layers":0,"seconds":2,"status":"finished","#
+            + #""test_accuracy":0.3,"validation_accuracy":0.4,"validation_loss":1.5,"wall_seconds":3}"#
     }
 
     func problems(_ lines: [String]) -> [String] {
@@ -91,15 +91,12 @@ final class StudyDataTests: XCTestCase {
     /// the event's fields).
     func testHPOJournalLinesAreChecked() throws {
 
-        func parse(_ lines: [String], trials: Int? = 4) throws -> [HPORun.JournalLine] {
+        func parse(_ lines: [String], trials: Int? = 4) throws -> [StudyEvent] {
             try HPORun.parseJournal(Array((lines.joined(separator: "\n") + "\n").utf8), file: "h.jsonl", trials: trials)
         }
-        // The encoding of HPOValue may differ: take a line the type writes itself.
-        let record = HPOTrialRecord(trial: 0, params: ["lr": .float(0.01)], status: .complete, values: [-0.5],
-                                    validationAccuracy: 0.5, seconds: 1)
-        let encoder = RunDirectory.encoder
-        encoder.outputFormatting = [.sortedKeys]
-        let good = String(decoding: try encoder.encode(record), as: UTF8.self)
+        // The encoding of HPOValue may differ: take a line the event writes, in the old format.
+        let good = try legacyLine(StudyEvent.hpoTrial(0, .finished, params: ["lr": .float(0.01)], values: [-0.5],
+                                                      validationAccuracy: 0.5, seconds: 1))
 
         XCTAssertEqual(try parse([good]).count, 1)
         func bad(_ from: String, _ to: String, _ expected: String, trials: Int? = 4) {
@@ -133,7 +130,7 @@ final class StudyDataTests: XCTestCase {
     /// format refused by name, and a search journal refuses an hpo's event.
     func testStudyEventLinesAreChecked() throws {
         let records = try SearchJournal.parse(Array((donorLine() + "\n" + line { _ in } + "\n").utf8), file: "j.jsonl")
-        let events = records.map(\.studyEvent.line)
+        let events = records.map(\.line)
         XCTAssertTrue(events.allSatisfy { $0.contains(#""format":1"#) && $0.contains(#""event":"finished""#) }, "\(events)")
         XCTAssertEqual(try SearchJournal.parse(Array((events.joined(separator: "\n") + "\n").utf8), file: "j.jsonl"), records)
         func eventProblems(_ from: String, _ to: String) -> [String] {
@@ -151,16 +148,17 @@ final class StudyDataTests: XCTestCase {
             XCTAssertTrue(found.first?.contains(expected) ?? false, "\(expected): \(found)")
         }
         // hpo: a trial's event and its final's, round trip; nan values are null.
-        let trial = HPOTrialRecord(trial: 2, params: ["lr": .float(0.01)], status: .running, values: [-0.5, .nan], seconds: 1)
-        var final = HPOFinalRecord(status: .finished, trial: 2, params: ["lr": .float(0.01)], epochs: 3)
-        final.testAccuracy = 0.5
-        let hpoLines = [trial.studyEvent.line, final.studyEvent.line]
+        let trial = StudyEvent.hpoTrial(2, .rung, params: ["lr": .float(0.01)], values: [-0.5, .nan], seconds: 1)
+        var final = StudyEvent(.finalFinished, trial: StudyEvent.hpoID(2))
+        (final.number, final.params, final.epochs, final.testAccuracy) = (2, ["lr": .float(0.01)], 3, 0.5)
+        let hpoLines = [trial.line, final.line]
         XCTAssertTrue(hpoLines[0].contains(#""event":"rung""#) && hpoLines[0].contains("null"), hpoLines[0])
         XCTAssertTrue(hpoLines[1].contains(#""event":"final_finished""#), hpoLines[1])
         let read = try HPORun.parseJournal(Array((hpoLines.joined(separator: "\n") + "\n").utf8), file: "h", trials: 4)
-        guard read.count == 2, case .trial(let t) = read[0], case .final(let f) = read[1] else { return XCTFail("\(read)") }
-        XCTAssertEqual(t.values.count, 2)
-        XCTAssertTrue(t.values[1].isNaN)
+        guard read.count == 2 else { return XCTFail("\(read)") }
+        let (t, f) = (read[0], read[1])
+        XCTAssertEqual(t.objectives.count, 2)
+        XCTAssertTrue(t.objectives[1].isNaN)
         XCTAssertEqual(t.params, trial.params)
         XCTAssertEqual(f, final)
         XCTAssertThrowsError(try HPORun.parseJournal(Array((hpoLines[0] + "\n").utf8), file: "h", trials: 2)) {

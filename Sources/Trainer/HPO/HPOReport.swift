@@ -31,8 +31,8 @@ public enum HPOReport {
         public var name: String
         public var config: HPOConfig
         public var summary: HPOSummary
-        public var records: [HPOTrialRecord]
-        public init(name: String, config: HPOConfig, summary: HPOSummary, records: [HPOTrialRecord]) {
+        public var records: [StudyEvent]
+        public init(name: String, config: HPOConfig, summary: HPOSummary, records: [StudyEvent]) {
             self.name = name
             self.config = config
             self.summary = summary
@@ -168,27 +168,27 @@ public enum HPOReport {
         }
     }
 
-    static func colour(_ status: HPOTrialRecord.Status) -> String {
+    static func colour(_ status: StudyEvent.Status) -> String {
         switch status {
-        case .complete: return "#0072B2"
+        case .finished: return "#0072B2"
         case .pruned: return "#D55E00"
         case .failed: return "#CC79A7"
         case .running: return "#999999"
         }
     }
 
-    static func trialTip(_ run: Entry, _ r: HPOTrialRecord) -> String {
-        "trial \(r.trial) (\(r.status.rawValue), \(plural(r.values.count, "epoch"))): \(score(run.config, r.values.last))\n\(params(r.params))"
+    static func trialTip(_ run: Entry, _ r: StudyEvent) -> String {
+        "trial \(r.trialNumber) (\(r.hpoStatus), \(plural(r.objectives.count, "epoch"))): \(score(run.config, r.objectives.last))\n\(params(r.params ?? [:]))"
     }
 
     /// Small multiples: the last score of each trial against each hyperparameter.
     static func scoreAgainstParameters(_ run: Entry) -> String {
         let c = run.config
-        let placed = run.records.filter { ($0.values.last ?? .nan).isFinite }
-        let y = Chart.Axis(placed.map { display(c, $0.values.last!) })
+        let placed = run.records.filter { ($0.objectives.last ?? .nan).isFinite }
+        let y = Chart.Axis(placed.map { display(c, $0.objectives.last!) })
         var s = "<div class=\"panels\">\n"
         for (name, dimension) in zip(c.names, c.dimensions) {
-            let xs = placed.map { coordinate(dimension, $0.params[name]) }
+            let xs = placed.map { coordinate(dimension, $0.params?[name]) }
             let x = axis(dimension, values: xs.compactMap { $0 })
             let fr = Chart.Frame(x: 58, y: 10, width: 270, height: 180)
             var svg = Chart.open(width: 340, height: 240)
@@ -202,9 +202,9 @@ public enum HPOReport {
                 svg += Chart.axes(fr, x: x, y: y, xLabel: name + (dimension.isLog ? " (log)" : ""), yLabel: scoreLabel(c))
             }
             for (r, xv) in zip(placed, xs) {
-                guard let xv, let px = fr.px(xv, x), let py = fr.py(display(c, r.values.last!), y) else { continue }
-                let isBest = r.trial == run.summary.bestTrial
-                let fill = r.status == .complete ? colour(r.status) : "none"
+                guard let xv, let px = fr.px(xv, x), let py = fr.py(display(c, r.objectives.last!), y) else { continue }
+                let isBest = r.trialNumber == run.summary.bestTrial
+                let fill = r.status == .finished ? colour(r.status) : "none"
                 svg += "<circle cx=\"\(Chart.f(px))\" cy=\"\(Chart.f(py))\" r=\"\(isBest ? 5 : 3.5)\" fill=\"\(fill)\" fill-opacity=\"0.8\" "
                     + "stroke=\"\(isBest ? "#000" : colour(r.status))\" stroke-width=\"\(isBest ? 2 : 1.2)\"><title>\(Chart.escape(trialTip(run, r)))</title></circle>\n"
             }
@@ -222,8 +222,8 @@ public enum HPOReport {
         let width = 1000.0, top = 30.0, height = 260.0
         // Axes from x = 60 to width - 130: the last axis's title (the score's) stays inside.
         let gap = (width - 190) / Double(max(1, n - 1))
-        let axes = dims.map { name, d in axis(d, values: run.records.compactMap { coordinate(d, $0.params[name]) }) }
-        let scores = run.records.compactMap(\.values.last).filter(\.isFinite).map { display(c, $0) }
+        let axes = dims.map { name, d in axis(d, values: run.records.compactMap { coordinate(d, $0.params?[name]) }) }
+        let scores = run.records.compactMap(\.objectives.last).filter(\.isFinite).map { display(c, $0) }
         let scoreAxis = Chart.Axis(scores)
         let lo = scores.min() ?? 0, hi = scores.max() ?? 1
         func frame(_ i: Int) -> Chart.Frame { Chart.Frame(x: 60 + gap * Double(i), y: top, width: 0, height: height) }
@@ -231,19 +231,19 @@ public enum HPOReport {
         // Lines first (under the axes): worst first so the best are drawn on top.
         let better: (Double, Double) -> Bool = c.objective == .accuracy ? { $0 < $1 } : { $0 > $1 }
         let ordered = run.records.sorted {
-            let a = $0.values.last.map { display(c, $0) } ?? .nan, b = $1.values.last.map { display(c, $0) } ?? .nan
+            let a = $0.objectives.last.map { display(c, $0) } ?? .nan, b = $1.objectives.last.map { display(c, $0) } ?? .nan
             return !a.isFinite ? b.isFinite : (b.isFinite && better(a, b))
         }
         for r in ordered {
             var points: [String] = []
             for (i, (name, d)) in dims.enumerated() {
-                guard let v = coordinate(d, r.params[name]), let py = frame(i).py(v, axes[i]) else { continue }
+                guard let v = coordinate(d, r.params?[name]), let py = frame(i).py(v, axes[i]) else { continue }
                 points.append("\(Chart.f(frame(i).x)),\(Chart.f(py))")
             }
-            let sc = r.values.last.map { display(c, $0) } ?? .nan
+            let sc = r.objectives.last.map { display(c, $0) } ?? .nan
             if let py = frame(n - 1).py(sc, scoreAxis) { points.append("\(Chart.f(frame(n - 1).x)),\(Chart.f(py))") }
             guard points.count > 1 else { continue }
-            let complete = r.status == .complete && sc.isFinite
+            let complete = r.status == .finished && sc.isFinite
             // 0 (worst) ... 1 (best) along the score.
             let t = hi > lo ? (c.objective == .accuracy ? (sc - lo) / (hi - lo) : (hi - sc) / (hi - lo)) : 1
             let stroke = complete ? ramp(t) : "#bbbbbb"
@@ -290,12 +290,12 @@ public enum HPOReport {
     /// decided at) as dots, where the pruner stopped it as a cross; the best trial thick.
     static func learningCurves(_ run: Entry) -> String {
         let c = run.config
-        let budget = max(1, c.trial.epochs, run.records.map(\.values.count).max() ?? 1)
+        let budget = max(1, c.trial.epochs, run.records.map(\.objectives.count).max() ?? 1)
         let x = Chart.Axis([1, Double(budget)], integer: true)
-        let y = Chart.Axis(run.records.flatMap(\.values).map { display(c, $0) })
-        let statuses: [HPOTrialRecord.Status] = [.complete, .pruned, .failed, .running]
+        let y = Chart.Axis(run.records.flatMap(\.objectives).map { display(c, $0) })
+        let statuses: [StudyEvent.Status] = [.finished, .pruned, .failed, .running]
         let present = statuses.filter { st in run.records.contains { $0.status == st } }
-        var entries = present.map { (colour: colour($0), name: $0.rawValue) }
+        var entries = present.map { (colour: colour($0), name: $0 == .finished ? "complete" : $0.rawValue) }
         entries.append(("#000", "best (thick)"))
         let legend = Chart.legend(entries, x: 70, y: 12, width: 900)
         let fr = Chart.Frame(x: 70, y: 24 + legend.height, width: 900, height: 280)
@@ -304,23 +304,23 @@ public enum HPOReport {
         s += "<circle cx=\"\(Chart.f(fr.x + fr.width - 250))\" cy=\"\(Chart.f(fr.y + fr.height + 36))\" r=\"3\" fill=\"#333\"/>"
             + "<text x=\"\(Chart.f(fr.x + fr.width - 242))\" y=\"\(Chart.f(fr.y + fr.height + 36))\" dy=\"0.35em\" fill=\"#333\">rung (pruner decided)</text>"
             + "<text x=\"\(Chart.f(fr.x + fr.width - 100))\" y=\"\(Chart.f(fr.y + fr.height + 36))\" dy=\"0.35em\" fill=\"#333\">x pruned here</text>\n"
-        let ordered = run.records.sorted { ($0.trial == run.summary.bestTrial ? 1 : 0, $0.trial) < ($1.trial == run.summary.bestTrial ? 1 : 0, $1.trial) }
+        let ordered = run.records.sorted { ($0.trialNumber == run.summary.bestTrial ? 1 : 0, $0.trialNumber) < ($1.trialNumber == run.summary.bestTrial ? 1 : 0, $1.trialNumber) }
         for r in ordered {
-            let isBest = r.trial == run.summary.bestTrial
-            let points = r.values.enumerated().map { (Double($0.offset + 1), display(c, $0.element)) }
+            let isBest = r.trialNumber == run.summary.bestTrial
+            let points = r.objectives.enumerated().map { (Double($0.offset + 1), display(c, $0.element)) }
             let col = colour(r.status)
             s += "<g><title>\(Chart.escape(trialTip(run, r)))</title>"
             s += Chart.polyline(points, fr, x: x, y: y, colour: isBest ? "#000" : col, width: isBest ? 3 : 1.5,
                                 opacity: isBest ? 1 : 0.7, title: trialTip(run, r))
-            for rung in r.rungs ?? [] where rung >= 1 && rung <= r.values.count {
-                guard let px = fr.px(Double(rung), x), let py = fr.py(display(c, r.values[rung - 1]), y) else { continue }
-                if r.status == .pruned && rung == r.values.count {
+            for rung in r.rungs ?? [] where rung >= 1 && rung <= r.objectives.count {
+                guard let px = fr.px(Double(rung), x), let py = fr.py(display(c, r.objectives[rung - 1]), y) else { continue }
+                if r.status == .pruned && rung == r.objectives.count {
                     s += "<path d=\"M\(Chart.f(px - 4)),\(Chart.f(py - 4)) L\(Chart.f(px + 4)),\(Chart.f(py + 4)) M\(Chart.f(px - 4)),\(Chart.f(py + 4)) L\(Chart.f(px + 4)),\(Chart.f(py - 4))\" stroke=\"\(col)\" stroke-width=\"2\"/>"
                 } else {
                     s += "<circle cx=\"\(Chart.f(px))\" cy=\"\(Chart.f(py))\" r=\"3\" fill=\"\(isBest ? "#000" : col)\"/>"
                 }
             }
-            if r.values.count == 1, let px = fr.px(1, x), let py = fr.py(display(c, r.values[0]), y), (r.rungs ?? []).isEmpty {
+            if r.objectives.count == 1, let px = fr.px(1, x), let py = fr.py(display(c, r.objectives[0]), y), (r.rungs ?? []).isEmpty {
                 s += "<circle cx=\"\(Chart.f(px))\" cy=\"\(Chart.f(py))\" r=\"2\" fill=\"\(col)\"/>"
             }
             s += "</g>\n"
@@ -333,17 +333,17 @@ public enum HPOReport {
         var t = "<div class=\"scroll\"><table><tr><th>trial</th>" + names.map { "<th>\(R.escape($0))</th>" }.joined()
             + "<th class=\"l\">state</th><th>epochs</th><th class=\"l\">at the rungs</th><th>last score</th><th>seconds</th><th>CPU s</th></tr>\n"
         for r in run.records {
-            let isBest = r.trial == run.summary.bestTrial
+            let isBest = r.trialNumber == run.summary.bestTrial
             let cells = names.map { name -> String in
-                guard let v = r.params[name] else { return "<td>-</td>" }
+                guard let v = r.params?[name] else { return "<td>-</td>" }
                 return "<td>\(R.escape(value(v)))</td>"
             }.joined()
-            let rungs = (r.rungs ?? []).filter { $0 >= 1 && $0 <= r.values.count }
-                .map { "e\($0): \(score(run.config, r.values[$0 - 1]))" }.joined(separator: ", ")
-            let state = r.status.rawValue + (r.error.map { ": " + $0 } ?? "")
-            t += "<tr\(isBest ? " class=\"best\"" : "")><td>\(r.trial)\(isBest ? " (best)" : "")</td>\(cells)"
-                + "<td class=\"l wrap \(r.status.rawValue)\">\(R.escape(state))</td><td>\(r.values.count)</td>"
-                + "<td class=\"l wrap\">\(R.escape(rungs))</td><td>\(score(run.config, r.values.last))</td><td>\(R.seconds(r.cost))</td>"
+            let rungs = (r.rungs ?? []).filter { $0 >= 1 && $0 <= r.objectives.count }
+                .map { "e\($0): \(score(run.config, r.objectives[$0 - 1]))" }.joined(separator: ", ")
+            let state = r.hpoStatus + (r.error.map { ": " + $0 } ?? "")
+            t += "<tr\(isBest ? " class=\"best\"" : "")><td>\(r.trialNumber)\(isBest ? " (best)" : "")</td>\(cells)"
+                + "<td class=\"l wrap \(r.hpoStatus)\">\(R.escape(state))</td><td>\(r.objectives.count)</td>"
+                + "<td class=\"l wrap\">\(R.escape(rungs))</td><td>\(score(run.config, r.objectives.last))</td><td>\(R.seconds(r.cost))</td>"
                 + "<td>\(r.cpuSeconds.map { R.seconds($0) } ?? "-")</td></tr>\n"
         }
         return t + "</table></div>\n"
@@ -363,22 +363,22 @@ extension HPORun {
     /// The hook after each journal line: `report.html` rewritten (atomically) from the trials so
     /// far, so the search can be followed in a browser. A failure is ignored here (the report at
     /// the end of the search reports it).
-    func refreshReport(_ latest: [HPOTrialRecord]) {
-        let rs = latest.sorted { $0.trial < $1.trial }
+    func refreshReport(_ latest: [StudyEvent]) {
+        let rs = latest.sorted { $0.trialNumber < $1.trialNumber }
         let model = try? Model(spec: config.trial.model)
-        var summary = HPOSummary(trials: rs.count, complete: rs.filter { $0.status == .complete }.count,
+        var summary = HPOSummary(trials: rs.count, complete: rs.filter { $0.status == .finished }.count,
                                  pruned: rs.filter { $0.status == .pruned }.count,
                                  failed: rs.filter { $0.status == .failed }.count,
                                  searchSeconds: rs.reduce(0) { $0 + $1.cost },
-                                 trainingSeconds: rs.reduce(0) { $0 + $1.seconds },
+                                 trainingSeconds: rs.reduce(0) { $0 + ($1.seconds ?? 0) },
                                  searchCPUSeconds: rs.contains { $0.cpuSeconds != nil } ? rs.reduce(0) { $0 + ($1.cpuSeconds ?? 0) } : nil,
-                                 trialEpochs: rs.reduce(0) { $0 + $1.values.count },
+                                 trialEpochs: rs.reduce(0) { $0 + $1.objectives.count },
                                  trialModel: config.trial.modelName,
                                  trialParameters: model?.parameterCount ?? 0, trialFlopsPerImage: model?.cost.forward ?? 0)
-        if let best = rs.filter({ $0.status == .complete && ($0.values.last?.isFinite ?? false) }).min(by: { $0.values.last! < $1.values.last! }) {
-            summary.bestTrial = best.trial
+        if let best = rs.filter({ $0.status == .finished && ($0.objectives.last?.isFinite ?? false) }).min(by: { $0.objectives.last! < $1.objectives.last! }) {
+            summary.bestTrial = best.trialNumber
             summary.bestParams = best.params
-            summary.bestScore = config.objective == .accuracy ? -best.values.last! : best.values.last!
+            summary.bestScore = config.objective == .accuracy ? -best.objectives.last! : best.objectives.last!
         }
         let running = rs.filter { $0.status == .running }.count
         let html = HPOReport.html(runs: [HPOReport.Entry(name: config.proxy == nil ? "search" : "proxy search", config: config,

@@ -64,87 +64,6 @@ public struct HPOConfig: Codable, Equatable, Sendable {
     func makePruner() -> TrialPruner? { pruner.make(budget: trial.epochs) }
 }
 
-/// An hpo trial's state after one of its journal events (`StudyEvent`: `studyEvent` is the line
-/// it is written as, `init?(_:)` reads one back; journals of the older format held these as lines
-/// themselves, camelCase, `complete` for finished). A trial's first event is written when it is proposed (status
-/// `running`, no values), one more each time its job ends at a rung and the pruner lets it go
-/// on (`running`, its values so far), and its last when it ends (`complete`, `pruned`, `failed`);
-/// the last line of a trial is its state. Replaying the lines in order rebuilds the pruner's
-/// rungs exactly as they were, and a trial still `running` is what a resume continues.
-public struct HPOTrialRecord: Codable, Equatable, Sendable {
-    public enum Status: String, Codable, Sendable { case running, complete, pruned, failed }
-    public var trial: Int
-    public var params: [String: HPOValue]
-    public var status: Status
-    /// The objective after each trained epoch (minimised: -accuracy or loss).
-    public var values: [Double]
-    public var validationAccuracy: Double?
-    public var validationLoss: Double?
-    /// Seconds of its training epochs (validation included), as its run recorded them.
-    public var seconds: Double
-    /// Wall seconds of its jobs, summed over its segments (worker start and data loading
-    /// included); nil in journals written before the search engine ran hpo trials.
-    public var wallSeconds: Double?
-    /// CPU seconds of its jobs (user + system, all threads), summed over its segments.
-    public var cpuSeconds: Double?
-    /// The epochs at which its jobs ended: each a rung the pruner decided at, or the budget.
-    public var rungs: [Int]?
-    public var error: String?
-
-    public init(trial: Int, params: [String: HPOValue], status: Status, values: [Double], validationAccuracy: Double? = nil,
-                validationLoss: Double? = nil, seconds: Double, wallSeconds: Double? = nil, rungs: [Int]? = nil, error: String? = nil) {
-        self.trial = trial
-        self.params = params
-        self.status = status
-        self.values = values
-        self.validationAccuracy = validationAccuracy
-        self.validationLoss = validationLoss
-        self.seconds = seconds
-        self.wallSeconds = wallSeconds
-        self.rungs = rungs
-        self.error = error
-    }
-
-    /// What the sampler learns from this trial (running and failed trials teach nothing).
-    var observation: HPOObservation? {
-        guard status == .complete || status == .pruned, let last = values.last, last.isFinite else { return nil }
-        return HPOObservation(params: params, value: last)
-    }
-
-    /// The compute this trial cost: its jobs' wall seconds (training seconds for old journals).
-    public var cost: Double { wallSeconds ?? seconds }
-}
-
-/// The final training's state after one of its journal events (`final_started`,
-/// `final_finished`, `final_failed`; in the older format a line `"event": "final"`). `started` when its job is submitted (`fromEpoch`: the epochs its run directory
-/// already holds, which the job continues from), then `finished` (its epochs' seconds over every
-/// session, this job's wall and CPU seconds, test accuracy and loss) or `failed` (the error;
-/// `--resume` submits it again, continuing from its last checkpoint).
-public struct HPOFinalRecord: Codable, Equatable, Sendable {
-    public enum Status: String, Codable, Sendable { case started, finished, failed }
-    public var event = "final"
-    public var status: Status
-    /// The winner whose hyperparameters the full model trains with.
-    public var trial: Int
-    public var params: [String: HPOValue]
-    public var epochs: Int
-    public var fromEpoch: Int?
-    public var seconds: Double?
-    public var wallSeconds: Double?
-    public var cpuSeconds: Double?
-    public var testAccuracy: Double?
-    public var testLoss: Double?
-    public var error: String?
-
-    public init(status: Status, trial: Int, params: [String: HPOValue], epochs: Int, fromEpoch: Int? = nil) {
-        self.status = status
-        self.trial = trial
-        self.params = params
-        self.epochs = epochs
-        self.fromEpoch = fromEpoch
-    }
-}
-
 /// `summary.json` of an HPO run.
 public struct HPOSummary: Codable, Equatable, Sendable {
     public var trials: Int
@@ -198,7 +117,7 @@ public final class HPORun {
     public let backend: Backend
     public let data: RunData
     /// The latest state of each trial, in trial order.
-    public private(set) var records: [HPOTrialRecord] = []
+    public private(set) var records: [StudyEvent] = []
     /// Where trials run (default: one at a time in this process).
     public var executor: TrialExecutor = InProcessExecutor()
     /// CPU threads of each trial's backend.
@@ -206,9 +125,9 @@ public final class HPORun {
     /// CPU threads of the final training's job (it runs alone: default `threadsPerTrial`).
     public var threadsForFinal: Int?
     /// The journal's trial lines in order (the pruner's history is replayed from them).
-    private(set) var lines: [HPOTrialRecord] = []
+    private(set) var lines: [StudyEvent] = []
     /// The journal's final-training lines in order.
-    public private(set) var finalEvents: [HPOFinalRecord] = []
+    public private(set) var finalEvents: [StudyEvent] = []
     private let lock: RunLock
 
     public var journalPath: String { directory.path + "/journal.jsonl" }
@@ -237,7 +156,7 @@ public final class HPORun {
         let study = StudyDirectory(path: directory.path, study: .hpo)
         (_, lock) = try study.openNew(config, file: Self.settingsFile(directory)) { _ in
             throw RunDirectoryError(path: directory.path, reason: "is not empty: it holds an hpo search (hpo.json); "
-                                    + "pass --resume \(directory.path) to continue it, or choose another --output")
+                                    + "pass --resume \(directory.path) to continue it, --overwrite to replace it, or choose another --output")
         }
         self.config = config
         self.directory = directory
@@ -265,8 +184,8 @@ public final class HPORun {
         data = try RunData.load(config.trial.data, seed: config.trial.seed)
         let all = try Self.readJournalLines(study.journalPath, trials: config.trials)
         _ = try StudySession.read(study.sessionsPath)   // refuse a corrupt file before any work
-        lines = all.compactMap { if case .trial(let r) = $0 { return r } else { return nil } }
-        finalEvents = all.compactMap { if case .final(let r) = $0 { return r } else { return nil } }
+        lines = all.filter { !$0.event.isFinal }
+        finalEvents = all.filter(\.event.isFinal)
         records = Self.latest(lines)
     }
 
@@ -279,25 +198,20 @@ public final class HPORun {
     }
 
     /// The journal's trial lines (the final training's are left out).
-    static func readJournal(_ path: String) throws -> [HPOTrialRecord] {
-        try readJournalLines(path).compactMap { if case .trial(let r) = $0 { return r } else { return nil } }
+    static func readJournal(_ path: String) throws -> [StudyEvent] {
+        try readJournalLines(path).filter { !$0.event.isFinal }
     }
 
     /// The final training's lines of the journal.
-    static func readFinalEvents(_ path: String) throws -> [HPOFinalRecord] {
-        try readJournalLines(path).compactMap { if case .final(let r) = $0 { return r } else { return nil } }
+    static func readFinalEvents(_ path: String) throws -> [StudyEvent] {
+        try readJournalLines(path).filter(\.event.isFinal)
     }
 
-    public enum JournalLine {
-        case trial(HPOTrialRecord)
-        case final(HPOFinalRecord)
-    }
-
-    /// The journal's lines; a line cut by a kill is the last one and is dropped (the next
+    /// The journal's events; a line cut by a kill is the last one and is dropped (the next
     /// append cuts it off the file), anything else that does not parse or is not valid as data
-    /// (`problems`) is corruption, reported one line per problem. `trials`: the run's trial
-    /// count (trial numbers must lie below it).
-    static func readJournalLines(_ path: String, trials: Int? = nil) throws -> [JournalLine] {
+    /// (`StudyEvent.problems`) is corruption, reported one line per problem. `trials`: the run's
+    /// trial count (trial numbers must lie below it).
+    static func readJournalLines(_ path: String, trials: Int? = nil) throws -> [StudyEvent] {
         guard FileSystem.kind(of: path) != nil else { return [] }
         let bytes: [UInt8]
         do { bytes = try FileSystem.readFile(path) } catch { throw RunDirectoryError(path: path, reason: "cannot be read: \(error)") }
@@ -305,51 +219,28 @@ public final class HPORun {
     }
 
     /// `readJournalLines` of a journal's bytes (`file` names it in errors): `StudyEvent` lines,
-    /// and lines of the format before it (`HPOTrialRecord`, `HPOFinalRecord`) converted.
-    public static func parseJournal(_ bytes: [UInt8], file: String, trials: Int? = nil) throws -> [JournalLine] {
-        struct Legacy: Decodable { var event: String? }
-        let decoder = RunDirectory.decoder
-        let events = try StudyJournal.events(bytes, file: file, trials: trials) { line in
-            do {
-                switch try decoder.decode(Legacy.self, from: Data(line)).event {
-                case nil: return try decoder.decode(HPOTrialRecord.self, from: Data(line)).studyEvent
-                case "final": return try decoder.decode(HPOFinalRecord.self, from: Data(line)).studyEvent
-                case let event?: throw SearchError("an unknown event '\(event)'")
-                }
-            } catch let error as DecodingError {
-                throw SearchError("is not valid: \(describe(error))")
-            }
-        }
+    /// and lines of the format before it converted (`legacyEvent`).
+    public static func parseJournal(_ bytes: [UInt8], file: String, trials: Int? = nil) throws -> [StudyEvent] {
+        let events = try StudyJournal.events(bytes, file: file, trials: trials, legacy: legacyEvent)
         var problems = StudyDataProblems()
-        var out: [JournalLine] = []
-        for e in events {
-            if e.event.isFinal, let r = HPOFinalRecord(e) { out.append(.final(r)) }
-            else if let r = HPOTrialRecord(e) { out.append(.trial(r)) }
-            else { problems.add(file, "a search event (\(e.event.rawValue) of \(e.trial)) is no hpo trial: not a strata hpo journal") }
+        for e in events where e.number == nil || e.params == nil {
+            problems.add(file, "a search event (\(e.event.rawValue) of \(e.trial)) is no hpo trial: not a strata hpo journal")
         }
         try problems.throwIfAny()
-        return out
+        return events
     }
 
-    static func latest(_ lines: [HPOTrialRecord]) -> [HPOTrialRecord] {
-        var byTrial: [Int: HPOTrialRecord] = [:]
-        for r in lines { byTrial[r.trial] = r }
+    /// The latest event of each trial, in trial order.
+    static func latest(_ lines: [StudyEvent]) -> [StudyEvent] {
+        var byTrial: [Int: StudyEvent] = [:]
+        for r in lines { byTrial[r.trialNumber] = r }
         return byTrial.keys.sorted().map { byTrial[$0]! }
     }
 
-    /// Appends one line (fsync'd; a torn last line is cut off first) and notes it.
-    func journal(_ record: HPOTrialRecord) throws {
-        try appendJournalLine(record.studyEvent)
-        lines.append(record)
-    }
-
-    func journal(_ record: HPOFinalRecord) throws {
-        try appendJournalLine(record.studyEvent)
-        finalEvents.append(record)
-    }
-
-    private func appendJournalLine(_ event: StudyEvent) throws {
+    /// Appends one event (fsync'd; a torn last line is cut off first) and notes it.
+    func journal(_ event: StudyEvent) throws {
         try event.append(to: journalPath)
+        if event.event.isFinal { finalEvents.append(event) } else { lines.append(event) }
     }
 
     /// Sign convention: samplers and pruners minimise.
@@ -378,13 +269,13 @@ public final class HPORun {
     }
 
     /// The job that takes trial `r` from epoch `step` to the pruner's next decision (or its budget).
-    func makeJob(_ r: HPOTrialRecord, after step: Int, pruner: TrialPruner?) throws -> TrialJob {
-        let trialConfig = try HPOParameter.apply(r.params, to: config.trial)
+    func makeJob(_ r: StudyEvent, after step: Int, pruner: TrialPruner?) throws -> TrialJob {
+        let trialConfig = try HPOParameter.apply(r.params ?? [:], to: config.trial)
         try ConfigValidation.check(trialConfig, data: DataFacts(data), source: .file(configPath))
-        let until = min(pruner?.decisionStep(trial: r.trial, after: step) ?? trialConfig.epochs, trialConfig.epochs)
-        let folder = trialDirectory(r.trial)
+        let until = min(pruner?.decisionStep(trial: r.trialNumber, after: step) ?? trialConfig.epochs, trialConfig.epochs)
+        let folder = trialDirectory(r.trialNumber)
         try makeDirectory(folder)
-        let job = TrialJob(id: Self.trialID(r.trial), trial: nil, data: trialConfig.data, device: trialConfig.device,
+        let job = TrialJob(id: r.trial, trial: nil, data: trialConfig.data, device: trialConfig.device,
                            threads: threadsPerTrial, directory: folder, donor: nil, reuseLayers: 0, prefixPath: nil,
                            prefixKey: nil, cache: false, cacheBudget: 0, attempt: 1, train: trialConfig, untilEpoch: until)
         try SearchJSON.write(job, to: folder + "/job.json")
@@ -400,32 +291,32 @@ public final class HPORun {
     /// The winner's full training (resumed if it was interrupted), `summary.json` and `report.html`.
     func finish(progress: (String) -> Void) throws -> HPOSummary {
         let trialModel = try Model(spec: config.trial.model)
-        var summary = HPOSummary(trials: records.count, complete: records.filter { $0.status == .complete }.count,
+        var summary = HPOSummary(trials: records.count, complete: records.filter { $0.status == .finished }.count,
                                  pruned: records.filter { $0.status == .pruned }.count,
                                  failed: records.filter { $0.status == .failed }.count,
                                  searchSeconds: records.reduce(0) { $0 + $1.cost },
-                                 trainingSeconds: records.reduce(0) { $0 + $1.seconds },
+                                 trainingSeconds: records.reduce(0) { $0 + ($1.seconds ?? 0) },
                                  searchCPUSeconds: records.contains { $0.cpuSeconds != nil } ? records.reduce(0) { $0 + ($1.cpuSeconds ?? 0) } : nil,
                                  searchWallSeconds: sessionSeconds(),
-                                 trialEpochs: records.reduce(0) { $0 + $1.values.count },
+                                 trialEpochs: records.reduce(0) { $0 + $1.objectives.count },
                                  trialModel: config.trial.modelName,
                                  trialParameters: trialModel.parameterCount, trialFlopsPerImage: trialModel.cost.forward)
         // The winner among trials that ran their whole budget (a pruned trial's value is of an earlier epoch).
-        let candidates = records.filter { $0.status == .complete && ($0.values.last?.isFinite ?? false) }
-        guard let best = candidates.min(by: { $0.values.last! < $1.values.last! }) else {
+        let candidates = records.filter { $0.status == .finished && ($0.objectives.last?.isFinite ?? false) }
+        guard let best = candidates.min(by: { $0.objectives.last! < $1.objectives.last! }) else {
             try directory.writeJSON(summary, to: directory.summaryPath)
             try writeReport(summary)
             throw HPOError("no trial completed (\(summary.pruned) pruned, \(summary.failed) failed): nothing to train")
         }
-        summary.bestTrial = best.trial
+        summary.bestTrial = best.trialNumber
         summary.bestParams = best.params
-        summary.bestScore = config.objective == .accuracy ? -best.values.last! : best.values.last!
+        summary.bestScore = config.objective == .accuracy ? -best.objectives.last! : best.objectives.last!
         if config.finalEpochs > 0 {
-            var final = try HPOParameter.apply(best.params, to: config.final)
+            var final = try HPOParameter.apply(best.params ?? [:], to: config.final)
             final.epochs = config.finalEpochs
             let s: RunSummary
             if hasInProcessFinal {
-                progress("final: \(final.modelName) with trial \(best.trial)'s hyperparameters for \(plural(final.epochs, "epoch"))")
+                progress("final: \(final.modelName) with trial \(best.trialNumber)'s hyperparameters for \(plural(final.epochs, "epoch"))")
                 let run = try TrainingRun.resume(from: finalDirectory, backend: backend)
                 do { s = try run.fit(in: finalDirectory, mode: .resume) } catch let error as InterruptedError {
                     throw InterruptedError(signal: error.signal, resume: "strata hpo --resume \(directory.path)", detail: error.detail)
@@ -447,7 +338,7 @@ public final class HPORun {
     /// or this process), in `final/`; journaled when it starts and when it ends. A final that
     /// finished is not run again; one cut short (the search or its worker killed) continues
     /// from its run directory's last checkpoint, bit-identical to a run never stopped.
-    func trainFinal(_ final: TrainConfig, winner: HPOTrialRecord, progress: (String) -> Void) throws -> RunSummary {
+    func trainFinal(_ final: TrainConfig, winner: StudyEvent, progress: (String) -> Void) throws -> RunSummary {
         let run = finalDirectory
         if finalEvents.last?.status == .finished, run.exists(run.summaryPath) {
             return try run.readJSON(RunSummary.self, from: run.summaryPath)
@@ -460,7 +351,7 @@ public final class HPORun {
         // The search was killed after its worker finished: journal what the worker left.
         if let stored, stored.status != .failed, stored.epochs >= final.epochs,
            let summary = try? run.readJSON(RunSummary.self, from: run.summaryPath) {
-            var event = HPOFinalRecord(status: .finished, trial: winner.trial, params: winner.params, epochs: final.epochs)
+            var event = finalEvent(.finalFinished, winner: winner, epochs: final.epochs)
             event.seconds = summary.totalSeconds
             event.cpuSeconds = stored.cpuSeconds
             event.testAccuracy = summary.testAccuracy
@@ -472,13 +363,14 @@ public final class HPORun {
         if stored?.status == .failed { unlink(outcomePath) }
         let job = TrialJob(id: "final", trial: nil, data: final.data, device: final.device, threads: threadsForFinal ?? threadsPerTrial,
                            directory: folder, donor: nil, reuseLayers: 0, prefixPath: nil, prefixKey: nil, cache: false,
-                           cacheBudget: 0, attempt: finalEvents.filter { $0.status == .started }.count + 1, train: final,
+                           cacheBudget: 0, attempt: finalEvents.filter { $0.event == .finalStarted }.count + 1, train: final,
                            untilEpoch: nil, keepTestSet: true)
         try SearchJSON.write(job, to: folder + "/job.json")
         let from = run.exists(run.manifestPath) ? (try run.readJSON(RunManifest.self, from: run.manifestPath)).epoch : 0
-        var event = HPOFinalRecord(status: .started, trial: winner.trial, params: winner.params, epochs: final.epochs, fromEpoch: from)
+        var event = finalEvent(.finalStarted, winner: winner, epochs: final.epochs)
+        event.fromEpoch = from
         try journal(event)
-        progress("final: \(final.modelName) with trial \(winner.trial)'s hyperparameters for \(plural(final.epochs, "epoch"))"
+        progress("final: \(final.modelName) with trial \(winner.trialNumber)'s hyperparameters for \(plural(final.epochs, "epoch"))"
                  + (from > 0 ? ", continuing after epoch \(from)" : ""))
         let (outcome, wall) = try studyEngine().runAlone(job, detail: "the final training continues from its last checkpoint in \(run.path)")
         if let fault = outcome.fault {
@@ -493,18 +385,27 @@ public final class HPORun {
             summary = try? run.readJSON(RunSummary.self, from: run.summaryPath)
         }
         guard let summary, outcome.epochs >= final.epochs else {
-            event.status = .failed
+            event.event = .finalFailed
             event.error = outcome.error ?? "the job ended after \(outcome.epochs) of \(final.epochs) epochs without \(run.summaryPath)"
             try journal(event)
             throw HPOError("the final training failed: \(event.error!); `strata hpo --resume \(directory.path)` continues it "
                            + "from its last checkpoint in \(run.path)")
         }
-        event.status = .finished
+        event.event = .finalFinished
         event.seconds = summary.totalSeconds
         event.testAccuracy = summary.testAccuracy
         event.testLoss = summary.testLoss
         try journal(event)
         return summary
+    }
+
+    /// The final training's event of `kind`, trained with `winner`'s hyperparameters.
+    func finalEvent(_ kind: StudyEvent.Kind, winner: StudyEvent, epochs: Int) -> StudyEvent {
+        var e = StudyEvent(kind, trial: winner.trial)
+        e.number = winner.number
+        e.params = winner.params
+        e.epochs = epochs
+        return e
     }
 
     func writeReport(_ summary: HPOSummary) throws {
@@ -522,85 +423,68 @@ public final class HPORun {
 
 func formatSeconds(_ s: Double) -> String { num(s, 1) + "s" }
 
-extension HPOTrialRecord {
-    /// Its journal line: the event that brought the trial to this state (a nan value is null).
-    public var studyEvent: StudyEvent {
-        let kind: StudyEvent.Kind
-        switch status {
-        case .complete: kind = .finished
-        case .pruned: kind = .pruned
-        case .failed: kind = .failed
-        case .running: kind = values.isEmpty ? .proposed : .rung
-        }
-        var e = StudyEvent(kind, trial: StudyEvent.hpoID(trial))
-        e.number = trial
-        e.params = params
-        e.values = values.map { $0.isNaN ? nil : $0 }
-        e.validationAccuracy = validationAccuracy
-        e.validationLoss = validationLoss
-        e.seconds = seconds
-        e.wallSeconds = wallSeconds
-        e.cpuSeconds = cpuSeconds
-        e.rungs = rungs
-        e.error = error
-        return e
-    }
+extension StudyEvent {
+    /// hpo: the trial's number (every hpo event has one: `HPORun.parseJournal` checks it).
+    public var trialNumber: Int { number ?? -1 }
+    /// hpo: the minimised objective (-accuracy or loss) after each epoch trained, nan where none.
+    public var objectives: [Double] { (values ?? []).map { $0 ?? .nan } }
+    /// hpo: the state as its report and progress lines name it (`complete` for finished).
+    var hpoStatus: String { status == .finished ? "complete" : status.rawValue }
+    /// The compute a trial cost: its jobs' wall seconds (training seconds for old journals).
+    public var cost: Double { wallSeconds ?? seconds ?? 0 }
 
-    /// The trial's state after a (checked) hpo trial event; nil for a search's or a final's.
-    public init?(_ e: StudyEvent) {
-        guard let number = e.number, let params = e.params, !e.event.isFinal else { return nil }
-        let status: Status
-        switch e.event {
-        case .finished: status = .complete
-        case .pruned: status = .pruned
-        case .failed: status = .failed
-        default: status = .running
-        }
-        self.init(trial: number, params: params, status: status, values: (e.values ?? []).map { $0 ?? .nan },
-                  validationAccuracy: e.validationAccuracy, validationLoss: e.validationLoss, seconds: e.seconds ?? 0,
-                  wallSeconds: e.wallSeconds, rungs: e.rungs, error: e.error)
-        cpuSeconds = e.cpuSeconds
+    /// What the sampler learns from an hpo trial (running and failed trials teach nothing).
+    var observation: HPOObservation? {
+        guard status == .finished || status == .pruned, let last = objectives.last, last.isFinite, let params else { return nil }
+        return HPOObservation(params: params, value: last)
     }
 }
 
-extension HPOFinalRecord {
-    public var studyEvent: StudyEvent {
+extension HPORun {
+    /// A line of the format before `StudyEvent` (no `format` field): a trial's state (camelCase
+    /// fields, `complete` for finished, `running` for proposed or promoted) or, with `"event":
+    /// "final"`, the final training's.
+    static func legacyEvent(_ line: [UInt8]) throws -> StudyEvent {
+        enum Status: String, Decodable { case running, complete, pruned, failed, started, finished }
+        struct Old: Decodable {
+            var event: String?
+            var status: Status
+            var trial: Int
+            var params: [String: HPOValue]
+            var values: [Double]?
+            var epochs, fromEpoch: Int?
+            var validationAccuracy, validationLoss, testAccuracy, testLoss, seconds, wallSeconds, cpuSeconds: Double?
+            var rungs: [Int]?
+            var error: String?
+        }
+        struct Probe: Decodable { var event: String? }
+        let old: Old
+        do {
+            if let event = try RunDirectory.decoder.decode(Probe.self, from: Data(line)).event, event != "final" {
+                throw SearchError("an unknown event '\(event)'")
+            }
+            old = try RunDirectory.decoder.decode(Old.self, from: Data(line))
+        } catch let error as DecodingError {
+            throw SearchError("is not valid: \(describe(error))")
+        }
         let kind: StudyEvent.Kind
-        switch status {
-        case .started: kind = .finalStarted
-        case .finished: kind = .finalFinished
-        case .failed: kind = .finalFailed
+        switch (old.event, old.status) {
+        case (nil, .complete): kind = .finished
+        case (nil, .pruned): kind = .pruned
+        case (nil, .failed): kind = .failed
+        case (nil, .running): kind = (old.values ?? []).isEmpty ? .proposed : .rung
+        case ("final", .started): kind = .finalStarted
+        case ("final", .finished): kind = .finalFinished
+        case ("final", .failed): kind = .finalFailed
+        default: throw SearchError("is not valid: status '\(old.status.rawValue)' is not one of a\(old.event == nil ? " trial" : " final")")
         }
-        var e = StudyEvent(kind, trial: StudyEvent.hpoID(trial))
-        e.number = trial
-        e.params = params
-        e.epochs = epochs
-        e.fromEpoch = fromEpoch
-        e.seconds = seconds
-        e.wallSeconds = wallSeconds
-        e.cpuSeconds = cpuSeconds
-        e.testAccuracy = testAccuracy
-        e.testLoss = testLoss
-        e.error = error
+        var e = StudyEvent(kind, trial: StudyEvent.hpoID(old.trial))
+        e.number = old.trial
+        e.params = old.params
+        e.values = old.values?.map { $0.isNaN ? nil : $0 }
+        (e.epochs, e.fromEpoch, e.rungs, e.error) = (old.epochs, old.fromEpoch, old.rungs, old.error)
+        (e.validationAccuracy, e.validationLoss, e.testAccuracy, e.testLoss) = (old.validationAccuracy, old.validationLoss, old.testAccuracy, old.testLoss)
+        (e.seconds, e.wallSeconds, e.cpuSeconds) = (old.seconds, old.wallSeconds, old.cpuSeconds)
         return e
-    }
-
-    /// The final training's state after a (checked) final event; nil for any other.
-    public init?(_ e: StudyEvent) {
-        guard let number = e.number, let params = e.params, let epochs = e.epochs else { return nil }
-        let status: Status
-        switch e.event {
-        case .finalStarted: status = .started
-        case .finalFinished: status = .finished
-        case .finalFailed: status = .failed
-        default: return nil
-        }
-        self.init(status: status, trial: number, params: params, epochs: epochs, fromEpoch: e.fromEpoch)
-        seconds = e.seconds
-        wallSeconds = e.wallSeconds
-        cpuSeconds = e.cpuSeconds
-        testAccuracy = e.testAccuracy
-        testLoss = e.testLoss
-        error = e.error
     }
 }

@@ -38,14 +38,17 @@ public struct HPOWorkflow {
     /// `output/full`, and the comparison in `output`. `dryRun`: the plans, nothing run.
     public func start(_ config: HPOConfig, data: RunData, proxy: HPOProxy?, compareFull: Bool, output: String,
                       overwrite: Bool, dryRun: Bool) throws {
-        // Nothing of a user's is written over; an hpo already there is continued with --resume.
+        // Nothing of a user's is written over; an hpo already there is continued with --resume. One
+        // search's folder follows the study's one rule (`StudyDirectory.prepare`; `HPORun` refuses
+        // an hpo already there); with --compare-full the proxy's and the full model's searches are
+        // arms side by side (`StudyArms`).
+        let arms = Self.arms(output)
         if !dryRun {
-            let folder = try OutputPolicy(overwrite: overwrite).prepareFolder(output, for: compareFull ? .hpoComparison : .hpo)
-            if folder.sameStudy {
-                throw OutputError(path: output, flag: "--output", reason: "already holds an hpo search: pass --resume \(output) to continue it, "
-                                  + "or --overwrite to replace it")
-            }
-            if let notice = folder.notice { say(notice) }
+            let notices = compareFull
+                ? try arms.prepare(overwrite: overwrite, existing: "already holds an hpo search: pass --resume \(output) to continue it, "
+                                   + "or --overwrite to replace it")
+                : [try StudyDirectory(path: output, study: .hpo).prepare(overwrite: overwrite)].compactMap { $0 }
+            for notice in notices { say(notice) }
         }
         func plan(_ config: HPOConfig, _ directory: String) throws {
             for line in try HPOPlan.lines(config, directory: directory) { say(line) }
@@ -57,17 +60,25 @@ public struct HPOWorkflow {
         }
         let proxyConfig = try self.proxyConfig(config, proxy)
         if dryRun {
-            try plan(proxyConfig, compareFull ? output + "/proxy" : output)
-            if compareFull { try plan(config, output + "/full") }
+            try plan(proxyConfig, compareFull ? arms.directory("proxy").path : output)
+            if compareFull { try plan(config, arms.directory("full").path) }
             return
         }
         guard compareFull else {
             _ = try runOne(HPORun(config: proxyConfig, directory: RunDirectory(path: output), backend: backend, data: data))
             return
         }
-        let proxyResult = try runOne(HPORun(config: proxyConfig, directory: RunDirectory(path: output + "/proxy"), backend: backend, data: data))
-        let fullResult = try runOne(HPORun(config: config, directory: RunDirectory(path: output + "/full"), backend: backend, data: data))
-        try compare(proxy: proxyResult, full: fullResult, directory: output)
+        // Both arms' settings are written before either runs: a resume finds both.
+        let runs = try [("proxy", proxyConfig), ("full", config)].map { arm, c in
+            try HPORun(config: c, directory: RunDirectory(path: arms.directory(arm).path), backend: backend, data: data)
+        }
+        let results = try runs.map { try runOne($0) }
+        try compare(proxy: results[0], full: results[1], directory: output)
+    }
+
+    /// `--compare-full`: the proxy's search and the full model's, arms side by side in `root/proxy`, `root/full`.
+    static func arms(_ root: String) -> StudyArms {
+        StudyArms(root: root, arms: ["proxy", "full"], study: .hpo, comparison: .hpoComparison)
     }
 
     /// `config` with its trials on the Synflow-pruned proxy of its model (learning rates transferred).
@@ -97,10 +108,14 @@ public struct HPOWorkflow {
 
     /// Continues the search in `path` (both searches of a `--compare-full` directory).
     public func resume(_ path: String) throws {
-        let dirs = ["proxy", "full"].map { RunDirectory(path: path + "/" + $0) }
-        if dirs.allSatisfy({ $0.exists($0.path + "/hpo.json") }) {
-            let results = try dirs.map { try runOne(HPORun(resuming: $0, backend: backend)) }
+        let arms = Self.arms(path)
+        let found = StudyArms.found(in: path, candidates: arms.arms, study: .hpo)
+        if found == arms.arms {
+            let results = try found.map { try runOne(HPORun(resuming: RunDirectory(path: arms.directory($0).path), backend: backend)) }
             try compare(proxy: results[0], full: results[1], directory: path)
+        } else if let arm = found.first {
+            throw HPOError("\(path) holds the \(arm) search of a --compare-full but not the other one's hpo.json: "
+                           + "resume \(arms.directory(arm).path) alone, or start again with --overwrite")
         } else {
             _ = try runOne(HPORun(resuming: RunDirectory(path: path), backend: backend))
         }
@@ -141,13 +156,15 @@ public struct HPOWorkflow {
         let comparison = try HPOReport.writeComparison(proxy: proxyResult, full: fullResult, to: directory)
         let (proxy, full, saved) = (proxyResult.summary, fullResult.summary, comparison.searchTimeSaved)
         func acc(_ x: Double?) -> String { x.map { formatFixed($0 * 100, digits: 2) + "%" } ?? "-" }
-        func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
         say("")
-        say("                 search time   trials (pruned)   best trial score   final test accuracy")
-        for (name, s) in [("proxy", proxy), ("full model", full)] {
-            say("\(pad(name, 16)) \(pad(formatFixed(s.searchSeconds, digits: 1) + "s", 13)) \(pad("\(s.trials) (\(s.pruned))", 17)) "
-                + "\(pad(acc(s.bestScore), 18)) \(acc(s.finalTestAccuracy))")
+        // The arms' table (the same columns as `strata search --reuse a,b`); test accuracy: the final's.
+        let objective = proxyResult.run.config.objective
+        let rows = [("proxy", proxy), ("full model", full)].map { name, s in
+            StudyArms.Row(arm: name, seconds: s.searchSeconds, cpuSeconds: s.searchCPUSeconds, trials: s.trials, pruned: s.pruned,
+                          failed: s.failed, best: s.bestScore.map { objective == .accuracy ? "accuracy " + acc($0) : "loss " + formatFixed($0, digits: 4) } ?? "-",
+                          testAccuracy: s.finalTestAccuracy)
         }
+        for line in StudyArms.table(rows) { say(line) }
         if let cpu = comparison.cpuTimeSaved {
             say("search CPU time (user + system): proxy \(formatFixed(proxy.searchCPUSeconds ?? 0, digits: 1))s, full "
                 + "\(formatFixed(full.searchCPUSeconds ?? 0, digits: 1))s, saved \(formatFixed(cpu * 100, digits: 1))%")

@@ -59,7 +59,7 @@ public enum SearchPlan {
     /// The donor of `trial` once its dependencies are terminal: the fixed one if it finished;
     /// under best-prefix the finished candidate with the lowest validation loss (then the lowest
     /// id). Nil: no donor could be used (all failed), the trial trains from scratch.
-    public static func chooseDonor(for trial: PlannedTrial, records: [String: TrialRecord]) -> String? {
+    public static func chooseDonor(for trial: PlannedTrial, records: [String: StudyEvent]) -> String? {
         guard trial.reuseLayers > 0 else { return nil }
         if let d = trial.fixedDonor { return records[d]?.status == .finished ? d : nil }
         let ok = trial.dependencies.compactMap { records[$0] }.filter {

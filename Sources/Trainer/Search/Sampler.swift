@@ -69,7 +69,7 @@ public struct SearchSampling {
 
     /// Up to `limit` new trials, given the finished ones (in finishing order). Empty: nothing to
     /// propose now; `isExhausted` says whether anything will ever come.
-    public mutating func propose(limit: Int, finished: [TrialRecord]) -> [TrialConfig] {
+    public mutating func propose(limit: Int, finished: [StudyEvent]) -> [TrialConfig] {
         if isList {
             // Each point back to its trial: the parameters' round trip is exact (`SearchParameters`).
             let n = min(limit, count - proposed.count)
@@ -78,13 +78,13 @@ public struct SearchSampling {
             return out
         }
         // Trials of an earlier session (resume) are proposals already made.
-        for r in finished where seen.insert(r.id).inserted { proposed.append(r.config) }
+        for r in finished where seen.insert(r.id).inserted { if let c = r.config { proposed.append(c) } }
         let remaining = count - proposed.count
         guard remaining > 0 else { return [] }
         let n = limit == .max ? min(remaining, startup) : min(limit, remaining)
         let history = finished.filter { $0.status == .finished }.compactMap { r -> HPOObservation? in
-            guard let loss = r.validationLoss, loss.isFinite else { return nil }
-            return HPOObservation(params: parameters.values(of: r.config), value: loss)
+            guard let loss = r.validationLoss, loss.isFinite, let config = r.config else { return nil }
+            return HPOObservation(params: parameters.values(of: config), value: loss)
         }
         var out: [TrialConfig] = []
         var attempts = 0

@@ -66,7 +66,7 @@ public typealias SearchProgress = StudyProgress
 /// Callbacks for the terminal; all optional.
 public struct SearchObserver {
     public var started: (TrialJob) -> Void = { _ in }
-    public var finished: (TrialRecord, SearchProgress) -> Void = { _, _ in }
+    public var finished: (StudyEvent, SearchProgress) -> Void = { _, _ in }
     public var tick: (SearchProgress) -> Void = { _ in }
     /// Trials already in the journal when the search (re)starts.
     public var resumed: (Int) -> Void = { _ in }
@@ -161,7 +161,7 @@ public final class SearchEngine {
     /// Stops early by throwing (`StudyEngine.run`): interrupted or on an infrastructure fault,
     /// journaling nothing for the trials that were running.
     @discardableResult
-    public func run() throws -> [TrialRecord] {
+    public func run() throws -> [StudyEvent] {
         // One search process per directory: two would both run the same trials.
         let lock = try open()
         defer { lock.release() }
@@ -175,7 +175,7 @@ public final class SearchEngine {
             if let r = trials.records[id] { observer.finished(r, progress) }
         }
         var queued = try trials.propose(limit: .max)
-        // Trials cut short at a rung (a pruned search) continue first, in journal order.
+        // Trials cut short (in a job, or at a rung) continue first, in journal order.
         let first = trials.continuing
         queued.removeAll { first.contains($0) }
         observer.resumed(trials.settled.count)
@@ -186,7 +186,7 @@ public final class SearchEngine {
     /// The job of `trial`: from its `job.json` when it was scheduled before (an interrupted
     /// trial keeps the donor chosen then), else with its donor chosen now and the donor's prefix
     /// stored by content.
-    func schedule(_ trial: PlannedTrial, records: [String: TrialRecord], retry: Bool) throws -> TrialJob {
+    func schedule(_ trial: PlannedTrial, records: [String: StudyEvent], retry: Bool) throws -> TrialJob {
         let runDirectory = directory.trialDirectory(trial.id)
         let jobPath = runDirectory + "/job.json"
         var attempt = 1
@@ -201,8 +201,8 @@ public final class SearchEngine {
                 return old
             }
             // A failed trial runs again from scratch; its old directory is kept beside it.
-            attempt = old.attempt + 1
-            let kept = runDirectory + ".attempt\(old.attempt)"
+            attempt = (old.attempt ?? 1) + 1
+            let kept = runDirectory + ".attempt\(old.attempt ?? 1)"
             guard rename(runDirectory, kept) == 0 else { throw SearchError("cannot move \(runDirectory) to \(kept): errno \(errno)") }
         }
         try makeDirectory(runDirectory)
@@ -210,8 +210,8 @@ public final class SearchEngine {
                            threads: threadsPerTrial, directory: runDirectory, donor: nil, reuseLayers: 0,
                            prefixPath: nil, prefixKey: nil, cache: settings.cache, cacheBudget: settings.cacheBudget,
                            attempt: attempt)
-        if let donor = SearchPlan.chooseDonor(for: trial, records: records), let d = records[donor] {
-            let key = PrefixStore.key(donor: d.config, layers: trial.reuseLayers, data: settings.data)
+        if let donor = SearchPlan.chooseDonor(for: trial, records: records), let d = records[donor]?.config {
+            let key = PrefixStore.key(donor: d, layers: trial.reuseLayers, data: settings.data)
             let source = try prefixSource?(donor) ?? RunDirectory.resolveCheckpoint(directory.trialDirectory(donor) + "/run")
             job.donor = donor
             job.reuseLayers = trial.reuseLayers

@@ -10,13 +10,13 @@
 /// are few and simple, hover texts come from SVG `<title>`, and a static page is what the
 /// headless-browser check (`scripts/report-check.sh`) can hold to "no console errors".
 public enum SearchReport {
-    public static func html(searches: [(summary: SearchSummary, records: [TrialRecord])], title: String) -> String {
+    public static func html(searches: [(summary: SearchSummary, records: [StudyEvent])], title: String) -> String {
         var groupsTime: [(String, [Double])] = [], groupsLoss: [(String, [Double])] = []
         for (s, records) in searches {
-            let multi = records.filter { $0.config.convLayers > 1 && $0.status == .finished }
+            let multi = records.filter { $0.isMultiLayer && $0.status == .finished }
             for (label, rs) in [("scratch", multi.filter { $0.donor == nil }), ("reuse", multi.filter { $0.donor != nil })] where !rs.isEmpty {
                 let name = searches.count > 1 ? "\(s.name): \(label)" : label
-                groupsTime.append((name, rs.map(\.seconds).filter(\.isFinite)))
+                groupsTime.append((name, rs.compactMap(\.seconds).filter(\.isFinite)))
                 groupsLoss.append((name, rs.compactMap(\.validationLoss).filter(\.isFinite)))
             }
         }
@@ -44,7 +44,7 @@ public enum SearchReport {
         page += "<h2>Training time of the 2-3 conv-layer trials</h2>\n" + boxPlot(groupsTime, unit: "seconds per trial")
         page += "<h2>Validation loss of the 2-3 conv-layer trials</h2>\n" + boxPlot(groupsLoss, unit: "lowest validation loss")
         page += "<h2>Cumulative search time</h2>\n"
-            + cumulative(searches.map { ($0.summary.name, $0.records.map(\.seconds)) },
+            + cumulative(searches.map { ($0.summary.name, $0.records.map { $0.seconds ?? 0 }) },
                          cpu: searches.map { s in s.records.contains { $0.cpuSeconds != nil } ? s.records.map { $0.cpuSeconds ?? 0 } : nil })
         page += "<p class=\"note\">Seconds of the trials in the order they finished: training (solid; epochs with validation, "
             + "process start-up and test evaluation excluded) and CPU (dashed, where the journal records it). "
@@ -74,15 +74,15 @@ public enum SearchReport {
             + "lr \(formatSignificant(c.lr)) batch \(c.batchSize)"
     }
 
-    static func bestTable(_ records: [TrialRecord]) -> String {
+    static func bestTable(_ records: [StudyEvent]) -> String {
         let best = records.filter { $0.status == .finished && ($0.validationLoss ?? .nan).isFinite }
             .sorted { ($0.validationLoss!, $0.id) < ($1.validationLoss!, $1.id) }.prefix(10)
         var t = "<div class=\"scroll\"><table><tr><th class=\"l\">trial</th><th class=\"l\">config</th><th class=\"l\">donor</th><th>val loss</th>"
             + "<th>val acc</th><th>test acc</th><th>training s</th><th>CPU s</th></tr>\n"
         for r in best {
-            t += "<tr><td class=\"l\">\(escape(r.id))</td><td class=\"l\">\(escape(describe(r.config)))</td><td class=\"l\">\(escape(r.donor ?? "-"))</td>"
+            t += "<tr><td class=\"l\">\(escape(r.id))</td><td class=\"l\">\(escape(r.config.map(describe) ?? "-"))</td><td class=\"l\">\(escape(r.donor ?? "-"))</td>"
                 + "<td>\(fixed(r.validationLoss!, 4))</td><td>\(r.validationAccuracy.map { formatPercent($0) } ?? "-")</td>"
-                + "<td>\(r.testAccuracy.map { formatPercent($0) } ?? "-")</td><td>\(seconds(r.seconds))</td>"
+                + "<td>\(r.testAccuracy.map { formatPercent($0) } ?? "-")</td><td>\(seconds(r.seconds ?? 0))</td>"
                 + "<td>\(r.cpuSeconds.map { seconds($0) } ?? "-")</td></tr>\n"
         }
         t += "</table></div>\n"
@@ -90,7 +90,7 @@ public enum SearchReport {
         if !failed.isEmpty {
             t += "<p>Failed trials:</p><div class=\"scroll\"><table><tr><th class=\"l\">trial</th><th class=\"l\">config</th><th class=\"l\">error</th></tr>\n"
             for r in failed.prefix(20) {
-                t += "<tr><td class=\"l\">\(escape(r.id))</td><td class=\"l\">\(escape(describe(r.config)))</td><td class=\"l wrap\">\(escape(r.error ?? ""))</td></tr>\n"
+                t += "<tr><td class=\"l\">\(escape(r.id))</td><td class=\"l\">\(escape(r.config.map(describe) ?? "-"))</td><td class=\"l wrap\">\(escape(r.error ?? ""))</td></tr>\n"
             }
             t += "</table></div>\n"
         }
@@ -172,8 +172,8 @@ public enum SearchReport {
     /// Trials in columns by conv layers (each sorted by validation loss, best at the top), each
     /// labelled with the start of its id; an arrow from each donor to the trials it fed. Hover
     /// a trial for its full id, hyperparameters, scores and seconds.
-    static func donorGraph(_ records: [TrialRecord]) -> String {
-        let columns = Dictionary(grouping: records, by: \.config.convLayers).sorted { $0.key < $1.key }
+    static func donorGraph(_ records: [StudyEvent]) -> String {
+        let columns = Dictionary(grouping: records, by: { $0.config?.convLayers ?? 0 }).sorted { $0.key < $1.key }
         let rows = max(1, columns.map(\.value.count).max() ?? 1)
         let rowH = max(5.0, min(18.0, 1200.0 / Double(rows)))
         let labelled = rowH >= 12
@@ -215,12 +215,12 @@ public enum SearchReport {
         for rec in records {
             guard let p = pos[rec.id] else { continue }
             let color = rec.status == .failed ? "#D55E00" : (rec.donor == nil ? "#888" : "#0072B2")
-            var tip = "\(rec.id): \(describe(rec.config))\nval loss \(rec.validationLoss.map { fixed($0, 4) } ?? "-")"
+            var tip = "\(rec.id): \(rec.config.map(describe) ?? "-")\nval loss \(rec.validationLoss.map { fixed($0, 4) } ?? "-")"
                 + ", val acc \(rec.validationAccuracy.map { formatPercent($0) } ?? "-")"
-                + ", training \(seconds(rec.seconds)) s" + (rec.cpuSeconds.map { ", CPU \(seconds($0)) s" } ?? "")
-            if let d = rec.donor { tip += "\ndonor \(d) (\(plural(rec.reuseLayers, "conv layer")) reused)" }
+                + ", training \(seconds(rec.seconds ?? 0)) s" + (rec.cpuSeconds.map { ", CPU \(seconds($0)) s" } ?? "")
+            if let d = rec.donor { tip += "\ndonor \(d) (\(plural(rec.reuseLayers ?? 0, "conv layer")) reused)" }
             if rec.status == .failed { tip += "\nfailed: \(rec.error ?? "")" }
-            if rec.status == .pruned { tip += "\npruned at epoch \(rec.epochs)" }
+            if rec.status == .pruned { tip += "\npruned at epoch \(rec.epochs ?? 0)" }
             s += "<g><title>\(escape(tip))</title><circle cx=\"\(f(p.0))\" cy=\"\(f(p.1))\" r=\"\(rec.id == best ? 5 : 4)\" fill=\"\(color)\""
                 + "\(rec.id == best ? " stroke=\"#000\" stroke-width=\"2\"" : "")/>"
             if labelled {

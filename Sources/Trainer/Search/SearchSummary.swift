@@ -41,7 +41,7 @@ public struct SearchSummary: Codable, Equatable, Sendable {
              multiLayerFlopsExecuted = "multi_layer_flops_executed", best, prefixStore = "prefix_store"
     }
 
-    public init(name: String, reuse: ReuseStrategy, records: [TrialRecord], searchSeconds: Double? = nil) {
+    public init(name: String, reuse: ReuseStrategy, records: [StudyEvent], searchSeconds: Double? = nil) {
         self.name = name
         self.searchSeconds = searchSeconds
         self.reuse = reuse
@@ -51,24 +51,24 @@ public struct SearchSummary: Codable, Equatable, Sendable {
         let stopped = records.filter { $0.status == .pruned }.count
         pruned = stopped > 0 ? stopped : nil
         withDonor = records.filter { $0.donor != nil }.count
-        trainingSeconds = records.reduce(0) { $0 + $1.seconds }
-        multiLayerSeconds = records.filter { $0.config.convLayers > 1 }.reduce(0) { $0 + $1.seconds }
-        wallSeconds = records.reduce(0) { $0 + $1.wallSeconds }
+        trainingSeconds = records.reduce(0) { $0 + ($1.seconds ?? 0) }
+        multiLayerSeconds = records.filter(\.isMultiLayer).reduce(0) { $0 + ($1.seconds ?? 0) }
+        wallSeconds = records.reduce(0) { $0 + ($1.wallSeconds ?? 0) }
         let cpu = records.compactMap(\.cpuSeconds)
         cpuSeconds = cpu.isEmpty ? nil : cpu.reduce(0, +)
-        flopsExecuted = records.reduce(0) { $0 + $1.flopsExecuted }
-        flopsSkipped = records.reduce(0) { $0 + $1.flopsSkipped }
-        multiLayerFlopsExecuted = records.filter { $0.config.convLayers > 1 }.reduce(0) { $0 + $1.flopsExecuted }
+        flopsExecuted = records.reduce(0) { $0 + ($1.flopsExecuted ?? 0) }
+        flopsSkipped = records.reduce(0) { $0 + ($1.flopsSkipped ?? 0) }
+        multiLayerFlopsExecuted = records.filter(\.isMultiLayer).reduce(0) { $0 + ($1.flopsExecuted ?? 0) }
         best = records.filter { $0.status == .finished && ($0.validationLoss ?? .nan).isFinite }
             .min { ($0.validationLoss!, $0.id) < ($1.validationLoss!, $1.id) }
-            .map { Best(id: $0.id, config: $0.config, donor: $0.donor, validationLoss: $0.validationLoss!,
-                        validationAccuracy: $0.validationAccuracy, testAccuracy: $0.testAccuracy) }
+            .flatMap { r in r.config.map { Best(id: r.id, config: $0, donor: r.donor, validationLoss: r.validationLoss!,
+                                                validationAccuracy: r.validationAccuracy, testAccuracy: r.testAccuracy) } }
     }
 }
 
 extension SearchDirectory {
     /// Reads settings and journal (records in journal order, last attempt of each trial).
-    public func load() throws -> (settings: SearchSettings, records: [TrialRecord]) {
+    public func load() throws -> (settings: SearchSettings, records: [StudyEvent]) {
         let settings = try readSettings()
         let all = try journal.read()
         var last: [String: Int] = [:]

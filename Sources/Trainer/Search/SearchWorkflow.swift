@@ -27,22 +27,30 @@ public struct SearchWorkflow {
     /// side-by-side report in `output` when there are several. Nothing of a user's is written
     /// over: a folder that is not this kind of search is refused unless `overwrite`.
     public func start(_ settings: SearchSettings, reuses: [ReuseStrategy], output: String, overwrite: Bool) throws {
-        let policy = OutputPolicy(overwrite: overwrite)
-        func announce(_ folder: OutputPolicy.Folder) { if let notice = folder.notice { say(notice) } }
-        if reuses.count > 1 { announce(try policy.prepareFolder(output, for: .searchComparison)) }
-        for r in reuses { announce(try policy.prepareFolder(reuses.count > 1 ? output + "/" + r.rawValue : output, for: .search)) }
+        // One search's folder by the study's one rule (`StudyDirectory.prepare`); several
+        // strategies are arms side by side (`StudyArms`): all folders before anything runs.
+        let arms = Self.arms(output, reuses.map(\.rawValue))
+        let notices = reuses.count > 1 ? try arms.prepare(overwrite: overwrite)
+                                       : [try SearchDirectory(path: output).study.prepare(overwrite: overwrite)].compactMap { $0 }
+        for notice in notices { say(notice) }
         for r in reuses {
             var s = settings
             s.reuse = r
-            try execute(s, in: SearchDirectory(path: reuses.count > 1 ? output + "/" + r.rawValue : output))
+            try execute(s, in: SearchDirectory(path: reuses.count > 1 ? arms.directory(r.rawValue).path : output))
         }
-        if reuses.count > 1 { try writeCompare(reuses.map { output + "/" + $0.rawValue }, to: output) }
+        if reuses.count > 1 { try writeCompare(reuses.map { arms.directory($0.rawValue).path }, to: output) }
+    }
+
+    /// `--reuse a,b,c`: an arm per strategy, in `root/<strategy>`.
+    static func arms(_ root: String, _ names: [String]) -> StudyArms {
+        StudyArms(root: root, arms: names, study: .search, comparison: .searchComparison)
     }
 
     /// Continues the search in `path` (each strategy of a side-by-side search).
     public func resume(_ path: String) throws {
-        let parts = ReuseStrategy.allCases.map { path + "/" + $0.rawValue }.filter { access($0 + "/search.json", F_OK) == 0 }
-        if access(path + "/search.json", F_OK) != 0 && !parts.isEmpty {
+        let found = StudyArms.found(in: path, candidates: ReuseStrategy.allCases.map(\.rawValue), study: .search)
+        if !found.isEmpty {
+            let parts = found.map { Self.arms(path, found).directory($0).path }
             for part in parts {
                 let dir = SearchDirectory(path: part)
                 try execute(try dir.readSettings(), in: dir)
@@ -97,7 +105,7 @@ public struct SearchWorkflow {
     }
 
     func writeCompare(_ dirs: [String], to output: String) throws {
-        let searches = try dirs.map { path -> (summary: SearchSummary, records: [TrialRecord]) in
+        let searches = try dirs.map { path -> (summary: SearchSummary, records: [StudyEvent]) in
             let dir = SearchDirectory(path: path)
             let (settings, records) = try dir.load()
             let seconds = dir.sessionSeconds()
@@ -107,10 +115,16 @@ public struct SearchWorkflow {
         let html = SearchReport.html(searches: searches, title: "strata search: " + dirs.joined(separator: " vs "))
         try SearchReport.write(html, to: output + "/report.html")
         say("wrote \(output)/report.html")
+        // The arms' table (the same columns as `strata hpo --compare-full`), then what only a search has.
+        let rows = searches.map { s, _ in
+            StudyArms.Row(arm: s.name, seconds: s.searchSeconds, cpuSeconds: s.cpuSeconds, trials: s.trials, pruned: s.pruned ?? 0,
+                          failed: s.failed, best: s.best.map { "val_loss " + formatFixed($0.validationLoss, digits: 4) } ?? "-",
+                          testAccuracy: s.best?.testAccuracy)
+        }
+        for line in StudyArms.table(rows) { say(line) }
         for (s, _) in searches {
-            say("\(s.name): \(plural(s.trials, "trial")), search \(s.searchSeconds.map { formatFixed($0, digits: 1) + "s" } ?? "-"), training \(formatFixed(s.trainingSeconds, digits: 1))s, 2-3 conv \(formatFixed(s.multiLayerSeconds, digits: 1))s, "
-                + "executed \(formatCount(s.flopsExecuted))FLOP, skipped \(formatCount(s.flopsSkipped))FLOP, best val loss "
-                + (s.best.map { formatFixed($0.validationLoss, digits: 4) } ?? "-"))
+            say("\(s.name): training \(formatFixed(s.trainingSeconds, digits: 1))s, 2-3 conv \(formatFixed(s.multiLayerSeconds, digits: 1))s, "
+                + "executed \(formatCount(s.flopsExecuted))FLOP, skipped \(formatCount(s.flopsSkipped))FLOP")
         }
     }
 }

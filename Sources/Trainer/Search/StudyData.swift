@@ -62,6 +62,23 @@ enum StudyData {
         if !(value >= 0 && value <= 1) { problems.append("\(name) \(value) is not in [0, 1]") }
     }
 
+    /// What a worker reports of a trial and its journal event then holds, checked one way for both.
+    struct Measurements {
+        var validationLoss, validationAccuracy, testAccuracy, seconds, cpuSeconds, flopsExecuted, flopsSkipped: Double?
+
+        func problems() -> [String] {
+            var out: [String] = []
+            nonNegative(validationLoss, "validation_loss", into: &out)
+            fraction(validationAccuracy, "validation_accuracy", into: &out)
+            fraction(testAccuracy, "test_accuracy", into: &out)
+            StudyData.seconds(seconds, "seconds", into: &out)
+            StudyData.seconds(cpuSeconds, "cpu_seconds", into: &out)
+            nonNegative(flopsExecuted, "flops_executed", into: &out)
+            nonNegative(flopsSkipped, "flops_skipped", into: &out)
+            return out
+        }
+    }
+
     static func finite(_ value: Double?, _ name: String, into problems: inout [String]) {
         guard let value else { return }
         if !value.isFinite { problems.append("\(name) \(value) is not finite") }
@@ -86,14 +103,9 @@ extension TrialConfig {
 extension TrialOutcome {
     /// What is wrong with a worker's report as data (it becomes the trial's failure).
     public func problems() -> [String] {
-        var out: [String] = []
-        StudyData.nonNegative(validationLoss, "validation_loss", into: &out)
-        StudyData.fraction(validationAccuracy, "validation_accuracy", into: &out)
-        StudyData.fraction(testAccuracy, "test_accuracy", into: &out)
-        StudyData.seconds(seconds, "seconds", into: &out)
-        StudyData.nonNegative(flopsExecuted, "flops_executed", into: &out)
-        StudyData.nonNegative(flopsSkipped, "flops_skipped", into: &out)
-        StudyData.seconds(cpuSeconds, "cpu_seconds", into: &out)
+        var out = StudyData.Measurements(validationLoss: validationLoss, validationAccuracy: validationAccuracy,
+                                         testAccuracy: testAccuracy, seconds: seconds, cpuSeconds: cpuSeconds,
+                                         flopsExecuted: flopsExecuted, flopsSkipped: flopsSkipped).problems()
         if epochs < 0 { out.append("epochs \(epochs) is below 0") }
         for (e, v) in (validationAccuracies ?? []).enumerated() { StudyData.fraction(v, "validation_accuracies[\(e)]", into: &out) }
         for (e, v) in (validationLosses ?? []).enumerated() { StudyData.nonNegative(v, "validation_losses[\(e)]", into: &out) }

@@ -66,7 +66,7 @@ public struct TrialJob: Codable, Equatable, Sendable {
 /// What a worker reports back: `outcome.json` in the trial's run directory.
 public struct TrialOutcome: Codable, Equatable, Sendable {
     public var id: String
-    public var status: TrialRecord.Status
+    public var status: StudyEvent.Status
     public var error: String?
     public var validationLoss: Double?
     public var validationAccuracy: Double?
@@ -86,7 +86,7 @@ public struct TrialOutcome: Codable, Equatable, Sendable {
     /// search stops and the trial runs again on `--resume`; not the trial's own result.
     public var fault: String?
 
-    public init(id: String, status: TrialRecord.Status, error: String? = nil, validationLoss: Double? = nil,
+    public init(id: String, status: StudyEvent.Status, error: String? = nil, validationLoss: Double? = nil,
                 validationAccuracy: Double? = nil, testAccuracy: Double? = nil, seconds: Double = 0,
                 flopsExecuted: Double = 0, flopsSkipped: Double = 0, epochs: Int = 0,
                 validationLosses: [Double?]? = nil, validationAccuracies: [Double?]? = nil) {

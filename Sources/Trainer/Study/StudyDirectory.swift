@@ -1,6 +1,6 @@
 /// A study's folder, search's and hpo's alike: the one place that decides whether a folder may
-/// hold the study (`OutputPolicy`: created, empty, or already a study of this kind; `--overwrite`
-/// has emptied it before), takes its lock (one process per study), writes or reads its settings
+/// hold the study (`prepare`: created, empty, or already a study of this kind; `--overwrite`
+/// removes the study's own names first), takes its lock (one process per study), writes or reads its settings
 /// file (the study's marker: `search.json`, `hpo.json`), and names its append-only files
 /// (`journal.jsonl`: `StudyEvent` lines; `sessions.jsonl`) and its trials' folders
 /// (`trials/<id>/`, each holding `run/`, an ordinary run directory).
@@ -31,16 +31,28 @@ public struct StudyDirectory: Sendable {
         }
     }
 
-    /// Opens the folder for a new study of `settings`: the folder policy, the lock, then the
+    /// Makes the folder ready for a new study: the one folder policy of search and hpo
+    /// (`OutputPolicy`): created when absent; kept when empty, when it holds only what this
+    /// session's engine writes before the settings (its `ray.log`), or when it already holds a
+    /// study of this kind (the command judges that one when it opens it); otherwise refused with
+    /// one line (a user's `summary.json` is theirs, though a study writes one too), unless
+    /// `overwrite`, which first removes the names the study writes (and only those). Returns the
+    /// line saying what `--overwrite` removed. The workflows call it before they start an engine
+    /// (whose log lies in the folder); `openNew` calls it for everyone else.
+    @discardableResult
+    public func prepare(overwrite: Bool = false) throws -> String? {
+        if !overwrite && FileSystem.kind(of: path) == .directory && OutputPolicy.entries(path).allSatisfy({ $0 == "ray.log" }) {
+            return nil
+        }
+        return try OutputPolicy(overwrite: overwrite).prepareFolder(path, for: study).notice
+    }
+
+    /// Opens the folder for a new study of `settings`: the folder policy (`prepare`), the lock, then the
     /// settings file, written when absent. A folder that already holds a study of this kind is
     /// `existing`'s to judge: it returns the settings to go on with, or throws the one line that
     /// refuses it (hpo: pass --resume; search: continues the same search, refuses another).
     func openNew<S>(_ settings: S, file: SettingsFile<S>, existing: (S) throws -> S) throws -> (settings: S, lock: RunLock) {
-        // The folder policy (created, empty, or this study's); a folder holding only names the
-        // study writes itself (its engine's ray.log, written before the settings) is its own.
-        if FileSystem.kind(of: path) != .directory || OutputPolicy.entries(path).contains(where: { !study.writes.contains($0) }) {
-            _ = try OutputPolicy().prepareFolder(path, for: study)
-        }
+        try prepare()
         // A study already there is judged before the lock: a refusal says why, not "in use".
         if holdsStudy {
             let kept = try existing(try file.read(settingsPath))

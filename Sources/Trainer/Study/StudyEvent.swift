@@ -8,9 +8,13 @@
 /// next job continues its run), `pruned`, `finished` (its whole budget), `failed`; for the
 /// hpo's final training `final_started`, `final_finished`, `final_failed`.
 ///
-/// Journals written before this format (search's `TrialRecord` lines, hpo's `HPOTrialRecord`
-/// and `HPOFinalRecord` lines, which have no `format` field) are read and converted; a resume
-/// appends events after them.
+/// It is also the trial's record in memory: search and hpo keep each trial's latest event (its
+/// `status` says where the trial stands) and write the next one as a copy of it with the new
+/// kind and values, so nothing converts between a record and its line.
+///
+/// Journals written before this format (search's trial-state lines, hpo's trial and final
+/// lines, which have no `format` field) are read and converted (`SearchJournal.legacyEvent`,
+/// `HPORun.legacyEvent`); a resume appends events after them.
 public struct StudyEvent: Codable, Equatable, Sendable {
     /// The format this strata writes; a journal line of a newer one is refused by name.
     public static let currentFormat = 1
@@ -107,15 +111,11 @@ public struct StudyEvent: Codable, Equatable, Sendable {
             if case .float(let x) = v, !x.isFinite || abs(x) > StudyData.maxAmount { out.append("params.\(name) \(x) is not finite") }
         }
         if config == nil && params == nil { out.append("names neither a config (search) nor params (hpo)") }
-        StudyData.nonNegative(validationLoss, "validation_loss", into: &out)
-        StudyData.fraction(validationAccuracy, "validation_accuracy", into: &out)
-        StudyData.fraction(testAccuracy, "test_accuracy", into: &out)
+        out += StudyData.Measurements(validationLoss: validationLoss, validationAccuracy: validationAccuracy,
+                                      testAccuracy: testAccuracy, seconds: seconds, cpuSeconds: cpuSeconds,
+                                      flopsExecuted: flopsExecuted, flopsSkipped: flopsSkipped).problems()
         StudyData.nonNegative(testLoss, "test_loss", into: &out)
-        StudyData.seconds(seconds, "seconds", into: &out)
         StudyData.seconds(wallSeconds, "wall_seconds", into: &out)
-        StudyData.seconds(cpuSeconds, "cpu_seconds", into: &out)
-        StudyData.nonNegative(flopsExecuted, "flops_executed", into: &out)
-        StudyData.nonNegative(flopsSkipped, "flops_skipped", into: &out)
         if let attempt, attempt < 1 || attempt > 1_000_000 { out.append("attempt \(attempt) is not in 1...1000000") }
         // Search's values are losses (>= 0); hpo's may be -accuracy.
         let lowest = config != nil ? 0 : -StudyData.maxAmount
@@ -160,6 +160,31 @@ public struct StudyEvent: Codable, Equatable, Sendable {
     public static func hpoID(_ number: Int) -> String {
         let digits = String(number)
         return "trial-" + String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+    }
+}
+
+extension StudyEvent {
+    /// Where a trial stands after the event (a final's too): `running` until it ends (proposed,
+    /// started, promoted at a rung). A worker's `outcome.json` says it with the same words.
+    public enum Status: String, Codable, Sendable { case finished, failed, running, pruned }
+
+    public var status: Status {
+        switch event {
+        case .finished, .finalFinished: return .finished
+        case .failed, .finalFailed: return .failed
+        case .pruned: return .pruned
+        case .proposed, .started, .rung, .finalStarted: return .running
+        }
+    }
+
+    /// The trial's id (search's config id, hpo's `trial-NNNN`).
+    public var id: String { trial }
+
+    /// The trial's next event: this one's fields (its identity, its values so far) under a new kind.
+    public func next(_ kind: Kind) -> StudyEvent {
+        var e = self
+        e.event = kind
+        return e
     }
 }
 

@@ -8,14 +8,10 @@ public func fuzzHPOJournal(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 
     let bytes = bytes(data, size)
     for trials in [nil, 8] as [Int?] {
         guard let lines = try? HPORun.parseJournal(bytes, file: "journal.jsonl", trials: trials) else { continue }
-        for line in lines {
-            switch line {
-            case .trial(let r):
-                precondition(r.seconds.isFinite && r.seconds >= 0 && r.cost.isFinite)
-                _ = r.values.last.map { $0.isNaN || $0.isFinite }
-            case .final(let f):
-                precondition((f.testAccuracy ?? 0) >= 0 && (f.testAccuracy ?? 0) <= 1)
-            }
+        for e in lines {
+            precondition((e.seconds ?? 0).isFinite && (e.seconds ?? 0) >= 0 && e.cost.isFinite)
+            precondition((e.testAccuracy ?? 0) >= 0 && (e.testAccuracy ?? 0) <= 1)
+            _ = e.objectives.last.map { $0.isNaN || $0.isFinite }
         }
     }
     return 0

@@ -8,7 +8,7 @@ import Trainer
 public func fuzzStudyReport(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let bytes = bytes(data, size)
     guard let records = try? SearchJournal.parse(bytes, file: "journal.jsonl"), !records.isEmpty else { return 0 }
-    var last: [String: TrialRecord] = [:]
+    var last: [String: StudyEvent] = [:]
     for r in records { last[r.id] = r }
     let latest = records.filter { last[$0.id] == $0 }
     let sessions = (try? StudySession.parse(bytes, file: "sessions.jsonl")) ?? []
