@@ -48,7 +48,9 @@ while True:
 
 
 @pytest.fixture
-def worker(tmp_path):
+def worker(tmp_path, monkeypatch):
+    # $STRATA_BIN (set by CI for the other tests) would win over the stand-in.
+    monkeypatch.delenv("STRATA_BIN", raising=False)
     script = tmp_path / "worker.py"
     script.write_text(FAKE_WORKER)
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
