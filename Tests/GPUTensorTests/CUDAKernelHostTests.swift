@@ -150,12 +150,12 @@ static void shape(i64 n, i64 c, i64 h, i64 w) {
         i64 cout = c + 3, offset = 2, oh = (h + stride - 1) / stride, ow = (w + stride - 1) / stride;
         i64 outTotal = n * cout * oh * ow;
         V y(outTotal), yn(outTotal), dy = values(outTotal, 23, 0), dyn = toNHWC(dy, n, cout, oh * ow), dx(total), dxn(total);
-        strided_channel_copy_forward(x.data(), y.data(), n, c, h, w, cout, oh, ow, stride, offset);
-        strided_channel_copy_forward_nhwc(xn.data(), yn.data(), n, c, h, w, cout, oh, ow, stride, offset);
-        check("strided_channel_copy_forward_nhwc", toNHWC(y, n, cout, oh * ow), yn);
-        strided_channel_copy_backward(dy.data(), dx.data(), n, c, h, w, cout, oh, ow, stride, offset);
-        strided_channel_copy_backward_nhwc(dyn.data(), dxn.data(), n, c, h, w, cout, oh, ow, stride, offset);
-        check("strided_channel_copy_backward_nhwc", toNHWC(dx, n, c, hw), dxn);
+        shortcut_pad_forward(x.data(), y.data(), n, c, h, w, cout, oh, ow, stride, offset);
+        shortcut_pad_forward_nhwc(xn.data(), yn.data(), n, c, h, w, cout, oh, ow, stride, offset);
+        check("shortcut_pad_forward_nhwc", toNHWC(y, n, cout, oh * ow), yn);
+        shortcut_pad_backward(dy.data(), dx.data(), n, c, h, w, cout, oh, ow, stride, offset);
+        shortcut_pad_backward_nhwc(dyn.data(), dxn.data(), n, c, h, w, cout, oh, ow, stride, offset);
+        check("shortcut_pad_backward_nhwc", toNHWC(dx, n, c, hw), dxn);
     }
 }
 

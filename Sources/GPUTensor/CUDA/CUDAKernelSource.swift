@@ -72,10 +72,10 @@ __device__ __forceinline__ i64 logical_of_nhwc(i64 e, i64 c, i64 hw) {
         case dropout_forward, fill_uniform, fill_normal
         case dropout_forward_nhwc, fill_uniform_nhwc, fill_normal_nhwc
         case sgd_plain, sgd_momentum, rmsprop_update, adam_update
-        case random_crop_flip, normalize_channels, strided_channel_copy_forward, strided_channel_copy_backward
+        case random_crop_flip, normalize_channels, shortcut_pad_forward, shortcut_pad_backward
         case maxpool_forward, maxpool_backward, avgpool_forward, avgpool_backward
         case global_avgpool_forward, global_avgpool_backward
-        case random_crop_flip_nhwc, strided_channel_copy_forward_nhwc, strided_channel_copy_backward_nhwc
+        case random_crop_flip_nhwc, shortcut_pad_forward_nhwc, shortcut_pad_backward_nhwc
         case maxpool_forward_nhwc, maxpool_backward_nhwc, avgpool_forward_nhwc, avgpool_backward_nhwc
         case global_avgpool_forward_nhwc, global_avgpool_backward_nhwc
         case sum_to_slot, count_correct_to_slot

@@ -105,17 +105,7 @@ public enum CUDAPrecisionChecks {
     /// Element by element `|actual - expected| <= allowance`; the result's tolerance shows the
     /// worst element's allowance as atol.
     static func compare(_ name: String, actual: [Float], expected: [Double], allowance: [Double]) -> CheckResult {
-        precondition(actual.count == expected.count && expected.count == allowance.count, name)
-        var worst = 0.0, worstIndex = 0
-        for i in 0..<actual.count {
-            let ratio = abs(Double(actual[i]) - expected[i]) / max(allowance[i], 0x1p-1000)
-            if !(ratio <= worst) { worst = ratio; worstIndex = i }
-            if ratio.isNaN { break }
-        }
-        return CheckResult(name: name, worstRatio: worst, worstIndex: worstIndex,
-                           actual: actual.isEmpty ? 0 : Double(actual[worstIndex]),
-                           expected: expected.isEmpty ? 0 : expected[worstIndex],
-                           tolerance: Tolerance(atol: allowance.isEmpty ? 0 : allowance[worstIndex], rtol: 0))
+        bounded(name, actual, expected, allowance)
     }
 
     /// The CPU reference of (3): the CPU backend in `precision` where it has it (bf16), else its

@@ -83,8 +83,8 @@ private struct PrecisionCase {
 }
 
 /// `|actual - expected| <= bound` element by element (the worst ratio and element reported;
-/// the tolerance shown is that element's bound).
-private func bounded(_ name: String, _ actual: [Float], _ expected: [Double], _ bound: [Double]) -> CheckResult {
+/// the tolerance shown is that element's bound). Used by the CPU and the CUDA precision checks.
+func bounded(_ name: String, _ actual: [Float], _ expected: [Double], _ bound: [Double]) -> CheckResult {
     precondition(actual.count == expected.count && actual.count == bound.count, name)
     var worst = 0.0, worstIndex = 0
     for i in 0..<actual.count {

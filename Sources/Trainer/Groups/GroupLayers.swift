@@ -121,7 +121,7 @@ protocol GroupHeadLayer: AnyObject {
 /// (N, G*C, H, W) -> (G, N, C*H*W): each member's channels, flattened in PyTorch's (C, H, W)
 /// order as the member's own `Flatten` does, so that the dense weights after it are the member's.
 ///
-/// Made of backend calls only: the member's channel slice is cut out by the strided channel copy's
+/// Made of backend calls only: the member's channel slice is cut out by shortcutPad's
 /// adjoint (`shortcutPadBackward`, stride 1) and then flattened by `copy`. Backward puts each
 /// member's gradient back into its channel slice with `shortcutPadForward` (zeros elsewhere) and
 /// adds the slices; a channel-slice accumulate kernel would save those G-1 full-size additions.

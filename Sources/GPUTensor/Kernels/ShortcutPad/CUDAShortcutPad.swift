@@ -4,13 +4,13 @@ import CCuda
 // MARK: Kernels (NVRTC source, part of `CUDAKernelSource.text`) and their typed signatures
 
 extension CUDAKernelSource {
-    /// `shortcutPad` forward and backward (the C symbols are still named
-    /// `strided_channel_copy_*`: `CUDAKernelSource.Kernel` lists them).
+    /// `shortcutPad` forward and backward (C symbols `shortcut_pad_*`, listed in
+    /// `CUDAKernelSource.Kernel`).
     static let shortcutPad = #"""
 // ---- shortcutPad (x, y: (N, C, H, W)) ----------------------------------------------------------
 // shortcutPad forward: y (N, Cout, OH, OW) from x (N, Cin, H, W) at channels
 // offset ..< offset + Cin, every stride-th row and column; zero elsewhere.
-extern "C" __global__ void strided_channel_copy_forward(const float* x, float* y, i64 n, i64 cin, i64 h, i64 w, i64 cout,
+extern "C" __global__ void shortcut_pad_forward(const float* x, float* y, i64 n, i64 cin, i64 h, i64 w, i64 cout,
                                             i64 oh, i64 ow, i64 stride, i64 offset) {
     GRID_STRIDE(e, n * cout * oh * ow) {
         i64 j = e % ow, i = (e / ow) % oh, co = (e / (ow * oh)) % cout, image = e / (ow * oh * cout);
@@ -20,7 +20,7 @@ extern "C" __global__ void strided_channel_copy_forward(const float* x, float* y
 }
 
 // Its adjoint: dx (N, Cin, H, W) from dy (N, Cout, OH, OW).
-extern "C" __global__ void strided_channel_copy_backward(const float* dy, float* dx, i64 n, i64 cin, i64 h, i64 w, i64 cout,
+extern "C" __global__ void shortcut_pad_backward(const float* dy, float* dx, i64 n, i64 cin, i64 h, i64 w, i64 cout,
                                              i64 oh, i64 ow, i64 stride, i64 offset) {
     GRID_STRIDE(e, n * cin * h * w) {
         i64 j = e % w, i = (e / w) % h, ci = (e / (w * h)) % cin, image = e / (w * h * cin);
@@ -29,7 +29,7 @@ extern "C" __global__ void strided_channel_copy_backward(const float* dy, float*
     }
 }
 
-extern "C" __global__ void strided_channel_copy_forward_nhwc(const float* x, float* y, i64 n, i64 cin, i64 h, i64 w,
+extern "C" __global__ void shortcut_pad_forward_nhwc(const float* x, float* y, i64 n, i64 cin, i64 h, i64 w,
                                                              i64 cout, i64 oh, i64 ow, i64 stride, i64 offset) {
     GRID_STRIDE(e, n * cout * oh * ow) {
         i64 co = e % cout, j = (e / cout) % ow, i = (e / (cout * ow)) % oh, image = e / (cout * ow * oh);
@@ -38,7 +38,7 @@ extern "C" __global__ void strided_channel_copy_forward_nhwc(const float* x, flo
     }
 }
 
-extern "C" __global__ void strided_channel_copy_backward_nhwc(const float* dy, float* dx, i64 n, i64 cin, i64 h, i64 w,
+extern "C" __global__ void shortcut_pad_backward_nhwc(const float* dy, float* dx, i64 n, i64 cin, i64 h, i64 w,
                                                               i64 cout, i64 oh, i64 ow, i64 stride, i64 offset) {
     GRID_STRIDE(e, n * cin * h * w) {
         i64 ci = e % cin, j = (e / cin) % w, i = (e / (cin * w)) % h, image = e / (cin * w * h);
@@ -50,17 +50,17 @@ extern "C" __global__ void strided_channel_copy_backward_nhwc(const float* dy, f
 }
 
 extension CUDAKernels {
-    /// `strided_channel_copy_forward(const float* x, float* y, i64 n, i64 cin, i64 h, i64 w, i64 cout, i64 oh, i64 ow, i64 stride, i64 offset)`
-    static let shortcutPadForward = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.strided_channel_copy_forward)
+    /// `shortcut_pad_forward(const float* x, float* y, i64 n, i64 cin, i64 h, i64 w, i64 cout, i64 oh, i64 ow, i64 stride, i64 offset)`
+    static let shortcutPadForward = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.shortcut_pad_forward)
 
-    /// `strided_channel_copy_backward(const float* dy, float* dx, i64 n, i64 cin, i64 h, i64 w, i64 cout, i64 oh, i64 ow, i64 stride, i64 offset)`
-    static let shortcutPadBackward = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.strided_channel_copy_backward)
+    /// `shortcut_pad_backward(const float* dy, float* dx, i64 n, i64 cin, i64 h, i64 w, i64 cout, i64 oh, i64 ow, i64 stride, i64 offset)`
+    static let shortcutPadBackward = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.shortcut_pad_backward)
 
-    /// `strided_channel_copy_forward_nhwc(const float* x, float* y, i64 n, i64 cin, i64 h, i64 w, i64 cout, i64 oh, i64 ow, i64 stride, i64 offset)`
-    static let shortcutPadForwardNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.strided_channel_copy_forward_nhwc)
+    /// `shortcut_pad_forward_nhwc(const float* x, float* y, i64 n, i64 cin, i64 h, i64 w, i64 cout, i64 oh, i64 ow, i64 stride, i64 offset)`
+    static let shortcutPadForwardNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.shortcut_pad_forward_nhwc)
 
-    /// `strided_channel_copy_backward_nhwc(const float* dy, float* dx, i64 n, i64 cin, i64 h, i64 w, i64 cout, i64 oh, i64 ow, i64 stride, i64 offset)`
-    static let shortcutPadBackwardNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.strided_channel_copy_backward_nhwc)
+    /// `shortcut_pad_backward_nhwc(const float* dy, float* dx, i64 n, i64 cin, i64 h, i64 w, i64 cout, i64 oh, i64 ow, i64 stride, i64 offset)`
+    static let shortcutPadBackwardNHWC = CUDAKernel<Tensor, Tensor, Int, Int, Int, Int, Int, Int, Int, Int, Int>(.shortcut_pad_backward_nhwc)
 }
 
 // MARK: Launchers
