@@ -24,13 +24,14 @@ final class GroupedStudyTests: XCTestCase {
         return s
     }
 
-    func search(_ space: SearchSpace, groups: String?, pruner: StudyPrunerKind? = nil) throws -> (dir: String, records: [StudyEvent], jobs: [TrialJob]) {
+    func search(_ space: SearchSpace, groups: String?, pruner: StudyPrunerKind? = nil,
+                precision: Precision = .fp32) throws -> (dir: String, records: [StudyEvent], jobs: [TrialJob]) {
         if let groups { setenv("STRATA_TRIAL_GROUPS", groups, 1) } else { unsetenv("STRATA_TRIAL_GROUPS") }
         defer { unsetenv("STRATA_TRIAL_GROUPS") }
         let dir = try makeTemporaryDirectory(self)
         let settings = SearchSettings(space: space, reuse: .none,
                                       data: DataConfig(kind: "cifar10", path: data, validationFraction: 0.25, augment: false),
-                                      pruner: pruner)
+                                      pruner: pruner, precision: precision)
         let executor = InProcessExecutor()
         let records = try SearchEngine(directory: SearchDirectory(path: dir), settings: settings, executor: executor,
                                        threadsPerTrial: 1).run()
@@ -123,6 +124,21 @@ final class GroupedStudyTests: XCTestCase {
             XCTAssertEqual(try RunDirectory(path: grouped.dir + "/trials/\(r.id)/run").readMetrics().count, r.epochs)
         }
         for r in grouped.records where r.status == .finished { XCTAssertEqual(r.epochs, 3) }
+    }
+
+    /// A group trains in its members' precision (each member's run refuses a backend of another).
+    func testABF16GroupTrainsInBF16() throws {
+        guard (try? BackendFactory.make(.cpu, threads: 1, precision: .bf16)) != nil else {
+            throw XCTSkip("this CPU has no AVX-512 BF16")
+        }
+        let grouped = try search(space(epochs: 1), groups: "on", precision: .bf16)
+        XCTAssertEqual(grouped.jobs.count, 1)
+        XCTAssertEqual(grouped.records.map(\.status), [.finished, .finished, .finished], grouped.records.compactMap(\.error).joined())
+        for r in grouped.records {
+            let data = try Data(contentsOf: URL(fileURLWithPath: grouped.dir + "/trials/\(r.id)/run/config.json"))
+            let config = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+            XCTAssertEqual(config["precision"] as? String, "bf16")
+        }
     }
 
     func testOnTheCPUAutoFormsNoGroups() throws {

@@ -53,21 +53,7 @@ enum GroupJob {
     /// train: then each member without an outcome of its own is failed with that error by the
     /// engine). Members' outcomes are in their folders.
     static func run(_ job: TrialJob) -> TrialOutcome {
-        let cpu = processCPUSeconds()
-        var outcome: TrialOutcome
-        do { outcome = try train(job) } catch let error as InterruptedError {
-            return .failed(job.id, "\(error)")
-        } catch {
-            outcome = .failed(job.id, "\(error)")
-            if let fault = InfrastructureFault.describe(error) { outcome.fault = "\(job.directory): \(fault)" }
-        }
-        outcome.cpuSeconds = processCPUSeconds() - cpu
-        do { try SearchJSON.write(outcome, to: TrialRunner.outcomePath(job.directory)) } catch {
-            var failed = TrialOutcome.failed(job.id, "\(error)")
-            failed.fault = InfrastructureFault.describe(error).map { "\(job.directory): \($0)" } ?? outcome.fault
-            return failed
-        }
-        return outcome
+        TrialRunner.recordOutcome(job, at: TrialRunner.outcomePath(job.directory)) { try train(job) }
     }
 
     static func train(_ job: TrialJob) throws -> TrialOutcome {
@@ -75,8 +61,11 @@ enum GroupJob {
         let spec = try GroupSpec.read(from: folder + "/" + GroupSpec.fileName)
         let jobs = try spec.jobs.map { try TrialJob.read(from: $0) }
         guard let choice = DeviceChoice(parsing: job.device) else { throw SearchError("device '\(job.device)' is not cpu, cuda, cuda:N or auto") }
+        // The members' precision (one search's trials share it): a backend of another precision
+        // would be refused by each member's run.
         let backend = try WarmBackends.make(choice, threads: job.threads, strictFP32: false,
-                                              batchSize: jobs.first?.train?.batchSize ?? jobs.first?.trial?.batchSize, notice: { _ in })
+                                              batchSize: jobs.first?.train?.batchSize ?? jobs.first?.trial?.batchSize,
+                                              precision: jobs.first?.runPrecision ?? job.runPrecision, notice: { _ in })
         var locks: [Int32] = []
         defer { for l in locks { close(l) } }
         let cpu = processCPUSeconds()

@@ -32,9 +32,16 @@ public enum TrialRunner {
             // An infrastructure fault is no result: the trial runs again.
             if done.fault == nil && (done.status == .failed || job.targetEpoch.map({ done.epochs >= $0 }) ?? true) { return done }
         }
+        return recordOutcome(job, at: path) { try train(job) }
+    }
+
+    /// Runs `train` and writes its outcome (or the failure it threw) to `path` with the process
+    /// CPU time it took; never throws. An interruption writes nothing, so the job continues on
+    /// resume; an infrastructure fault is marked as such, so the engine runs the job again.
+    static func recordOutcome(_ job: TrialJob, at path: String, _ train: () throws -> TrialOutcome) -> TrialOutcome {
         var outcome: TrialOutcome
         let cpu = processCPUSeconds()
-        do { outcome = try train(job) } catch let error as InterruptedError {
+        do { outcome = try train() } catch let error as InterruptedError {
             // Stopped, not ended: no outcome.json, so the trial continues on resume.
             return .failed(job.id, "\(error)")
         } catch {
