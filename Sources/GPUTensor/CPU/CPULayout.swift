@@ -42,8 +42,14 @@ extension CPUBackend {
                 while k0 < cols {
                     let k1 = min(cols, k0 + tile)
                     for r in r0..<r1 {
-                        let srow = s + r * cols
-                        for k in k0..<k1 { d[k * rows + r] = srow[k] }
+                        // Pointer steps, not `d[k * rows + r]`: an overflow-checked multiply
+                        // per element was most of this loop's time.
+                        var from = s + r * cols + k0, to = d + k0 * rows + r
+                        for _ in k0..<k1 {
+                            to.pointee = from.pointee
+                            from += 1
+                            to += rows
+                        }
                     }
                     k0 = k1
                 }

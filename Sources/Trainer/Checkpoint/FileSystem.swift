@@ -135,6 +135,12 @@ enum FileSystem {
     /// On failure the temporary file is removed and the target is untouched; the error names the
     /// target (the temporary file is an implementation detail).
     static func writeAtomically(_ bytes: [UInt8], to path: String, calls: SystemCalls = .posix) throws {
+        try bytes.withUnsafeBytes { try writeAtomically(parts: [$0], to: path, calls: calls) }
+    }
+
+    /// `writeAtomically` of the concatenation of `parts`, written from where they lie (a large
+    /// buffer need not be copied into one array first).
+    static func writeAtomically(parts: [UnsafeRawBufferPointer], to path: String, calls: SystemCalls = .posix) throws {
         let (directory, base) = split(path)
         let temporary = directory + "/." + base + ".tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))"
 
@@ -142,7 +148,7 @@ enum FileSystem {
         guard fd >= 0 else { throw SystemCallError(call: "open", path: path, errno: errno) }
         var closed = false
         do {
-            try bytes.withUnsafeBytes { raw in
+            for raw in parts {
                 var done = 0
                 while done < raw.count {
                     let n = calls.write(fd, UnsafeRawBufferPointer(rebasing: raw[done...]))

@@ -347,18 +347,6 @@ extension CPUBackend {
     }
 }
 
-/// Eight floats from (possibly unaligned) memory, and back: the kernels above name their vectors
-/// because the compiler cannot prove that the rows and the per-channel arrays do not overlap.
-@inline(__always)
-private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
-
-@inline(__always)
-private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
-}
-
 /// `max(v, 0)` as `reluForward` computes it (`v < 0 ? 0 : v`: NaN and -0 pass), so that the fused
 /// kernels give the unfused composition's bits.
 @inline(__always)
@@ -393,7 +381,7 @@ private protocol BatchNormGradient {
 
 private struct PlainGradient: BatchNormGradient {
     let dy: UnsafeMutablePointer<Float>
-    @inline(__always) func load8(_ i: Int, channel c: Int, x: SIMD8<Float>) -> SIMD8<Float> { CPUBatchNorm.load8(dy + i) }
+    @inline(__always) func load8(_ i: Int, channel c: Int, x: SIMD8<Float>) -> SIMD8<Float> { GPUTensor.load8(dy + i) }
     @inline(__always) func load1(_ i: Int, channel c: Int, x: Float) -> Float { dy[i] }
 }
 
@@ -404,19 +392,12 @@ private struct MaskedGradient: BatchNormGradient {
     let scale: UnsafeMutablePointer<Float>
     let offset: UnsafeMutablePointer<Float>
     @inline(__always) func load8(_ i: Int, channel c: Int, x: SIMD8<Float>) -> SIMD8<Float> {
-        let v = x * CPUBatchNorm.load8(scale + c) + CPUBatchNorm.load8(offset + c)
-        return SIMD8<Float>(repeating: 0).replacing(with: CPUBatchNorm.load8(dy + i), where: v .> 0)
+        let v = x * GPUTensor.load8(scale + c) + GPUTensor.load8(offset + c)
+        return SIMD8<Float>(repeating: 0).replacing(with: GPUTensor.load8(dy + i), where: v .> 0)
     }
     @inline(__always) func load1(_ i: Int, channel c: Int, x: Float) -> Float {
         let g = dy[i]
         return x * scale[c] + offset[c] > 0 ? g : 0
-    }
-}
-
-/// Namespace for the file's vector helpers where a member name would shadow them.
-private enum CPUBatchNorm {
-    @inline(__always) static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
     }
 }
 
