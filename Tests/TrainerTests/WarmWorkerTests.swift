@@ -161,7 +161,7 @@ final class WarmWorkerTests: XCTestCase {
         let fresh = try RunData.load(config.data, seed: config.seed)
         WarmDatasets.enable()
         let first = try RunData.load(config.data, seed: config.seed)
-        let run = try TrainingRun(config: config, backend: try WarmBackends.make(.cpu, threads: 1), data: first)
+        let run = try TrainingRun(config: config, backend: try WarmBackends.make(.cpu, threads: 1, precision: .fp32), data: first)
         _ = try run.trainEpoch()
         let second = try RunData.load(config.data, seed: config.seed)
         XCTAssertEqual(WarmDatasets.counts, WarmDatasets.Counts(hits: 1, misses: 1, splitHits: 1))
@@ -181,11 +181,11 @@ final class WarmWorkerTests: XCTestCase {
     }
 
     func testWarmBackendsAreKeptPerDeviceAndThreads() throws {
-        XCTAssertFalse(try WarmBackends.make(.cpu, threads: 1) === (try WarmBackends.make(.cpu, threads: 1)), "off: a new one each time")
+        XCTAssertFalse(try WarmBackends.make(.cpu, threads: 1, precision: .fp32) === (try WarmBackends.make(.cpu, threads: 1, precision: .fp32)), "off: a new one each time")
         WarmBackends.enable()
-        let a = try WarmBackends.make(.cpu, threads: 1, batchSize: 20)
-        XCTAssertTrue(a === (try WarmBackends.make(.cpu, threads: 1, batchSize: 40)), "the CPU's plans do not depend on the batch")
-        XCTAssertFalse(a === (try WarmBackends.make(.cpu, threads: 2)))
+        let a = try WarmBackends.make(.cpu, threads: 1, batchSize: 20, precision: .fp32)
+        XCTAssertTrue(a === (try WarmBackends.make(.cpu, threads: 1, batchSize: 40, precision: .fp32)), "the CPU's plans do not depend on the batch")
+        XCTAssertFalse(a === (try WarmBackends.make(.cpu, threads: 2, precision: .fp32)))
         XCTAssertEqual(WarmBackends.hits, 1)
     }
 

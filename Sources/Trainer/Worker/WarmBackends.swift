@@ -23,8 +23,9 @@ public enum WarmBackends {
     /// `BackendFactory.make`, or the backend made before for the same device, threads, FP32
     /// mode, precision and (CUDA, whose layout depends on it) batch size. `auto` is kept under what it
     /// resolved to only when no notice was given (a fallback is re-tried, and said, each time).
+    /// The precision has no default: a group's backend once defaulted to FP32 under bf16 members.
     public static func make(_ choice: DeviceChoice, threads: Int? = nil, strictFP32: Bool = false,
-                            batchSize: Int? = nil, precision: Precision = .fp32,
+                            batchSize: Int? = nil, precision: Precision,
                             notice: (String) -> Void = { _ in }) throws -> Backend {
         guard enabled else {
             return try BackendFactory.make(choice, threads: threads, strictFP32: strictFP32, batchSize: batchSize,
