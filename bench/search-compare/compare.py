@@ -6,7 +6,10 @@ so slow drift of the machine's load does not favour one arm). Every arm is timed
 command, start-up included. Prints one markdown table; `--results FILE` also writes it there.
 
     python compare.py --strata .build/release/strata --space bench/search-measure-space.json \
-        --data DIR [--rounds 2] [--epochs N] [--results bench/search-compare/RESULTS.md]
+        --data DIR [--train-limit N] [--rounds 2] [--epochs N] [--results bench/search-compare/RESULTS.md]
+
+`--data` is a CIFAR-10 binary-batch folder or an MNIST / Fashion-MNIST IDX folder; `--train-limit N`
+goes to every arm (Strata's and Ray's draw the same N images).
 
 Columns: wall time to finish the space (median over rounds, and each round), trials per hour,
 training FLOPs executed (Strata's ledger; the Ray Tune arms train the same networks for the same
@@ -45,6 +48,8 @@ def command(arm, args, out):
                "--workers", str(args.workers), "--threads", str(args.workers), "--output", out]
     if args.epochs:
         cmd += ["--epochs", str(args.epochs)]
+    if args.train_limit:
+        cmd += ["--train-limit", str(args.train_limit)]
     return cmd
 
 
@@ -116,7 +121,8 @@ def main():
     ap.add_argument("--strata", default=".build/release/strata")
     ap.add_argument("--python", default=sys.executable, help="a Python with torch and ray[tune] for the Ray arms")
     ap.add_argument("--space", default="bench/search-measure-space.json")
-    ap.add_argument("--data", required=True)
+    ap.add_argument("--data", required=True, help="CIFAR-10 binary batches or MNIST / Fashion-MNIST IDX files")
+    ap.add_argument("--train-limit", type=int, help="every trial trains on this many of the training images (default: all)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--epochs", type=int, help="epochs of every trial (default: the space's)")
     ap.add_argument("--workers", type=int, default=2, help="trials at once, one thread each")
@@ -130,6 +136,8 @@ def main():
             sys.exit(f"--arms: '{a}' is not one of {', '.join(ARMS)}")
     if args.rounds < 1:
         sys.exit("--rounds must be at least 1")
+    if args.train_limit is not None and args.train_limit < 2:
+        sys.exit(f"--train-limit must be at least 2, got {args.train_limit}")
     if args.work:
         if os.path.exists(args.work) and os.listdir(args.work):
             sys.exit(f"--work {args.work} is not empty; choose a new folder")
@@ -163,7 +171,8 @@ def main():
     grid = space.get("grid", {})
     header = [f"Space `{args.space}` ({trials} trials: " + ", ".join(f"{k} {v}" for k, v in grid.items())
               + f"; {args.epochs or space.get('epochs')} epochs, {space.get('optimizer', 'adam')}, seed {space.get('seed', 0)}), "
-              f"data `{args.data}`, {args.workers} trials at a time, one thread each, {args.rounds} interleaved round(s); "
+              f"data `{args.data}`" + (f" (train limit {args.train_limit})" if args.train_limit else "")
+              + f", {args.workers} trials at a time, one thread each, {args.rounds} interleaved round(s); "
               f"{platform.node()}, {os.cpu_count()} CPUs, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.", ""]
     lines = header + table(arms, walls, outcomes, args, args.rounds)
     print("\n".join(lines))
@@ -171,7 +180,8 @@ def main():
         with open(args.results, "w") as f:
             f.write("# `make bench-search-compare`\n\n"
                     "Command: `make bench-search-compare PYTHON=... ROUNDS=" + str(args.rounds)
-                    + (f" EPOCHS={args.epochs}" if args.epochs else "") + f" SPACE={args.space}`\n\n"
+                    + (f" EPOCHS={args.epochs}" if args.epochs else "") + f" SPACE={args.space} DATA={args.data}"
+                    + (f" TRAIN_LIMIT={args.train_limit}" if args.train_limit else "") + "`\n\n"
                     + "\n".join(lines) + "\n")
         print(f"written to {args.results}")
 

@@ -8,11 +8,14 @@ It trains the networks `strata search` trains for the same space file, with the 
   same padding; dense ReLU layers of `hidden` units; a linear classifier), built by the PyTorch
   twin in python/strata/twin.py; weights He-normal (std sqrt(2 / fan_in)), biases zero, as
   Strata's `Initializer.heNormal`;
-- data: the CIFAR-10 binary batches; validation is the same seeded 10% of the training images as
-  Strata's `ImageDataset.split` (its Philox-4x32-10 Fisher-Yates permutation, reimplemented here
-  and checked against a Strata checkpoint's normalisation by `--print-split-stats`); images
-  scaled to [0, 1] and normalised per channel with the mean and population std of the training
-  part; no augmentation (`strata search`'s default);
+- data: the CIFAR-10 binary batches or MNIST / Fashion-MNIST IDX files (1x28x28; the cnn twin
+  is built for the data's shape); `--train-limit N` keeps the N training images `strata search
+  --train-limit N` keeps (the sorted first N of a Philox permutation on the "LIMIT" stream); then
+  validation is the same seeded 10% of those as Strata's `ImageDataset.split` (its Philox-4x32-10
+  Fisher-Yates permutation, reimplemented here and checked against a Strata checkpoint's
+  normalisation by `--print-split-stats`); the whole test set; images scaled to [0, 1] and
+  normalised per channel with the mean and population std of the training part; no augmentation
+  (`strata search`'s default);
 - training: the space's epochs, optimizer (Adam, PyTorch's defaults = Strata's), lr and batch
   size; shuffled every epoch, the last partial batch dropped; validation after each epoch; the
   trial's validation loss is its best epoch's, its test accuracy that of the epoch with the best
@@ -22,7 +25,7 @@ What differs, by nature: the random streams (initial weights, batch order) are P
 with the trial's seed, not Strata's Philox streams, so losses agree in distribution, not bit for bit.
 
     python raytune_search.py --space bench/search-measure-space.json --data DIR --output OUT.json \
-        [--epochs N] [--workers 2] [--reuse-actors]
+        [--train-limit N] [--epochs N] [--workers 2] [--reuse-actors]
 """
 
 import argparse
@@ -38,6 +41,7 @@ PYTHON_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."
 
 MASK32 = 0xFFFFFFFF
 SPLIT_STREAM = 0x5350_4C49_5400_0000  # Shuffle.splitStream, ASCII "SPLIT"
+LIMIT_STREAM = 0x4C_494D_4954         # RunData.load's --train-limit draw, ASCII "LIMIT"
 
 
 # MARK: Strata's data split and normalisation
@@ -55,16 +59,42 @@ def philox_block(seed, counter, index):
     return c0, c1, c2, c3
 
 
+def philox_blocks(seed, counter, count):
+    """philox_block(seed, counter, i) for i in 0..<count, vectorised (numpy uint64: every
+    product is of two 32-bit words, so nothing overflows); columns c0..c3."""
+    c0 = np.arange(count, dtype=np.uint64) & MASK32
+    c1 = np.zeros(count, dtype=np.uint64)       # index < 2^32
+    c2 = np.full(count, counter & MASK32, dtype=np.uint64)
+    c3 = np.full(count, (counter >> 32) & MASK32, dtype=np.uint64)
+    k0, k1 = seed & MASK32, (seed >> 32) & MASK32
+    m32, s32 = np.uint64(MASK32), np.uint64(32)
+    for r in range(10):
+        if r > 0:
+            k0, k1 = (k0 + 0x9E3779B9) & MASK32, (k1 + 0xBB67AE85) & MASK32
+        p0, p1 = np.uint64(0xD2511F53) * c0, np.uint64(0xCD9E8D57) * c2
+        c0, c1, c2, c3 = ((p1 >> s32) ^ c1 ^ np.uint64(k0)) & m32, p1 & m32, ((p0 >> s32) ^ c3 ^ np.uint64(k1)) & m32, p0 & m32
+    return c0, c1, c2, c3
+
+
 def permutation(count, seed, counter):
-    """Shuffle.permutation: Fisher-Yates, step k draws a 64-bit word from Philox elements 2k, 2k+1."""
+    """Shuffle.permutation: Fisher-Yates, step k (swapping position i = count-1-k) draws a 64-bit
+    word from Philox elements 2k, 2k+1 and maps it to 0...i by multiply-high. The draws are
+    vectorised (60,000 images: ~20 ms, not ~0.3 s, so Ray's trials pay no more than a
+    `torch.randperm` would); the swaps stay a loop."""
+    steps = count - 1
+    if steps <= 0:
+        return list(range(count))
+    c0, c1, c2, c3 = philox_blocks(seed, counter, (steps + 1) // 2)
+    hi = np.stack([c0, c2], axis=1).reshape(-1)[:steps]   # step k: block k>>1, (c0,c1) if k even else (c2,c3)
+    lo = np.stack([c1, c3], axis=1).reshape(-1)[:steps]
+    m = np.arange(count, 1, -1, dtype=np.uint64)          # i + 1 for i = count-1 ... 1
+    s32 = np.uint64(32)
+    # (word * m) >> 64 with word = hi:lo and m < 2^32: (hi*m + (lo*m >> 32)) >> 32, each below 2^64.
+    js = ((hi * m + ((lo * m) >> s32)) >> s32).tolist()
     order = list(range(count))
-    k = 0
-    for i in range(count - 1, 0, -1):
-        b = philox_block(seed, counter, k >> 1)
-        word = (b[0] << 32 | b[1]) if k & 1 == 0 else (b[2] << 32 | b[3])
-        j = (word * (i + 1)) >> 64
+    for k, j in enumerate(js):
+        i = count - 1 - k
         order[i], order[j] = order[j], order[i]
-        k += 1
     return order
 
 
@@ -76,12 +106,82 @@ def read_cifar(path):
     return rec[:, 1:].reshape(-1, 3, 32, 32), rec[:, 0].astype(np.int64)
 
 
-def load_data(data_dir, seed, validation_fraction=0.1):
-    """(train, validation, test) as float32 NCHW normalised tensors and int64 labels."""
-    parts = [read_cifar(os.path.join(data_dir, f"data_batch_{i}.bin")) for i in range(1, 6)]
-    x = np.concatenate([p[0] for p in parts])
-    y = np.concatenate([p[1] for p in parts])
-    tx, ty = read_cifar(os.path.join(data_dir, "test_batch.bin"))
+def idx_file(data_dir, prefix, kind, dims):
+    """The spellings Strata's `IDX.find` tries: `train-images-idx3-ubyte` or `train-images.idx3-ubyte`,
+    raw or `.gz`; None when there is none."""
+    for stem in (f"{prefix}-{kind}-idx{dims}-ubyte", f"{prefix}-{kind}.idx{dims}-ubyte"):
+        for name in (stem, stem + ".gz"):
+            if os.path.isfile(os.path.join(data_dir, name)):
+                return os.path.join(data_dir, name)
+    return None
+
+
+def read_idx(path, dims):
+    """An IDX unsigned-byte file (MNIST, Fashion-MNIST), raw or gzip: images (N, 1, rows, cols)
+    for dims 3, int64 labels for dims 1."""
+    import gzip
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    header = 4 + 4 * dims
+    if len(raw) < header:
+        raise ValueError(f"{path}: {len(raw)} bytes, shorter than the {header}-byte IDX header")
+    words = [int.from_bytes(raw[4 * i:4 * i + 4], "big") for i in range(1 + dims)]
+    if words[0] != 0x800 + dims:
+        raise ValueError(f"{path}: magic number {words[0]:#010x} is not {0x800 + dims:#010x} (IDX unsigned bytes, {dims} dimensions)")
+    shape = words[1:]
+    expected = header + int(np.prod(shape))
+    if len(raw) != expected:
+        raise ValueError(f"{path}: {len(raw)} bytes (decompressed), the header declares {expected}")
+    data = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    return data[:, None, :, :] if dims == 3 else data.astype(np.int64)
+
+
+def data_format(data_dir):
+    """`cifar10` (binary batches) or `idx` (MNIST / Fashion-MNIST), detected as Strata does
+    (CIFAR-10 first); None for neither."""
+    if os.path.isfile(os.path.join(data_dir, "data_batch_1.bin")):
+        return "cifar10"
+    if idx_file(data_dir, "train", "images", 3):
+        return "idx"
+    return None
+
+
+def read_dataset(data_dir):
+    """(train images, train labels, test images, test labels): uint8 NCHW, int64."""
+    fmt = data_format(data_dir)
+    if fmt == "cifar10":
+        # data_batch_*.bin in numeric order, as Strata's CIFAR10.load (data_batch_10 after _9).
+        names = [n for n in os.listdir(data_dir) if n.startswith("data_batch_") and n.endswith(".bin")]
+        names.sort(key=lambda n: (int(n[11:-4]) if n[11:-4].isdigit() else float("inf"), n))
+        parts = [read_cifar(os.path.join(data_dir, n)) for n in names]
+        tx, ty = read_cifar(os.path.join(data_dir, "test_batch.bin"))
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), tx, ty
+    if fmt == "idx":
+        sets = []
+        for prefix in ("train", "t10k"):
+            images, labels = idx_file(data_dir, prefix, "images", 3), idx_file(data_dir, prefix, "labels", 1)
+            if not images or not labels:
+                raise ValueError(f"{data_dir}: no {prefix}-images-idx3-ubyte[.gz] and {prefix}-labels-idx1-ubyte[.gz]")
+            x, y = read_idx(images, 3), read_idx(labels, 1)
+            if len(x) != len(y):
+                raise ValueError(f"{labels}: {len(y)} labels for the {len(x)} images of {images}")
+            sets += [x, y]
+        return tuple(sets)
+    raise ValueError(f"{data_dir}: neither CIFAR-10 binary batches (data_batch_1.bin ...) nor IDX files "
+                     "(train-images-idx3-ubyte[.gz] ...)")
+
+
+def load_data(data_dir, seed, train_limit=None, validation_fraction=0.1):
+    """(train, validation, test, (mean, std)): float32 NCHW normalised tensors and int64 labels,
+    as `RunData.load`: `train_limit` keeps that many training images (the sorted first
+    `train_limit` of a Philox permutation on the "LIMIT" stream), then the seeded 10% validation
+    split; the test set is never limited."""
+    x, y, tx, ty = read_dataset(data_dir)
+    if train_limit is not None and train_limit < len(x):
+        keep = sorted(permutation(len(x), seed, LIMIT_STREAM)[:train_limit])
+        x, y = x[keep], y[keep]
     n_val = int(np.floor(len(x) * validation_fraction + 0.5))   # Swift's .rounded(): half away from zero
     order = permutation(len(x), seed, SPLIT_STREAM)
     val_idx, train_idx = sorted(order[:n_val]), sorted(order[n_val:])
@@ -98,7 +198,7 @@ def load_data(data_dir, seed, validation_fraction=0.1):
 
 # MARK: One trial
 
-def train_trial(config, data_dir=None):
+def train_trial(config, data_dir=None, train_limit=None):
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -109,11 +209,13 @@ def train_trial(config, data_dir=None):
 
     torch.set_num_threads(1)
     seed = int(config["seed"])
-    (xtr, ytr), (xva, yva), (xte, yte), _ = load_data(data_dir, seed)
+    (xtr, ytr), (xva, yva), (xte, yte), _ = load_data(data_dir, seed, train_limit)
+    channels, height, width = xtr.shape[1:]
     xtr, ytr, xva, yva, xte, yte = map(torch.from_numpy, (xtr, ytr, xva, yva, xte, yte))
     torch.manual_seed(seed)
     spec = {"family": "cnn", "cnn": {"filters": [config["filters"]] * config["conv_layers"],
-                                     "kernel": config["kernel"], "hidden": list(config["hidden"])}}
+                                     "kernel": config["kernel"], "hidden": list(config["hidden"])},
+            "input": {"channels": channels, "height": height, "width": width}}
     model = models.build(spec)
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -165,7 +267,8 @@ def train_trial(config, data_dir=None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--space", required=True, help="a `strata search` space file (model cnn, a grid)")
-    ap.add_argument("--data", required=True, help="CIFAR-10 binary batches")
+    ap.add_argument("--data", required=True, help="CIFAR-10 binary batches or MNIST / Fashion-MNIST IDX files")
+    ap.add_argument("--train-limit", type=int, help="train on this many images, drawn as `strata search --train-limit` draws them")
     ap.add_argument("--output", required=True, help="results JSON (one object per trial); must not exist")
     ap.add_argument("--epochs", type=int, help="epochs of every trial (default: the space's)")
     ap.add_argument("--workers", type=int, default=2, help="trials at once (one CPU, one thread each)")
@@ -173,12 +276,17 @@ def main():
     ap.add_argument("--print-split-stats", action="store_true", help="print the split's sizes and normalisation, run nothing")
     args = ap.parse_args()
     data_dir = os.path.abspath(args.data)
+    if data_format(data_dir) is None:
+        sys.exit(f"--data {args.data}: neither CIFAR-10 binary batches (data_batch_1.bin ...) nor IDX files "
+                 "(train-images-idx3-ubyte[.gz] ...)")
+    if args.train_limit is not None and args.train_limit < 2:
+        sys.exit(f"--train-limit must be at least 2, got {args.train_limit}")
     with open(args.space) as f:
         space = json.load(f)
     if space.get("model", "cnn") != "cnn":
         sys.exit(f"{args.space}: model '{space['model']}': only the cnn family is covered")
     if args.print_split_stats:
-        (xtr, _), (xva, _), (xte, _), (mean, std) = load_data(data_dir, int(space.get("seed", 0)))
+        (xtr, _), (xva, _), (xte, _), (mean, std) = load_data(data_dir, int(space.get("seed", 0)), args.train_limit)
         print(json.dumps({"train": len(xtr), "validation": len(xva), "test": len(xte),
                           "mean": mean.tolist(), "std": std.tolist()}))
         return
@@ -197,7 +305,7 @@ def main():
     ray.init(num_cpus=args.workers)
     storage = os.path.abspath(args.output + ".ray")
     tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(train_trial, data_dir=data_dir), {"cpu": 1}),
+        tune.with_resources(tune.with_parameters(train_trial, data_dir=data_dir, train_limit=args.train_limit), {"cpu": 1}),
         param_space=param_space,
         tune_config=tune.TuneConfig(metric="best_val_loss", mode="min", reuse_actors=args.reuse_actors),
         run_config=tune.RunConfig(storage_path=storage, name="seed000"))
