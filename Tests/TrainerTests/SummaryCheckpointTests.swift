@@ -35,6 +35,19 @@ final class SummaryCheckpointTests: XCTestCase {
         XCTAssertEqual(try stateValues(run).filter { !$0.key.hasPrefix("optimizer.") },
                        before.filter { !$0.key.hasPrefix("optimizer.") })
 
+        // A search trial's summary: the best checkpoint's test figures only (one test pass, not
+        // two), the same figures as above; the model still goes back to its last weights.
+        run.testsLastEpoch = false
+        let trial = try run.summarize(seconds: 0, best: (epochOne, 1), last: dir.lastCheckpointPath)
+        XCTAssertNil(trial.lastTestLoss)
+        XCTAssertNil(trial.lastTestAccuracy)
+        XCTAssertEqual(trial.testLoss, summary.testLoss)
+        XCTAssertEqual(trial.testAccuracy, summary.testAccuracy)
+        XCTAssertEqual(trial.testCheckpoint, "best")
+        XCTAssertEqual(try stateValues(run).filter { !$0.key.hasPrefix("optimizer.") },
+                       before.filter { !$0.key.hasPrefix("optimizer.") })
+        run.testsLastEpoch = true
+
         // Without another best checkpoint: the last one, named as best when it is the best.
         let plain = try run.summarize(seconds: 0, best: (dir.lastCheckpointPath, 3), last: dir.lastCheckpointPath)
         XCTAssertEqual(plain.testCheckpoint, "best")

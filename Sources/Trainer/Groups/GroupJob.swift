@@ -250,6 +250,8 @@ enum GroupJob {
         if m.run.isFinished {
             let directory = m.recorder.directory
             let best = m.recorder.manifest.best.map { (path: FileSystem.join(directory.path, $0.file), epoch: $0.epoch) }
+            // As a lone whole trial (TrialRunner.train): the best checkpoint's test pass only.
+            if m.job.train == nil && m.job.untilEpoch == nil { m.run.testsLastEpoch = false }
             let s = try m.run.summarize(seconds: 0, best: best, last: m.recorder.lastCheckpointPath)
             try directory.writeJSON(s, to: directory.summaryPath)
             try m.recorder.complete()

@@ -82,6 +82,7 @@ public enum TrialRunner {
             let (config, data) = try newTrial(job, trial)
             run = try TrainingRun(config: config, backend: backend, data: data)
         }
+        run.testsLastEpoch = false   // the outcome reports the best checkpoint's test accuracy only
         let fitCPU = processCPUSeconds()
         let summary = try run.fit(in: directory, mode: resuming ? .resume : .new)
         // In the trial's stdout.log: what bench/warm-workers.sh counts as training (CPU time, unlike

@@ -75,7 +75,8 @@ extension TrainingRun {
     /// back for those of `last`, the checkpoint of the current epoch), so that the summary and
     /// `strata eval` report the same checkpoint; the last epoch's figures go beside them.
     public func summarize(seconds: Double, best: (path: String, epoch: Int)? = nil, last: String? = nil) throws -> RunSummary {
-        let lastTest = try data.test.map { try evaluate($0) }
+        let bestIsAnother = best.map { $0.epoch != epoch } ?? false
+        let lastTest = testsLastEpoch || !bestIsAnother || last == nil ? try data.test.map { try evaluate($0) } : nil
         var test = lastTest
         var testCheckpoint = "last", testEpoch = epoch
         if let best, best.epoch != epoch, let last, let testSet = data.test {

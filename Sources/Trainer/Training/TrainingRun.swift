@@ -81,6 +81,10 @@ public final class TrainingRun {
     /// Dynamic loss scaling (LossScaler.swift): on when the backend's precision needs it (fp16);
     /// a test may set one on any run (an FP32 run scaled by a power of two trains to the same bits).
     public var lossScaler: LossScaler?
+    /// Whether the summary also evaluates the last epoch's weights on the test set when the best
+    /// checkpoint is another epoch's (`strata train` shows both). A search trial reports only its
+    /// best checkpoint's test figures, as the Ray Tune yardstick does: one test pass, not two.
+    public var testsLastEpoch = true
     /// One slot per trainable tensor for the scaler's finiteness check (allocated on first use).
     var gradientSums: Tensor?
 
