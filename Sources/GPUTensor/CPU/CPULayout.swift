@@ -42,8 +42,8 @@ extension CPUBackend {
                 while k0 < cols {
                     let k1 = min(cols, k0 + tile)
                     for r in r0..<r1 {
-                        // Pointer steps, not `d[k * rows + r]`: an overflow-checked multiply
-                        // per element was most of this loop's time.
+                        // Pointer steps, not `d[k * rows + r]` (an overflow-checked multiply
+                        // per element).
                         var from = s + r * cols + k0, to = d + k0 * rows + r
                         for _ in k0..<k1 {
                             to.pointee = from.pointee
